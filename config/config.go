@@ -1,0 +1,133 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Defaults of Config.
+const (
+	DefaultPrefix       = "rateltd"
+	DefaultBatchSize    = 100
+	DefaultPollInterval = time.Second
+	DefaultClaimTimeout = 5 * time.Second
+	DefaultStatsTTL     = time.Hour
+	DefaultIndexShards  = 16
+)
+
+// DefaultLimit is Config.Default when none is given: 100 per minute.
+var DefaultLimit = Limit{Max: 100, Window: time.Minute}
+
+// Config configures a Client. The zero value is usable: an in-process backend, the default
+// limit for every key. A Config is read once by New; changing it afterwards has no effect.
+type Config struct {
+	// Redis is the client of the Redis (or Redis Cluster) that holds the shared state. It is
+	// never closed by rateltd. Defaults to nil: an in-process backend, for one process.
+	Redis redis.UniversalClient
+	// Prefix starts every Redis key rateltd writes. Defaults to "rateltd".
+	Prefix string
+	// Limits holds limits by exact key and by group (the text of a key before its first ':').
+	// A key's limit is, in order: Limits[key], a limit set with SetLimit, Limits[group],
+	// Default. Defaults to none.
+	Limits map[string]Limit
+	// Default is the limit of keys that have no other. Defaults to 100 per minute.
+	Default Limit
+	// BatchSize is how many waiting requests of one key the processor grants in one step.
+	// Defaults to 100.
+	BatchSize int
+	// PollInterval is how often the processor looks for work even when nothing woke it:
+	// a safety net, since wake-ups travel by pub/sub, which may lose messages. Defaults to 1s.
+	PollInterval time.Duration
+	// ClaimTimeout is how long a grant made for a request waiting on another node stays
+	// reserved for it; unclaimed after that (its node died), it is given back to the window.
+	// Defaults to 5s. Must be longer than PollInterval.
+	ClaimTimeout time.Duration
+	// StatsTTL is how long a key's counters are kept after its last activity. Defaults to 1h.
+	StatsTTL time.Duration
+	// IndexShards is how many Redis keys the index of active keys is spread over. Defaults to 16.
+	IndexShards int
+	// Logger receives the processor's warnings and errors. Defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// WithDefaults returns c with every zero field that has a default filled in.
+func (c Config) WithDefaults() Config {
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if c.Default == (Limit{}) {
+		c.Default = DefaultLimit
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = DefaultPollInterval
+	}
+	if c.ClaimTimeout == 0 {
+		c.ClaimTimeout = max(DefaultClaimTimeout, 3*c.PollInterval)
+	}
+	if c.StatsTTL == 0 {
+		c.StatsTTL = DefaultStatsTTL
+	}
+	if c.IndexShards == 0 {
+		c.IndexShards = DefaultIndexShards
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports the first field of c (after WithDefaults) that is out of range.
+func (c Config) Validate() error {
+	bad := func(name, format string, args ...any) error {
+		return fmt.Errorf("%w: Config.%s: %s", ErrInvalidConfig, name, fmt.Sprintf(format, args...))
+	}
+	if strings.ContainsAny(c.Prefix, "{}") {
+		return bad("Prefix", "must not contain '{' or '}', got %q", c.Prefix)
+	}
+	if err := c.Default.Validate("Config.Default"); err != nil {
+		return err
+	}
+	for name, l := range c.Limits {
+		if err := ValidateKey(name); err != nil {
+			return bad("Limits", "name %q: %v", name, err)
+		}
+		if err := l.Validate(fmt.Sprintf("Config.Limits[%q]", name)); err != nil {
+			return err
+		}
+	}
+	switch {
+	case c.BatchSize < 1:
+		return bad("BatchSize", "must be at least 1, got %d", c.BatchSize)
+	case c.PollInterval < time.Millisecond:
+		return bad("PollInterval", "must be at least 1ms, got %v", c.PollInterval)
+	case c.ClaimTimeout <= c.PollInterval:
+		return bad("ClaimTimeout", "must be longer than PollInterval (%v), got %v", c.PollInterval, c.ClaimTimeout)
+	case c.StatsTTL < time.Second:
+		return bad("StatsTTL", "must be at least 1s, got %v", c.StatsTTL)
+	case c.IndexShards < 1 || c.IndexShards > 1024:
+		return bad("IndexShards", "must be from 1 to 1024, got %d", c.IndexShards)
+	}
+	return nil
+}
+
+// Resolve returns the limit of key, with defaults filled in: Limits[key], then runtime[key]
+// (limits set with SetLimit), then Limits[group], then Default.
+func (c Config) Resolve(key string, runtime map[string]Limit) Limit {
+	if l, ok := c.Limits[key]; ok {
+		return l.WithDefaults()
+	}
+	if l, ok := runtime[key]; ok {
+		return l.WithDefaults()
+	}
+	if l, ok := c.Limits[Group(key)]; ok {
+		return l.WithDefaults()
+	}
+	return c.Default.WithDefaults()
+}

@@ -1,0 +1,65 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestResolveOrder(t *testing.T) {
+	exact := Limit{Max: 1, Window: time.Second}
+	group := Limit{Max: 2, Window: time.Second}
+	runtime := Limit{Max: 3, Window: time.Second}
+	def := Limit{Max: 4, Window: time.Second}
+	c := Config{Limits: map[string]Limit{"stripe:acct_1": exact, "stripe": group}, Default: def}
+	rt := map[string]Limit{"stripe:acct_1": {Max: 9, Window: time.Second}, "stripe:acct_2": runtime}
+	for key, want := range map[string]int{"stripe:acct_1": 1, "stripe:acct_2": 3, "stripe:acct_3": 2, "openai": 4} {
+		if got := c.Resolve(key, rt); got.Max != want {
+			t.Errorf("Resolve(%q).Max = %d, want %d", key, got.Max, want)
+		}
+	}
+	if got := c.Resolve("openai", nil); got.MaxQueue != DefaultMaxQueue || got.QueueTimeout != DefaultQueueTimeout {
+		t.Errorf("defaults not applied: %+v", got)
+	}
+}
+
+func TestGroup(t *testing.T) {
+	for key, want := range map[string]string{"stripe:acct:42": "stripe", "openai": "openai", ":x": ""} {
+		if got := Group(key); got != want {
+			t.Errorf("Group(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
+
+func TestValidateKey(t *testing.T) {
+	good := []string{"a", "stripe:acct_42", "ключ", "*", strings.Repeat("x", MaxKeyLen)}
+	bad := []string{"", "a{b", "}", "new\nline", "\x7f", string([]byte{0xc3}), strings.Repeat("x", MaxKeyLen+1)}
+	for _, k := range good {
+		if err := ValidateKey(k); err != nil {
+			t.Errorf("ValidateKey(%q): %v", k, err)
+		}
+	}
+	for _, k := range bad {
+		if err := ValidateKey(k); !errors.Is(err, ErrInvalidKey) {
+			t.Errorf("ValidateKey(%q) = %v, want ErrInvalidKey", k, err)
+		}
+	}
+}
+
+func TestParse(t *testing.T) {
+	for _, s := range []string{"sliding", "fixed", "token"} {
+		a, err := ParseAlgorithm(s)
+		if err != nil || a.String() != s {
+			t.Errorf("ParseAlgorithm(%q) = %v, %v", s, a, err)
+		}
+	}
+	if _, err := ParseAlgorithm("leaky"); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("ParseAlgorithm(leaky): %v", err)
+	}
+	for p := PriorityLow; p <= PriorityCritical; p++ {
+		if got, err := ParsePriority(p.String()); err != nil || got != p {
+			t.Errorf("ParsePriority(%q) = %v, %v", p, got, err)
+		}
+	}
+}

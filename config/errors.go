@@ -1,0 +1,28 @@
+package config
+
+import "errors"
+
+// The sentinel errors of rateltd. The root package re-exports each of them under the same name;
+// compare with errors.Is, never with the text.
+var (
+	// ErrQueueFull: the key's line is full and its overflow policy is Reject, or the key never
+	// queues (MaxQueue -1) and the limit is reached.
+	ErrQueueFull = errors.New("rateltd: queue full")
+	// ErrEvicted: the request was waiting and was dropped to make room (Overflow DropOldest),
+	// or its line was cleared by Reset.
+	ErrEvicted = errors.New("rateltd: evicted from queue")
+	// ErrTimeout: the request's deadline passed while it waited. Errors carrying it also
+	// satisfy errors.Is(err, context.DeadlineExceeded).
+	ErrTimeout = errors.New("rateltd: timed out waiting in queue")
+	// ErrWouldExceedDeadline: the earliest start the line allows is already past the request's
+	// deadline, so it fails at once instead of waiting.
+	ErrWouldExceedDeadline = errors.New("rateltd: would exceed deadline")
+	// ErrClosed: the Client is closed or closing.
+	ErrClosed = errors.New("rateltd: client closed")
+	// ErrUnavailable: the backend (Redis) could not be reached.
+	ErrUnavailable = errors.New("rateltd: backend unavailable")
+	// ErrInvalidKey: the key is empty, too long, not UTF-8, or holds '{', '}' or a control character.
+	ErrInvalidKey = errors.New("rateltd: invalid key")
+	// ErrInvalidConfig: a Config or Limit field is out of range; the error names the field.
+	ErrInvalidConfig = errors.New("rateltd: invalid config")
+)

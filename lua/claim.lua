@@ -1,0 +1,21 @@
+-- claim.lua: a node takes the grants other nodes' processors made for its waiting tickets.
+-- KEYS, ARGV 1-6: see lib.lua.
+-- ARGV: 7.. pairs of (ticket id, raw ticket), all owned by the calling node.
+-- Reply: a pair per ticket: {status, granted at µs}; status 0 still waiting, 1 claimed, 2 evicted.
+local out = {}
+for i = 7, #ARGV, 2 do
+  local id, raw = ARGV[i], ARGV[i + 1]
+  local at = redis.call('ZSCORE', GRANTED, raw)
+  if at then
+    redis.call('ZREM', GRANTED, raw)
+    out[#out + 1] = 1
+    out[#out + 1] = tonumber(at)
+  elseif redis.call('ZREM', EVICTED, id) == 1 then
+    out[#out + 1] = 2
+    out[#out + 1] = 0
+  else
+    out[#out + 1] = 0
+    out[#out + 1] = 0
+  end
+end
+return out

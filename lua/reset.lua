@@ -1,0 +1,18 @@
+-- reset.lua: clears a key's window, lines, unclaimed grants, counters and dead letters. Every
+-- ticket that waited is recorded as evicted, so its owner ends it with ErrEvicted. A pause stays.
+-- KEYS, ARGV 1-6: see lib.lua.
+-- Reply: how many tickets were evicted.
+local now = now_us()
+local n = 0
+for q = 2, 5 do
+  for _, raw in ipairs(redis.call('LRANGE', KEYS[q], 0, -1)) do
+    local t = decode(raw)
+    if t then mark_evicted(now, t); n = n + 1 end
+  end
+end
+for _, raw in ipairs(redis.call('ZRANGE', GRANTED, 0, -1)) do
+  local t = decode(raw)
+  if t then mark_evicted(now, t); n = n + 1 end
+end
+redis.call('DEL', W, KEYS[2], KEYS[3], KEYS[4], KEYS[5], GRANTED, STATS, DLQ)
+return n

@@ -1,0 +1,217 @@
+// Package queue holds the line of waiting requests: tickets, the four priority lists per key,
+// and the atomic steps that admit, grant, claim, cancel and refund. Backend is implemented by
+// Redis (shared by every process) and Memory (one process); both pass one conformance suite.
+package queue
+
+import (
+	"context"
+	"time"
+
+	"github.com/rateltd/rateltd/config"
+)
+
+// Params are the settings one backend call needs for one key, resolved by the caller.
+type Params struct {
+	// Limit is the key's limit, defaults filled in.
+	Limit config.Limit
+	// ExtPause is a pause that does not live in the key itself (its group's or the global
+	// one): NotPaused, PausedForever, or the µs of server time it lasts until.
+	ExtPause int64
+	// StatsTTL is how long the key's counters live after their last change.
+	StatsTTL time.Duration
+}
+
+// Pause values of Params.ExtPause and KeyState.PausedUntil.
+const (
+	NotPaused     int64 = 0
+	PausedForever int64 = -1
+)
+
+// Outcome is the answer of Admit.
+type Outcome int
+
+const (
+	// Granted: the line was empty and the limit allowed; the grant is recorded.
+	Granted Outcome = iota + 1
+	// Queued: the ticket waits in its line.
+	Queued
+	// Full: the line is full (or the key never queues); nothing was written but a counter.
+	Full
+	// WouldExceed: the earliest start the line allows is past the ticket's deadline.
+	WouldExceed
+)
+
+// AdmitReply is the result of Admit.
+type AdmitReply struct {
+	Outcome Outcome
+	// Now is the server time of the decision, µs.
+	Now int64
+	// Remaining is, when Granted, how many more may start now.
+	Remaining int
+	// Earliest is, when not Granted, the earliest start the line allows this request, µs.
+	// Zero when the key is paused with no end.
+	Earliest int64
+	// LineBefore is how many tickets waited before this one was queued.
+	LineBefore int
+	// Evicted is the raw ticket dropped to make room (DropOldest), if any.
+	Evicted []byte
+}
+
+// GrantReply is the result of one key's Grant.
+type GrantReply struct {
+	// Now is the server time of the grants, µs.
+	Now int64
+	// Next is when to grant this key again, µs; 0 when its line is empty.
+	Next int64
+	// Paused reports that nothing was granted because the key is paused.
+	Paused bool
+	// Local holds the raw tickets granted that the calling node owns.
+	Local [][]byte
+	// Remote holds the ids of other nodes that own tickets granted here (deduplicated);
+	// they are to be woken to claim them.
+	Remote [][]byte
+}
+
+// ClaimStatus is what Claim found for one ticket.
+type ClaimStatus int
+
+const (
+	// StillWaiting: the ticket is neither granted nor evicted (yet).
+	StillWaiting ClaimStatus = iota
+	// Claimed: the ticket had been granted and is now the caller's to run.
+	Claimed
+	// WasEvicted: the ticket was dropped (DropOldest or Reset).
+	WasEvicted
+)
+
+// CancelOutcome is what Cancel did.
+type CancelOutcome int
+
+const (
+	// Removed: the ticket was still waiting and has left the line.
+	Removed CancelOutcome = iota + 1
+	// Refunded: the ticket had been granted but not claimed; the grant went back to the window.
+	Refunded
+	// Absent: the ticket was in neither place (granted to this node already, expired, evicted).
+	Absent
+)
+
+// Decision is the read-only answer of Check.
+type Decision struct {
+	Allowed    bool
+	Remaining  int
+	RetryAfter time.Duration
+	ResetAfter time.Duration
+}
+
+// KeyState is a key's state as Status shows it.
+type KeyState struct {
+	Now       int64 // µs
+	Used      int
+	Remaining int
+	Queued    [config.NumPriorities]int
+	// OldestEnqueued is the Enqueued time of the longest-waiting ticket, µs; 0 when none waits.
+	OldestEnqueued int64
+	// PausedUntil is the key's own pause: NotPaused, PausedForever or µs.
+	PausedUntil int64
+	// Unclaimed counts grants waiting for their remote owner to claim them.
+	Unclaimed   int
+	DeadLetters int
+	Counters    map[string]int64
+}
+
+// Runtime is the shared configuration set at run time: limits (SetLimit) and the pauses of
+// groups and of everything ("*"), each NotPaused, PausedForever or µs until.
+type Runtime struct {
+	Limits map[string]config.Limit
+	Pauses map[string]int64
+}
+
+// Event kinds travel between nodes only to wake them early; nothing depends on their arrival.
+const (
+	// EventQueued: a ticket was queued into an empty line; processors take up the key.
+	EventQueued byte = 'q'
+	// EventRecheck: grant the key again now (resume, refund, limit change, reset).
+	EventRecheck byte = 'r'
+	// EventRuntime: the runtime configuration changed; reload it.
+	EventRuntime byte = 'c'
+	// EventClaim (to one node): grants for the key wait for it to claim them.
+	EventClaim byte = 'g'
+)
+
+// Event is a wake-up message.
+type Event struct {
+	Kind byte
+	Key  string
+}
+
+// Backend is where the lines and windows live. Every per-key method is one atomic step.
+// Implementations are safe for concurrent use.
+type Backend interface {
+	// Admit grants at once when the key is not paused, its line is empty and the limit allows;
+	// otherwise queues the ticket, or refuses it (Full, WouldExceed).
+	Admit(ctx context.Context, p Params, t *Ticket, raw []byte) (AdmitReply, error)
+	// Grant drops expired and corrupt tickets of each key, then grants up to batch waiting
+	// tickets per key in priority and FIFO order, as far as the limit allows. Tickets of other
+	// nodes are kept for them to claim; those unclaimed for claimTimeout are refunded.
+	// The replies and errors are per key, in the order of keys.
+	Grant(ctx context.Context, keys []string, ps []Params, node []byte, batch int, claimTimeout time.Duration) ([]GrantReply, []error)
+	// Claim takes the grants made for the given tickets (all of one key, owned by the caller).
+	Claim(ctx context.Context, key string, p Params, tickets []*Ticket, raws [][]byte) ([]ClaimStatus, []int64, error)
+	// Cancel removes a waiting ticket, or refunds its grant if it was granted and unclaimed.
+	Cancel(ctx context.Context, p Params, t *Ticket, raw []byte) (CancelOutcome, error)
+	// Refund gives back to the window a grant, made at grantedAt (µs), that will not run.
+	Refund(ctx context.Context, key string, p Params, id []byte, grantedAt int64) error
+	// Check reports whether a request would be granted now, changing nothing.
+	Check(ctx context.Context, key string, p Params) (Decision, error)
+	// State reads the key's window, line, pause and counters.
+	State(ctx context.Context, key string, p Params) (KeyState, error)
+	// Reset clears the key's window, line, grants and counters; tickets that waited are
+	// recorded as evicted so their owners learn it.
+	Reset(ctx context.Context, key string) error
+	// PauseKey pauses the key until the µs given, or PausedForever. ResumeKey ends it.
+	PauseKey(ctx context.Context, key string, until int64) error
+	ResumeKey(ctx context.Context, key string) error
+	// AddCounters adds deltas to the key's counters (outcomes that happen outside a script).
+	AddCounters(ctx context.Context, key string, p Params, deltas map[string]int64) error
+	// Time is the backend's clock, µs.
+	Time(ctx context.Context) (int64, error)
+
+	// Activate records in the index that key has a line, at server time at (µs); the entry
+	// lasts at least until until (µs, the deadline of the ticket that opened the line).
+	Activate(ctx context.Context, key string, at, until int64) error
+	// Deactivate removes key from the index unless it was activated at or after before (µs).
+	Deactivate(ctx context.Context, key string, before int64) error
+	// ActiveKeys lists the keys in the index.
+	ActiveKeys(ctx context.Context) ([]string, error)
+
+	// LoadRuntime reads the runtime configuration.
+	LoadRuntime(ctx context.Context) (Runtime, error)
+	// SetRuntimeLimit stores a limit for key; nil removes it.
+	SetRuntimeLimit(ctx context.Context, key string, l *config.Limit) error
+	// SetRuntimePause pauses a group or "*" until the µs given (or PausedForever);
+	// NotPaused removes the pause.
+	SetRuntimePause(ctx context.Context, name string, until int64) error
+
+	// Broadcast sends ev to every node; Notify to one.
+	Broadcast(ctx context.Context, ev Event) error
+	Notify(ctx context.Context, node []byte, ev Event) error
+	// Listen delivers the events for node (its own and broadcast ones) until stop is called.
+	// Events may be lost; the channel is closed after stop.
+	Listen(node []byte) (events <-chan Event, stop func())
+}
+
+// Counter names, as kept per key and shown by Status.
+const (
+	CountAdmitted  = "admitted"  // granted at once on arrival
+	CountQueued    = "queued"    // put in line
+	CountGranted   = "granted"   // granted from the line
+	CountExpired   = "expired"   // dropped from the line at their deadline
+	CountRejected  = "rejected"  // refused: line full or would exceed deadline
+	CountEvicted   = "evicted"   // dropped from the line to make room, or by Reset
+	CountCancelled = "cancelled" // left the line because their caller gave up
+	CountRefunded  = "refunded"  // grants given back to the window
+	CountCorrupt   = "corrupt"   // undecodable tickets moved to the dead-letter list
+	CountSucceeded = "succeeded" // fn returned no error
+	CountFailed    = "failed"    // fn returned an error or panicked
+)

@@ -1,0 +1,227 @@
+package queue_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/goleak"
+
+	"github.com/rateltd/rateltd/config"
+	"github.com/rateltd/rateltd/internal/redistest"
+	"github.com/rateltd/rateltd/queue"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	redistest.Stop()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// eachBackend runs f on a fresh Memory and on Redis under a prefix of the test's own.
+func eachBackend(t *testing.T, f func(t *testing.T, be queue.Backend)) {
+	t.Run("memory", func(t *testing.T) {
+		t.Parallel()
+		f(t, queue.NewMemory())
+	})
+	t.Run("redis", func(t *testing.T) {
+		t.Parallel()
+		srv := redistest.Server(t)
+		r := queue.NewRedis(srv.Client(t), srv.Prefix(t), 4)
+		if err := r.LoadScripts(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		f(t, r)
+	})
+}
+
+var (
+	nodeA = uuid.New()
+	nodeB = uuid.New()
+)
+
+func params(l config.Limit) queue.Params {
+	return queue.Params{Limit: l.WithDefaults(), StatsTTL: time.Minute}
+}
+
+// ticket makes a ticket of owner for key, due in a minute, with its encoding.
+func ticket(t *testing.T, be queue.Backend, key string, owner uuid.UUID, prio config.Priority) (*queue.Ticket, []byte) {
+	t.Helper()
+	now, err := be.Time(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.New()
+	tk := &queue.Ticket{ID: id[:], Key: key, Priority: prio, Enqueued: now, Deadline: now + int64(time.Minute/time.Microsecond), Owner: owner[:]}
+	raw, err := tk.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk, raw
+}
+
+func admit(t *testing.T, be queue.Backend, p queue.Params, tk *queue.Ticket, raw []byte, want queue.Outcome) queue.AdmitReply {
+	t.Helper()
+	rep, err := be.Admit(context.Background(), p, tk, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Outcome != want {
+		t.Fatalf("admit: outcome %v, want %v (%+v)", rep.Outcome, want, rep)
+	}
+	return rep
+}
+
+func grant(t *testing.T, be queue.Backend, key string, p queue.Params, node uuid.UUID) queue.GrantReply {
+	t.Helper()
+	reps, errs := be.Grant(context.Background(), []string{key}, []queue.Params{p}, node[:], 100, 5*time.Second)
+	if errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	return reps[0]
+}
+
+// A grant made for another node's ticket waits to be claimed: the owner claims it once.
+func TestRemoteGrantClaimedOnce(t *testing.T) {
+	eachBackend(t, func(t *testing.T, be queue.Backend) {
+		ctx := context.Background()
+		p := params(config.Limit{Max: 1, Window: time.Minute})
+		first, firstRaw := ticket(t, be, "k", nodeA, config.PriorityNormal)
+		admit(t, be, p, first, firstRaw, queue.Granted)
+		if err := be.PauseKey(ctx, "k", queue.PausedForever); err != nil {
+			t.Fatal(err)
+		}
+		tk, raw := ticket(t, be, "k", nodeA, config.PriorityNormal)
+		admit(t, be, p, tk, raw, queue.Queued)
+		// The first grant goes back, so the window has room once resumed.
+		if err := be.Refund(ctx, "k", p, first.ID, 0); err != nil {
+			t.Fatal(err)
+		}
+		if rep := grant(t, be, "k", p, nodeB); !rep.Paused || len(rep.Local)+len(rep.Remote) != 0 {
+			t.Fatalf("granted while paused: %+v", rep)
+		}
+		if err := be.ResumeKey(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+		rep := grant(t, be, "k", p, nodeB)
+		if len(rep.Local) != 0 || len(rep.Remote) != 1 || string(rep.Remote[0]) != string(nodeA[:]) {
+			t.Fatalf("grant by node B: %+v, want one remote grant for node A", rep)
+		}
+		st, at, err := be.Claim(ctx, "k", p, []*queue.Ticket{tk}, [][]byte{raw})
+		if err != nil || st[0] != queue.Claimed || at[0] != rep.Now {
+			t.Fatalf("claim: %v %v %v", st, at, err)
+		}
+		st, _, err = be.Claim(ctx, "k", p, []*queue.Ticket{tk}, [][]byte{raw})
+		if err != nil || st[0] != queue.StillWaiting {
+			t.Fatalf("second claim: %v %v", st, err)
+		}
+	})
+}
+
+// Cancelling a ticket granted but not yet claimed refunds its slot.
+func TestCancelAfterGrantRefunds(t *testing.T) {
+	eachBackend(t, func(t *testing.T, be queue.Backend) {
+		ctx := context.Background()
+		for _, alg := range []config.Algorithm{config.SlidingWindow, config.FixedWindow, config.TokenBucket} {
+			key := "k" + alg.String()
+			p := params(config.Limit{Algorithm: alg, Max: 2, Window: time.Hour})
+			if err := be.PauseKey(ctx, key, queue.PausedForever); err != nil {
+				t.Fatal(err)
+			}
+			tk, raw := ticket(t, be, key, nodeA, config.PriorityNormal)
+			admit(t, be, p, tk, raw, queue.Queued)
+			if err := be.ResumeKey(ctx, key); err != nil {
+				t.Fatal(err)
+			}
+			grant(t, be, key, p, nodeB)
+			if d, _ := be.Check(ctx, key, p); d.Remaining != 1 {
+				t.Fatalf("%v: remaining %d after one grant, want 1", alg, d.Remaining)
+			}
+			if out, err := be.Cancel(ctx, p, tk, raw); err != nil || out != queue.Refunded {
+				t.Fatalf("%v: cancel: %v %v, want Refunded", alg, out, err)
+			}
+			if d, _ := be.Check(ctx, key, p); d.Remaining != 2 {
+				t.Fatalf("%v: remaining %d after the refund, want 2", alg, d.Remaining)
+			}
+		}
+	})
+}
+
+// DropOldest evicts the oldest ticket of the lowest priority; its owner learns it on claim.
+// Reject refuses the newcomer.
+func TestOverflow(t *testing.T) {
+	eachBackend(t, func(t *testing.T, be queue.Backend) {
+		ctx := context.Background()
+		p := params(config.Limit{Max: 1, Window: time.Hour, MaxQueue: 2, Overflow: config.DropOldest})
+		if err := be.PauseKey(ctx, "k", queue.PausedForever); err != nil {
+			t.Fatal(err)
+		}
+		high, highRaw := ticket(t, be, "k", nodeA, config.PriorityHigh)
+		low, lowRaw := ticket(t, be, "k", nodeA, config.PriorityLow)
+		admit(t, be, p, high, highRaw, queue.Queued)
+		admit(t, be, p, low, lowRaw, queue.Queued)
+		// A low newcomer may evict the low one, but never the high one.
+		nl, nlRaw := ticket(t, be, "k", nodeB, config.PriorityLow)
+		rep := admit(t, be, p, nl, nlRaw, queue.Queued)
+		if string(rep.Evicted) != string(lowRaw) {
+			t.Fatalf("evicted %q, want the low ticket", rep.Evicted)
+		}
+		st, _, err := be.Claim(ctx, "k", p, []*queue.Ticket{low, high}, [][]byte{lowRaw, highRaw})
+		if err != nil || st[0] != queue.WasEvicted || st[1] != queue.StillWaiting {
+			t.Fatalf("claim: %v %v", st, err)
+		}
+		// Now high and the new low wait; a second low newcomer evicts the first low newcomer.
+		n2, n2Raw := ticket(t, be, "k", nodeB, config.PriorityLow)
+		if rep := admit(t, be, p, n2, n2Raw, queue.Queued); string(rep.Evicted) != string(nlRaw) {
+			t.Fatalf("evicted %q, want the first low newcomer", rep.Evicted)
+		}
+		p.Limit.Overflow = config.Reject
+		r, rRaw := ticket(t, be, "k", nodeB, config.PriorityCritical)
+		admit(t, be, p, r, rRaw, queue.Full)
+		s, err := be.State(ctx, "k", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Queued != [4]int{1, 0, 1, 0} || s.Counters[queue.CountEvicted] != 2 || s.Counters[queue.CountRejected] != 1 {
+			t.Fatalf("state %+v", s)
+		}
+	})
+}
+
+// The token bucket allows Burst at once, then one per emission interval; the fixed window
+// resets at its aligned boundary.
+func TestTokenBucketAndFixedWindow(t *testing.T) {
+	eachBackend(t, func(t *testing.T, be queue.Backend) {
+		ctx := context.Background()
+		tb := params(config.Limit{Algorithm: config.TokenBucket, Max: 10, Window: time.Hour, Burst: 3})
+		for i := range 4 {
+			tk, raw := ticket(t, be, "tb", nodeA, config.PriorityNormal)
+			want := queue.Granted
+			if i == 3 {
+				want = queue.WouldExceed // the next token comes in 6 minutes, the deadline in 1
+			}
+			admit(t, be, tb, tk, raw, want)
+		}
+		d, err := be.Check(ctx, "tb", tb)
+		if err != nil || d.Allowed || d.RetryAfter < 5*time.Minute || d.RetryAfter > 6*time.Minute {
+			t.Fatalf("token bucket check: %+v %v; want a retry in about 6 minutes", d, err)
+		}
+		fw := params(config.Limit{Algorithm: config.FixedWindow, Max: 2, Window: time.Hour})
+		for range 2 {
+			tk, raw := ticket(t, be, "fw", nodeA, config.PriorityNormal)
+			admit(t, be, fw, tk, raw, queue.Granted)
+		}
+		d, err = be.Check(ctx, "fw", fw)
+		if err != nil || d.Allowed || d.Remaining != 0 || d.RetryAfter <= 0 || d.RetryAfter > time.Hour || d.RetryAfter != d.ResetAfter {
+			t.Fatalf("fixed window check: %+v %v", d, err)
+		}
+	})
+}

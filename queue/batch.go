@@ -1,0 +1,136 @@
+package queue
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rateltd/rateltd/lua"
+)
+
+// admitBatcher sends concurrent admits in pipelines: one command per request still, but one
+// round trip and one read on the server for many. Up to maxFlights pipelines fly at once.
+// Whoever arrives while fewer fly leads: it sends every admit pending by then, its own
+// included. Whoever arrives when all fly waits; when one lands, the oldest waiter leads the
+// next. No goroutine of its own, and a lone caller waits for nobody.
+type admitBatcher struct {
+	r *Redis
+
+	mu sync.Mutex
+	// pending and flying are guarded by mu; written by every caller of do.
+	pending []*admitCall
+	flying  int
+}
+
+type admitCall struct {
+	key      string
+	args     []any
+	deadline time.Time
+	v        any
+	err      error
+	done     chan struct{} // closed when v and err are set
+	lead     chan struct{} // buffered 1: this call is to send the next batch
+	handed   bool          // the lead was sent on lead; guarded by admitBatcher.mu
+}
+
+// maxBatch bounds one pipeline; maxFlights, the pipelines in flight at once.
+const (
+	maxBatch   = 256
+	maxFlights = 8
+)
+
+func (b *admitBatcher) do(ctx context.Context, key string, args []any) (any, error) {
+	c := &admitCall{key: key, args: args, done: make(chan struct{}), lead: make(chan struct{}, 1)}
+	if d, ok := ctx.Deadline(); ok {
+		c.deadline = d
+	} else {
+		c.deadline = time.Now().Add(time.Minute)
+	}
+	b.mu.Lock()
+	b.pending = append(b.pending, c)
+	leader := b.flying < maxFlights
+	if leader {
+		b.flying++
+	}
+	b.mu.Unlock()
+	if !leader {
+		select {
+		case <-c.done:
+			// Another flight took this admit after the lead was handed here: pass the lead on.
+			select {
+			case <-c.lead:
+				b.fly()
+			default:
+			}
+			return c.v, c.err
+		case <-c.lead:
+		}
+	}
+	b.fly()
+	<-c.done
+	return c.v, c.err
+}
+
+// fly sends the pending admits and hands the lead to the oldest admit that came meanwhile.
+func (b *admitBatcher) fly() {
+	b.mu.Lock()
+	n := min(len(b.pending), maxBatch)
+	batch := b.pending[:n:n]
+	b.pending = b.pending[n:]
+	b.mu.Unlock()
+	if n > 0 { // another leader may have taken every pending admit, this one's too
+		b.send(batch)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range b.pending {
+		if !c.handed { // it stays pending: its own flight takes it
+			c.handed = true
+			c.lead <- struct{}{}
+			return
+		}
+	}
+	b.flying--
+}
+
+func (b *admitBatcher) send(batch []*admitCall) {
+	deadline := batch[0].deadline
+	for _, c := range batch[1:] {
+		if c.deadline.After(deadline) {
+			deadline = c.deadline
+		}
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	b.r.evalBatch(ctx, lua.Admit, batch)
+	cancel()
+	for _, c := range batch {
+		close(c.done)
+	}
+}
+
+// evalBatch runs s once per call in one pipeline; after NOSCRIPT (Redis restarted or flushed
+// its scripts) it loads the scripts and sends the batch again.
+func (r *Redis) evalBatch(ctx context.Context, s *redis.Script, batch []*admitCall) {
+	send := func() []*redis.Cmd {
+		if len(batch) == 1 { // no pipeline needed: one plain command
+			c := batch[0]
+			return []*redis.Cmd{s.EvalSha(ctx, r.rdb, r.ks.perKey(c.key), c.args...)}
+		}
+		cmds := make([]*redis.Cmd, len(batch))
+		pipe := r.rdb.Pipeline()
+		for i, c := range batch {
+			cmds[i] = s.EvalSha(ctx, pipe, r.ks.perKey(c.key), c.args...)
+		}
+		_, _ = pipe.Exec(ctx)
+		return cmds
+	}
+	cmds := send()
+	if anyNoScript(cmds) && r.LoadScripts(ctx) == nil {
+		cmds = send()
+	}
+	for i, c := range batch {
+		c.v, c.err = cmds[i].Result()
+	}
+}

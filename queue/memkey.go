@@ -1,0 +1,373 @@
+package queue
+
+import (
+	"bytes"
+	"time"
+
+	"github.com/rateltd/rateltd/config"
+	"github.com/rateltd/rateltd/ratelimit"
+)
+
+// memKey is one key's state in the in-process backend, the counterpart of the key's Redis
+// structures (see keys.go); its methods are the scripts of package lua, step for step. Each part
+// lapses at its own time, as the Redis key with its TTL would. Guarded by Memory.mu.
+type memKey struct {
+	win      ratelimit.Window
+	lines    [config.NumPriorities][]memTicket
+	linesExp [config.NumPriorities]int64
+	granted  map[string]int64 // raw ticket -> grant µs
+	grantExp int64
+	pause    int64 // NotPaused, PausedForever or until µs
+	stats    map[string]int64
+	statsExp int64
+	dlq      [][]byte
+	dlqExp   int64
+	evicted  map[string]int64 // ticket id -> deadline µs
+	evictExp int64
+}
+
+// memTicket is a line entry: the raw bytes and, unless they are corrupt, the decoded ticket.
+type memTicket struct {
+	raw []byte
+	t   *Ticket
+}
+
+// step is one call's inputs: the key's parameters and the time.
+type step struct {
+	p   Params
+	l   config.Limit
+	now int64
+}
+
+func newStep(p Params, now int64) step { return step{p: p, l: p.Limit, now: now} }
+
+// Mirrors of lib.lua's limits.
+const (
+	maxDrops      = 1000 // grant.lua MAX_DROPS
+	dlqKeep       = 1000 // dead letters kept per key
+	staleRefunds  = 1000 // stale remote grants refunded per grant step
+	ttlGraceMicro = 1_000_000
+)
+
+// indexGrace is how long the index outlives the deadline of the ticket that activated a key.
+const indexGrace = ttlGraceMicro
+
+// expire clears each part whose time has passed and reports whether nothing is left.
+func (k *memKey) expire(now int64) bool {
+	k.win.Expire(now)
+	for q := range k.lines {
+		if k.linesExp[q] != 0 && k.linesExp[q] <= now {
+			k.lines[q], k.linesExp[q] = nil, 0
+		}
+	}
+	if k.grantExp != 0 && k.grantExp <= now {
+		clear(k.granted)
+		k.grantExp = 0
+	}
+	if k.pause > 0 && k.pause <= now {
+		k.pause = NotPaused
+	}
+	if k.statsExp != 0 && k.statsExp <= now {
+		clear(k.stats)
+		k.statsExp = 0
+	}
+	if k.dlqExp != 0 && k.dlqExp <= now {
+		k.dlq, k.dlqExp = nil, 0
+	}
+	if k.evictExp != 0 && k.evictExp <= now {
+		clear(k.evicted)
+		k.evictExp = 0
+	}
+	return k.win.Empty() && k.lineLen() == 0 && len(k.granted) == 0 && k.pause == NotPaused &&
+		len(k.stats) == 0 && len(k.dlq) == 0 && len(k.evicted) == 0
+}
+
+func (k *memKey) lineLen() int {
+	n := 0
+	for _, l := range k.lines {
+		n += len(l)
+	}
+	return n
+}
+
+func (k *memKey) count(s step, name string, n int64) {
+	k.stats[name] += n
+	k.statsExp = s.now + max(s.p.StatsTTL.Microseconds(), 1_000_000)
+}
+
+func (k *memKey) deadLetter(s step, raw []byte) {
+	k.dlq = append(k.dlq, raw)
+	if len(k.dlq) > dlqKeep {
+		k.dlq = append(k.dlq[:0:0], k.dlq[len(k.dlq)-dlqKeep:]...)
+	}
+	k.dlqExp = s.now + max(s.p.StatsTTL.Microseconds(), 1_000_000)
+	k.count(s, CountCorrupt, 1)
+}
+
+// paused is the pause in force: ok false when none, else until (PausedForever or µs).
+func (k *memKey) paused(s step) (until int64, ok bool) {
+	if s.p.ExtPause == PausedForever || k.pause == PausedForever {
+		return PausedForever, true
+	}
+	until = max(k.pause, s.p.ExtPause)
+	return until, until > s.now
+}
+
+// pop takes the head of line q; lines that empty lose their time to live, as Redis deletes them.
+func (k *memKey) pop(q int) memTicket {
+	e := k.lines[q][0]
+	k.lines[q][0] = memTicket{}
+	k.lines[q] = k.lines[q][1:]
+	if len(k.lines[q]) == 0 {
+		k.lines[q], k.linesExp[q] = nil, 0
+	}
+	return e
+}
+
+func (k *memKey) markEvicted(s step, t *Ticket) {
+	for id, d := range k.evicted {
+		if d <= s.now {
+			delete(k.evicted, id)
+		}
+	}
+	k.evicted[string(t.ID)] = max(t.Deadline, s.now+1)
+	k.evictExp = max(k.evictExp, t.Deadline+ttlGraceMicro)
+}
+
+// admit is admit.lua.
+func (k *memKey) admit(s step, t *Ticket, raw []byte) AdmitReply {
+	_, paused := k.paused(s)
+	len0 := k.lineLen()
+	free := k.win.Free(s.l, s.now, true)
+	if !paused && len0 == 0 && free > 0 {
+		k.win.Record(s.l, s.now, string(t.ID))
+		k.count(s, CountAdmitted, 1)
+		return AdmitReply{Outcome: Granted, Now: s.now, Remaining: free - 1}
+	}
+	ahead := 0
+	for q := int(t.Priority); q < config.NumPriorities; q++ {
+		ahead += len(k.lines[q])
+	}
+	earliest := k.win.Slot(s.l, s.now, ahead+1, free)
+	if until, ok := k.paused(s); ok {
+		if until == PausedForever {
+			earliest = 0
+		} else {
+			earliest = max(earliest, until)
+		}
+	}
+	rep := AdmitReply{Now: s.now, Earliest: earliest, LineBefore: len0}
+	if s.l.MaxQueue == -1 || (earliest != 0 && earliest > t.Deadline) {
+		k.count(s, CountRejected, 1)
+		rep.Outcome = Full
+		if s.l.MaxQueue != -1 {
+			rep.Outcome = WouldExceed
+		}
+		return rep
+	}
+	if len0 >= s.l.MaxQueue {
+		var ev memTicket
+		if s.l.Overflow == config.DropOldest {
+			for q := 0; q <= int(t.Priority); q++ {
+				if len(k.lines[q]) > 0 {
+					ev = k.pop(q)
+					break
+				}
+			}
+		}
+		if ev.raw == nil {
+			k.count(s, CountRejected, 1)
+			rep.Outcome = Full
+			return rep
+		}
+		if ev.t != nil {
+			k.markEvicted(s, ev.t)
+			k.count(s, CountEvicted, 1)
+			rep.Evicted = ev.raw
+		} else {
+			k.deadLetter(s, ev.raw)
+		}
+	}
+	tk, err := DecodeTicket(raw)
+	if err != nil {
+		tk = nil
+	}
+	q := int(t.Priority)
+	k.lines[q] = append(k.lines[q], memTicket{raw: raw, t: tk})
+	k.linesExp[q] = max(k.linesExp[q], t.Deadline+ttlGraceMicro)
+	k.count(s, CountQueued, 1)
+	rep.Outcome = Queued
+	return rep
+}
+
+// grant is grant.lua.
+func (k *memKey) grant(s step, node string, batch int, claim int64) GrantReply {
+	refunded := 0
+	for raw, at := range k.granted {
+		if refunded == staleRefunds {
+			break
+		}
+		if at <= s.now-claim {
+			delete(k.granted, raw)
+			if t, err := DecodeTicket([]byte(raw)); err == nil {
+				k.win.Refund(s.l, s.now, string(t.ID), at)
+			}
+			k.count(s, CountRefunded, 1)
+			refunded++
+		}
+	}
+	until, paused := k.paused(s)
+	free := 0
+	if !paused {
+		free = k.win.Free(s.l, s.now, true)
+	}
+	rep := GrantReply{Now: s.now, Paused: paused}
+	var ids []string
+	seen := map[string]bool{}
+	drops := 0
+	for q := config.NumPriorities - 1; q >= 0; q-- {
+		for drops < maxDrops && len(k.lines[q]) > 0 {
+			e := k.lines[q][0]
+			switch {
+			case e.t == nil:
+				k.pop(q)
+				k.deadLetter(s, e.raw)
+				drops++
+			case e.t.Deadline <= s.now:
+				k.pop(q)
+				k.count(s, CountExpired, 1)
+				drops++
+			case free <= 0 || len(ids) >= batch:
+				goto nextLine
+			default:
+				k.pop(q)
+				free--
+				ids = append(ids, string(e.t.ID))
+				if string(e.t.Owner) == node {
+					rep.Local = append(rep.Local, e.raw)
+				} else {
+					k.granted[string(e.raw)] = s.now
+					if !seen[string(e.t.Owner)] {
+						seen[string(e.t.Owner)] = true
+						rep.Remote = append(rep.Remote, e.t.Owner)
+					}
+				}
+			}
+		}
+	nextLine:
+	}
+	if len(ids) > 0 {
+		k.win.Record(s.l, s.now, ids...)
+		k.count(s, CountGranted, int64(len(ids)))
+		if len(rep.Remote) > 0 {
+			k.grantExp = s.now + 2*claim
+		}
+	}
+	if k.lineLen() > 0 {
+		switch {
+		case paused:
+			rep.Next = until
+		case free > 0 || drops >= maxDrops:
+			rep.Next = s.now
+		default:
+			rep.Next = k.win.Slot(s.l, s.now, 1, 0)
+		}
+	}
+	oldest := int64(0)
+	for _, at := range k.granted {
+		if oldest == 0 || at < oldest {
+			oldest = at
+		}
+	}
+	if oldest != 0 {
+		if due := oldest + claim; rep.Next <= 0 || due < rep.Next {
+			rep.Next = due
+		}
+	}
+	return rep
+}
+
+// cancel is cancel.lua.
+func (k *memKey) cancel(s step, t *Ticket, raw []byte) CancelOutcome {
+	q := int(t.Priority)
+	for i, e := range k.lines[q] {
+		if bytes.Equal(e.raw, raw) {
+			k.lines[q] = append(k.lines[q][:i], k.lines[q][i+1:]...)
+			if len(k.lines[q]) == 0 {
+				k.lines[q], k.linesExp[q] = nil, 0
+			}
+			k.count(s, CountCancelled, 1)
+			return Removed
+		}
+	}
+	if at, ok := k.granted[string(raw)]; ok {
+		delete(k.granted, string(raw))
+		k.win.Refund(s.l, s.now, string(t.ID), at)
+		k.count(s, CountCancelled, 1)
+		k.count(s, CountRefunded, 1)
+		return Refunded
+	}
+	delete(k.evicted, string(t.ID))
+	return Absent
+}
+
+// check is check.lua.
+func (k *memKey) check(s step) Decision {
+	until, paused := k.paused(s)
+	n := k.lineLen()
+	free := k.win.Free(s.l, s.now, false)
+	d := Decision{Allowed: !paused && n == 0 && free > 0, Remaining: free,
+		ResetAfter: micros(k.win.ResetAfter(s.l, s.now))}
+	if !d.Allowed {
+		if until == PausedForever {
+			d.RetryAfter = -1
+		} else {
+			at := k.win.Slot(s.l, s.now, n+1, free)
+			if paused {
+				at = max(at, until)
+			}
+			d.RetryAfter = micros(at - s.now)
+		}
+	}
+	return d
+}
+
+// state is status.lua.
+func (k *memKey) state(s step) KeyState {
+	st := KeyState{Now: s.now, Used: k.win.Used(s.l, s.now), Remaining: k.win.Free(s.l, s.now, false),
+		PausedUntil: k.pause, Unclaimed: len(k.granted), DeadLetters: len(k.dlq), Counters: map[string]int64{}}
+	for q, line := range k.lines {
+		st.Queued[q] = len(line)
+		if len(line) > 0 && line[0].t != nil && (st.OldestEnqueued == 0 || line[0].t.Enqueued < st.OldestEnqueued) {
+			st.OldestEnqueued = line[0].t.Enqueued
+		}
+	}
+	for name, v := range k.stats {
+		st.Counters[name] = v
+	}
+	return st
+}
+
+// reset is reset.lua.
+func (k *memKey) reset(now int64) {
+	s := step{now: now}
+	for q := range k.lines {
+		for _, e := range k.lines[q] {
+			if e.t != nil {
+				k.markEvicted(s, e.t)
+			}
+		}
+		k.lines[q], k.linesExp[q] = nil, 0
+	}
+	for raw := range k.granted {
+		if t, err := DecodeTicket([]byte(raw)); err == nil {
+			k.markEvicted(s, t)
+		}
+	}
+	k.win = ratelimit.Window{}
+	clear(k.granted)
+	clear(k.stats)
+	k.grantExp, k.statsExp, k.dlq, k.dlqExp = 0, 0, nil, 0
+}
+
+func micros(us int64) time.Duration { return time.Duration(us) * time.Microsecond }

@@ -1,0 +1,345 @@
+package queue
+
+import (
+	"context"
+	"encoding/hex"
+	"sync"
+	"time"
+
+	"github.com/rateltd/rateltd/config"
+)
+
+// Memory is the in-process Backend: the same lines, windows and steps as Redis, kept in this
+// process's memory. Every Client given the same Memory shares its keys, as processes share one
+// Redis. State lapses like Redis keys with TTLs, so idle keys leave nothing behind.
+// The zero value is not usable; call NewMemory. Safe for concurrent use.
+type Memory struct {
+	epoch time.Time // wall time at creation; the clock is epoch plus monotonic time since
+	base  int64     // epoch in µs
+
+	mu        sync.Mutex
+	keys      map[string]*memKey
+	index     map[string]int64 // key -> last activation µs
+	indexExp  int64            // the index lapses as a whole at this time (0: empty)
+	runtime   Runtime
+	listeners map[string]map[*memListener]struct{} // by node id (hex)
+	lastSweep int64
+}
+
+var _ Backend = (*Memory)(nil)
+
+// NewMemory returns an empty in-process backend.
+func NewMemory() *Memory {
+	now := time.Now()
+	return &Memory{
+		epoch:     now,
+		base:      now.UnixMicro(),
+		keys:      map[string]*memKey{},
+		index:     map[string]int64{},
+		runtime:   Runtime{Limits: map[string]config.Limit{}, Pauses: map[string]int64{}},
+		listeners: map[string]map[*memListener]struct{}{},
+	}
+}
+
+// now is the backend's clock in µs: wall time at creation, advanced by the monotonic clock, so
+// that it never goes backwards.
+func (m *Memory) now() int64 { return m.base + time.Since(m.epoch).Microseconds() }
+
+// sweepEvery is how often, at most, a call checks every key for lapsed state.
+const sweepEvery = int64(time.Second / time.Microsecond)
+
+// key returns key's state with lapsed parts cleared, creating it when create is set; nil when
+// it holds nothing and create is not set. Call with mu held.
+func (m *Memory) key(key string, now int64, create bool) *memKey {
+	if now-m.lastSweep >= sweepEvery {
+		m.lastSweep = now
+		for name, k := range m.keys {
+			if k.expire(now) {
+				delete(m.keys, name)
+			}
+		}
+		if m.indexExp != 0 && m.indexExp <= now {
+			clear(m.index)
+			m.indexExp = 0
+		}
+	}
+	k := m.keys[key]
+	if k != nil && k.expire(now) && !create {
+		delete(m.keys, key)
+		return nil
+	}
+	if k == nil && create {
+		k = &memKey{granted: map[string]int64{}, evicted: map[string]int64{}, stats: map[string]int64{}}
+		m.keys[key] = k
+	}
+	return k
+}
+
+// Len is how many keys hold state (windows, lines, pauses, counters or index entries), after
+// lapsed state is cleared. An idle store has Len 0.
+func (m *Memory) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lastSweep = 0
+	m.key("", m.now(), false)
+	return len(m.keys) + len(m.index)
+}
+
+func (m *Memory) Admit(_ context.Context, p Params, t *Ticket, raw []byte) (AdmitReply, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	k := m.key(t.Key, now, true)
+	defer m.drop(t.Key, k, now)
+	return k.admit(newStep(p, now), t, raw), nil
+}
+
+// drop forgets k when it holds nothing. Call with mu held.
+func (m *Memory) drop(name string, k *memKey, now int64) {
+	if k.expire(now) {
+		delete(m.keys, name)
+	}
+}
+
+func (m *Memory) Grant(_ context.Context, keys []string, ps []Params, node []byte, batch int, claimTimeout time.Duration) ([]GrantReply, []error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	reps := make([]GrantReply, len(keys))
+	for i, name := range keys {
+		now := m.now()
+		k := m.key(name, now, true)
+		reps[i] = k.grant(newStep(ps[i], now), string(node), batch, claimTimeout.Microseconds())
+		m.drop(name, k, now)
+	}
+	return reps, make([]error, len(keys))
+}
+
+func (m *Memory) Claim(_ context.Context, key string, _ Params, tickets []*Ticket, raws [][]byte) ([]ClaimStatus, []int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := make([]ClaimStatus, len(tickets))
+	at := make([]int64, len(tickets))
+	now := m.now()
+	k := m.key(key, now, false)
+	if k == nil {
+		return st, at, nil
+	}
+	for i, t := range tickets {
+		if g, ok := k.granted[string(raws[i])]; ok {
+			delete(k.granted, string(raws[i]))
+			st[i], at[i] = Claimed, g
+		} else if _, ok := k.evicted[string(t.ID)]; ok {
+			delete(k.evicted, string(t.ID))
+			st[i] = WasEvicted
+		}
+	}
+	m.drop(key, k, now)
+	return st, at, nil
+}
+
+func (m *Memory) Cancel(_ context.Context, p Params, t *Ticket, raw []byte) (CancelOutcome, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	k := m.key(t.Key, now, true)
+	defer m.drop(t.Key, k, now)
+	return k.cancel(newStep(p, now), t, raw), nil
+}
+
+func (m *Memory) Refund(_ context.Context, key string, p Params, id []byte, grantedAt int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	k := m.key(key, now, true)
+	s := newStep(p, now)
+	k.win.Refund(p.Limit, now, string(id), grantedAt)
+	k.count(s, CountRefunded, 1)
+	return nil
+}
+
+func (m *Memory) Check(_ context.Context, key string, p Params) (Decision, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	k := m.key(key, now, false)
+	if k == nil {
+		k = &memKey{}
+	}
+	return k.check(newStep(p, now)), nil
+}
+
+func (m *Memory) State(_ context.Context, key string, p Params) (KeyState, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	k := m.key(key, now, false)
+	if k == nil {
+		k = &memKey{}
+	}
+	return k.state(newStep(p, now)), nil
+}
+
+func (m *Memory) Reset(_ context.Context, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	if k := m.key(key, now, false); k != nil {
+		k.reset(now)
+		m.drop(key, k, now)
+	}
+	return nil
+}
+
+func (m *Memory) PauseKey(_ context.Context, key string, until int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.key(key, m.now(), true).pause = until
+	return nil
+}
+
+func (m *Memory) ResumeKey(_ context.Context, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	if k := m.key(key, now, false); k != nil {
+		k.pause = NotPaused
+		m.drop(key, k, now)
+	}
+	return nil
+}
+
+func (m *Memory) AddCounters(_ context.Context, key string, p Params, deltas map[string]int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	k := m.key(key, now, true)
+	s := newStep(p, now)
+	for name, d := range deltas {
+		k.count(s, name, d)
+	}
+	return nil
+}
+
+func (m *Memory) Time(context.Context) (int64, error) { return m.now(), nil }
+
+func (m *Memory) Activate(_ context.Context, key string, at, until int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.key(key, m.now(), false) // sweeps a lapsed index first
+	m.index[key] = max(m.index[key], at)
+	m.indexExp = max(m.indexExp, until+indexGrace)
+	return nil
+}
+
+func (m *Memory) Deactivate(_ context.Context, key string, before int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if at, ok := m.index[key]; ok && at < before {
+		delete(m.index, key)
+	}
+	if len(m.index) == 0 {
+		m.indexExp = 0
+	}
+	return nil
+}
+
+func (m *Memory) ActiveKeys(context.Context) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.key("", m.now(), false)
+	keys := make([]string, 0, len(m.index))
+	for k := range m.index {
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+func (m *Memory) LoadRuntime(context.Context) (Runtime, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rt := Runtime{Limits: make(map[string]config.Limit, len(m.runtime.Limits)), Pauses: make(map[string]int64, len(m.runtime.Pauses))}
+	for k, v := range m.runtime.Limits {
+		rt.Limits[k] = v
+	}
+	for k, v := range m.runtime.Pauses {
+		rt.Pauses[k] = v
+	}
+	return rt, nil
+}
+
+func (m *Memory) SetRuntimeLimit(ctx context.Context, key string, l *config.Limit) error {
+	m.mu.Lock()
+	if l == nil {
+		delete(m.runtime.Limits, key)
+	} else {
+		m.runtime.Limits[key] = *l
+	}
+	m.mu.Unlock()
+	return m.Broadcast(ctx, Event{Kind: EventRuntime, Key: key})
+}
+
+func (m *Memory) SetRuntimePause(ctx context.Context, name string, until int64) error {
+	m.mu.Lock()
+	if until == NotPaused {
+		delete(m.runtime.Pauses, name)
+	} else {
+		m.runtime.Pauses[name] = until
+	}
+	m.mu.Unlock()
+	return m.Broadcast(ctx, Event{Kind: EventRuntime, Key: name})
+}
+
+// memListener is one Listen call's channel.
+type memListener struct{ ch chan Event }
+
+func (m *Memory) Broadcast(_ context.Context, ev Event) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, ls := range m.listeners {
+		for l := range ls {
+			l.send(ev)
+		}
+	}
+	return nil
+}
+
+func (m *Memory) Notify(_ context.Context, node []byte, ev Event) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for l := range m.listeners[hex.EncodeToString(node)] {
+		l.send(ev)
+	}
+	return nil
+}
+
+// send delivers ev unless a wake-up is already pending; events are only hints.
+func (l *memListener) send(ev Event) {
+	select {
+	case l.ch <- ev:
+	default:
+	}
+}
+
+func (m *Memory) Listen(node []byte) (<-chan Event, func()) {
+	id := hex.EncodeToString(node)
+	l := &memListener{ch: make(chan Event, 256)}
+	m.mu.Lock()
+	if m.listeners[id] == nil {
+		m.listeners[id] = map[*memListener]struct{}{}
+	}
+	m.listeners[id][l] = struct{}{}
+	m.mu.Unlock()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			m.mu.Lock()
+			delete(m.listeners[id], l)
+			if len(m.listeners[id]) == 0 {
+				delete(m.listeners, id)
+			}
+			m.mu.Unlock()
+			close(l.ch)
+		})
+	}
+	return l.ch, stop
+}

@@ -1,0 +1,463 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rateltd/rateltd/config"
+	"github.com/rateltd/rateltd/lua"
+)
+
+// Redis is the Backend shared by every process that uses one Redis or Redis Cluster. Every
+// per-key step is one script on one slot. It never closes the client it was given.
+// Safe for concurrent use.
+type Redis struct {
+	rdb   redis.UniversalClient
+	ks    keyspace
+	admit admitBatcher
+}
+
+var _ Backend = (*Redis)(nil)
+
+// NewRedis returns a Redis backend whose keys start with prefix and whose index of active
+// keys is spread over shards keys.
+func NewRedis(rdb redis.UniversalClient, prefix string, shards int) *Redis {
+	r := &Redis{rdb: rdb, ks: keyspace{prefix: prefix, shards: shards}}
+	r.admit.r = r
+	return r
+}
+
+// LoadScripts loads every script into Redis (every master of a cluster), so that the first
+// pipelined EVALSHA finds them.
+func (r *Redis) LoadScripts(ctx context.Context) error {
+	for _, s := range lua.All {
+		if err := s.Load(ctx, r.rdb).Err(); err != nil {
+			return fmt.Errorf("queue: load scripts: %w", err)
+		}
+	}
+	return nil
+}
+
+// args returns the six ARGV every per-key script starts with, followed by extra.
+func args(p Params, extra ...any) []any {
+	l := p.Limit
+	a := make([]any, 0, 6+len(extra))
+	a = append(a, int(l.Algorithm), l.Max, l.Window.Microseconds(), l.Burst,
+		max(p.StatsTTL.Milliseconds(), 1000), p.ExtPause)
+	return append(a, extra...)
+}
+
+func (r *Redis) run(ctx context.Context, s *redis.Script, key string, p Params, extra ...any) (any, error) {
+	return s.Run(ctx, r.rdb, r.ks.perKey(key), args(p, extra...)...).Result()
+}
+
+func (r *Redis) Admit(ctx context.Context, p Params, t *Ticket, raw []byte) (AdmitReply, error) {
+	v, err := r.admit.do(ctx, t.Key, args(p, raw, t.ID, int(t.Priority), t.Deadline, p.Limit.MaxQueue, int(p.Limit.Overflow)))
+	if err != nil {
+		return AdmitReply{}, fmt.Errorf("queue: admit %q: %w", t.Key, err)
+	}
+	rep, err := parseAdmit(v)
+	if err != nil {
+		return AdmitReply{}, fmt.Errorf("queue: admit %q: reply: %w", t.Key, err)
+	}
+	return rep, nil
+}
+
+func parseAdmit(v any) (AdmitReply, error) {
+	s, err := replySlice(v, 6)
+	if err != nil {
+		return AdmitReply{}, err
+	}
+	n, err := replyInts(s[:5])
+	if err != nil {
+		return AdmitReply{}, err
+	}
+	ev, err := replyBytes(s[5])
+	if err != nil {
+		return AdmitReply{}, err
+	}
+	if n[0] < int64(Granted) || n[0] > int64(WouldExceed) {
+		return AdmitReply{}, fmt.Errorf("unknown outcome %d", n[0])
+	}
+	rep := AdmitReply{Outcome: Outcome(n[0]), Now: n[1], Remaining: int(n[2]), Earliest: n[3], LineBefore: int(n[4])}
+	if len(ev) > 0 {
+		rep.Evicted = ev
+	}
+	return rep, nil
+}
+
+func (r *Redis) Grant(ctx context.Context, keys []string, ps []Params, node []byte, batch int, claimTimeout time.Duration) ([]GrantReply, []error) {
+	reps := make([]GrantReply, len(keys))
+	errs := make([]error, len(keys))
+	exec := func() []*redis.Cmd {
+		cmds := make([]*redis.Cmd, len(keys))
+		pipe := r.rdb.Pipeline()
+		for i, key := range keys {
+			cmds[i] = lua.Grant.EvalSha(ctx, pipe, r.ks.perKey(key), args(ps[i], node, batch, claimTimeout.Microseconds())...)
+		}
+		_, _ = pipe.Exec(ctx)
+		return cmds
+	}
+	cmds := exec()
+	if anyNoScript(cmds) {
+		if err := r.LoadScripts(ctx); err == nil {
+			cmds = exec()
+		}
+	}
+	for i, cmd := range cmds {
+		v, err := cmd.Result()
+		if err == nil {
+			reps[i], err = parseGrant(v)
+		}
+		if err != nil {
+			errs[i] = fmt.Errorf("queue: grant %q: %w", keys[i], err)
+		}
+	}
+	return reps, errs
+}
+
+func anyNoScript(cmds []*redis.Cmd) bool {
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			return true
+		}
+	}
+	return false
+}
+
+func parseGrant(v any) (GrantReply, error) {
+	s, err := replySlice(v, 5)
+	if err != nil {
+		return GrantReply{}, err
+	}
+	n, err := replyInts(s[:3])
+	if err != nil {
+		return GrantReply{}, err
+	}
+	rep := GrantReply{Paused: n[0] == 1, Now: n[1], Next: n[2]}
+	if rep.Local, err = replyByteList(s[3]); err != nil {
+		return GrantReply{}, fmt.Errorf("local: %w", err)
+	}
+	if rep.Remote, err = replyByteList(s[4]); err != nil {
+		return GrantReply{}, fmt.Errorf("remote: %w", err)
+	}
+	return rep, nil
+}
+
+func (r *Redis) Claim(ctx context.Context, key string, p Params, tickets []*Ticket, raws [][]byte) ([]ClaimStatus, []int64, error) {
+	extra := make([]any, 0, 2*len(tickets))
+	for i, t := range tickets {
+		extra = append(extra, t.ID, raws[i])
+	}
+	v, err := r.run(ctx, lua.Claim, key, p, extra...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("queue: claim %q: %w", key, err)
+	}
+	s, err := replySlice(v, 2*len(tickets))
+	if err == nil {
+		var n []int64
+		if n, err = replyInts(s); err == nil {
+			st := make([]ClaimStatus, len(tickets))
+			at := make([]int64, len(tickets))
+			for i := range tickets {
+				st[i], at[i] = ClaimStatus(n[2*i]), n[2*i+1]
+			}
+			return st, at, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("queue: claim %q: reply: %w", key, err)
+}
+
+func (r *Redis) Cancel(ctx context.Context, p Params, t *Ticket, raw []byte) (CancelOutcome, error) {
+	v, err := r.run(ctx, lua.Cancel, t.Key, p, raw, t.ID, int(t.Priority))
+	if err != nil {
+		return 0, fmt.Errorf("queue: cancel %q: %w", t.Key, err)
+	}
+	n, err := replyInt(v)
+	if err != nil || n < int64(Removed) || n > int64(Absent) {
+		return 0, fmt.Errorf("queue: cancel %q: reply %v: %v", t.Key, v, err)
+	}
+	return CancelOutcome(n), nil
+}
+
+func (r *Redis) Refund(ctx context.Context, key string, p Params, id []byte, grantedAt int64) error {
+	if _, err := r.run(ctx, lua.Refund, key, p, id, grantedAt); err != nil {
+		return fmt.Errorf("queue: refund %q: %w", key, err)
+	}
+	return nil
+}
+
+func (r *Redis) Check(ctx context.Context, key string, p Params) (Decision, error) {
+	v, err := r.run(ctx, lua.Check, key, p)
+	if err != nil {
+		return Decision{}, fmt.Errorf("queue: check %q: %w", key, err)
+	}
+	s, err := replySlice(v, 4)
+	var n []int64
+	if err == nil {
+		n, err = replyInts(s[:4])
+	}
+	if err != nil {
+		return Decision{}, fmt.Errorf("queue: check %q: reply: %w", key, err)
+	}
+	d := Decision{Allowed: n[0] == 1, Remaining: int(n[1]), ResetAfter: time.Duration(n[3]) * time.Microsecond}
+	if n[2] < 0 {
+		d.RetryAfter = -1
+	} else {
+		d.RetryAfter = time.Duration(n[2]) * time.Microsecond
+	}
+	return d, nil
+}
+
+func (r *Redis) State(ctx context.Context, key string, p Params) (KeyState, error) {
+	v, err := r.run(ctx, lua.Status, key, p)
+	if err != nil {
+		return KeyState{}, fmt.Errorf("queue: status %q: %w", key, err)
+	}
+	st, err := parseState(v)
+	if err != nil {
+		return KeyState{}, fmt.Errorf("queue: status %q: reply: %w", key, err)
+	}
+	return st, nil
+}
+
+func parseState(v any) (KeyState, error) {
+	s, err := replySlice(v, 12)
+	if err != nil {
+		return KeyState{}, err
+	}
+	n, err := replyInts(s[:11])
+	if err != nil {
+		return KeyState{}, err
+	}
+	st := KeyState{Now: n[0], Used: int(n[1]), Remaining: int(n[2]), OldestEnqueued: n[7], Unclaimed: int(n[9]), DeadLetters: int(n[10])}
+	for i := range config.NumPriorities {
+		st.Queued[i] = int(n[3+i])
+	}
+	switch n[8] {
+	case -2:
+		st.PausedUntil = NotPaused
+	case 0:
+		st.PausedUntil = PausedForever
+	default:
+		st.PausedUntil = n[8]
+	}
+	kv, err := replySlice(s[11], 0)
+	if err != nil {
+		return KeyState{}, fmt.Errorf("counters: %w", err)
+	}
+	st.Counters = make(map[string]int64, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		name, ok := kv[i].(string)
+		if !ok {
+			return KeyState{}, fmt.Errorf("counter name: got %T", kv[i])
+		}
+		if st.Counters[name], err = replyInt(kv[i+1]); err != nil {
+			return KeyState{}, fmt.Errorf("counter %s: %w", name, err)
+		}
+	}
+	return st, nil
+}
+
+func (r *Redis) Reset(ctx context.Context, key string) error {
+	// The reset script reads no limit; any valid Params will do.
+	p := Params{Limit: config.DefaultLimit, StatsTTL: time.Second}
+	if _, err := r.run(ctx, lua.Reset, key, p); err != nil {
+		return fmt.Errorf("queue: reset %q: %w", key, err)
+	}
+	return nil
+}
+
+func (r *Redis) PauseKey(ctx context.Context, key string, until int64) error {
+	k := r.ks.perKey(key)[kPaused]
+	var err error
+	if until == PausedForever {
+		err = r.rdb.Set(ctx, k, 0, 0).Err()
+	} else {
+		err = r.rdb.Set(ctx, k, until, 0).Err()
+		if err == nil {
+			err = r.rdb.PExpireAt(ctx, k, time.UnixMicro(until)).Err()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("queue: pause %q: %w", key, err)
+	}
+	return nil
+}
+
+func (r *Redis) ResumeKey(ctx context.Context, key string) error {
+	if err := r.rdb.Del(ctx, r.ks.perKey(key)[kPaused]).Err(); err != nil {
+		return fmt.Errorf("queue: resume %q: %w", key, err)
+	}
+	return nil
+}
+
+func (r *Redis) AddCounters(ctx context.Context, key string, p Params, deltas map[string]int64) error {
+	k := r.ks.perKey(key)[kStats]
+	_, err := r.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		for name, d := range deltas {
+			pipe.HIncrBy(ctx, k, name, d)
+		}
+		pipe.PExpire(ctx, k, max(p.StatsTTL, time.Second))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("queue: add counters %q: %w", key, err)
+	}
+	return nil
+}
+
+func (r *Redis) Time(ctx context.Context) (int64, error) {
+	t, err := r.rdb.Time(ctx).Result()
+	if err != nil {
+		return 0, fmt.Errorf("queue: time: %w", err)
+	}
+	return t.UnixMicro(), nil
+}
+
+func (r *Redis) Activate(ctx context.Context, key string, at, until int64) error {
+	ttl := max(until-at+indexGrace, indexGrace) / 1000
+	err := lua.IndexAdd.Run(ctx, r.rdb, []string{r.ks.shardOf(key)}, key, at, ttl).Err()
+	if err != nil {
+		return fmt.Errorf("queue: activate %q: %w", key, err)
+	}
+	return nil
+}
+
+func (r *Redis) Deactivate(ctx context.Context, key string, before int64) error {
+	if err := lua.IndexRemove.Run(ctx, r.rdb, []string{r.ks.shardOf(key)}, key, before).Err(); err != nil {
+		return fmt.Errorf("queue: deactivate %q: %w", key, err)
+	}
+	return nil
+}
+
+func (r *Redis) ActiveKeys(ctx context.Context) ([]string, error) {
+	cmds := make([]*redis.StringSliceCmd, r.ks.shards)
+	pipe := r.rdb.Pipeline()
+	for i := range cmds {
+		cmds[i] = pipe.ZRange(ctx, r.ks.shard(i), 0, -1)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("queue: active keys: %w", err)
+	}
+	var keys []string
+	for _, c := range cmds {
+		keys = append(keys, c.Val()...)
+	}
+	return keys, nil
+}
+
+// Runtime configuration fields: "limit:<key>" and "pause:<group or *>".
+const (
+	fieldLimit = "limit:"
+	fieldPause = "pause:"
+)
+
+func (r *Redis) LoadRuntime(ctx context.Context) (Runtime, error) {
+	m, err := r.rdb.HGetAll(ctx, r.ks.runtime()).Result()
+	if err != nil {
+		return Runtime{}, fmt.Errorf("queue: load runtime config: %w", err)
+	}
+	return parseRuntime(m, func(field string, err error) {}), nil
+}
+
+// parseRuntime reads the runtime hash; a field it cannot read is reported and skipped.
+func parseRuntime(m map[string]string, bad func(field string, err error)) Runtime {
+	rt := Runtime{Limits: map[string]config.Limit{}, Pauses: map[string]int64{}}
+	for f, v := range m {
+		switch {
+		case strings.HasPrefix(f, fieldLimit):
+			l, err := decodeLimit(v)
+			if err != nil {
+				bad(f, err)
+				continue
+			}
+			rt.Limits[f[len(fieldLimit):]] = l
+		case strings.HasPrefix(f, fieldPause):
+			var until int64
+			if _, err := fmt.Sscan(v, &until); err != nil {
+				bad(f, err)
+				continue
+			}
+			rt.Pauses[f[len(fieldPause):]] = until
+		}
+	}
+	return rt
+}
+
+func (r *Redis) SetRuntimeLimit(ctx context.Context, key string, l *config.Limit) error {
+	var err error
+	if l == nil {
+		err = r.rdb.HDel(ctx, r.ks.runtime(), fieldLimit+key).Err()
+	} else {
+		err = r.rdb.HSet(ctx, r.ks.runtime(), fieldLimit+key, encodeLimit(*l)).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("queue: set limit %q: %w", key, err)
+	}
+	return r.Broadcast(ctx, Event{Kind: EventRuntime, Key: key})
+}
+
+func (r *Redis) SetRuntimePause(ctx context.Context, name string, until int64) error {
+	var err error
+	if until == NotPaused {
+		err = r.rdb.HDel(ctx, r.ks.runtime(), fieldPause+name).Err()
+	} else {
+		err = r.rdb.HSet(ctx, r.ks.runtime(), fieldPause+name, until).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("queue: pause %q: %w", name, err)
+	}
+	return r.Broadcast(ctx, Event{Kind: EventRuntime, Key: name})
+}
+
+func (r *Redis) Broadcast(ctx context.Context, ev Event) error {
+	if err := r.rdb.Publish(ctx, r.ks.events(), encodeEvent(ev)).Err(); err != nil {
+		return fmt.Errorf("queue: broadcast: %w", err)
+	}
+	return nil
+}
+
+func (r *Redis) Notify(ctx context.Context, node []byte, ev Event) error {
+	if err := r.rdb.Publish(ctx, r.ks.node(node), encodeEvent(ev)).Err(); err != nil {
+		return fmt.Errorf("queue: notify: %w", err)
+	}
+	return nil
+}
+
+func (r *Redis) Listen(node []byte) (<-chan Event, func()) {
+	ps := r.rdb.Subscribe(context.Background(), r.ks.events(), r.ks.node(node))
+	out := make(chan Event, 256)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(out)
+		for m := range ps.Channel() {
+			if ev, ok := decodeEvent(m.Payload); ok {
+				select {
+				case out <- ev:
+				default: // a wake-up is already pending; events are only hints
+				}
+			}
+		}
+	}()
+	stop := func() {
+		_ = ps.Close()
+		<-done
+	}
+	return out, stop
+}
+
+func encodeEvent(ev Event) string { return string(ev.Kind) + ev.Key }
+
+func decodeEvent(s string) (Event, bool) {
+	if s == "" {
+		return Event{}, false
+	}
+	return Event{Kind: s[0], Key: s[1:]}, true
+}

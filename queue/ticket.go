@@ -1,0 +1,116 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/rateltd/rateltd/config"
+)
+
+// IDLen is the length in bytes of ticket and node ids (raw uuids).
+const IDLen = 16
+
+// Ticket is one waiting request. It is stored msgpack-encoded as an array, so the Lua scripts
+// read its fields by position: [1] ID, [2] Key, [3] Priority, [4] Enqueued, [5] Deadline,
+// [6] Owner. Times are microseconds of Redis server time. The encoded bytes are the ticket's
+// identity in the line: cancel and claim find it by them.
+type Ticket struct {
+	// ID is a random uuid, 16 raw bytes.
+	ID []byte
+	// Key is the rate-limit key the ticket waits for.
+	Key string
+	// Priority selects the line within the key.
+	Priority config.Priority
+	// Enqueued is when the request arrived, in µs of server time.
+	Enqueued int64
+	// Deadline is when the request stops waiting, in µs of server time.
+	Deadline int64
+	// Owner is the node (Client) that waits for the grant, 16 raw bytes.
+	Owner []byte
+}
+
+// ErrCorruptTicket reports bytes that are not a ticket.
+var ErrCorruptTicket = errors.New("queue: corrupt ticket")
+
+// ticketFields is the length of the msgpack array of a ticket.
+const ticketFields = 6
+
+// EncodeMsgpack writes t as a msgpack array. Ids go as str, not bin: Redis's Lua msgpack
+// decoder does not know bin. Integers take their smallest form.
+func (t *Ticket) EncodeMsgpack(enc *msgpack.Encoder) error {
+	enc.UseCompactInts(true)
+	if err := enc.EncodeArrayLen(ticketFields); err != nil {
+		return err
+	}
+	for _, err := range []error{
+		enc.EncodeString(string(t.ID)), enc.EncodeString(t.Key), enc.EncodeInt(int64(t.Priority)),
+		enc.EncodeInt(t.Enqueued), enc.EncodeInt(t.Deadline), enc.EncodeString(string(t.Owner)),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DecodeMsgpack reads what EncodeMsgpack wrote.
+func (t *Ticket) DecodeMsgpack(dec *msgpack.Decoder) error {
+	n, err := dec.DecodeArrayLen()
+	if err != nil {
+		return err
+	}
+	if n != ticketFields {
+		return fmt.Errorf("array of %d, want %d", n, ticketFields)
+	}
+	var id, owner string
+	var prio int64
+	for _, err := range []error{
+		decodeInto(dec.DecodeString, &id), decodeInto(dec.DecodeString, &t.Key), decodeInto(dec.DecodeInt64, &prio),
+		decodeInto(dec.DecodeInt64, &t.Enqueued), decodeInto(dec.DecodeInt64, &t.Deadline), decodeInto(dec.DecodeString, &owner),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	t.ID, t.Owner, t.Priority = []byte(id), []byte(owner), config.Priority(prio)
+	return nil
+}
+
+func decodeInto[T any](f func() (T, error), dst *T) error {
+	v, err := f()
+	*dst = v
+	return err
+}
+
+// Encode returns the msgpack encoding of t.
+func (t *Ticket) Encode() ([]byte, error) {
+	b, err := msgpack.Marshal(t)
+	if err != nil {
+		return nil, fmt.Errorf("queue: encode ticket: %w", err)
+	}
+	return b, nil
+}
+
+// DecodeTicket parses b, checking every field, so that corrupt bytes from Redis are an error,
+// never a panic.
+func DecodeTicket(b []byte) (*Ticket, error) {
+	var t Ticket
+	if err := msgpack.Unmarshal(b, &t); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorruptTicket, err)
+	}
+	switch {
+	case len(t.ID) != IDLen:
+		return nil, fmt.Errorf("%w: id is %d bytes", ErrCorruptTicket, len(t.ID))
+	case len(t.Owner) != IDLen:
+		return nil, fmt.Errorf("%w: owner is %d bytes", ErrCorruptTicket, len(t.Owner))
+	case !t.Priority.Valid():
+		return nil, fmt.Errorf("%w: priority %d", ErrCorruptTicket, t.Priority)
+	case t.Deadline <= 0 || t.Enqueued <= 0:
+		return nil, fmt.Errorf("%w: times %d, %d", ErrCorruptTicket, t.Enqueued, t.Deadline)
+	case config.ValidateKey(t.Key) != nil:
+		return nil, fmt.Errorf("%w: key %q", ErrCorruptTicket, t.Key)
+	}
+	return &t, nil
+}
