@@ -1,0 +1,192 @@
+package rateltd
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/rateltd/rateltd/config"
+	"github.com/rateltd/rateltd/queue"
+)
+
+// Decision is the answer of Check: whether a request would start now, how many more could,
+// how long until one could (RetryAfter; -1 when the key is paused with no end), and how long
+// until the window is entirely free (ResetAfter).
+type Decision = queue.Decision
+
+// Counters are a key's counts since its counters were last reset or expired (Config.StatsTTL
+// after their last change), across all nodes. Succeeded and Failed reach Redis at each node's
+// next poll.
+type Counters struct {
+	Admitted, Queued, Granted, Expired, Rejected, Evicted, Cancelled, Refunded, Corrupt,
+	Succeeded, Failed int64
+}
+
+// Status is a key's state, read at one instant of server time.
+type Status struct {
+	Key   string
+	Limit Limit
+	// Used is how many grants count against the window now; Remaining how many more may start.
+	Used, Remaining int
+	// Queued is how many requests wait, all priorities; QueuedByPriority by priority
+	// (indexed by Priority).
+	Queued           int
+	QueuedByPriority [config.NumPriorities]int
+	// OldestWait is how long the longest-waiting request has waited.
+	OldestWait time.Duration
+	// Paused reports a pause of the key, its group or everything; PausedUntil is when it ends,
+	// zero for a pause with no end.
+	Paused      bool
+	PausedUntil time.Time
+	// Unclaimed counts grants waiting for their node to take them; DeadLetters, corrupt
+	// tickets kept for inspection.
+	Unclaimed, DeadLetters int
+	Counters               Counters
+}
+
+// Check reports whether a request for key would start now, without consuming anything.
+func (c *Client) Check(ctx context.Context, key string) (Decision, error) {
+	if err := c.usable(key); err != nil {
+		return Decision{}, err
+	}
+	d, err := c.node.Backend().Check(ctx, key, c.node.Params(key))
+	if err != nil {
+		return Decision{}, unavailable(err)
+	}
+	return d, nil
+}
+
+// Status reads the state of key.
+func (c *Client) Status(ctx context.Context, key string) (Status, error) {
+	if err := c.usable(key); err != nil {
+		return Status{}, err
+	}
+	p := c.node.Params(key)
+	ks, err := c.node.Backend().State(ctx, key, p)
+	if err != nil {
+		return Status{}, unavailable(err)
+	}
+	st := Status{Key: key, Limit: p.Limit, Used: ks.Used, Remaining: ks.Remaining, QueuedByPriority: ks.Queued,
+		Unclaimed: ks.Unclaimed, DeadLetters: ks.DeadLetters}
+	for _, q := range ks.Queued {
+		st.Queued += q
+	}
+	if ks.OldestEnqueued > 0 {
+		st.OldestWait = max(0, time.Duration(ks.Now-ks.OldestEnqueued)*time.Microsecond)
+	}
+	for _, until := range [2]int64{ks.PausedUntil, p.ExtPause} {
+		switch {
+		case until == queue.PausedForever:
+			st.Paused, st.PausedUntil = true, time.Time{}
+		case until > ks.Now && !(st.Paused && st.PausedUntil.IsZero()):
+			if t := c.node.LocalTime(until); !st.Paused || t.After(st.PausedUntil) {
+				st.PausedUntil = t
+			}
+			st.Paused = true
+		}
+	}
+	m := ks.Counters
+	st.Counters = Counters{Admitted: m[queue.CountAdmitted], Queued: m[queue.CountQueued], Granted: m[queue.CountGranted],
+		Expired: m[queue.CountExpired], Rejected: m[queue.CountRejected], Evicted: m[queue.CountEvicted],
+		Cancelled: m[queue.CountCancelled], Refunded: m[queue.CountRefunded], Corrupt: m[queue.CountCorrupt],
+		Succeeded: m[queue.CountSucceeded], Failed: m[queue.CountFailed]}
+	return st, nil
+}
+
+// Pause stops granting for name until Resume: name is a key, and also a group (every key
+// whose text before the first ':' is name); "*" pauses every key. Requests keep queueing
+// while paused. A key's own pause takes effect atomically with the next grant; the pause of
+// a group or of everything reaches other nodes by pub/sub at once and by their poll at the
+// latest (Config.PollInterval).
+func (c *Client) Pause(ctx context.Context, name string) error {
+	return c.setPause(ctx, name, queue.PausedForever)
+}
+
+// Resume ends a pause made by Pause with the same name; the lines drain at the limit.
+func (c *Client) Resume(ctx context.Context, name string) error {
+	return c.setPause(ctx, name, queue.NotPaused)
+}
+
+func (c *Client) setPause(ctx context.Context, name string, until int64) error {
+	if c.isClosed() {
+		return ErrClosed
+	}
+	be := c.node.Backend()
+	if name != "*" {
+		if err := config.ValidateKey(name); err != nil {
+			return err
+		}
+		var err error
+		if until == queue.NotPaused {
+			err = be.ResumeKey(ctx, name)
+		} else {
+			err = be.PauseKey(ctx, name, until)
+		}
+		if err != nil {
+			return unavailable(err)
+		}
+		if config.Group(name) != name { // not a group name: no runtime pause to change
+			return c.recheck(ctx, name)
+		}
+	}
+	if err := be.SetRuntimePause(ctx, name, until); err != nil {
+		return unavailable(err)
+	}
+	if err := c.node.RefreshRuntime(ctx); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// Reset clears key's window, line and counters. Requests waiting for it end with ErrEvicted.
+// A pause stays.
+func (c *Client) Reset(ctx context.Context, key string) error {
+	if err := c.usable(key); err != nil {
+		return err
+	}
+	if err := c.node.Backend().Reset(ctx, key); err != nil {
+		return unavailable(err)
+	}
+	return c.recheck(ctx, key)
+}
+
+// SetLimit sets the limit of key for every node, at run time. It ranks below a limit
+// configured for the exact key in Config.Limits and above one configured for its group. The
+// zero Limit removes the limit set for key.
+func (c *Client) SetLimit(ctx context.Context, key string, l Limit) error {
+	if err := c.usable(key); err != nil {
+		return err
+	}
+	var lp *Limit
+	if l != (Limit{}) {
+		if err := l.Validate("Limit"); err != nil {
+			return err
+		}
+		lp = &l
+	}
+	if err := c.node.Backend().SetRuntimeLimit(ctx, key, lp); err != nil {
+		return unavailable(err)
+	}
+	if err := c.node.RefreshRuntime(ctx); err != nil {
+		return unavailable(err)
+	}
+	c.node.Recheck(key)
+	return nil
+}
+
+func (c *Client) recheck(ctx context.Context, key string) error {
+	c.node.Recheck(key)
+	if err := c.node.Backend().Broadcast(ctx, queue.Event{Kind: queue.EventRecheck, Key: key}); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+func (c *Client) usable(key string) error {
+	if c.isClosed() {
+		return ErrClosed
+	}
+	return config.ValidateKey(key)
+}
+
+func unavailable(err error) error { return fmt.Errorf("%w: %v", ErrUnavailable, err) }

@@ -1,0 +1,52 @@
+// Package rateltd turns a rate limit into a line to wait in instead of an error.
+//
+// Any number of processes call [Client.Request] with a key such as "openai". While the key is
+// under its limit, fn runs at once. When the limit is reached, the request waits in a line
+// shared through Redis — by priority, first come first served, with a deadline — and fn runs
+// on the calling goroutine the moment the limit allows. Across all processes the limit is never
+// exceeded; time is Redis server time.
+//
+// # Getting started
+//
+//	rl, err := rateltd.New(rateltd.Config{
+//		Redis:  rdb, // a redis.UniversalClient; nil for an in-process backend
+//		Limits: map[string]rateltd.Limit{"openai": {Max: 500, Window: time.Minute}},
+//	})
+//	if err != nil { ... }
+//	defer rl.Close()
+//	v, err := rl.Request(ctx, "openai", func(ctx context.Context) (any, error) {
+//		return callOpenAI(ctx)
+//	}, rateltd.WithPriority(rateltd.PriorityHigh), rateltd.WithTimeout(10*time.Second))
+//
+// [Do] is the typed form, [Client.RequestAsync] runs on its own goroutine.
+//
+// # Limits
+//
+// A key's limit is, in order: the one in [Config].Limits for the exact key, one set at run
+// time with [Client.SetLimit], the one in Limits for its group (the text before the first ':',
+// so "stripe" covers "stripe:acct_42"), and [Config].Default. Three algorithms:
+// [SlidingWindow] (exact, one entry per grant, at most Max), [FixedWindow] (a counter per
+// aligned window) and [TokenBucket] (GCRA with Burst).
+//
+// # Waiting
+//
+// Each request has one deadline: the sooner of ctx's deadline, [WithTimeout] and the key's
+// QueueTimeout. A request whose earliest possible start is already past it fails at once with
+// [ErrWouldExceedDeadline]; one whose deadline passes in line returns an error that is both
+// [ErrTimeout] and [context.DeadlineExceeded], and its fn never runs. Cancelling ctx takes the
+// request out of the line at once. A full line refuses newcomers ([ErrQueueFull]) or drops its
+// oldest request ([ErrEvicted]), as the key's Overflow says.
+//
+// # Operating
+//
+// [Client.Status] shows a key's window, line, pause and counters; [Client.Check] answers
+// whether a request would start now, consuming nothing. [Client.Pause] and [Client.Resume]
+// act on a key, a group or "*" (everything); [Client.Reset] clears a key.
+//
+// # Nodes
+//
+// Each Client is a node with one processor goroutine. It sleeps until a slot frees, a wake-up
+// arrives by pub/sub or its poll interval passes, and grants waiting requests in batches by one
+// atomic script per key. Grants for requests of other nodes are left in Redis for them to claim;
+// pub/sub only wakes them early, nothing depends on its delivery.
+package rateltd

@@ -1,0 +1,266 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/rateltd/rateltd/config"
+	"github.com/rateltd/rateltd/queue"
+)
+
+// backendTimeout bounds backend calls that must finish even when the caller's ctx is done
+// (cancel, refund): without them a ticket or a grant would be left behind.
+const backendTimeout = 5 * time.Second
+
+type deliveryKind int
+
+const (
+	deliverGrant deliveryKind = iota + 1
+	deliverEvicted
+	deliverClosed
+)
+
+type delivery struct {
+	kind      deliveryKind
+	grantedAt int64 // server µs, for deliverGrant
+}
+
+// waiter is one request of this node waiting in a line.
+type waiter struct {
+	t   *queue.Ticket
+	raw []byte
+	p   queue.Params
+	ch  chan delivery // buffered 1; receives exactly one delivery
+	// done is set, under Node.mu, by whoever ends the wait first: a delivery (loop, Close,
+	// Acquire on eviction) or the waiting goroutine giving up.
+	done bool
+}
+
+// Grant is the permission to run one execution now.
+type Grant struct {
+	// At is the server time of the grant, µs.
+	At int64
+	// Queued reports that the request waited in line.
+	Queued bool
+	// Waited is how long it waited.
+	Waited time.Duration
+}
+
+// Request is what Acquire needs to know about one request.
+type Request struct {
+	Key      string
+	Priority config.Priority
+	// Timeout, when positive, bounds the wait below the key's QueueTimeout.
+	Timeout time.Duration
+}
+
+// TimeoutError is returned when a request's deadline passes while it waits. It satisfies
+// errors.Is with both config.ErrTimeout and context.DeadlineExceeded.
+type TimeoutError struct{ Key string }
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("%v: key %q", config.ErrTimeout, e.Key)
+}
+
+func (e *TimeoutError) Is(target error) bool {
+	return target == config.ErrTimeout || target == context.DeadlineExceeded
+}
+
+// Acquire waits until req may run: at once when its key is under the limit and nobody waits,
+// else when its turn in line comes. It fails with ErrQueueFull, ErrWouldExceedDeadline,
+// ErrEvicted, ErrClosed, ErrUnavailable, a *TimeoutError, or ctx's error.
+func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
+	if err := ctx.Err(); err != nil {
+		return Grant{}, ctxError(err, req.Key)
+	}
+	start := time.Now()
+	p := n.Params(req.Key)
+	wait := p.Limit.QueueTimeout
+	if req.Timeout > 0 && req.Timeout < wait {
+		wait = req.Timeout
+	}
+	deadline := start.Add(wait)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	id := uuid.New()
+	t := &queue.Ticket{ID: id[:], Key: req.Key, Priority: req.Priority, Enqueued: n.ServerTime(start),
+		Deadline: n.ServerTime(deadline), Owner: n.id}
+	raw, err := t.Encode()
+	if err != nil {
+		return Grant{}, err
+	}
+	w := &waiter{t: t, raw: raw, p: p, ch: make(chan delivery, 1)}
+	if !n.register(w) {
+		return Grant{}, config.ErrClosed
+	}
+
+	// The admit must complete even if ctx ends meanwhile, or a queued ticket would be left
+	// untracked; the Redis client's own timeouts bound it.
+	rep, err := n.be.Admit(context.WithoutCancel(ctx), p, t, raw)
+	if err != nil {
+		n.unregister(w)
+		return Grant{}, fmt.Errorf("%w: %v", config.ErrUnavailable, err)
+	}
+	n.observe(rep.Now)
+	switch rep.Outcome {
+	case queue.Granted:
+		n.unregister(w)
+		return Grant{At: rep.Now}, nil
+	case queue.Full:
+		n.unregister(w)
+		return Grant{}, fmt.Errorf("%w: key %q", config.ErrQueueFull, req.Key)
+	case queue.WouldExceed:
+		n.unregister(w)
+		return Grant{}, fmt.Errorf("%w: key %q: earliest start in %v", config.ErrWouldExceedDeadline, req.Key,
+			time.Duration(rep.Earliest-rep.Now)*time.Microsecond)
+	}
+
+	// Queued.
+	if rep.Evicted != nil {
+		n.evicted(ctx, req.Key, rep.Evicted)
+	}
+	if rep.LineBefore == 0 {
+		n.activate(ctx, req.Key, rep.Now, t.Deadline)
+	}
+	n.Recheck(req.Key)
+
+	wctx, wcancel := context.WithDeadline(ctx, deadline)
+	defer wcancel()
+	select {
+	case d := <-w.ch:
+		n.unregister(w)
+		return n.outcome(d, req.Key, start)
+	case <-wctx.Done():
+	}
+	// The caller gave up. Whoever marks the waiter done first decides: if a delivery came
+	// first, take it (and give a grant back); otherwise take the ticket out of the line.
+	n.mu.Lock()
+	delivered := w.done
+	w.done = true
+	n.mu.Unlock()
+	n.unregister(w)
+	if delivered {
+		if d := <-w.ch; d.kind == deliverGrant {
+			n.refund(ctx, w, d.grantedAt)
+		}
+	} else {
+		n.cancel(ctx, w)
+	}
+	if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return Grant{}, &TimeoutError{Key: req.Key}
+	}
+	return Grant{}, ctxError(ctx.Err(), req.Key)
+}
+
+func (n *Node) outcome(d delivery, key string, start time.Time) (Grant, error) {
+	switch d.kind {
+	case deliverGrant:
+		return Grant{At: d.grantedAt, Queued: true, Waited: time.Since(start)}, nil
+	case deliverEvicted:
+		return Grant{}, fmt.Errorf("%w: key %q", config.ErrEvicted, key)
+	}
+	return Grant{}, config.ErrClosed
+}
+
+func ctxError(err error, key string) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &TimeoutError{Key: key}
+	}
+	return err
+}
+
+func (n *Node) register(w *waiter) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return false
+	}
+	byID := n.waiters[w.t.Key]
+	if byID == nil {
+		byID = map[string]*waiter{}
+		n.waiters[w.t.Key] = byID
+	}
+	byID[string(w.t.ID)] = w
+	return true
+}
+
+// unregister removes w. A key's emptied map stays until the next poll (sweepWaiters), so that
+// a busy key does not allocate a map per request.
+func (n *Node) unregister(w *waiter) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.waiters[w.t.Key], string(w.t.ID))
+}
+
+// deliver hands d to the waiter of ticket id, if it still waits; it reports whether it did.
+func (n *Node) deliver(key string, id []byte, d delivery) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	w := n.waiters[key][string(id)]
+	if w == nil || w.done {
+		return false
+	}
+	w.done = true
+	w.ch <- d
+	return true
+}
+
+// cancel takes w's ticket out of the line, or gives back its grant.
+func (n *Node) cancel(ctx context.Context, w *waiter) {
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backendTimeout)
+	defer cancel()
+	if _, err := n.be.Cancel(bctx, w.p, w.t, w.raw); err != nil {
+		n.log.Error("rateltd: cancel", err, "key", w.t.Key)
+	}
+}
+
+func (n *Node) refund(ctx context.Context, w *waiter, grantedAt int64) {
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backendTimeout)
+	defer cancel()
+	if err := n.be.Refund(bctx, w.t.Key, w.p, w.t.ID, grantedAt); err != nil {
+		n.log.Error("rateltd: refund", err, "key", w.t.Key)
+	}
+	n.wakeKey(bctx, w.t.Key)
+}
+
+// wakeKey tells every node that key may grant again (after a refund).
+func (n *Node) wakeKey(ctx context.Context, key string) {
+	n.Recheck(key)
+	if err := n.be.Broadcast(ctx, queue.Event{Kind: queue.EventRecheck, Key: key}); err != nil {
+		n.log.Error("rateltd: broadcast", err, "key", key)
+	}
+}
+
+// evicted tells the owner of a ticket dropped from the line (DropOldest) at once.
+func (n *Node) evicted(ctx context.Context, key string, raw []byte) {
+	t, err := queue.DecodeTicket(raw)
+	if err != nil {
+		return
+	}
+	if string(t.Owner) == string(n.id) {
+		n.deliver(key, t.ID, delivery{kind: deliverEvicted})
+		return
+	}
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backendTimeout)
+	defer cancel()
+	if err := n.be.Notify(bctx, t.Owner, queue.Event{Kind: queue.EventClaim, Key: key}); err != nil {
+		n.log.Error("rateltd: notify", err, "key", key)
+	}
+}
+
+// activate records that key has a line, so that every node's processor takes it up.
+func (n *Node) activate(ctx context.Context, key string, at, until int64) {
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backendTimeout)
+	defer cancel()
+	if err := n.be.Activate(bctx, key, at, until); err != nil {
+		n.log.Error("rateltd: activate", err, "key", key)
+	}
+	if err := n.be.Broadcast(bctx, queue.Event{Kind: queue.EventQueued, Key: key}); err != nil {
+		n.log.Error("rateltd: broadcast", err, "key", key)
+	}
+}

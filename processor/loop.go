@@ -1,0 +1,252 @@
+package processor
+
+import (
+	"context"
+	"time"
+
+	"github.com/rateltd/rateltd/queue"
+)
+
+// keyState is the loop's schedule for one key with a line. Only the loop goroutine touches it.
+type keyState struct {
+	// next is when to grant the key again, local time; zero means "when woken or polled".
+	next time.Time
+}
+
+// maxPipeline bounds how many keys one backend round trip grants.
+const maxPipeline = 128
+
+// loop is the node's processor goroutine. It sleeps until the next slot of any key frees, a
+// wake-up arrives or the poll interval passes, then grants every due key in batches.
+func (n *Node) loop(events <-chan queue.Event, stopListen func(), ready chan<- struct{}) {
+	defer close(n.done)
+	defer stopListen()
+	keys := map[string]*keyState{}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	var nextPoll time.Time
+	for {
+		select {
+		case <-n.stop:
+			return
+		case ev, ok := <-events:
+			if !ok {
+				events = nil // the listener ended; polling carries on alone
+				continue
+			}
+			n.handle(ev)
+		case <-n.wake:
+		case <-timer.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.PollInterval+backendTimeout)
+		now := time.Now()
+		if !now.Before(nextPoll) {
+			n.poll(ctx, keys)
+			nextPoll = now.Add(n.cfg.PollInterval)
+		}
+		n.step(ctx, keys)
+		cancel()
+
+		wakeAt := nextPoll
+		for _, ks := range keys {
+			if !ks.next.IsZero() && ks.next.Before(wakeAt) {
+				wakeAt = ks.next
+			}
+		}
+		timer.Reset(max(time.Until(wakeAt), 0))
+		if ready != nil {
+			close(ready)
+			ready = nil
+		}
+	}
+}
+
+func (n *Node) handle(ev queue.Event) {
+	switch ev.Kind {
+	case queue.EventQueued:
+		n.mu.Lock()
+		n.pending[ev.Key] = struct{}{}
+		n.mu.Unlock()
+	case queue.EventRecheck:
+		n.Recheck(ev.Key)
+	case queue.EventClaim:
+		n.mu.Lock()
+		n.claims[ev.Key] = struct{}{}
+		n.mu.Unlock()
+	case queue.EventRuntime:
+		ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
+		if err := n.RefreshRuntime(ctx); err != nil {
+			n.log.Error("rateltd: processor: load runtime config", err)
+		}
+		cancel()
+		// A pause or limit may have changed: every key is due.
+		n.mu.Lock()
+		n.all = true
+		n.mu.Unlock()
+	}
+}
+
+// poll is the safety net: it reloads the runtime configuration, takes up every key of the
+// index, claims for every key this node waits on, and writes pending counts.
+func (n *Node) poll(ctx context.Context, keys map[string]*keyState) {
+	if err := n.RefreshRuntime(ctx); err != nil {
+		n.log.Error("rateltd: processor: load runtime config", err)
+	}
+	active, err := n.be.ActiveKeys(ctx)
+	if err != nil {
+		n.log.Error("rateltd: processor: read active keys", err)
+	}
+	n.mu.Lock()
+	for _, k := range active {
+		n.pending[k] = struct{}{}
+	}
+	for k := range keys {
+		n.pending[k] = struct{}{}
+	}
+	for k, byID := range n.waiters {
+		if len(byID) == 0 {
+			delete(n.waiters, k)
+			continue
+		}
+		// A node grants every key it waits on, whether or not the index still lists it.
+		n.claims[k] = struct{}{}
+		n.pending[k] = struct{}{}
+	}
+	n.mu.Unlock()
+	n.flushCounts(ctx)
+}
+
+// step grants every due key and claims for every key that asked.
+func (n *Node) step(ctx context.Context, keys map[string]*keyState) {
+	n.mu.Lock()
+	all := n.all
+	n.all = false
+	for k := range n.pending {
+		if keys[k] == nil {
+			keys[k] = &keyState{}
+		}
+		keys[k].next = time.Time{}
+	}
+	clear(n.pending)
+	claims := make([]string, 0, len(n.claims))
+	for k := range n.claims {
+		claims = append(claims, k)
+	}
+	clear(n.claims)
+	n.mu.Unlock()
+
+	now := time.Now()
+	var due []string
+	for k, ks := range keys {
+		if all || ks.next.IsZero() || !ks.next.After(now) {
+			due = append(due, k)
+		}
+	}
+	for len(due) > 0 {
+		chunk := due[:min(len(due), maxPipeline)]
+		due = due[len(chunk):]
+		n.grant(ctx, keys, chunk)
+	}
+	for _, k := range claims {
+		n.claim(ctx, k)
+	}
+}
+
+// grant runs the grant step for keys in one round trip and delivers what it granted.
+func (n *Node) grant(ctx context.Context, keys map[string]*keyState, chunk []string) {
+	ps := make([]queue.Params, len(chunk))
+	for i, k := range chunk {
+		ps[i] = n.Params(k)
+	}
+	reps, errs := n.be.Grant(ctx, chunk, ps, n.id, n.cfg.BatchSize, n.cfg.ClaimTimeout)
+	for i, k := range chunk {
+		ks := keys[k]
+		if errs[i] != nil {
+			n.log.Error("rateltd: processor: grant", errs[i], "key", k)
+			ks.next = time.Now().Add(n.cfg.PollInterval)
+			continue
+		}
+		rep := reps[i]
+		n.observe(rep.Now)
+		for _, raw := range rep.Local {
+			t, err := queue.DecodeTicket(raw)
+			if err != nil {
+				continue // the script checked it; this cannot happen short of a bug
+			}
+			if !n.deliver(k, t.ID, delivery{kind: deliverGrant, grantedAt: rep.Now}) {
+				// Its caller left: the grant goes back to the window.
+				if err := n.be.Refund(ctx, k, ps[i], t.ID, rep.Now); err != nil {
+					n.log.Error("rateltd: processor: refund", err, "key", k)
+				}
+			}
+		}
+		for _, owner := range rep.Remote {
+			if err := n.be.Notify(ctx, owner, queue.Event{Kind: queue.EventClaim, Key: k}); err != nil {
+				n.log.Error("rateltd: processor: notify", err, "key", k)
+			}
+		}
+		switch {
+		case rep.Next == 0:
+			delete(keys, k)
+			if err := n.be.Deactivate(ctx, k, rep.Now); err != nil {
+				n.log.Error("rateltd: processor: deactivate", err, "key", k)
+			}
+		case rep.Next < 0:
+			ks.next = time.Now().Add(n.cfg.PollInterval) // paused with no end: a wake-up or the poll
+
+		default:
+			ks.next = n.LocalTime(rep.Next)
+		}
+	}
+}
+
+// claim takes the grants other nodes made for this node's waiters of key.
+func (n *Node) claim(ctx context.Context, key string) {
+	n.mu.Lock()
+	var ws []*waiter
+	for _, w := range n.waiters[key] {
+		if !w.done {
+			ws = append(ws, w)
+		}
+	}
+	n.mu.Unlock()
+	if len(ws) == 0 {
+		return
+	}
+	ts := make([]*queue.Ticket, len(ws))
+	raws := make([][]byte, len(ws))
+	for i, w := range ws {
+		ts[i], raws[i] = w.t, w.raw
+	}
+	p := n.Params(key)
+	st, at, err := n.be.Claim(ctx, key, p, ts, raws)
+	if err != nil {
+		n.log.Error("rateltd: processor: claim", err, "key", key)
+		return
+	}
+	for i, w := range ws {
+		switch st[i] {
+		case queue.Claimed:
+			if !n.deliver(key, w.t.ID, delivery{kind: deliverGrant, grantedAt: at[i]}) {
+				if err := n.be.Refund(ctx, key, p, w.t.ID, at[i]); err != nil {
+					n.log.Error("rateltd: processor: refund", err, "key", key)
+				}
+			}
+		case queue.WasEvicted:
+			n.deliver(key, w.t.ID, delivery{kind: deliverEvicted})
+		}
+	}
+}
+
+// flushCounts writes the outcome counts gathered since the last flush.
+func (n *Node) flushCounts(ctx context.Context) {
+	n.mu.Lock()
+	counts := n.counts
+	n.counts = map[string]map[string]int64{}
+	n.mu.Unlock()
+	for k, c := range counts {
+		if err := n.be.AddCounters(ctx, k, n.Params(k), c); err != nil {
+			n.log.Error("rateltd: processor: write counters", err, "key", k)
+		}
+	}
+}

@@ -1,0 +1,212 @@
+// Package processor is a node's engine: it registers the node's waiting requests, admits them
+// through the backend, and runs the node's one processor goroutine, which grants waiting
+// tickets as slots free, delivers grants to local waiters and wakes the owners of others.
+package processor
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/rateltd/rateltd/config"
+	"github.com/rateltd/rateltd/queue"
+)
+
+// Node is one Client's presence in the cluster: an id, the requests it waits for, its view of
+// the runtime configuration and its processor goroutine. Safe for concurrent use.
+type Node struct {
+	id  []byte
+	be  queue.Backend
+	cfg config.Config
+	log *logLimiter
+
+	// offset is server time minus local time, µs. Written by every backend reply that carries
+	// server time, read whenever a local time is turned into server time.
+	offset atomic.Int64
+
+	mu sync.Mutex
+	// waiters holds this node's waiting requests by key and ticket id. Written by Acquire
+	// (add, remove) and by the loop and Close (mark done); read by all three. Guarded by mu.
+	waiters map[string]map[string]*waiter
+	// runtime is the cached runtime configuration. Written by the loop; read by Params.
+	runtime queue.Runtime
+	// pending and claims are keys the loop must grant or claim for at its next step.
+	// Written by Acquire and the loop's event handling; drained by the loop. Guarded by mu.
+	pending map[string]struct{}
+	claims  map[string]struct{}
+	// all asks the loop to grant every key it knows (the runtime configuration changed).
+	// Written by event handling, drained by the loop. Guarded by mu.
+	all bool
+	// counts holds per-key outcome counts not yet written to the backend. Written by Done,
+	// drained by the loop. Guarded by mu.
+	counts map[string]map[string]int64
+	closed bool
+
+	wake chan struct{} // buffered 1: tells the loop to look at pending and claims
+	stop chan struct{} // closed by Close
+	done chan struct{} // closed when the loop has returned
+	once sync.Once
+}
+
+// New starts a node on be: it reads the runtime configuration and starts the processor.
+// cfg must have its defaults filled in.
+func New(ctx context.Context, be queue.Backend, cfg config.Config) (*Node, error) {
+	id := uuid.New()
+	n := &Node{
+		id:      id[:],
+		be:      be,
+		cfg:     cfg,
+		log:     newLogLimiter(cfg.Logger.With(slog.String("node", id.String()))),
+		waiters: map[string]map[string]*waiter{},
+		pending: map[string]struct{}{},
+		claims:  map[string]struct{}{},
+		counts:  map[string]map[string]int64{},
+		wake:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	now, err := be.Time(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("processor: %w: %v", config.ErrUnavailable, err)
+	}
+	n.observe(now)
+	rt, err := be.LoadRuntime(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("processor: %w: %v", config.ErrUnavailable, err)
+	}
+	n.runtime = rt
+	events, stopListen := be.Listen(n.id)
+	ready := make(chan struct{})
+	go n.loop(events, stopListen, ready)
+	<-ready // the first pass (a poll) is done before New returns
+	return n, nil
+}
+
+// ID is the node's id, 16 bytes.
+func (n *Node) ID() []byte { return n.id }
+
+// Backend is the backend the node uses.
+func (n *Node) Backend() queue.Backend { return n.be }
+
+// Config is the node's configuration, defaults filled in.
+func (n *Node) Config() config.Config { return n.cfg }
+
+// observe records a server time just received, keeping the clock offset current.
+func (n *Node) observe(serverNow int64) {
+	n.offset.Store(serverNow - time.Now().UnixMicro())
+}
+
+// ServerTime turns a local time into server µs.
+func (n *Node) ServerTime(t time.Time) int64 { return t.UnixMicro() + n.offset.Load() }
+
+// LocalTime turns server µs into a local time.
+func (n *Node) LocalTime(us int64) time.Time { return time.UnixMicro(us - n.offset.Load()) }
+
+// Params resolves the limit and the external (group or global) pause of key.
+func (n *Node) Params(key string) queue.Params {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.paramsLocked(key)
+}
+
+func (n *Node) paramsLocked(key string) queue.Params {
+	p := queue.Params{Limit: n.cfg.Resolve(key, n.runtime.Limits), StatsTTL: n.cfg.StatsTTL}
+	now := n.ServerTime(time.Now())
+	for _, name := range [2]string{"*", config.Group(key)} {
+		until, ok := n.runtime.Pauses[name]
+		switch {
+		case !ok:
+		case until == queue.PausedForever:
+			p.ExtPause = queue.PausedForever
+		case until > now && p.ExtPause != queue.PausedForever && until > p.ExtPause:
+			p.ExtPause = until
+		}
+	}
+	return p
+}
+
+// Runtime returns the cached runtime configuration.
+func (n *Node) Runtime() queue.Runtime {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.runtime
+}
+
+// RefreshRuntime reads the runtime configuration now (used after this node changed it).
+func (n *Node) RefreshRuntime(ctx context.Context) error {
+	rt, err := n.be.LoadRuntime(ctx)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.runtime = rt
+	n.mu.Unlock()
+	return nil
+}
+
+// Recheck asks the loop to grant and claim for key at its next step.
+func (n *Node) Recheck(key string) {
+	n.mu.Lock()
+	n.pending[key] = struct{}{}
+	n.claims[key] = struct{}{}
+	n.mu.Unlock()
+	n.poke()
+}
+
+func (n *Node) poke() {
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Done records the outcome of fn for key; counts reach the backend at the next poll.
+func (n *Node) Done(key string, failed bool) {
+	name := queue.CountSucceeded
+	if failed {
+		name = queue.CountFailed
+	}
+	n.mu.Lock()
+	c := n.counts[key]
+	if c == nil {
+		c = map[string]int64{}
+		n.counts[key] = c
+	}
+	c[name]++
+	n.mu.Unlock()
+}
+
+// Close stops the processor, ends every waiting request with ErrClosed, takes their tickets
+// out of the line and writes pending counts. It waits for the processor goroutine. Closing
+// twice is safe.
+func (n *Node) Close(ctx context.Context) error {
+	n.once.Do(func() {
+		n.mu.Lock()
+		n.closed = true
+		n.mu.Unlock()
+		close(n.stop)
+		<-n.done
+		var left []*waiter
+		n.mu.Lock()
+		for _, byID := range n.waiters {
+			for _, w := range byID {
+				if !w.done {
+					w.done = true
+					w.ch <- delivery{kind: deliverClosed}
+					left = append(left, w)
+				}
+			}
+		}
+		n.mu.Unlock()
+		for _, w := range left {
+			n.cancel(ctx, w)
+		}
+		n.flushCounts(ctx)
+	})
+	return nil
+}

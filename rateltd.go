@@ -1,0 +1,111 @@
+package rateltd
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rateltd/rateltd/config"
+	"github.com/rateltd/rateltd/processor"
+	"github.com/rateltd/rateltd/queue"
+)
+
+// Config configures a Client; see [config.Config] for every field and its default.
+type Config = config.Config
+
+// Limit is a key's rate limit and the settings of its line; see [config.Limit].
+type Limit = config.Limit
+
+// Algorithm selects how a key's window is kept.
+type Algorithm = config.Algorithm
+
+// Overflow says what a full line does with a newcomer.
+type Overflow = config.Overflow
+
+// Priority orders the requests waiting for one key.
+type Priority = config.Priority
+
+// Algorithms, overflow policies and priorities.
+const (
+	SlidingWindow = config.SlidingWindow
+	FixedWindow   = config.FixedWindow
+	TokenBucket   = config.TokenBucket
+
+	Reject     = config.Reject
+	DropOldest = config.DropOldest
+
+	PriorityLow      = config.PriorityLow
+	PriorityNormal   = config.PriorityNormal
+	PriorityHigh     = config.PriorityHigh
+	PriorityCritical = config.PriorityCritical
+)
+
+// newTimeout bounds the backend calls New makes.
+const newTimeout = 10 * time.Second
+
+// Client is one node: it admits requests for rate-limited keys, makes them wait in line when
+// the limit is reached, and runs one processor goroutine that grants the waiting ones. Create
+// it with New; it is safe for concurrent use. Close it when done.
+type Client struct {
+	node *processor.Node
+	cfg  config.Config
+
+	mu sync.Mutex
+	// closed and async are guarded by mu: RequestAsync adds to async only while not closed,
+	// so Close's wait sees every goroutine.
+	closed bool
+	async  sync.WaitGroup
+}
+
+// New validates cfg and starts a Client. With cfg.Redis nil it uses an in-process backend,
+// which shares limits only within this Client. The error names the field at fault and
+// satisfies errors.Is(err, ErrInvalidConfig); an unreachable Redis gives ErrUnavailable.
+func New(cfg Config) (*Client, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var be queue.Backend
+	ctx, cancel := context.WithTimeout(context.Background(), newTimeout)
+	defer cancel()
+	if cfg.Redis == nil {
+		be = queue.NewMemory()
+	} else {
+		r := queue.NewRedis(cfg.Redis, cfg.Prefix, cfg.IndexShards)
+		if err := r.LoadScripts(ctx); err != nil {
+			return nil, fmt.Errorf("rateltd: %w: %v", ErrUnavailable, err)
+		}
+		be = r
+	}
+	return newClient(ctx, cfg, be)
+}
+
+func newClient(ctx context.Context, cfg config.Config, be queue.Backend) (*Client, error) {
+	node, err := processor.New(ctx, be, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{node: node, cfg: cfg}, nil
+}
+
+// Close ends every request still waiting with ErrClosed (taking it out of the line), stops
+// the processor, and waits for the goroutines of RequestAsync, including any fn they run.
+// Afterwards every method returns ErrClosed. Closing twice is safe. The Redis client given in
+// Config is not closed.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), newTimeout)
+	defer cancel()
+	err := c.node.Close(ctx)
+	c.async.Wait()
+	return err
+}
+
+func (c *Client) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}

@@ -1,0 +1,107 @@
+package rateltd
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/rateltd/rateltd/config"
+	"github.com/rateltd/rateltd/processor"
+)
+
+// Option adjusts one request.
+type Option func(*options)
+
+type options struct {
+	priority Priority
+	timeout  time.Duration
+}
+
+// WithPriority sets the request's priority. Defaults to PriorityNormal.
+func WithPriority(p Priority) Option { return func(o *options) { o.priority = p } }
+
+// WithTimeout bounds how long the request may wait in line, below the key's QueueTimeout and
+// the ctx deadline. Defaults to the key's QueueTimeout.
+func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
+func apply(opts []Option) (options, error) {
+	o := options{priority: PriorityNormal}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if !o.priority.Valid() {
+		return o, fmt.Errorf("%w: WithPriority: unknown priority %d", ErrInvalidConfig, int(o.priority))
+	}
+	if o.timeout < 0 {
+		return o, fmt.Errorf("%w: WithTimeout: must not be negative, got %v", ErrInvalidConfig, o.timeout)
+	}
+	return o, nil
+}
+
+// Result is what RequestAsync delivers: fn's value and error, or the error that kept fn from
+// running.
+type Result struct {
+	Value any
+	Err   error
+}
+
+// Request runs fn once the rate limit of key allows: at once when the key is under its limit
+// and nobody waits for it, otherwise when its turn in the key's line comes, on the calling
+// goroutine. It returns fn's result. It fails without running fn with ErrQueueFull,
+// ErrWouldExceedDeadline, ErrEvicted, ErrTimeout (also context.DeadlineExceeded), ErrClosed,
+// ErrUnavailable, ErrInvalidKey, or ctx's error; fn never runs after Request has returned.
+// A panic in fn is returned as a *PanicError.
+func (c *Client) Request(ctx context.Context, key string, fn func(context.Context) (any, error), opts ...Option) (any, error) {
+	if c.isClosed() {
+		return nil, ErrClosed
+	}
+	if err := config.ValidateKey(key); err != nil {
+		return nil, err
+	}
+	o, err := apply(opts)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.node.Acquire(ctx, processor.Request{Key: key, Priority: o.priority, Timeout: o.timeout}); err != nil {
+		return nil, err
+	}
+	return c.run(ctx, key, fn)
+}
+
+func (c *Client) run(ctx context.Context, key string, fn func(context.Context) (any, error)) (v any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			v, err = nil, &PanicError{Value: r, Stack: debug.Stack()}
+		}
+		c.node.Done(key, err != nil)
+	}()
+	return fn(ctx)
+}
+
+// RequestAsync is Request on its own goroutine. The returned channel is buffered and receives
+// exactly one Result. Close waits for these goroutines.
+func (c *Client) RequestAsync(ctx context.Context, key string, fn func(context.Context) (any, error), opts ...Option) <-chan Result {
+	ch := make(chan Result, 1)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		ch <- Result{Err: ErrClosed}
+		return ch
+	}
+	c.async.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.async.Done()
+		v, err := c.Request(ctx, key, fn, opts...)
+		ch <- Result{Value: v, Err: err}
+	}()
+	return ch
+}
+
+// Do is Request for a fn with a typed result.
+func Do[T any](ctx context.Context, c *Client, key string, fn func(context.Context) (T, error), opts ...Option) (T, error) {
+	v, err := c.Request(ctx, key, func(ctx context.Context) (any, error) { return fn(ctx) }, opts...)
+	t, _ := v.(T) // v is fn's T, or nil when fn did not run
+	return t, err
+}
