@@ -1,0 +1,254 @@
+// Package redistest gives tests a real redis-server: never a mock.
+//
+// Server returns the test binary's shared server, started on first use on a free loopback port
+// with no persistence, in a temporary directory; Fresh starts a private one, for tests that kill
+// or restart Redis. With REDIS_URL set, Server uses that server instead. Without redis-server
+// and REDIS_URL, tests skip with a message — or fail when RATELTD_REQUIRE_REDIS=1, as in CI.
+//
+// Isolate tests by key prefix (Instance.Prefix), never by flushing. Stop the shared server from
+// TestMain:
+//
+//	func TestMain(m *testing.M) {
+//		code := m.Run()
+//		redistest.Stop()
+//		os.Exit(code)
+//	}
+package redistest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Instance is one Redis server a test may use.
+type Instance struct {
+	addr string
+	dir  string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd     // the running server; nil when stopped or given by REDIS_URL
+	exited chan struct{} // closed when cmd has exited
+}
+
+var (
+	sharedOnce sync.Once
+	shared     *Instance
+	sharedErr  error
+)
+
+// Server returns the test binary's shared server, starting it on first use.
+func Server(tb testing.TB) *Instance {
+	tb.Helper()
+	sharedOnce.Do(func() {
+		if url := os.Getenv("REDIS_URL"); url != "" {
+			opt, err := redis.ParseURL(url)
+			if err != nil {
+				sharedErr = fmt.Errorf("redistest: REDIS_URL: %w", err)
+				return
+			}
+			shared = &Instance{addr: opt.Addr}
+			return
+		}
+		if err := haveBinary(); err != nil {
+			sharedErr = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "redistest-")
+		if err != nil {
+			sharedErr = err
+			return
+		}
+		shared, sharedErr = start(dir, 0)
+	})
+	if sharedErr != nil {
+		unavailable(tb, sharedErr)
+	}
+	return shared
+}
+
+// Fresh starts a private server for this test, stopped at its cleanup.
+func Fresh(tb testing.TB) *Instance {
+	tb.Helper()
+	if err := haveBinary(); err != nil {
+		unavailable(tb, err)
+	}
+	inst, err := start(tb.TempDir(), 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(inst.stop)
+	return inst
+}
+
+// Stop stops the shared server, if this binary started one.
+func Stop() {
+	if shared != nil {
+		shared.stop()
+	}
+}
+
+func haveBinary() error {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		return fmt.Errorf("redistest: redis-server not found on PATH and REDIS_URL unset; " +
+			"install it (apt-get install redis-server) or set REDIS_URL")
+	}
+	return nil
+}
+
+func unavailable(tb testing.TB, err error) {
+	tb.Helper()
+	if os.Getenv("RATELTD_REQUIRE_REDIS") == "1" {
+		tb.Fatalf("%v (RATELTD_REQUIRE_REDIS=1)", err)
+	}
+	tb.Skip(err)
+}
+
+// start runs redis-server in dir on port (0: a free one), waiting until it answers PING.
+func start(dir string, port int) (*Instance, error) {
+	var lastErr error
+	for range 3 {
+		p := port
+		if p == 0 {
+			var err error
+			if p, err = freePort(); err != nil {
+				return nil, err
+			}
+		}
+		inst := &Instance{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), dir: dir}
+		if lastErr = inst.run(); lastErr == nil {
+			return inst, nil
+		}
+		if port != 0 {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("redistest: free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (i *Instance) run() error {
+	_, port, _ := net.SplitHostPort(i.addr)
+	cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", i.dir, "--daemonize", "no", "--loglevel", "warning")
+	out := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no orphan if the test binary dies
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("redistest: start redis-server: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	rdb := redis.NewClient(&redis.Options{Addr: i.addr, MaxRetries: -1})
+	defer rdb.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := rdb.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			i.mu.Lock()
+			i.cmd, i.exited = cmd, exited
+			i.mu.Unlock()
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("redistest: redis-server on %s exited: %s", i.addr, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			<-exited
+			return fmt.Errorf("redistest: redis-server on %s did not answer PING within 5s: %v; output: %s", i.addr, err, out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Addr is the server's host:port.
+func (i *Instance) Addr() string { return i.addr }
+
+// URL is the server's redis:// URL.
+func (i *Instance) URL() string { return "redis://" + i.addr + "/0" }
+
+// Client returns a new go-redis client of the server, closed at the test's cleanup.
+func (i *Instance) Client(tb testing.TB) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: i.addr})
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+var unsafe = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
+
+// Prefix returns a key prefix of the test's own: its name (shortened) and 8 random hex digits,
+// without ':', '{' or '}'.
+func (i *Instance) Prefix(tb testing.TB) string {
+	name := unsafe.ReplaceAllString(tb.Name(), "_")
+	if len(name) > 30 {
+		name = name[len(name)-30:]
+	}
+	b := make([]byte, 4)
+	rand.Read(b)
+	return "rt-" + name + "-" + hex.EncodeToString(b)
+}
+
+// Kill ends the server at once (SIGKILL), as a crash would.
+func (i *Instance) Kill() {
+	if cmd, exited := i.take(); cmd != nil {
+		cmd.Process.Kill()
+		<-exited
+	}
+}
+
+func (i *Instance) take() (*exec.Cmd, chan struct{}) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	cmd, exited := i.cmd, i.exited
+	i.cmd = nil
+	return cmd, exited
+}
+
+// Restart starts the server again on the same port and directory.
+func (i *Instance) Restart(tb testing.TB) {
+	tb.Helper()
+	i.Kill()
+	if err := i.run(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func (i *Instance) stop() {
+	cmd, exited := i.take()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		cmd.Process.Kill()
+		<-exited
+	}
+}
