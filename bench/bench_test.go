@@ -1,0 +1,203 @@
+// Package bench measures rateltd on Redis and in-process. Run:
+//
+//	go test -run '^$' -bench . -benchtime 2s ./bench/
+//
+// Figures of record are in docs/performance.md. Nothing here asserts speed.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rateltd/rateltd"
+	"github.com/rateltd/rateltd/config"
+	"github.com/rateltd/rateltd/internal/redistest"
+	"github.com/rateltd/rateltd/processor"
+	"github.com/rateltd/rateltd/queue"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	redistest.Stop()
+	os.Exit(code)
+}
+
+var backends = []string{"memory", "redis"}
+
+// client starts a Client on the named backend with cfg.
+func client(b *testing.B, backend string, cfg rateltd.Config) *rateltd.Client {
+	b.Helper()
+	if backend == "redis" {
+		srv := redistest.Server(b)
+		cfg.Redis, cfg.Prefix = srv.Client(b), srv.Prefix(b)
+	}
+	c, err := rateltd.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	return c
+}
+
+func noop(context.Context) (any, error) { return nil, nil }
+
+// BenchmarkFastPath: requests granted at once, from 1, 16 and 128 goroutines, per algorithm.
+// The limit is far above the rate, so every request takes the fast path.
+func BenchmarkFastPath(b *testing.B) {
+	algs := map[string]rateltd.Limit{
+		"sliding": {Max: 50_000_000, Window: time.Second},
+		"fixed":   {Algorithm: rateltd.FixedWindow, Max: 50_000_000, Window: time.Second},
+		"token":   {Algorithm: rateltd.TokenBucket, Max: 50_000_000, Window: time.Second},
+	}
+	for _, be := range backends {
+		for _, alg := range []string{"sliding", "fixed", "token"} {
+			for _, g := range []int{1, 16, 128} {
+				b.Run(fmt.Sprintf("%s/%s/g%d", be, alg, g), func(b *testing.B) {
+					c := client(b, be, rateltd.Config{Default: algs[alg]})
+					ctx := context.Background()
+					b.ReportAllocs()
+					var fails atomic.Int64
+					if g == 1 {
+						for range b.N {
+							if _, err := c.Request(ctx, "fast", noop); err != nil {
+								fails.Add(1)
+							}
+						}
+					} else {
+						b.SetParallelism(g / runtime.GOMAXPROCS(0))
+						b.RunParallel(func(pb *testing.PB) {
+							for pb.Next() {
+								if _, err := c.Request(ctx, "fast", noop); err != nil {
+									fails.Add(1)
+								}
+							}
+						})
+					}
+					if fails.Load() > 0 {
+						b.Fatalf("%d requests failed", fails.Load())
+					}
+					b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkDrain: grants per second while a backlog drains through one key whose limit is far
+// above what the processor can grant. Each iteration queues 2000 requests while the key is
+// paused, then resumes it and waits until all have run.
+func BenchmarkDrain(b *testing.B) {
+	const backlog = 2000
+	for _, be := range backends {
+		b.Run(be, func(b *testing.B) {
+			c := client(b, be, rateltd.Config{Default: rateltd.Limit{Algorithm: rateltd.TokenBucket, Max: 50_000_000, Window: time.Second, MaxQueue: backlog}})
+			ctx := context.Background()
+			var granting time.Duration
+			for range b.N {
+				if err := c.Pause(ctx, "drain"); err != nil {
+					b.Fatal(err)
+				}
+				var wg sync.WaitGroup
+				wg.Add(backlog)
+				for range backlog {
+					go func() {
+						defer wg.Done()
+						if _, err := c.Request(ctx, "drain", noop, rateltd.WithTimeout(time.Minute)); err != nil {
+							b.Error(err)
+						}
+					}()
+				}
+				for {
+					st, err := c.Status(ctx, "drain")
+					if err != nil {
+						b.Fatal(err)
+					}
+					if st.Queued == backlog {
+						break
+					}
+					time.Sleep(time.Millisecond)
+				}
+				start := time.Now()
+				if err := c.Resume(ctx, "drain"); err != nil {
+					b.Fatal(err)
+				}
+				wg.Wait()
+				granting += time.Since(start)
+			}
+			b.ReportMetric(float64(b.N*backlog)/granting.Seconds(), "grants/s")
+		})
+	}
+}
+
+// BenchmarkSlotToStart: how long after a slot frees the next waiting request starts. One key
+// of 1 per 5ms keeps a line; for each grant, the slot freed at the previous grant's time plus
+// the window (server time), and the request started when Acquire returned.
+func BenchmarkSlotToStart(b *testing.B) {
+	const window = 5 * time.Millisecond
+	for _, be := range backends {
+		b.Run(be, func(b *testing.B) {
+			var back queue.Backend
+			cfg := config.Config{Default: config.Limit{Max: 1, Window: window, MaxQueue: 100_000}}
+			if be == "redis" {
+				srv := redistest.Server(b)
+				r := queue.NewRedis(srv.Client(b), srv.Prefix(b), 16)
+				if err := r.LoadScripts(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				back, cfg.Prefix = r, srv.Prefix(b)
+			} else {
+				back = queue.NewMemory()
+			}
+			node, err := processor.New(context.Background(), back, cfg.WithDefaults())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer node.Close(context.Background())
+			ctx := context.Background()
+			type sample struct{ at, started int64 }
+			samples := make([]sample, b.N)
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			for range 8 { // eight callers keep the line non-empty
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						i := next.Add(1) - 1
+						if i >= int64(b.N) {
+							return
+						}
+						g, err := node.Acquire(ctx, processor.Request{Key: "slot", Priority: config.PriorityNormal, Timeout: time.Minute})
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						samples[i] = sample{at: g.At, started: node.ServerTime(time.Now())}
+					}
+				}()
+			}
+			wg.Wait()
+			slices.SortFunc(samples, func(x, y sample) int { return int(x.at - y.at) })
+			var delays []time.Duration
+			for i := 1; i < len(samples); i++ {
+				free := samples[i-1].at + window.Microseconds()
+				if samples[i].at >= free { // granted from the line, not at once
+					delays = append(delays, time.Duration(samples[i].started-free)*time.Microsecond)
+				}
+			}
+			if len(delays) == 0 {
+				return
+			}
+			slices.Sort(delays)
+			b.ReportMetric(float64(delays[len(delays)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(delays[len(delays)*99/100].Microseconds()), "p99-µs")
+		})
+	}
+}

@@ -1,0 +1,115 @@
+// Quickstart: requests over a rate limit wait in line instead of failing.
+//
+//	go run ./examples/quickstart                                  # in-process, no Redis needed
+//	REDIS_URL=redis://127.0.0.1:6379/0 go run ./examples/quickstart  # three clients share one key in Redis
+//
+// A key allows 5 requests per second. Fifteen requests arrive at once, some of high priority:
+// five run at once, the others wait in line and run as the window frees, the high-priority
+// ones first. A status line shows the window and the line as it drains.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rateltd/rateltd"
+)
+
+const key = "demo-api"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+
+	cfg := rateltd.Config{
+		Prefix: fmt.Sprintf("quickstart-%d", time.Now().UnixNano()), // a fresh line for each run
+		Limits: map[string]rateltd.Limit{key: {Max: 5, Window: time.Second}},
+	}
+	nodes := 1
+	if url := os.Getenv("REDIS_URL"); url != "" {
+		opt, err := redis.ParseURL(url)
+		if err != nil {
+			log.Fatalf("REDIS_URL: %v", err)
+		}
+		rdb := redis.NewClient(opt)
+		defer rdb.Close()
+		cfg.Redis = rdb
+		nodes = 3 // three clients, as three replicas of a service would be
+		fmt.Printf("backend: Redis at %s, %d clients sharing key %q (5 per second)\n", opt.Addr, nodes, key)
+	} else {
+		fmt.Printf("backend: in-process (set REDIS_URL to share the limit through Redis); key %q allows 5 per second\n", key)
+	}
+
+	clients := make([]*rateltd.Client, nodes)
+	for i := range clients {
+		c, err := rateltd.New(cfg)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer c.Close()
+		clients[i] = c
+	}
+
+	start := time.Now()
+	since := func() string { return fmt.Sprintf("%6.3fs", time.Since(start).Seconds()) }
+
+	done := make(chan struct{})
+	go func() { // the status line, four times a second
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				st, err := clients[0].Status(ctx, key)
+				if err == nil {
+					fmt.Printf("%s   status: used %d/%d, waiting %d (high %d, normal %d)\n", since(), st.Used, st.Limit.Max,
+						st.Queued, st.QueuedByPriority[rateltd.PriorityHigh], st.QueuedByPriority[rateltd.PriorityNormal])
+				}
+			}
+		}
+	}()
+
+	var wg sync.WaitGroup
+	for i := 1; i <= 15; i++ {
+		prio, label := rateltd.PriorityNormal, "normal"
+		if i%4 == 0 {
+			prio, label = rateltd.PriorityHigh, "high"
+		}
+		client := clients[i%nodes]
+		asked := time.Now()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := client.Request(ctx, key, func(ctx context.Context) (any, error) {
+				// Call the rate-limited API here.
+				return fmt.Sprintf("result %d", i), nil
+			}, rateltd.WithPriority(prio), rateltd.WithTimeout(10*time.Second))
+			switch waited := time.Since(asked); {
+			case err != nil:
+				fmt.Printf("%s   request %2d (%s): %v\n", since(), i, label, err)
+			case waited < 10*time.Millisecond:
+				fmt.Printf("%s   request %2d (%s) admitted at once: %v\n", since(), i, label, v)
+			default:
+				fmt.Printf("%s   request %2d (%s) granted after waiting %.2fs in line: %v\n", since(), i, label, waited.Seconds(), v)
+			}
+		}()
+		time.Sleep(2 * time.Millisecond) // arrivals in order, so first come first served shows
+	}
+	wg.Wait()
+	close(done)
+	st, err := clients[0].Status(ctx, key)
+	if err != nil {
+		log.Fatal(err)
+	}
+	c := st.Counters
+	fmt.Printf("%s   done: %d admitted at once, %d queued and granted, limit never exceeded\n", since(), c.Admitted, c.Granted)
+}
