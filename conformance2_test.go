@@ -18,7 +18,6 @@ func TestG7PauseKeyGroupAll(t *testing.T) {
 	eachBackend(t, func(t *testing.T, h *harness) {
 		cs := h.clients(2, Config{Default: Limit{Max: 100, Window: time.Second}})
 		ctx := context.Background()
-		noop := func(context.Context) (any, error) { return nil, nil }
 		runs := func(c *Client, key string) bool {
 			_, err := c.Request(ctx, key, noop, WithTimeout(100*time.Millisecond))
 			if err != nil && !errors.Is(err, ErrTimeout) {
@@ -158,7 +157,6 @@ func TestG10InvalidInputRefused(t *testing.T) {
 	eachBackend(t, func(t *testing.T, h *harness) {
 		c := h.client(Config{})
 		ctx := context.Background()
-		noop := func(context.Context) (any, error) { return nil, nil }
 		for _, key := range []string{"", "a{b", "a}b", "tab\there", string([]byte{0xff, 0xfe}), strings.Repeat("k", 513)} {
 			if _, err := c.Request(ctx, key, noop); !errors.Is(err, ErrInvalidKey) {
 				t.Errorf("Request(%q): %v, want ErrInvalidKey", key, err)

@@ -22,9 +22,18 @@ end
 local p = paused(now)
 local len = line_len()
 
+-- Under DropOldest, a full line gives up the oldest ticket of the lowest priority up to PRIO.
+local drop = nil
+if len >= MAXQ and OVERFLOW == 1 then
+  for q = 0, PRIO do
+    if redis.call('LLEN', KEYS[2 + q]) > 0 then drop = q; break end
+  end
+end
+
 -- The earliest start: behind every waiting ticket of the same or a higher priority.
 local ahead = 0
 for q = PRIO, 3 do ahead = ahead + redis.call('LLEN', KEYS[2 + q]) end
+if drop == PRIO then ahead = ahead - 1 end
 local earliest = lim_slot(now, ahead + 1, free)
 if p == 0 then earliest = 0 elseif p then earliest = math.max(earliest, p) end
 
@@ -39,12 +48,7 @@ end
 
 local evicted = ''
 if len >= MAXQ then
-  if OVERFLOW == 1 then
-    for q = 0, PRIO do
-      local e = redis.call('LPOP', KEYS[2 + q])
-      if e then evicted = e; break end
-    end
-  end
+  if drop then evicted = redis.call('LPOP', KEYS[2 + drop]) end
   if evicted == '' then
     count('rejected')
     return {3, now, 0, earliest, len, ''}

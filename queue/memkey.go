@@ -144,9 +144,22 @@ func (k *memKey) admit(s step, t *Ticket, raw []byte) AdmitReply {
 		k.count(s, CountAdmitted, 1)
 		return AdmitReply{Outcome: Granted, Now: s.now, Remaining: free - 1}
 	}
+	// Under DropOldest, a full line gives up the oldest ticket of the lowest priority up to t's.
+	drop := -1
+	if len0 >= s.l.MaxQueue && s.l.Overflow == config.DropOldest {
+		for q := 0; q <= int(t.Priority); q++ {
+			if len(k.lines[q]) > 0 {
+				drop = q
+				break
+			}
+		}
+	}
 	ahead := 0
 	for q := int(t.Priority); q < config.NumPriorities; q++ {
 		ahead += len(k.lines[q])
+	}
+	if drop == int(t.Priority) {
+		ahead--
 	}
 	earliest := k.win.Slot(s.l, s.now, ahead+1, free)
 	if until, ok := k.paused(s); ok {
@@ -167,13 +180,8 @@ func (k *memKey) admit(s step, t *Ticket, raw []byte) AdmitReply {
 	}
 	if len0 >= s.l.MaxQueue {
 		var ev memTicket
-		if s.l.Overflow == config.DropOldest {
-			for q := 0; q <= int(t.Priority); q++ {
-				if len(k.lines[q]) > 0 {
-					ev = k.pop(q)
-					break
-				}
-			}
+		if drop >= 0 {
+			ev = k.pop(drop)
 		}
 		if ev.raw == nil {
 			k.count(s, CountRejected, 1)

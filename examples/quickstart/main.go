@@ -14,6 +14,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"time"
 
@@ -78,28 +79,46 @@ func main() {
 		}
 	}()
 
-	var wg sync.WaitGroup
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		starts []time.Time // when each fn started, to check the limit held
+	)
 	for i := 1; i <= 15; i++ {
 		prio, label := rateltd.PriorityNormal, "normal"
 		if i%4 == 0 {
 			prio, label = rateltd.PriorityHigh, "high"
 		}
+		who := fmt.Sprintf("request %2d (%s)", i, label)
+		if nodes > 1 {
+			who += fmt.Sprintf(" on client %d", i%nodes+1)
+		}
 		client := clients[i%nodes]
 		asked := time.Now()
+		var ran sync.Once
+		// A request whose fn has not started soon after it asked is waiting in line.
+		queued := time.AfterFunc(20*time.Millisecond, func() {
+			ran.Do(func() { fmt.Printf("%s   %s queued\n", since(), who) })
+		})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			v, err := client.Request(ctx, key, func(ctx context.Context) (any, error) {
+				ran.Do(func() {})
+				mu.Lock()
+				starts = append(starts, time.Now())
+				mu.Unlock()
 				// Call the rate-limited API here.
 				return fmt.Sprintf("result %d", i), nil
 			}, rateltd.WithPriority(prio), rateltd.WithTimeout(10*time.Second))
+			queued.Stop()
 			switch waited := time.Since(asked); {
 			case err != nil:
-				fmt.Printf("%s   request %2d (%s): %v\n", since(), i, label, err)
-			case waited < 10*time.Millisecond:
-				fmt.Printf("%s   request %2d (%s) admitted at once: %v\n", since(), i, label, v)
+				fmt.Printf("%s   %s: %v\n", since(), who, err)
+			case waited < 20*time.Millisecond:
+				fmt.Printf("%s   %s admitted at once: %v\n", since(), who, v)
 			default:
-				fmt.Printf("%s   request %2d (%s) granted after waiting %.2fs in line: %v\n", since(), i, label, waited.Seconds(), v)
+				fmt.Printf("%s   %s granted after waiting %.2fs in line: %v\n", since(), who, waited.Seconds(), v)
 			}
 		}()
 		time.Sleep(2 * time.Millisecond) // arrivals in order, so first come first served shows
@@ -111,5 +130,20 @@ func main() {
 		log.Fatal(err)
 	}
 	c := st.Counters
-	fmt.Printf("%s   done: %d admitted at once, %d queued and granted, limit never exceeded\n", since(), c.Admitted, c.Granted)
+	fmt.Printf("%s   done: %d admitted at once, %d queued and granted; at most %d started in any 1s window (limit 5)\n",
+		since(), c.Admitted, c.Granted, busiest(starts, time.Second))
+}
+
+// busiest is the largest number of starts within any interval of length d.
+func busiest(starts []time.Time, d time.Duration) int {
+	slices.SortFunc(starts, func(a, b time.Time) int { return a.Compare(b) })
+	most := 0
+	for i := range starts {
+		j := i
+		for j < len(starts) && starts[j].Sub(starts[i]) < d {
+			j++
+		}
+		most = max(most, j-i)
+	}
+	return most
 }
