@@ -15,8 +15,9 @@ import (
 type Decision = queue.Decision
 
 // Counters are a key's counts since its counters were last reset or expired (Config.StatsTTL
-// after their last change), across all nodes. Succeeded and Failed reach Redis at each node's
-// next poll.
+// after their last change), across all nodes. Admitted, Succeeded and Failed are counted by
+// each node and reach Redis at its next poll (Config.PollInterval); Status writes the reading
+// node's own first.
 type Counters struct {
 	Admitted, Queued, Granted, Expired, Rejected, Evicted, Cancelled, Refunded, Corrupt,
 	Succeeded, Failed int64
@@ -60,6 +61,9 @@ func (c *Client) Check(ctx context.Context, key string) (Decision, error) {
 func (c *Client) Status(ctx context.Context, key string) (Status, error) {
 	if err := c.usable(key); err != nil {
 		return Status{}, err
+	}
+	if err := c.node.FlushCounts(ctx); err != nil {
+		return Status{}, unavailable(err)
 	}
 	p := c.node.Params(key)
 	ks, err := c.node.Backend().State(ctx, key, p)

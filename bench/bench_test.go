@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-redis/redis_rate/v10"
+
 	"github.com/rateltd/rateltd"
 	"github.com/rateltd/rateltd/config"
 	"github.com/rateltd/rateltd/internal/redistest"
@@ -198,6 +200,43 @@ func BenchmarkSlotToStart(b *testing.B) {
 			slices.Sort(delays)
 			b.ReportMetric(float64(delays[len(delays)/2].Microseconds()), "p50-µs")
 			b.ReportMetric(float64(delays[len(delays)*99/100].Microseconds()), "p99-µs")
+		})
+	}
+}
+
+// BenchmarkPeerRedisRate: go-redis/redis_rate (GCRA, one script per check, no line) on the same
+// Redis and the same goroutine counts, as the yardstick for BenchmarkFastPath/redis.
+func BenchmarkPeerRedisRate(b *testing.B) {
+	for _, g := range []int{1, 16, 128} {
+		b.Run(fmt.Sprintf("g%d", g), func(b *testing.B) {
+			srv := redistest.Server(b)
+			lim := redis_rate.NewLimiter(srv.Client(b))
+			key := srv.Prefix(b) + ":peer"
+			limit := redis_rate.PerSecond(50_000_000)
+			ctx := context.Background()
+			b.ReportAllocs()
+			var fails atomic.Int64
+			check := func() {
+				if res, err := lim.Allow(ctx, key, limit); err != nil || res.Allowed == 0 {
+					fails.Add(1)
+				}
+			}
+			if g == 1 {
+				for range b.N {
+					check()
+				}
+			} else {
+				b.SetParallelism(g / runtime.GOMAXPROCS(0))
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						check()
+					}
+				})
+			}
+			if fails.Load() > 0 {
+				b.Fatalf("%d checks failed", fails.Load())
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 		})
 	}
 }

@@ -110,6 +110,7 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 	switch rep.Outcome {
 	case queue.Granted:
 		n.unregister(w)
+		n.count(req.Key, queue.CountAdmitted) // counted here, not in the script: the fast path stays short
 		return Grant{At: rep.Now}, nil
 	case queue.Full:
 		n.unregister(w)

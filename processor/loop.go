@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"cmp"
 	"context"
 	"time"
 
@@ -113,7 +114,7 @@ func (n *Node) poll(ctx context.Context, keys map[string]*keyState) {
 		n.pending[k] = struct{}{}
 	}
 	n.mu.Unlock()
-	n.flushCounts(ctx)
+	_ = n.flushCounts(ctx) // logged
 }
 
 // step grants every due key and claims for every key that asked.
@@ -238,15 +239,22 @@ func (n *Node) claim(ctx context.Context, key string) {
 	}
 }
 
+// FlushCounts writes the counts gathered since the last flush now, so that a Status read next
+// includes this node's own. The first error is returned; the counts it concerned are lost.
+func (n *Node) FlushCounts(ctx context.Context) error { return n.flushCounts(ctx) }
+
 // flushCounts writes the outcome counts gathered since the last flush.
-func (n *Node) flushCounts(ctx context.Context) {
+func (n *Node) flushCounts(ctx context.Context) error {
 	n.mu.Lock()
 	counts := n.counts
 	n.counts = map[string]map[string]int64{}
 	n.mu.Unlock()
+	var first error
 	for k, c := range counts {
 		if err := n.be.AddCounters(ctx, k, n.Params(k), c); err != nil {
 			n.log.Error("rateltd: processor: write counters", err, "key", k)
+			first = cmp.Or(first, err)
 		}
 	}
+	return first
 }

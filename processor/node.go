@@ -171,6 +171,12 @@ func (n *Node) Done(key string, failed bool) {
 	if failed {
 		name = queue.CountFailed
 	}
+	n.count(key, name)
+}
+
+// count adds one to a counter of key; counts reach the backend at the next poll, or at
+// FlushCounts.
+func (n *Node) count(key, name string) {
 	n.mu.Lock()
 	c := n.counts[key]
 	if c == nil {
@@ -206,7 +212,7 @@ func (n *Node) Close(ctx context.Context) error {
 		for _, w := range left {
 			n.cancel(ctx, w)
 		}
-		n.flushCounts(ctx)
+		_ = n.flushCounts(ctx) // logged
 	})
 	return nil
 }

@@ -203,7 +203,7 @@ type Backend interface {
 
 // Counter names, as kept per key and shown by Status.
 const (
-	CountAdmitted  = "admitted"  // granted at once on arrival
+	CountAdmitted  = "admitted"  // granted at once on arrival (counted by the node, not by Admit)
 	CountQueued    = "queued"    // put in line
 	CountGranted   = "granted"   // granted from the line
 	CountExpired   = "expired"   // dropped from the line at their deadline

@@ -38,7 +38,7 @@ type admitCall struct {
 // maxBatch bounds one pipeline; maxFlights, the pipelines in flight at once.
 const (
 	maxBatch   = 256
-	maxFlights = 8
+	maxFlights = 4
 )
 
 func (b *admitBatcher) do(ctx context.Context, key string, args []any) (any, error) {
@@ -113,15 +113,26 @@ func (b *admitBatcher) send(batch []*admitCall) {
 // evalBatch runs s once per call in one pipeline; after NOSCRIPT (Redis restarted or flushed
 // its scripts) it loads the scripts and sends the batch again.
 func (r *Redis) evalBatch(ctx context.Context, s *redis.Script, batch []*admitCall) {
+	// EVALSHA built here rather than by Script.EvalSha, from the key names boxed once per key:
+	// this is the fast path, and go-redis would box ten key names per call.
+	evalsha := func(c *admitCall) *redis.Cmd {
+		keys := r.ks.perKeyArgs(c.key)
+		a := make([]any, 0, 3+len(keys)+len(c.args))
+		a = append(a, "evalsha", s.Hash(), len(keys))
+		a = append(a, keys...)
+		return redis.NewCmd(ctx, append(a, c.args...)...)
+	}
 	send := func() []*redis.Cmd {
 		if len(batch) == 1 { // no pipeline needed: one plain command
-			c := batch[0]
-			return []*redis.Cmd{s.EvalSha(ctx, r.rdb, r.ks.perKey(c.key), c.args...)}
+			cmd := evalsha(batch[0])
+			_ = r.rdb.Process(ctx, cmd)
+			return []*redis.Cmd{cmd}
 		}
 		cmds := make([]*redis.Cmd, len(batch))
 		pipe := r.rdb.Pipeline()
 		for i, c := range batch {
-			cmds[i] = s.EvalSha(ctx, pipe, r.ks.perKey(c.key), c.args...)
+			cmds[i] = evalsha(c)
+			_ = pipe.Process(ctx, cmds[i])
 		}
 		_, _ = pipe.Exec(ctx)
 		return cmds

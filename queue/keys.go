@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"hash/fnv"
 	"strconv"
+	"sync"
 )
 
 // keyspace builds every Redis key name rateltd uses; no other code makes one.
@@ -27,10 +28,61 @@ import (
 type keyspace struct {
 	prefix string
 	shards int
+	names  *nameCache // nil: no caching
 }
 
-// perKey returns the KEYS of a per-key script, in the order lib.lua expects.
-func (k keyspace) perKey(key string) []string {
+// nameCache keeps the per-key names of recently used keys, so that the fast path does not
+// build ten strings per request. Bounded: it starts afresh when full.
+type nameCache struct {
+	mu sync.Mutex
+	m  map[string]perKeyNames // guarded by mu
+}
+
+// perKeyNames are a key's script KEYS, as strings and as command arguments.
+type perKeyNames struct {
+	names []string
+	args  []any
+}
+
+const nameCacheSize = 4096
+
+// perKey returns the KEYS of a per-key script, in the order lib.lua expects. The slice is
+// shared: callers must not change it.
+func (k keyspace) perKey(key string) []string { return k.cached(key).names }
+
+// perKeyArgs is perKey as command arguments, boxed once per key rather than once per call.
+func (k keyspace) perKeyArgs(key string) []any { return k.cached(key).args }
+
+func (k keyspace) cached(key string) perKeyNames {
+	c := k.names
+	if c == nil {
+		return newPerKeyNames(k.buildPerKey(key))
+	}
+	c.mu.Lock()
+	n, ok := c.m[key]
+	c.mu.Unlock()
+	if ok {
+		return n
+	}
+	n = newPerKeyNames(k.buildPerKey(key))
+	c.mu.Lock()
+	if len(c.m) >= nameCacheSize {
+		clear(c.m)
+	}
+	c.m[key] = n
+	c.mu.Unlock()
+	return n
+}
+
+func newPerKeyNames(names []string) perKeyNames {
+	args := make([]any, len(names))
+	for i, s := range names {
+		args[i] = s
+	}
+	return perKeyNames{names: names, args: args}
+}
+
+func (k keyspace) buildPerKey(key string) []string {
 	base := k.prefix + ":{" + key + "}:"
 	return []string{
 		base + "w",

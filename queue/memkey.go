@@ -140,8 +140,7 @@ func (k *memKey) admit(s step, t *Ticket, raw []byte) AdmitReply {
 	len0 := k.lineLen()
 	free := k.win.Free(s.l, s.now, true)
 	if !paused && len0 == 0 && free > 0 {
-		k.win.Record(s.l, s.now, string(t.ID))
-		k.count(s, CountAdmitted, 1)
+		k.win.Record(s.l, s.now, string(t.ID)) // CountAdmitted is the node's to count
 		return AdmitReply{Outcome: Granted, Now: s.now, Remaining: free - 1}
 	}
 	// Under DropOldest, a full line gives up the oldest ticket of the lowest priority up to t's.

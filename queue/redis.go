@@ -27,7 +27,7 @@ var _ Backend = (*Redis)(nil)
 // NewRedis returns a Redis backend whose keys start with prefix and whose index of active
 // keys is spread over shards keys.
 func NewRedis(rdb redis.UniversalClient, prefix string, shards int) *Redis {
-	r := &Redis{rdb: rdb, ks: keyspace{prefix: prefix, shards: shards}}
+	r := &Redis{rdb: rdb, ks: keyspace{prefix: prefix, shards: shards, names: &nameCache{m: map[string]perKeyNames{}}}}
 	r.admit.r = r
 	return r
 }
