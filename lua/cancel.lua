@@ -1,6 +1,6 @@
 -- cancel.lua: the caller gave up. Removes the ticket from its line, or, when it was already
 -- granted and not yet claimed, refunds the grant.
--- KEYS, ARGV 1-6: see lib.lua.
+-- KEYS, ARGV 1-6: see limits.lua.
 -- ARGV: 7 raw ticket  8 ticket id  9 priority (0-3)
 -- Reply: 1 removed from the line, 2 grant refunded, 3 absent.
 local RAW, ID, PRIO = ARGV[7], ARGV[8], tonumber(ARGV[9])

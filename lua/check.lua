@@ -1,5 +1,5 @@
 -- check.lua: would a request be granted now? Reads only; consumes nothing.
--- KEYS, ARGV 1-6: see lib.lua.
+-- KEYS, ARGV 1-6: see limits.lua.
 -- Reply: {allowed 0/1, remaining, retry after µs (-1: paused with no end), reset after µs}
 local now = now_us()
 local p = paused(now)

@@ -1,5 +1,5 @@
 -- claim.lua: a node takes the grants other nodes' processors made for its waiting tickets.
--- KEYS, ARGV 1-6: see lib.lua.
+-- KEYS, ARGV 1-6: see limits.lua.
 -- ARGV: 7.. pairs of (ticket id, raw ticket), all owned by the calling node.
 -- Reply: a pair per ticket: {status, granted at µs}; status 0 still waiting, 1 claimed, 2 evicted.
 local out = {}

@@ -1,7 +1,7 @@
 -- grant.lua: the processor's step for one key. Refunds grants their remote owners never claimed,
 -- drops expired and corrupt tickets, then grants up to a batch of waiting tickets, highest
 -- priority first and first come first served within one, as far as pause and limit allow.
--- KEYS, ARGV 1-6: see lib.lua.
+-- KEYS, ARGV 1-6: see limits.lua.
 -- ARGV: 7 this node's id  8 batch size  9 claim timeout µs
 -- Reply: {paused 0/1, now µs, next µs (0: nothing to do, -1: paused with no end), {raw tickets
 --   granted to this node}, {ids of other nodes whose tickets were granted}}

@@ -1,7 +1,9 @@
 // Package lua holds rateltd's Redis scripts, one per file, embedded so that a missing file breaks
-// the build. Every per-key script is lib.lua followed by its own file: the algorithms several
-// scripts share (limiters, pause, counters, TTLs) are written once, in lib.lua. Each file's
-// header names its KEYS, ARGV and reply; the queue package turns replies into Go values.
+// the build. Every per-key script is limits.lua (the rate-limit algorithms) and line.lua (pause,
+// tickets, counters, TTLs) followed by its own file, so that what several scripts share is
+// written once. Admit puts its fast path, admit_fast.lua, between the two: a request granted at
+// once does not pay for defining the line's helpers. Each file's header names its KEYS, ARGV and
+// reply; the queue package turns replies into Go values.
 package lua
 
 import (
@@ -11,8 +13,12 @@ import (
 )
 
 var (
-	//go:embed lib.lua
-	lib string
+	//go:embed limits.lua
+	limits string
+	//go:embed line.lua
+	line string
+	//go:embed admit_fast.lua
+	admitFast string
 	//go:embed admit.lua
 	admit string
 	//go:embed grant.lua
@@ -35,16 +41,16 @@ var (
 	indexRemove string
 )
 
-// The scripts. The per-key ones take the KEYS and first six ARGV that lib.lua describes.
+// The scripts. The per-key ones take the KEYS and first six ARGV that limits.lua describes.
 var (
-	Admit       = redis.NewScript(lib + admit)
-	Grant       = redis.NewScript(lib + grant)
-	Claim       = redis.NewScript(lib + claim)
-	Cancel      = redis.NewScript(lib + cancel)
-	Refund      = redis.NewScript(lib + refund)
-	Check       = redis.NewScript(lib + check)
-	Status      = redis.NewScript(lib + status)
-	Reset       = redis.NewScript(lib + reset)
+	Admit       = redis.NewScript(limits + admitFast + line + admit)
+	Grant       = perKey(grant)
+	Claim       = perKey(claim)
+	Cancel      = perKey(cancel)
+	Refund      = perKey(refund)
+	Check       = perKey(check)
+	Status      = perKey(status)
+	Reset       = perKey(reset)
 	IndexAdd    = redis.NewScript(indexAdd)
 	IndexRemove = redis.NewScript(indexRemove)
 )
@@ -54,3 +60,5 @@ var All = []*redis.Script{Admit, Grant, Claim, Cancel, Refund, Check, Status, Re
 
 // NumKeys is how many KEYS every per-key script takes.
 const NumKeys = 10
+
+func perKey(body string) *redis.Script { return redis.NewScript(limits + line + body) }

@@ -1,6 +1,6 @@
 -- reset.lua: clears a key's window, lines, unclaimed grants, counters and dead letters. Every
 -- ticket that waited is recorded as evicted, so its owner ends it with ErrEvicted. A pause stays.
--- KEYS, ARGV 1-6: see lib.lua.
+-- KEYS, ARGV 1-6: see limits.lua.
 -- Reply: how many tickets were evicted.
 local now = now_us()
 local n = 0

@@ -1,5 +1,5 @@
 -- status.lua: a key's state for Status. Reads only.
--- KEYS, ARGV 1-6: see lib.lua.
+-- KEYS, ARGV 1-6: see limits.lua.
 -- Reply: {now, used, remaining, queued low, normal, high, critical, oldest enqueued µs (0: none),
 --   own pause (-2 none, 0 forever, else until µs), unclaimed grants, dead letters, {counter, value, ...}}
 local now = now_us()

@@ -3,7 +3,6 @@ package queue
 import (
 	"context"
 	"sync"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -25,14 +24,14 @@ type admitBatcher struct {
 }
 
 type admitCall struct {
-	key      string
-	args     []any
-	deadline time.Time
-	v        any
-	err      error
-	done     chan struct{} // closed when v and err are set
-	lead     chan struct{} // buffered 1: this call is to send the next batch
-	handed   bool          // the lead was sent on lead; guarded by admitBatcher.mu
+	key    string
+	args   []any
+	ctx    context.Context
+	v      any
+	err    error
+	done   chan struct{} // closed when v and err are set
+	lead   chan struct{} // buffered 1: this call is to send the next batch
+	handed bool          // the lead was sent on lead; guarded by admitBatcher.mu
 }
 
 // maxBatch bounds one pipeline; maxFlights, the pipelines in flight at once.
@@ -42,12 +41,7 @@ const (
 )
 
 func (b *admitBatcher) do(ctx context.Context, key string, args []any) (any, error) {
-	c := &admitCall{key: key, args: args, done: make(chan struct{}), lead: make(chan struct{}, 1)}
-	if d, ok := ctx.Deadline(); ok {
-		c.deadline = d
-	} else {
-		c.deadline = time.Now().Add(time.Minute)
-	}
+	c := &admitCall{key: key, args: args, ctx: ctx, done: make(chan struct{}), lead: make(chan struct{}, 1)}
 	b.mu.Lock()
 	b.pending = append(b.pending, c)
 	leader := b.flying < maxFlights
@@ -95,16 +89,11 @@ func (b *admitBatcher) fly() {
 	b.flying--
 }
 
+// send runs a batch with the values of its first call's context but none of the callers'
+// cancellation: an admit sent for one caller must be answered for all. The Redis client's own
+// timeouts bound it.
 func (b *admitBatcher) send(batch []*admitCall) {
-	deadline := batch[0].deadline
-	for _, c := range batch[1:] {
-		if c.deadline.After(deadline) {
-			deadline = c.deadline
-		}
-	}
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	b.r.evalBatch(ctx, lua.Admit, batch)
-	cancel()
+	b.r.evalBatch(context.WithoutCancel(batch[0].ctx), lua.Admit, batch)
 	for _, c := range batch {
 		close(c.done)
 	}

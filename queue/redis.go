@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -17,9 +18,32 @@ import (
 // per-key step is one script on one slot. It never closes the client it was given.
 // Safe for concurrent use.
 type Redis struct {
-	rdb   redis.UniversalClient
-	ks    keyspace
-	admit admitBatcher
+	rdb    redis.UniversalClient
+	ks     keyspace
+	admit  admitBatcher
+	params paramCache
+}
+
+// paramCache keeps the script arguments of recently used Params boxed, the six that every
+// per-key script starts with and admit's max queue and overflow: the fast path would
+// otherwise box them on every request. Bounded: it starts afresh when full.
+type paramCache struct {
+	mu sync.Mutex
+	m  map[Params][]any // guarded by mu
+}
+
+func (c *paramCache) args(p Params) []any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a, ok := c.m[p]
+	if !ok {
+		if c.m == nil || len(c.m) >= nameCacheSize {
+			c.m = map[Params][]any{}
+		}
+		a = args(p, p.Limit.MaxQueue, int(p.Limit.Overflow))
+		c.m[p] = a
+	}
+	return a
 }
 
 var _ Backend = (*Redis)(nil)
@@ -57,7 +81,8 @@ func (r *Redis) run(ctx context.Context, s *redis.Script, key string, p Params, 
 }
 
 func (r *Redis) Admit(ctx context.Context, p Params, t *Ticket, raw []byte) (AdmitReply, error) {
-	v, err := r.admit.do(ctx, t.Key, args(p, raw, t.ID, int(t.Priority), t.Deadline, p.Limit.MaxQueue, int(p.Limit.Overflow)))
+	a := r.params.args(p)
+	v, err := r.admit.do(ctx, t.Key, append(a[:6:6], raw, t.ID, int(t.Priority), t.Deadline, a[6], a[7]))
 	if err != nil {
 		return AdmitReply{}, fmt.Errorf("queue: admit %q: %w", t.Key, err)
 	}

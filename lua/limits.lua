@@ -1,4 +1,5 @@
--- lib.lua: prepended to every per-key script; the algorithms several scripts share live here only.
+-- limits.lua: opens every per-key script; the rate-limit algorithms live here only. line.lua,
+-- the helpers of the line, follows it (in admit.lua's case, after the fast path).
 --
 -- KEYS (every per-key script, all with the same {hash tag}):
 --   1 w (window state)  2..5 q:0..q:3 (lines, priority low..critical)  6 granted (ZSET raw ticket -> grant µs)
@@ -22,45 +23,10 @@ end
 
 local function ms(us) return I(math.max(1, math.ceil(us / 1000))) end
 
-local function line_len()
-  return redis.call('LLEN', KEYS[2]) + redis.call('LLEN', KEYS[3]) + redis.call('LLEN', KEYS[4]) + redis.call('LLEN', KEYS[5])
-end
-
--- A ticket is a msgpack array {id, key, priority, enqueued, deadline, owner}; nil when corrupt.
-local function decode(raw)
-  local ok, t = pcall(cmsgpack.unpack, raw)
-  if not ok or type(t) ~= 'table' or type(t[1]) ~= 'string' or #t[1] ~= 16 or type(t[5]) ~= 'number'
-      or type(t[6]) ~= 'string' or #t[6] ~= 16 then
-    return nil
-  end
-  return t
-end
-
-local function count(name, n)
-  redis.call('HINCRBY', STATS, name, n or 1)
-  redis.call('PEXPIRE', STATS, STATS_TTL)
-end
-
-local function dead_letter(raw)
-  redis.call('RPUSH', DLQ, raw)
-  redis.call('LTRIM', DLQ, -1000, -1)
-  redis.call('PEXPIRE', DLQ, STATS_TTL)
-  count('corrupt')
-end
-
--- The pause in force: false, or 0 (forever) or the µs it lasts until. The key's own pause and
--- the external one (group or global) both count; the later end wins.
-local function paused(now)
-  local own = redis.call('GET', PAUSED)
-  local p = false
-  if own then
-    own = tonumber(own)
-    if own == 0 or own > now then p = own end
-  end
-  if EXT_PAUSE == -1 then return 0 end
-  if EXT_PAUSE > now and p ~= 0 and (not p or EXT_PAUSE > p) then p = EXT_PAUSE end
-  return p
-end
+-- The window as lim_free last read it (fixed window: start and count; GCRA: tat), so that
+-- lim_record need not read it again. Scripts write the window only through lim_record and
+-- lim_refund, which drop it.
+local seen, seen_s, seen_n = false, nil, nil
 
 -- How many may start now. With trim, stale sliding-log entries are removed first.
 local function lim_free(now, trim)
@@ -74,9 +40,11 @@ local function lim_free(now, trim)
     end
   elseif ALG == 1 then
     local v = redis.call('HMGET', W, 's', 'n')
-    if tonumber(v[1]) == now - (now % WIN) then used = tonumber(v[2]) or 0 else used = 0 end
+    seen, seen_s, seen_n = true, tonumber(v[1]), tonumber(v[2])
+    if seen_s == now - (now % WIN) then used = seen_n or 0 else used = 0 end
   else
-    local tat = math.max(tonumber(redis.call('GET', W)) or 0, now)
+    seen, seen_s = true, tonumber(redis.call('GET', W)) or 0
+    local tat = math.max(seen_s, now)
     return math.max(0, math.min(BURST, math.floor((now + TAU - tat) / EMIT)))
   end
   return math.max(0, MAX - used)
@@ -91,20 +59,26 @@ local function lim_record(now, ids)
     redis.call('PEXPIRE', W, ms(WIN))
   elseif ALG == 1 then
     local start = now - (now % WIN)
-    if tonumber(redis.call('HGET', W, 's')) == start then
+    local s = seen_s
+    if not seen then s = tonumber(redis.call('HGET', W, 's')) end
+    if s == start then
       redis.call('HINCRBY', W, 'n', #ids)
     else
       redis.call('HSET', W, 's', I(start), 'n', #ids)
     end
     redis.call('PEXPIRE', W, ms(start + WIN - now))
   else
-    local tat = math.max(tonumber(redis.call('GET', W)) or 0, now) + EMIT * #ids
+    local cur = seen_s
+    if not seen then cur = tonumber(redis.call('GET', W)) or 0 end
+    local tat = math.max(cur, now) + EMIT * #ids
     redis.call('SET', W, I(tat), 'PX', ms(tat - now))
   end
+  seen = false
 end
 
 -- Gives back one grant made at granted_at for id.
 local function lim_refund(now, id, granted_at)
+  seen = false
   if ALG == 0 then
     redis.call('ZREM', W, id)
   elseif ALG == 1 then
@@ -151,15 +125,3 @@ local function lim_reset_after(now)
   return math.max(0, (tonumber(redis.call('GET', W)) or 0) - now)
 end
 
--- Makes key live at least us more (TTLs only grow here, so the latest deadline wins).
-local function extend_ttl(key, us)
-  local want = math.ceil(us / 1000) + 1000
-  if redis.call('PTTL', key) < want then redis.call('PEXPIRE', key, I(want)) end
-end
-
--- Records that ticket t left the line without being served, so its owner learns it on claim.
-local function mark_evicted(now, t)
-  redis.call('ZREMRANGEBYSCORE', EVICTED, '-inf', I(now))
-  redis.call('ZADD', EVICTED, I(math.max(t[5], now + 1)), t[1])
-  extend_ttl(EVICTED, t[5] - now)
-end

@@ -1,0 +1,55 @@
+-- line.lua: the helpers of the line, shared by every per-key script; follows limits.lua, whose
+-- header describes KEYS and ARGV.
+
+local function line_len()
+  return redis.call('LLEN', KEYS[2]) + redis.call('LLEN', KEYS[3]) + redis.call('LLEN', KEYS[4]) + redis.call('LLEN', KEYS[5])
+end
+
+-- A ticket is a msgpack array {id, key, priority, enqueued, deadline, owner}; nil when corrupt.
+local function decode(raw)
+  local ok, t = pcall(cmsgpack.unpack, raw)
+  if not ok or type(t) ~= 'table' or type(t[1]) ~= 'string' or #t[1] ~= 16 or type(t[5]) ~= 'number'
+      or type(t[6]) ~= 'string' or #t[6] ~= 16 then
+    return nil
+  end
+  return t
+end
+
+local function count(name, n)
+  redis.call('HINCRBY', STATS, name, n or 1)
+  redis.call('PEXPIRE', STATS, STATS_TTL)
+end
+
+local function dead_letter(raw)
+  redis.call('RPUSH', DLQ, raw)
+  redis.call('LTRIM', DLQ, -1000, -1)
+  redis.call('PEXPIRE', DLQ, STATS_TTL)
+  count('corrupt')
+end
+
+-- The pause in force: false, or 0 (forever) or the µs it lasts until. The key's own pause and
+-- the external one (group or global) both count; the later end wins.
+local function paused(now)
+  local own = redis.call('GET', PAUSED)
+  local p = false
+  if own then
+    own = tonumber(own)
+    if own == 0 or own > now then p = own end
+  end
+  if EXT_PAUSE == -1 then return 0 end
+  if EXT_PAUSE > now and p ~= 0 and (not p or EXT_PAUSE > p) then p = EXT_PAUSE end
+  return p
+end
+
+-- Makes key live at least us more (TTLs only grow here, so the latest deadline wins).
+local function extend_ttl(key, us)
+  local want = math.ceil(us / 1000) + 1000
+  if redis.call('PTTL', key) < want then redis.call('PEXPIRE', key, I(want)) end
+end
+
+-- Records that ticket t left the line without being served, so its owner learns it on claim.
+local function mark_evicted(now, t)
+  redis.call('ZREMRANGEBYSCORE', EVICTED, '-inf', I(now))
+  redis.call('ZADD', EVICTED, I(math.max(t[5], now + 1)), t[1])
+  extend_ttl(EVICTED, t[5] - now)
+end
