@@ -11,12 +11,15 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/rateltd/rateltd"
 	"github.com/rateltd/rateltd/config"
@@ -239,4 +242,84 @@ func BenchmarkPeerRedisRate(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 		})
 	}
+}
+
+// BenchmarkLineMemory: Redis memory per waiting request. 5000 or 20000 requests wait on a paused key
+// of a private Redis; reported are the growth of used_memory once client buffers have settled
+// (B/waiting; what does not grow with the line, such as client buffers, counts less the
+// longer the line) and the size of the line itself by MEMORY USAGE (line-B/waiting), each divided by
+// the number waiting. The prefix is the default "rateltd" and the key "openai:gpt", so ticket
+// sizes are realistic.
+func BenchmarkLineMemory(b *testing.B) {
+	for _, waiting := range []int{5000, 20000} {
+		b.Run(strconv.Itoa(waiting), func(b *testing.B) { lineMemory(b, waiting) })
+	}
+}
+
+func lineMemory(b *testing.B, waiting int) {
+	for range b.N {
+		srv := redistest.Fresh(b)
+		rdb := srv.Client(b)
+		ctx := context.Background()
+		c, err := rateltd.New(rateltd.Config{Redis: rdb, Default: rateltd.Limit{Max: 100, Window: time.Minute, MaxQueue: waiting}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Pause(ctx, "openai:gpt"); err != nil {
+			b.Fatal(err)
+		}
+		before := usedMemory(b, rdb)
+		rctx, cancel := context.WithCancel(ctx)
+		chans := make([]<-chan rateltd.Result, waiting)
+		for i := range chans {
+			chans[i] = c.RequestAsync(rctx, "openai:gpt", noop, rateltd.WithTimeout(time.Minute))
+		}
+		for {
+			st, err := c.Status(ctx, "openai:gpt")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if st.Queued == waiting {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		// Client buffers grown by the burst of admits shrink within a few server cron runs.
+		after := usedMemory(b, rdb)
+		for range 30 {
+			time.Sleep(100 * time.Millisecond)
+			after = min(after, usedMemory(b, rdb))
+		}
+		b.ReportMetric(float64(after-before)/float64(waiting), "B/waiting")
+		line, err := rdb.MemoryUsage(ctx, "rateltd:{openai:gpt}:q:"+strconv.Itoa(int(rateltd.PriorityNormal)), 0).Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(line)/float64(waiting), "line-B/waiting")
+		cancel()
+		for _, ch := range chans {
+			<-ch
+		}
+		c.Close()
+	}
+}
+
+func usedMemory(b *testing.B, rdb interface {
+	Info(context.Context, ...string) *redis.StringCmd
+}) int64 {
+	info, err := rdb.Info(context.Background(), "memory").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return n
+		}
+	}
+	b.Fatal("no used_memory in INFO")
+	return 0
 }
