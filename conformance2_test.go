@@ -146,6 +146,7 @@ func TestG10InvalidInputRefused(t *testing.T) {
 		{"Config.Limits", Config{Limits: map[string]Limit{"a{b}": {Max: 1, Window: time.Second}}}},
 		{"Config.Prefix", Config{Prefix: "x{y}"}},
 		{"Config.BatchSize", Config{BatchSize: -1}},
+		{"Config.BatchSize", Config{BatchSize: 1001}},
 		{"Config.ClaimTimeout", Config{PollInterval: time.Second, ClaimTimeout: time.Second}},
 	}
 	for _, tc := range configs {

@@ -11,8 +11,11 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultPrefix       = "rateltd"
-	DefaultBatchSize    = 100
+	DefaultPrefix    = "rateltd"
+	DefaultBatchSize = 100
+	// MaxBatchSize bounds BatchSize: one grant step records its grants in one Redis call,
+	// whose arguments Lua's stack must hold.
+	MaxBatchSize        = 1000
 	DefaultPollInterval = time.Second
 	DefaultClaimTimeout = 5 * time.Second
 	DefaultStatsTTL     = time.Hour
@@ -36,7 +39,8 @@ type Config struct {
 	Limits map[string]Limit
 	// Default is the limit of keys that have no other. Defaults to 100 per minute.
 	Default Limit
-	// BatchSize is how many waiting requests of one key the processor grants in one step.
+	// BatchSize is how many waiting requests of one key the processor grants in one step, at
+	// most MaxBatchSize.
 	// Defaults to 100.
 	BatchSize int
 	// PollInterval is how often the processor looks for work even when nothing woke it:
@@ -103,8 +107,8 @@ func (c Config) Validate() error {
 		}
 	}
 	switch {
-	case c.BatchSize < 1:
-		return bad("BatchSize", "must be at least 1, got %d", c.BatchSize)
+	case c.BatchSize < 1 || c.BatchSize > MaxBatchSize:
+		return bad("BatchSize", "must be 1 to %d, got %d", MaxBatchSize, c.BatchSize)
 	case c.PollInterval < time.Millisecond:
 		return bad("PollInterval", "must be at least 1ms, got %v", c.PollInterval)
 	case c.ClaimTimeout <= c.PollInterval:

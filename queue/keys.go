@@ -46,7 +46,7 @@ type perKeyNames struct {
 
 const nameCacheSize = 4096
 
-// perKey returns the KEYS of a per-key script, in the order lib.lua expects. The slice is
+// perKey returns the KEYS of a per-key script, in the order limits.lua expects. The slice is
 // shared: callers must not change it.
 func (k keyspace) perKey(key string) []string { return k.cached(key).names }
 

@@ -41,7 +41,7 @@ type step struct {
 
 func newStep(p Params, now int64) step { return step{p: p, l: p.Limit, now: now} }
 
-// Mirrors of lib.lua's limits.
+// Limits the scripts share (grant.lua, line.lua).
 const (
 	maxDrops      = 1000 // grant.lua MAX_DROPS
 	dlqKeep       = 1000 // dead letters kept per key

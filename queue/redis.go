@@ -304,10 +304,9 @@ func (r *Redis) PauseKey(ctx context.Context, key string, until int64) error {
 	if until == PausedForever {
 		err = r.rdb.Set(ctx, k, 0, 0).Err()
 	} else {
-		err = r.rdb.Set(ctx, k, until, 0).Err()
-		if err == nil {
-			err = r.rdb.PExpireAt(ctx, k, time.UnixMicro(until)).Err()
-		}
+		// One command: the pause and its end are set together. The scripts compare the value
+		// with server time, so the key may outlive its end by the rounding to ms.
+		err = r.rdb.Do(ctx, "set", k, until, "pxat", until/1000+1).Err()
 	}
 	if err != nil {
 		return fmt.Errorf("queue: pause %q: %w", key, err)

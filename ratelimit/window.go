@@ -1,12 +1,16 @@
 // Package ratelimit holds the rate-limit algorithms. On Redis they run inside the scripts of
-// package lua (lib.lua); Window is the same algorithms in process, step for step, for the
+// package lua (limits.lua); Window is the same algorithms in process, step for step, for the
 // in-process backend. Both answer the same questions: how many may start now, record grants,
 // give one back, when the k-th waiting request may start, and when the window is free again.
 //
 // Times are microseconds of the backend's clock.
 package ratelimit
 
-import "github.com/rateltd/rateltd/config"
+import (
+	"sort"
+
+	"github.com/rateltd/rateltd/config"
+)
 
 // Window is one key's window state: a sliding-window log, a fixed-window counter or a GCRA
 // theoretical arrival time, as the limit passed to each call says. The zero value is an empty
@@ -43,22 +47,25 @@ func (w *Window) Expire(now int64) {
 // Empty reports whether the window holds no state.
 func (w *Window) Empty() bool { return w.expires == 0 }
 
-// trim drops sliding-log entries at or before now-window.
+// trim drops sliding-log entries at or before now-window by re-slicing from the front: O(1)
+// amortized per entry, since append's growth copies only the live entries. A log that has
+// shrunk well below its capacity is copied into a smaller one.
 func (w *Window) trim(l config.Limit, now int64) {
 	i := w.stale(l, now)
-	if i > 0 {
-		w.log = append(w.log[:0], w.log[i:]...)
+	if i == 0 {
+		return
+	}
+	clear(w.log[:i])
+	w.log = w.log[i:]
+	if cap(w.log) > 2*len(w.log)+64 {
+		w.log = append([]entry(nil), w.log...)
 	}
 }
 
-// stale counts the sliding-log entries at or before now-window.
+// stale counts the sliding-log entries at or before now-window (the log is in time order).
 func (w *Window) stale(l config.Limit, now int64) int {
 	edge := now - l.Window.Microseconds()
-	i := 0
-	for i < len(w.log) && w.log[i].at <= edge {
-		i++
-	}
-	return i
+	return sort.Search(len(w.log), func(i int) bool { return w.log[i].at > edge })
 }
 
 // Free is how many may start now. With trim, stale sliding-log entries are removed first.
