@@ -2,30 +2,18 @@ package rateltd
 
 import (
 	"context"
-	"os"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.uber.org/goleak"
 
 	"github.com/rateltd/rateltd/internal/redistest"
 	"github.com/rateltd/rateltd/queue"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	redistest.Stop()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { redistest.Main(m) }
 
 // harness gives one test the nodes of one backend: for Redis, Clients on a real redis-server
 // under a prefix of the test's own; in-process, Clients sharing one Memory store, which stands

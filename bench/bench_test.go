@@ -8,7 +8,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -28,11 +27,7 @@ import (
 	"github.com/rateltd/rateltd/queue"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	redistest.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { redistest.Main(m) }
 
 var backends = []string{"memory", "redis"}
 

@@ -2,29 +2,17 @@ package queue_test
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"go.uber.org/goleak"
 
 	"github.com/rateltd/rateltd/config"
 	"github.com/rateltd/rateltd/internal/redistest"
 	"github.com/rateltd/rateltd/queue"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	redistest.Stop()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { redistest.Main(m) }
 
 // eachBackend runs f on a fresh Memory and on Redis under a prefix of the test's own.
 func eachBackend(t *testing.T, f func(t *testing.T, be queue.Backend)) {

@@ -158,17 +158,19 @@ func (m *Memory) Refund(_ context.Context, key string, p Params, id []byte, gran
 }
 
 func (m *Memory) Check(_ context.Context, key string, p Params) (Decision, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	now := m.now()
-	k := m.key(key, now, false)
-	if k == nil {
-		k = &memKey{}
-	}
-	return k.check(newStep(p, now)), nil
+	var d Decision
+	m.read(key, p, func(k *memKey, s step) { d = k.check(s) })
+	return d, nil
 }
 
 func (m *Memory) State(_ context.Context, key string, p Params) (KeyState, error) {
+	var st KeyState
+	m.read(key, p, func(k *memKey, s step) { st = k.state(s) })
+	return st, nil
+}
+
+// read calls f with key's state (empty when it has none), creating nothing.
+func (m *Memory) read(key string, p Params, f func(*memKey, step)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
@@ -176,7 +178,7 @@ func (m *Memory) State(_ context.Context, key string, p Params) (KeyState, error
 	if k == nil {
 		k = &memKey{}
 	}
-	return k.state(newStep(p, now)), nil
+	f(k, newStep(p, now))
 }
 
 func (m *Memory) Reset(_ context.Context, key string) error {

@@ -2,23 +2,10 @@ package redistest
 
 import (
 	"context"
-	"os"
 	"testing"
-
-	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	Stop()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { Main(m) }
 
 func TestSharedServerAnswers(t *testing.T) {
 	srv := Server(t)
