@@ -97,6 +97,18 @@ func (c *Client) Status(ctx context.Context, key string) (Status, error) {
 	return st, nil
 }
 
+// Keys lists the keys that have requests waiting now, on any node, in no particular order.
+func (c *Client) Keys(ctx context.Context) ([]string, error) {
+	if c.isClosed() {
+		return nil, ErrClosed
+	}
+	keys, err := c.node.Backend().ActiveKeys(ctx)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return keys, nil
+}
+
 // Pause stops granting for name until Resume: name is a key, and also a group (every key
 // whose text before the first ':' is name); "*" pauses every key. Requests keep queueing
 // while paused. A key's own pause takes effect atomically with the next grant; the pause of

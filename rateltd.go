@@ -26,6 +26,15 @@ type Overflow = config.Overflow
 // Priority orders the requests waiting for one key.
 type Priority = config.Priority
 
+// Observer is told how every request ended; see [config.Observer].
+type Observer = config.Observer
+
+// RequestEvent describes one request that ended; see [config.RequestEvent].
+type RequestEvent = config.RequestEvent
+
+// Outcome is how a request ended.
+type Outcome = config.Outcome
+
 // Algorithms, overflow policies and priorities.
 const (
 	SlidingWindow = config.SlidingWindow
@@ -39,6 +48,15 @@ const (
 	PriorityNormal   = config.PriorityNormal
 	PriorityHigh     = config.PriorityHigh
 	PriorityCritical = config.PriorityCritical
+
+	OutcomeSucceeded   = config.OutcomeSucceeded
+	OutcomeFailed      = config.OutcomeFailed
+	OutcomeRejected    = config.OutcomeRejected
+	OutcomeExpired     = config.OutcomeExpired
+	OutcomeEvicted     = config.OutcomeEvicted
+	OutcomeCancelled   = config.OutcomeCancelled
+	OutcomeClosed      = config.OutcomeClosed
+	OutcomeUnavailable = config.OutcomeUnavailable
 )
 
 // newTimeout bounds the backend calls New makes.

@@ -2,6 +2,7 @@ package rateltd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"time"
@@ -63,10 +64,45 @@ func (c *Client) Request(ctx context.Context, key string, fn func(context.Contex
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.node.Acquire(ctx, processor.Request{Key: key, Priority: o.priority, Timeout: o.timeout}); err != nil {
+	start := time.Now()
+	g, err := c.node.Acquire(ctx, processor.Request{Key: key, Priority: o.priority, Timeout: o.timeout})
+	if err != nil {
+		c.observe(key, o.priority, failure(err), false, time.Since(start), 0)
 		return nil, err
 	}
-	return c.run(ctx, key, fn)
+	wait := time.Since(start)
+	v, err := c.run(ctx, key, fn)
+	if c.cfg.Observer != nil {
+		outcome := OutcomeSucceeded
+		if err != nil {
+			outcome = OutcomeFailed
+		}
+		c.observe(key, o.priority, outcome, g.Queued, wait, time.Since(start)-wait)
+	}
+	return v, err
+}
+
+func (c *Client) observe(key string, p Priority, outcome Outcome, queued bool, wait, run time.Duration) {
+	if c.cfg.Observer != nil {
+		c.cfg.Observer.ObserveRequest(RequestEvent{Key: key, Priority: p, Outcome: outcome, Queued: queued, Wait: wait, Run: run})
+	}
+}
+
+// failure classifies the error that kept fn from running.
+func failure(err error) Outcome {
+	switch {
+	case errors.Is(err, ErrQueueFull), errors.Is(err, ErrWouldExceedDeadline):
+		return OutcomeRejected
+	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return OutcomeExpired
+	case errors.Is(err, ErrEvicted):
+		return OutcomeEvicted
+	case errors.Is(err, ErrClosed):
+		return OutcomeClosed
+	case errors.Is(err, ErrUnavailable):
+		return OutcomeUnavailable
+	}
+	return OutcomeCancelled
 }
 
 func (c *Client) run(ctx context.Context, key string, fn func(context.Context) (any, error)) (v any, err error) {

@@ -56,6 +56,8 @@ type Config struct {
 	IndexShards int
 	// Logger receives the processor's warnings and errors. Defaults to slog.Default().
 	Logger *slog.Logger
+	// Observer is told how every request ended (for metrics). Defaults to nil: none.
+	Observer Observer
 }
 
 // WithDefaults returns c with every zero field that has a default filled in.
