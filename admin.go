@@ -109,6 +109,40 @@ func (c *Client) Keys(ctx context.Context) ([]string, error) {
 	return keys, nil
 }
 
+// ListKeys pages through every key that has any state — a window, a line, a pause or counters
+// — for admin listings: about count keys after cursor ("" to start) and the cursor of the next
+// page ("" after the last). On Redis it SCANs, so a key may appear on more than one page.
+func (c *Client) ListKeys(ctx context.Context, cursor string, count int) ([]string, string, error) {
+	if c.isClosed() {
+		return nil, "", ErrClosed
+	}
+	keys, next, err := c.node.Backend().ListKeys(ctx, cursor, count)
+	if err != nil {
+		return nil, "", unavailable(err)
+	}
+	return keys, next, nil
+}
+
+// LimitOf returns the limit in force for key, as this node resolves it (exact key, SetLimit,
+// group, default), with its defaults filled in. It reads no backend.
+func (c *Client) LimitOf(key string) (Limit, error) {
+	if err := config.ValidateKey(key); err != nil {
+		return Limit{}, err
+	}
+	return c.node.Params(key).Limit, nil
+}
+
+// Ping reports whether the backend answers.
+func (c *Client) Ping(ctx context.Context) error {
+	if c.isClosed() {
+		return ErrClosed
+	}
+	if _, err := c.node.Backend().Time(ctx); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
 // Pause stops granting for name until Resume: name is a key, and also a group (every key
 // whose text before the first ':' is name); "*" pauses every key. Requests keep queueing
 // while paused. A key's own pause takes effect atomically with the next grant; the pause of

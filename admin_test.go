@@ -226,3 +226,50 @@ func TestOverflow(t *testing.T) {
 		}
 	})
 }
+
+// TestListKeys: every key with state is listed, page by page, and nothing else.
+func TestListKeys(t *testing.T) {
+	eachBackend(t, func(t *testing.T, h *harness) {
+		c := h.client(Config{})
+		ctx := context.Background()
+		want := map[string]bool{}
+		for i := range 25 {
+			k := "list:" + string(rune('a'+i))
+			want[k] = true
+			if _, err := c.Request(ctx, k, noop); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.Pause(ctx, "only-paused"); err != nil {
+			t.Fatal(err)
+		}
+		want["only-paused"] = true
+		got := map[string]bool{}
+		cursor, pages := "", 0
+		for {
+			keys, next, err := c.ListKeys(ctx, cursor, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range keys {
+				got[k] = true
+			}
+			pages++
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+		if len(got) != len(want) {
+			t.Fatalf("listed %d keys over %d pages, want %d: %v", len(got), pages, len(want), got)
+		}
+		for k := range want {
+			if !got[k] {
+				t.Errorf("%q not listed", k)
+			}
+		}
+		if err := c.Ping(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -184,6 +184,10 @@ type Backend interface {
 	Deactivate(ctx context.Context, key string, before int64) error
 	// ActiveKeys lists the keys in the index.
 	ActiveKeys(ctx context.Context) ([]string, error)
+	// ListKeys pages through every key that has any state (window, line, pause, counters),
+	// for admin listings: about count keys after cursor ("" to start), and the cursor of the
+	// next page ("" at the end). A key may appear on more than one page.
+	ListKeys(ctx context.Context, cursor string, count int) (keys []string, next string, err error)
 
 	// LoadRuntime reads the runtime configuration.
 	LoadRuntime(ctx context.Context) (Runtime, error)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/rateltd/rateltd/config"
 	"github.com/rateltd/rateltd/lua"
 )
 
@@ -25,6 +26,7 @@ type admitBatcher struct {
 
 type admitCall struct {
 	key    string
+	alg    config.Algorithm
 	args   []any
 	ctx    context.Context
 	v      any
@@ -40,8 +42,8 @@ const (
 	maxFlights = 4
 )
 
-func (b *admitBatcher) do(ctx context.Context, key string, args []any) (any, error) {
-	c := &admitCall{key: key, args: args, ctx: ctx, done: make(chan struct{}), lead: make(chan struct{}, 1)}
+func (b *admitBatcher) do(ctx context.Context, key string, alg config.Algorithm, args []any) (any, error) {
+	c := &admitCall{key: key, alg: alg, args: args, ctx: ctx, done: make(chan struct{}), lead: make(chan struct{}, 1)}
 	b.mu.Lock()
 	b.pending = append(b.pending, c)
 	leader := b.flying < maxFlights
@@ -105,7 +107,7 @@ func (r *Redis) evalBatch(ctx context.Context, s *redis.Script, batch []*admitCa
 	// EVALSHA built here rather than by Script.EvalSha, from the key names boxed once per key:
 	// this is the fast path, and go-redis would box ten key names per call.
 	evalsha := func(c *admitCall) *redis.Cmd {
-		keys := r.ks.perKeyArgs(c.key)
+		keys := r.ks.perKeyArgs(c.key, c.alg)
 		a := make([]any, 0, 3+len(keys)+len(c.args))
 		a = append(a, "evalsha", s.Hash(), len(keys))
 		a = append(a, keys...)

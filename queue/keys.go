@@ -4,14 +4,17 @@ import (
 	"encoding/hex"
 	"hash/fnv"
 	"strconv"
+	"strings"
 	"sync"
+
+	"github.com/rateltd/rateltd/config"
 )
 
 // keyspace builds every Redis key name rateltd uses; no other code makes one.
 //
 // Per-key structures carry the hash tag {key}, so each script touches a single cluster slot:
 //
-//	<prefix>:{<key>}:w         window state (sliding-log ZSET, fixed-window HASH or GCRA string)
+//	<prefix>:{<key>}:w         sliding-log window (ZSET); :wf fixed window (HASH); :wt GCRA (string)
 //	<prefix>:{<key>}:q:<0-3>   the lines, one LIST per priority (0 low … 3 critical)
 //	<prefix>:{<key>}:granted   ZSET raw ticket -> grant time, granted for another node to claim
 //	<prefix>:{<key>}:paused    the key's own pause (0 forever, else until µs)
@@ -35,7 +38,12 @@ type keyspace struct {
 // build ten strings per request. Bounded: it starts afresh when full.
 type nameCache struct {
 	mu sync.Mutex
-	m  map[string]perKeyNames // guarded by mu
+	m  map[nameCacheKey]perKeyNames // guarded by mu
+}
+
+type nameCacheKey struct {
+	key string
+	alg config.Algorithm
 }
 
 // perKeyNames are a key's script KEYS, as strings and as command arguments.
@@ -46,30 +54,46 @@ type perKeyNames struct {
 
 const nameCacheSize = 4096
 
-// perKey returns the KEYS of a per-key script, in the order limits.lua expects. The slice is
-// shared: callers must not change it.
-func (k keyspace) perKey(key string) []string { return k.cached(key).names }
+// windowSuffix names the window of each algorithm apart: each keeps a Redis type of its own
+// (ZSET, HASH, string), so a key whose algorithm changes at run time starts a fresh window
+// instead of meeting the old one's type.
+var windowSuffix = [...]string{config.SlidingWindow: "w", config.FixedWindow: "wf", config.TokenBucket: "wt"}
+
+// perKey returns the KEYS of a per-key script for a key under algorithm alg, in the order
+// limits.lua expects. The slice is shared: callers must not change it.
+func (k keyspace) perKey(key string, alg config.Algorithm) []string { return k.cached(key, alg).names }
 
 // perKeyArgs is perKey as command arguments, boxed once per key rather than once per call.
-func (k keyspace) perKeyArgs(key string) []any { return k.cached(key).args }
+func (k keyspace) perKeyArgs(key string, alg config.Algorithm) []any { return k.cached(key, alg).args }
 
-func (k keyspace) cached(key string) perKeyNames {
+// windows returns the names of key's windows under every algorithm.
+func (k keyspace) windows(key string) []string {
+	base := k.prefix + ":{" + key + "}:"
+	out := make([]string, len(windowSuffix))
+	for i, s := range windowSuffix {
+		out[i] = base + s
+	}
+	return out
+}
+
+func (k keyspace) cached(key string, alg config.Algorithm) perKeyNames {
 	c := k.names
 	if c == nil {
-		return newPerKeyNames(k.buildPerKey(key))
+		return newPerKeyNames(k.buildPerKey(key, alg))
 	}
+	ck := nameCacheKey{key, alg}
 	c.mu.Lock()
-	n, ok := c.m[key]
+	n, ok := c.m[ck]
 	c.mu.Unlock()
 	if ok {
 		return n
 	}
-	n = newPerKeyNames(k.buildPerKey(key))
+	n = newPerKeyNames(k.buildPerKey(key, alg))
 	c.mu.Lock()
 	if len(c.m) >= nameCacheSize {
 		clear(c.m)
 	}
-	c.m[key] = n
+	c.m[ck] = n
 	c.mu.Unlock()
 	return n
 }
@@ -82,10 +106,10 @@ func newPerKeyNames(names []string) perKeyNames {
 	return perKeyNames{names: names, args: args}
 }
 
-func (k keyspace) buildPerKey(key string) []string {
+func (k keyspace) buildPerKey(key string, alg config.Algorithm) []string {
 	base := k.prefix + ":{" + key + "}:"
 	return []string{
-		base + "w",
+		base + windowSuffix[alg],
 		base + "q:0", base + "q:1", base + "q:2", base + "q:3",
 		base + "granted",
 		base + "paused",
@@ -102,6 +126,32 @@ const (
 	kStats   = 7
 	kEvicted = 9
 )
+
+// perKeyPattern matches the names of every per-key structure (for SCAN in admin listings).
+func (k keyspace) perKeyPattern() string { return escapeGlob(k.prefix) + ":{*}:*" }
+
+// keyOf returns the rate-limit key a per-key structure's name belongs to. Keys cannot hold
+// braces, so the name's first '}' after the prefix ends the key.
+func (k keyspace) keyOf(name string) (string, bool) {
+	rest, ok := strings.CutPrefix(name, k.prefix+":{")
+	if !ok {
+		return "", false
+	}
+	key, _, ok := strings.Cut(rest, "}:")
+	return key, ok && key != ""
+}
+
+// escapeGlob quotes the characters SCAN's MATCH gives a meaning to.
+func escapeGlob(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
 
 func (k keyspace) shardOf(key string) string {
 	h := fnv.New32a()

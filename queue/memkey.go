@@ -12,7 +12,9 @@ import (
 // structures (see keys.go); its methods are the scripts of package lua, step for step. Each part
 // lapses at its own time, as the Redis key with its TTL would. Guarded by Memory.mu.
 type memKey struct {
-	win      ratelimit.Window
+	// wins are the windows by algorithm, apart as in Redis (see windowSuffix): a key whose
+	// algorithm changes starts a fresh window.
+	wins     [3]ratelimit.Window
 	lines    [config.NumPriorities][]memTicket
 	linesExp [config.NumPriorities]int64
 	granted  map[string]int64 // raw ticket -> grant µs
@@ -54,7 +56,9 @@ const indexGrace = ttlGraceMicro
 
 // expire clears each part whose time has passed and reports whether nothing is left.
 func (k *memKey) expire(now int64) bool {
-	k.win.Expire(now)
+	for i := range k.wins {
+		k.wins[i].Expire(now)
+	}
 	for q := range k.lines {
 		if k.linesExp[q] != 0 && k.linesExp[q] <= now {
 			k.lines[q], k.linesExp[q] = nil, 0
@@ -78,7 +82,7 @@ func (k *memKey) expire(now int64) bool {
 		clear(k.evicted)
 		k.evictExp = 0
 	}
-	return k.win.Empty() && k.lineLen() == 0 && len(k.granted) == 0 && k.pause == NotPaused &&
+	return k.wins[0].Empty() && k.wins[1].Empty() && k.wins[2].Empty() && k.lineLen() == 0 && len(k.granted) == 0 && k.pause == NotPaused &&
 		len(k.stats) == 0 && len(k.dlq) == 0 && len(k.evicted) == 0
 }
 
@@ -103,6 +107,9 @@ func (k *memKey) deadLetter(s step, raw []byte) {
 	k.dlqExp = s.now + max(s.p.StatsTTL.Microseconds(), 1_000_000)
 	k.count(s, CountCorrupt, 1)
 }
+
+// win is the window of l's algorithm.
+func (k *memKey) win(l config.Limit) *ratelimit.Window { return &k.wins[l.Algorithm] }
 
 // paused is the pause in force: ok false when none, else until (PausedForever or µs).
 func (k *memKey) paused(s step) (until int64, ok bool) {
@@ -138,9 +145,9 @@ func (k *memKey) markEvicted(s step, t *Ticket) {
 func (k *memKey) admit(s step, t *Ticket, raw []byte) AdmitReply {
 	_, paused := k.paused(s)
 	len0 := k.lineLen()
-	free := k.win.Free(s.l, s.now, true)
+	free := k.win(s.l).Free(s.l, s.now, true)
 	if !paused && len0 == 0 && free > 0 {
-		k.win.Record(s.l, s.now, string(t.ID)) // CountAdmitted is the node's to count
+		k.win(s.l).Record(s.l, s.now, string(t.ID)) // CountAdmitted is the node's to count
 		return AdmitReply{Outcome: Granted, Now: s.now, Remaining: free - 1}
 	}
 	// Under DropOldest, a full line gives up the oldest ticket of the lowest priority up to t's.
@@ -160,7 +167,7 @@ func (k *memKey) admit(s step, t *Ticket, raw []byte) AdmitReply {
 	if drop == int(t.Priority) {
 		ahead--
 	}
-	earliest := k.win.Slot(s.l, s.now, ahead+1, free)
+	earliest := k.win(s.l).Slot(s.l, s.now, ahead+1, free)
 	if until, ok := k.paused(s); ok {
 		if until == PausedForever {
 			earliest = 0
@@ -217,7 +224,7 @@ func (k *memKey) grant(s step, node string, batch int, claim int64) GrantReply {
 		if at <= s.now-claim {
 			delete(k.granted, raw)
 			if t, err := DecodeTicket([]byte(raw)); err == nil {
-				k.win.Refund(s.l, s.now, string(t.ID), at)
+				k.win(s.l).Refund(s.l, s.now, string(t.ID), at)
 			}
 			k.count(s, CountRefunded, 1)
 			refunded++
@@ -226,7 +233,7 @@ func (k *memKey) grant(s step, node string, batch int, claim int64) GrantReply {
 	until, paused := k.paused(s)
 	free := 0
 	if !paused {
-		free = k.win.Free(s.l, s.now, true)
+		free = k.win(s.l).Free(s.l, s.now, true)
 	}
 	rep := GrantReply{Now: s.now, Paused: paused}
 	var ids []string
@@ -264,7 +271,7 @@ func (k *memKey) grant(s step, node string, batch int, claim int64) GrantReply {
 	nextLine:
 	}
 	if len(ids) > 0 {
-		k.win.Record(s.l, s.now, ids...)
+		k.win(s.l).Record(s.l, s.now, ids...)
 		k.count(s, CountGranted, int64(len(ids)))
 		if len(rep.Remote) > 0 {
 			k.grantExp = s.now + 2*claim
@@ -277,7 +284,7 @@ func (k *memKey) grant(s step, node string, batch int, claim int64) GrantReply {
 		case free > 0 || drops >= maxDrops:
 			rep.Next = s.now
 		default:
-			rep.Next = k.win.Slot(s.l, s.now, 1, 0)
+			rep.Next = k.win(s.l).Slot(s.l, s.now, 1, 0)
 		}
 	}
 	oldest := int64(0)
@@ -309,7 +316,7 @@ func (k *memKey) cancel(s step, t *Ticket, raw []byte) CancelOutcome {
 	}
 	if at, ok := k.granted[string(raw)]; ok {
 		delete(k.granted, string(raw))
-		k.win.Refund(s.l, s.now, string(t.ID), at)
+		k.win(s.l).Refund(s.l, s.now, string(t.ID), at)
 		k.count(s, CountCancelled, 1)
 		k.count(s, CountRefunded, 1)
 		return Refunded
@@ -322,14 +329,14 @@ func (k *memKey) cancel(s step, t *Ticket, raw []byte) CancelOutcome {
 func (k *memKey) check(s step) Decision {
 	until, paused := k.paused(s)
 	n := k.lineLen()
-	free := k.win.Free(s.l, s.now, false)
+	free := k.win(s.l).Free(s.l, s.now, false)
 	d := Decision{Allowed: !paused && n == 0 && free > 0, Remaining: free,
-		ResetAfter: micros(k.win.ResetAfter(s.l, s.now))}
+		ResetAfter: micros(k.win(s.l).ResetAfter(s.l, s.now))}
 	if !d.Allowed {
 		if until == PausedForever {
 			d.RetryAfter = -1
 		} else {
-			at := k.win.Slot(s.l, s.now, n+1, free)
+			at := k.win(s.l).Slot(s.l, s.now, n+1, free)
 			if paused {
 				at = max(at, until)
 			}
@@ -341,7 +348,7 @@ func (k *memKey) check(s step) Decision {
 
 // state is status.lua.
 func (k *memKey) state(s step) KeyState {
-	st := KeyState{Now: s.now, Used: k.win.Used(s.l, s.now), Remaining: k.win.Free(s.l, s.now, false),
+	st := KeyState{Now: s.now, Used: k.win(s.l).Used(s.l, s.now), Remaining: k.win(s.l).Free(s.l, s.now, false),
 		PausedUntil: k.pause, Unclaimed: len(k.granted), DeadLetters: len(k.dlq), Counters: map[string]int64{}}
 	for q, line := range k.lines {
 		st.Queued[q] = len(line)
@@ -371,7 +378,7 @@ func (k *memKey) reset(now int64) {
 			k.markEvicted(s, t)
 		}
 	}
-	k.win = ratelimit.Window{}
+	k.wins = [3]ratelimit.Window{}
 	clear(k.granted)
 	clear(k.stats)
 	k.grantExp, k.statsExp, k.dlq, k.dlqExp = 0, 0, nil, 0

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"encoding/hex"
+	"slices"
 	"sync"
 	"time"
 
@@ -152,7 +153,7 @@ func (m *Memory) Refund(_ context.Context, key string, p Params, id []byte, gran
 	now := m.now()
 	k := m.key(key, now, true)
 	s := newStep(p, now)
-	k.win.Refund(p.Limit, now, string(id), grantedAt)
+	k.win(p.Limit).Refund(p.Limit, now, string(id), grantedAt)
 	k.count(s, CountRefunded, 1)
 	return nil
 }
@@ -254,6 +255,24 @@ func (m *Memory) ActiveKeys(context.Context) ([]string, error) {
 		keys = append(keys, k)
 	}
 	return keys, nil
+}
+
+func (m *Memory) ListKeys(_ context.Context, cursor string, count int) ([]string, string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lastSweep = 0
+	m.key("", m.now(), false) // sweeps lapsed state
+	keys := make([]string, 0, len(m.keys))
+	for k := range m.keys {
+		if k > cursor {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	if count <= 0 || len(keys) <= count {
+		return keys, "", nil
+	}
+	return keys[:count], keys[count-1], nil
 }
 
 func (m *Memory) LoadRuntime(context.Context) (Runtime, error) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -51,7 +53,7 @@ var _ Backend = (*Redis)(nil)
 // NewRedis returns a Redis backend whose keys start with prefix and whose index of active
 // keys is spread over shards keys.
 func NewRedis(rdb redis.UniversalClient, prefix string, shards int) *Redis {
-	r := &Redis{rdb: rdb, ks: keyspace{prefix: prefix, shards: shards, names: &nameCache{m: map[string]perKeyNames{}}}}
+	r := &Redis{rdb: rdb, ks: keyspace{prefix: prefix, shards: shards, names: &nameCache{m: map[nameCacheKey]perKeyNames{}}}}
 	r.admit.r = r
 	return r
 }
@@ -77,12 +79,12 @@ func args(p Params, extra ...any) []any {
 }
 
 func (r *Redis) run(ctx context.Context, s *redis.Script, key string, p Params, extra ...any) (any, error) {
-	return s.Run(ctx, r.rdb, r.ks.perKey(key), args(p, extra...)...).Result()
+	return s.Run(ctx, r.rdb, r.ks.perKey(key, p.Limit.Algorithm), args(p, extra...)...).Result()
 }
 
 func (r *Redis) Admit(ctx context.Context, p Params, t *Ticket, raw []byte) (AdmitReply, error) {
 	a := r.params.args(p)
-	v, err := r.admit.do(ctx, t.Key, append(a[:6:6], raw, t.ID, int(t.Priority), t.Deadline, a[6], a[7]))
+	v, err := r.admit.do(ctx, t.Key, p.Limit.Algorithm, append(a[:6:6], raw, t.ID, int(t.Priority), t.Deadline, a[6], a[7]))
 	if err != nil {
 		return AdmitReply{}, fmt.Errorf("queue: admit %q: %w", t.Key, err)
 	}
@@ -123,7 +125,7 @@ func (r *Redis) Grant(ctx context.Context, keys []string, ps []Params, node []by
 		cmds := make([]*redis.Cmd, len(keys))
 		pipe := r.rdb.Pipeline()
 		for i, key := range keys {
-			cmds[i] = lua.Grant.EvalSha(ctx, pipe, r.ks.perKey(key), args(ps[i], node, batch, claimTimeout.Microseconds())...)
+			cmds[i] = lua.Grant.EvalSha(ctx, pipe, r.ks.perKey(key, ps[i].Limit.Algorithm), args(ps[i], node, batch, claimTimeout.Microseconds())...)
 		}
 		_, _ = pipe.Exec(ctx)
 		return cmds
@@ -291,15 +293,21 @@ func parseState(v any) (KeyState, error) {
 
 func (r *Redis) Reset(ctx context.Context, key string) error {
 	// The reset script reads no limit; any valid Params will do.
+	// The windows of the other algorithms go in the same transaction (one slot).
 	p := Params{Limit: config.DefaultLimit, StatsTTL: time.Second}
-	if _, err := r.run(ctx, lua.Reset, key, p); err != nil {
+	_, err := r.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		lua.Reset.Run(ctx, pipe, r.ks.perKey(key, config.SlidingWindow), args(p)...)
+		pipe.Del(ctx, r.ks.windows(key)...)
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("queue: reset %q: %w", key, err)
 	}
 	return nil
 }
 
 func (r *Redis) PauseKey(ctx context.Context, key string, until int64) error {
-	k := r.ks.perKey(key)[kPaused]
+	k := r.ks.perKey(key, config.SlidingWindow)[kPaused]
 	var err error
 	if until == PausedForever {
 		err = r.rdb.Set(ctx, k, 0, 0).Err()
@@ -315,14 +323,14 @@ func (r *Redis) PauseKey(ctx context.Context, key string, until int64) error {
 }
 
 func (r *Redis) ResumeKey(ctx context.Context, key string) error {
-	if err := r.rdb.Del(ctx, r.ks.perKey(key)[kPaused]).Err(); err != nil {
+	if err := r.rdb.Del(ctx, r.ks.perKey(key, config.SlidingWindow)[kPaused]).Err(); err != nil {
 		return fmt.Errorf("queue: resume %q: %w", key, err)
 	}
 	return nil
 }
 
 func (r *Redis) AddCounters(ctx context.Context, key string, p Params, deltas map[string]int64) error {
-	k := r.ks.perKey(key)[kStats]
+	k := r.ks.perKey(key, config.SlidingWindow)[kStats]
 	_, err := r.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 		for name, d := range deltas {
 			pipe.HIncrBy(ctx, k, name, d)
@@ -374,6 +382,33 @@ func (r *Redis) ActiveKeys(ctx context.Context) ([]string, error) {
 		keys = append(keys, c.Val()...)
 	}
 	return keys, nil
+}
+
+func (r *Redis) ListKeys(ctx context.Context, cursor string, count int) ([]string, string, error) {
+	var cur uint64
+	if cursor != "" {
+		var err error
+		if cur, err = strconv.ParseUint(cursor, 10, 64); err != nil {
+			return nil, "", fmt.Errorf("queue: list keys: bad cursor %q", cursor)
+		}
+	}
+	names, next, err := r.rdb.Scan(ctx, cur, r.ks.perKeyPattern(), int64(count)).Result()
+	if err != nil {
+		return nil, "", fmt.Errorf("queue: list keys: %w", err)
+	}
+	seen := map[string]bool{}
+	var keys []string
+	for _, name := range names {
+		if k, ok := r.ks.keyOf(name); ok && !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	if next == 0 {
+		return keys, "", nil
+	}
+	return keys, strconv.FormatUint(next, 10), nil
 }
 
 // Runtime configuration fields: "limit:<key>" and "pause:<group or *>".

@@ -1,0 +1,346 @@
+// Package httpapi serves rateltd over HTTP: JSON routes to inspect and steer keys, an acquire
+// route for callers in other languages that waits in the same line as Client.Request, health
+// and readiness, and Prometheus metrics. NewHandler returns the whole API as one http.Handler.
+//
+//	GET  /v1/keys?cursor=&limit=100      keys with state, with their status, a page at a time
+//	GET  /v1/keys/{key}                  a key's status
+//	POST /v1/keys/{key}/pause            pause (a key, a group, or "*"); admin
+//	POST /v1/keys/{key}/resume           resume; admin
+//	POST /v1/keys/{key}/reset            reset; admin
+//	GET  /v1/keys/{key}/limit            the key's limit
+//	PUT  /v1/keys/{key}/limit            set it at run time, every node; admin
+//	POST /v1/acquire/{key}?wait=5s&priority=high
+//	                                     200 when granted; 429 with Retry-After when the wait
+//	                                     would exceed wait or the line is full
+//	GET  /healthz, /readyz, /metrics
+//
+// Answers about a key carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset (seconds)
+// and their X-RateLimit-* equivalents. Errors are JSON {"error": "..."}; bad input is a 400.
+// Admin routes require "Authorization: Bearer <token>" when Options.AdminToken is set.
+package httpapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/rateltd/rateltd"
+	"github.com/rateltd/rateltd/config"
+)
+
+// Options configure the handler. The zero value is usable.
+type Options struct {
+	// AdminToken, when set, is required as a bearer token by the routes that change state.
+	// Defaults to "" (no token).
+	AdminToken string
+	// Gatherer serves /metrics. Defaults to nil: /metrics answers 404.
+	Gatherer prometheus.Gatherer
+	// MaxWait bounds the wait parameter of /v1/acquire. Defaults to 1 minute.
+	MaxWait time.Duration
+	// MaxBody bounds request bodies, in bytes. Defaults to 64 KiB.
+	MaxBody int64
+}
+
+// API serves the routes. Create it with NewHandler.
+type API struct {
+	c    *rateltd.Client
+	opts Options
+	mux  *http.ServeMux
+}
+
+// NewHandler returns the API over c.
+func NewHandler(c *rateltd.Client, opts Options) *API {
+	if opts.MaxWait <= 0 {
+		opts.MaxWait = time.Minute
+	}
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = 64 << 10
+	}
+	a := &API{c: c, opts: opts, mux: http.NewServeMux()}
+	a.mux.HandleFunc("GET /v1/keys", a.listKeys)
+	a.mux.HandleFunc("GET /v1/keys/{key}", a.withKey(true, a.status))
+	a.mux.HandleFunc("POST /v1/keys/{key}/pause", a.admin(a.withKey(true, a.pause)))
+	a.mux.HandleFunc("POST /v1/keys/{key}/resume", a.admin(a.withKey(true, a.resume)))
+	a.mux.HandleFunc("POST /v1/keys/{key}/reset", a.admin(a.withKey(true, a.reset)))
+	a.mux.HandleFunc("GET /v1/keys/{key}/limit", a.withKey(true, a.getLimit))
+	a.mux.HandleFunc("PUT /v1/keys/{key}/limit", a.admin(a.withKey(true, a.putLimit)))
+	a.mux.HandleFunc("POST /v1/acquire/{key}", a.withKey(false, a.acquire)) // sets them after its outcome
+	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	a.mux.HandleFunc("GET /readyz", a.ready)
+	if opts.Gatherer != nil {
+		a.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
+	}
+	return a
+}
+
+// Handle adds a route to the API's mux (the dashboard uses it).
+func (a *API) Handle(pattern string, h http.Handler) { a.mux.Handle(pattern, h) }
+
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// Error is the body of every error answer.
+type Error struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, Error{Error: err.Error()})
+}
+
+// fail answers err with the status code its kind calls for.
+func fail(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, rateltd.ErrInvalidKey), errors.Is(err, rateltd.ErrInvalidConfig):
+		writeError(w, http.StatusBadRequest, err)
+	case errors.Is(err, rateltd.ErrUnavailable), errors.Is(err, rateltd.ErrClosed):
+		writeError(w, http.StatusServiceUnavailable, err)
+	default:
+		writeError(w, http.StatusInternalServerError, err)
+	}
+}
+
+// admin requires the bearer token when one is configured.
+func (a *API) admin(h http.HandlerFunc) http.HandlerFunc {
+	if a.opts.AdminToken == "" {
+		return h
+	}
+	want := []byte("Bearer " + a.opts.AdminToken)
+	return func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="rateltd"`)
+			writeError(w, http.StatusUnauthorized, errors.New("admin routes need Authorization: Bearer <token>"))
+			return
+		}
+		h(w, r)
+	}
+}
+
+type keyHandler func(w http.ResponseWriter, r *http.Request, key string)
+
+// withKey validates the path's key ("*" is a name only pause and resume take) and, with
+// headers, sets the rate-limit headers of the answer.
+func (a *API) withKey(headers bool, h keyHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		key := r.PathValue("key")
+		if key != "*" || !strings.HasSuffix(r.URL.Path, "/pause") && !strings.HasSuffix(r.URL.Path, "/resume") {
+			if err := config.ValidateKey(key); err != nil {
+				writeError(w, http.StatusBadRequest, err)
+				return
+			}
+			if headers {
+				a.rateHeaders(r.Context(), w, key)
+			}
+		}
+		h(w, r, key)
+	}
+}
+
+// rateHeaders sets the RateLimit-* and X-RateLimit-* headers from a read-only Check.
+func (a *API) rateHeaders(ctx context.Context, w http.ResponseWriter, key string) {
+	SetRateHeaders(ctx, w.Header(), a.c, key)
+}
+
+// SetRateHeaders sets RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset (seconds until
+// the window is entirely free) and their X-RateLimit-* equivalents for key, from a read-only
+// Check. When the backend cannot answer, it sets nothing.
+func SetRateHeaders(ctx context.Context, h http.Header, c *rateltd.Client, key string) {
+	l, err := c.LimitOf(key)
+	if err != nil {
+		return
+	}
+	d, err := c.Check(ctx, key)
+	if err != nil {
+		return
+	}
+	reset := strconv.FormatInt(int64(math.Ceil(d.ResetAfter.Seconds())), 10)
+	for _, p := range []string{"RateLimit-", "X-RateLimit-"} {
+		h.Set(p+"Limit", strconv.Itoa(l.Max))
+		h.Set(p+"Remaining", strconv.Itoa(d.Remaining))
+		h.Set(p+"Reset", reset)
+	}
+}
+
+func (a *API) status(w http.ResponseWriter, r *http.Request, key string) {
+	st, err := a.c.Status(r.Context(), key)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, StatusToJSON(st))
+}
+
+// KeysPage is the answer of GET /v1/keys.
+type KeysPage struct {
+	Keys []StatusJSON `json:"keys"`
+	Next string       `json:"next,omitempty"`
+}
+
+func (a *API) listKeys(w http.ResponseWriter, r *http.Request) {
+	limit := 100
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("limit %q: want 1 to 1000", s))
+			return
+		}
+		limit = n
+	}
+	keys, next, err := a.c.ListKeys(r.Context(), r.URL.Query().Get("cursor"), limit)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	page := KeysPage{Keys: []StatusJSON{}, Next: next}
+	for _, k := range keys {
+		st, err := a.c.Status(r.Context(), k)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		page.Keys = append(page.Keys, StatusToJSON(st))
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+func (a *API) pause(w http.ResponseWriter, r *http.Request, name string) {
+	if err := a.c.Pause(r.Context(), name); err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"name": name, "paused": true})
+}
+
+func (a *API) resume(w http.ResponseWriter, r *http.Request, name string) {
+	if err := a.c.Resume(r.Context(), name); err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"name": name, "paused": false})
+}
+
+func (a *API) reset(w http.ResponseWriter, r *http.Request, key string) {
+	if err := a.c.Reset(r.Context(), key); err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"key": key, "reset": true})
+}
+
+func (a *API) getLimit(w http.ResponseWriter, r *http.Request, key string) {
+	st, err := a.c.Status(r.Context(), key)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, LimitToJSON(st.Limit))
+}
+
+func (a *API) putLimit(w http.ResponseWriter, r *http.Request, key string) {
+	r.Body = http.MaxBytesReader(w, r.Body, a.opts.MaxBody)
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	var j LimitJSON
+	if err := dec.Decode(&j); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("body over %d bytes", tooBig.Limit))
+			return
+		}
+		writeError(w, http.StatusBadRequest, fmt.Errorf("body: %v", err))
+		return
+	}
+	l, err := j.Limit()
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	if err := a.c.SetLimit(r.Context(), key, l); err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, LimitToJSON(l.WithDefaults()))
+}
+
+// Acquired is the answer of a granted /v1/acquire.
+type Acquired struct {
+	Key      string `json:"key"`
+	Granted  bool   `json:"granted"`
+	WaitedMS int64  `json:"waited_ms"`
+}
+
+// Refused is the answer of a refused /v1/acquire (429).
+type Refused struct {
+	Error        string `json:"error"`
+	RetryAfterMS int64  `json:"retry_after_ms"`
+}
+
+func (a *API) acquire(w http.ResponseWriter, r *http.Request, key string) {
+	q := r.URL.Query()
+	wait := time.Duration(0)
+	if s := q.Get("wait"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 || d > a.opts.MaxWait {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("wait %q: want a duration from 0 to %v, such as 5s", s, a.opts.MaxWait))
+			return
+		}
+		wait = d
+	}
+	prio := rateltd.PriorityNormal
+	if s := q.Get("priority"); s != "" {
+		p, err := config.ParsePriority(s)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		prio = p
+	}
+	start := time.Now()
+	// A wait of zero answers at once: the request may only start now.
+	_, err := a.c.Request(r.Context(), key, func(context.Context) (any, error) { return nil, nil },
+		rateltd.WithPriority(prio), rateltd.WithTimeout(max(wait, time.Microsecond)))
+	switch {
+	case err == nil:
+		a.rateHeaders(r.Context(), w, key) // after the grant: what remains now
+		writeJSON(w, http.StatusOK, Acquired{Key: key, Granted: true, WaitedMS: time.Since(start).Milliseconds()})
+	case errors.Is(err, rateltd.ErrQueueFull), errors.Is(err, rateltd.ErrWouldExceedDeadline),
+		errors.Is(err, rateltd.ErrTimeout), errors.Is(err, rateltd.ErrEvicted):
+		retry := time.Second
+		if d, cerr := a.c.Check(context.WithoutCancel(r.Context()), key); cerr == nil && d.RetryAfter > 0 {
+			retry = d.RetryAfter
+		}
+		a.rateHeaders(context.WithoutCancel(r.Context()), w, key)
+		w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(retry.Seconds())), 10))
+		writeJSON(w, http.StatusTooManyRequests, Refused{Error: err.Error(), RetryAfterMS: retry.Milliseconds()})
+	case r.Context().Err() != nil:
+		// The caller went away; nobody reads this answer.
+		writeError(w, http.StatusRequestTimeout, err)
+	default:
+		fail(w, err)
+	}
+}
+
+func (a *API) ready(w http.ResponseWriter, r *http.Request) {
+	if err := a.c.Ping(r.Context()); err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}

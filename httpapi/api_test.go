@@ -1,0 +1,268 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rateltd/rateltd"
+	"github.com/rateltd/rateltd/httpapi"
+	"github.com/rateltd/rateltd/internal/redistest"
+	"github.com/rateltd/rateltd/metrics"
+)
+
+func TestMain(m *testing.M) { redistest.Main(m) }
+
+// server starts the API on a real Redis (or in-process when backend is "memory").
+func server(t *testing.T, backend string, cfg rateltd.Config, opts httpapi.Options) (*httptest.Server, *rateltd.Client) {
+	t.Helper()
+	if backend == "redis" {
+		srv := redistest.Server(t)
+		cfg.Redis, cfg.Prefix = srv.Client(t), srv.Prefix(t)
+	}
+	m := metrics.New(metrics.Options{})
+	cfg.Observer = m
+	c, err := rateltd.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Watch(c)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m)
+	opts.Gatherer = reg
+	ts := httptest.NewServer(httpapi.NewHandler(c, opts))
+	t.Cleanup(func() {
+		ts.Close()
+		c.Close()
+	})
+	return ts, c
+}
+
+type answer struct {
+	code   int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func call(t *testing.T, ts *httptest.Server, method, path, token, body string) answer {
+	t.Helper()
+	req, err := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	a := answer{code: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	_ = json.Unmarshal(raw, &a.body)
+	return a
+}
+
+func eachBackend(t *testing.T, f func(t *testing.T, backend string)) {
+	for _, b := range []string{"memory", "redis"} {
+		t.Run(b, func(t *testing.T) {
+			t.Parallel()
+			f(t, b)
+		})
+	}
+}
+
+// TestKeyRoutes: status, pause and resume (with the admin token), reset and limits, as the
+// library sees them, with the rate-limit headers on every answer about a key.
+func TestKeyRoutes(t *testing.T) {
+	eachBackend(t, func(t *testing.T, backend string) {
+		ts, c := server(t, backend, rateltd.Config{Default: rateltd.Limit{Max: 5, Window: time.Minute}}, httpapi.Options{AdminToken: "s3cret"})
+		ctx := context.Background()
+		c.Request(ctx, "api:k", func(context.Context) (any, error) { return nil, nil })
+
+		a := call(t, ts, "GET", "/v1/keys/api:k", "", "")
+		if a.code != 200 || a.body["key"] != "api:k" || a.body["used"] != 1.0 || a.body["remaining"] != 4.0 {
+			t.Fatalf("status: %d %s", a.code, a.raw)
+		}
+		for _, h := range []string{"RateLimit-", "X-RateLimit-"} {
+			if a.header.Get(h+"Limit") != "5" || a.header.Get(h+"Remaining") != "4" || a.header.Get(h+"Reset") == "" {
+				t.Fatalf("%s* headers: %v", h, a.header)
+			}
+		}
+
+		if a := call(t, ts, "POST", "/v1/keys/api/pause", "", ""); a.code != 401 || a.body["error"] == nil {
+			t.Fatalf("pause without token: %d %s", a.code, a.raw)
+		}
+		if a := call(t, ts, "POST", "/v1/keys/api/pause", "wrong", ""); a.code != 401 {
+			t.Fatalf("pause with a wrong token: %d", a.code)
+		}
+		if a := call(t, ts, "POST", "/v1/keys/api/pause", "s3cret", ""); a.code != 200 {
+			t.Fatalf("pause: %d %s", a.code, a.raw)
+		}
+		if st, _ := c.Status(ctx, "api:k"); !st.Paused {
+			t.Fatal("the library does not see the group paused")
+		}
+		if a := call(t, ts, "GET", "/v1/keys/api:k", "", ""); a.body["paused"] != true {
+			t.Fatalf("status does not show the pause: %s", a.raw)
+		}
+		if a := call(t, ts, "POST", "/v1/keys/*/resume", "s3cret", ""); a.code != 200 {
+			t.Fatalf("resume *: %d %s", a.code, a.raw)
+		}
+		if a := call(t, ts, "POST", "/v1/keys/api/resume", "s3cret", ""); a.code != 200 {
+			t.Fatalf("resume: %d %s", a.code, a.raw)
+		}
+		if st, _ := c.Status(ctx, "api:k"); st.Paused {
+			t.Fatal("still paused after resume")
+		}
+
+		if a := call(t, ts, "PUT", "/v1/keys/api:k/limit", "s3cret", `{"max":100,"window":"1m","algorithm":"token","burst":10}`); a.code != 200 || a.body["max"] != 100.0 {
+			t.Fatalf("put limit: %d %s", a.code, a.raw)
+		}
+		if l, _ := c.LimitOf("api:k"); l.Max != 100 || l.Algorithm != rateltd.TokenBucket || l.Burst != 10 {
+			t.Fatalf("the library's limit: %+v", l)
+		}
+		if a := call(t, ts, "GET", "/v1/keys/api:k/limit", "", ""); a.body["algorithm"] != "token" || a.body["window"] != "1m0s" {
+			t.Fatalf("get limit: %s", a.raw)
+		}
+		if a := call(t, ts, "POST", "/v1/keys/api:k/reset", "s3cret", ""); a.code != 200 {
+			t.Fatalf("reset: %d %s", a.code, a.raw)
+		}
+		if st, _ := c.Status(ctx, "api:k"); st.Used != 0 {
+			t.Fatalf("used %d after reset", st.Used)
+		}
+	})
+}
+
+// TestBadInput: every malformed request gets a 400 with a JSON error, never a 500.
+func TestBadInput(t *testing.T) {
+	eachBackend(t, func(t *testing.T, backend string) {
+		ts, _ := server(t, backend, rateltd.Config{}, httpapi.Options{})
+		cases := []struct{ method, path, body string }{
+			{"GET", "/v1/keys/a%7Bb", ""},
+			{"GET", "/v1/keys/" + strings.Repeat("k", 513), ""},
+			{"GET", "/v1/keys/tab%09key", ""},
+			{"GET", "/v1/keys?limit=0", ""},
+			{"GET", "/v1/keys?limit=x", ""},
+			{"POST", "/v1/keys/a%7D/pause", ""},
+			{"PUT", "/v1/keys/k/limit", `{"max":`},
+			{"PUT", "/v1/keys/k/limit", `{"max":10,"window":"1 minute"}`},
+			{"PUT", "/v1/keys/k/limit", `{"max":0,"window":"1m"}`},
+			{"PUT", "/v1/keys/k/limit", `{"max":10,"window":"1m","algorithm":"leaky"}`},
+			{"PUT", "/v1/keys/k/limit", `{"max":10,"window":"1m","colour":"red"}`},
+			{"PUT", "/v1/keys/k/limit", `{"max":10,"window":"1m","overflow":"sometimes"}`},
+			{"PUT", "/v1/keys/k/limit", `{"max":10,"window":"1m","pad":"` + strings.Repeat("x", 70<<10) + `"}`},
+			{"POST", "/v1/acquire/k?wait=soon", ""},
+			{"POST", "/v1/acquire/k?wait=-1s", ""},
+			{"POST", "/v1/acquire/k?wait=2h", ""},
+			{"POST", "/v1/acquire/k?priority=urgent", ""},
+			{"POST", "/v1/acquire/%7B%7D", ""},
+		}
+		for _, tc := range cases {
+			a := call(t, ts, tc.method, tc.path, "", tc.body)
+			if a.code != 400 || a.header.Get("Content-Type") != "application/json" || a.body["error"] == nil || a.body["error"] == "" {
+				t.Errorf("%s %s: %d %q, want 400 with a JSON error", tc.method, tc.path[:min(len(tc.path), 60)], a.code, a.raw[:min(len(a.raw), 200)])
+			}
+		}
+	})
+}
+
+// TestAcquire: granted at once (200), granted after waiting in line (200), refused when the
+// wait would exceed its bound (429 with Retry-After and the headers).
+func TestAcquire(t *testing.T) {
+	eachBackend(t, func(t *testing.T, backend string) {
+		ts, _ := server(t, backend, rateltd.Config{Limits: map[string]rateltd.Limit{
+			"slow": {Max: 1, Window: time.Hour},
+			"fast": {Max: 1, Window: 300 * time.Millisecond},
+		}}, httpapi.Options{})
+		if a := call(t, ts, "POST", "/v1/acquire/slow", "", ""); a.code != 200 || a.body["granted"] != true || a.header.Get("RateLimit-Remaining") != "0" {
+			t.Fatalf("first acquire: %d %s %v", a.code, a.raw, a.header)
+		}
+		for _, wait := range []string{"", "?wait=5s&priority=high"} {
+			start := time.Now()
+			a := call(t, ts, "POST", "/v1/acquire/slow"+wait, "", "")
+			ra, _ := strconv.Atoi(a.header.Get("Retry-After"))
+			if a.code != 429 || ra < 3000 || ra > 3600 || a.header.Get("RateLimit-Limit") != "1" || a.body["retry_after_ms"] == nil {
+				t.Fatalf("over the limit, wait %q: %d %s Retry-After %q", wait, a.code, a.raw, a.header.Get("Retry-After"))
+			}
+			if time.Since(start) > 2*time.Second {
+				t.Fatalf("a hopeless wait was not refused at once: %v", time.Since(start))
+			}
+		}
+		call(t, ts, "POST", "/v1/acquire/fast", "", "")
+		start := time.Now()
+		a := call(t, ts, "POST", "/v1/acquire/fast?wait=3s", "", "")
+		if a.code != 200 || time.Since(start) < 200*time.Millisecond {
+			t.Fatalf("waiting acquire: %d %s after %v", a.code, a.raw, time.Since(start))
+		}
+	})
+}
+
+// TestListAndProbes: the paged key list, /healthz, /readyz and /metrics.
+func TestListAndProbes(t *testing.T) {
+	eachBackend(t, func(t *testing.T, backend string) {
+		ts, c := server(t, backend, rateltd.Config{}, httpapi.Options{})
+		ctx := context.Background()
+		for _, k := range []string{"a", "b", "c"} {
+			c.Request(ctx, "list:"+k, func(context.Context) (any, error) { return nil, nil })
+		}
+		seen := map[string]bool{}
+		cursor := ""
+		for range 10 {
+			var page httpapi.KeysPage
+			a := call(t, ts, "GET", "/v1/keys?limit=2&cursor="+cursor, "", "")
+			if a.code != 200 || json.Unmarshal([]byte(a.raw), &page) != nil {
+				t.Fatalf("list: %d %s", a.code, a.raw)
+			}
+			for _, st := range page.Keys {
+				seen[st.Key] = true
+			}
+			if cursor = page.Next; cursor == "" {
+				break
+			}
+		}
+		if !seen["list:a"] || !seen["list:b"] || !seen["list:c"] {
+			t.Fatalf("listed %v", seen)
+		}
+		if a := call(t, ts, "GET", "/healthz", "", ""); a.code != 200 {
+			t.Fatalf("healthz: %d", a.code)
+		}
+		if a := call(t, ts, "GET", "/readyz", "", ""); a.code != 200 {
+			t.Fatalf("readyz: %d", a.code)
+		}
+		if a := call(t, ts, "GET", "/metrics", "", ""); a.code != 200 || !strings.Contains(a.raw, `rateltd_admitted_total{group="list"} 3`) {
+			t.Fatalf("metrics: %d %s", a.code, a.raw[:min(300, len(a.raw))])
+		}
+	})
+}
+
+// TestReadyzWhenRedisIsDown: readiness follows Redis.
+func TestReadyzWhenRedisIsDown(t *testing.T) {
+	srv := redistest.Fresh(t)
+	c, err := rateltd.New(rateltd.Config{Redis: srv.Client(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ts := httptest.NewServer(httpapi.NewHandler(c, httpapi.Options{}))
+	defer ts.Close()
+	if a := call(t, ts, "GET", "/readyz", "", ""); a.code != 200 {
+		t.Fatalf("readyz with Redis up: %d", a.code)
+	}
+	srv.Kill()
+	if a := call(t, ts, "GET", "/readyz", "", ""); a.code != 503 || a.body["error"] == nil {
+		t.Fatalf("readyz with Redis down: %d %s", a.code, a.raw)
+	}
+	if a := call(t, ts, "GET", "/healthz", "", ""); a.code != 200 {
+		t.Fatalf("healthz with Redis down: %d", a.code)
+	}
+}
