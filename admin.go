@@ -202,7 +202,8 @@ func (c *Client) Reset(ctx context.Context, key string) error {
 
 // SetLimit sets the limit of key for every node, at run time. It ranks below a limit
 // configured for the exact key in Config.Limits and above one configured for its group. The
-// zero Limit removes the limit set for key.
+// zero Limit removes the limit set for key. A change of algorithm starts the key's window
+// afresh (each algorithm keeps its own), so for one window up to twice Max may start.
 func (c *Client) SetLimit(ctx context.Context, key string, l Limit) error {
 	if err := c.usable(key); err != nil {
 		return err

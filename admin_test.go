@@ -273,3 +273,34 @@ func TestListKeys(t *testing.T) {
 		}
 	})
 }
+
+// TestAlgorithmChange: a key whose algorithm changes at run time carries on, with a fresh
+// window of the new kind; Reset clears the windows of every algorithm.
+func TestAlgorithmChange(t *testing.T) {
+	eachBackend(t, func(t *testing.T, h *harness) {
+		c := h.client(Config{Default: Limit{Max: 2, Window: time.Hour}})
+		ctx := context.Background()
+		for _, alg := range []Algorithm{SlidingWindow, TokenBucket, FixedWindow, SlidingWindow} {
+			if err := c.SetLimit(ctx, "k", Limit{Algorithm: alg, Max: 2, Window: time.Hour}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Request(ctx, "k", noop, WithTimeout(time.Second)); err != nil {
+				t.Fatalf("%v: %v", alg, err)
+			}
+		}
+		if st := status(t, c, "k"); st.Used != 2 {
+			t.Fatalf("sliding window used %d after two sliding grants", st.Used)
+		}
+		if err := c.Reset(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+		for _, alg := range []Algorithm{SlidingWindow, TokenBucket, FixedWindow} {
+			if err := c.SetLimit(ctx, "k", Limit{Algorithm: alg, Max: 2, Window: time.Hour}); err != nil {
+				t.Fatal(err)
+			}
+			if st := status(t, c, "k"); st.Used != 0 {
+				t.Fatalf("%v window used %d after Reset", alg, st.Used)
+			}
+		}
+	})
+}
