@@ -11,7 +11,8 @@
 //	PUT  /v1/keys/{key}/limit            set it at run time, every node; admin
 //	POST /v1/acquire/{key}?wait=5s&priority=high
 //	                                     200 when granted; 429 with Retry-After when the wait
-//	                                     would exceed wait or the line is full
+//	                                     would exceed wait or the line is full (see
+//	                                     middleware.Refused)
 //	GET  /healthz, /readyz, /metrics
 //
 // Answers about a key carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset (seconds)
@@ -25,7 +26,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -36,6 +36,7 @@ import (
 
 	"github.com/rateltd/rateltd"
 	"github.com/rateltd/rateltd/config"
+	"github.com/rateltd/rateltd/middleware"
 )
 
 // Options configure the handler. The zero value is usable.
@@ -155,27 +156,7 @@ func (a *API) withKey(headers bool, h keyHandler) http.HandlerFunc {
 
 // rateHeaders sets the RateLimit-* and X-RateLimit-* headers from a read-only Check.
 func (a *API) rateHeaders(ctx context.Context, w http.ResponseWriter, key string) {
-	SetRateHeaders(ctx, w.Header(), a.c, key)
-}
-
-// SetRateHeaders sets RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset (seconds until
-// the window is entirely free) and their X-RateLimit-* equivalents for key, from a read-only
-// Check. When the backend cannot answer, it sets nothing.
-func SetRateHeaders(ctx context.Context, h http.Header, c *rateltd.Client, key string) {
-	l, err := c.LimitOf(key)
-	if err != nil {
-		return
-	}
-	d, err := c.Check(ctx, key)
-	if err != nil {
-		return
-	}
-	reset := strconv.FormatInt(int64(math.Ceil(d.ResetAfter.Seconds())), 10)
-	for _, p := range []string{"RateLimit-", "X-RateLimit-"} {
-		h.Set(p+"Limit", strconv.Itoa(l.Max))
-		h.Set(p+"Remaining", strconv.Itoa(d.Remaining))
-		h.Set(p+"Reset", reset)
-	}
+	middleware.SetRateHeaders(ctx, w.Header(), a.c, key)
 }
 
 func (a *API) status(w http.ResponseWriter, r *http.Request, key string) {
@@ -286,12 +267,6 @@ type Acquired struct {
 	WaitedMS int64  `json:"waited_ms"`
 }
 
-// Refused is the answer of a refused /v1/acquire (429).
-type Refused struct {
-	Error        string `json:"error"`
-	RetryAfterMS int64  `json:"retry_after_ms"`
-}
-
 func (a *API) acquire(w http.ResponseWriter, r *http.Request, key string) {
 	q := r.URL.Query()
 	wait := time.Duration(0)
@@ -316,25 +291,12 @@ func (a *API) acquire(w http.ResponseWriter, r *http.Request, key string) {
 	// A wait of zero answers at once: the request may only start now.
 	_, err := a.c.Request(r.Context(), key, func(context.Context) (any, error) { return nil, nil },
 		rateltd.WithPriority(prio), rateltd.WithTimeout(max(wait, time.Microsecond)))
-	switch {
-	case err == nil:
-		a.rateHeaders(r.Context(), w, key) // after the grant: what remains now
-		writeJSON(w, http.StatusOK, Acquired{Key: key, Granted: true, WaitedMS: time.Since(start).Milliseconds()})
-	case errors.Is(err, rateltd.ErrQueueFull), errors.Is(err, rateltd.ErrWouldExceedDeadline),
-		errors.Is(err, rateltd.ErrTimeout), errors.Is(err, rateltd.ErrEvicted):
-		retry := time.Second
-		if d, cerr := a.c.Check(context.WithoutCancel(r.Context()), key); cerr == nil && d.RetryAfter > 0 {
-			retry = d.RetryAfter
-		}
-		a.rateHeaders(context.WithoutCancel(r.Context()), w, key)
-		w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(retry.Seconds())), 10))
-		writeJSON(w, http.StatusTooManyRequests, Refused{Error: err.Error(), RetryAfterMS: retry.Milliseconds()})
-	case r.Context().Err() != nil:
-		// The caller went away; nobody reads this answer.
-		writeError(w, http.StatusRequestTimeout, err)
-	default:
-		fail(w, err)
+	if err != nil {
+		middleware.Refuse(w, r, a.c, key, err) // 429 with Retry-After, or 400, or 503
+		return
 	}
+	a.rateHeaders(r.Context(), w, key) // after the grant: what remains now
+	writeJSON(w, http.StatusOK, Acquired{Key: key, Granted: true, WaitedMS: time.Since(start).Milliseconds()})
 }
 
 func (a *API) ready(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,216 @@
+// Package middleware rate-limits incoming HTTP requests with rateltd: each request is keyed
+// (by client IP, a header such as an API key, or a function of your own), waits in that key's
+// line up to a bound, and is served when its turn comes — or answered 429 Too Many Requests
+// with Retry-After. Answers carry RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset and
+// their X-RateLimit-* equivalents.
+//
+//	limit, err := middleware.New(rl, middleware.Options{
+//		Key:  middleware.Header("X-API-Key"),
+//		Wait: 2 * time.Second, // 0: answer 429 at once when over the limit
+//	})
+//	http.ListenAndServe(addr, limit(mux))
+//
+// The limits are rateltd's: configure the group ("http" unless Options.Group says otherwise)
+// or its keys in rateltd.Config.
+package middleware
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rateltd/rateltd"
+	"github.com/rateltd/rateltd/config"
+)
+
+// KeyFunc returns what identifies a request's caller; an error answers 400.
+type KeyFunc func(*http.Request) (string, error)
+
+// Options configure the middleware.
+type Options struct {
+	// Key identifies the caller. Required.
+	Key KeyFunc
+	// Group is put before the caller's identity to make the rateltd key (Group + ":" + id), so
+	// one limit in rateltd.Config.Limits covers every caller. Defaults to "http".
+	Group string
+	// Wait is how long a request may wait in line; 0 answers 429 at once when the limit is
+	// reached. Defaults to 0.
+	Wait time.Duration
+	// Priority of the requests in line. Defaults to rateltd.PriorityNormal.
+	Priority rateltd.Priority
+}
+
+// New returns the middleware, or an error naming a bad option.
+func New(c *rateltd.Client, opts Options) (func(http.Handler) http.Handler, error) {
+	switch {
+	case c == nil:
+		return nil, fmt.Errorf("%w: middleware: nil Client", rateltd.ErrInvalidConfig)
+	case opts.Key == nil:
+		return nil, fmt.Errorf("%w: middleware: Options.Key is required", rateltd.ErrInvalidConfig)
+	case opts.Wait < 0:
+		return nil, fmt.Errorf("%w: middleware: Options.Wait must not be negative", rateltd.ErrInvalidConfig)
+	}
+	if opts.Group == "" {
+		opts.Group = "http"
+	}
+	if err := config.ValidateKey(opts.Group); err != nil || strings.Contains(opts.Group, ":") {
+		return nil, fmt.Errorf("%w: middleware: Options.Group %q: a group name without ':'", rateltd.ErrInvalidConfig, opts.Group)
+	}
+	if opts.Priority == 0 {
+		opts.Priority = rateltd.PriorityNormal
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			id, err := opts.Key(r)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, err)
+				return
+			}
+			key := KeyOf(opts.Group, id)
+			ran := false
+			_, err = c.Request(r.Context(), key, func(ctx context.Context) (any, error) {
+				ran = true
+				SetRateHeaders(ctx, w.Header(), c, key)
+				next.ServeHTTP(w, r)
+				return nil, nil
+			}, rateltd.WithPriority(opts.Priority), rateltd.WithTimeout(max(opts.Wait, time.Microsecond)))
+			if ran {
+				var pe *rateltd.PanicError
+				if errors.As(err, &pe) {
+					panic(pe.Value) // net/http's own handling of a panicking handler
+				}
+				return
+			}
+			Refuse(w, r, c, key, err)
+		})
+	}, nil
+}
+
+// KeyOf makes the rateltd key group:id. An id that would not make a valid key (braces,
+// control characters, too long) is replaced by a hash of it.
+func KeyOf(group, id string) string {
+	key := group + ":" + id
+	if config.ValidateKey(key) != nil {
+		sum := sha256.Sum256([]byte(id))
+		key = group + ":sha256:" + hex.EncodeToString(sum[:16])
+	}
+	return key
+}
+
+// Refused is the body of a 429 answer.
+type Refused struct {
+	Error        string `json:"error"`
+	RetryAfterMS int64  `json:"retry_after_ms"`
+}
+
+// Refuse answers a request that did not get its turn: 429 with Retry-After when the limit
+// kept it out, 503 when the backend is unavailable, nothing when its caller has gone.
+func Refuse(w http.ResponseWriter, r *http.Request, c *rateltd.Client, key string, err error) {
+	switch {
+	case errors.Is(err, rateltd.ErrQueueFull), errors.Is(err, rateltd.ErrWouldExceedDeadline),
+		errors.Is(err, rateltd.ErrTimeout), errors.Is(err, rateltd.ErrEvicted):
+		ctx := context.WithoutCancel(r.Context())
+		SetRateHeaders(ctx, w.Header(), c, key)
+		retry := time.Second
+		if d, cerr := c.Check(ctx, key); cerr == nil && d.RetryAfter > 0 {
+			retry = d.RetryAfter
+		}
+		w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(retry.Seconds())), 10))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_ = json.NewEncoder(w).Encode(Refused{Error: err.Error(), RetryAfterMS: retry.Milliseconds()})
+	case r.Context().Err() != nil:
+	case errors.Is(err, rateltd.ErrInvalidKey):
+		writeError(w, http.StatusBadRequest, err)
+	default:
+		writeError(w, http.StatusServiceUnavailable, err)
+	}
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+}
+
+// SetRateHeaders sets RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset (seconds until
+// the window is entirely free) and their X-RateLimit-* equivalents for key, from a read-only
+// Check. When the backend cannot answer, it sets nothing.
+func SetRateHeaders(ctx context.Context, h http.Header, c *rateltd.Client, key string) {
+	l, err := c.LimitOf(key)
+	if err != nil {
+		return
+	}
+	d, err := c.Check(ctx, key)
+	if err != nil {
+		return
+	}
+	reset := strconv.FormatInt(int64(math.Ceil(d.ResetAfter.Seconds())), 10)
+	for _, p := range []string{"RateLimit-", "X-RateLimit-"} {
+		h.Set(p+"Limit", strconv.Itoa(l.Max))
+		h.Set(p+"Remaining", strconv.Itoa(d.Remaining))
+		h.Set(p+"Reset", reset)
+	}
+}
+
+// Header keys requests by the value of the named header (an API key, a tenant id). A request
+// without it is answered 400.
+func Header(name string) KeyFunc {
+	return func(r *http.Request) (string, error) {
+		v := r.Header.Get(name)
+		if v == "" {
+			return "", fmt.Errorf("missing header %s", name)
+		}
+		return v, nil
+	}
+}
+
+// ClientIP keys requests by the client's IP address. Without trusted proxies it is the
+// connection's peer. When the peer is a trusted proxy, X-Forwarded-For is read from the
+// right, and the first address that is not a trusted proxy is the client: addresses further
+// left were written by the client itself and are not believed.
+func ClientIP(trusted ...netip.Prefix) KeyFunc {
+	isTrusted := func(a netip.Addr) bool {
+		for _, p := range trusted {
+			if p.Contains(a.Unmap()) {
+				return true
+			}
+		}
+		return false
+	}
+	return func(r *http.Request) (string, error) {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			host = r.RemoteAddr
+		}
+		peer, err := netip.ParseAddr(host)
+		if err != nil {
+			return "", fmt.Errorf("peer address %q: %v", r.RemoteAddr, err)
+		}
+		client := peer.Unmap()
+		if isTrusted(client) {
+			hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+			for i := len(hops) - 1; i >= 0; i-- {
+				a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+				if err != nil {
+					break // a malformed hop: trust nothing beyond it
+				}
+				client = a.Unmap()
+				if !isTrusted(client) {
+					break
+				}
+			}
+		}
+		return client.String(), nil
+	}
+}
