@@ -1,0 +1,220 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// File is what a configuration file (YAML) holds: the settings of a Config, and those of the
+// rateltd command's service. Example:
+//
+//	redis: redis://127.0.0.1:6379/0   # or cluster: [host:port, ...]
+//	prefix: rateltd
+//	admin_token: change-me
+//	default: {max: 100, window: 1m}
+//	limits:
+//	  openai: {max: 500, window: 1m, max_queue: 5000, queue_timeout: 2m}
+//	  stripe: {algorithm: token, max: 100, window: 1s, burst: 20, overflow: drop_oldest}
+//	batch_size: 100
+//	poll_interval: 1s
+//	claim_timeout: 5s
+//	stats_ttl: 1h
+type File struct {
+	// Config holds the limits and settings; its Redis is nil (see RedisURL and Cluster).
+	Config Config
+	// RedisURL is the Redis to use ("redis: ..."); Cluster, the addresses of a Redis Cluster.
+	RedisURL string
+	Cluster  []string
+	// AdminToken protects the service's admin routes ("admin_token: ...").
+	AdminToken string
+}
+
+// LoadFile reads and checks the configuration file at path. Errors name the file, the line
+// and the field.
+func LoadFile(path string) (File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return File{}, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	return ParseFile(path, data)
+}
+
+// ParseFile parses the YAML configuration data; name labels errors.
+func ParseFile(name string, data []byte) (File, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return File{}, fmt.Errorf("%w: %s: %v", ErrInvalidConfig, name, err)
+	}
+	p := fileParser{name: name}
+	var f File
+	if len(root.Content) == 0 {
+		return f, nil // an empty file: every default
+	}
+	top := root.Content[0]
+	if top.Kind != yaml.MappingNode {
+		return f, p.errf(top, "", "want a mapping of settings")
+	}
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		k, v := top.Content[i], top.Content[i+1]
+		var err error
+		switch k.Value {
+		case "redis":
+			f.RedisURL, err = p.str(v, "redis")
+		case "cluster":
+			f.Cluster, err = p.strs(v, "cluster")
+		case "prefix":
+			f.Config.Prefix, err = p.str(v, "prefix")
+		case "admin_token":
+			f.AdminToken, err = p.str(v, "admin_token")
+		case "default":
+			f.Config.Default, err = p.limit(v, "default")
+		case "limits":
+			f.Config.Limits, err = p.limits(v)
+		case "batch_size":
+			f.Config.BatchSize, err = p.int(v, "batch_size")
+		case "index_shards":
+			f.Config.IndexShards, err = p.int(v, "index_shards")
+		case "poll_interval":
+			f.Config.PollInterval, err = p.duration(v, "poll_interval")
+		case "claim_timeout":
+			f.Config.ClaimTimeout, err = p.duration(v, "claim_timeout")
+		case "stats_ttl":
+			f.Config.StatsTTL, err = p.duration(v, "stats_ttl")
+		default:
+			err = p.errf(k, k.Value, "unknown setting")
+		}
+		if err != nil {
+			return File{}, err
+		}
+	}
+	if f.RedisURL != "" && len(f.Cluster) > 0 {
+		return File{}, fmt.Errorf("%w: %s: redis and cluster: give one", ErrInvalidConfig, name)
+	}
+	// What no single field shows (ClaimTimeout against PollInterval, say).
+	if err := f.Config.WithDefaults().Validate(); err != nil {
+		return File{}, fmt.Errorf("%s: %w", name, err)
+	}
+	return f, nil
+}
+
+type fileParser struct{ name string }
+
+func (p fileParser) errf(n *yaml.Node, field, format string, args ...any) error {
+	where := p.name + ":" + strconv.Itoa(n.Line)
+	if field != "" {
+		where += ": " + field
+	}
+	return fmt.Errorf("%w: %s: %s", ErrInvalidConfig, where, fmt.Sprintf(format, args...))
+}
+
+func (p fileParser) str(n *yaml.Node, field string) (string, error) {
+	if n.Kind != yaml.ScalarNode {
+		return "", p.errf(n, field, "want a string")
+	}
+	return n.Value, nil
+}
+
+func (p fileParser) strs(n *yaml.Node, field string) ([]string, error) {
+	if n.Kind == yaml.ScalarNode {
+		return strings.Split(n.Value, ","), nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		return nil, p.errf(n, field, "want a list")
+	}
+	out := make([]string, 0, len(n.Content))
+	for _, c := range n.Content {
+		s, err := p.str(c, field)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func (p fileParser) int(n *yaml.Node, field string) (int, error) {
+	v, err := strconv.Atoi(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		return 0, p.errf(n, field, "%q is not a whole number", n.Value)
+	}
+	return v, nil
+}
+
+func (p fileParser) duration(n *yaml.Node, field string) (time.Duration, error) {
+	d, err := time.ParseDuration(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		return 0, p.errf(n, field, "%q is not a duration such as 1m or 500ms", n.Value)
+	}
+	return d, nil
+}
+
+func (p fileParser) limits(n *yaml.Node) (map[string]Limit, error) {
+	if n.Kind != yaml.MappingNode {
+		return nil, p.errf(n, "limits", "want a mapping of key or group to limit")
+	}
+	out := map[string]Limit{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		field := "limits." + k.Value
+		if err := ValidateKey(k.Value); err != nil {
+			return nil, p.errf(k, field, "%v", err)
+		}
+		l, err := p.limit(v, field)
+		if err != nil {
+			return nil, err
+		}
+		out[k.Value] = l
+	}
+	return out, nil
+}
+
+func (p fileParser) limit(n *yaml.Node, field string) (Limit, error) {
+	var l Limit
+	if n.Kind != yaml.MappingNode {
+		return l, p.errf(n, field, "want a mapping such as {max: 100, window: 1m}")
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		f := field + "." + k.Value
+		var err error
+		switch k.Value {
+		case "algorithm":
+			if l.Algorithm, err = ParseAlgorithm(v.Value); err != nil {
+				err = p.errf(v, f, "%q: want sliding, fixed or token", v.Value)
+			}
+		case "max":
+			l.Max, err = p.int(v, f)
+		case "window":
+			l.Window, err = p.duration(v, f)
+		case "burst":
+			l.Burst, err = p.int(v, f)
+		case "max_queue":
+			l.MaxQueue, err = p.int(v, f)
+		case "queue_timeout":
+			l.QueueTimeout, err = p.duration(v, f)
+		case "overflow":
+			switch v.Value {
+			case "reject":
+				l.Overflow = Reject
+			case "drop_oldest":
+				l.Overflow = DropOldest
+			default:
+				err = p.errf(v, f, "%q: want reject or drop_oldest", v.Value)
+			}
+		default:
+			err = p.errf(k, f, "unknown setting")
+		}
+		if err != nil {
+			return l, err
+		}
+	}
+	if err := l.Validate(field); err != nil {
+		return l, fmt.Errorf("%s:%d: %w", p.name, n.Line, err)
+	}
+	return l, nil
+}

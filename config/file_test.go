@@ -1,0 +1,57 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseFile(t *testing.T) {
+	f, err := ParseFile("rateltd.yaml", []byte(`
+redis: redis://127.0.0.1:6379/0
+prefix: svc
+admin_token: s3cret
+default: {max: 10, window: 1s}
+limits:
+  openai: {max: 500, window: 1m, max_queue: 5000, queue_timeout: 2m}
+  stripe: {algorithm: token, max: 100, window: 1s, burst: 20, overflow: drop_oldest}
+poll_interval: 500ms
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Limit{Algorithm: TokenBucket, Max: 100, Window: time.Second, Burst: 20, Overflow: DropOldest}
+	if f.RedisURL != "redis://127.0.0.1:6379/0" || f.Config.Prefix != "svc" || f.AdminToken != "s3cret" ||
+		f.Config.Default.Max != 10 || f.Config.Limits["stripe"] != want || f.Config.Limits["openai"].QueueTimeout != 2*time.Minute ||
+		f.Config.PollInterval != 500*time.Millisecond {
+		t.Fatalf("parsed %+v", f)
+	}
+	if f, err := ParseFile("empty.yaml", nil); err != nil || f.Config.Limits != nil {
+		t.Fatalf("empty file: %+v, %v", f, err)
+	}
+}
+
+// TestParseFileErrors: every error names the file, the line and the field.
+func TestParseFileErrors(t *testing.T) {
+	cases := []struct{ yaml, want string }{
+		{"colour: red", "f.yaml:1: colour: unknown setting"},
+		{"limits:\n  openai: {max: 5, window: 1 minute}", "f.yaml:2: limits.openai.window"},
+		{"limits:\n  a: {max: 5, window: 1m}\n  b: {max: many, window: 1m}", "f.yaml:3: limits.b.max"},
+		{"limits:\n  a: {max: 0, window: 1m}", "f.yaml:2: rateltd: invalid config: limits.a.Max"},
+		{"default: {max: 5, window: 1m, algorithm: leaky}", "f.yaml:1: default.algorithm"},
+		{"limits:\n  \"a{b}\": {max: 5, window: 1m}", "f.yaml:2: limits.a{b}"},
+		{"default: {max: 5, window: 1m, overflow: maybe}", "default.overflow"},
+		{"poll_interval: 1s\nclaim_timeout: 1s", "ClaimTimeout"},
+		{"redis: x\ncluster: [a:1]", "redis and cluster"},
+		{"limits: [1, 2]", "f.yaml:1: limits: want a mapping"},
+		{"- a\n- b", "f.yaml:1: want a mapping of settings"},
+		{"default: {max: 5", "f.yaml"},
+	}
+	for _, tc := range cases {
+		_, err := ParseFile("f.yaml", []byte(tc.yaml))
+		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want an error containing %q", tc.yaml, err, tc.want)
+		}
+	}
+}
