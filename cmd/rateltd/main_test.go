@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rateltd/rateltd"
+	"github.com/rateltd/rateltd/httpapi"
+	"github.com/rateltd/rateltd/internal/redistest"
+)
+
+func TestMain(m *testing.M) { redistest.Main(m) }
+
+// cli runs the command with the test's Redis and prefix and returns its exit code and output.
+type cli struct {
+	t           *testing.T
+	url, prefix string
+	lib         *rateltd.Client // a library Client on the same Redis and prefix
+}
+
+func newCLI(t *testing.T) *cli {
+	srv := redistest.Server(t)
+	c := &cli{t: t, url: srv.URL(), prefix: srv.Prefix(t)}
+	lib, err := rateltd.New(rateltd.Config{Redis: srv.Client(t), Prefix: c.prefix, Default: rateltd.Limit{Max: 3, Window: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lib.Close() })
+	c.lib = lib
+	return c
+}
+
+func (c *cli) run(args ...string) (int, string, string) {
+	c.t.Helper()
+	var out, errOut bytes.Buffer
+	all := append([]string{"--redis", c.url, "--prefix", c.prefix}, args...)
+	code := run(context.Background(), all, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestStatusPauseResetLimit(t *testing.T) {
+	c := newCLI(t)
+	ctx := context.Background()
+	if code, out, _ := c.run("status"); code != 0 || !strings.Contains(out, "no keys with state") {
+		t.Fatalf("status of nothing: %d %q", code, out)
+	}
+	c.lib.Request(ctx, "api:k", func(context.Context) (any, error) { return nil, nil })
+
+	code, out, errOut := c.run("status")
+	if code != 0 || !strings.Contains(out, "api:k") || !strings.Contains(out, "KEY") {
+		t.Fatalf("status: %d %q %q", code, out, errOut)
+	}
+	code, out, _ = c.run("status", "api:k", "--json")
+	var sts []httpapi.StatusJSON
+	if code != 0 || json.Unmarshal([]byte(out), &sts) != nil || len(sts) != 1 || sts[0].Key != "api:k" || sts[0].Used != 1 {
+		t.Fatalf("status --json: %d %q", code, out)
+	}
+
+	if code, out, _ := c.run("pause", "api"); code != 0 || out != "api paused\n" {
+		t.Fatalf("pause: %d %q", code, out)
+	}
+	if st, _ := c.lib.Status(ctx, "api:k"); !st.Paused {
+		t.Fatal("the library does not see the group paused")
+	}
+	if _, out, _ := c.run("status", "api:k"); !strings.Contains(out, "yes") {
+		t.Fatalf("status does not show the pause: %q", out)
+	}
+	if code, _, _ := c.run("resume", "api"); code != 0 {
+		t.Fatal("resume failed")
+	}
+	if st, _ := c.lib.Status(ctx, "api:k"); st.Paused {
+		t.Fatal("still paused after resume")
+	}
+
+	if code, out, errOut := c.run("limit", "set", "api:k", "--max", "7", "--window", "1m", "--algorithm", "token", "--burst", "2"); code != 0 || !strings.Contains(out, "7/1m token burst 2") {
+		t.Fatalf("limit set: %d %q %q", code, out, errOut)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if l, _ := c.lib.LimitOf("api:k"); l.Max == 7 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the library never saw the limit set")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code, out, _ := c.run("limit", "get", "api:k", "--json"); code != 0 || !strings.Contains(out, `"max":7`) {
+		t.Fatalf("limit get: %d %q", code, out)
+	}
+
+	if code, out, _ := c.run("reset", "api:k"); code != 0 || out != "api:k reset\n" {
+		t.Fatalf("reset: %d %q", code, out)
+	}
+	if st, _ := c.lib.Status(ctx, "api:k"); st.Used != 0 {
+		t.Fatalf("used %d after reset", st.Used)
+	}
+	if code, out, _ := c.run("watch", "--times", "2", "--interval", "10ms", "api:k"); code != 0 || strings.Count(out, "rateltd watch") != 2 {
+		t.Fatalf("watch: %d %q", code, out)
+	}
+}
+
+// TestBadInput: bad input exits 2 with one line naming the problem; a failure exits 1.
+func TestBadInput(t *testing.T) {
+	c := newCLI(t)
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "no command"},
+		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{[]string{"pause"}, 2, "exactly one name"},
+		{[]string{"pause", "a{b"}, 2, "invalid key"},
+		{[]string{"reset", "*"}, 2, "not a key to reset"},
+		{[]string{"limit", "set", "k", "--max", "0", "--window", "1m"}, 2, "limit.Max"},
+		{[]string{"limit", "set", "k", "--max", "5", "--window", "soon"}, 2, "invalid value"},
+		{[]string{"limit", "set", "k", "--max", "5", "--window", "1m", "--algorithm", "leaky"}, 2, "leaky"},
+		{[]string{"limit", "frob", "k"}, 2, "limit get KEY"},
+		{[]string{"status", "--bogus"}, 2, "bogus"},
+		{[]string{"watch", "--interval", "1ms"}, 2, "--interval"},
+		{[]string{"--config", "/nonexistent.yaml", "status"}, 2, "nonexistent"},
+		{[]string{"--redis", "nope://x", "status"}, 2, "--redis"},
+		{[]string{"--redis", "redis://127.0.0.1:1/0", "status"}, 1, "unavailable"},
+	}
+	for _, tc := range cases {
+		var out, errOut bytes.Buffer
+		args := tc.args
+		if len(args) > 0 && args[0] != "--redis" {
+			args = append([]string{"--redis", c.url, "--prefix", c.prefix}, args...)
+		}
+		code := run(context.Background(), args, &out, &errOut)
+		e := errOut.String()
+		if code != tc.code || !strings.HasPrefix(e, "rateltd: ") || strings.Count(e, "\n") != 1 || !strings.Contains(e, tc.want) {
+			t.Errorf("%q: exit %d, stderr %q; want exit %d and one line with %q", tc.args, code, e, tc.code, tc.want)
+		}
+	}
+}
+
+// TestHelp: --help on every command prints its usage and exits 0.
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"help"}, {"status", "--help"}, {"watch", "--help"}, {"pause", "--help"},
+		{"resume", "--help"}, {"reset", "--help"}, {"limit", "--help"}, {"serve", "--help"}, {"demo", "--help"}} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), args, &out, &errOut); code != 0 || !strings.Contains(out.String(), "usage: rateltd") {
+			t.Errorf("%q: exit %d, %q %q", args, code, out.String(), errOut.String())
+		}
+	}
+}
+
+// TestServe: serve answers the API and the dashboard, and stops when its context ends.
+func TestServe(t *testing.T) {
+	c := newCLI(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	var out bytes.Buffer
+	e := &env{g: &globals{redisURL: c.url, redisSet: true, prefix: c.prefix}, out: &out, err: &out}
+	go func() { done <- serve(ctx, e, "127.0.0.1:0", "tok", false, ready) }()
+	addr := <-ready
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/": 200, "/v1/keys": 200} {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil || resp.StatusCode != want {
+			t.Fatalf("GET %s: %v %v", path, resp, err)
+		}
+		resp.Body.Close()
+	}
+	resp, err := http.Post("http://"+addr+"/v1/keys/k/pause", "", nil)
+	if err != nil || resp.StatusCode != 401 {
+		t.Fatalf("pause without the token: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}

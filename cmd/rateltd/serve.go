@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/rateltd/rateltd"
+	"github.com/rateltd/rateltd/httpapi"
+	"github.com/rateltd/rateltd/metrics"
+)
+
+func init() {
+	var addr, token string
+	commands = append(commands,
+		&command{name: "serve", args: "",
+			help: "Serve the HTTP API, /metrics and the dashboard (at /) until Ctrl-C.",
+			flags: func(fs *flag.FlagSet) {
+				fs.StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on")
+				fs.StringVar(&token, "admin-token", os.Getenv("RATELTD_ADMIN_TOKEN"), "bearer token the admin routes require (default $RATELTD_ADMIN_TOKEN)")
+			},
+			run: func(ctx context.Context, e *env, args []string) error {
+				if len(args) > 0 {
+					return usagef("serve takes no arguments, got %q", args)
+				}
+				return serve(ctx, e, addr, token, false, nil)
+			}},
+		&command{name: "demo", args: "",
+			help: "Simulated callers on a few keys, with serve running: watch the lines fill and drain at\n" +
+				"http://ADDR/. In-process unless --redis, --cluster or $REDIS_URL names a Redis.",
+			flags: func(fs *flag.FlagSet) {
+				fs.StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on")
+				fs.StringVar(&token, "admin-token", os.Getenv("RATELTD_ADMIN_TOKEN"), "bearer token the admin routes require")
+			},
+			run: func(ctx context.Context, e *env, args []string) error {
+				if len(args) > 0 {
+					return usagef("demo takes no arguments, got %q", args)
+				}
+				return serve(ctx, e, addr, token, true, nil)
+			}},
+	)
+}
+
+// serve runs the service until ctx ends; with demo, simulated callers too. ready, when not
+// nil, receives the address once listening (for tests).
+func serve(ctx context.Context, e *env, addr, token string, demo bool, ready chan<- string) error {
+	m := metrics.New(metrics.Options{})
+	f, err := e.fileConfig()
+	if err != nil {
+		return err
+	}
+	if token == "" {
+		token = f.AdminToken
+	}
+	c, closeAll, err := e.clientWith(ctx, demo, m, demoLimits(demo))
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	m.Watch(c)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	api := httpapi.NewHandler(c, httpapi.Options{AdminToken: token, Gatherer: reg})
+	api.Dashboard(time.Second)
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return usagef("--addr %s: %v", addr, err)
+	}
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	fmt.Fprintf(e.out, "rateltd: serving http://%s/ (API /v1, metrics /metrics)\n", ln.Addr())
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	var wg sync.WaitGroup
+	if demo {
+		fmt.Fprintln(e.out, "rateltd: demo: simulated callers on openai, stripe:acct_1, stripe:acct_2, github; Ctrl-C to stop")
+		runDemo(ctx, c, &wg)
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-done:
+		return err
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	wg.Wait()
+	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// demoLimits are the demo's keys: small limits so that lines form and drain within seconds.
+func demoLimits(demo bool) map[string]rateltd.Limit {
+	if !demo {
+		return nil
+	}
+	return map[string]rateltd.Limit{
+		"openai": {Max: 5, Window: time.Second, QueueTimeout: 20 * time.Second},
+		"stripe": {Algorithm: rateltd.TokenBucket, Max: 3, Window: time.Second, Burst: 3, QueueTimeout: 20 * time.Second},
+		"github": {Algorithm: rateltd.FixedWindow, Max: 10, Window: 2 * time.Second, QueueTimeout: 20 * time.Second},
+	}
+}
+
+// runDemo starts callers that come in waves, so that lines fill, then drain.
+func runDemo(ctx context.Context, c *rateltd.Client, wg *sync.WaitGroup) {
+	keys := []string{"openai", "stripe:acct_1", "stripe:acct_2", "github"}
+	prios := []rateltd.Priority{rateltd.PriorityLow, rateltd.PriorityNormal, rateltd.PriorityNormal, rateltd.PriorityHigh}
+	for i, key := range keys {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for wave := 0; ctx.Err() == nil; wave++ {
+				n := 8 + rand.IntN(12) // a burst larger than the limit
+				for range n {
+					if ctx.Err() != nil {
+						return
+					}
+					ch := c.RequestAsync(ctx, key, func(context.Context) (any, error) {
+						time.Sleep(time.Duration(20+rand.IntN(80)) * time.Millisecond) // the upstream call
+						return nil, nil
+					}, rateltd.WithPriority(prios[rand.IntN(len(prios))]))
+					go func() { <-ch }()
+					time.Sleep(time.Duration(50+rand.IntN(100*(i+1))) * time.Millisecond)
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(time.Duration(2+rand.IntN(4)) * time.Second): // a lull: the line drains
+				}
+			}
+		}()
+	}
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/rateltd/rateltd"
+	"github.com/rateltd/rateltd/httpapi"
+)
+
+func init() {
+	var interval time.Duration
+	var times int
+	var asJSON bool
+	commands = append(commands,
+		&command{name: "status", args: "[KEY...]",
+			help: "Show each key: limit, used/remaining, queued per priority, oldest wait, pause, counters.\n" +
+				"Without keys, every key with state. Limits configured only in a service's code are not\n" +
+				"known here: the command shows runtime limits (limit set) and those of --config.",
+			flags: func(fs *flag.FlagSet) {
+				fs.BoolVar(&asJSON, "json", false, "print JSON (an array of statuses)")
+			},
+			run: func(ctx context.Context, e *env, args []string) error {
+				return status(ctx, e, args, asJSON, 0, 1)
+			}},
+		&command{name: "watch", args: "[KEY...]", help: "status, refreshing in place until Ctrl-C.",
+			flags: func(fs *flag.FlagSet) {
+				fs.DurationVar(&interval, "interval", time.Second, "time between refreshes")
+				fs.IntVar(&times, "times", 0, "stop after this many refreshes (0: until Ctrl-C)")
+			},
+			run: func(ctx context.Context, e *env, args []string) error {
+				if interval < 10*time.Millisecond {
+					return usagef("--interval %v: at least 10ms", interval)
+				}
+				return status(ctx, e, args, false, interval, times)
+			}},
+	)
+}
+
+func status(ctx context.Context, e *env, keys []string, asJSON bool, every time.Duration, times int) error {
+	c, closeAll, err := e.client(ctx, false, nil)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	for i := 0; times == 0 || i < times; i++ {
+		sts, err := statuses(ctx, c, keys)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			out := make([]httpapi.StatusJSON, len(sts))
+			for i, st := range sts {
+				out[i] = httpapi.StatusToJSON(st)
+			}
+			enc := json.NewEncoder(e.out)
+			enc.SetIndent("", "  ")
+			return enc.Encode(out)
+		}
+		if every > 0 {
+			fmt.Fprint(e.out, "\x1b[H\x1b[2J") // home and clear: refresh in place
+			fmt.Fprintf(e.out, "rateltd watch — %s — every %v, Ctrl-C to stop\n\n", time.Now().Format(time.TimeOnly), every)
+		}
+		table(e.out, sts)
+		if every == 0 {
+			return nil
+		}
+		if times != 0 && i == times-1 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(every):
+		}
+	}
+	return nil
+}
+
+// statuses reads the named keys, or every key with state.
+func statuses(ctx context.Context, c *rateltd.Client, keys []string) ([]rateltd.Status, error) {
+	if len(keys) == 0 {
+		seen := map[string]bool{}
+		cursor := ""
+		for {
+			page, next, err := c.ListKeys(ctx, cursor, 500)
+			if err != nil {
+				return nil, err
+			}
+			for _, k := range page {
+				if !seen[k] {
+					seen[k] = true
+					keys = append(keys, k)
+				}
+			}
+			if cursor = next; cursor == "" {
+				break
+			}
+		}
+	}
+	sts := make([]rateltd.Status, 0, len(keys))
+	for _, k := range keys {
+		st, err := c.Status(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		sts = append(sts, st)
+	}
+	return sts, nil
+}
+
+func table(w io.Writer, sts []rateltd.Status) {
+	if len(sts) == 0 {
+		fmt.Fprintln(w, "no keys with state")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY\tLIMIT\tUSED\tREMAINING\tQUEUED crit/high/norm/low\tOLDEST WAIT\tPAUSED\tADMITTED\tGRANTED\tEXPIRED\tREJECTED\tFAILED")
+	for _, st := range sts {
+		q := st.QueuedByPriority
+		paused := "no"
+		if st.Paused {
+			paused = "yes"
+			if !st.PausedUntil.IsZero() {
+				paused = "until " + st.PausedUntil.Format(time.TimeOnly)
+			}
+		}
+		c := st.Counters
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d (%d/%d/%d/%d)\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", st.Key, limitString(st.Limit), st.Used, st.Remaining,
+			st.Queued, q[rateltd.PriorityCritical], q[rateltd.PriorityHigh], q[rateltd.PriorityNormal], q[rateltd.PriorityLow],
+			st.OldestWait.Round(time.Millisecond), paused, c.Admitted, c.Granted, c.Expired, c.Rejected, c.Failed)
+	}
+	tw.Flush()
+}
+
+func limitString(l rateltd.Limit) string {
+	s := fmt.Sprintf("%d/%s %s", l.Max, shortDuration(l.Window), l.Algorithm)
+	if l.Algorithm == rateltd.TokenBucket {
+		s += fmt.Sprintf(" burst %d", l.Burst)
+	}
+	return s
+}
+
+// shortDuration writes 1m rather than 1m0s, 2h rather than 2h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
