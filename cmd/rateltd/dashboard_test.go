@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/rateltd/rateltd"
+)
+
+// browser starts headless Chromium, or skips the test when there is none — unless
+// RATELTD_REQUIRE_BROWSER=1 (as in CI), where that is a failure.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	var path string
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			path = p
+			break
+		}
+	}
+	if path == "" {
+		if os.Getenv("RATELTD_REQUIRE_BROWSER") == "1" {
+			t.Fatal("no Chromium found (apt-get install chromium), and RATELTD_REQUIRE_BROWSER=1")
+		}
+		t.Skip("no Chromium found: apt-get install chromium to run the browser tests")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
+		chromedp.DisableGPU, chromedp.WindowSize(1400, 900))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+	})
+	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	t.Cleanup(cancelTimeout)
+	return ctx
+}
+
+// startServe runs serve for the test on a free port and returns its address.
+func startServe(t *testing.T, e *env, token string, demo bool) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, e, "127.0.0.1:0", token, demo, ready) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	select {
+	case addr := <-ready:
+		return addr
+	case err := <-done:
+		t.Fatal(err)
+	}
+	return ""
+}
+
+// TestDashboardInBrowser: a key appears in the dashboard; pressing pause shows it paused and
+// the library sees it paused; the queue depth follows the load; resume drains it.
+func TestDashboardInBrowser(t *testing.T) {
+	bctx := browser(t)
+	c := newCLI(t)
+	var out bytes.Buffer
+	addr := startServe(t, &env{g: &globals{redisURL: c.url, redisSet: true, prefix: c.prefix}, out: &out, err: &out}, "tok", false)
+	ctx := context.Background()
+	const key = "dash:key"
+	if _, err := c.lib.Request(ctx, key, func(context.Context) (any, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	row := fmt.Sprintf(`tr[data-key=%q]`, key)
+	queued := func(n int) chromedp.Action[chromedp.Void] {
+		return chromedp.WaitVisible(fmt.Sprintf(`%s td.q[data-queued="%d"]`, row, n))
+	}
+	err := chromedp.Do(bctx, chromedp.Navigate("http://"+addr+"/"), chromedp.WaitVisible(row), queued(0))
+	if err == nil {
+		_, err = chromedp.Run(bctx, chromedp.Evaluate[any](`sessionStorage.token = "tok"`))
+	}
+	if err == nil {
+		err = chromedp.Do(bctx, chromedp.Click(row+` button[data-act="pause"]`), chromedp.WaitVisible(row+` .state .badge`))
+	}
+	if err != nil {
+		t.Fatalf("pause in the dashboard: %v", err)
+	}
+	if st, err := c.lib.Status(ctx, key); err != nil || !st.Paused {
+		t.Fatalf("the library does not see the key paused: %+v %v", st, err)
+	}
+	// Load: three requests wait in the paused key's line.
+	var chans []<-chan rateltd.Result
+	for range 3 {
+		chans = append(chans, c.lib.RequestAsync(ctx, key, func(context.Context) (any, error) { return nil, nil }, rateltd.WithTimeout(30*time.Second)))
+	}
+	if err := chromedp.Do(bctx, queued(3), chromedp.Click(row+` button[data-act="resume"]`), queued(0)); err != nil {
+		t.Fatalf("queue depth in the dashboard: %v", err)
+	}
+	for _, ch := range chans {
+		if r := <-ch; r.Err != nil {
+			t.Fatalf("waiting request after resume: %v", r.Err)
+		}
+	}
+	if st, _ := c.lib.Status(ctx, key); st.Paused {
+		t.Fatal("still paused after resume in the dashboard")
+	}
+}
+
+// TestDashboardScreenshot writes a screenshot of the dashboard under the demo to the path in
+// RATELTD_SCREENSHOT (docs/dashboard.png is made so); without it the test is skipped.
+func TestDashboardScreenshot(t *testing.T) {
+	path := os.Getenv("RATELTD_SCREENSHOT")
+	if path == "" {
+		t.Skip("set RATELTD_SCREENSHOT=docs/dashboard.png to make the screenshot")
+	}
+	bctx := browser(t)
+	var out bytes.Buffer
+	t.Setenv("REDIS_URL", "")
+	addr := startServe(t, &env{g: &globals{redisURL: "redis://unused", prefix: "rateltd"}, out: &out, err: &out}, "", true)
+	err := chromedp.Do(bctx,
+		chromedp.Navigate("http://"+addr+"/"),
+		chromedp.WaitVisible(`tr[data-key="openai"]`),
+		chromedp.Sleep(8*time.Second), // the demo's waves fill the lines and the charts
+	)
+	var png []byte
+	if err == nil {
+		png, err = chromedp.Run(bctx, chromedp.FullScreenshot(100))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
