@@ -1,8 +1,10 @@
 package httpapi_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -265,4 +267,66 @@ func TestReadyzWhenRedisIsDown(t *testing.T) {
 	if a := call(t, ts, "GET", "/healthz", "", ""); a.code != 200 {
 		t.Fatalf("healthz with Redis down: %d", a.code)
 	}
+}
+
+// TestStream: the dashboard's feed pages and filters the keys with state and streams them.
+func TestStream(t *testing.T) {
+	eachBackend(t, func(t *testing.T, backend string) {
+		cfg := rateltd.Config{}
+		if backend == "redis" {
+			srv := redistest.Server(t)
+			cfg.Redis, cfg.Prefix = srv.Client(t), srv.Prefix(t)
+		}
+		c, err := rateltd.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		api := httpapi.NewHandler(c, httpapi.Options{})
+		api.Dashboard(50 * time.Millisecond)
+		ts := httptest.NewServer(api)
+		defer ts.Close()
+		ctx := context.Background()
+		for i := range 30 {
+			prefix := "even"
+			if i%2 == 1 {
+				prefix = "odd"
+			}
+			c.Request(ctx, fmt.Sprintf("%s:%02d", prefix, i), func(context.Context) (any, error) { return nil, nil })
+		}
+		if a := call(t, ts, "GET", "/", "", ""); a.code != 200 || !strings.Contains(a.raw, "<title>rateltd</title>") {
+			t.Fatalf("dashboard page: %d", a.code)
+		}
+		resp, err := ts.Client().Get(ts.URL + "/v1/stream?q=odd&offset=10&limit=3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.Header.Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("content type %q", resp.Header.Get("Content-Type"))
+		}
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(nil, 1<<20)
+		frames := 0
+		for frames < 2 && sc.Scan() {
+			line, ok := strings.CutPrefix(sc.Text(), "data: ")
+			if !ok {
+				continue
+			}
+			var p httpapi.Page
+			if err := json.Unmarshal([]byte(line), &p); err != nil {
+				t.Fatal(err)
+			}
+			if p.Total != 15 || len(p.Keys) != 3 || p.Keys[0].Key != "odd:21" || p.Keys[2].Key != "odd:25" {
+				t.Fatalf("frame: total %d, keys %+v", p.Total, p.Keys)
+			}
+			frames++
+		}
+		if frames != 2 {
+			t.Fatalf("%d frames: %v", frames, sc.Err())
+		}
+		if a := call(t, ts, "GET", "/v1/stream?limit=0", "", ""); a.code != 400 {
+			t.Fatalf("bad limit: %d", a.code)
+		}
+	})
 }

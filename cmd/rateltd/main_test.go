@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +34,18 @@ func newCLI(t *testing.T) *cli {
 	t.Cleanup(func() { lib.Close() })
 	c.lib = lib
 	return c
+}
+
+// eventually fails the test unless cond holds within 5s.
+func (c *cli) eventually(what string, cond func() bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("not within 5s: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func (c *cli) run(args ...string) (int, string, string) {
@@ -64,32 +77,20 @@ func TestStatusPauseResetLimit(t *testing.T) {
 	if code, out, _ := c.run("pause", "api"); code != 0 || out != "api paused\n" {
 		t.Fatalf("pause: %d %q", code, out)
 	}
-	if st, _ := c.lib.Status(ctx, "api:k"); !st.Paused {
-		t.Fatal("the library does not see the group paused")
-	}
+	// The library's node learns of a group pause by pub/sub, or at its next poll.
+	c.eventually("the library sees the group paused", func() bool { st, _ := c.lib.Status(ctx, "api:k"); return st.Paused })
 	if _, out, _ := c.run("status", "api:k"); !strings.Contains(out, "yes") {
 		t.Fatalf("status does not show the pause: %q", out)
 	}
 	if code, _, _ := c.run("resume", "api"); code != 0 {
 		t.Fatal("resume failed")
 	}
-	if st, _ := c.lib.Status(ctx, "api:k"); st.Paused {
-		t.Fatal("still paused after resume")
-	}
+	c.eventually("the library sees the group resumed", func() bool { st, _ := c.lib.Status(ctx, "api:k"); return !st.Paused })
 
 	if code, out, errOut := c.run("limit", "set", "api:k", "--max", "7", "--window", "1m", "--algorithm", "token", "--burst", "2"); code != 0 || !strings.Contains(out, "7/1m token burst 2") {
 		t.Fatalf("limit set: %d %q %q", code, out, errOut)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if l, _ := c.lib.LimitOf("api:k"); l.Max == 7 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the library never saw the limit set")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	c.eventually("the library sees the limit set", func() bool { l, _ := c.lib.LimitOf("api:k"); return l.Max == 7 })
 	if code, out, _ := c.run("limit", "get", "api:k", "--json"); code != 0 || !strings.Contains(out, `"max":7`) {
 		t.Fatalf("limit get: %d %q", code, out)
 	}
@@ -163,6 +164,7 @@ func TestServe(t *testing.T) {
 	e := &env{g: &globals{redisURL: c.url, redisSet: true, prefix: c.prefix}, out: &out, err: &out}
 	go func() { done <- serve(ctx, e, "127.0.0.1:0", "tok", false, ready) }()
 	addr := <-ready
+	defer http.DefaultClient.CloseIdleConnections()
 	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/": 200, "/v1/keys": 200} {
 		resp, err := http.Get("http://" + addr + path)
 		if err != nil || resp.StatusCode != want {
@@ -183,5 +185,41 @@ func TestServe(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("serve did not stop")
+	}
+}
+
+// TestServeWithConfigFile: serve takes its limits and admin token from --config; a bad file
+// is refused naming its line.
+func TestServeWithConfigFile(t *testing.T) {
+	c := newCLI(t)
+	dir := t.TempDir()
+	good := dir + "/rateltd.yaml"
+	os.WriteFile(good, []byte("admin_token: from-file\nlimits:\n  openai: {max: 42, window: 1m}\n"), 0o600)
+	var out bytes.Buffer
+	addr := startServe(t, &env{g: &globals{redisURL: c.url, redisSet: true, prefix: c.prefix, configFile: good}, out: &out, err: &out}, "", false)
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	resp, err := http.Get("http://" + addr + "/v1/keys/openai/limit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l httpapi.LimitJSON
+	json.NewDecoder(resp.Body).Decode(&l)
+	resp.Body.Close()
+	if l.Max != 42 {
+		t.Fatalf("limit from the file: %+v", l)
+	}
+	req, _ := http.NewRequest("POST", "http://"+addr+"/v1/keys/openai/pause", nil)
+	req.Header.Set("Authorization", "Bearer from-file")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("pause with the file's token: %v %v", resp, err)
+	}
+	resp.Body.Close()
+
+	bad := dir + "/bad.yaml"
+	os.WriteFile(bad, []byte("limits:\n  openai: {max: 42, window: forever}\n"), 0o600)
+	code, _, errOut := c.run("--config", bad, "serve", "--addr", "127.0.0.1:0")
+	if code != 2 || !strings.Contains(errOut, "bad.yaml:2: limits.openai.window") {
+		t.Fatalf("bad file: %d %q", code, errOut)
 	}
 }
