@@ -385,6 +385,9 @@ func (r *Redis) ActiveKeys(ctx context.Context) ([]string, error) {
 }
 
 func (r *Redis) ListKeys(ctx context.Context, cursor string, count int) ([]string, string, error) {
+	if cc, ok := r.rdb.(*redis.ClusterClient); ok {
+		return r.listClusterKeys(ctx, cc)
+	}
 	var cur uint64
 	if cursor != "" {
 		var err error
@@ -409,6 +412,33 @@ func (r *Redis) ListKeys(ctx context.Context, cursor string, count int) ([]strin
 		return keys, "", nil
 	}
 	return keys, strconv.FormatUint(next, 10), nil
+}
+
+// listClusterKeys scans every master of a cluster to the end and returns one page: a SCAN
+// cursor belongs to one node, so a cluster's listing is not paged.
+func (r *Redis) listClusterKeys(ctx context.Context, cc *redis.ClusterClient) ([]string, string, error) {
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+		iter := node.Scan(ctx, 0, r.ks.perKeyPattern(), 1000).Iterator()
+		for iter.Next(ctx) {
+			if k, ok := r.ks.keyOf(iter.Val()); ok {
+				mu.Lock()
+				seen[k] = true
+				mu.Unlock()
+			}
+		}
+		return iter.Err()
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("queue: list keys: %w", err)
+	}
+	keys := make([]string, 0, len(seen))
+	for k := range seen {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys, "", nil
 }
 
 // Runtime configuration fields: "limit:<key>" and "pause:<group or *>".

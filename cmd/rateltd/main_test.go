@@ -223,3 +223,36 @@ func TestServeWithConfigFile(t *testing.T) {
 		t.Fatalf("bad file: %d %q", code, errOut)
 	}
 }
+
+// TestDemo: the demo runs in-process without any Redis, and within seconds its keys have
+// requests waiting in line.
+func TestDemo(t *testing.T) {
+	t.Setenv("REDIS_URL", "")
+	var out bytes.Buffer
+	addr := startServe(t, &env{g: &globals{redisURL: "redis://127.0.0.1:1/0", prefix: "rateltd"}, out: &out, err: &out}, "", true)
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/v1/keys")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var page httpapi.KeysPage
+		json.NewDecoder(resp.Body).Decode(&page)
+		resp.Body.Close()
+		queued := 0
+		for _, st := range page.Keys {
+			queued += st.Queued
+		}
+		if len(page.Keys) == 4 && queued > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("demo: %d keys, %d queued after 20s", len(page.Keys), queued)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(out.String(), "demo: simulated callers") {
+		t.Fatalf("demo output: %q", out.String())
+	}
+}
