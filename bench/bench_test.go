@@ -23,27 +23,18 @@ import (
 	"github.com/rateltd/rateltd"
 	"github.com/rateltd/rateltd/config"
 	"github.com/rateltd/rateltd/internal/redistest"
+	"github.com/rateltd/rateltd/internal/testnode"
 	"github.com/rateltd/rateltd/processor"
 	"github.com/rateltd/rateltd/queue"
 )
 
 func TestMain(m *testing.M) { redistest.Main(m) }
 
-var backends = []string{"memory", "redis"}
+var backends = testnode.Backends
 
 // client starts a Client on the named backend with cfg.
 func client(b *testing.B, backend string, cfg rateltd.Config) *rateltd.Client {
-	b.Helper()
-	if backend == "redis" {
-		srv := redistest.Server(b)
-		cfg.Redis, cfg.Prefix = srv.Client(b), srv.Prefix(b)
-	}
-	c, err := rateltd.New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { c.Close() })
-	return c
+	return testnode.Client(b, backend, cfg)
 }
 
 func noop(context.Context) (any, error) { return nil, nil }

@@ -18,6 +18,7 @@ import (
 	"github.com/rateltd/rateltd"
 	"github.com/rateltd/rateltd/httpapi"
 	"github.com/rateltd/rateltd/internal/redistest"
+	"github.com/rateltd/rateltd/internal/testnode"
 	"github.com/rateltd/rateltd/metrics"
 )
 
@@ -26,25 +27,15 @@ func TestMain(m *testing.M) { redistest.Main(m) }
 // server starts the API on a real Redis (or in-process when backend is "memory").
 func server(t *testing.T, backend string, cfg rateltd.Config, opts httpapi.Options) (*httptest.Server, *rateltd.Client) {
 	t.Helper()
-	if backend == "redis" {
-		srv := redistest.Server(t)
-		cfg.Redis, cfg.Prefix = srv.Client(t), srv.Prefix(t)
-	}
 	m := metrics.New(metrics.Options{})
 	cfg.Observer = m
-	c, err := rateltd.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testnode.Client(t, backend, cfg)
 	m.Watch(c)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(m)
 	opts.Gatherer = reg
 	ts := httptest.NewServer(httpapi.NewHandler(c, opts))
-	t.Cleanup(func() {
-		ts.Close()
-		c.Close()
-	})
+	t.Cleanup(ts.Close)
 	return ts, c
 }
 
@@ -219,7 +210,7 @@ func TestListAndProbes(t *testing.T) {
 		}
 		seen := map[string]bool{}
 		cursor := ""
-		for range 10 {
+		for range 100_000 { // until the last page
 			var page httpapi.KeysPage
 			a := call(t, ts, "GET", "/v1/keys?limit=2&cursor="+cursor, "", "")
 			if a.code != 200 || json.Unmarshal([]byte(a.raw), &page) != nil {
@@ -272,16 +263,7 @@ func TestReadyzWhenRedisIsDown(t *testing.T) {
 // TestStream: the dashboard's feed pages and filters the keys with state and streams them.
 func TestStream(t *testing.T) {
 	eachBackend(t, func(t *testing.T, backend string) {
-		cfg := rateltd.Config{}
-		if backend == "redis" {
-			srv := redistest.Server(t)
-			cfg.Redis, cfg.Prefix = srv.Client(t), srv.Prefix(t)
-		}
-		c, err := rateltd.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := testnode.Client(t, backend, rateltd.Config{})
 		api := httpapi.NewHandler(c, httpapi.Options{})
 		api.Dashboard(50 * time.Millisecond)
 		ts := httptest.NewServer(api)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rateltd/rateltd"
 	"github.com/rateltd/rateltd/internal/redistest"
+	"github.com/rateltd/rateltd/internal/testnode"
 	"github.com/rateltd/rateltd/metrics"
 )
 
@@ -51,19 +52,11 @@ func value(t *testing.T, reg *prometheus.Registry, name string, labels map[strin
 // TestMetricsByGroup: outcomes are counted per group, histograms observe waits and runs, and
 // the gauges show the shared line and pauses, on both backends.
 func TestMetricsByGroup(t *testing.T) {
-	for _, backend := range []string{"memory", "redis"} {
+	for _, backend := range testnode.Backends {
 		t.Run(backend, func(t *testing.T) {
 			m := metrics.New(metrics.Options{MaxGroups: 2})
 			cfg := rateltd.Config{Observer: m, Default: rateltd.Limit{Max: 2, Window: time.Hour, QueueTimeout: 2 * time.Hour}}
-			if backend == "redis" {
-				srv := redistest.Server(t)
-				cfg.Redis, cfg.Prefix = srv.Client(t), srv.Prefix(t)
-			}
-			c, err := rateltd.New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := testnode.Client(t, backend, cfg)
 			m.Watch(c)
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(m)

@@ -15,23 +15,14 @@ import (
 
 	"github.com/rateltd/rateltd"
 	"github.com/rateltd/rateltd/internal/redistest"
+	"github.com/rateltd/rateltd/internal/testnode"
 	"github.com/rateltd/rateltd/middleware"
 )
 
 func TestMain(m *testing.M) { redistest.Main(m) }
 
 func client(t *testing.T, backend string, cfg rateltd.Config) *rateltd.Client {
-	t.Helper()
-	if backend == "redis" {
-		srv := redistest.Server(t)
-		cfg.Redis, cfg.Prefix = srv.Client(t), srv.Prefix(t)
-	}
-	c, err := rateltd.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return testnode.Client(t, backend, cfg)
 }
 
 func get(t *testing.T, url string, header map[string]string) (*http.Response, string) {
@@ -52,7 +43,7 @@ func get(t *testing.T, url string, header map[string]string) (*http.Response, st
 // TestLimitByHeader: each API key has its own line; over the limit the answer is 429 at once,
 // with Retry-After and the RateLimit headers; a request without the header is a 400.
 func TestLimitByHeader(t *testing.T) {
-	for _, backend := range []string{"memory", "redis"} {
+	for _, backend := range testnode.Backends {
 		t.Run(backend, func(t *testing.T) {
 			c := client(t, backend, rateltd.Config{Limits: map[string]rateltd.Limit{"api": {Max: 2, Window: time.Minute}}})
 			limit, err := middleware.New(c, middleware.Options{Key: middleware.Header("X-API-Key"), Group: "api"})

@@ -395,23 +395,31 @@ func (r *Redis) ListKeys(ctx context.Context, cursor string, count int) ([]strin
 			return nil, "", fmt.Errorf("queue: list keys: bad cursor %q", cursor)
 		}
 	}
-	names, next, err := r.rdb.Scan(ctx, cur, r.ks.perKeyPattern(), int64(count)).Result()
-	if err != nil {
-		return nil, "", fmt.Errorf("queue: list keys: %w", err)
-	}
+	// SCAN's COUNT is how many slots to look at, not how many to find: scan on until count
+	// keys are found or the scan ends, so that a sparse keyspace does not give empty pages.
 	seen := map[string]bool{}
 	var keys []string
-	for _, name := range names {
-		if k, ok := r.ks.keyOf(name); ok && !seen[k] {
-			seen[k] = true
-			keys = append(keys, k)
+	for {
+		names, next, err := r.rdb.Scan(ctx, cur, r.ks.perKeyPattern(), int64(max(count, 100))).Result()
+		if err != nil {
+			return nil, "", fmt.Errorf("queue: list keys: %w", err)
+		}
+		for _, name := range names {
+			if k, ok := r.ks.keyOf(name); ok && !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+		cur = next
+		if cur == 0 || len(keys) >= count {
+			break
 		}
 	}
 	slices.Sort(keys)
-	if next == 0 {
+	if cur == 0 {
 		return keys, "", nil
 	}
-	return keys, strconv.FormatUint(next, 10), nil
+	return keys, strconv.FormatUint(cur, 10), nil
 }
 
 // listClusterKeys scans every master of a cluster to the end and returns one page: a SCAN

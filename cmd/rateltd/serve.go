@@ -22,13 +22,14 @@ import (
 
 func init() {
 	var addr, token string
+	serveFlags := func(fs *flag.FlagSet) {
+		fs.StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on")
+		fs.StringVar(&token, "admin-token", os.Getenv("RATELTD_ADMIN_TOKEN"), "bearer token the admin routes require (default $RATELTD_ADMIN_TOKEN)")
+	}
 	commands = append(commands,
 		&command{name: "serve", args: "",
-			help: "Serve the HTTP API, /metrics and the dashboard (at /) until Ctrl-C.",
-			flags: func(fs *flag.FlagSet) {
-				fs.StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on")
-				fs.StringVar(&token, "admin-token", os.Getenv("RATELTD_ADMIN_TOKEN"), "bearer token the admin routes require (default $RATELTD_ADMIN_TOKEN)")
-			},
+			help:  "Serve the HTTP API, /metrics and the dashboard (at /) until Ctrl-C.",
+			flags: serveFlags,
 			run: func(ctx context.Context, e *env, args []string) error {
 				if len(args) > 0 {
 					return usagef("serve takes no arguments, got %q", args)
@@ -38,10 +39,7 @@ func init() {
 		&command{name: "demo", args: "",
 			help: "Simulated callers on a few keys, with serve running: watch the lines fill and drain at\n" +
 				"http://ADDR/. In-process unless --redis, --cluster or $REDIS_URL names a Redis.",
-			flags: func(fs *flag.FlagSet) {
-				fs.StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on")
-				fs.StringVar(&token, "admin-token", os.Getenv("RATELTD_ADMIN_TOKEN"), "bearer token the admin routes require")
-			},
+			flags: serveFlags,
 			run: func(ctx context.Context, e *env, args []string) error {
 				if len(args) > 0 {
 					return usagef("demo takes no arguments, got %q", args)

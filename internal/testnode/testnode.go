@@ -1,0 +1,30 @@
+// Package testnode starts rateltd Clients for the tests of the packages built on the root
+// package, on either backend: "memory" (in-process) or "redis" (the shared test server of
+// internal/redistest, under a prefix of the test's own).
+package testnode
+
+import (
+	"testing"
+
+	"github.com/rateltd/rateltd"
+	"github.com/rateltd/rateltd/internal/redistest"
+)
+
+// Backends names both backends, for table-driven tests.
+var Backends = []string{"memory", "redis"}
+
+// Client starts a Client on backend with cfg (its Redis and Prefix are set here) and closes it
+// at the end of the test.
+func Client(tb testing.TB, backend string, cfg rateltd.Config) *rateltd.Client {
+	tb.Helper()
+	if backend == "redis" {
+		srv := redistest.Server(tb)
+		cfg.Redis, cfg.Prefix = srv.Client(tb), srv.Prefix(tb)
+	}
+	c, err := rateltd.New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
