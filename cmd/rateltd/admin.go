@@ -32,8 +32,8 @@ func init() {
 			run: func(ctx context.Context, e *env, args []string) error {
 				return withName(ctx, e, args, "reset", (*rateltd.Client).Reset)
 			}},
-		&command{name: "limit", args: "get KEY | set KEY --max N --window D [--algorithm A] [--burst N]",
-			help: "Show the limit in force for KEY, or set it for every node at run time.",
+		&command{name: "limit", args: "get KEY | set KEY --max N --window D [--algorithm A] [--burst N] | unset KEY",
+			help: "Show the limit in force for KEY, set it for every node at run time, or remove the one set.",
 			flags: func(fs *flag.FlagSet) {
 				fs.IntVar(&max, "max", 0, "set: how many may start per window")
 				fs.DurationVar(&window, "window", 0, "set: the window, such as 1s or 1m")
@@ -42,8 +42,8 @@ func init() {
 				fs.BoolVar(&asJSON, "json", false, "get: print JSON")
 			},
 			run: func(ctx context.Context, e *env, args []string) error {
-				if len(args) != 2 || (args[0] != "get" && args[0] != "set") {
-					return usagef("limit: want 'limit get KEY' or 'limit set KEY --max N --window D'")
+				if len(args) != 2 || (args[0] != "get" && args[0] != "set" && args[0] != "unset") {
+					return usagef("limit: want 'limit get KEY', 'limit set KEY --max N --window D' or 'limit unset KEY'")
 				}
 				key := args[1]
 				if err := config.ValidateKey(key); err != nil {
@@ -54,6 +54,11 @@ func init() {
 					return err
 				}
 				defer closeAll()
+				if args[0] == "unset" {
+					if err := c.SetLimit(ctx, key, rateltd.Limit{}); err != nil {
+						return err
+					}
+				}
 				if args[0] == "set" {
 					alg, err := config.ParseAlgorithm(algorithm)
 					if err != nil {

@@ -10,6 +10,7 @@
 //	reset KEY           clear a key's window, line and counters
 //	limit get KEY       the limit in force for KEY
 //	limit set KEY --max N --window D [--algorithm sliding|fixed|token] [--burst N]
+//	limit unset KEY     remove the limit set at run time
 //	serve               the HTTP API, metrics and dashboard
 //	demo                simulated callers on a few keys, with serve running
 //
@@ -98,6 +99,9 @@ type env struct {
 }
 
 var commands []*command // filled by init functions of the command files
+
+// commandOrder is the order of the commands in the usage.
+var commandOrder = []string{"status", "watch", "pause", "resume", "reset", "limit", "serve", "demo"}
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	g := &globals{}
@@ -189,8 +193,13 @@ func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: rateltd [--redis URL | --cluster host:port,...] [--prefix P] [--config FILE] <command> [flags] [args]")
 	fmt.Fprintln(w, "\ncommands:")
-	for _, c := range commands {
-		fmt.Fprintf(w, "  %-28s %s\n", c.name+" "+c.args, c.help)
+	for _, name := range commandOrder {
+		for _, c := range commands {
+			if c.name == name {
+				first, _, _ := strings.Cut(c.help, "\n")
+				fmt.Fprintf(w, "  %s\n      %s\n", strings.TrimSpace(c.name+" "+c.args), first)
+			}
+		}
 	}
 	fmt.Fprintln(w, "\nrateltd <command> --help shows a command's flags.")
 }

@@ -94,6 +94,9 @@ func TestStatusPauseResetLimit(t *testing.T) {
 	if code, out, _ := c.run("limit", "get", "api:k", "--json"); code != 0 || !strings.Contains(out, `"max":7`) {
 		t.Fatalf("limit get: %d %q", code, out)
 	}
+	if code, out, _ := c.run("limit", "unset", "api:k"); code != 0 || !strings.Contains(out, "100/1m sliding") {
+		t.Fatalf("limit unset: %d %q (want the default back)", code, out)
+	}
 
 	if code, out, _ := c.run("reset", "api:k"); code != 0 || out != "api:k reset\n" {
 		t.Fatalf("reset: %d %q", code, out)

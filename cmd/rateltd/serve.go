@@ -37,8 +37,8 @@ func init() {
 				return serve(ctx, e, addr, token, false, nil)
 			}},
 		&command{name: "demo", args: "",
-			help: "Simulated callers on a few keys, with serve running: watch the lines fill and drain at\n" +
-				"http://ADDR/. In-process unless --redis, --cluster or $REDIS_URL names a Redis.",
+			help: "Simulated callers on a few keys, with serve running: watch lines fill and drain at /.\n" +
+				"In-process unless --redis, --cluster or $REDIS_URL names a Redis.",
 			flags: serveFlags,
 			run: func(ctx context.Context, e *env, args []string) error {
 				if len(args) > 0 {
