@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/rateltd/rateltd/queue"
 )
@@ -121,10 +123,25 @@ func TestG9BoundedState(t *testing.T) {
 
 // keys lists the harness's Redis keys (SCAN, as an admin listing would).
 func (h *harness) keys(ctx context.Context) []string {
+	var mu sync.Mutex
 	var out []string
-	iter := h.rdb.Scan(ctx, 0, h.prefix+":*", 1000).Iterator()
-	for iter.Next(ctx) {
-		out = append(out, iter.Val())
+	scan := func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, h.prefix+":*", 1000).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			out = append(out, iter.Val())
+			mu.Unlock()
+		}
+		return iter.Err()
+	}
+	var err error
+	if cc, ok := h.rdb.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, scan)
+	} else {
+		err = scan(ctx, h.rdb.(*redis.Client))
+	}
+	if err != nil {
+		h.t.Fatal(err)
 	}
 	return out
 }

@@ -21,12 +21,13 @@ func TestMain(m *testing.M) { redistest.Main(m) }
 type harness struct {
 	t      *testing.T
 	kind   string
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	mem    *queue.Memory
 	prefix string
 }
 
-// eachBackend runs f as a parallel subtest per backend: "memory" and "redis".
+// eachBackend runs f as a parallel subtest per backend: "memory", "redis" and "cluster" (three
+// masters; every per-key script on one slot).
 func eachBackend(t *testing.T, f func(t *testing.T, h *harness)) {
 	t.Helper()
 	t.Run("memory", func(t *testing.T) {
@@ -37,6 +38,11 @@ func eachBackend(t *testing.T, f func(t *testing.T, h *harness)) {
 		t.Parallel()
 		srv := redistest.Server(t)
 		f(t, &harness{t: t, kind: "redis", rdb: srv.Client(t), prefix: srv.Prefix(t)})
+	})
+	t.Run("cluster", func(t *testing.T) {
+		t.Parallel()
+		cl := redistest.SharedCluster(t)
+		f(t, &harness{t: t, kind: "cluster", rdb: cl.Client(t), prefix: cl.Prefix(t)})
 	})
 }
 

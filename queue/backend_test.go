@@ -14,7 +14,8 @@ import (
 
 func TestMain(m *testing.M) { redistest.Main(m) }
 
-// eachBackend runs f on a fresh Memory and on Redis under a prefix of the test's own.
+// eachBackend runs f on a fresh Memory, and on Redis and a Redis Cluster under a prefix of the
+// test's own.
 func eachBackend(t *testing.T, f func(t *testing.T, be queue.Backend)) {
 	t.Run("memory", func(t *testing.T) {
 		t.Parallel()
@@ -24,6 +25,15 @@ func eachBackend(t *testing.T, f func(t *testing.T, be queue.Backend)) {
 		t.Parallel()
 		srv := redistest.Server(t)
 		r := queue.NewRedis(srv.Client(t), srv.Prefix(t), 4)
+		if err := r.LoadScripts(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		f(t, r)
+	})
+	t.Run("cluster", func(t *testing.T) {
+		t.Parallel()
+		cl := redistest.SharedCluster(t)
+		r := queue.NewRedis(cl.Client(t), cl.Prefix(t), 4)
 		if err := r.LoadScripts(context.Background()); err != nil {
 			t.Fatal(err)
 		}

@@ -36,8 +36,9 @@ import (
 
 // Instance is one Redis server a test may use.
 type Instance struct {
-	addr string
-	dir  string
+	addr  string
+	dir   string
+	extra []string // more redis-server arguments (cluster mode)
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd     // the running server; nil when stopped or given by REDIS_URL
@@ -94,10 +95,15 @@ func Fresh(tb testing.TB) *Instance {
 	return inst
 }
 
-// Stop stops the shared server, if this binary started one.
+// Stop stops the shared server and cluster, if this binary started them.
 func Stop() {
 	if shared != nil {
 		shared.stop()
+	}
+	if sharedCluster != nil {
+		for _, n := range sharedCluster.nodes {
+			n.stop()
+		}
 	}
 }
 
@@ -118,7 +124,7 @@ func unavailable(tb testing.TB, err error) {
 }
 
 // start runs redis-server in dir on port (0: a free one), waiting until it answers PING.
-func start(dir string, port int) (*Instance, error) {
+func start(dir string, port int, extra ...string) (*Instance, error) {
 	var lastErr error
 	for range 3 {
 		p := port
@@ -128,7 +134,7 @@ func start(dir string, port int) (*Instance, error) {
 				return nil, err
 			}
 		}
-		inst := &Instance{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), dir: dir}
+		inst := &Instance{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), dir: dir, extra: extra}
 		if lastErr = inst.run(); lastErr == nil {
 			return inst, nil
 		}
@@ -150,8 +156,9 @@ func freePort() (int, error) {
 
 func (i *Instance) run() error {
 	_, port, _ := net.SplitHostPort(i.addr)
-	cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", i.dir, "--daemonize", "no", "--loglevel", "warning")
+	args := append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", i.dir, "--daemonize", "no", "--loglevel", "warning"}, i.extra...)
+	cmd := exec.Command("redis-server", args...)
 	out := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no orphan if the test binary dies

@@ -2,7 +2,11 @@ package redistest
 
 import (
 	"context"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func TestMain(m *testing.M) { Main(m) }
@@ -37,5 +41,27 @@ func TestFreshKillRestart(t *testing.T) {
 	}
 	if n := rdb.Exists(ctx, "k").Val(); n != 0 {
 		t.Fatal("data survived a restart without persistence")
+	}
+}
+
+func TestClusterServesEverySlot(t *testing.T) {
+	cl := SharedCluster(t)
+	cc := cl.Client(t)
+	ctx := context.Background()
+	var mu sync.Mutex
+	masters := map[string]bool{}
+	for _, k := range []string{"{a}x", "{b}x", "{c}x", "{d}x", "{e}x", "{f}x"} {
+		if err := cc.Set(ctx, k, "1", time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		mu.Lock()
+		defer mu.Unlock()
+		masters[c.Options().Addr] = true
+		return nil
+	})
+	if err != nil || len(masters) != 3 {
+		t.Fatalf("masters %v, %v", masters, err)
 	}
 }

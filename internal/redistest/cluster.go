@@ -1,0 +1,117 @@
+package redistest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Cluster is a Redis Cluster of three masters on loopback, no replicas, no persistence.
+type Cluster struct {
+	addrs []string
+	nodes []*Instance // nil when given by REDIS_CLUSTER
+}
+
+var (
+	clusterOnce   sync.Once
+	sharedCluster *Cluster
+	clusterErr    error
+)
+
+// SharedCluster returns the test binary's shared cluster, starting it on first use: three
+// redis-server --cluster-enabled yes on free ports, joined with redis-cli --cluster create.
+// REDIS_CLUSTER (host:port,...) points at an existing cluster instead. Without the binaries
+// the test skips, or fails under RATELTD_REQUIRE_REDIS=1.
+func SharedCluster(tb testing.TB) *Cluster {
+	tb.Helper()
+	clusterOnce.Do(func() {
+		if addrs := os.Getenv("REDIS_CLUSTER"); addrs != "" {
+			sharedCluster = &Cluster{addrs: strings.Split(addrs, ",")}
+			return
+		}
+		sharedCluster, clusterErr = startCluster()
+	})
+	if clusterErr != nil {
+		unavailable(tb, clusterErr)
+	}
+	return sharedCluster
+}
+
+func startCluster() (*Cluster, error) {
+	if err := haveBinary(); err != nil {
+		return nil, err
+	}
+	if _, err := exec.LookPath("redis-cli"); err != nil {
+		return nil, fmt.Errorf("redistest: redis-cli not found on PATH (apt-get install redis-tools)")
+	}
+	dir, err := os.MkdirTemp("", "redistest-cluster-")
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{}
+	for i := range 3 {
+		nd := filepath.Join(dir, fmt.Sprint(i))
+		if err := os.Mkdir(nd, 0o755); err != nil {
+			return nil, err
+		}
+		inst, err := start(nd, 0, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000")
+		if err != nil {
+			c.stop()
+			return nil, err
+		}
+		c.nodes = append(c.nodes, inst)
+		c.addrs = append(c.addrs, inst.addr)
+	}
+	args := append([]string{"--cluster", "create"}, c.addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
+		c.stop()
+		return nil, fmt.Errorf("redistest: redis-cli --cluster create: %v: %s", err, out)
+	}
+	// Wait until every node sees every slot served.
+	deadline := time.Now().Add(20 * time.Second)
+	for _, a := range c.addrs {
+		rdb := redis.NewClient(&redis.Options{Addr: a})
+		for {
+			info, err := rdb.ClusterInfo(context.Background()).Result()
+			if err == nil && strings.Contains(info, "cluster_state:ok") && strings.Contains(info, "cluster_slots_ok:16384") {
+				break
+			}
+			if time.Now().After(deadline) {
+				rdb.Close()
+				c.stop()
+				return nil, fmt.Errorf("redistest: cluster not ready within 20s: %v %s", err, info)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		rdb.Close()
+	}
+	return c, nil
+}
+
+func (c *Cluster) stop() {
+	for _, n := range c.nodes {
+		n.stop()
+	}
+}
+
+// Addrs are the masters' host:port.
+func (c *Cluster) Addrs() []string { return c.addrs }
+
+// Client returns a new cluster client, closed at the test's cleanup.
+func (c *Cluster) Client(tb testing.TB) *redis.ClusterClient {
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.addrs})
+	tb.Cleanup(func() { cc.Close() })
+	return cc
+}
+
+// Prefix returns a key prefix of the test's own, as Instance.Prefix does.
+func (c *Cluster) Prefix(tb testing.TB) string { return (&Instance{}).Prefix(tb) }
