@@ -59,8 +59,12 @@ const (
 	OutcomeUnavailable = config.OutcomeUnavailable
 )
 
-// newTimeout bounds the backend calls New makes.
-const newTimeout = 10 * time.Second
+// newTimeout bounds the backend calls New makes; closeTimeout, those of Close (taking waiting
+// tickets out of the line, writing counts), so that a Redis that is down cannot hold Close.
+const (
+	newTimeout   = 10 * time.Second
+	closeTimeout = 2 * time.Second
+)
 
 // Client is one node: it admits requests for rate-limited keys, makes them wait in line when
 // the limit is reached, and runs one processor goroutine that grants the waiting ones. Create
@@ -68,6 +72,10 @@ const newTimeout = 10 * time.Second
 type Client struct {
 	node *processor.Node
 	cfg  config.Config
+
+	// redis tracks whether Redis answered lately; local is FailLocal's limiter.
+	redis outage
+	local *localLimiter
 
 	mu sync.Mutex
 	// closed and async are guarded by mu: RequestAsync adds to async only while not closed,
@@ -104,7 +112,7 @@ func newClient(ctx context.Context, cfg config.Config, be queue.Backend) (*Clien
 	if err != nil {
 		return nil, err
 	}
-	return &Client{node: node, cfg: cfg}, nil
+	return &Client{node: node, cfg: cfg, local: &localLimiter{nodes: cfg.ExpectedNodes}}, nil
 }
 
 // Close ends every request still waiting with ErrClosed (taking it out of the line), stops
@@ -115,7 +123,7 @@ func (c *Client) Close() error {
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), newTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	err := c.node.Close(ctx)
 	c.async.Wait()

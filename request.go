@@ -65,7 +65,24 @@ func (c *Client) Request(ctx context.Context, key string, fn func(context.Contex
 		return nil, err
 	}
 	start := time.Now()
-	g, err := c.node.Acquire(ctx, processor.Request{Key: key, Priority: o.priority, Timeout: o.timeout})
+	var g processor.Grant
+	tried := !c.redis.down() // after a failure, requests skip Redis for redisRetry
+	if tried {
+		g, err = c.node.Acquire(ctx, processor.Request{Key: key, Priority: o.priority, Timeout: o.timeout})
+	} else {
+		err = fmt.Errorf("%w: Redis did not answer lately; trying again within %v", ErrUnavailable, redisRetry)
+	}
+	if c.cfg.Redis != nil {
+		switch {
+		case !errors.Is(err, ErrUnavailable):
+			c.redis.answered()
+		case tried:
+			c.redis.failed()
+			fallthrough
+		default:
+			err = c.degrade(ctx, key, o, start, err)
+		}
+	}
 	if err != nil {
 		c.observe(key, o.priority, failure(err), false, time.Since(start), 0)
 		return nil, err
@@ -80,6 +97,29 @@ func (c *Client) Request(ctx context.Context, key string, fn func(context.Contex
 		c.observe(key, o.priority, outcome, g.Queued, wait, time.Since(start)-wait)
 	}
 	return v, err
+}
+
+// degrade applies Config.OnRedisError to a request that Redis could not serve: the error
+// (FailClosed), nil to run fn anyway (FailOpen), or the local limit's verdict (FailLocal).
+func (c *Client) degrade(ctx context.Context, key string, o options, start time.Time, err error) error {
+	switch c.cfg.OnRedisError {
+	case FailOpen:
+		return nil
+	case FailLocal:
+		lim, lerr := c.LimitOf(key)
+		if lerr != nil {
+			return lerr
+		}
+		deadline := start.Add(lim.QueueTimeout)
+		if o.timeout > 0 && o.timeout < lim.QueueTimeout {
+			deadline = start.Add(o.timeout)
+		}
+		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
+		return c.local.wait(ctx, key, lim, deadline)
+	}
+	return err
 }
 
 func (c *Client) observe(key string, p Priority, outcome Outcome, queued bool, wait, run time.Duration) {

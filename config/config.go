@@ -58,7 +58,26 @@ type Config struct {
 	Logger *slog.Logger
 	// Observer is told how every request ended (for metrics). Defaults to nil: none.
 	Observer Observer
+	// OnRedisError says what a request does when Redis cannot be reached. Defaults to
+	// FailClosed.
+	OnRedisError FailMode
+	// ExpectedNodes is how many nodes usually share the limits; under FailLocal each node
+	// allows Max / ExpectedNodes on its own while Redis is unreachable. Defaults to 1.
+	ExpectedNodes int
 }
+
+// FailMode is what a request does when Redis cannot be reached.
+type FailMode int
+
+const (
+	// FailClosed: the request fails with ErrUnavailable, by its deadline; fn does not run.
+	FailClosed FailMode = iota
+	// FailOpen: fn runs, unlimited.
+	FailOpen
+	// FailLocal: fn runs under an in-process limit of Max / ExpectedNodes per key (at least 1),
+	// waiting for it within the request's deadline; no line, no priorities.
+	FailLocal
+)
 
 // WithDefaults returns c with every zero field that has a default filled in.
 func (c Config) WithDefaults() Config {
@@ -76,6 +95,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ClaimTimeout == 0 {
 		c.ClaimTimeout = max(DefaultClaimTimeout, 3*c.PollInterval)
+	}
+	if c.ExpectedNodes == 0 {
+		c.ExpectedNodes = 1
 	}
 	if c.StatsTTL == 0 {
 		c.StatsTTL = DefaultStatsTTL
@@ -119,6 +141,10 @@ func (c Config) Validate() error {
 		return bad("StatsTTL", "must be at least 1s, got %v", c.StatsTTL)
 	case c.IndexShards < 1 || c.IndexShards > 1024:
 		return bad("IndexShards", "must be from 1 to 1024, got %d", c.IndexShards)
+	case c.OnRedisError < FailClosed || c.OnRedisError > FailLocal:
+		return bad("OnRedisError", "unknown fail mode %d", int(c.OnRedisError))
+	case c.ExpectedNodes < 1:
+		return bad("ExpectedNodes", "must be at least 1, got %d", c.ExpectedNodes)
 	}
 	return nil
 }

@@ -99,9 +99,20 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 		return Grant{}, config.ErrClosed
 	}
 
-	// The admit must complete even if ctx ends meanwhile, or a queued ticket would be left
-	// untracked; the Redis client's own timeouts bound it.
-	rep, err := n.be.Admit(context.WithoutCancel(ctx), p, t, raw)
+	// A cancelled caller still gets the admit's answer (so that its ticket is taken back out),
+	// but nobody waits for it past the request's deadline: with Redis down, the caller's error
+	// comes by its deadline. A ticket queued by an answer that came too late expires at that
+	// deadline; if it is granted first, the grant finds no waiter and is refunded.
+	// The admit may take a round trip even when the line may not be waited in at all (a
+	// timeout of a microsecond means "only if at once"); only the caller's ctx bounds it hard.
+	admitBy := deadline
+	if floor := start.Add(minAdmitWait); admitBy.Before(floor) {
+		admitBy = floor
+	}
+	if d, ok := ctx.Deadline(); ok && d.Before(admitBy) {
+		admitBy = d
+	}
+	rep, err := n.admit(ctx, p, t, raw, admitBy)
 	if err != nil {
 		n.unregister(w)
 		return Grant{}, fmt.Errorf("%w: %v", config.ErrUnavailable, err)
@@ -126,7 +137,7 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 		n.evicted(ctx, req.Key, rep.Evicted)
 	}
 	if rep.LineBefore == 0 {
-		n.activate(ctx, req.Key, rep.Now, t.Deadline)
+		n.activate(ctx, req.Key, rep.Now, t.Deadline, deadline)
 	}
 	n.Recheck(req.Key)
 
@@ -145,13 +156,13 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 	w.done = true
 	n.mu.Unlock()
 	n.unregister(w)
+	var grant *delivery
 	if delivered {
 		if d := <-w.ch; d.kind == deliverGrant {
-			n.refund(ctx, w, d.grantedAt)
+			grant = &d
 		}
-	} else {
-		n.cancel(ctx, w)
 	}
+	n.giveUp(ctx, w, grant)
 	if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return Grant{}, &TimeoutError{Key: req.Key}
 	}
@@ -211,6 +222,54 @@ func (n *Node) deliver(key string, id []byte, d delivery) bool {
 	return true
 }
 
+// minAdmitWait is how long an admit may take whatever the request's own timeout, unless the
+// caller's ctx ends sooner.
+const minAdmitWait = time.Second
+
+// admit runs the backend's Admit within the request's deadline. The context carries the
+// deadline but no cancellation (a cancelled caller still learns whether its ticket was
+// queued), and no timer of its own: the Redis backend stops waiting at the deadline, and the
+// client sets it on the connection.
+func (n *Node) admit(ctx context.Context, p queue.Params, t *queue.Ticket, raw []byte, deadline time.Time) (queue.AdmitReply, error) {
+	return n.be.Admit(deadlineContext{context.WithoutCancel(ctx), deadline}, p, t, raw)
+}
+
+// deadlineContext reports a deadline, but is never done: whoever waits on it checks the
+// deadline itself.
+type deadlineContext struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c deadlineContext) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// giveUpWait is how long a caller that gave up waits for its ticket to be taken out of the
+// line (or its grant given back): long enough for a Redis that answers, short enough that a
+// Redis that does not cannot hold the caller.
+const giveUpWait = 250 * time.Millisecond
+
+// giveUp takes w's ticket out of the line, or gives back the grant it got, on a goroutine of
+// the node's (Close waits for it), waiting for it at most giveUpWait.
+func (n *Node) giveUp(ctx context.Context, w *waiter, grant *delivery) {
+	done := make(chan struct{})
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		defer close(done)
+		if grant != nil {
+			n.refund(ctx, w, grant.grantedAt)
+		} else {
+			n.cancel(ctx, w)
+		}
+	}()
+	t := time.NewTimer(giveUpWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
+
 // cancel takes w's ticket out of the line, or gives back its grant.
 func (n *Node) cancel(ctx context.Context, w *waiter) {
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backendTimeout)
@@ -254,9 +313,13 @@ func (n *Node) evicted(ctx context.Context, key string, raw []byte) {
 	}
 }
 
-// activate records that key has a line, so that every node's processor takes it up.
-func (n *Node) activate(ctx context.Context, key string, at, until int64) {
-	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backendTimeout)
+// activate records that key has a line, so that every node's processor takes it up. It
+// waits for the backend no longer than the request's deadline.
+func (n *Node) activate(ctx context.Context, key string, at, until int64, deadline time.Time) {
+	if limit := time.Now().Add(backendTimeout); limit.Before(deadline) {
+		deadline = limit
+	}
+	bctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
 	if err := n.be.Activate(bctx, key, at, until); err != nil {
 		n.log.Error("rateltd: activate", err, "key", key)

@@ -47,9 +47,10 @@ type Node struct {
 	counts map[string]map[string]int64
 	closed bool
 
-	wake chan struct{} // buffered 1: tells the loop to look at pending and claims
-	stop chan struct{} // closed by Close
-	done chan struct{} // closed when the loop has returned
+	bg   sync.WaitGroup // giveUp's goroutines; Close waits for them
+	wake chan struct{}  // buffered 1: tells the loop to look at pending and claims
+	stop chan struct{}  // closed by Close
+	done chan struct{}  // closed when the loop has returned
 	once sync.Once
 }
 
@@ -212,6 +213,7 @@ func (n *Node) Close(ctx context.Context) error {
 		for _, w := range left {
 			n.cancel(ctx, w)
 		}
+		n.bg.Wait()
 		_ = n.flushCounts(ctx) // logged
 	})
 	return nil

@@ -2,7 +2,10 @@ package queue
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -42,6 +45,13 @@ const (
 	maxFlights = 4
 )
 
+// errNoAnswer is the error of an admit whose answer did not come by its context's deadline.
+var errNoAnswer = errors.New("no answer by the request's deadline")
+
+// do sends one admit and waits for its answer, or until ctx's deadline: a Redis client may
+// take longer than a deadline allows (redialling a dead server), so flights run on goroutines
+// of their own and the caller stops waiting at its deadline. A flight outlives its callers
+// only as long as the client's own timeouts let it.
 func (b *admitBatcher) do(ctx context.Context, key string, alg config.Algorithm, args []any) (any, error) {
 	c := &admitCall{key: key, alg: alg, args: args, ctx: ctx, done: make(chan struct{}), lead: make(chan struct{}, 1)}
 	b.mu.Lock()
@@ -51,22 +61,47 @@ func (b *admitBatcher) do(ctx context.Context, key string, alg config.Algorithm,
 		b.flying++
 	}
 	b.mu.Unlock()
-	if !leader {
+	if leader {
+		go b.fly()
+	}
+	var timeout <-chan time.Time
+	if d, ok := ctx.Deadline(); ok {
+		t := time.NewTimer(time.Until(d))
+		defer t.Stop()
+		timeout = t.C
+	}
+	for {
 		select {
 		case <-c.done:
 			// Another flight took this admit after the lead was handed here: pass the lead on.
 			select {
 			case <-c.lead:
-				b.fly()
+				go b.fly()
 			default:
 			}
 			return c.v, c.err
 		case <-c.lead:
+			go b.fly()
+		case <-timeout:
+			// Leave the batcher as if never come: out of pending if still there, and a lead
+			// handed here (or about to be, under mu) is passed on.
+			b.mu.Lock()
+			handed := c.handed
+			c.handed = true
+			if i := slices.Index(b.pending, c); i >= 0 {
+				b.pending = slices.Delete(b.pending, i, i+1)
+			}
+			b.mu.Unlock()
+			if handed {
+				select {
+				case <-c.lead:
+					go b.fly()
+				default: // taken above already
+				}
+			}
+			return nil, errNoAnswer
 		}
 	}
-	b.fly()
-	<-c.done
-	return c.v, c.err
 }
 
 // fly sends the pending admits and hands the lead to the oldest admit that came meanwhile.

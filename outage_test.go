@@ -1,0 +1,143 @@
+package rateltd
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rateltd/rateltd/internal/redistest"
+)
+
+// outageClient starts a Client with mode on a private redis-server, which the test kills.
+func outageClient(t *testing.T, mode FailMode, nodes int, l Limit) (*Client, *redistest.Instance) {
+	t.Helper()
+	srv := redistest.Fresh(t)
+	c, err := New(Config{Redis: srv.Client(t), Prefix: srv.Prefix(t), OnRedisError: mode, ExpectedNodes: nodes,
+		Default: l, PollInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, srv
+}
+
+// TestG11FailClosed: with Redis down, a request fails with ErrUnavailable by its deadline and
+// fn does not run; a request already waiting ends by its deadline; when Redis is back on the
+// same port, the same Client works again.
+func TestG11FailClosed(t *testing.T) {
+	t.Parallel()
+	c, srv := outageClient(t, FailClosed, 1, Limit{Max: 1, Window: time.Second})
+	ctx := context.Background()
+	if _, err := c.Request(ctx, "k", noop); err != nil {
+		t.Fatal(err)
+	}
+	waiting := c.RequestAsync(ctx, "k", func(context.Context) (any, error) {
+		t.Error("fn of a request that waited through the outage ran")
+		return nil, nil
+	}, WithTimeout(2*time.Second))
+	asked := time.Now()
+	waitQueued(t, c, "k", 1)
+	srv.Kill()
+
+	select {
+	case r := <-waiting:
+		if !errors.Is(r.Err, ErrTimeout) || time.Since(asked) > 2*time.Second+500*time.Millisecond {
+			t.Fatalf("waiting request: %v after %v; want ErrTimeout by its 2s deadline", r.Err, time.Since(asked))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a waiting request hung through the outage")
+	}
+	var ran atomic.Bool
+	start := time.Now()
+	_, err := c.Request(ctx, "k", func(context.Context) (any, error) { ran.Store(true); return nil, nil }, WithTimeout(time.Second))
+	if !errors.Is(err, ErrUnavailable) || ran.Load() || time.Since(start) > 1500*time.Millisecond {
+		t.Fatalf("request with Redis down: %v, ran %v, after %v; want ErrUnavailable by the deadline", err, ran.Load(), time.Since(start))
+	}
+
+	srv.Restart(t)
+	eventually(t, 10*time.Second, "requests served again after Redis came back", func() bool {
+		_, err := c.Request(ctx, "k2", noop, WithTimeout(time.Second))
+		if err != nil {
+			t.Logf("after restart: %v", err)
+		}
+		return err == nil
+	})
+	if st, err := c.Status(ctx, "k2"); err != nil || st.Used != 1 {
+		t.Fatalf("status after recovery: %+v %v", st, err)
+	}
+}
+
+// TestG11FailOpen: with Redis down, fn runs.
+func TestG11FailOpen(t *testing.T) {
+	t.Parallel()
+	c, srv := outageClient(t, FailOpen, 1, Limit{Max: 1, Window: time.Hour})
+	ctx := context.Background()
+	srv.Kill()
+	for i := range 3 {
+		v, err := c.Request(ctx, "k", func(context.Context) (any, error) { return "ran", nil }, WithTimeout(time.Second))
+		if err != nil || v != "ran" {
+			t.Fatalf("request %d with Redis down: %v, %v", i, v, err)
+		}
+	}
+}
+
+// TestG11FailLocal: with Redis down, each node allows Max / ExpectedNodes per window on its
+// own; a request that cannot start by its deadline fails at once.
+func TestG11FailLocal(t *testing.T) {
+	t.Parallel()
+	const window = 500 * time.Millisecond
+	c, srv := outageClient(t, FailLocal, 2, Limit{Max: 4, Window: window}) // 2 per 500ms here
+	ctx := context.Background()
+	srv.Kill()
+	var mu sync.Mutex
+	var starts []time.Time
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := c.Request(ctx, "k", func(context.Context) (any, error) {
+				mu.Lock()
+				starts = append(starts, time.Now())
+				mu.Unlock()
+				return nil, nil
+			}, WithTimeout(5*time.Second))
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	sort.Slice(starts, func(i, j int) bool { return starts[i].Before(starts[j]) })
+	if len(starts) != 6 {
+		t.Fatalf("%d of 6 ran", len(starts))
+	}
+	for i := range starts {
+		n := 0
+		for j := i; j < len(starts) && starts[j].Sub(starts[i]) < window-50*time.Millisecond; j++ {
+			n++
+		}
+		if n > 2 {
+			t.Fatalf("%d local starts within a window from start %d, local limit 2", n, i)
+		}
+	}
+	if span := starts[5].Sub(starts[0]); span < 2*window-50*time.Millisecond {
+		t.Fatalf("six starts over %v: faster than the local limit", span)
+	}
+	// Two requests fill another key's fresh local window at once; then a request that cannot
+	// wait for its next slot, ~500ms away, fails at once.
+	for range 2 {
+		if _, err := c.Request(ctx, "k2", noop, WithTimeout(5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	_, err := c.Request(ctx, "k2", noop, WithTimeout(50*time.Millisecond))
+	if !errors.Is(err, ErrWouldExceedDeadline) || time.Since(start) > 40*time.Millisecond {
+		t.Fatalf("hopeless local request: %v after %v; want ErrWouldExceedDeadline at once", err, time.Since(start))
+	}
+}
