@@ -17,6 +17,7 @@ type Option func(*options)
 type options struct {
 	priority Priority
 	timeout  time.Duration
+	retries  int
 }
 
 // WithPriority sets the request's priority. Defaults to PriorityNormal.
@@ -25,6 +26,10 @@ func WithPriority(p Priority) Option { return func(o *options) { o.priority = p 
 // WithTimeout bounds how long the request may wait in line, below the key's QueueTimeout and
 // the ctx deadline. Defaults to the key's QueueTimeout.
 func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
+// WithMaxRetries lets a request whose fn returned a RetryAfterError run again up to n times,
+// from the head of its line, within its deadline. Defaults to 0: the error is returned.
+func WithMaxRetries(n int) Option { return func(o *options) { o.retries = n } }
 
 func apply(opts []Option) (options, error) {
 	o := options{priority: PriorityNormal}
@@ -36,6 +41,9 @@ func apply(opts []Option) (options, error) {
 	}
 	if o.timeout < 0 {
 		return o, fmt.Errorf("%w: WithTimeout: must not be negative, got %v", ErrInvalidConfig, o.timeout)
+	}
+	if o.retries < 0 {
+		return o, fmt.Errorf("%w: WithMaxRetries: must not be negative, got %d", ErrInvalidConfig, o.retries)
 	}
 	return o, nil
 }
@@ -65,10 +73,54 @@ func (c *Client) Request(ctx context.Context, key string, fn func(context.Contex
 		return nil, err
 	}
 	start := time.Now()
+	var last error // the RetryAfterError of the previous attempt
+	for attempt := 0; ; attempt++ {
+		v, err := c.once(ctx, key, fn, o, attempt > 0)
+		ra, ok := asRetryAfter(err)
+		if !ok {
+			if last != nil && errors.Is(err, ErrWouldExceedDeadline) {
+				// The upstream's wait does not fit in the deadline: say what the upstream said.
+				return nil, last
+			}
+			return v, err
+		}
+		last = err
+		// The upstream asked to wait: every node holds the key until then.
+		c.pauseFor(ctx, key, ra.After)
+		if attempt >= o.retries {
+			return v, err
+		}
+		// The retry waits within what is left of the request's own deadline.
+		lim, _ := c.LimitOf(key)
+		wait := lim.QueueTimeout
+		if o.timeout > 0 && o.timeout < wait {
+			wait = o.timeout
+		}
+		left := time.Until(start.Add(wait))
+		if left <= 0 {
+			return v, err
+		}
+		o.timeout = left
+	}
+}
+
+// pauseFor pauses key on every node for d, unless it is paused as long already.
+func (c *Client) pauseFor(ctx context.Context, key string, d time.Duration) {
+	until := c.node.ServerTime(time.Now().Add(d))
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	_ = c.node.Backend().ExtendPause(pctx, key, until) // best effort: without it, the retry still waits its turn
+}
+
+// once is one attempt of Request: wait for the grant (at the head of the line when retrying),
+// then run fn.
+func (c *Client) once(ctx context.Context, key string, fn func(context.Context) (any, error), o options, head bool) (any, error) {
+	start := time.Now()
 	var g processor.Grant
+	var err error
 	tried := !c.redis.down() // after a failure, requests skip Redis for redisRetry
 	if tried {
-		g, err = c.node.Acquire(ctx, processor.Request{Key: key, Priority: o.priority, Timeout: o.timeout})
+		g, err = c.node.Acquire(ctx, processor.Request{Key: key, Priority: o.priority, Timeout: o.timeout, Head: head})
 	} else {
 		err = fmt.Errorf("%w: Redis did not answer lately; trying again within %v", ErrUnavailable, redisRetry)
 	}
@@ -94,7 +146,7 @@ func (c *Client) Request(ctx context.Context, key string, fn func(context.Contex
 		if err != nil {
 			outcome = OutcomeFailed
 		}
-		c.observe(key, o.priority, outcome, g.Queued, wait, time.Since(start)-wait)
+		c.observe(key, o.priority, outcome, g.Queued || head, wait, time.Since(start)-wait)
 	}
 	return v, err
 }

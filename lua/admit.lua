@@ -11,10 +11,13 @@ if len >= MAXQ and OVERFLOW == 1 then
   end
 end
 
--- The earliest start: behind every waiting ticket of the same or a higher priority.
+-- The earliest start: behind every waiting ticket of a higher priority, and of the same one
+-- unless the ticket goes to the head of its line.
 local ahead = 0
-for q = PRIO, 3 do ahead = ahead + redis.call('LLEN', KEYS[2 + q]) end
-if drop == PRIO then ahead = ahead - 1 end
+for q = PRIO, 3 do
+  if q > PRIO or not HEAD then ahead = ahead + redis.call('LLEN', KEYS[2 + q]) end
+end
+if drop == PRIO and not HEAD then ahead = ahead - 1 end
 local earliest = lim_slot(now, ahead + 1, free)
 if p == 0 then earliest = 0 elseif p then earliest = math.max(earliest, p) end
 
@@ -44,7 +47,7 @@ if len >= MAXQ then
   end
 end
 
-redis.call('RPUSH', KEYS[2 + PRIO], RAW)
+if HEAD then redis.call('LPUSH', KEYS[2 + PRIO], RAW) else redis.call('RPUSH', KEYS[2 + PRIO], RAW) end
 extend_ttl(KEYS[2 + PRIO], DEADLINE - now)
 count('queued')
 return {2, now, 0, earliest, len, evicted}

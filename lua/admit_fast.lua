@@ -4,11 +4,12 @@
 -- request granted at once returns before the line's helpers are even defined.
 -- KEYS, ARGV 1-6: see limits.lua.
 -- ARGV: 7 raw ticket  8 ticket id  9 priority (0-3)  10 deadline µs  11 max queue (-1: never queue)
---       12 overflow (0 reject, 1 drop oldest)
+--       12 overflow (0 reject, 1 drop oldest)  13 head (1: a retried request, queued at the head
+--       of its priority's line)
 -- Reply: {code, now µs, remaining, earliest µs (0: paused with no end), line length before, evicted raw or ''}
 --   code 1 granted, 2 queued, 3 full, 4 would exceed deadline.
 local RAW, ID, PRIO, DEADLINE = ARGV[7], ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
-local MAXQ, OVERFLOW = tonumber(ARGV[11]), tonumber(ARGV[12])
+local MAXQ, OVERFLOW, HEAD = tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[13] == '1'
 
 local now = now_us()
 -- The fast path in one call: no own pause and an empty line means none of these keys exists

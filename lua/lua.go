@@ -37,6 +37,8 @@ var (
 	reset string
 	//go:embed index_add.lua
 	indexAdd string
+	//go:embed pause_until.lua
+	pauseUntil string
 	//go:embed index_remove.lua
 	indexRemove string
 )
@@ -52,11 +54,12 @@ var (
 	Status      = perKey(status)
 	Reset       = perKey(reset)
 	IndexAdd    = redis.NewScript(indexAdd)
+	PauseUntil  = redis.NewScript(pauseUntil)
 	IndexRemove = redis.NewScript(indexRemove)
 )
 
 // All lists every script, for loading them before they are pipelined.
-var All = []*redis.Script{Admit, Grant, Claim, Cancel, Refund, Check, Status, Reset, IndexAdd, IndexRemove}
+var All = []*redis.Script{Admit, Grant, Claim, Cancel, Refund, Check, Status, Reset, IndexAdd, IndexRemove, PauseUntil}
 
 // NumKeys is how many KEYS every per-key script takes.
 const NumKeys = 10

@@ -56,6 +56,8 @@ type Request struct {
 	Priority config.Priority
 	// Timeout, when positive, bounds the wait below the key's QueueTimeout.
 	Timeout time.Duration
+	// Head queues the request at the head of its priority's line (a retry).
+	Head bool
 }
 
 // TimeoutError is returned when a request's deadline passes while it waits. It satisfies
@@ -79,6 +81,7 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 	}
 	start := time.Now()
 	p := n.Params(req.Key)
+	p.Head = req.Head
 	wait := p.Limit.QueueTimeout
 	if req.Timeout > 0 && req.Timeout < wait {
 		wait = req.Timeout

@@ -19,6 +19,9 @@ type Params struct {
 	ExtPause int64
 	// StatsTTL is how long the key's counters live after their last change.
 	StatsTTL time.Duration
+	// Head queues an admitted ticket at the head of its priority's line rather than at its
+	// tail: a request retried after the upstream said "retry after" keeps its turn.
+	Head bool
 }
 
 // Pause values of Params.ExtPause and KeyState.PausedUntil.
@@ -171,6 +174,8 @@ type Backend interface {
 	Reset(ctx context.Context, key string) error
 	// PauseKey pauses the key until the µs given, or PausedForever. ResumeKey ends it.
 	PauseKey(ctx context.Context, key string, until int64) error
+	// ExtendPause pauses the key until the µs given unless it is paused as long already.
+	ExtendPause(ctx context.Context, key string, until int64) error
 	ResumeKey(ctx context.Context, key string) error
 	// AddCounters adds deltas to the key's counters (outcomes that happen outside a script).
 	AddCounters(ctx context.Context, key string, p Params, deltas map[string]int64) error

@@ -162,9 +162,11 @@ func (k *memKey) admit(s step, t *Ticket, raw []byte) AdmitReply {
 	}
 	ahead := 0
 	for q := int(t.Priority); q < config.NumPriorities; q++ {
-		ahead += len(k.lines[q])
+		if q > int(t.Priority) || !s.p.Head {
+			ahead += len(k.lines[q])
+		}
 	}
-	if drop == int(t.Priority) {
+	if drop == int(t.Priority) && !s.p.Head {
 		ahead--
 	}
 	earliest := k.win(s.l).Slot(s.l, s.now, ahead+1, free)
@@ -207,7 +209,11 @@ func (k *memKey) admit(s step, t *Ticket, raw []byte) AdmitReply {
 		tk = nil
 	}
 	q := int(t.Priority)
-	k.lines[q] = append(k.lines[q], memTicket{raw: raw, t: tk})
+	if s.p.Head {
+		k.lines[q] = append([]memTicket{{raw: raw, t: tk}}, k.lines[q]...)
+	} else {
+		k.lines[q] = append(k.lines[q], memTicket{raw: raw, t: tk})
+	}
 	k.linesExp[q] = max(k.linesExp[q], t.Deadline+ttlGraceMicro)
 	k.count(s, CountQueued, 1)
 	rep.Outcome = Queued

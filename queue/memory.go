@@ -200,6 +200,16 @@ func (m *Memory) PauseKey(_ context.Context, key string, until int64) error {
 	return nil
 }
 
+func (m *Memory) ExtendPause(_ context.Context, key string, until int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := m.key(key, m.now(), true)
+	if k.pause != PausedForever && k.pause < until {
+		k.pause = until
+	}
+	return nil
+}
+
 func (m *Memory) ResumeKey(_ context.Context, key string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

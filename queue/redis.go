@@ -27,7 +27,7 @@ type Redis struct {
 }
 
 // paramCache keeps the script arguments of recently used Params boxed, the six that every
-// per-key script starts with and admit's max queue and overflow: the fast path would
+// per-key script starts with and admit's max queue, overflow and head: the fast path would
 // otherwise box them on every request. Bounded: it starts afresh when full.
 type paramCache struct {
 	mu sync.Mutex
@@ -42,7 +42,11 @@ func (c *paramCache) args(p Params) []any {
 		if c.m == nil || len(c.m) >= nameCacheSize {
 			c.m = map[Params][]any{}
 		}
-		a = args(p, p.Limit.MaxQueue, int(p.Limit.Overflow))
+		head := 0
+		if p.Head {
+			head = 1
+		}
+		a = args(p, p.Limit.MaxQueue, int(p.Limit.Overflow), head)
 		c.m[p] = a
 	}
 	return a
@@ -84,7 +88,7 @@ func (r *Redis) run(ctx context.Context, s *redis.Script, key string, p Params, 
 
 func (r *Redis) Admit(ctx context.Context, p Params, t *Ticket, raw []byte) (AdmitReply, error) {
 	a := r.params.args(p)
-	v, err := r.admit.do(ctx, t.Key, p.Limit.Algorithm, append(a[:6:6], raw, t.ID, int(t.Priority), t.Deadline, a[6], a[7]))
+	v, err := r.admit.do(ctx, t.Key, p.Limit.Algorithm, append(a[:6:6], raw, t.ID, int(t.Priority), t.Deadline, a[6], a[7], a[8]))
 	if err != nil {
 		return AdmitReply{}, fmt.Errorf("queue: admit %q: %w", t.Key, err)
 	}
@@ -318,6 +322,14 @@ func (r *Redis) PauseKey(ctx context.Context, key string, until int64) error {
 	}
 	if err != nil {
 		return fmt.Errorf("queue: pause %q: %w", key, err)
+	}
+	return nil
+}
+
+func (r *Redis) ExtendPause(ctx context.Context, key string, until int64) error {
+	k := r.ks.perKey(key, config.SlidingWindow)[kPaused]
+	if err := lua.PauseUntil.Run(ctx, r.rdb, []string{k}, until, until/1000+1).Err(); err != nil {
+		return fmt.Errorf("queue: pause %q until %d: %w", key, until, err)
 	}
 	return nil
 }
