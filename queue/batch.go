@@ -48,12 +48,29 @@ const (
 // errNoAnswer is the error of an admit whose answer did not come by its context's deadline.
 var errNoAnswer = errors.New("no answer by the request's deadline")
 
-// do sends one admit and waits for its answer, or until ctx's deadline: a Redis client may
-// take longer than a deadline allows (redialling a dead server), so flights run on goroutines
-// of their own and the caller stops waiting at its deadline. A flight outlives its callers
-// only as long as the client's own timeouts let it.
+// farDeadline: a deadline further away than this is left to the Redis client's own timeouts,
+// which end a call to a dead server well before (go-redis: a few seconds). Nearer ones are
+// watched by a timer, with the flight on a goroutine of its own, so that the caller stops
+// waiting at its deadline whatever the client does.
+const farDeadline = 10 * time.Second
+
+// do sends one admit and waits for its answer, or until ctx's deadline when that is near.
 func (b *admitBatcher) do(ctx context.Context, key string, alg config.Algorithm, args []any) (any, error) {
 	c := &admitCall{key: key, alg: alg, args: args, ctx: ctx, done: make(chan struct{}), lead: make(chan struct{}, 1)}
+	var timeout <-chan time.Time
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < farDeadline {
+		t := time.NewTimer(time.Until(d))
+		defer t.Stop()
+		timeout = t.C
+	}
+	// fly runs a flight: inline when nothing bounds the wait, else on its own goroutine.
+	fly := func() {
+		if timeout == nil {
+			b.fly()
+		} else {
+			go b.fly()
+		}
+	}
 	b.mu.Lock()
 	b.pending = append(b.pending, c)
 	leader := b.flying < maxFlights
@@ -62,13 +79,7 @@ func (b *admitBatcher) do(ctx context.Context, key string, alg config.Algorithm,
 	}
 	b.mu.Unlock()
 	if leader {
-		go b.fly()
-	}
-	var timeout <-chan time.Time
-	if d, ok := ctx.Deadline(); ok {
-		t := time.NewTimer(time.Until(d))
-		defer t.Stop()
-		timeout = t.C
+		fly()
 	}
 	for {
 		select {
@@ -81,7 +92,7 @@ func (b *admitBatcher) do(ctx context.Context, key string, alg config.Algorithm,
 			}
 			return c.v, c.err
 		case <-c.lead:
-			go b.fly()
+			fly()
 		case <-timeout:
 			// Leave the batcher as if never come: out of pending if still there, and a lead
 			// handed here (or about to be, under mu) is passed on.
