@@ -1,0 +1,150 @@
+package rateltd
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rateltd/rateltd/internal/redistest"
+	"github.com/rateltd/rateltd/processor"
+)
+
+// The tests here run nodes as separate OS processes: the test binary, started again with
+// RATELTD_WORKER set, runs TestWorkerProcess as a worker instead of a test.
+
+// TestWorkerProcess is a worker when RATELTD_WORKER is set (see startWorkers), else nothing.
+// It makes RATELTD_WORKER_N requests on key "shared" (limit RATELTD_WORKER_MAX per second)
+// and prints one line per grant: "grant <server µs>".
+func TestWorkerProcess(t *testing.T) {
+	if os.Getenv("RATELTD_WORKER") == "" {
+		t.Skip("runs only as a worker process")
+	}
+	n, _ := strconv.Atoi(os.Getenv("RATELTD_WORKER_N"))
+	limit, _ := strconv.Atoi(os.Getenv("RATELTD_WORKER_MAX"))
+	rdb := redis.NewClient(&redis.Options{Addr: os.Getenv("RATELTD_WORKER_ADDR")})
+	defer rdb.Close()
+	c, err := New(Config{Redis: rdb, Prefix: os.Getenv("RATELTD_WORKER_PREFIX"),
+		Default: Limit{Max: limit, Window: time.Second, QueueTimeout: time.Minute}})
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	defer c.Close()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g, err := c.node.Acquire(context.Background(), processor.Request{Key: "shared", Priority: PriorityNormal})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				fmt.Println("error", err)
+				return
+			}
+			fmt.Println("grant", g.At)
+		}()
+	}
+	wg.Wait()
+}
+
+// worker is a running worker process.
+type worker struct {
+	cmd    *exec.Cmd
+	grants []int64 // server µs
+	errs   []string
+	done   chan struct{}
+}
+
+// startWorkers starts n worker processes on srv, each making perWorker requests.
+func startWorkers(t *testing.T, srv *redistest.Instance, prefix string, n, perWorker, max int) []*worker {
+	t.Helper()
+	var ws []*worker
+	for range n {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestWorkerProcess$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "RATELTD_WORKER=1", "RATELTD_WORKER_ADDR="+srv.Addr(), "RATELTD_WORKER_PREFIX="+prefix,
+			"RATELTD_WORKER_N="+strconv.Itoa(perWorker), "RATELTD_WORKER_MAX="+strconv.Itoa(max))
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		w := &worker{cmd: cmd, done: make(chan struct{})}
+		go func() {
+			defer close(w.done)
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				line := sc.Text()
+				if v, ok := strings.CutPrefix(line, "grant "); ok {
+					at, _ := strconv.ParseInt(v, 10, 64)
+					w.grants = append(w.grants, at)
+				} else if strings.HasPrefix(line, "error") {
+					w.errs = append(w.errs, line)
+				}
+			}
+			cmd.Wait()
+		}()
+		ws = append(ws, w)
+	}
+	t.Cleanup(func() {
+		for _, w := range ws {
+			w.cmd.Process.Kill()
+			<-w.done
+		}
+	})
+	return ws
+}
+
+// TestG1AcrossProcesses: three processes × 150 requests share one key of 100 per second: no
+// second of Redis time holds more than 100 grants, and all are served near the ideal 4s (the
+// 401st grant is 4 windows after the first).
+func TestG1AcrossProcesses(t *testing.T) {
+	if os.Getenv("RATELTD_WORKER") != "" {
+		t.Skip("a worker runs no tests")
+	}
+	t.Parallel()
+	srv := redistest.Server(t)
+	const max, per, procs = 100, 150, 3
+	ws := startWorkers(t, srv, srv.Prefix(t), procs, per, max)
+	var grants []int64
+	for i, w := range ws {
+		select {
+		case <-w.done:
+		case <-time.After(60 * time.Second):
+			t.Fatalf("worker %d did not finish", i)
+		}
+		if len(w.errs) > 0 || len(w.grants) != per {
+			t.Fatalf("worker %d: %d grants, errors %v", i, len(w.grants), w.errs)
+		}
+		grants = append(grants, w.grants...)
+	}
+	slices.Sort(grants)
+	for i := range grants {
+		n := 0
+		for j := i; j < len(grants) && grants[j]-grants[i] < time.Second.Microseconds(); j++ {
+			n++
+		}
+		if n > max {
+			t.Fatalf("%d grants within 1s of Redis time from grant %d, limit %d", n, i, max)
+		}
+	}
+	// 450 at 100/s: the last grant at least 4 windows after the first, and near that.
+	ideal := time.Duration(procs*per/max) * time.Second
+	span := time.Duration(grants[len(grants)-1]-grants[0]) * time.Microsecond
+	if span < ideal || span > ideal+ideal/10 {
+		t.Fatalf("grants spread over %v; ideal %v (+10%% allowed)", span, ideal)
+	}
+}
