@@ -20,7 +20,7 @@ type Decision = queue.Decision
 // node's own first.
 type Counters struct {
 	Admitted, Queued, Granted, Expired, Rejected, Evicted, Cancelled, Refunded, Corrupt,
-	Succeeded, Failed int64
+	Abandoned, Succeeded, Failed int64
 }
 
 // Status is a key's state, read at one instant of server time.
@@ -93,6 +93,7 @@ func (c *Client) Status(ctx context.Context, key string) (Status, error) {
 	st.Counters = Counters{Admitted: m[queue.CountAdmitted], Queued: m[queue.CountQueued], Granted: m[queue.CountGranted],
 		Expired: m[queue.CountExpired], Rejected: m[queue.CountRejected], Evicted: m[queue.CountEvicted],
 		Cancelled: m[queue.CountCancelled], Refunded: m[queue.CountRefunded], Corrupt: m[queue.CountCorrupt],
+		Abandoned: m[queue.CountAbandoned],
 		Succeeded: m[queue.CountSucceeded], Failed: m[queue.CountFailed]}
 	return st, nil
 }

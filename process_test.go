@@ -33,7 +33,8 @@ func TestWorkerProcess(t *testing.T) {
 	limit, _ := strconv.Atoi(os.Getenv("RATELTD_WORKER_MAX"))
 	rdb := redis.NewClient(&redis.Options{Addr: os.Getenv("RATELTD_WORKER_ADDR")})
 	defer rdb.Close()
-	c, err := New(Config{Redis: rdb, Prefix: os.Getenv("RATELTD_WORKER_PREFIX"),
+	poll, _ := time.ParseDuration(os.Getenv("RATELTD_WORKER_POLL")) // 0: the default
+	c, err := New(Config{Redis: rdb, Prefix: os.Getenv("RATELTD_WORKER_PREFIX"), PollInterval: poll,
 		Default: Limit{Max: limit, Window: time.Second, QueueTimeout: time.Minute}})
 	if err != nil {
 		fmt.Println("error", err)
@@ -74,7 +75,7 @@ func startWorkers(t *testing.T, srv *redistest.Instance, prefix string, n, perWo
 	for range n {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestWorkerProcess$", "-test.count=1")
 		cmd.Env = append(os.Environ(), "RATELTD_WORKER=1", "RATELTD_WORKER_ADDR="+srv.Addr(), "RATELTD_WORKER_PREFIX="+prefix,
-			"RATELTD_WORKER_N="+strconv.Itoa(perWorker), "RATELTD_WORKER_MAX="+strconv.Itoa(max))
+			"RATELTD_WORKER_N="+strconv.Itoa(perWorker), "RATELTD_WORKER_MAX="+strconv.Itoa(max), "RATELTD_WORKER_POLL=100ms")
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -146,5 +147,50 @@ func TestG1AcrossProcesses(t *testing.T) {
 	span := time.Duration(grants[len(grants)-1]-grants[0]) * time.Microsecond
 	if span < ideal || span > ideal+ideal/10 {
 		t.Fatalf("grants spread over %v; ideal %v (+10%% allowed)", span, ideal)
+	}
+}
+
+// TestDeadNodeKilled: a process killed (SIGKILL) with 190 requests waiting stops holding up the
+// line once its heartbeat lapses: its tickets are dropped, the grants made for it refunded,
+// and another process's requests are served at the full limit — not after the dead backlog.
+func TestDeadNodeKilled(t *testing.T) {
+	if os.Getenv("RATELTD_WORKER") != "" {
+		t.Skip("a worker runs no tests")
+	}
+	t.Parallel()
+	srv := redistest.Server(t)
+	prefix := srv.Prefix(t)
+	const max = 10 // per second
+	w := startWorkers(t, srv, prefix, 1, 200, max)[0]
+	c, err := New(Config{Redis: srv.Client(t), Prefix: prefix, PollInterval: 100 * time.Millisecond,
+		Default: Limit{Max: max, Window: time.Second, QueueTimeout: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	eventually(t, 20*time.Second, "the worker's requests waiting", func() bool { return status(t, c, "shared").Queued >= 180 })
+	if err := w.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Request(context.Background(), "shared", noop, WithTimeout(time.Minute)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	// Behind the dead backlog, 20 more at 10/s would take 19s and more; with the backlog
+	// dropped once the heartbeat (3s) lapses, they take the detection and 2s.
+	if took := time.Since(killed); took > 10*time.Second {
+		t.Fatalf("20 requests took %v after the kill: the dead node's tickets held up the line", took)
+	}
+	st := status(t, c, "shared")
+	if st.Counters.Abandoned == 0 || st.Counters.Refunded == 0 || st.Queued != 0 {
+		t.Fatalf("after the kill: abandoned %d, refunded %d, queued %d", st.Counters.Abandoned, st.Counters.Refunded, st.Queued)
 	}
 }

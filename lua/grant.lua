@@ -2,19 +2,32 @@
 -- drops expired and corrupt tickets, then grants up to a batch of waiting tickets, highest
 -- priority first and first come first served within one, as far as pause and limit allow.
 -- KEYS, ARGV 1-6: see limits.lua.
--- ARGV: 7 this node's id  8 batch size  9 claim timeout µs
+-- ARGV: 7 this node's id  8 batch size  9 claim timeout µs  10.. ids of nodes known dead (their
+--       tickets leave the line, their unclaimed grants are refunded at once)
 -- Reply: {paused 0/1, now µs, next µs (0: nothing to do, -1: paused with no end), {raw tickets
 --   granted to this node}, {ids of other nodes whose tickets were granted}}
 local NODE, BATCH, CLAIM = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
 local MAX_DROPS = 1000
 
+local dead = {}
+local any_dead = false
+for i = 10, #ARGV do dead[ARGV[i]] = true; any_dead = true end
+
 local now = now_us()
-local stale = redis.call('ZRANGEBYSCORE', GRANTED, '-inf', I(now - CLAIM), 'WITHSCORES', 'LIMIT', 0, 1000)
+local stale
+if any_dead then
+  stale = redis.call('ZRANGE', GRANTED, 0, 999, 'WITHSCORES')
+else
+  stale = redis.call('ZRANGEBYSCORE', GRANTED, '-inf', I(now - CLAIM), 'WITHSCORES', 'LIMIT', 0, 1000)
+end
 for i = 1, #stale, 2 do
-  redis.call('ZREM', GRANTED, stale[i])
   local t = decode(stale[i])
-  if t then lim_refund(now, t[1], tonumber(stale[i + 1])) end
-  count('refunded')
+  local at = tonumber(stale[i + 1])
+  if at <= now - CLAIM or not t or dead[t[6]] then
+    redis.call('ZREM', GRANTED, stale[i])
+    if t then lim_refund(now, t[1], at) end
+    count('refunded')
+  end
 end
 
 local p = paused(now)
@@ -35,6 +48,10 @@ for q = 5, 2, -1 do
     elseif t[5] <= now then
       redis.call('LPOP', line)
       count('expired')
+      drops = drops + 1
+    elseif dead[t[6]] then
+      redis.call('LPOP', line)
+      count('abandoned')
       drops = drops + 1
     elseif free <= 0 or n >= BATCH then
       break

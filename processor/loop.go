@@ -93,6 +93,7 @@ func (n *Node) poll(ctx context.Context, keys map[string]*keyState) {
 	if err := n.RefreshRuntime(ctx); err != nil {
 		n.log.Error("rateltd: processor: load runtime config", err)
 	}
+	n.checkLiveness(ctx)
 	active, err := n.be.ActiveKeys(ctx)
 	if err != nil {
 		n.log.Error("rateltd: processor: read active keys", err)
@@ -159,7 +160,8 @@ func (n *Node) grant(ctx context.Context, keys map[string]*keyState, chunk []str
 	for i, k := range chunk {
 		ps[i] = n.Params(k)
 	}
-	reps, errs := n.be.Grant(ctx, chunk, ps, n.id, n.cfg.BatchSize, n.cfg.ClaimTimeout)
+	reps, errs := n.be.Grant(ctx, chunk, ps, queue.GrantArgs{Node: n.id, Batch: n.cfg.BatchSize,
+		ClaimTimeout: n.cfg.ClaimTimeout, Dead: n.deadNodes()})
 	for i, k := range chunk {
 		ks := keys[k]
 		if errs[i] != nil {
@@ -181,6 +183,7 @@ func (n *Node) grant(ctx context.Context, keys map[string]*keyState, chunk []str
 				}
 			}
 		}
+		n.noteOwners(rep.Remote)
 		for _, owner := range rep.Remote {
 			if err := n.be.Notify(ctx, owner, queue.Event{Kind: queue.EventClaim, Key: k}); err != nil {
 				n.log.Error("rateltd: processor: notify", err, "key", k)

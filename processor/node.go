@@ -45,6 +45,11 @@ type Node struct {
 	// counts holds per-key outcome counts not yet written to the backend. Written by Done,
 	// drained by the loop. Guarded by mu.
 	counts map[string]map[string]int64
+	// owners are the nodes this node granted tickets for lately (id -> last seen); dead, those
+	// of them whose heartbeat had lapsed at the last poll. Written by the loop, read by grant
+	// steps. Guarded by mu.
+	owners map[string]time.Time
+	dead   [][]byte
 	closed bool
 
 	bg   sync.WaitGroup // giveUp's goroutines; Close waits for them
@@ -67,6 +72,7 @@ func New(ctx context.Context, be queue.Backend, cfg config.Config) (*Node, error
 		pending: map[string]struct{}{},
 		claims:  map[string]struct{}{},
 		counts:  map[string]map[string]int64{},
+		owners:  map[string]time.Time{},
 		wake:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
@@ -76,6 +82,10 @@ func New(ctx context.Context, be queue.Backend, cfg config.Config) (*Node, error
 		return nil, fmt.Errorf("processor: %w: %v", config.ErrUnavailable, err)
 	}
 	n.observe(now)
+	// Alive before any ticket of this node can be seen by another.
+	if err := be.Heartbeat(ctx, n.id, n.heartbeatTTL()); err != nil {
+		return nil, fmt.Errorf("processor: %w: %v", config.ErrUnavailable, err)
+	}
 	rt, err := be.LoadRuntime(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("processor: %w: %v", config.ErrUnavailable, err)
@@ -215,6 +225,9 @@ func (n *Node) Close(ctx context.Context) error {
 		}
 		n.bg.Wait()
 		_ = n.flushCounts(ctx) // logged
+		if err := n.be.Forget(ctx, n.id); err != nil {
+			n.log.Error("rateltd: processor: forget heartbeat", err)
+		}
 	})
 	return nil
 }

@@ -75,6 +75,19 @@ type GrantReply struct {
 	Remote [][]byte
 }
 
+// GrantArgs are the settings of one Grant call.
+type GrantArgs struct {
+	// Node is the granting node's id: its own tickets come back in GrantReply.Local.
+	Node []byte
+	// Batch bounds the grants per key; ClaimTimeout is how long a remote grant waits to be
+	// claimed before it is refunded.
+	Batch        int
+	ClaimTimeout time.Duration
+	// Dead are nodes known to be gone: their tickets leave the line, their unclaimed grants
+	// are refunded at once.
+	Dead [][]byte
+}
+
 // ClaimStatus is what Claim found for one ticket.
 type ClaimStatus int
 
@@ -158,7 +171,7 @@ type Backend interface {
 	// tickets per key in priority and FIFO order, as far as the limit allows. Tickets of other
 	// nodes are kept for them to claim; those unclaimed for claimTimeout are refunded.
 	// The replies and errors are per key, in the order of keys.
-	Grant(ctx context.Context, keys []string, ps []Params, node []byte, batch int, claimTimeout time.Duration) ([]GrantReply, []error)
+	Grant(ctx context.Context, keys []string, ps []Params, g GrantArgs) ([]GrantReply, []error)
 	// Claim takes the grants made for the given tickets (all of one key, owned by the caller).
 	Claim(ctx context.Context, key string, p Params, tickets []*Ticket, raws [][]byte) ([]ClaimStatus, []int64, error)
 	// Cancel removes a waiting ticket, or refunds its grant if it was granted and unclaimed.
@@ -205,6 +218,12 @@ type Backend interface {
 	// Broadcast sends ev to every node; Notify to one.
 	Broadcast(ctx context.Context, ev Event) error
 	Notify(ctx context.Context, node []byte, ev Event) error
+	// Heartbeat records that node is alive for ttl; Forget that it is gone. Alive reports,
+	// for each node, whether its heartbeat is current.
+	Heartbeat(ctx context.Context, node []byte, ttl time.Duration) error
+	Forget(ctx context.Context, node []byte) error
+	Alive(ctx context.Context, nodes [][]byte) ([]bool, error)
+
 	// Listen delivers the events for node (its own and broadcast ones) until stop is called.
 	// Events may be lost; the channel is closed after stop.
 	Listen(node []byte) (events <-chan Event, stop func())
@@ -221,6 +240,7 @@ const (
 	CountCancelled = "cancelled" // left the line because their caller gave up
 	CountRefunded  = "refunded"  // grants given back to the window
 	CountCorrupt   = "corrupt"   // undecodable tickets moved to the dead-letter list
+	CountAbandoned = "abandoned" // left the line because their node died
 	CountSucceeded = "succeeded" // fn returned no error
 	CountFailed    = "failed"    // fn returned an error or panicked
 )

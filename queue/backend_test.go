@@ -80,7 +80,7 @@ func admit(t *testing.T, be queue.Backend, p queue.Params, tk *queue.Ticket, raw
 
 func grant(t *testing.T, be queue.Backend, key string, p queue.Params, node uuid.UUID) queue.GrantReply {
 	t.Helper()
-	reps, errs := be.Grant(context.Background(), []string{key}, []queue.Params{p}, node[:], 100, 5*time.Second)
+	reps, errs := be.Grant(context.Background(), []string{key}, []queue.Params{p}, queue.GrantArgs{Node: node[:], Batch: 100, ClaimTimeout: 5 * time.Second})
 	if errs[0] != nil {
 		t.Fatal(errs[0])
 	}
@@ -220,6 +220,79 @@ func TestTokenBucketAndFixedWindow(t *testing.T) {
 		d, err = be.Check(ctx, "fw", fw)
 		if err != nil || d.Allowed || d.Remaining != 0 || d.RetryAfter <= 0 || d.RetryAfter > time.Hour || d.RetryAfter != d.ResetAfter {
 			t.Fatalf("fixed window check: %+v %v", d, err)
+		}
+	})
+}
+
+// TestDeadOwner: told that a node is dead, a grant step drops its waiting tickets (counted as
+// abandoned) and refunds its unclaimed grants at once, and serves the others.
+func TestDeadOwner(t *testing.T) {
+	eachBackend(t, func(t *testing.T, be queue.Backend) {
+		ctx := context.Background()
+		p := params(config.Limit{Max: 1, Window: time.Minute})
+		if err := be.PauseKey(ctx, "k", queue.PausedForever); err != nil {
+			t.Fatal(err)
+		}
+		granted, grantedRaw := ticket(t, be, "k", nodeA, config.PriorityNormal)
+		admit(t, be, p, granted, grantedRaw, queue.Queued)
+		if err := be.ResumeKey(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+		if rep := grant(t, be, "k", p, nodeB); len(rep.Remote) != 1 {
+			t.Fatalf("first grant: %+v", rep)
+		}
+		// Node A dies with its grant unclaimed and two more tickets waiting, before one of B's
+		// (queued while paused, so that none is refused for its deadline).
+		if err := be.PauseKey(ctx, "k", queue.PausedForever); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			tk, raw := ticket(t, be, "k", nodeA, config.PriorityNormal)
+			admit(t, be, p, tk, raw, queue.Queued)
+		}
+		live, liveRaw := ticket(t, be, "k", nodeB, config.PriorityNormal)
+		admit(t, be, p, live, liveRaw, queue.Queued)
+		if err := be.ResumeKey(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+		reps, errs := be.Grant(ctx, []string{"k"}, []queue.Params{p},
+			queue.GrantArgs{Node: nodeB[:], Batch: 100, ClaimTimeout: time.Hour, Dead: [][]byte{nodeA[:]}})
+		if errs[0] != nil {
+			t.Fatal(errs[0])
+		}
+		if rep := reps[0]; len(rep.Local) != 1 || len(rep.Remote) != 0 {
+			t.Fatalf("grant with A dead: %+v; want B's ticket only", rep)
+		}
+		st, err := be.State(ctx, "k", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Counters[queue.CountAbandoned] != 2 || st.Counters[queue.CountRefunded] != 1 || st.Unclaimed != 0 || st.Queued != [4]int{} {
+			t.Fatalf("state %+v", st)
+		}
+	})
+}
+
+// TestHeartbeats: a node is alive while its heartbeat lasts, and not after Forget or its TTL.
+func TestHeartbeats(t *testing.T) {
+	eachBackend(t, func(t *testing.T, be queue.Backend) {
+		ctx := context.Background()
+		if err := be.Heartbeat(ctx, nodeA[:], time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if err := be.Heartbeat(ctx, nodeB[:], 50*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		other := uuid.New()
+		alive, err := be.Alive(ctx, [][]byte{nodeA[:], nodeB[:], other[:]})
+		if err != nil || !alive[0] || !alive[1] || alive[2] {
+			t.Fatalf("alive %v, %v", alive, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		be.Forget(ctx, nodeA[:])
+		alive, _ = be.Alive(ctx, [][]byte{nodeA[:], nodeB[:]})
+		if alive[0] || alive[1] {
+			t.Fatalf("after Forget and the TTL: alive %v", alive)
 		}
 	})
 }

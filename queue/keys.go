@@ -28,6 +28,7 @@ import (
 //	<prefix>:config            HASH of runtime limits and group/global pauses
 //	<prefix>:events            pub/sub channel to every node
 //	<prefix>:node:<id hex>     pub/sub channel to one node
+//	<prefix>:hb:<id hex>       a node's heartbeat (string with a TTL of a few poll intervals)
 type keyspace struct {
 	prefix string
 	shards int
@@ -166,3 +167,6 @@ func (k keyspace) runtime() string { return k.prefix + ":config" }
 func (k keyspace) events() string { return k.prefix + ":events" }
 
 func (k keyspace) node(id []byte) string { return k.prefix + ":node:" + hex.EncodeToString(id) }
+
+// heartbeat is the key whose presence says that a node is alive.
+func (k keyspace) heartbeat(id []byte) string { return k.prefix + ":hb:" + hex.EncodeToString(id) }

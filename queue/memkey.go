@@ -221,15 +221,16 @@ func (k *memKey) admit(s step, t *Ticket, raw []byte) AdmitReply {
 }
 
 // grant is grant.lua.
-func (k *memKey) grant(s step, node string, batch int, claim int64) GrantReply {
+func (k *memKey) grant(s step, node string, batch int, claim int64, dead map[string]bool) GrantReply {
 	refunded := 0
 	for raw, at := range k.granted {
 		if refunded == staleRefunds {
 			break
 		}
-		if at <= s.now-claim {
+		t, err := DecodeTicket([]byte(raw))
+		if at <= s.now-claim || err != nil || dead[string(t.Owner)] {
 			delete(k.granted, raw)
-			if t, err := DecodeTicket([]byte(raw)); err == nil {
+			if err == nil {
 				k.win(s.l).Refund(s.l, s.now, string(t.ID), at)
 			}
 			k.count(s, CountRefunded, 1)
@@ -256,6 +257,10 @@ func (k *memKey) grant(s step, node string, batch int, claim int64) GrantReply {
 			case e.t.Deadline <= s.now:
 				k.pop(q)
 				k.count(s, CountExpired, 1)
+				drops++
+			case dead[string(e.t.Owner)]:
+				k.pop(q)
+				k.count(s, CountAbandoned, 1)
 				drops++
 			case free <= 0 || len(ids) >= batch:
 				goto nextLine

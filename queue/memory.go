@@ -24,6 +24,7 @@ type Memory struct {
 	indexExp  int64            // the index lapses as a whole at this time (0: empty)
 	runtime   Runtime
 	listeners map[string]map[*memListener]struct{} // by node id (hex)
+	beats     map[string]int64                     // node id -> heartbeat lasts until µs
 	lastSweep int64
 }
 
@@ -39,6 +40,7 @@ func NewMemory() *Memory {
 		index:     map[string]int64{},
 		runtime:   Runtime{Limits: map[string]config.Limit{}, Pauses: map[string]int64{}},
 		listeners: map[string]map[*memListener]struct{}{},
+		beats:     map[string]int64{},
 	}
 }
 
@@ -102,14 +104,18 @@ func (m *Memory) drop(name string, k *memKey, now int64) {
 	}
 }
 
-func (m *Memory) Grant(_ context.Context, keys []string, ps []Params, node []byte, batch int, claimTimeout time.Duration) ([]GrantReply, []error) {
+func (m *Memory) Grant(_ context.Context, keys []string, ps []Params, g GrantArgs) ([]GrantReply, []error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	dead := make(map[string]bool, len(g.Dead))
+	for _, d := range g.Dead {
+		dead[string(d)] = true
+	}
 	reps := make([]GrantReply, len(keys))
 	for i, name := range keys {
 		now := m.now()
 		k := m.key(name, now, true)
-		reps[i] = k.grant(newStep(ps[i], now), string(node), batch, claimTimeout.Microseconds())
+		reps[i] = k.grant(newStep(ps[i], now), string(g.Node), g.Batch, g.ClaimTimeout.Microseconds(), dead)
 		m.drop(name, k, now)
 	}
 	return reps, make([]error, len(keys))
@@ -208,6 +214,36 @@ func (m *Memory) ExtendPause(_ context.Context, key string, until int64) error {
 		k.pause = until
 	}
 	return nil
+}
+
+func (m *Memory) Heartbeat(_ context.Context, node []byte, ttl time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.beats[string(node)] = m.now() + ttl.Microseconds()
+	return nil
+}
+
+func (m *Memory) Forget(_ context.Context, node []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.beats, string(node))
+	return nil
+}
+
+func (m *Memory) Alive(_ context.Context, nodes [][]byte) ([]bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	alive := make([]bool, len(nodes))
+	for i, n := range nodes {
+		until, ok := m.beats[string(n)]
+		if ok && until <= now {
+			delete(m.beats, string(n))
+			ok = false
+		}
+		alive[i] = ok
+	}
+	return alive, nil
 }
 
 func (m *Memory) ResumeKey(_ context.Context, key string) error {

@@ -122,14 +122,18 @@ func parseAdmit(v any) (AdmitReply, error) {
 	return rep, nil
 }
 
-func (r *Redis) Grant(ctx context.Context, keys []string, ps []Params, node []byte, batch int, claimTimeout time.Duration) ([]GrantReply, []error) {
+func (r *Redis) Grant(ctx context.Context, keys []string, ps []Params, g GrantArgs) ([]GrantReply, []error) {
+	extra := []any{g.Node, g.Batch, g.ClaimTimeout.Microseconds()}
+	for _, d := range g.Dead {
+		extra = append(extra, d)
+	}
 	reps := make([]GrantReply, len(keys))
 	errs := make([]error, len(keys))
 	exec := func() []*redis.Cmd {
 		cmds := make([]*redis.Cmd, len(keys))
 		pipe := r.rdb.Pipeline()
 		for i, key := range keys {
-			cmds[i] = lua.Grant.EvalSha(ctx, pipe, r.ks.perKey(key, ps[i].Limit.Algorithm), args(ps[i], node, batch, claimTimeout.Microseconds())...)
+			cmds[i] = lua.Grant.EvalSha(ctx, pipe, r.ks.perKey(key, ps[i].Limit.Algorithm), args(ps[i], extra...)...)
 		}
 		_, _ = pipe.Exec(ctx)
 		return cmds
@@ -332,6 +336,38 @@ func (r *Redis) ExtendPause(ctx context.Context, key string, until int64) error 
 		return fmt.Errorf("queue: pause %q until %d: %w", key, until, err)
 	}
 	return nil
+}
+
+func (r *Redis) Heartbeat(ctx context.Context, node []byte, ttl time.Duration) error {
+	if err := r.rdb.Set(ctx, r.ks.heartbeat(node), 1, ttl).Err(); err != nil {
+		return fmt.Errorf("queue: heartbeat: %w", err)
+	}
+	return nil
+}
+
+func (r *Redis) Forget(ctx context.Context, node []byte) error {
+	if err := r.rdb.Del(ctx, r.ks.heartbeat(node)).Err(); err != nil {
+		return fmt.Errorf("queue: forget node: %w", err)
+	}
+	return nil
+}
+
+func (r *Redis) Alive(ctx context.Context, nodes [][]byte) ([]bool, error) {
+	cmds := make([]*redis.IntCmd, len(nodes))
+	pipe := r.rdb.Pipeline()
+	for i, n := range nodes {
+		cmds[i] = pipe.Exists(ctx, r.ks.heartbeat(n))
+	}
+	if len(nodes) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, fmt.Errorf("queue: heartbeats: %w", err)
+		}
+	}
+	alive := make([]bool, len(nodes))
+	for i, c := range cmds {
+		alive[i] = c.Val() == 1
+	}
+	return alive, nil
 }
 
 func (r *Redis) ResumeKey(ctx context.Context, key string) error {
