@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -76,6 +77,7 @@ func startWorkers(t *testing.T, srv *redistest.Instance, prefix string, n, perWo
 		cmd := exec.Command(os.Args[0], "-test.run=^TestWorkerProcess$", "-test.count=1")
 		cmd.Env = append(os.Environ(), "RATELTD_WORKER=1", "RATELTD_WORKER_ADDR="+srv.Addr(), "RATELTD_WORKER_PREFIX="+prefix,
 			"RATELTD_WORKER_N="+strconv.Itoa(perWorker), "RATELTD_WORKER_MAX="+strconv.Itoa(max), "RATELTD_WORKER_POLL=100ms")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no orphan if the test dies
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
