@@ -95,6 +95,6 @@ func StatusToJSON(st rateltd.Status) StatusJSON {
 	c := st.Counters
 	j.Counters = map[string]int64{"admitted": c.Admitted, "queued": c.Queued, "granted": c.Granted,
 		"expired": c.Expired, "rejected": c.Rejected, "evicted": c.Evicted, "cancelled": c.Cancelled,
-		"refunded": c.Refunded, "corrupt": c.Corrupt, "succeeded": c.Succeeded, "failed": c.Failed}
+		"refunded": c.Refunded, "corrupt": c.Corrupt, "abandoned": c.Abandoned, "succeeded": c.Succeeded, "failed": c.Failed}
 	return j
 }
