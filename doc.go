@@ -43,6 +43,20 @@
 // whether a request would start now, consuming nothing. [Client.Pause] and [Client.Resume]
 // act on a key, a group or "*" (everything); [Client.Reset] clears a key.
 //
+// # When things go wrong
+//
+// When the upstream answers "retry after", fn returns [RetryAfter] (or [RetryAfterResponse] of
+// the answer): the key pauses on every node until then, and with [WithMaxRetries] the request
+// runs again from the head of its line. When Redis cannot be reached, [Config].OnRedisError
+// picks [FailClosed] (the default: [ErrUnavailable] by the deadline), [FailOpen] or
+// [FailLocal]. A node that dies stops holding up the line once its heartbeat lapses.
+//
+// # Metrics
+//
+// [Config].Observer hears how every request ended; package metrics turns that into Prometheus
+// series. Packages httpapi and middleware serve rateltd over HTTP, and the rateltd command
+// operates it.
+//
 // # Nodes
 //
 // Each Client is a node with one processor goroutine. It sleeps until a slot frees, a wake-up
