@@ -62,7 +62,7 @@ func (c *Client) Status(ctx context.Context, key string) (Status, error) {
 	if err := c.usable(key); err != nil {
 		return Status{}, err
 	}
-	if err := c.node.FlushCounts(ctx); err != nil {
+	if err := c.node.FlushCounts(ctx, key); err != nil {
 		return Status{}, unavailable(err)
 	}
 	p := c.node.Params(key)

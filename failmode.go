@@ -31,11 +31,20 @@ type outage struct {
 	until atomic.Int64 // Unix ns until which Redis counts as down; 0 when up
 }
 
-func (o *outage) down() bool { return time.Now().UnixNano() < o.until.Load() }
+func (o *outage) down() bool {
+	until := o.until.Load()
+	return until != 0 && time.Now().UnixNano() < until
+}
 
 func (o *outage) failed() { o.until.Store(time.Now().Add(redisRetry).UnixNano()) }
 
-func (o *outage) answered() { o.until.Store(0) }
+// answered clears a failure; it writes only when there is one, so that the requests of a
+// healthy Client do not all write one shared word.
+func (o *outage) answered() {
+	if o.until.Load() != 0 {
+		o.until.Store(0)
+	}
+}
 
 // localLimiter is FailLocal's in-process limit: per key, the key's algorithm with Max (and
 // Burst) divided by the expected number of nodes. No line and no priorities: callers sleep

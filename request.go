@@ -92,11 +92,7 @@ func (c *Client) Request(ctx context.Context, key string, fn func(context.Contex
 		}
 		// The retry waits within what is left of the request's own deadline.
 		lim, _ := c.LimitOf(key)
-		wait := lim.QueueTimeout
-		if o.timeout > 0 && o.timeout < wait {
-			wait = o.timeout
-		}
-		left := time.Until(start.Add(wait))
+		left := time.Until(processor.Deadline(ctx, start, lim, o.timeout))
 		if left <= 0 {
 			return v, err
 		}
@@ -162,14 +158,7 @@ func (c *Client) degrade(ctx context.Context, key string, o options, start time.
 		if lerr != nil {
 			return lerr
 		}
-		deadline := start.Add(lim.QueueTimeout)
-		if o.timeout > 0 && o.timeout < lim.QueueTimeout {
-			deadline = start.Add(o.timeout)
-		}
-		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-			deadline = d
-		}
-		return c.local.wait(ctx, key, lim, deadline)
+		return c.local.wait(ctx, key, lim, processor.Deadline(ctx, start, lim, o.timeout))
 	}
 	return err
 }

@@ -147,16 +147,11 @@ func (a *API) withKey(headers bool, h keyHandler) http.HandlerFunc {
 				return
 			}
 			if headers {
-				a.rateHeaders(r.Context(), w, key)
+				middleware.SetRateHeaders(r.Context(), w.Header(), a.c, key)
 			}
 		}
 		h(w, r, key)
 	}
-}
-
-// rateHeaders sets the RateLimit-* and X-RateLimit-* headers from a read-only Check.
-func (a *API) rateHeaders(ctx context.Context, w http.ResponseWriter, key string) {
-	middleware.SetRateHeaders(ctx, w.Header(), a.c, key)
 }
 
 func (a *API) status(w http.ResponseWriter, r *http.Request, key string) {
@@ -295,7 +290,7 @@ func (a *API) acquire(w http.ResponseWriter, r *http.Request, key string) {
 		middleware.Refuse(w, r, a.c, key, err) // 429 with Retry-After, or 400, or 503
 		return
 	}
-	a.rateHeaders(r.Context(), w, key) // after the grant: what remains now
+	middleware.SetRateHeaders(r.Context(), w.Header(), a.c, key) // after the grant: what remains now
 	writeJSON(w, http.StatusOK, Acquired{Key: key, Granted: true, WaitedMS: time.Since(start).Milliseconds()})
 }
 

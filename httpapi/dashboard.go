@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"encoding/json"
@@ -38,8 +39,8 @@ type Page struct {
 
 func (a *API) stream(w http.ResponseWriter, r *http.Request, interval time.Duration) {
 	q := r.URL.Query()
-	offset, err1 := strconv.Atoi(cmpOr(q.Get("offset"), "0"))
-	limit, err2 := strconv.Atoi(cmpOr(q.Get("limit"), "25"))
+	offset, err1 := strconv.Atoi(cmp.Or(q.Get("offset"), "0"))
+	limit, err2 := strconv.Atoi(cmp.Or(q.Get("limit"), "25"))
 	if err1 != nil || err2 != nil || offset < 0 || limit < 1 || limit > 200 {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("offset from 0 and limit from 1 to 200, got %q and %q", q.Get("offset"), q.Get("limit")))
 		return
@@ -102,11 +103,4 @@ func (a *API) page(ctx context.Context, q string, offset, limit int) (Page, erro
 		p.Keys = append(p.Keys, StatusToJSON(st))
 	}
 	return p, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

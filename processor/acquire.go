@@ -72,6 +72,21 @@ func (e *TimeoutError) Is(target error) bool {
 	return target == config.ErrTimeout || target == context.DeadlineExceeded
 }
 
+// Deadline is when a request for a key of limit l, started at start, stops waiting: the
+// soonest of start plus the key's QueueTimeout, start plus timeout (when positive) and ctx's
+// deadline.
+func Deadline(ctx context.Context, start time.Time, l config.Limit, timeout time.Duration) time.Time {
+	wait := l.QueueTimeout
+	if timeout > 0 && timeout < wait {
+		wait = timeout
+	}
+	deadline := start.Add(wait)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	return deadline
+}
+
 // Acquire waits until req may run: at once when its key is under the limit and nobody waits,
 // else when its turn in line comes. It fails with ErrQueueFull, ErrWouldExceedDeadline,
 // ErrEvicted, ErrClosed, ErrUnavailable, a *TimeoutError, or ctx's error.
@@ -82,14 +97,7 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 	start := time.Now()
 	p := n.Params(req.Key)
 	p.Head = req.Head
-	wait := p.Limit.QueueTimeout
-	if req.Timeout > 0 && req.Timeout < wait {
-		wait = req.Timeout
-	}
-	deadline := start.Add(wait)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
+	deadline := Deadline(ctx, start, p.Limit, req.Timeout)
 	id := uuid.New()
 	t := &queue.Ticket{ID: id[:], Key: req.Key, Priority: req.Priority, Enqueued: n.ServerTime(start),
 		Deadline: n.ServerTime(deadline), Owner: n.id}
@@ -105,9 +113,9 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 	// A cancelled caller still gets the admit's answer (so that its ticket is taken back out),
 	// but nobody waits for it past the request's deadline: with Redis down, the caller's error
 	// comes by its deadline. A ticket queued by an answer that came too late expires at that
-	// deadline; if it is granted first, the grant finds no waiter and is refunded.
-	// The admit may take a round trip even when the line may not be waited in at all (a
-	// timeout of a microsecond means "only if at once"); only the caller's ctx bounds it hard.
+	// deadline; if it is granted first, the grant finds no waiter and is refunded. The admit
+	// may take a round trip even when the line may not be waited in at all (a timeout of a
+	// microsecond means "only if at once"); only the caller's ctx bounds it harder.
 	admitBy := deadline
 	if floor := start.Add(minAdmitWait); admitBy.Before(floor) {
 		admitBy = floor

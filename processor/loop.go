@@ -242,9 +242,18 @@ func (n *Node) claim(ctx context.Context, key string) {
 	}
 }
 
-// FlushCounts writes the counts gathered since the last flush now, so that a Status read next
-// includes this node's own. The first error is returned; the counts it concerned are lost.
-func (n *Node) FlushCounts(ctx context.Context) error { return n.flushCounts(ctx) }
+// FlushCounts writes key's counts gathered since the last flush now, so that a Status read
+// next includes this node's own. On an error the counts are lost.
+func (n *Node) FlushCounts(ctx context.Context, key string) error {
+	n.mu.Lock()
+	c := n.counts[key]
+	delete(n.counts, key)
+	n.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	return n.be.AddCounters(ctx, key, n.Params(key), c)
+}
 
 // flushCounts writes the outcome counts gathered since the last flush.
 func (n *Node) flushCounts(ctx context.Context) error {

@@ -107,7 +107,10 @@ func (m *Memory) drop(name string, k *memKey, now int64) {
 func (m *Memory) Grant(_ context.Context, keys []string, ps []Params, g GrantArgs) ([]GrantReply, []error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	dead := make(map[string]bool, len(g.Dead))
+	var dead map[string]bool // nil, and read as such, when no node is dead
+	if len(g.Dead) > 0 {
+		dead = make(map[string]bool, len(g.Dead))
+	}
 	for _, d := range g.Dead {
 		dead[string(d)] = true
 	}

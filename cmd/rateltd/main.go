@@ -20,6 +20,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -70,18 +71,11 @@ func (g *globals) register(fs *flag.FlagSet) {
 		return nil
 	})
 	// Registered twice (before and after the command): what the first parse set stays.
-	fs.StringVar(&g.prefix, "prefix", cmpOr(g.prefix, "rateltd"), "prefix of rateltd's Redis keys")
+	fs.StringVar(&g.prefix, "prefix", cmp.Or(g.prefix, "rateltd"), "prefix of rateltd's Redis keys")
 	fs.StringVar(&g.configFile, "config", g.configFile, "configuration file (YAML): limits, defaults, admin token")
 	if g.redisURL == "" {
 		g.redisURL = def
 	}
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // command is one subcommand.
@@ -95,7 +89,6 @@ type command struct {
 type env struct {
 	g        *globals
 	out, err io.Writer
-	json     bool
 }
 
 var commands []*command // filled by init functions of the command files
