@@ -21,6 +21,9 @@ type Decision = queue.Decision
 type Counters struct {
 	Admitted, Queued, Granted, Expired, Rejected, Evicted, Cancelled, Refunded, Corrupt,
 	Abandoned, Succeeded, Failed int64
+	// Durable jobs: runs put back for a retry after a failure, leases that lapsed while a
+	// job ran, and jobs that failed for the last time (dead-lettered).
+	Retried, Reclaimed, Dead int64
 }
 
 // Status is a key's state, read at one instant of server time.
@@ -40,9 +43,12 @@ type Status struct {
 	Paused      bool
 	PausedUntil time.Time
 	// Unclaimed counts grants waiting for their node to take them; DeadLetters, corrupt
-	// tickets kept for inspection.
+	// tickets and durable jobs that failed for the last time, kept for inspection.
 	Unclaimed, DeadLetters int
-	Counters               Counters
+	// Jobs counts the key's durable jobs not yet ended (waiting in line, running or waiting
+	// for a retry); JobsRunning, those running or waiting for a retry.
+	Jobs, JobsRunning int
+	Counters          Counters
 }
 
 // Check reports whether a request for key would start now, without consuming anything.
@@ -71,7 +77,7 @@ func (c *Client) Status(ctx context.Context, key string) (Status, error) {
 		return Status{}, unavailable(err)
 	}
 	st := Status{Key: key, Limit: p.Limit, Used: ks.Used, Remaining: ks.Remaining, QueuedByPriority: ks.Queued,
-		Unclaimed: ks.Unclaimed, DeadLetters: ks.DeadLetters}
+		Unclaimed: ks.Unclaimed, DeadLetters: ks.DeadLetters, Jobs: ks.Jobs, JobsRunning: ks.Leased}
 	for _, q := range ks.Queued {
 		st.Queued += q
 	}
@@ -93,7 +99,8 @@ func (c *Client) Status(ctx context.Context, key string) (Status, error) {
 	st.Counters = Counters{Admitted: m[queue.CountAdmitted], Queued: m[queue.CountQueued], Granted: m[queue.CountGranted],
 		Expired: m[queue.CountExpired], Rejected: m[queue.CountRejected], Evicted: m[queue.CountEvicted],
 		Cancelled: m[queue.CountCancelled], Refunded: m[queue.CountRefunded], Corrupt: m[queue.CountCorrupt],
-		Abandoned: m[queue.CountAbandoned],
+		Abandoned: m[queue.CountAbandoned], Retried: m[queue.CountRetried], Reclaimed: m[queue.CountReclaimed],
+		Dead: m[queue.CountDead],
 		Succeeded: m[queue.CountSucceeded], Failed: m[queue.CountFailed]}
 	return st, nil
 }

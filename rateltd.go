@@ -112,6 +112,13 @@ func newClient(ctx context.Context, cfg config.Config, be queue.Backend) (*Clien
 	if err != nil {
 		return nil, err
 	}
+	node.SetRetryAfter(func(err error) (time.Duration, bool) {
+		ra, ok := asRetryAfter(err)
+		if !ok {
+			return 0, false
+		}
+		return ra.After, true
+	})
 	return &Client{node: node, cfg: cfg, local: &localLimiter{nodes: cfg.ExpectedNodes}}, nil
 }
 

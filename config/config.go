@@ -20,6 +20,14 @@ const (
 	DefaultClaimTimeout = 5 * time.Second
 	DefaultStatsTTL     = time.Hour
 	DefaultIndexShards  = 16
+	// Durable jobs.
+	DefaultWorkers      = 16
+	DefaultLeaseTimeout = 30 * time.Second
+	DefaultResultTTL    = 24 * time.Hour
+	DefaultMaxPayload   = 1 << 20
+	DefaultRetryBackoff = time.Second
+	// MaxRetryBackoff caps the backoff between a durable job's attempts.
+	MaxRetryBackoff = 10 * time.Minute
 )
 
 // DefaultLimit is Config.Default when none is given: 100 per minute.
@@ -64,6 +72,22 @@ type Config struct {
 	// ExpectedNodes is how many nodes usually share the limits; under FailLocal each node
 	// allows Max / ExpectedNodes on its own while Redis is unreachable. Defaults to 1.
 	ExpectedNodes int
+
+	// Workers is how many durable jobs this node runs at once; it takes a job from a line
+	// only when a worker is free. Defaults to 16.
+	Workers int
+	// LeaseTimeout is how long a running durable job stays its node's without word from it.
+	// The node renews the lease every third of it while the handler runs; when the node dies,
+	// another node runs the job again once the lease has lapsed. Defaults to 30s.
+	LeaseTimeout time.Duration
+	// ResultTTL is how long a durable job's result is kept for Wait. Defaults to 24h.
+	ResultTTL time.Duration
+	// MaxPayload bounds a durable job's payload and its result, in bytes. Defaults to 1 MiB.
+	MaxPayload int
+	// RetryBackoff is the wait before a failed durable job's first retry; each further one
+	// waits twice as long (at most MaxRetryBackoff), less a random part of up to half.
+	// Defaults to 1s.
+	RetryBackoff time.Duration
 }
 
 // FailMode is what a request does when Redis cannot be reached.
@@ -105,6 +129,21 @@ func (c Config) WithDefaults() Config {
 	if c.IndexShards == 0 {
 		c.IndexShards = DefaultIndexShards
 	}
+	if c.Workers == 0 {
+		c.Workers = DefaultWorkers
+	}
+	if c.LeaseTimeout == 0 {
+		c.LeaseTimeout = DefaultLeaseTimeout
+	}
+	if c.ResultTTL == 0 {
+		c.ResultTTL = DefaultResultTTL
+	}
+	if c.MaxPayload == 0 {
+		c.MaxPayload = DefaultMaxPayload
+	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = DefaultRetryBackoff
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -145,6 +184,16 @@ func (c Config) Validate() error {
 		return bad("OnRedisError", "unknown fail mode %d", int(c.OnRedisError))
 	case c.ExpectedNodes < 1:
 		return bad("ExpectedNodes", "must be at least 1, got %d", c.ExpectedNodes)
+	case c.Workers < 1 || c.Workers > 10000:
+		return bad("Workers", "must be from 1 to 10000, got %d", c.Workers)
+	case c.LeaseTimeout < 100*time.Millisecond:
+		return bad("LeaseTimeout", "must be at least 100ms, got %v", c.LeaseTimeout)
+	case c.ResultTTL < time.Second:
+		return bad("ResultTTL", "must be at least 1s, got %v", c.ResultTTL)
+	case c.MaxPayload < 1 || c.MaxPayload > 512<<20:
+		return bad("MaxPayload", "must be from 1 byte to 512 MiB, got %d", c.MaxPayload)
+	case c.RetryBackoff < time.Millisecond || c.RetryBackoff > MaxRetryBackoff:
+		return bad("RetryBackoff", "must be from 1ms to %v, got %v", MaxRetryBackoff, c.RetryBackoff)
 	}
 	return nil
 }

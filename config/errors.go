@@ -25,4 +25,13 @@ var (
 	ErrInvalidKey = errors.New("rateltd: invalid key")
 	// ErrInvalidConfig: a Config or Limit field is out of range; the error names the field.
 	ErrInvalidConfig = errors.New("rateltd: invalid config")
+	// ErrPayloadTooLarge: a durable job's payload (or its handler's result) is larger than
+	// Config.MaxPayload.
+	ErrPayloadTooLarge = errors.New("rateltd: payload too large")
+	// ErrJobNotFound: Wait was given an id of no job, or of one whose result has outlived
+	// Config.ResultTTL.
+	ErrJobNotFound = errors.New("rateltd: job not found")
+	// ErrJobFailed: a durable job's handler failed on its last allowed attempt; the job went
+	// to its key's dead-letter list.
+	ErrJobFailed = errors.New("rateltd: job failed")
 )

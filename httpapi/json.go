@@ -77,6 +77,8 @@ type StatusJSON struct {
 	PausedUntil      *time.Time       `json:"paused_until,omitempty"`
 	Unclaimed        int              `json:"unclaimed"`
 	DeadLetters      int              `json:"dead_letters"`
+	Jobs             int              `json:"jobs"`
+	JobsRunning      int              `json:"jobs_running"`
 	Counters         map[string]int64 `json:"counters"`
 }
 
@@ -84,7 +86,8 @@ type StatusJSON struct {
 func StatusToJSON(st rateltd.Status) StatusJSON {
 	j := StatusJSON{Key: st.Key, Limit: LimitToJSON(st.Limit), Used: st.Used, Remaining: st.Remaining,
 		Queued: st.Queued, QueuedByPriority: map[string]int{}, OldestWaitMS: st.OldestWait.Milliseconds(),
-		Paused: st.Paused, Unclaimed: st.Unclaimed, DeadLetters: st.DeadLetters}
+		Paused: st.Paused, Unclaimed: st.Unclaimed, DeadLetters: st.DeadLetters,
+		Jobs: st.Jobs, JobsRunning: st.JobsRunning}
 	for p, n := range st.QueuedByPriority {
 		j.QueuedByPriority[config.Priority(p).String()] = n
 	}
@@ -95,6 +98,7 @@ func StatusToJSON(st rateltd.Status) StatusJSON {
 	c := st.Counters
 	j.Counters = map[string]int64{"admitted": c.Admitted, "queued": c.Queued, "granted": c.Granted,
 		"expired": c.Expired, "rejected": c.Rejected, "evicted": c.Evicted, "cancelled": c.Cancelled,
-		"refunded": c.Refunded, "corrupt": c.Corrupt, "abandoned": c.Abandoned, "succeeded": c.Succeeded, "failed": c.Failed}
+		"refunded": c.Refunded, "corrupt": c.Corrupt, "abandoned": c.Abandoned, "succeeded": c.Succeeded, "failed": c.Failed,
+		"retried": c.Retried, "reclaimed": c.Reclaimed, "dead": c.Dead}
 	return j
 }

@@ -1,13 +1,18 @@
--- admit.lua: the second half of the admit script (see admit_fast.lua): the line.
+-- admit.lua: the second half of the admit script (see admit_fast.lua), and of enqueue.lua's:
+-- the line. line_admit queues the ticket or refuses it, and returns the reply.
 
+local function line_admit()
 local p = paused(now)
 local len = line_len()
 
--- Under DropOldest, a full line gives up the oldest ticket of the lowest priority up to PRIO.
+-- Under DropOldest, a full line gives up the oldest request of the lowest priority up to PRIO
+-- (the ticket at the head of its line); durable jobs are never dropped.
 local drop = nil
 if len >= MAXQ and OVERFLOW == 1 then
   for q = 0, PRIO do
-    if redis.call('LLEN', KEYS[2 + q]) > 0 then drop = q; break end
+    local head = redis.call('LINDEX', KEYS[2 + q], 0)
+    local t = head and decode(head)
+    if head and not (t and t[7]) then drop = q; break end
   end
 end
 
@@ -51,3 +56,4 @@ if HEAD then redis.call('LPUSH', KEYS[2 + PRIO], RAW) else redis.call('RPUSH', K
 extend_ttl(KEYS[2 + PRIO], DEADLINE - now)
 count('queued')
 return {2, now, 0, earliest, len, evicted}
+end

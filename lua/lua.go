@@ -41,27 +41,53 @@ var (
 	pauseUntil string
 	//go:embed index_remove.lua
 	indexRemove string
+	//go:embed jobs.lua
+	jobs string
+	//go:embed enqueue.lua
+	enqueue string
+	//go:embed enqueue_end.lua
+	enqueueEnd string
+	//go:embed job_done.lua
+	jobDone string
+	//go:embed job_renew.lua
+	jobRenew string
+	//go:embed job_wait.lua
+	jobWait string
+	//go:embed handlers.lua
+	handlers string
 )
 
-// The scripts. The per-key ones take the KEYS and first six ARGV that limits.lua describes.
+// The scripts. The per-key ones take the KEYS and first six ARGV that limits.lua describes;
+// those that know durable jobs take the five KEYS of jobs.lua after them.
 var (
-	Admit       = redis.NewScript(limits + admitFast + line + admit)
-	Grant       = perKey(grant)
+	Admit       = redis.NewScript(limits + admitFast + line + admit + "\nreturn line_admit()\n")
+	Enqueue     = redis.NewScript(limits + enqueue + line + jobs + admit + enqueueEnd)
+	Grant       = withJobs(grant)
 	Claim       = perKey(claim)
 	Cancel      = perKey(cancel)
 	Refund      = perKey(refund)
 	Check       = perKey(check)
-	Status      = perKey(status)
-	Reset       = perKey(reset)
+	Status      = withJobs(status)
+	Reset       = withJobs(reset)
+	JobDone     = withJobs(jobDone)
+	JobRenew    = withJobs(jobRenew)
+	JobWait     = withJobs(jobWait)
 	IndexAdd    = redis.NewScript(indexAdd)
 	PauseUntil  = redis.NewScript(pauseUntil)
 	IndexRemove = redis.NewScript(indexRemove)
+	Handlers    = redis.NewScript(handlers)
 )
 
 // All lists every script, for loading them before they are pipelined.
-var All = []*redis.Script{Admit, Grant, Claim, Cancel, Refund, Check, Status, Reset, IndexAdd, IndexRemove, PauseUntil}
+var All = []*redis.Script{Admit, Enqueue, Grant, Claim, Cancel, Refund, Check, Status, Reset, JobDone, JobRenew,
+	JobWait, IndexAdd, IndexRemove, PauseUntil, Handlers}
 
-// NumKeys is how many KEYS every per-key script takes.
-const NumKeys = 10
+// NumKeys is how many KEYS every per-key script takes; NumJobKeys, those that know durable jobs.
+const (
+	NumKeys    = 10
+	NumJobKeys = 15
+)
 
 func perKey(body string) *redis.Script { return redis.NewScript(limits + line + body) }
+
+func withJobs(body string) *redis.Script { return redis.NewScript(limits + line + jobs + body) }

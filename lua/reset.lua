@@ -1,13 +1,20 @@
 -- reset.lua: clears a key's window, lines, unclaimed grants, counters and dead letters. Every
 -- ticket that waited is recorded as evicted, so its owner ends it with ErrEvicted. A pause stays.
--- KEYS, ARGV 1-6: see limits.lua.
+-- Durable jobs that waited end with the result "evicted"; running ones carry on.
+-- KEYS: see limits.lua and jobs.lua. ARGV 1-6: see limits.lua.
 -- Reply: how many tickets were evicted.
 local now = now_us()
 local n = 0
 for q = 2, 5 do
   for _, raw in ipairs(redis.call('LRANGE', KEYS[q], 0, -1)) do
     local t = decode(raw)
-    if t then mark_evicted(now, t); n = n + 1 end
+    if t and t[7] then
+      local j = job_get(t[1])
+      if j then job_end(now, t[1], j, 3, '') end
+      n = n + 1
+    elseif t then
+      mark_evicted(now, t); n = n + 1
+    end
   end
 end
 for _, raw in ipairs(redis.call('ZRANGE', GRANTED, 0, -1)) do

@@ -1,7 +1,8 @@
 -- status.lua: a key's state for Status. Reads only.
--- KEYS, ARGV 1-6: see limits.lua.
+-- KEYS: see limits.lua and jobs.lua. ARGV 1-6: see limits.lua.
 -- Reply: {now, used, remaining, queued low, normal, high, critical, oldest enqueued µs (0: none),
---   own pause (-2 none, 0 forever, else until µs), unclaimed grants, dead letters, {counter, value, ...}}
+--   own pause (-2 none, 0 forever, else until µs), unclaimed grants, dead letters, {counter, value, ...},
+--   durable jobs not ended, of them running or waiting for a retry}
 local now = now_us()
 local free = lim_free(now, false)
 local used
@@ -26,4 +27,6 @@ if own and (tonumber(own) == 0 or tonumber(own) > now) then out[#out + 1] = tonu
 out[#out + 1] = redis.call('ZCARD', GRANTED)
 out[#out + 1] = redis.call('LLEN', DLQ)
 out[#out + 1] = redis.call('HGETALL', STATS)
+out[#out + 1] = redis.call('HLEN', JOBS)
+out[#out + 1] = redis.call('ZCARD', LEASE)
 return out

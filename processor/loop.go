@@ -44,6 +44,8 @@ func (n *Node) loop(events <-chan queue.Event, stopListen func(), ready chan<- s
 		if !now.Before(nextPoll) {
 			n.poll(ctx, keys)
 			nextPoll = now.Add(n.cfg.PollInterval)
+		} else if n.advertising() {
+			n.advertiseHandlers(ctx)
 		}
 		n.step(ctx, keys)
 		cancel()
@@ -62,6 +64,13 @@ func (n *Node) loop(events <-chan queue.Event, stopListen func(), ready chan<- s
 	}
 }
 
+// advertising reports whether the node's handlers changed since it last recorded them.
+func (n *Node) advertising() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.advertise
+}
+
 func (n *Node) handle(ev queue.Event) {
 	switch ev.Kind {
 	case queue.EventQueued:
@@ -70,6 +79,8 @@ func (n *Node) handle(ev queue.Event) {
 		n.mu.Unlock()
 	case queue.EventRecheck:
 		n.Recheck(ev.Key)
+	case queue.EventJobDone:
+		n.jobDone(ev.Key)
 	case queue.EventClaim:
 		n.mu.Lock()
 		n.claims[ev.Key] = struct{}{}
@@ -94,6 +105,7 @@ func (n *Node) poll(ctx context.Context, keys map[string]*keyState) {
 		n.log.Error("rateltd: processor: load runtime config", err)
 	}
 	n.checkLiveness(ctx)
+	n.advertiseHandlers(ctx)
 	active, err := n.be.ActiveKeys(ctx)
 	if err != nil {
 		n.log.Error("rateltd: processor: read active keys", err)
@@ -160,8 +172,7 @@ func (n *Node) grant(ctx context.Context, keys map[string]*keyState, chunk []str
 	for i, k := range chunk {
 		ps[i] = n.Params(k)
 	}
-	reps, errs := n.be.Grant(ctx, chunk, ps, queue.GrantArgs{Node: n.id, Batch: n.cfg.BatchSize,
-		ClaimTimeout: n.cfg.ClaimTimeout, Dead: n.deadNodes()})
+	reps, errs := n.be.Grant(ctx, chunk, ps, n.grantArgs(chunk))
 	for i, k := range chunk {
 		ks := keys[k]
 		if errs[i] != nil {
@@ -171,6 +182,7 @@ func (n *Node) grant(ctx context.Context, keys map[string]*keyState, chunk []str
 		}
 		rep := reps[i]
 		n.observe(rep.Now)
+		n.granted(ctx, k, ps[i], rep)
 		for _, raw := range rep.Local {
 			t, err := queue.DecodeTicket(raw)
 			if err != nil {

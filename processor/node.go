@@ -51,6 +51,16 @@ type Node struct {
 	owners map[string]time.Time
 	dead   [][]byte
 	closed bool
+	// jobs is the node's share of durable jobs; advertise asks the loop to record its
+	// handlers now. Guarded by mu.
+	jobs      jobState
+	advertise bool
+
+	retryAfter RetryAfterFunc     // set once, before any job runs
+	jobCtx     context.Context    // the running handlers' parent; cancelled by Close
+	jobCancel  context.CancelFunc //
+	jobWG      sync.WaitGroup     // running jobs; Close waits for them
+	jobsStop   chan struct{}      // closed by Close when it stops waiting for them
 
 	bg   sync.WaitGroup // giveUp's goroutines; Close waits for them
 	wake chan struct{}  // buffered 1: tells the loop to look at pending and claims
@@ -73,12 +83,17 @@ func New(ctx context.Context, be queue.Backend, cfg config.Config) (*Node, error
 		claims:  map[string]struct{}{},
 		counts:  map[string]map[string]int64{},
 		owners:  map[string]time.Time{},
-		wake:    make(chan struct{}, 1),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		jobs: jobState{handlers: map[string]Handler{}, jobKeys: map[string]time.Time{}, starved: map[string]struct{}{},
+			waiters: map[string]map[chan struct{}]struct{}{}},
+		jobsStop: make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
 	}
+	n.jobCtx, n.jobCancel = context.WithCancel(context.Background())
 	now, err := be.Time(ctx)
 	if err != nil {
+		n.jobCancel()
 		return nil, fmt.Errorf("processor: %w: %v", config.ErrUnavailable, err)
 	}
 	n.observe(now)
@@ -199,8 +214,10 @@ func (n *Node) count(key, name string) {
 }
 
 // Close stops the processor, ends every waiting request with ErrClosed, takes their tickets
-// out of the line and writes pending counts. It waits for the processor goroutine. Closing
-// twice is safe.
+// out of the line and writes pending counts. It cancels the contexts of the durable jobs
+// running here: those whose handlers return go back to the head of their line, the others
+// are taken back when their lease lapses. It waits for the processor goroutine, and for the
+// jobs until ctx ends. Closing twice is safe.
 func (n *Node) Close(ctx context.Context) error {
 	n.once.Do(func() {
 		n.mu.Lock()
@@ -208,6 +225,21 @@ func (n *Node) Close(ctx context.Context) error {
 		n.mu.Unlock()
 		close(n.stop)
 		<-n.done
+		n.mu.Lock()
+		n.jobs.closing = true
+		n.mu.Unlock()
+		n.jobCancel()
+		jobsDone := make(chan struct{})
+		go func() {
+			n.jobWG.Wait()
+			close(jobsDone)
+		}()
+		select {
+		case <-jobsDone:
+		case <-ctx.Done():
+			n.log.Error("rateltd: close: durable jobs still running; their leases will lapse", ctx.Err())
+		}
+		close(n.jobsStop)
 		var left []*waiter
 		n.mu.Lock()
 		for _, byID := range n.waiters {

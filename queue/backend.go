@@ -73,6 +73,12 @@ type GrantReply struct {
 	// Remote holds the ids of other nodes that own tickets granted here (deduplicated);
 	// they are to be woken to claim them.
 	Remote [][]byte
+	// Jobs are the durable jobs granted to the calling node, each under a lease.
+	Jobs []GrantedJob
+	// Busy reports that a job for the calling node waits for one of its workers to be free.
+	Busy bool
+	// Woken are the ids of durable jobs ended here (expired in line) that somebody waits for.
+	Woken [][]byte
 }
 
 // GrantArgs are the settings of one Grant call.
@@ -86,6 +92,15 @@ type GrantArgs struct {
 	// Dead are nodes known to be gone: their tickets leave the line, their unclaimed grants
 	// are refunded at once.
 	Dead [][]byte
+	// Mine are the handlers of durable jobs the node runs; Others those that only other live
+	// nodes run. A job whose handler is in neither is passed over.
+	Mine, Others []string
+	// Slots are the node's free workers, one entry per key: the jobs each key's step may grant.
+	Slots []int
+	// Lease is how long a granted job stays the node's without renewal; MaxLost, how many
+	// lapsed leases a job survives. Hold is how long a line held up by a job is left alone.
+	Lease, Hold time.Duration
+	MaxLost     int
 }
 
 // ClaimStatus is what Claim found for one ticket.
@@ -134,6 +149,9 @@ type KeyState struct {
 	Unclaimed   int
 	DeadLetters int
 	Counters    map[string]int64
+	// Jobs counts the key's durable jobs not yet ended; Leased, those of them running or
+	// waiting for a retry.
+	Jobs, Leased int
 }
 
 // Runtime is the shared configuration set at run time: limits (SetLimit) and the pauses of
@@ -153,6 +171,8 @@ const (
 	EventRuntime byte = 'c'
 	// EventClaim (to one node): grants for the key wait for it to claim them.
 	EventClaim byte = 'g'
+	// EventJobDone: the durable job whose id is Key ended; its waiters read the result.
+	EventJobDone byte = 'j'
 )
 
 // Event is a wake-up message.
@@ -164,6 +184,8 @@ type Event struct {
 // Backend is where the lines and windows live. Every per-key method is one atomic step.
 // Implementations are safe for concurrent use.
 type Backend interface {
+	JobBackend
+
 	// Admit grants at once when the key is not paused, its line is empty and the limit allows;
 	// otherwise queues the ticket, or refuses it (Full, WouldExceed).
 	Admit(ctx context.Context, p Params, t *Ticket, raw []byte) (AdmitReply, error)
@@ -242,5 +264,8 @@ const (
 	CountCorrupt   = "corrupt"   // undecodable tickets moved to the dead-letter list
 	CountAbandoned = "abandoned" // left the line because their node died
 	CountSucceeded = "succeeded" // fn returned no error
-	CountFailed    = "failed"    // fn returned an error or panicked
+	CountFailed    = "failed"    // fn (or a job's handler) returned an error or panicked
+	CountRetried   = "retried"   // durable jobs put back for another run after a failure
+	CountReclaimed = "reclaimed" // durable jobs whose lease lapsed while they ran
+	CountDead      = "dead"      // durable jobs that failed for the last time (dead-lettered)
 )

@@ -3,6 +3,7 @@ package queue
 import (
 	"encoding/hex"
 	"hash/fnv"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,10 @@ import (
 //	<prefix>:{<key>}:stats     HASH of counters
 //	<prefix>:{<key>}:dlq       LIST of corrupt tickets
 //	<prefix>:{<key>}:evicted   ZSET ticket id -> deadline, for owners to learn of evictions
+//	<prefix>:{<key>}:jobs      HASH durable job id -> record
+//	<prefix>:{<key>}:lease     ZSET durable job id -> µs its lease (or its wait for a retry) ends
+//	<prefix>:{<key>}:res       HASH durable job id -> result; :rexp ZSET id -> µs the result expires
+//	<prefix>:{<key>}:waited    SET durable job ids Wait asks for (to be woken when they end)
 //
 // Cross-key structures are never touched by a per-key script:
 //
@@ -29,6 +34,7 @@ import (
 //	<prefix>:events            pub/sub channel to every node
 //	<prefix>:node:<id hex>     pub/sub channel to one node
 //	<prefix>:hb:<id hex>       a node's heartbeat (string with a TTL of a few poll intervals)
+//	<prefix>:handlers          HASH durable-job handler -> µs until which some live node runs it
 type keyspace struct {
 	prefix string
 	shards int
@@ -119,6 +125,14 @@ func (k keyspace) buildPerKey(key string, alg config.Algorithm) []string {
 		base + "evicted",
 	}
 }
+
+// withJobs returns the KEYS of a per-key script that knows durable jobs (see jobs.lua).
+func (k keyspace) withJobs(key string, alg config.Algorithm) []string {
+	base := k.prefix + ":{" + key + "}:"
+	return append(slices.Clip(k.perKey(key, alg)), base+"jobs", base+"lease", base+"res", base+"rexp", base+"waited")
+}
+
+func (k keyspace) handlers() string { return k.prefix + ":handlers" }
 
 // Positions in perKey's result.
 const (

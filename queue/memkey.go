@@ -26,6 +26,13 @@ type memKey struct {
 	dlqExp   int64
 	evicted  map[string]int64 // ticket id -> deadline µs
 	evictExp int64
+	// jobs, lease and waited are the durable jobs' records, leases (or retry times) and the
+	// ids somebody waits for; they lapse together at jobsExp. results lapse one by one.
+	jobs    map[string]*Job
+	lease   map[string]int64
+	waited  map[string]bool
+	jobsExp int64
+	results map[string]memResult
 }
 
 // memTicket is a line entry: the raw bytes and, unless they are corrupt, the decoded ticket.
@@ -82,8 +89,19 @@ func (k *memKey) expire(now int64) bool {
 		clear(k.evicted)
 		k.evictExp = 0
 	}
+	if k.jobsExp != 0 && k.jobsExp <= now {
+		clear(k.jobs)
+		clear(k.lease)
+		clear(k.waited)
+		k.jobsExp = 0
+	}
+	for id, r := range k.results {
+		if r.exp <= now {
+			delete(k.results, id)
+		}
+	}
 	return k.wins[0].Empty() && k.wins[1].Empty() && k.wins[2].Empty() && k.lineLen() == 0 && len(k.granted) == 0 && k.pause == NotPaused &&
-		len(k.stats) == 0 && len(k.dlq) == 0 && len(k.evicted) == 0
+		len(k.stats) == 0 && len(k.dlq) == 0 && len(k.evicted) == 0 && len(k.jobs) == 0 && len(k.results) == 0
 }
 
 func (k *memKey) lineLen() int {
@@ -150,11 +168,18 @@ func (k *memKey) admit(s step, t *Ticket, raw []byte) AdmitReply {
 		k.win(s.l).Record(s.l, s.now, string(t.ID)) // CountAdmitted is the node's to count
 		return AdmitReply{Outcome: Granted, Now: s.now, Remaining: free - 1}
 	}
-	// Under DropOldest, a full line gives up the oldest ticket of the lowest priority up to t's.
+	return k.queue(s, t, raw, free)
+}
+
+// queue is admit.lua's line_admit: it queues t or refuses it.
+func (k *memKey) queue(s step, t *Ticket, raw []byte, free int) AdmitReply {
+	len0 := k.lineLen()
+	// Under DropOldest, a full line gives up the oldest request of the lowest priority up to
+	// t's (the one at the head of its line); durable jobs are never dropped.
 	drop := -1
 	if len0 >= s.l.MaxQueue && s.l.Overflow == config.DropOldest {
 		for q := 0; q <= int(t.Priority); q++ {
-			if len(k.lines[q]) > 0 {
+			if len(k.lines[q]) > 0 && (k.lines[q][0].t == nil || k.lines[q][0].t.Handler == "") {
 				drop = q
 				break
 			}
@@ -221,14 +246,15 @@ func (k *memKey) admit(s step, t *Ticket, raw []byte) AdmitReply {
 }
 
 // grant is grant.lua.
-func (k *memKey) grant(s step, node string, batch int, claim int64, dead map[string]bool) GrantReply {
+func (k *memKey) grant(s step, g *grantStep) GrantReply {
+	claim := g.ClaimTimeout.Microseconds()
 	refunded := 0
 	for raw, at := range k.granted {
 		if refunded == staleRefunds {
 			break
 		}
 		t, err := DecodeTicket([]byte(raw))
-		if at <= s.now-claim || err != nil || dead[string(t.Owner)] {
+		if at <= s.now-claim || err != nil || g.dead[string(t.Owner)] {
 			delete(k.granted, raw)
 			if err == nil {
 				k.win(s.l).Refund(s.l, s.now, string(t.ID), at)
@@ -237,38 +263,76 @@ func (k *memKey) grant(s step, node string, batch int, claim int64, dead map[str
 			refunded++
 		}
 	}
+	rep := GrantReply{Now: s.now}
+	k.reclaim(s, g.MaxLost, &rep)
 	until, paused := k.paused(s)
+	rep.Paused = paused
 	free := 0
 	if !paused {
 		free = k.win(s.l).Free(s.l, s.now, true)
 	}
-	rep := GrantReply{Now: s.now, Paused: paused}
 	var ids []string
 	seen := map[string]bool{}
-	drops := 0
-	for q := config.NumPriorities - 1; q >= 0; q-- {
-		for drops < maxDrops && len(k.lines[q]) > 0 {
-			e := k.lines[q][0]
+	drops, skips := 0, 0
+	held, halt := false, false
+	slots := g.slots
+	for q := config.NumPriorities - 1; q >= 0 && !halt; q-- {
+		i := 0
+	line:
+		for drops < maxDrops && i < len(k.lines[q]) {
+			e := k.lines[q][i]
 			switch {
 			case e.t == nil:
-				k.pop(q)
+				k.take(q, i)
 				k.deadLetter(s, e.raw)
 				drops++
 			case e.t.Deadline <= s.now:
-				k.pop(q)
+				k.take(q, i)
 				k.count(s, CountExpired, 1)
 				drops++
-			case dead[string(e.t.Owner)]:
-				k.pop(q)
+				if e.t.Handler != "" {
+					if j := k.jobs[string(e.t.ID)]; j != nil && k.endJob(s, e.t.ID, j, ResultExpired, nil) {
+						rep.Woken = append(rep.Woken, e.t.ID)
+					}
+				}
+			case e.t.Handler != "" && !g.mine[e.t.Handler]:
+				held = true
+				if g.others[e.t.Handler] || skips >= maxSkips {
+					halt = true
+					break line
+				}
+				skips++
+				i++
+			case e.t.Handler == "" && g.dead[string(e.t.Owner)]:
+				k.take(q, i)
 				k.count(s, CountAbandoned, 1)
 				drops++
-			case free <= 0 || len(ids) >= batch:
-				goto nextLine
-			default:
-				k.pop(q)
+			case free <= 0 || len(ids) >= g.Batch:
+				break line
+			case e.t.Handler != "" && slots <= 0:
+				held, halt, rep.Busy = true, true, true
+				break line
+			case e.t.Handler != "":
+				k.take(q, i)
+				j := k.jobs[string(e.t.ID)]
+				if j == nil {
+					k.deadLetter(s, e.raw)
+					drops++
+					continue
+				}
+				j.Runs, j.State, j.Holder = j.Runs+1, JobRunning, []byte(g.node)
+				k.lease[string(e.t.ID)] = s.now + g.Lease.Microseconds()
+				k.keepJobs(s.now + g.Lease.Microseconds())
+				cp := *j
+				rep.Jobs = append(rep.Jobs, GrantedJob{ID: e.t.ID, Job: &cp})
+				slots--
 				free--
 				ids = append(ids, string(e.t.ID))
-				if string(e.t.Owner) == node {
+			default:
+				k.take(q, i)
+				free--
+				ids = append(ids, string(e.t.ID))
+				if string(e.t.Owner) == g.node {
 					rep.Local = append(rep.Local, e.raw)
 				} else {
 					k.granted[string(e.raw)] = s.now
@@ -279,7 +343,6 @@ func (k *memKey) grant(s step, node string, batch int, claim int64, dead map[str
 				}
 			}
 		}
-	nextLine:
 	}
 	if len(ids) > 0 {
 		k.win(s.l).Record(s.l, s.now, ids...)
@@ -292,24 +355,40 @@ func (k *memKey) grant(s step, node string, batch int, claim int64, dead map[str
 		switch {
 		case paused:
 			rep.Next = until
-		case free > 0 || drops >= maxDrops:
+		case drops >= maxDrops:
+			rep.Next = s.now
+		case free > 0 && held:
+			rep.Next = s.now + g.Hold.Microseconds()
+		case free > 0:
 			rep.Next = s.now
 		default:
 			rep.Next = k.win(s.l).Slot(s.l, s.now, 1, 0)
 		}
 	}
-	oldest := int64(0)
+	due := int64(0)
 	for _, at := range k.granted {
-		if oldest == 0 || at < oldest {
-			oldest = at
+		if due == 0 || at+claim < due {
+			due = at + claim
 		}
 	}
-	if oldest != 0 {
-		if due := oldest + claim; rep.Next <= 0 || due < rep.Next {
-			rep.Next = due
+	for _, at := range k.lease {
+		if due == 0 || at < due {
+			due = at
 		}
+	}
+	if due != 0 && (rep.Next <= 0 || due < rep.Next) {
+		rep.Next = due
 	}
 	return rep
+}
+
+// take removes the ticket at position i of line q.
+func (k *memKey) take(q, i int) {
+	if i == 0 {
+		k.pop(q)
+		return
+	}
+	k.lines[q] = append(k.lines[q][:i], k.lines[q][i+1:]...)
 }
 
 // cancel is cancel.lua.
@@ -360,7 +439,8 @@ func (k *memKey) check(s step) Decision {
 // state is status.lua.
 func (k *memKey) state(s step) KeyState {
 	st := KeyState{Now: s.now, Used: k.win(s.l).Used(s.l, s.now), Remaining: k.win(s.l).Free(s.l, s.now, false),
-		PausedUntil: k.pause, Unclaimed: len(k.granted), DeadLetters: len(k.dlq), Counters: map[string]int64{}}
+		PausedUntil: k.pause, Unclaimed: len(k.granted), DeadLetters: len(k.dlq), Counters: map[string]int64{},
+		Jobs: len(k.jobs), Leased: len(k.lease)}
 	for q, line := range k.lines {
 		st.Queued[q] = len(line)
 		if len(line) > 0 && line[0].t != nil && (st.OldestEnqueued == 0 || line[0].t.Enqueued < st.OldestEnqueued) {
@@ -378,7 +458,12 @@ func (k *memKey) reset(now int64) {
 	s := step{now: now}
 	for q := range k.lines {
 		for _, e := range k.lines[q] {
-			if e.t != nil {
+			switch {
+			case e.t != nil && e.t.Handler != "":
+				if j := k.jobs[string(e.t.ID)]; j != nil {
+					k.endJob(s, e.t.ID, j, ResultEvicted, nil)
+				}
+			case e.t != nil:
 				k.markEvicted(s, e.t)
 			}
 		}

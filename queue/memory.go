@@ -25,6 +25,7 @@ type Memory struct {
 	runtime   Runtime
 	listeners map[string]map[*memListener]struct{} // by node id (hex)
 	beats     map[string]int64                     // node id -> heartbeat lasts until µs
+	handlers  map[string]int64                     // job handler -> some node runs it until µs
 	lastSweep int64
 }
 
@@ -41,6 +42,7 @@ func NewMemory() *Memory {
 		runtime:   Runtime{Limits: map[string]config.Limit{}, Pauses: map[string]int64{}},
 		listeners: map[string]map[*memListener]struct{}{},
 		beats:     map[string]int64{},
+		handlers:  map[string]int64{},
 	}
 }
 
@@ -72,7 +74,8 @@ func (m *Memory) key(key string, now int64, create bool) *memKey {
 		return nil
 	}
 	if k == nil && create {
-		k = &memKey{granted: map[string]int64{}, evicted: map[string]int64{}, stats: map[string]int64{}}
+		k = &memKey{granted: map[string]int64{}, evicted: map[string]int64{}, stats: map[string]int64{},
+			jobs: map[string]*Job{}, lease: map[string]int64{}, waited: map[string]bool{}, results: map[string]memResult{}}
 		m.keys[key] = k
 	}
 	return k
@@ -107,18 +110,16 @@ func (m *Memory) drop(name string, k *memKey, now int64) {
 func (m *Memory) Grant(_ context.Context, keys []string, ps []Params, g GrantArgs) ([]GrantReply, []error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var dead map[string]bool // nil, and read as such, when no node is dead
-	if len(g.Dead) > 0 {
-		dead = make(map[string]bool, len(g.Dead))
-	}
-	for _, d := range g.Dead {
-		dead[string(d)] = true
-	}
+	gs := newGrantStep(g)
 	reps := make([]GrantReply, len(keys))
 	for i, name := range keys {
 		now := m.now()
 		k := m.key(name, now, true)
-		reps[i] = k.grant(newStep(ps[i], now), string(g.Node), g.Batch, g.ClaimTimeout.Microseconds(), dead)
+		gs.slots = 0
+		if i < len(g.Slots) {
+			gs.slots = g.Slots[i]
+		}
+		reps[i] = k.grant(newStep(ps[i], now), gs)
 		m.drop(name, k, now)
 	}
 	return reps, make([]error, len(keys))

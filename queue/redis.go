@@ -123,17 +123,29 @@ func parseAdmit(v any) (AdmitReply, error) {
 }
 
 func (r *Redis) Grant(ctx context.Context, keys []string, ps []Params, g GrantArgs) ([]GrantReply, []error) {
-	extra := []any{g.Node, g.Batch, g.ClaimTimeout.Microseconds()}
+	extra := []any{g.Node, g.Batch, g.ClaimTimeout.Microseconds(), g.Hold.Microseconds(), g.Lease.Microseconds(), 0,
+		g.MaxLost, len(g.Dead)}
 	for _, d := range g.Dead {
 		extra = append(extra, d)
 	}
+	for _, h := range g.Mine {
+		extra = append(extra, "+"+h)
+	}
+	for _, h := range g.Others {
+		extra = append(extra, "="+h)
+	}
+	const slotsArg = 6 + 5 // ARGV 12
 	reps := make([]GrantReply, len(keys))
 	errs := make([]error, len(keys))
 	exec := func() []*redis.Cmd {
 		cmds := make([]*redis.Cmd, len(keys))
 		pipe := r.rdb.Pipeline()
 		for i, key := range keys {
-			cmds[i] = lua.Grant.EvalSha(ctx, pipe, r.ks.perKey(key, ps[i].Limit.Algorithm), args(ps[i], extra...)...)
+			a := args(ps[i], extra...)
+			if i < len(g.Slots) {
+				a[slotsArg] = g.Slots[i]
+			}
+			cmds[i] = lua.Grant.EvalSha(ctx, pipe, r.ks.withJobs(key, ps[i].Limit.Algorithm), a...)
 		}
 		_, _ = pipe.Exec(ctx)
 		return cmds
@@ -166,7 +178,7 @@ func anyNoScript(cmds []*redis.Cmd) bool {
 }
 
 func parseGrant(v any) (GrantReply, error) {
-	s, err := replySlice(v, 5)
+	s, err := replySlice(v, 8)
 	if err != nil {
 		return GrantReply{}, err
 	}
@@ -180,6 +192,25 @@ func parseGrant(v any) (GrantReply, error) {
 	}
 	if rep.Remote, err = replyByteList(s[4]); err != nil {
 		return GrantReply{}, fmt.Errorf("remote: %w", err)
+	}
+	jobs, err := replyByteList(s[5])
+	if err != nil || len(jobs)%2 != 0 {
+		return GrantReply{}, fmt.Errorf("jobs: %v", err)
+	}
+	for i := 0; i < len(jobs); i += 2 {
+		j, err := DecodeJob(jobs[i+1])
+		if err != nil {
+			return GrantReply{}, err
+		}
+		rep.Jobs = append(rep.Jobs, GrantedJob{ID: jobs[i], Job: j})
+	}
+	busy, err := replyInt(s[6])
+	if err != nil {
+		return GrantReply{}, fmt.Errorf("busy: %w", err)
+	}
+	rep.Busy = busy == 1
+	if rep.Woken, err = replyByteList(s[7]); err != nil {
+		return GrantReply{}, fmt.Errorf("woken: %w", err)
 	}
 	return rep, nil
 }
@@ -250,7 +281,7 @@ func (r *Redis) Check(ctx context.Context, key string, p Params) (Decision, erro
 }
 
 func (r *Redis) State(ctx context.Context, key string, p Params) (KeyState, error) {
-	v, err := r.run(ctx, lua.Status, key, p)
+	v, err := lua.Status.Run(ctx, r.rdb, r.ks.withJobs(key, p.Limit.Algorithm), args(p)...).Result()
 	if err != nil {
 		return KeyState{}, fmt.Errorf("queue: status %q: %w", key, err)
 	}
@@ -262,7 +293,11 @@ func (r *Redis) State(ctx context.Context, key string, p Params) (KeyState, erro
 }
 
 func parseState(v any) (KeyState, error) {
-	s, err := replySlice(v, 12)
+	s, err := replySlice(v, 14)
+	if err != nil {
+		return KeyState{}, err
+	}
+	jobs, err := replyInts(s[12:14])
 	if err != nil {
 		return KeyState{}, err
 	}
@@ -270,7 +305,8 @@ func parseState(v any) (KeyState, error) {
 	if err != nil {
 		return KeyState{}, err
 	}
-	st := KeyState{Now: n[0], Used: int(n[1]), Remaining: int(n[2]), OldestEnqueued: n[7], Unclaimed: int(n[9]), DeadLetters: int(n[10])}
+	st := KeyState{Now: n[0], Used: int(n[1]), Remaining: int(n[2]), OldestEnqueued: n[7], Unclaimed: int(n[9]),
+		DeadLetters: int(n[10]), Jobs: int(jobs[0]), Leased: int(jobs[1])}
 	for i := range config.NumPriorities {
 		st.Queued[i] = int(n[3+i])
 	}
@@ -304,7 +340,7 @@ func (r *Redis) Reset(ctx context.Context, key string) error {
 	// The windows of the other algorithms go in the same transaction (one slot).
 	p := Params{Limit: config.DefaultLimit, StatsTTL: time.Second}
 	_, err := r.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-		lua.Reset.Run(ctx, pipe, r.ks.perKey(key, config.SlidingWindow), args(p)...)
+		lua.Reset.Run(ctx, pipe, r.ks.withJobs(key, config.SlidingWindow), args(p)...)
 		pipe.Del(ctx, r.ks.windows(key)...)
 		return nil
 	})
@@ -605,4 +641,88 @@ func decodeEvent(s string) (Event, bool) {
 		return Event{}, false
 	}
 	return Event{Kind: s[0], Key: s[1:]}, true
+}
+
+func (r *Redis) runJobs(ctx context.Context, s *redis.Script, key string, p Params, extra ...any) (any, error) {
+	return s.Run(ctx, r.rdb, r.ks.withJobs(key, p.Limit.Algorithm), args(p, extra...)...).Result()
+}
+
+func (r *Redis) Enqueue(ctx context.Context, p Params, t *Ticket, raw []byte, job []byte) (AdmitReply, error) {
+	v, err := r.runJobs(ctx, lua.Enqueue, t.Key, p, raw, t.ID, int(t.Priority), t.Deadline, p.Limit.MaxQueue,
+		int(p.Limit.Overflow), 0, job)
+	if err != nil {
+		return AdmitReply{}, fmt.Errorf("queue: enqueue %q: %w", t.Key, err)
+	}
+	rep, err := parseAdmit(v)
+	if err != nil {
+		return AdmitReply{}, fmt.Errorf("queue: enqueue %q: reply: %w", t.Key, err)
+	}
+	return rep, nil
+}
+
+func (r *Redis) FinishJob(ctx context.Context, key string, p Params, e RunEnd) (Finish, bool, error) {
+	v, err := r.runJobs(ctx, lua.JobDone, key, p, e.ID, e.Run, int(e.Outcome), e.Data, e.Backoff.Microseconds())
+	if err != nil {
+		return 0, false, fmt.Errorf("queue: finish job of %q: %w", key, err)
+	}
+	s, err := replySlice(v, 2)
+	var n []int64
+	if err == nil {
+		n, err = replyInts(s)
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("queue: finish job of %q: reply: %w", key, err)
+	}
+	return Finish(n[0]), n[1] == 1, nil
+}
+
+func (r *Redis) RenewLease(ctx context.Context, key string, p Params, id []byte, run int, lease time.Duration) (bool, error) {
+	v, err := r.runJobs(ctx, lua.JobRenew, key, p, id, run, lease.Microseconds())
+	if err != nil {
+		return false, fmt.Errorf("queue: renew lease in %q: %w", key, err)
+	}
+	n, err := replyInt(v)
+	if err != nil {
+		return false, fmt.Errorf("queue: renew lease in %q: reply: %w", key, err)
+	}
+	return n == 1, nil
+}
+
+func (r *Redis) Result(ctx context.Context, key string, id []byte) (JobResult, error) {
+	p := Params{Limit: config.DefaultLimit, StatsTTL: time.Second}
+	v, err := r.runJobs(ctx, lua.JobWait, key, p, id)
+	if err != nil {
+		return JobResult{}, fmt.Errorf("queue: job result in %q: %w", key, err)
+	}
+	s, err := replySlice(v, 0)
+	if err != nil || len(s) == 0 {
+		return JobResult{}, fmt.Errorf("queue: job result in %q: reply %v", key, v)
+	}
+	st, err := replyInt(s[0])
+	switch {
+	case err != nil:
+	case st == 0:
+		return JobResult{State: JobUnknown}, nil
+	case st == 1:
+		return JobResult{State: JobPending}, nil
+	case len(s) == 2:
+		var b []byte
+		if b, err = replyBytes(s[1]); err == nil {
+			return decodeResult(b)
+		}
+	}
+	return JobResult{}, fmt.Errorf("queue: job result in %q: reply %v: %v", key, v, err)
+}
+
+func (r *Redis) Handlers(ctx context.Context, names []string, ttl time.Duration) ([]string, error) {
+	a := make([]any, 0, 1+len(names))
+	a = append(a, ttl.Microseconds())
+	for _, n := range names {
+		a = append(a, n)
+	}
+	live, err := lua.Handlers.Run(ctx, r.rdb, []string{r.ks.handlers()}, a...).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("queue: handlers: %w", err)
+	}
+	return live, nil
 }

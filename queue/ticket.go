@@ -14,7 +14,7 @@ const IDLen = 16
 
 // Ticket is one waiting request. It is stored msgpack-encoded as an array, so the Lua scripts
 // read its fields by position: [1] ID, [2] Key, [3] Priority, [4] Enqueued, [5] Deadline,
-// [6] Owner. Times are microseconds of Redis server time. The encoded bytes are the ticket's
+// [6] Owner, and for a durable job [7] Handler. Times are microseconds of Redis server time. The encoded bytes are the ticket's
 // identity in the line: cancel and claim find it by them.
 type Ticket struct {
 	// ID is a random uuid, 16 raw bytes.
@@ -27,8 +27,12 @@ type Ticket struct {
 	Enqueued int64
 	// Deadline is when the request stops waiting, in µs of server time.
 	Deadline int64
-	// Owner is the node (Client) that waits for the grant, 16 raw bytes.
+	// Owner is the node (Client) that waits for the grant, 16 raw bytes. For a durable job,
+	// the node that enqueued it: nobody waits for the grant, which goes to a node that runs
+	// Handler.
 	Owner []byte
+	// Handler names the handler of a durable job; empty for a request.
+	Handler string
 }
 
 // ErrCorruptTicket reports bytes that are not a ticket.
@@ -41,7 +45,11 @@ const ticketFields = 6
 // decoder does not know bin. Integers take their smallest form.
 func (t *Ticket) EncodeMsgpack(enc *msgpack.Encoder) error {
 	enc.UseCompactInts(true)
-	if err := enc.EncodeArrayLen(ticketFields); err != nil {
+	n := ticketFields
+	if t.Handler != "" {
+		n++
+	}
+	if err := enc.EncodeArrayLen(n); err != nil {
 		return err
 	}
 	for _, err := range []error{
@@ -52,6 +60,9 @@ func (t *Ticket) EncodeMsgpack(enc *msgpack.Encoder) error {
 			return err
 		}
 	}
+	if t.Handler != "" {
+		return enc.EncodeString(t.Handler)
+	}
 	return nil
 }
 
@@ -61,8 +72,8 @@ func (t *Ticket) DecodeMsgpack(dec *msgpack.Decoder) error {
 	if err != nil {
 		return err
 	}
-	if n != ticketFields {
-		return fmt.Errorf("array of %d, want %d", n, ticketFields)
+	if n != ticketFields && n != ticketFields+1 {
+		return fmt.Errorf("array of %d, want %d or %d", n, ticketFields, ticketFields+1)
 	}
 	var id, owner string
 	var prio int64
@@ -75,6 +86,14 @@ func (t *Ticket) DecodeMsgpack(dec *msgpack.Decoder) error {
 		}
 	}
 	t.ID, t.Owner, t.Priority = []byte(id), []byte(owner), config.Priority(prio)
+	if n > ticketFields {
+		if t.Handler, err = dec.DecodeString(); err != nil {
+			return err
+		}
+		if t.Handler == "" {
+			return errors.New("empty handler")
+		}
+	}
 	return nil
 }
 

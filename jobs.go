@@ -1,0 +1,157 @@
+package rateltd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/rateltd/rateltd/config"
+	"github.com/rateltd/rateltd/processor"
+	"github.com/rateltd/rateltd/queue"
+)
+
+// More errors of durable jobs; compare with errors.Is.
+var (
+	ErrPayloadTooLarge = config.ErrPayloadTooLarge
+	ErrJobNotFound     = config.ErrJobNotFound
+	ErrJobFailed       = config.ErrJobFailed
+)
+
+// Handler runs a durable job on a node that registered it with Handle: it gets the job's
+// payload and returns its result, which Wait returns on any node. An error makes the job run
+// again after a backoff while its retries last (WithMaxRetries); a RetryAfterError pauses the
+// key for its duration first. ctx is cancelled when the node closes or loses the job's lease.
+type Handler = processor.Handler
+
+// JobError is Wait's error for a durable job that failed on its last allowed run (or whose
+// lease lapsed too often); the job is in its key's dead-letter list. It satisfies
+// errors.Is(err, ErrJobFailed).
+type JobError struct {
+	// ID is the job's id; Message the text of its last error.
+	ID, Message string
+}
+
+func (e *JobError) Error() string { return fmt.Sprintf("%v: job %s: %s", ErrJobFailed, e.ID, e.Message) }
+
+func (e *JobError) Is(target error) bool { return target == ErrJobFailed }
+
+// Handle registers h to run the durable jobs that name handler name, on this Client's
+// workers (Config.Workers). Only Clients that registered a handler run its jobs. Register
+// each name once, before or after enqueuing jobs for it.
+func (c *Client) Handle(name string, h Handler) error {
+	if c.isClosed() {
+		return ErrClosed
+	}
+	return c.node.Handle(name, h)
+}
+
+// Enqueue puts a durable job in the line of key and returns its id at once. The job waits in
+// the same line as requests (same limit, priorities and deadlines: WithPriority, WithTimeout
+// or the key's QueueTimeout, not ctx) until a Client that runs handler takes it; it runs at
+// least once, also when the Client that runs it dies, and WithMaxRetries more times if its
+// handler fails. Its state lives in Redis: Wait for its result from any Client, also after a
+// restart. It fails with ErrQueueFull, ErrWouldExceedDeadline, ErrPayloadTooLarge (payload
+// over Config.MaxPayload), ErrInvalidKey, ErrInvalidConfig, ErrClosed or ErrUnavailable (Redis
+// unreachable, whatever Config.OnRedisError says: a durable job cannot be kept locally).
+func (c *Client) Enqueue(ctx context.Context, key, handler string, payload []byte, opts ...Option) (string, error) {
+	if err := c.usable(key); err != nil {
+		return "", err
+	}
+	o, err := apply(opts)
+	if err != nil {
+		return "", err
+	}
+	return c.node.Enqueue(ctx, processor.Job{Key: key, Handler: handler, Payload: payload, Priority: o.priority,
+		Timeout: o.timeout, MaxRetries: o.retries})
+}
+
+// Wait waits until the durable job id has ended and returns its handler's result. It fails
+// with a *JobError (ErrJobFailed) when the job failed for good, an error satisfying ErrTimeout
+// when the job's time in line ran out, ErrEvicted when its key was reset while it waited,
+// ErrJobNotFound for an unknown id or a result older than Config.ResultTTL, ctx's error, or
+// ErrUnavailable when Redis could not be read until ctx ended.
+func (c *Client) Wait(ctx context.Context, id string) ([]byte, error) {
+	if c.isClosed() {
+		return nil, ErrClosed
+	}
+	key, raw, err := processor.ParseJobID(id)
+	if err != nil {
+		return nil, err
+	}
+	r, err := c.node.Wait(ctx, key, raw)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case r.State == queue.JobUnknown:
+		return nil, fmt.Errorf("%w: %s", ErrJobNotFound, id)
+	case r.Status == queue.ResultDone:
+		return r.Data, nil
+	case r.Status == queue.ResultExpired:
+		return nil, fmt.Errorf("job %s: %w", id, &processor.TimeoutError{Key: key})
+	case r.Status == queue.ResultEvicted:
+		return nil, fmt.Errorf("%w: job %s: its key was reset", ErrEvicted, id)
+	}
+	return nil, &JobError{ID: id, Message: string(r.Data)}
+}
+
+// HandleFunc registers fn as the handler name, its payload and result msgpack-encoded: the
+// typed side of Call.
+func HandleFunc[In, Out any](c *Client, name string, fn func(context.Context, In) (Out, error)) error {
+	return c.Handle(name, func(ctx context.Context, payload []byte) ([]byte, error) {
+		var in In
+		if err := msgpack.Unmarshal(payload, &in); err != nil {
+			return nil, fmt.Errorf("rateltd: handler %q: decode payload: %w", name, err)
+		}
+		out, err := fn(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		return msgpack.Marshal(out)
+	})
+}
+
+// Call enqueues a durable job for handler with in as its msgpack-encoded payload, waits for it
+// and decodes its result: Enqueue and Wait in one. When ctx ends first, the job carries on;
+// the error then holds its id (see JobIDOf) for a later Wait.
+func Call[In, Out any](ctx context.Context, c *Client, key, handler string, in In, opts ...Option) (Out, error) {
+	var out Out
+	payload, err := msgpack.Marshal(in)
+	if err != nil {
+		return out, fmt.Errorf("rateltd: call %q: encode payload: %w", handler, err)
+	}
+	id, err := c.Enqueue(ctx, key, handler, payload, opts...)
+	if err != nil {
+		return out, err
+	}
+	res, err := c.Wait(ctx, id)
+	if err != nil {
+		return out, &WaitError{ID: id, Err: err}
+	}
+	if err := msgpack.Unmarshal(res, &out); err != nil {
+		return out, fmt.Errorf("rateltd: call %q: decode result of job %s: %w", handler, id, err)
+	}
+	return out, nil
+}
+
+// WaitError is Call's error once the job was enqueued: the job's id and why waiting for it
+// failed. It unwraps to that error.
+type WaitError struct {
+	ID  string
+	Err error
+}
+
+func (e *WaitError) Error() string { return fmt.Sprintf("job %s: %v", e.ID, e.Err) }
+
+func (e *WaitError) Unwrap() error { return e.Err }
+
+// JobIDOf returns the id of the job a Call error is about, if it was enqueued.
+func JobIDOf(err error) (string, bool) {
+	var we *WaitError
+	if errors.As(err, &we) {
+		return we.ID, true
+	}
+	return "", false
+}

@@ -1,0 +1,359 @@
+package rateltd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// jobConfig is a Config with short intervals, so that job tests take little time.
+func jobConfig() Config {
+	return Config{PollInterval: 100 * time.Millisecond, LeaseTimeout: time.Second, RetryBackoff: 50 * time.Millisecond,
+		Default: Limit{Max: 1000, Window: time.Second}}
+}
+
+func wait(t *testing.T, c *Client, id string) ([]byte, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return c.Wait(ctx, id)
+}
+
+func enqueue(t *testing.T, c *Client, key, handler string, payload string, opts ...Option) string {
+	t.Helper()
+	id, err := c.Enqueue(context.Background(), key, handler, []byte(payload), opts...)
+	if err != nil {
+		t.Fatalf("Enqueue(%q, %q): %v", key, handler, err)
+	}
+	return id
+}
+
+func TestJobRunsWhereHandledAndWaitWorksAnywhere(t *testing.T) {
+	eachBackend(t, func(t *testing.T, h *harness) {
+		enq, worker, other := h.client(jobConfig()), h.client(jobConfig()), h.client(jobConfig())
+		var ranOn atomic.Value
+		if err := worker.Handle("upper", func(_ context.Context, p []byte) ([]byte, error) {
+			ranOn.Store("worker")
+			return []byte(strings.ToUpper(string(p))), nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		id := enqueue(t, enq, "mail", "upper", "hello")
+		if !strings.HasPrefix(id, "mail/") {
+			t.Fatalf("id %q does not name its key", id)
+		}
+		for _, c := range []*Client{enq, other, worker} {
+			got, err := wait(t, c, id)
+			if err != nil || string(got) != "HELLO" {
+				t.Fatalf("Wait = %q, %v; want HELLO", got, err)
+			}
+		}
+		if ranOn.Load() != "worker" {
+			t.Fatal("the job did not run on the node with its handler")
+		}
+		st := status(t, other, "mail")
+		if st.Jobs != 0 || st.JobsRunning != 0 || st.Counters.Succeeded != 1 || st.Counters.Granted != 1 || st.Used != 1 {
+			t.Fatalf("status after the job: %+v", st)
+		}
+	})
+}
+
+func TestJobWaitsInTheSameLine(t *testing.T) {
+	eachBackend(t, func(t *testing.T, h *harness) {
+		cfg := jobConfig()
+		cfg.Limits = map[string]Limit{"api": {Max: 1, Window: 400 * time.Millisecond}}
+		c := h.client(cfg)
+		var mu sync.Mutex
+		var order []string
+		note := func(s string) {
+			mu.Lock()
+			order = append(order, s)
+			mu.Unlock()
+		}
+		if err := c.Handle("job", func(_ context.Context, p []byte) ([]byte, error) { note(string(p)); return nil, nil }); err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		if _, err := c.Request(ctx, "api", func(context.Context) (any, error) { note("first"); return nil, nil }); err != nil {
+			t.Fatal(err)
+		}
+		id := enqueue(t, c, "api", "job", "job")
+		done := make(chan error, 2)
+		go func() {
+			waitQueued(t, c, "api", 2)
+			_, err := c.Request(ctx, "api", func(context.Context) (any, error) { note("high"); return nil, nil }, WithPriority(PriorityHigh))
+			done <- err
+		}()
+		waitQueued(t, c, "api", 1)
+		go func() {
+			_, err := c.Request(ctx, "api", func(context.Context) (any, error) { note("after"); return nil, nil })
+			done <- err
+		}()
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := wait(t, c, id); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if got := strings.Join(order, ","); got != "first,high,job,after" {
+			t.Fatalf("order %s, want first,high,job,after (priority, then first come first served)", got)
+		}
+	})
+}
+
+func TestJobRetriesWithBackoffThenDeadLetters(t *testing.T) {
+	eachBackend(t, func(t *testing.T, h *harness) {
+		cfg := jobConfig()
+		cfg.RetryBackoff = 100 * time.Millisecond
+		c := h.client(cfg)
+		var mu sync.Mutex
+		var runs []time.Time
+		if err := c.Handle("flaky", func(context.Context, []byte) ([]byte, error) {
+			mu.Lock()
+			runs = append(runs, time.Now())
+			mu.Unlock()
+			return nil, errors.New("upstream broke")
+		}); err != nil {
+			t.Fatal(err)
+		}
+		id := enqueue(t, c, "k", "flaky", "x", WithMaxRetries(2))
+		_, err := wait(t, c, id)
+		var je *JobError
+		if !errors.Is(err, ErrJobFailed) || !errors.As(err, &je) || je.Message != "upstream broke" || je.ID != id {
+			t.Fatalf("Wait error %v, want a JobError with the handler's message", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(runs) != 3 {
+			t.Fatalf("%d runs, want 3 (one and two retries)", len(runs))
+		}
+		// Backoff 100ms then 200ms, each less up to half.
+		if g1, g2 := runs[1].Sub(runs[0]), runs[2].Sub(runs[1]); g1 < 50*time.Millisecond || g2 < 100*time.Millisecond {
+			t.Fatalf("gaps %v, %v: want at least 50ms and 100ms", g1, g2)
+		}
+		st := status(t, c, "k")
+		if st.DeadLetters != 1 || st.Counters.Dead != 1 || st.Counters.Retried != 2 || st.Counters.Failed != 3 || st.Jobs != 0 {
+			t.Fatalf("status %+v: want one dead letter, 2 retries, 3 failures", st)
+		}
+	})
+}
+
+func TestJobSucceedsOnARetry(t *testing.T) {
+	eachBackend(t, func(t *testing.T, h *harness) {
+		c := h.client(jobConfig())
+		var n atomic.Int32
+		if err := c.Handle("third-time", func(context.Context, []byte) ([]byte, error) {
+			if n.Add(1) < 3 {
+				return nil, errors.New("not yet")
+			}
+			return []byte("ok"), nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		id := enqueue(t, c, "k", "third-time", "", WithMaxRetries(5))
+		if got, err := wait(t, c, id); err != nil || string(got) != "ok" {
+			t.Fatalf("Wait = %q, %v", got, err)
+		}
+		if n.Load() != 3 {
+			t.Fatalf("%d runs, want 3", n.Load())
+		}
+	})
+}
+
+func TestJobWithoutLiveHandlerDoesNotBlockTheLine(t *testing.T) {
+	eachBackend(t, func(t *testing.T, h *harness) {
+		c := h.client(jobConfig())
+		id := enqueue(t, c, "k", "nobody-runs-this", "x")
+		start := time.Now()
+		v, err := c.Request(context.Background(), "k", func(context.Context) (any, error) { return "ran", nil }, WithTimeout(5*time.Second))
+		if err != nil || v != "ran" {
+			t.Fatalf("Request behind an unhandled job: %v, %v", v, err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("the request waited %v behind a job nobody runs", d)
+		}
+		st := status(t, c, "k")
+		if st.Jobs != 1 || st.Queued != 1 {
+			t.Fatalf("status %+v: the job should still wait in line", st)
+		}
+		// A node that runs the handler arrives: the job runs.
+		late := h.client(jobConfig())
+		if err := late.Handle("nobody-runs-this", func(_ context.Context, p []byte) ([]byte, error) { return p, nil }); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := wait(t, c, id); err != nil || string(got) != "x" {
+			t.Fatalf("Wait = %q, %v", got, err)
+		}
+	})
+}
+
+func TestJobPayloadLimit(t *testing.T) {
+	eachBackend(t, func(t *testing.T, h *harness) {
+		cfg := jobConfig()
+		cfg.MaxPayload = 16
+		c := h.client(cfg)
+		_, err := c.Enqueue(context.Background(), "k", "h", make([]byte, 17))
+		if !errors.Is(err, ErrPayloadTooLarge) || !strings.Contains(err.Error(), "17 bytes, at most 16") {
+			t.Fatalf("Enqueue of 17 bytes: %v", err)
+		}
+		if err := c.Handle("big", func(context.Context, []byte) ([]byte, error) { return make([]byte, 17), nil }); err != nil {
+			t.Fatal(err)
+		}
+		id := enqueue(t, c, "k", "big", strings.Repeat("x", 16))
+		_, err = wait(t, c, id)
+		if !errors.Is(err, ErrJobFailed) || !strings.Contains(err.Error(), "payload too large") {
+			t.Fatalf("Wait for a result over the limit: %v", err)
+		}
+	})
+}
+
+func TestJobSurvivesItsEnqueuer(t *testing.T) {
+	eachBackend(t, func(t *testing.T, h *harness) {
+		enq := h.client(jobConfig())
+		id := enqueue(t, enq, "k", "echo", "kept")
+		enq.Close()
+		worker := h.client(jobConfig())
+		if err := worker.Handle("echo", func(_ context.Context, p []byte) ([]byte, error) { return p, nil }); err != nil {
+			t.Fatal(err)
+		}
+		fresh := h.client(jobConfig())
+		if got, err := wait(t, fresh, id); err != nil || string(got) != "kept" {
+			t.Fatalf("Wait from a new node = %q, %v", got, err)
+		}
+	})
+}
+
+func TestJobGivenBackOnClose(t *testing.T) {
+	eachBackend(t, func(t *testing.T, h *harness) {
+		first := h.client(jobConfig())
+		started := make(chan struct{})
+		if err := first.Handle("slow", func(ctx context.Context, _ []byte) ([]byte, error) {
+			close(started)
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}); err != nil {
+			t.Fatal(err)
+		}
+		id := enqueue(t, first, "k", "slow", "")
+		<-started
+		first.Close()
+		second := h.client(jobConfig())
+		if err := second.Handle("slow", func(context.Context, []byte) ([]byte, error) { return []byte("second"), nil }); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := wait(t, second, id); err != nil || string(got) != "second" {
+			t.Fatalf("Wait = %q, %v: the job should have gone back to its line without using a retry", got, err)
+		}
+		if st := status(t, second, "k"); st.Counters.Failed != 0 || st.Counters.Granted != 2 {
+			t.Fatalf("status %+v: want 2 grants and no failure", st)
+		}
+	})
+}
+
+func TestJobExpiresInLine(t *testing.T) {
+	eachBackend(t, func(t *testing.T, h *harness) {
+		c := h.client(jobConfig())
+		id := enqueue(t, c, "k", "nobody", "", WithTimeout(300*time.Millisecond))
+		start := time.Now()
+		_, err := wait(t, c, id)
+		if !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Wait: %v, want ErrTimeout", err)
+		}
+		if d := time.Since(start); d < 250*time.Millisecond {
+			t.Fatalf("expired after %v, before its time", d)
+		}
+	})
+}
+
+func TestJobEvictedByReset(t *testing.T) {
+	eachBackend(t, func(t *testing.T, h *harness) {
+		c := h.client(jobConfig())
+		id := enqueue(t, c, "k", "nobody", "")
+		if err := c.Reset(context.Background(), "k"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := wait(t, c, id); !errors.Is(err, ErrEvicted) {
+			t.Fatalf("Wait: %v, want ErrEvicted", err)
+		}
+	})
+}
+
+func TestJobRetryAfterPausesTheKey(t *testing.T) {
+	eachBackend(t, func(t *testing.T, h *harness) {
+		c := h.client(jobConfig())
+		var runs atomic.Int32
+		if err := c.Handle("limited", func(context.Context, []byte) ([]byte, error) {
+			if runs.Add(1) == 1 {
+				return nil, RetryAfter(500*time.Millisecond, errors.New("429"))
+			}
+			return []byte("done"), nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		id := enqueue(t, c, "k", "limited", "", WithMaxRetries(1))
+		eventually(t, 5*time.Second, "the key paused", func() bool { return status(t, c, "k").Paused })
+		if got, err := wait(t, c, id); err != nil || string(got) != "done" {
+			t.Fatalf("Wait = %q, %v", got, err)
+		}
+		if d := time.Since(start); d < 450*time.Millisecond {
+			t.Fatalf("ran again after %v, before the upstream's 500ms", d)
+		}
+	})
+}
+
+func TestJobIDs(t *testing.T) {
+	eachBackend(t, func(t *testing.T, h *harness) {
+		c := h.client(jobConfig())
+		for _, id := range []string{"", "nope", "k/not-a-uuid", "k/00000000-0000-0000-0000-000000000000", "{x}/00000000-0000-0000-0000-000000000000"} {
+			if _, err := wait(t, c, id); !errors.Is(err, ErrJobNotFound) {
+				t.Errorf("Wait(%q): %v, want ErrJobNotFound", id, err)
+			}
+		}
+		if err := c.Handle("", func(context.Context, []byte) ([]byte, error) { return nil, nil }); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("Handle with no name: %v", err)
+		}
+		if err := c.Handle("x", nil); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("Handle with no func: %v", err)
+		}
+		if _, err := c.Enqueue(context.Background(), "{bad}", "x", nil); !errors.Is(err, ErrInvalidKey) {
+			t.Errorf("Enqueue with a bad key: %v", err)
+		}
+	})
+}
+
+type invoice struct {
+	Customer string
+	Cents    int
+}
+
+func TestCallTyped(t *testing.T) {
+	eachBackend(t, func(t *testing.T, h *harness) {
+		c := h.client(jobConfig())
+		if err := HandleFunc(c, "bill", func(_ context.Context, in invoice) (string, error) {
+			return fmt.Sprintf("%s owes %d", in.Customer, in.Cents), nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := Call[invoice, string](context.Background(), c, "billing", "bill", invoice{"ada", 1234})
+		if err != nil || got != "ada owes 1234" {
+			t.Fatalf("Call = %q, %v", got, err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		_, err = Call[invoice, string](ctx, c, "billing", "nobody", invoice{})
+		id, ok := JobIDOf(err)
+		if !errors.Is(err, context.DeadlineExceeded) || !ok || !strings.HasPrefix(id, "billing/") {
+			t.Fatalf("Call past ctx: %v (id %q)", err, id)
+		}
+	})
+}

@@ -1,0 +1,11 @@
+-- enqueue.lua: puts a durable job in its key's line and stores its record. A job is never
+-- granted here, even under the limit: it goes to a node that runs its handler, which the
+-- processors find in the line. The script is limits.lua, this file, line.lua, jobs.lua,
+-- admit.lua and enqueue_end.lua.
+-- KEYS: see limits.lua and jobs.lua. ARGV 1-6: see limits.lua.
+-- ARGV: 7-13 as admit_fast.lua's (13 is 0)  14 the job's record (see jobs.lua)
+-- Reply: as admit's; code 2 queued, 3 full, 4 would exceed deadline.
+local RAW, ID, PRIO, DEADLINE = ARGV[7], ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
+local MAXQ, OVERFLOW, HEAD = tonumber(ARGV[11]), tonumber(ARGV[12]), false
+local now = now_us()
+local free = lim_free(now, true)

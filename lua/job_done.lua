@@ -1,0 +1,30 @@
+-- job_done.lua: a run of a durable job ended on the node that ran it.
+-- KEYS: see limits.lua and jobs.lua. ARGV 1-6: see limits.lua.
+-- ARGV: 7 job id  8 run  9 outcome (1 done, 2 failed, 3 given back: its node is closing)
+--       10 data (the result, or the error)  11 µs to wait before a retry
+-- Reply: {code, woken}: code 0 the run is no longer this node's (its lease lapsed), 1 result kept,
+--   2 to be retried, 3 failed for the last time (dead-lettered), 4 back in line; woken 1 when
+--   somebody waits for the result.
+local ID, RUN, OUT, DATA, BACKOFF = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10], tonumber(ARGV[11])
+local now = now_us()
+local j = job_get(ID)
+if not j or j[7] ~= RUN or j[10] ~= 1 then return {0, 0} end
+local function b(x) if x then return 1 end return 0 end
+if OUT == 1 then
+  count('succeeded')
+  return {1, b(job_end(now, ID, j, 0, DATA))}
+end
+redis.call('ZREM', LEASE, ID)
+if OUT == 3 then
+  job_requeue(now, ID, j)
+  return {4, 0}
+end
+count('failed')
+j[6] = j[6] + 1
+if j[6] > j[5] then return {3, b(job_dead(now, ID, j, DATA))} end
+count('retried')
+j[10], j[11] = 2, ''
+redis.call('ZADD', LEASE, I(now + BACKOFF), ID)
+extend_ttl(LEASE, BACKOFF + 60000000)
+job_put(ID, j, BACKOFF + j[9])
+return {2, 0}

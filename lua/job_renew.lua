@@ -1,0 +1,11 @@
+-- job_renew.lua: the node running a durable job renews its lease.
+-- KEYS: see limits.lua and jobs.lua. ARGV 1-6: see limits.lua.
+-- ARGV: 7 job id  8 run  9 lease µs
+-- Reply: 1 renewed, 0 the run is no longer this node's.
+local ID, RUN, LEASE_US = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
+local j = job_get(ID)
+if not j or j[7] ~= RUN or j[10] ~= 1 then return 0 end
+redis.call('ZADD', LEASE, I(now_us() + LEASE_US), ID)
+extend_ttl(LEASE, LEASE_US + 60000000)
+extend_ttl(JOBS, LEASE_US + 60000000)
+return 1

@@ -1,0 +1,61 @@
+-- jobs.lua: the helpers of durable jobs; follows line.lua in every script that takes, after the
+-- ten KEYS of limits.lua, the five of a key's jobs:
+--   11 jobs (HASH id -> record)  12 lease (ZSET id -> µs its lease, or its wait for a retry, ends)
+--   13 results (HASH id -> result)  14 result expiry (ZSET id -> µs)  15 waited (SET ids Wait asks for)
+-- A record is a msgpack array: 1 key  2 handler  3 payload  4 priority (0-3)  5 max retries
+--   6 failures  7 runs (the token of the current run)  8 leases lost  9 time it may wait in line µs
+--   10 state (0 in line, 1 running, 2 waiting to be retried)  11 node running it ('' none)
+--   12 node that enqueued it  13 result TTL ms  14 enqueued µs
+-- A result is a msgpack array {status, data}: status 0 done (data: the handler's result),
+-- 1 failed (data: the error), 2 expired in line, 3 evicted by Reset.
+local JOBS, LEASE, RES, REXP, WAITED = KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15]
+
+local function job_get(id)
+  local raw = redis.call('HGET', JOBS, id)
+  if not raw then return nil end
+  local ok, j = pcall(cmsgpack.unpack, raw)
+  if not ok or type(j) ~= 'table' or type(j[2]) ~= 'string' or type(j[7]) ~= 'number' or type(j[13]) ~= 'number' then
+    return nil
+  end
+  return j
+end
+
+local function job_put(id, j, us)
+  redis.call('HSET', JOBS, id, cmsgpack.pack(j))
+  extend_ttl(JOBS, us + 60000000)
+end
+
+-- Ends job id with a result; reports whether somebody waits for it (to be woken).
+local function job_end(now, id, j, status, data)
+  local ttl = j[13] * 1000
+  redis.call('HSET', RES, id, cmsgpack.pack({status, data}))
+  redis.call('ZADD', REXP, I(now + ttl), id)
+  local old = redis.call('ZRANGEBYSCORE', REXP, '-inf', I(now), 'LIMIT', 0, 100)
+  if #old > 0 then
+    redis.call('HDEL', RES, unpack(old))
+    redis.call('ZREM', REXP, unpack(old))
+  end
+  extend_ttl(RES, ttl)
+  extend_ttl(REXP, ttl)
+  redis.call('HDEL', JOBS, id)
+  redis.call('ZREM', LEASE, id)
+  return redis.call('SREM', WAITED, id) == 1
+end
+
+-- Sends job id, whose handler failed for the last time, to the dead-letter list.
+local function job_dead(now, id, j, msg)
+  redis.call('RPUSH', DLQ, cmsgpack.pack({'job', id, j[1], j[2], j[3], j[6], j[8], msg, now}))
+  redis.call('LTRIM', DLQ, -1000, -1)
+  redis.call('PEXPIRE', DLQ, STATS_TTL)
+  count('dead')
+  return job_end(now, id, j, 1, msg)
+end
+
+-- Puts job id back at the head of its line, with the time in line it was given.
+local function job_requeue(now, id, j)
+  local q = KEYS[2 + j[4]]
+  redis.call('LPUSH', q, cmsgpack.pack({id, j[1], j[4], now, now + j[9], j[12], j[2]}))
+  extend_ttl(q, j[9])
+  j[10], j[11] = 0, ''
+  job_put(id, j, j[9])
+end

@@ -1,0 +1,499 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime/debug"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/rateltd/rateltd/config"
+	"github.com/rateltd/rateltd/queue"
+)
+
+// Handler runs a durable job: it gets the job's payload and returns its result.
+type Handler func(ctx context.Context, payload []byte) ([]byte, error)
+
+// RetryAfterFunc reports whether a handler's error asks to run again after a while (the
+// upstream said "retry after"), and after how long.
+type RetryAfterFunc func(error) (time.Duration, bool)
+
+// MaxLost is how many lapsed leases a durable job survives; after one more it is dead-lettered
+// (a handler that takes its process down every time must not do so for ever).
+const MaxLost = 5
+
+// jobState is the node's share of durable jobs. Guarded by Node.mu.
+type jobState struct {
+	handlers map[string]Handler
+	// live are the handlers some live node runs, as read at the last poll.
+	live []string
+	// busy counts the jobs running here; jobKeys are keys seen with jobs lately, which share
+	// the free workers; starved, keys whose job waited for a worker.
+	busy    int
+	jobKeys map[string]time.Time
+	starved map[string]struct{}
+	// waiters are the Wait calls of this node, by job id.
+	waiters map[string]map[chan struct{}]struct{}
+	// closing is set by Close: running handlers are being cancelled.
+	closing bool
+}
+
+// jobKeyMemory is how long a key seen with jobs keeps a share of the free workers.
+const jobKeyMemory = time.Minute
+
+// JobID is the id Enqueue returns: the key, '/', and the job's uuid. Wait finds the key in it.
+func JobID(key string, id []byte) string {
+	u, _ := uuid.FromBytes(id)
+	return key + "/" + u.String()
+}
+
+// ParseJobID splits an id made by JobID.
+func ParseJobID(s string) (key string, id []byte, err error) {
+	const n = 36 // a uuid's text
+	if len(s) < n+2 || s[len(s)-n-1] != '/' {
+		return "", nil, fmt.Errorf("%w: %q is not a job id", config.ErrJobNotFound, s)
+	}
+	u, err := uuid.Parse(s[len(s)-n:])
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: %q is not a job id", config.ErrJobNotFound, s)
+	}
+	key = s[:len(s)-n-1]
+	if err := config.ValidateKey(key); err != nil {
+		return "", nil, fmt.Errorf("%w: %q: %v", config.ErrJobNotFound, s, err)
+	}
+	return key, u[:], nil
+}
+
+// MaxHandlerName bounds a handler's name, in bytes.
+const MaxHandlerName = 200
+
+// Handle registers h to run the durable jobs named name on this node. Other nodes learn of it
+// at their next poll.
+func (n *Node) Handle(name string, h Handler) error {
+	if name == "" || len(name) > MaxHandlerName {
+		return fmt.Errorf("%w: handler name must be 1 to %d bytes, got %d", config.ErrInvalidConfig, MaxHandlerName, len(name))
+	}
+	if h == nil {
+		return fmt.Errorf("%w: handler %q is nil", config.ErrInvalidConfig, name)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return config.ErrClosed
+	}
+	if _, ok := n.jobs.handlers[name]; ok {
+		return fmt.Errorf("%w: handler %q is registered already", config.ErrInvalidConfig, name)
+	}
+	n.jobs.handlers[name] = h
+	n.advertise = true
+	n.all = true // lines held for this handler may move now
+	n.poke()
+	return nil
+}
+
+// SetRetryAfter sets how handlers' errors are read for "retry after".
+func (n *Node) SetRetryAfter(f RetryAfterFunc) { n.retryAfter = f }
+
+// Job is what Enqueue needs to know about one durable job.
+type Job struct {
+	Key, Handler string
+	Payload      []byte
+	Priority     config.Priority
+	Timeout      time.Duration
+	MaxRetries   int
+}
+
+// Enqueue puts a durable job in its key's line and returns its id. It fails with
+// ErrQueueFull, ErrWouldExceedDeadline, ErrPayloadTooLarge or ErrUnavailable.
+func (n *Node) Enqueue(ctx context.Context, req Job) (string, error) {
+	if len(req.Payload) > n.cfg.MaxPayload {
+		return "", fmt.Errorf("%w: %d bytes, at most %d (Config.MaxPayload)", config.ErrPayloadTooLarge, len(req.Payload), n.cfg.MaxPayload)
+	}
+	if req.Handler == "" || len(req.Handler) > MaxHandlerName {
+		return "", fmt.Errorf("%w: handler name must be 1 to %d bytes, got %d", config.ErrInvalidConfig, MaxHandlerName, len(req.Handler))
+	}
+	n.mu.Lock()
+	closed := n.closed
+	n.mu.Unlock()
+	if closed {
+		return "", config.ErrClosed
+	}
+	start := time.Now()
+	p := n.Params(req.Key)
+	// The job outlives the caller: only the key's QueueTimeout and the job's own bound it.
+	deadline := Deadline(context.Background(), start, p.Limit, req.Timeout)
+	id := uuid.New()
+	t := &queue.Ticket{ID: id[:], Key: req.Key, Priority: req.Priority, Enqueued: n.ServerTime(start),
+		Deadline: n.ServerTime(deadline), Owner: n.id, Handler: req.Handler}
+	raw, err := t.Encode()
+	if err != nil {
+		return "", err
+	}
+	j := &queue.Job{Key: req.Key, Handler: req.Handler, Payload: req.Payload, Priority: req.Priority,
+		MaxRetries: req.MaxRetries, Wait: t.Deadline - t.Enqueued, Owner: n.id,
+		ResultTTL: n.cfg.ResultTTL.Milliseconds(), Enqueued: t.Enqueued}
+	rec, err := j.Encode()
+	if err != nil {
+		return "", err
+	}
+	rep, err := n.be.Enqueue(ctx, p, t, raw, rec)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", config.ErrUnavailable, err)
+	}
+	n.observe(rep.Now)
+	switch rep.Outcome {
+	case queue.Full:
+		return "", fmt.Errorf("%w: key %q", config.ErrQueueFull, req.Key)
+	case queue.WouldExceed:
+		return "", fmt.Errorf("%w: key %q: earliest start in %v", config.ErrWouldExceedDeadline, req.Key,
+			time.Duration(rep.Earliest-rep.Now)*time.Microsecond)
+	}
+	if rep.Evicted != nil {
+		n.evicted(ctx, req.Key, rep.Evicted)
+	}
+	if rep.LineBefore == 0 {
+		n.activate(ctx, req.Key, rep.Now, t.Deadline, time.Now().Add(backendTimeout))
+	}
+	n.mu.Lock()
+	n.jobs.jobKeys[req.Key] = time.Now()
+	n.mu.Unlock()
+	n.Recheck(req.Key)
+	return JobID(req.Key, t.ID), nil
+}
+
+// Wait waits for the result of the durable job id of key, reading it from the backend when
+// woken by the job's end and at every poll interval in any case.
+func (n *Node) Wait(ctx context.Context, key string, id []byte) (queue.JobResult, error) {
+	sid := JobID(key, id)
+	ch := make(chan struct{}, 1)
+	n.mu.Lock()
+	ws := n.jobs.waiters[sid]
+	if ws == nil {
+		ws = map[chan struct{}]struct{}{}
+		n.jobs.waiters[sid] = ws
+	}
+	ws[ch] = struct{}{}
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		delete(n.jobs.waiters[sid], ch)
+		if len(n.jobs.waiters[sid]) == 0 {
+			delete(n.jobs.waiters, sid)
+		}
+		n.mu.Unlock()
+	}()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	var last error
+	for {
+		select {
+		case <-ctx.Done():
+			if last != nil {
+				return queue.JobResult{}, fmt.Errorf("%w: %v (%v)", config.ErrUnavailable, last, ctx.Err())
+			}
+			return queue.JobResult{}, ctxError(ctx.Err(), key)
+		case <-n.stop:
+			return queue.JobResult{}, config.ErrClosed
+		case <-ch:
+		case <-timer.C:
+		}
+		r, err := n.be.Result(ctx, key, id)
+		switch {
+		case err != nil:
+			last = err
+		case r.State != queue.JobPending:
+			return r, nil
+		default:
+			last = nil
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(n.cfg.PollInterval)
+	}
+}
+
+// jobDone wakes this node's Wait calls for the job sid.
+func (n *Node) jobDone(sid string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for ch := range n.jobs.waiters[sid] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// grantArgs fills in the durable-job part of a grant step over keys: the handlers, and the
+// free workers shared out among the keys seen with jobs.
+func (n *Node) grantArgs(keys []string) queue.GrantArgs {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	g := queue.GrantArgs{Node: n.id, Batch: n.cfg.BatchSize, ClaimTimeout: n.cfg.ClaimTimeout, Dead: n.dead,
+		Lease: n.cfg.LeaseTimeout, Hold: n.cfg.PollInterval, MaxLost: MaxLost}
+	if len(n.jobs.handlers) == 0 || n.jobs.closing {
+		g.Others = n.jobs.live
+		return g
+	}
+	for h := range n.jobs.handlers {
+		g.Mine = append(g.Mine, h)
+	}
+	slices.Sort(g.Mine)
+	for _, h := range n.jobs.live {
+		if n.jobs.handlers[h] == nil {
+			g.Others = append(g.Others, h)
+		}
+	}
+	free := n.cfg.Workers - n.jobs.busy
+	var withJobs []int
+	for i, k := range keys {
+		if seen, ok := n.jobs.jobKeys[k]; ok && time.Since(seen) < jobKeyMemory {
+			withJobs = append(withJobs, i)
+		}
+	}
+	if len(keys) == 1 {
+		withJobs = []int{0}
+	}
+	g.Slots = make([]int, len(keys))
+	for j, i := range withJobs {
+		g.Slots[i] = free / len(withJobs)
+		if j < free%len(withJobs) {
+			g.Slots[i]++
+		}
+	}
+	return g
+}
+
+// granted handles the jobs and job ends of one key's grant reply.
+func (n *Node) granted(ctx context.Context, key string, p queue.Params, rep queue.GrantReply) {
+	for _, id := range rep.Woken {
+		n.announce(ctx, JobID(key, id))
+	}
+	if len(rep.Jobs) == 0 && !rep.Busy {
+		return
+	}
+	n.mu.Lock()
+	n.jobs.jobKeys[key] = time.Now()
+	if rep.Busy {
+		n.jobs.starved[key] = struct{}{}
+		if n.jobs.busy+len(rep.Jobs) < n.cfg.Workers {
+			n.pending[key] = struct{}{} // workers are free: it only lacked a share of them
+			n.poke()
+		}
+	}
+	for _, j := range rep.Jobs {
+		n.jobs.busy++
+		n.jobWG.Add(1)
+		go n.runJob(key, p, j)
+	}
+	n.mu.Unlock()
+	if len(rep.Jobs) > 0 {
+		// The key must stay in the index while its jobs hold leases, in case this node dies.
+		n.keepActive(ctx, key, rep.Now, rep.Now+n.cfg.LeaseTimeout.Microseconds())
+	}
+}
+
+// keepActive keeps key in the index of active keys until at least until (server µs), without
+// waking anyone: the key has leased or retrying jobs that other nodes must find if this one dies.
+func (n *Node) keepActive(ctx context.Context, key string, at, until int64) {
+	if err := n.be.Activate(ctx, key, at, until); err != nil {
+		n.log.Error("rateltd: activate", err, "key", key)
+	}
+}
+
+// announce tells every node (this one too) that the job sid ended.
+func (n *Node) announce(ctx context.Context, sid string) {
+	n.jobDone(sid)
+	if err := n.be.Broadcast(ctx, queue.Event{Kind: queue.EventJobDone, Key: sid}); err != nil {
+		n.log.Error("rateltd: broadcast", err, "job", sid)
+	}
+}
+
+// runJob runs one granted job on a worker, renewing its lease while the handler runs, and
+// records how it ended.
+func (n *Node) runJob(key string, p queue.Params, g queue.GrantedJob) {
+	defer n.jobWG.Done()
+	defer func() {
+		n.mu.Lock()
+		n.jobs.busy--
+		for k := range n.jobs.starved {
+			n.pending[k] = struct{}{}
+		}
+		clear(n.jobs.starved)
+		n.poke()
+		n.mu.Unlock()
+	}()
+	n.mu.Lock()
+	h := n.jobs.handlers[g.Job.Handler]
+	n.mu.Unlock()
+	ctx, cancel := context.WithCancel(n.jobCtx)
+	defer cancel()
+	lost := make(chan struct{})
+	renewed := make(chan struct{})
+	go n.renew(ctx, key, p, g, cancel, lost, renewed)
+
+	out, err := callHandler(ctx, h, g.Job.Payload)
+	cancel()
+	<-renewed
+	select {
+	case <-lost:
+		return // another node runs it now; its result is that run's
+	default:
+	}
+	end := queue.RunEnd{ID: g.ID, Run: g.Job.Runs, Outcome: queue.RunDone, Data: out}
+	n.mu.Lock()
+	closing := n.jobs.closing
+	n.mu.Unlock()
+	switch {
+	case err != nil && closing && n.jobCtx.Err() != nil:
+		end.Outcome = queue.RunGivenBack
+	case err != nil:
+		end.Outcome, end.Data = queue.RunFailed, []byte(err.Error())
+		end.Backoff = n.backoff(g.Job.Failures + 1)
+		if d, ok := n.retryAfterOf(err); ok {
+			end.Backoff = d
+			n.pauseKey(key, d)
+		}
+	case len(out) > n.cfg.MaxPayload:
+		end.Outcome = queue.RunFailed
+		end.Data = fmt.Appendf(nil, "%v: result of %d bytes, at most %d (Config.MaxPayload)", config.ErrPayloadTooLarge, len(out), n.cfg.MaxPayload)
+		end.Backoff = n.backoff(g.Job.Failures + 1)
+	}
+	n.finish(key, p, end)
+}
+
+// finish records the end of a run, trying again while the backend fails for up to a lease:
+// after that the lease has lapsed and another run will take the job.
+func (n *Node) finish(key string, p queue.Params, end queue.RunEnd) {
+	giveUp := time.Now().Add(n.cfg.LeaseTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
+		f, woken, err := n.be.FinishJob(ctx, key, p, end)
+		if err == nil {
+			if woken {
+				n.announce(ctx, JobID(key, end.ID))
+			}
+			if f == queue.FinishRetry || f == queue.FinishRequeued {
+				now := n.ServerTime(time.Now())
+				n.keepActive(ctx, key, now, now+end.Backoff.Microseconds()+p.Limit.QueueTimeout.Microseconds())
+			}
+			cancel()
+			n.Recheck(key)
+			return
+		}
+		cancel()
+		n.log.Error("rateltd: finish job", err, "key", key)
+		if time.Now().After(giveUp) {
+			return
+		}
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-n.jobsStop:
+			return
+		}
+	}
+}
+
+// renew keeps the lease of g while its handler runs; when the lease is lost (this node was
+// taken for dead), it cancels the handler and closes lost. It closes done when it returns.
+func (n *Node) renew(ctx context.Context, key string, p queue.Params, g queue.GrantedJob, cancel func(), lost, done chan struct{}) {
+	defer close(done)
+	every := n.cfg.LeaseTimeout / 3
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		bctx, bcancel := context.WithTimeout(ctx, every)
+		ok, err := n.be.RenewLease(bctx, key, p, g.ID, g.Job.Runs, n.cfg.LeaseTimeout)
+		bcancel()
+		switch {
+		case err == nil && ok:
+			last = time.Now()
+			now := n.ServerTime(last)
+			bctx, bcancel := context.WithTimeout(ctx, every)
+			n.keepActive(bctx, key, now, now+n.cfg.LeaseTimeout.Microseconds())
+			bcancel()
+		case err == nil || time.Since(last) >= n.cfg.LeaseTimeout:
+			close(lost)
+			cancel()
+			return
+		}
+	}
+}
+
+// backoff is the wait before the run after the failures-th failure: RetryBackoff doubled per
+// failure, at most MaxRetryBackoff, less a random part of up to half.
+func (n *Node) backoff(failures int) time.Duration {
+	d := n.cfg.RetryBackoff
+	for i := 1; i < failures && d < config.MaxRetryBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, config.MaxRetryBackoff)
+	return d/2 + rand.N(d/2+1)
+}
+
+func (n *Node) retryAfterOf(err error) (time.Duration, bool) {
+	if n.retryAfter == nil {
+		return 0, false
+	}
+	return n.retryAfter(err)
+}
+
+// pauseKey pauses key everywhere for d (the upstream asked for it).
+func (n *Node) pauseKey(key string, d time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
+	defer cancel()
+	if err := n.be.ExtendPause(ctx, key, n.ServerTime(time.Now().Add(d))); err != nil {
+		n.log.Error("rateltd: pause", err, "key", key)
+	}
+}
+
+// callHandler runs h, turning a panic into an error.
+func callHandler(ctx context.Context, h Handler, payload []byte) (out []byte, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("rateltd: handler panicked: %v\n%s", v, debug.Stack())
+		}
+	}()
+	if h == nil {
+		return nil, errors.New("rateltd: no handler")
+	}
+	return h(ctx, payload)
+}
+
+// advertiseHandlers records this node's handlers and reads which ones some live node runs.
+func (n *Node) advertiseHandlers(ctx context.Context) {
+	n.mu.Lock()
+	names := make([]string, 0, len(n.jobs.handlers))
+	for h := range n.jobs.handlers {
+		names = append(names, h)
+	}
+	n.advertise = false
+	n.mu.Unlock()
+	live, err := n.be.Handlers(ctx, names, n.heartbeatTTL())
+	if err != nil {
+		n.log.Error("rateltd: processor: handlers", err)
+		return
+	}
+	n.mu.Lock()
+	n.jobs.live = live
+	for k, seen := range n.jobs.jobKeys {
+		if time.Since(seen) > jobKeyMemory {
+			delete(n.jobs.jobKeys, k)
+		}
+	}
+	n.mu.Unlock()
+}

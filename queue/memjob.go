@@ -1,0 +1,241 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// The in-process counterparts of jobs.lua and the job scripts.
+
+// maxSkips bounds the jobs a grant step passes over because no live node runs their handler
+// (grant.lua MAX_SKIPS).
+const maxSkips = 1000
+
+// jobKeep is how long job state outlives what it was last kept for (jobs.lua's margin).
+const jobKeep = 60_000_000
+
+// memResult is a durable job's result and when it lapses.
+type memResult struct {
+	status ResultStatus
+	data   []byte
+	exp    int64
+}
+
+// grantStep is GrantArgs as a grant step reads them.
+type grantStep struct {
+	GrantArgs
+	node         string
+	dead         map[string]bool // nil, and read as such, when no node is dead
+	mine, others map[string]bool
+	slots        int
+}
+
+func newGrantStep(g GrantArgs) *grantStep {
+	gs := &grantStep{GrantArgs: g, node: string(g.Node), mine: map[string]bool{}, others: map[string]bool{}}
+	if len(g.Dead) > 0 {
+		gs.dead = make(map[string]bool, len(g.Dead))
+	}
+	for _, d := range g.Dead {
+		gs.dead[string(d)] = true
+	}
+	for _, h := range g.Mine {
+		gs.mine[h] = true
+	}
+	for _, h := range g.Others {
+		gs.others[h] = true
+	}
+	return gs
+}
+
+// keepJobs keeps the key's job state until at least until (µs) plus the margin.
+func (k *memKey) keepJobs(until int64) { k.jobsExp = max(k.jobsExp, until+jobKeep) }
+
+// endJob is jobs.lua's job_end.
+func (k *memKey) endJob(s step, id []byte, j *Job, status ResultStatus, data []byte) bool {
+	for rid, r := range k.results {
+		if r.exp <= s.now {
+			delete(k.results, rid)
+		}
+	}
+	k.results[string(id)] = memResult{status: status, data: data, exp: s.now + j.ResultTTL*1000}
+	delete(k.jobs, string(id))
+	delete(k.lease, string(id))
+	w := k.waited[string(id)]
+	delete(k.waited, string(id))
+	return w
+}
+
+// deadJob is jobs.lua's job_dead.
+func (k *memKey) deadJob(s step, id []byte, j *Job, msg string) bool {
+	raw, _ := msgpack.Marshal([]any{"job", string(id), j.Key, j.Handler, string(j.Payload), j.Failures, j.Lost, msg, s.now})
+	k.dlq = append(k.dlq, raw)
+	if len(k.dlq) > dlqKeep {
+		k.dlq = append(k.dlq[:0:0], k.dlq[len(k.dlq)-dlqKeep:]...)
+	}
+	k.dlqExp = s.now + max(s.p.StatsTTL.Microseconds(), 1_000_000)
+	k.count(s, CountDead, 1)
+	return k.endJob(s, id, j, ResultFailed, []byte(msg))
+}
+
+// requeueJob is jobs.lua's job_requeue.
+func (k *memKey) requeueJob(s step, id []byte, j *Job) {
+	t := &Ticket{ID: id, Key: j.Key, Priority: j.Priority, Enqueued: s.now, Deadline: s.now + j.Wait, Owner: j.Owner, Handler: j.Handler}
+	raw, err := t.Encode()
+	if err != nil {
+		return
+	}
+	q := int(j.Priority)
+	k.lines[q] = append([]memTicket{{raw: raw, t: t}}, k.lines[q]...)
+	k.linesExp[q] = max(k.linesExp[q], t.Deadline+ttlGraceMicro)
+	j.State, j.Holder = JobInLine, nil
+	k.keepJobs(s.now + j.Wait)
+}
+
+// reclaim is grant.lua's taking back of jobs whose lease lapsed or whose retry is due.
+func (k *memKey) reclaim(s step, maxLost int, rep *GrantReply) {
+	n := 0
+	for id, due := range k.lease {
+		if due > s.now || n == 100 {
+			continue
+		}
+		n++
+		delete(k.lease, id)
+		j := k.jobs[id]
+		switch {
+		case j == nil:
+		case j.State == JobRunning:
+			j.Lost++
+			k.count(s, CountReclaimed, 1)
+			if j.Lost > maxLost {
+				if k.deadJob(s, []byte(id), j, fmt.Sprintf("rateltd: lease lost %d times", j.Lost)) {
+					rep.Woken = append(rep.Woken, []byte(id))
+				}
+			} else {
+				k.requeueJob(s, []byte(id), j)
+			}
+		default:
+			k.requeueJob(s, []byte(id), j)
+		}
+	}
+}
+
+// enqueue is enqueue.lua.
+func (k *memKey) enqueue(s step, t *Ticket, raw []byte, j *Job) AdmitReply {
+	rep := k.queue(s, t, raw, k.win(s.l).Free(s.l, s.now, true))
+	if rep.Outcome == Queued {
+		k.jobs[string(t.ID)] = j
+		k.keepJobs(t.Deadline)
+	}
+	return rep
+}
+
+// finish is job_done.lua.
+func (k *memKey) finish(s step, e RunEnd) (Finish, bool) {
+	j := k.jobs[string(e.ID)]
+	if j == nil || j.Runs != e.Run || j.State != JobRunning {
+		return FinishStale, false
+	}
+	switch e.Outcome {
+	case RunDone:
+		k.count(s, CountSucceeded, 1)
+		return FinishDone, k.endJob(s, e.ID, j, ResultDone, e.Data)
+	case RunGivenBack:
+		delete(k.lease, string(e.ID))
+		k.requeueJob(s, e.ID, j)
+		return FinishRequeued, false
+	}
+	k.count(s, CountFailed, 1)
+	j.Failures++
+	if j.Failures > j.MaxRetries {
+		return FinishDead, k.deadJob(s, e.ID, j, string(e.Data))
+	}
+	k.count(s, CountRetried, 1)
+	j.State, j.Holder = JobRetrying, nil
+	k.lease[string(e.ID)] = s.now + e.Backoff.Microseconds()
+	k.keepJobs(s.now + e.Backoff.Microseconds() + j.Wait)
+	return FinishRetry, false
+}
+
+func (m *Memory) Enqueue(_ context.Context, p Params, t *Ticket, raw []byte, job []byte) (AdmitReply, error) {
+	j, err := DecodeJob(job)
+	if err != nil {
+		return AdmitReply{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	k := m.key(t.Key, now, true)
+	defer m.drop(t.Key, k, now)
+	return k.enqueue(newStep(p, now), t, raw, j), nil
+}
+
+func (m *Memory) FinishJob(_ context.Context, key string, p Params, e RunEnd) (Finish, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	k := m.key(key, now, false)
+	if k == nil {
+		return FinishStale, false, nil
+	}
+	f, w := k.finish(newStep(p, now), e)
+	return f, w, nil
+}
+
+func (m *Memory) RenewLease(_ context.Context, key string, _ Params, id []byte, run int, lease time.Duration) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	k := m.key(key, now, false)
+	if k == nil {
+		return false, nil
+	}
+	j := k.jobs[string(id)]
+	if j == nil || j.Runs != run || j.State != JobRunning {
+		return false, nil
+	}
+	k.lease[string(id)] = now + lease.Microseconds()
+	k.keepJobs(now + lease.Microseconds())
+	return true, nil
+}
+
+func (m *Memory) Result(_ context.Context, key string, id []byte) (JobResult, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	k := m.key(key, now, false)
+	if k == nil {
+		return JobResult{State: JobUnknown}, nil
+	}
+	if r, ok := k.results[string(id)]; ok {
+		if r.exp <= now {
+			return JobResult{State: JobUnknown}, nil
+		}
+		return JobResult{State: JobEnded, Status: r.status, Data: r.data}, nil
+	}
+	if k.jobs[string(id)] != nil {
+		k.waited[string(id)] = true
+		return JobResult{State: JobPending}, nil
+	}
+	return JobResult{State: JobUnknown}, nil
+}
+
+func (m *Memory) Handlers(_ context.Context, names []string, ttl time.Duration) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	for _, n := range names {
+		m.handlers[n] = max(m.handlers[n], now+ttl.Microseconds())
+	}
+	var live []string
+	for n, until := range m.handlers {
+		if until > now {
+			live = append(live, n)
+		} else {
+			delete(m.handlers, n)
+		}
+	}
+	return live, nil
+}
