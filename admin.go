@@ -100,7 +100,7 @@ func (c *Client) Status(ctx context.Context, key string) (Status, error) {
 		Expired: m[queue.CountExpired], Rejected: m[queue.CountRejected], Evicted: m[queue.CountEvicted],
 		Cancelled: m[queue.CountCancelled], Refunded: m[queue.CountRefunded], Corrupt: m[queue.CountCorrupt],
 		Abandoned: m[queue.CountAbandoned], Retried: m[queue.CountRetried], Reclaimed: m[queue.CountReclaimed],
-		Dead: m[queue.CountDead],
+		Dead:      m[queue.CountDead],
 		Succeeded: m[queue.CountSucceeded], Failed: m[queue.CountFailed]}
 	return st, nil
 }

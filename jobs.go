@@ -33,7 +33,9 @@ type JobError struct {
 	ID, Message string
 }
 
-func (e *JobError) Error() string { return fmt.Sprintf("%v: job %s: %s", ErrJobFailed, e.ID, e.Message) }
+func (e *JobError) Error() string {
+	return fmt.Sprintf("%v: job %s: %s", ErrJobFailed, e.ID, e.Message)
+}
 
 func (e *JobError) Is(target error) bool { return target == ErrJobFailed }
 
