@@ -3,7 +3,9 @@ package rateltd
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -139,5 +141,57 @@ func TestG11FailLocal(t *testing.T) {
 	_, err := c.Request(ctx, "k2", noop, WithTimeout(50*time.Millisecond))
 	if !errors.Is(err, ErrWouldExceedDeadline) || time.Since(start) > 40*time.Millisecond {
 		t.Fatalf("hopeless local request: %v after %v; want ErrWouldExceedDeadline at once", err, time.Since(start))
+	}
+}
+
+// TestG11DurableJobsOutliveAnOutage: durable jobs enqueued before Redis is killed (with its
+// append-only file on) are there when it is back on the same port: the same Clients run them,
+// and a Wait begun before the outage gets its result.
+func TestG11DurableJobsOutliveAnOutage(t *testing.T) {
+	t.Parallel()
+	srv := redistest.FreshPersistent(t)
+	cfg := Config{Redis: srv.Client(t), Prefix: srv.Prefix(t), PollInterval: 100 * time.Millisecond, LeaseTimeout: time.Second,
+		Default: Limit{Max: 100, Window: time.Second, QueueTimeout: time.Minute}}
+	enq, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enq.Close()
+	worker, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer worker.Close()
+	const n = 20
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = enqueue(t, enq, "k", "echo", "job"+strconv.Itoa(i))
+	}
+	early := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		got, err := enq.Wait(ctx, ids[0])
+		if err == nil && string(got) != "job0" {
+			err = fmt.Errorf("got %q", got)
+		}
+		early <- err
+	}()
+	srv.Kill()
+	if _, err := enq.Enqueue(context.Background(), "k", "echo", nil); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Enqueue with Redis down: %v, want ErrUnavailable", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	srv.Restart(t)
+	if err := worker.Handle("echo", func(_ context.Context, p []byte) ([]byte, error) { return p, nil }); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		if got, err := wait(t, enq, id); err != nil || string(got) != "job"+strconv.Itoa(i) {
+			t.Fatalf("Wait(%s) after the outage = %q, %v", id, got, err)
+		}
+	}
+	if err := <-early; err != nil {
+		t.Fatalf("a Wait begun before the outage: %v", err)
 	}
 }

@@ -95,6 +95,21 @@ func Fresh(tb testing.TB) *Instance {
 	return inst
 }
 
+// FreshPersistent is Fresh with an append-only file synced on every write: what was written
+// before a Kill is there after Restart.
+func FreshPersistent(tb testing.TB) *Instance {
+	tb.Helper()
+	if err := haveBinary(); err != nil {
+		unavailable(tb, err)
+	}
+	inst, err := start(tb.TempDir(), 0, "--appendonly", "yes", "--appendfsync", "always")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(inst.stop)
+	return inst
+}
+
 // Stop stops the shared server and cluster, if this binary started them.
 func Stop() {
 	if shared != nil {
