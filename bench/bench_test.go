@@ -309,3 +309,43 @@ func usedMemory(b *testing.B, rdb interface {
 	b.Fatal("no used_memory in INFO")
 	return 0
 }
+
+// BenchmarkDurableJobs: durable jobs through one key whose limit is far above the rate, from
+// enqueue to the result in Wait. 64 goroutines each enqueue a job and wait for it, in a loop;
+// the node runs them on 16 or 64 workers.
+func BenchmarkDurableJobs(b *testing.B) {
+	for _, be := range backends {
+		for _, workers := range []int{16, 64} {
+			b.Run(fmt.Sprintf("%s/workers%d", be, workers), func(b *testing.B) {
+				c := client(b, be, rateltd.Config{Workers: workers, Default: rateltd.Limit{Algorithm: rateltd.TokenBucket,
+					Max: 50_000_000, Window: time.Second, MaxQueue: 100_000, QueueTimeout: time.Minute}})
+				if err := c.Handle("echo", func(_ context.Context, p []byte) ([]byte, error) { return p, nil }); err != nil {
+					b.Fatal(err)
+				}
+				ctx := context.Background()
+				payload := make([]byte, 100)
+				var next atomic.Int64
+				var wg sync.WaitGroup
+				b.ResetTimer()
+				for range 64 {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for next.Add(1) <= int64(b.N) {
+							id, err := c.Enqueue(ctx, "jobs", "echo", payload)
+							if err == nil {
+								_, err = c.Wait(ctx, id)
+							}
+							if err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					}()
+				}
+				wg.Wait()
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
+			})
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"container/heap"
 	"context"
 	"fmt"
 	"time"
@@ -22,6 +23,36 @@ type memResult struct {
 	status ResultStatus
 	data   []byte
 	exp    int64
+}
+
+// resultExp orders results by when they lapse (a min-heap), so that lapsed ones are found
+// without a scan, as results expiry ZSET does in Redis.
+type resultExp []resultAt
+
+type resultAt struct {
+	exp int64
+	id  string
+}
+
+func (h resultExp) Len() int           { return len(h) }
+func (h resultExp) Less(i, j int) bool { return h[i].exp < h[j].exp }
+func (h resultExp) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *resultExp) Push(x any)        { *h = append(*h, x.(resultAt)) }
+func (h *resultExp) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// expireResults drops the results whose time is up.
+func (k *memKey) expireResults(now int64) {
+	for len(k.resultExp) > 0 && k.resultExp[0].exp <= now {
+		r := heap.Pop(&k.resultExp).(resultAt)
+		if cur, ok := k.results[r.id]; ok && cur.exp == r.exp {
+			delete(k.results, r.id)
+		}
+	}
 }
 
 // grantStep is GrantArgs as a grant step reads them.
@@ -55,12 +86,10 @@ func (k *memKey) keepJobs(until int64) { k.jobsExp = max(k.jobsExp, until+jobKee
 
 // endJob is jobs.lua's job_end.
 func (k *memKey) endJob(s step, id []byte, j *Job, status ResultStatus, data []byte) bool {
-	for rid, r := range k.results {
-		if r.exp <= s.now {
-			delete(k.results, rid)
-		}
-	}
-	k.results[string(id)] = memResult{status: status, data: data, exp: s.now + j.ResultTTL*1000}
+	k.expireResults(s.now)
+	exp := s.now + j.ResultTTL*1000
+	k.results[string(id)] = memResult{status: status, data: data, exp: exp}
+	heap.Push(&k.resultExp, resultAt{exp: exp, id: string(id)})
 	delete(k.jobs, string(id))
 	delete(k.lease, string(id))
 	w := k.waited[string(id)]

@@ -28,11 +28,12 @@ type memKey struct {
 	evictExp int64
 	// jobs, lease and waited are the durable jobs' records, leases (or retry times) and the
 	// ids somebody waits for; they lapse together at jobsExp. results lapse one by one.
-	jobs    map[string]*Job
-	lease   map[string]int64
-	waited  map[string]bool
-	jobsExp int64
-	results map[string]memResult
+	jobs      map[string]*Job
+	lease     map[string]int64
+	waited    map[string]bool
+	jobsExp   int64
+	results   map[string]memResult
+	resultExp resultExp
 }
 
 // memTicket is a line entry: the raw bytes and, unless they are corrupt, the decoded ticket.
@@ -95,11 +96,7 @@ func (k *memKey) expire(now int64) bool {
 		clear(k.waited)
 		k.jobsExp = 0
 	}
-	for id, r := range k.results {
-		if r.exp <= now {
-			delete(k.results, id)
-		}
-	}
+	k.expireResults(now)
 	return k.wins[0].Empty() && k.wins[1].Empty() && k.wins[2].Empty() && k.lineLen() == 0 && len(k.granted) == 0 && k.pause == NotPaused &&
 		len(k.stats) == 0 && len(k.dlq) == 0 && len(k.evicted) == 0 && len(k.jobs) == 0 && len(k.results) == 0
 }
