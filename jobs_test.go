@@ -357,3 +357,46 @@ func TestCallTyped(t *testing.T) {
 		}
 	})
 }
+
+// TestJobStateHasTTLs: G9 for durable jobs: with jobs done, failed, retrying, running and
+// waiting for a handler, every Redis key rateltd wrote has a TTL.
+func TestJobStateHasTTLs(t *testing.T) {
+	eachBackend(t, func(t *testing.T, h *harness) {
+		if h.rdb == nil {
+			t.Skip("Redis TTLs")
+		}
+		cfg := jobConfig()
+		cfg.RetryBackoff = time.Minute
+		c := h.client(cfg)
+		started := make(chan struct{}, 1)
+		c.Handle("ok", func(_ context.Context, p []byte) ([]byte, error) { return p, nil })
+		c.Handle("fail", func(context.Context, []byte) ([]byte, error) { return nil, errors.New("no") })
+		c.Handle("block", func(ctx context.Context, _ []byte) ([]byte, error) {
+			started <- struct{}{}
+			<-ctx.Done()
+			return nil, ctx.Err()
+		})
+		ctx := context.Background()
+		if _, err := wait(t, c, enqueue(t, c, "a", "ok", "x")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := wait(t, c, enqueue(t, c, "b", "fail", "x")); !errors.Is(err, ErrJobFailed) {
+			t.Fatal(err)
+		}
+		retrying := enqueue(t, c, "c", "fail", "x", WithMaxRetries(3))
+		enqueue(t, c, "d", "block", "x")
+		<-started
+		waiting := enqueue(t, c, "e", "nobody", "x")
+		for _, id := range []string{retrying, waiting} {
+			wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			c.Wait(wctx, id) // marks them waited for
+			cancel()
+		}
+		eventually(t, 5*time.Second, "a retry pending", func() bool { return status(t, c, "c").Counters.Retried == 1 })
+		for _, k := range h.keys(ctx) {
+			if ttl := h.rdb.PTTL(ctx, k).Val(); ttl == -1 {
+				t.Errorf("key %s has no TTL", k)
+			}
+		}
+	})
+}
