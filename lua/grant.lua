@@ -124,11 +124,10 @@ for q = 5, 2, -1 do
         local j = job_get(t[1])
         if j then
           j[7], j[10], j[11] = j[7] + 1, 1, NODE
-          job_put(t[1], j, LEASE_US)
           redis.call('ZADD', LEASE, I(now + LEASE_US), t[1])
           extend_ttl(LEASE, LEASE_US + 60000000)
           jobs[#jobs + 1] = t[1]
-          jobs[#jobs + 1] = redis.call('HGET', JOBS, t[1])
+          jobs[#jobs + 1] = job_put(t[1], j, LEASE_US)
           SLOTS = SLOTS - 1
           n = n + 1
           free = free - 1

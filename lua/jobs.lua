@@ -20,9 +20,12 @@ local function job_get(id)
   return j
 end
 
+-- Stores record j of job id, keeping the jobs at least us more; returns the record's bytes.
 local function job_put(id, j, us)
-  redis.call('HSET', JOBS, id, cmsgpack.pack(j))
+  local raw = cmsgpack.pack(j)
+  redis.call('HSET', JOBS, id, raw)
   extend_ttl(JOBS, us + 60000000)
+  return raw
 end
 
 -- Ends job id with a result; reports whether somebody waits for it (to be woken).

@@ -64,10 +64,3 @@ func (n *Node) checkLiveness(ctx context.Context) {
 	n.dead = dead
 	n.mu.Unlock()
 }
-
-// deadNodes are the owners known dead at the last poll.
-func (n *Node) deadNodes() [][]byte {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.dead
-}
