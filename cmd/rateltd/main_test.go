@@ -68,6 +68,13 @@ func TestStatusPauseResetLimit(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "api:k") || !strings.Contains(out, "KEY") {
 		t.Fatalf("status: %d %q %q", code, out, errOut)
 	}
+	// A durable job no node runs waits in line: the table shows it in JOBS.
+	if _, err := c.lib.Enqueue(ctx, "jobs:k", "nobody", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, _ := c.run("status", "jobs:k"); code != 0 || !strings.Contains(out, "JOBS (running)") || !strings.Contains(out, "  1 (0)  ") {
+		t.Fatalf("status of a key with a waiting job: %d %q", code, out)
+	}
 	code, out, _ = c.run("status", "api:k", "--json")
 	var sts []httpapi.StatusJSON
 	if code != 0 || json.Unmarshal([]byte(out), &sts) != nil || len(sts) != 1 || sts[0].Key != "api:k" || sts[0].Used != 1 {

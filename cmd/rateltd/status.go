@@ -121,7 +121,7 @@ func table(w io.Writer, sts []rateltd.Status) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "KEY\tLIMIT\tUSED\tREMAINING\tQUEUED crit/high/norm/low\tOLDEST WAIT\tPAUSED\tADMITTED\tGRANTED\tEXPIRED\tREJECTED\tFAILED")
+	fmt.Fprintln(tw, "KEY\tLIMIT\tUSED\tREMAINING\tQUEUED crit/high/norm/low\tOLDEST WAIT\tPAUSED\tADMITTED\tGRANTED\tEXPIRED\tREJECTED\tFAILED\tJOBS (running)\tDEAD LETTERS")
 	for _, st := range sts {
 		q := st.QueuedByPriority
 		paused := "no"
@@ -132,9 +132,10 @@ func table(w io.Writer, sts []rateltd.Status) {
 			}
 		}
 		c := st.Counters
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d (%d/%d/%d/%d)\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", st.Key, limitString(st.Limit), st.Used, st.Remaining,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d (%d/%d/%d/%d)\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d (%d)\t%d\n", st.Key, limitString(st.Limit), st.Used, st.Remaining,
 			st.Queued, q[rateltd.PriorityCritical], q[rateltd.PriorityHigh], q[rateltd.PriorityNormal], q[rateltd.PriorityLow],
-			st.OldestWait.Round(time.Millisecond), paused, c.Admitted, c.Granted, c.Expired, c.Rejected, c.Failed)
+			st.OldestWait.Round(time.Millisecond), paused, c.Admitted, c.Granted, c.Expired, c.Rejected, c.Failed,
+			st.Jobs, st.JobsRunning, st.DeadLetters)
 	}
 	tw.Flush()
 }

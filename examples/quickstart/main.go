@@ -5,7 +5,9 @@
 //
 // A key allows 5 requests per second. Fifteen requests arrive at once, some of high priority:
 // five run at once, the others wait in line and run as the window frees, the high-priority
-// ones first. A status line shows the window and the line as it drains.
+// ones first. A status line shows the window and the line as it drains. Then three durable
+// jobs: enqueued by one client, run by another that registered their handler, their results
+// read by a third (on Redis; in-process, one client does all three).
 package main
 
 import (
@@ -130,8 +132,36 @@ func main() {
 		log.Fatal(err)
 	}
 	c := st.Counters
-	fmt.Printf("%s   done: %d admitted at once, %d queued and granted; at most %d started in any 1s window (limit 5)\n",
-		since(), c.Admitted, c.Granted, busiest(starts, time.Second))
+	// The limit counts grants, in Redis's time; a grant made by another client's processor
+	// reaches its caller a little later (a wake-up and a claim), so starts are compared
+	// over the window less that handover.
+	const handover = 50 * time.Millisecond
+	fmt.Printf("%s   done: %d admitted at once, %d queued and granted; at most %d started in any %v (limit 5 per second)\n",
+		since(), c.Admitted, c.Granted, busiest(starts, time.Second-handover), time.Second-handover)
+
+	// Durable jobs: a handler name and bytes, kept in the backend until a client that runs the
+	// handler has run them; any client can wait for the results.
+	runner, enqueuer, waiter := clients[nodes-1], clients[0], clients[nodes/2]
+	if err := runner.Handle("greet", func(ctx context.Context, payload []byte) ([]byte, error) {
+		return []byte("hello, " + string(payload)), nil
+	}); err != nil {
+		log.Fatal(err)
+	}
+	var ids []string
+	for _, name := range []string{"ada", "grace", "edsger"} {
+		id, err := enqueuer.Enqueue(ctx, "demo-jobs", "greet", []byte(name), rateltd.WithMaxRetries(3))
+		if err != nil {
+			log.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		res, err := waiter.Wait(ctx, id)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%s   durable job %s: %q\n", since(), id, res)
+	}
 }
 
 // busiest is the largest number of starts within any interval of length d.
