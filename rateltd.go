@@ -32,6 +32,16 @@ type Observer = config.Observer
 // RequestEvent describes one request that ended; see [config.RequestEvent].
 type RequestEvent = config.RequestEvent
 
+// JobObserver is an Observer also told how every run of a durable job ended; see
+// config.JobObserver.
+type JobObserver = config.JobObserver
+
+// JobEvent describes one run of a durable job that ended.
+type JobEvent = config.JobEvent
+
+// JobOutcome is how a run of a durable job ended.
+type JobOutcome = config.JobOutcome
+
 // Outcome is how a request ended.
 type Outcome = config.Outcome
 
@@ -57,6 +67,12 @@ const (
 	OutcomeCancelled   = config.OutcomeCancelled
 	OutcomeClosed      = config.OutcomeClosed
 	OutcomeUnavailable = config.OutcomeUnavailable
+
+	JobSucceeded = config.JobSucceeded
+	JobRetried   = config.JobRetried
+	JobDead      = config.JobDead
+	JobGivenBack = config.JobGivenBack
+	JobLost      = config.JobLost
 )
 
 // newTimeout bounds the backend calls New makes; closeTimeout, those of Close (taking waiting

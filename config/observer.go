@@ -53,3 +53,44 @@ type RequestEvent struct {
 	// Run is how long fn ran; zero when it did not.
 	Run time.Duration
 }
+
+// JobObserver is an Observer that is also told how every run of a durable job on this Client
+// ended, on the worker's goroutine. Config.Observer is checked for it.
+type JobObserver interface {
+	ObserveJob(JobEvent)
+}
+
+// JobOutcome is how a run of a durable job ended.
+type JobOutcome int
+
+const (
+	// JobSucceeded: the handler returned a result, now kept for Wait.
+	JobSucceeded JobOutcome = iota + 1
+	// JobRetried: the handler failed; the job runs again after its backoff.
+	JobRetried
+	// JobDead: the handler failed on the job's last allowed run; the job is dead-lettered.
+	JobDead
+	// JobGivenBack: the Client closed while the handler ran; the job went back to its line.
+	JobGivenBack
+	// JobLost: the job's lease lapsed while the handler ran (this node was taken for dead, or
+	// Redis could not be reached); another run owns the job now and this one's end was dropped.
+	JobLost
+)
+
+var jobOutcomeNames = [...]string{"", "succeeded", "retried", "dead", "given_back", "lost"}
+
+func (o JobOutcome) String() string {
+	if o > 0 && int(o) < len(jobOutcomeNames) {
+		return jobOutcomeNames[o]
+	}
+	return "unknown"
+}
+
+// JobEvent describes one run of a durable job that ended.
+type JobEvent struct {
+	Key, Handler string
+	Outcome      JobOutcome
+	// Run is the job's run number (1 for its first); Duration how long the handler ran.
+	Run      int
+	Duration time.Duration
+}

@@ -1,5 +1,6 @@
 // Package metrics exposes rateltd to Prometheus: counters of request outcomes and histograms of
-// queue wait and fn duration, fed by the Client as its Observer, and gauges of queue depth and
+// queue wait and fn duration, fed by the Client as its Observer (and of durable job runs and
+// handler duration, as its JobObserver), and gauges of queue depth and
 // pause read from the backend at each scrape. Every series is named rateltd_… and labelled by
 // limit group (the text of a key before its first ':'), never by key, so cardinality stays
 // bounded; groups beyond Options.MaxGroups share the label "other".
@@ -47,6 +48,8 @@ type Metrics struct {
 	counters map[string]*prometheus.CounterVec
 	wait     *prometheus.HistogramVec
 	run      *prometheus.HistogramVec
+	jobs     *prometheus.CounterVec
+	jobRun   *prometheus.HistogramVec
 	depth    *prometheus.Desc
 	paused   *prometheus.Desc
 	errors   prometheus.Counter
@@ -62,6 +65,7 @@ type Metrics struct {
 var (
 	_ prometheus.Collector = (*Metrics)(nil)
 	_ rateltd.Observer     = (*Metrics)(nil)
+	_ rateltd.JobObserver  = (*Metrics)(nil)
 )
 
 // The counters, by the name after "rateltd_" and before "_total".
@@ -103,6 +107,11 @@ func New(opts Options) *Metrics {
 			Help: "Time from a request's arrival to its fn's start, or to its end when fn did not run.", Buckets: opts.WaitBuckets}, []string{"group"}),
 		run: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "rateltd_fn_duration_seconds",
 			Help: "How long fn ran.", Buckets: opts.RunBuckets}, []string{"group"}),
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rateltd_job_runs_total",
+			Help: "Runs of durable jobs on this process, by how they ended: succeeded, retried, dead, given_back, lost."},
+			[]string{"group", "outcome"}),
+		jobRun: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "rateltd_job_duration_seconds",
+			Help: "How long durable jobs' handlers ran.", Buckets: opts.RunBuckets}, []string{"group"}),
 		depth: prometheus.NewDesc("rateltd_queue_depth", "Requests waiting in line, all nodes, by priority.",
 			[]string{"group", "priority"}, nil),
 		paused: prometheus.NewDesc("rateltd_paused", "Keys of the group that are paused (by key, group or everything).",
@@ -177,6 +186,13 @@ func (m *Metrics) ObserveRequest(e rateltd.RequestEvent) {
 	m.wait.WithLabelValues(g).Observe(e.Wait.Seconds())
 }
 
+// ObserveJob counts one ended run of a durable job; the Client calls it.
+func (m *Metrics) ObserveJob(e rateltd.JobEvent) {
+	g := m.group(e.Key)
+	m.jobs.WithLabelValues(g, e.Outcome.String()).Inc()
+	m.jobRun.WithLabelValues(g).Observe(e.Duration.Seconds())
+}
+
 // Describe sends the descriptors of every series.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, c := range m.counters {
@@ -184,6 +200,8 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	}
 	m.wait.Describe(ch)
 	m.run.Describe(ch)
+	m.jobs.Describe(ch)
+	m.jobRun.Describe(ch)
 	m.errors.Describe(ch)
 	ch <- m.depth
 	ch <- m.paused
@@ -196,6 +214,8 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	m.wait.Collect(ch)
 	m.run.Collect(ch)
+	m.jobs.Collect(ch)
+	m.jobRun.Collect(ch)
 	m.collectGauges(ch)
 	m.errors.Collect(ch)
 }

@@ -113,3 +113,44 @@ func TestMetricsByGroup(t *testing.T) {
 		})
 	}
 }
+
+func TestMetricsOfDurableJobs(t *testing.T) {
+	for _, backend := range testnode.Backends {
+		t.Run(backend, func(t *testing.T) {
+			m := metrics.New(metrics.Options{})
+			c := testnode.Client(t, backend, rateltd.Config{Observer: m, RetryBackoff: time.Millisecond})
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(m)
+			ctx := context.Background()
+			c.Handle("ok", func(_ context.Context, p []byte) ([]byte, error) { return p, nil })
+			c.Handle("bad", func(context.Context, []byte) ([]byte, error) { return nil, errors.New("no") })
+			for _, h := range []string{"ok", "bad"} {
+				id, err := c.Enqueue(ctx, "mail:x", h, nil, rateltd.WithMaxRetries(1))
+				if err != nil {
+					t.Fatal(err)
+				}
+				wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				c.Wait(wctx, id)
+				cancel()
+			}
+			// A run is observed just after its result is kept: Wait may return first.
+			runs := func(outcome string) float64 {
+				return value(t, reg, "rateltd_job_runs_total", map[string]string{"group": "mail", "outcome": outcome})
+			}
+			for deadline := time.Now().Add(5 * time.Second); runs("dead")+runs("retried")+runs("succeeded") < 3 && time.Now().Before(deadline); {
+				time.Sleep(5 * time.Millisecond)
+			}
+			for outcome, want := range map[string]float64{"succeeded": 1, "retried": 1, "dead": 1} {
+				if got := runs(outcome); got != want {
+					t.Errorf("rateltd_job_runs_total{outcome=%s} = %v, want %v", outcome, got, want)
+				}
+			}
+			if got := value(t, reg, "rateltd_job_duration_seconds", map[string]string{"group": "mail"}); got != 3 {
+				t.Errorf("rateltd_job_duration_seconds count = %v, want 3", got)
+			}
+			if problems, err := testutil.CollectAndLint(m); err != nil || len(problems) > 0 {
+				t.Errorf("lint: %v %+v", err, problems)
+			}
+		})
+	}
+}

@@ -340,11 +340,14 @@ func (n *Node) runJob(key string, p queue.Params, g queue.GrantedJob) {
 	renewed := make(chan struct{})
 	go n.renew(ctx, key, p, g, cancel, lost, renewed)
 
+	began := time.Now()
 	out, err := callHandler(ctx, h, g.Job.Payload)
+	ran := time.Since(began)
 	cancel()
 	<-renewed
 	select {
 	case <-lost:
+		n.observeJob(key, g, config.JobLost, ran)
 		return // another node runs it now; its result is that run's
 	default:
 	}
@@ -367,12 +370,22 @@ func (n *Node) runJob(key string, p queue.Params, g queue.GrantedJob) {
 		end.Data = fmt.Appendf(nil, "%v: result of %d bytes, at most %d (Config.MaxPayload)", config.ErrPayloadTooLarge, len(out), n.cfg.MaxPayload)
 		end.Backoff = n.backoff(g.Job.Failures + 1)
 	}
-	n.finish(key, p, end)
+	f := n.finish(key, p, end)
+	outcome := map[queue.Finish]config.JobOutcome{queue.FinishStale: config.JobLost, queue.FinishDone: config.JobSucceeded,
+		queue.FinishRetry: config.JobRetried, queue.FinishDead: config.JobDead, queue.FinishRequeued: config.JobGivenBack}[f]
+	n.observeJob(key, g, outcome, ran)
+}
+
+// observeJob tells the Observer, when it observes jobs, how a run ended.
+func (n *Node) observeJob(key string, g queue.GrantedJob, o config.JobOutcome, ran time.Duration) {
+	if jo, ok := n.cfg.Observer.(config.JobObserver); ok {
+		jo.ObserveJob(config.JobEvent{Key: key, Handler: g.Job.Handler, Outcome: o, Run: g.Job.Runs, Duration: ran})
+	}
 }
 
 // finish records the end of a run, trying again while the backend fails for up to a lease:
-// after that the lease has lapsed and another run will take the job.
-func (n *Node) finish(key string, p queue.Params, end queue.RunEnd) {
+// after that the lease has lapsed and another run will take the job (FinishStale).
+func (n *Node) finish(key string, p queue.Params, end queue.RunEnd) queue.Finish {
 	giveUp := time.Now().Add(n.cfg.LeaseTimeout)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
@@ -387,17 +400,17 @@ func (n *Node) finish(key string, p queue.Params, end queue.RunEnd) {
 			}
 			cancel()
 			n.Recheck(key)
-			return
+			return f
 		}
 		cancel()
 		n.log.Error("rateltd: finish job", err, "key", key)
 		if time.Now().After(giveUp) {
-			return
+			return queue.FinishStale
 		}
 		select {
 		case <-time.After(200 * time.Millisecond):
 		case <-n.jobsStop:
-			return
+			return queue.FinishStale
 		}
 	}
 }
