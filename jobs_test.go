@@ -400,3 +400,48 @@ func TestJobStateHasTTLs(t *testing.T) {
 		}
 	})
 }
+
+// TestJobWorkersBound: a node runs at most Config.Workers jobs at once, and takes a job from
+// the line (using a slot of the limit) only when a worker is free.
+func TestJobWorkersBound(t *testing.T) {
+	eachBackend(t, func(t *testing.T, h *harness) {
+		cfg := jobConfig()
+		cfg.Workers = 2
+		c := h.client(cfg)
+		release := make(chan struct{})
+		var running, most atomic.Int32
+		if err := c.Handle("hold", func(context.Context, []byte) ([]byte, error) {
+			n := running.Add(1)
+			for {
+				m := most.Load()
+				if n <= m || most.CompareAndSwap(m, n) {
+					break
+				}
+			}
+			<-release
+			running.Add(-1)
+			return nil, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for range 6 {
+			ids = append(ids, enqueue(t, c, "k", "hold", ""))
+		}
+		eventually(t, 5*time.Second, "two jobs running", func() bool { return running.Load() == 2 })
+		time.Sleep(300 * time.Millisecond) // three polls: no third job starts
+		st := status(t, c, "k")
+		if running.Load() != 2 || st.JobsRunning != 2 || st.Queued != 4 || st.Used != 2 {
+			t.Fatalf("with 2 workers: %d running, status %+v; want 2 running, 4 waiting, 2 slots used", running.Load(), st)
+		}
+		close(release)
+		for _, id := range ids {
+			if _, err := wait(t, c, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if most.Load() != 2 {
+			t.Fatalf("at most %d ran at once, want 2", most.Load())
+		}
+	})
+}
