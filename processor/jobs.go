@@ -395,11 +395,12 @@ func (n *Node) finish(key string, p queue.Params, end queue.RunEnd) queue.Finish
 				n.announce(ctx, JobID(key, end.ID))
 			}
 			if f == queue.FinishRetry || f == queue.FinishRequeued {
+				// The key's next step moved: when the retry is due, or now.
 				now := n.ServerTime(time.Now())
 				n.keepActive(ctx, key, now, now+end.Backoff.Microseconds()+p.Limit.QueueTimeout.Microseconds())
+				n.Recheck(key)
 			}
 			cancel()
-			n.Recheck(key)
 			return f
 		}
 		cancel()
