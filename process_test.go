@@ -2,8 +2,11 @@ package rateltd
 
 import (
 	"bufio"
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"slices"
@@ -30,8 +33,12 @@ func TestWorkerProcess(t *testing.T) {
 	if os.Getenv("RATELTD_WORKER") == "" {
 		t.Skip("runs only as a worker process")
 	}
-	if os.Getenv("RATELTD_WORKER_MODE") == "jobs" {
+	switch os.Getenv("RATELTD_WORKER_MODE") {
+	case "jobs":
 		jobWorker()
+		return
+	case "commands":
+		commandWorker()
 		return
 	}
 	n, _ := strconv.Atoi(os.Getenv("RATELTD_WORKER_N"))
@@ -98,10 +105,85 @@ func jobWorker() {
 	select {} // until killed
 }
 
+// orderKey and orderLimit are the key of a command worker and its limit, the same on every node:
+// one grant per 300ms, so that grants are far apart in time and their order is plain.
+const orderKey = "order"
+
+var orderLimit = Limit{Max: 1, Window: 300 * time.Millisecond, QueueTimeout: time.Minute}
+
+// commandWorker makes requests on orderKey as told on stdin, one command a line:
+// "req <label> <priority 0-3> <timeout>" starts one, "cancel <label>" cancels its ctx. It prints
+// "ready" once its Client runs, "start <label> <unix ns>" when a request's fn starts, and when
+// a Request returns "ok <label>" or "err <label> <timeout|cancelled|other> <waited> [error]".
+// When stdin ends it waits for its requests and exits.
+func commandWorker() {
+	rdb := redis.NewClient(&redis.Options{Addr: os.Getenv("RATELTD_WORKER_ADDR")})
+	defer rdb.Close()
+	c, err := New(Config{Redis: rdb, Prefix: os.Getenv("RATELTD_WORKER_PREFIX"), PollInterval: 100 * time.Millisecond,
+		Default: orderLimit})
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	defer c.Close()
+	var mu sync.Mutex
+	say := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Printf(format+"\n", args...)
+	}
+	say("ready")
+	cancels := map[string]context.CancelFunc{}
+	var wg sync.WaitGroup
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		switch {
+		case len(f) == 4 && f[0] == "req":
+			label := f[1]
+			p, err1 := strconv.Atoi(f[2])
+			timeout, err2 := time.ParseDuration(f[3])
+			if err := errors.Join(err1, err2); err != nil {
+				say("error %q: %v", sc.Text(), err)
+				continue
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			cancels[label] = cancel
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer cancel()
+				begin := time.Now()
+				_, err := c.Request(ctx, orderKey, func(context.Context) (any, error) {
+					say("start %s %d", label, time.Now().UnixNano())
+					return nil, nil
+				}, WithPriority(Priority(p)), WithTimeout(timeout))
+				waited := time.Since(begin)
+				switch {
+				case err == nil:
+					say("ok %s", label)
+				case errors.Is(err, ErrTimeout) && errors.Is(err, context.DeadlineExceeded):
+					say("err %s timeout %v", label, waited)
+				case errors.Is(err, context.Canceled):
+					say("err %s cancelled %v", label, waited)
+				default:
+					say("err %s other %v %v", label, waited, err)
+				}
+			}()
+		case len(f) == 2 && f[0] == "cancel" && cancels[f[1]] != nil:
+			cancels[f[1]]()
+		default:
+			say("error unknown command %q", sc.Text())
+		}
+	}
+	wg.Wait()
+}
+
 // worker is a running worker process.
 type worker struct {
 	cmd    *exec.Cmd
-	grants []int64 // server µs
+	stdin  io.WriteCloser // a command worker reads its commands here
+	grants []int64        // server µs
 	errs   []string
 	done   chan struct{}
 
@@ -120,6 +202,27 @@ func (w *worker) said(prefix string) int {
 		}
 	}
 	return n
+}
+
+// send writes one command to a command worker.
+func (w *worker) send(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if _, err := fmt.Fprintf(w.stdin, format+"\n", args...); err != nil {
+		t.Fatalf("command to worker: %v", err)
+	}
+}
+
+// ends returns the lines of a command worker that report how request label ended, as fields.
+func (w *worker) ends(label string) [][]string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var ends [][]string
+	for _, l := range w.lines {
+		if f := strings.Fields(l); len(f) >= 2 && (f[0] == "ok" || f[0] == "err") && f[1] == label {
+			ends = append(ends, f)
+		}
+	}
+	return ends
 }
 
 // startWorkers starts n worker processes on srv, each making perWorker requests.
@@ -141,10 +244,14 @@ func startProcesses(t *testing.T, n int, env ...string) []*worker {
 		if err != nil {
 			t.Fatal(err)
 		}
+		in, err := cmd.StdinPipe() // closed by Wait once the process exits
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		w := &worker{cmd: cmd, done: make(chan struct{})}
+		w := &worker{cmd: cmd, stdin: in, done: make(chan struct{})}
 		go func() {
 			defer close(w.done)
 			sc := bufio.NewScanner(out)
@@ -338,4 +445,190 @@ func TestDurableJobsSurviveKill(t *testing.T) {
 		t.Fatalf("Wait from a node started afterwards = %q, %v", got, err)
 	}
 	t.Logf("killed with %d jobs running; %d leases taken back", cut, st.Counters.Reclaimed)
+}
+
+// TestOrderAndDeadlinesAcrossProcesses: three processes wait in one paused key's line with mixed
+// priorities, one request at a time, so the order of arrival across them is known. One request
+// that times out while waiting ends with ErrTimeout at its deadline, one cancelled from the
+// middle of the line ends with context.Canceled, and the ticket of each is out of the line in
+// Redis by the time its caller has the error. Once the key resumes, the others run strictly by
+// priority, first come first served within one, whichever process asked; one at the back times
+// out while the line drains. Every request has exactly one outcome, reported by its own
+// process, and only those that ran were granted.
+func TestOrderAndDeadlinesAcrossProcesses(t *testing.T) {
+	if os.Getenv("RATELTD_WORKER") != "" {
+		t.Skip("a worker runs no tests")
+	}
+	t.Parallel()
+	srv := redistest.Server(t)
+	prefix := srv.Prefix(t)
+	c, err := New(Config{Redis: srv.Client(t), Prefix: prefix, PollInterval: 100 * time.Millisecond, Default: orderLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.Pause(ctx, orderKey); err != nil {
+		t.Fatal(err)
+	}
+	ws := startProcesses(t, 3, "RATELTD_WORKER_MODE=commands", "RATELTD_WORKER_ADDR="+srv.Addr(), "RATELTD_WORKER_PREFIX="+prefix)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, w := range ws {
+				w.mu.Lock()
+				t.Logf("worker %d said:\n%s", i, strings.Join(w.lines, "\n"))
+				w.mu.Unlock()
+			}
+		}
+	})
+	for i, w := range ws {
+		eventually(t, 20*time.Second, fmt.Sprintf("worker %d ready", i), func() bool { return w.said("ready") == 1 })
+	}
+
+	type request struct {
+		label   string
+		worker  int
+		prio    Priority
+		timeout time.Duration
+		end     string // how it must end: "ok", "timeout" or "cancelled"
+	}
+	var reqs []request
+	queued := 0
+	// send has worker make a request and waits until it is in line, behind those sent before.
+	send := func(worker int, label string, p Priority, timeout time.Duration, end string) {
+		t.Helper()
+		ws[worker].send(t, "req %s %d %v", label, int(p), timeout)
+		reqs = append(reqs, request{label, worker, p, timeout, end})
+		queued++
+		waitQueued(t, c, orderKey, queued)
+	}
+	// left waits until worker reports how request label ended, and checks that its ticket had
+	// left the line by then.
+	left := func(worker int, label string) {
+		t.Helper()
+		eventually(t, 5*time.Second, label+" ended", func() bool { return len(ws[worker].ends(label)) > 0 })
+		queued--
+		if st := status(t, c, orderKey); st.Queued != queued {
+			t.Fatalf("%s ended, yet %d requests wait; want %d", label, st.Queued, queued)
+		}
+	}
+	const long = time.Minute
+	send(0, "n1", PriorityNormal, long, "ok")
+	send(1, "l1", PriorityLow, long, "ok")
+	send(2, "h1", PriorityHigh, long, "ok")
+	send(0, "x", PriorityHigh, long, "cancelled") // cancelled below, from the middle of the line
+	send(1, "c1", PriorityCritical, long, "ok")
+	send(2, "n2", PriorityNormal, long, "ok")
+	send(0, "t1", PriorityNormal, 300*time.Millisecond, "timeout") // the key stays paused past its deadline
+	left(0, "t1")
+	send(1, "h2", PriorityHigh, long, "ok")
+	send(2, "l2", PriorityLow, long, "ok")
+	ws[0].send(t, "cancel x")
+	left(0, "x")
+	send(0, "c2", PriorityCritical, long, "ok")
+	send(1, "n3", PriorityNormal, long, "ok")
+	send(2, "h3", PriorityHigh, long, "ok")
+	// Behind ten, one per 300ms: its turn cannot come before 3s after the resume, past its deadline.
+	send(0, "t2", PriorityLow, time.Second, "timeout")
+	if err := c.Resume(ctx, orderKey); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "every request ended", func() bool {
+		for _, r := range reqs {
+			if len(ws[r.worker].ends(r.label)) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	// With stdin closed a worker ends once its requests have: its output is then complete.
+	for i, w := range ws {
+		w.stdin.Close()
+		select {
+		case <-w.done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("worker %d did not exit at the end of its commands", i)
+		}
+	}
+
+	from := map[string]int{}
+	for _, r := range reqs {
+		from[r.label] = r.worker
+	}
+	starts := map[string][]int64{} // unix ns
+	for i, w := range ws {
+		if len(w.errs) > 0 {
+			t.Fatalf("worker %d: %v", i, w.errs)
+		}
+		for _, l := range w.lines {
+			f := strings.Fields(l)
+			if len(f) < 2 {
+				continue
+			}
+			if j, ok := from[f[1]]; ok && j != i {
+				t.Errorf("worker %d said %q about a request of worker %d", i, l, j)
+			}
+			if f[0] == "start" && len(f) == 3 {
+				at, err := strconv.ParseInt(f[2], 10, 64)
+				if err != nil {
+					t.Fatalf("worker %d: %q: %v", i, l, err)
+				}
+				starts[f[1]] = append(starts[f[1]], at)
+			}
+		}
+	}
+	var ran []string
+	for _, r := range reqs {
+		ends := ws[r.worker].ends(r.label)
+		if len(ends) != 1 {
+			t.Errorf("%s: outcomes %v; want exactly one", r.label, ends)
+			continue
+		}
+		got := ends[0][0]
+		if got == "err" && len(ends[0]) >= 4 {
+			got = ends[0][2]
+		}
+		if got != r.end {
+			t.Errorf("%s ended %v; want %s", r.label, ends[0], r.end)
+		}
+		switch n := len(starts[r.label]); {
+		case got == "ok" && n == 1:
+			ran = append(ran, r.label)
+		case got == "ok" || n != 0:
+			t.Errorf("%s ended %v, its fn started %d times", r.label, ends[0], n)
+		}
+		if r.end == "timeout" && got == "timeout" {
+			waited, err := time.ParseDuration(ends[0][3])
+			if err != nil || waited < r.timeout || waited > r.timeout+2*time.Second {
+				t.Errorf("%s timed out after %v (%v); want about its timeout, %v", r.label, ends[0][3], err, r.timeout)
+			}
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	slices.SortFunc(ran, func(a, b string) int { return cmp.Compare(starts[a][0], starts[b][0]) })
+	var want []string // by priority, then as they came: c1 c2 h1 h2 h3 n1 n2 n3 l1 l2
+	for p := PriorityCritical; p >= PriorityLow; p-- {
+		for _, r := range reqs {
+			if r.prio == p && r.end == "ok" {
+				want = append(want, r.label)
+			}
+		}
+	}
+	if fmt.Sprint(ran) != fmt.Sprint(want) {
+		t.Fatalf("order %v, want %v", ran, want)
+	}
+	var gaps []time.Duration
+	for i := 1; i < len(ran); i++ {
+		gaps = append(gaps, time.Duration(starts[ran[i]][0]-starts[ran[i-1]][0]).Round(time.Millisecond))
+	}
+	t.Logf("ran %v, %v apart", ran, gaps)
+
+	st := status(t, c, orderKey)
+	if n := st.Counters; st.Queued != 0 || st.Unclaimed != 0 || n.Queued != int64(len(reqs)) || n.Granted != int64(len(ran)) ||
+		n.Refunded != 0 || n.Cancelled+n.Expired != int64(len(reqs)-len(ran)) {
+		t.Fatalf("status: %d waiting, %d unclaimed, counters %+v; want %d queued, %d granted, %d cancelled or expired, none refunded",
+			st.Queued, st.Unclaimed, n, len(reqs), len(ran), len(reqs)-len(ran))
+	}
 }
