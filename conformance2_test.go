@@ -234,5 +234,8 @@ func TestG10CorruptTicketDeadLettered(t *testing.T) {
 		if st.DeadLetters != 1 || st.Counters.Corrupt != 1 || st.Queued != 0 {
 			t.Fatalf("dead letters %d, corrupt %d, queued %d; want 1, 1, 0", st.DeadLetters, st.Counters.Corrupt, st.Queued)
 		}
+		if dls, err := c.DeadLetters(ctx, "k", 5); err != nil || len(dls) != 1 || string(dls[0].Raw) != "\xc1 not a ticket" || dls[0].JobID != "" {
+			t.Fatalf("DeadLetters: %+v, %v; want the corrupt bytes", dls, err)
+		}
 	})
 }

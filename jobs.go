@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -156,4 +157,43 @@ func JobIDOf(err error) (string, bool) {
 		return we.ID, true
 	}
 	return "", false
+}
+
+// DeadLetter is one entry of a key's dead-letter list.
+type DeadLetter struct {
+	// JobID is set when the entry is a durable job that failed on its last allowed run (or
+	// whose lease lapsed too often): its handler, payload, failed runs, lapsed leases, last
+	// error and when it was dead-lettered. Otherwise the entry is a corrupt ticket, kept in Raw.
+	JobID, Handler       string
+	Payload              []byte
+	Failures, LeasesLost int
+	Error                string
+	At                   time.Time
+	Raw                  []byte
+}
+
+// DeadLetters returns the last n (at most 1000) entries of key's dead-letter list, oldest
+// first. Status counts them; Reset clears them.
+func (c *Client) DeadLetters(ctx context.Context, key string, n int) ([]DeadLetter, error) {
+	if err := c.usable(key); err != nil {
+		return nil, err
+	}
+	if n < 1 || n > 1000 {
+		return nil, fmt.Errorf("%w: DeadLetters: n must be 1 to 1000, got %d", ErrInvalidConfig, n)
+	}
+	raws, err := c.node.Backend().DeadLetters(ctx, key, n)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	out := make([]DeadLetter, len(raws))
+	for i, raw := range raws {
+		d, ok := queue.DecodeDeadJob(raw)
+		if !ok {
+			out[i] = DeadLetter{Raw: raw}
+			continue
+		}
+		out[i] = DeadLetter{JobID: processor.JobID(d.Key, d.ID), Handler: d.Handler, Payload: d.Payload, Failures: d.Failures,
+			LeasesLost: d.Lost, Error: d.Error, At: c.node.LocalTime(d.At)}
+	}
+	return out, nil
 }

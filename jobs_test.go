@@ -144,6 +144,14 @@ func TestJobRetriesWithBackoffThenDeadLetters(t *testing.T) {
 		if st.DeadLetters != 1 || st.Counters.Dead != 1 || st.Counters.Retried != 2 || st.Counters.Failed != 3 || st.Jobs != 0 {
 			t.Fatalf("status %+v: want one dead letter, 2 retries, 3 failures", st)
 		}
+		dls, err := c.DeadLetters(context.Background(), "k", 10)
+		if err != nil || len(dls) != 1 {
+			t.Fatalf("DeadLetters: %+v, %v", dls, err)
+		}
+		if d := dls[0]; d.JobID != id || d.Handler != "flaky" || string(d.Payload) != "x" || d.Failures != 3 || d.Error != "upstream broke" ||
+			time.Since(d.At) > time.Minute || d.Raw != nil {
+			t.Fatalf("dead letter %+v", d)
+		}
 	})
 }
 

@@ -253,4 +253,48 @@ type JobBackend interface {
 	// Handlers records that node runs the handlers named (for ttl), and lists the handlers
 	// some live node runs.
 	Handlers(ctx context.Context, names []string, ttl time.Duration) ([]string, error)
+	// DeadLetters returns the last n entries of key's dead-letter list, oldest first: corrupt
+	// tickets as they were, durable jobs as DecodeDeadJob reads them.
+	DeadLetters(ctx context.Context, key string, n int) ([][]byte, error)
+}
+
+// DeadJob is a durable job that failed for the last time, as its key's dead-letter list keeps it.
+type DeadJob struct {
+	ID             []byte
+	Key, Handler   string
+	Payload        []byte
+	Failures, Lost int
+	Error          string
+	At             int64 // µs of server time
+}
+
+// DecodeDeadJob reads a dead-letter entry of a durable job; ok is false for other entries.
+func DecodeDeadJob(b []byte) (d DeadJob, ok bool) {
+	var v []any
+	if msgpack.Unmarshal(b, &v) != nil || len(v) != 9 {
+		return d, false
+	}
+	str := func(x any) (string, bool) {
+		switch s := x.(type) {
+		case string:
+			return s, true
+		case []byte:
+			return string(s), true
+		}
+		return "", false
+	}
+	tag, ok1 := str(v[0])
+	id, ok2 := str(v[1])
+	key, ok3 := str(v[2])
+	h, ok4 := str(v[3])
+	payload, ok5 := str(v[4])
+	failures, ok6 := toInt(v[5])
+	lost, ok7 := toInt(v[6])
+	msg, ok8 := str(v[7])
+	at, ok9 := toInt(v[8])
+	if tag != "job" || !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7 && ok8 && ok9) || len(id) != IDLen {
+		return d, false
+	}
+	return DeadJob{ID: []byte(id), Key: key, Handler: h, Payload: []byte(payload), Failures: int(failures), Lost: int(lost),
+		Error: msg, At: at}, true
 }

@@ -139,6 +139,7 @@ const (
 	kWindow  = 0
 	kPaused  = 6
 	kStats   = 7
+	kDLQ     = 8
 	kEvicted = 9
 )
 

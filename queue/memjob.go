@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -267,4 +268,14 @@ func (m *Memory) Handlers(_ context.Context, names []string, ttl time.Duration) 
 		}
 	}
 	return live, nil
+}
+
+func (m *Memory) DeadLetters(_ context.Context, key string, n int) ([][]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := m.key(key, m.now(), false)
+	if k == nil {
+		return nil, nil
+	}
+	return slices.Clone(k.dlq[max(0, len(k.dlq)-n):]), nil
 }

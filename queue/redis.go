@@ -726,3 +726,16 @@ func (r *Redis) Handlers(ctx context.Context, names []string, ttl time.Duration)
 	}
 	return live, nil
 }
+
+func (r *Redis) DeadLetters(ctx context.Context, key string, n int) ([][]byte, error) {
+	dlq := r.ks.perKey(key, config.SlidingWindow)[kDLQ]
+	vs, err := r.rdb.LRange(ctx, dlq, int64(-n), -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("queue: dead letters of %q: %w", key, err)
+	}
+	out := make([][]byte, len(vs))
+	for i, v := range vs {
+		out[i] = []byte(v)
+	}
+	return out, nil
+}

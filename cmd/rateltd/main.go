@@ -94,7 +94,7 @@ type env struct {
 var commands []*command // filled by init functions of the command files
 
 // commandOrder is the order of the commands in the usage.
-var commandOrder = []string{"status", "watch", "pause", "resume", "reset", "limit", "serve", "demo"}
+var commandOrder = []string{"status", "watch", "pause", "resume", "reset", "limit", "dead", "serve", "demo"}
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	g := &globals{}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"strings"
@@ -116,6 +117,41 @@ func TestStatusPauseResetLimit(t *testing.T) {
 	}
 }
 
+// TestDead: a durable job that failed for the last time shows in `rateltd dead`, as a table and
+// as JSON.
+func TestDead(t *testing.T) {
+	c := newCLI(t)
+	ctx := context.Background()
+	if code, out, _ := c.run("dead", "jobs:k"); code != 0 || out != "jobs:k: no dead letters\n" {
+		t.Fatalf("dead of nothing: %d %q", code, out)
+	}
+	if err := c.lib.Handle("fails", func(context.Context, []byte) ([]byte, error) { return nil, errors.New("smtp said no") }); err != nil {
+		t.Fatal(err)
+	}
+	id, err := c.lib.Enqueue(ctx, "jobs:k", "fails", []byte("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := c.lib.Wait(wctx, id); !errors.Is(err, rateltd.ErrJobFailed) {
+		t.Fatalf("Wait: %v", err)
+	}
+	code, out, errOut := c.run("dead", "jobs:k")
+	if code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "fails") || !strings.Contains(out, `"smtp said no"`) || !strings.Contains(out, "5 bytes") {
+		t.Fatalf("dead: %d %q %q", code, out, errOut)
+	}
+	code, out, _ = c.run("dead", "jobs:k", "--json")
+	var dls []struct {
+		JobID   string `json:"job_id"`
+		Payload []byte `json:"payload"`
+		Error   string `json:"error"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &dls) != nil || len(dls) != 1 || dls[0].JobID != id || string(dls[0].Payload) != "hello" || dls[0].Error != "smtp said no" {
+		t.Fatalf("dead --json: %d %q", code, out)
+	}
+}
+
 // TestBadInput: bad input exits 2 with one line naming the problem; a failure exits 1.
 func TestBadInput(t *testing.T) {
 	c := newCLI(t)
@@ -135,6 +171,8 @@ func TestBadInput(t *testing.T) {
 		{[]string{"limit", "frob", "k"}, 2, "limit get KEY"},
 		{[]string{"status", "--bogus"}, 2, "bogus"},
 		{[]string{"watch", "--interval", "1ms"}, 2, "--interval"},
+		{[]string{"dead"}, 2, "exactly one key"},
+		{[]string{"dead", "-n", "0", "k"}, 2, "-n must be 1 to 1000"},
 		{[]string{"--config", "/nonexistent.yaml", "status"}, 2, "nonexistent"},
 		{[]string{"--redis", "nope://x", "status"}, 2, "--redis"},
 		{[]string{"--redis", "redis://127.0.0.1:1/0", "status"}, 1, "unavailable"},
@@ -156,7 +194,7 @@ func TestBadInput(t *testing.T) {
 // TestHelp: --help on every command prints its usage and exits 0.
 func TestHelp(t *testing.T) {
 	for _, args := range [][]string{{"--help"}, {"help"}, {"status", "--help"}, {"watch", "--help"}, {"pause", "--help"},
-		{"resume", "--help"}, {"reset", "--help"}, {"limit", "--help"}, {"serve", "--help"}, {"demo", "--help"}} {
+		{"resume", "--help"}, {"reset", "--help"}, {"limit", "--help"}, {"dead", "--help"}, {"serve", "--help"}, {"demo", "--help"}} {
 		var out, errOut bytes.Buffer
 		if code := run(context.Background(), args, &out, &errOut); code != 0 || !strings.Contains(out.String(), "usage: rateltd") {
 			t.Errorf("%q: exit %d, %q %q", args, code, out.String(), errOut.String())
