@@ -37,6 +37,20 @@
 // request out of the line at once. A full line refuses newcomers ([ErrQueueFull]) or drops its
 // oldest request ([ErrEvicted]), as the key's Overflow says.
 //
+// # Durable jobs
+//
+// Work that must outlive the process that asked for it is a durable job: a handler name and
+// bytes, kept in Redis. [Client.Handle] registers a handler on the nodes that run it;
+// [Client.Enqueue] puts a job in a key's line (the same line, limit, priorities and deadlines
+// as requests) and returns its id; [Client.Wait] returns its result, on any node, also after a
+// restart, for [Config].ResultTTL. [HandleFunc] and [Call] are the typed forms, over msgpack.
+// A job runs at least once: on a node that runs its handler and has a free worker
+// ([Config].Workers), under a lease that another node takes back when that node dies. A failing
+// handler runs again after an exponential backoff with jitter while [WithMaxRetries] lasts;
+// then the job is dead-lettered ([Client.DeadLetters]) and Wait returns a [*JobError]. Make
+// handlers idempotent: a node that dies after a handler's work, before its result is kept,
+// leaves the job to run again.
+//
 // # Operating
 //
 // [Client.Status] shows a key's window, line, pause and counters; [Client.Check] answers
