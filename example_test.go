@@ -116,3 +116,46 @@ func ExampleWithTimeout() {
 	// <nil>
 	// true
 }
+
+// A durable job: registered by name on the nodes that run it, enqueued from any node, its result
+// read by id from any node. With Redis, the job outlives the process that enqueued it.
+func ExampleClient_Enqueue() {
+	rl, err := rateltd.New(rateltd.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer rl.Close()
+
+	if err := rl.Handle("greet", func(ctx context.Context, payload []byte) ([]byte, error) {
+		return []byte("hello, " + string(payload)), nil
+	}); err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	id, err := rl.Enqueue(ctx, "mail", "greet", []byte("ada"), rateltd.WithMaxRetries(3))
+	if err != nil {
+		panic(err)
+	}
+	res, err := rl.Wait(ctx, id)
+	fmt.Printf("%s %v\n", res, err)
+	// Output: hello, ada <nil>
+}
+
+// Call is Enqueue and Wait with typed payload and result, over msgpack.
+func ExampleCall() {
+	rl, err := rateltd.New(rateltd.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer rl.Close()
+
+	type sum struct{ A, B int }
+	if err := rateltd.HandleFunc(rl, "add", func(ctx context.Context, in sum) (int, error) {
+		return in.A + in.B, nil
+	}); err != nil {
+		panic(err)
+	}
+	n, err := rateltd.Call[sum, int](context.Background(), rl, "math", "add", sum{2, 3})
+	fmt.Println(n, err)
+	// Output: 5 <nil>
+}
