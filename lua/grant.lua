@@ -61,7 +61,11 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', LEASE, '-inf', I(now), 'LIMIT', 
   elseif j then
     job_requeue(now, id, j)
   else
-    redis.call('HDEL', JOBS, id)
+    local raw = redis.call('HGET', JOBS, id)
+    if raw then
+      dead_letter(raw) -- an undecodable record
+      redis.call('HDEL', JOBS, id)
+    end
   end
 end
 
