@@ -57,7 +57,9 @@ func (c *Client) Handle(name string, h Handler) error {
 // handler fails. Its state lives in Redis: Wait for its result from any Client, also after a
 // restart. It fails with ErrQueueFull, ErrWouldExceedDeadline, ErrPayloadTooLarge (payload
 // over Config.MaxPayload), ErrInvalidKey, ErrInvalidConfig, ErrClosed or ErrUnavailable (Redis
-// unreachable, whatever Config.OnRedisError says: a durable job cannot be kept locally).
+// unreachable, whatever Config.OnRedisError says: a durable job cannot be kept locally). When
+// the answer of a Redis that did queue the job is lost (a timeout, a cut connection), Enqueue
+// fails although the job is in line: an enqueue retried after ErrUnavailable may run twice.
 func (c *Client) Enqueue(ctx context.Context, key, handler string, payload []byte, opts ...Option) (string, error) {
 	if err := c.usable(key); err != nil {
 		return "", err
