@@ -59,7 +59,8 @@ func (c *Client) Handle(name string, h Handler) error {
 // over Config.MaxPayload), ErrInvalidKey, ErrInvalidConfig, ErrClosed or ErrUnavailable (Redis
 // unreachable, whatever Config.OnRedisError says: a durable job cannot be kept locally). When
 // the answer of a Redis that did queue the job is lost (a timeout, a cut connection), Enqueue
-// fails although the job is in line: an enqueue retried after ErrUnavailable may run twice.
+// fails although the job is in line: an enqueue retried after ErrUnavailable may run twice,
+// unless the job is named (WithJobName), which makes Enqueue idempotent.
 func (c *Client) Enqueue(ctx context.Context, key, handler string, payload []byte, opts ...Option) (string, error) {
 	if err := c.usable(key); err != nil {
 		return "", err
@@ -69,7 +70,7 @@ func (c *Client) Enqueue(ctx context.Context, key, handler string, payload []byt
 		return "", err
 	}
 	return c.node.Enqueue(ctx, processor.Job{Key: key, Handler: handler, Payload: payload, Priority: o.priority,
-		Timeout: o.timeout, MaxRetries: o.retries})
+		Timeout: o.timeout, MaxRetries: o.retries, Name: o.jobName})
 }
 
 // Wait waits until the durable job id has ended and returns its handler's result. It fails

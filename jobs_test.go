@@ -453,3 +453,38 @@ func TestJobWorkersBound(t *testing.T) {
 		}
 	})
 }
+
+// TestJobNameMakesEnqueueIdempotent: a job enqueued again under the same key and name, while
+// it waits, runs or has its result kept, is not queued again: the same id, one run.
+func TestJobNameMakesEnqueueIdempotent(t *testing.T) {
+	eachBackend(t, func(t *testing.T, h *harness) {
+		c := h.client(jobConfig())
+		var runs atomic.Int32
+		id := enqueue(t, c, "k", "count", "first", WithJobName("order-42"))
+		if again := enqueue(t, c, "k", "count", "second", WithJobName("order-42")); again != id {
+			t.Fatalf("waiting: ids %s and %s", id, again)
+		}
+		if st := status(t, c, "k"); st.Jobs != 1 || st.Queued != 1 {
+			t.Fatalf("status %+v: want one job", st)
+		}
+		if err := c.Handle("count", func(_ context.Context, p []byte) ([]byte, error) { runs.Add(1); return p, nil }); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := wait(t, c, id); err != nil || string(got) != "first" {
+			t.Fatalf("Wait = %q, %v", got, err)
+		}
+		if again := enqueue(t, c, "k", "count", "third", WithJobName("order-42")); again != id {
+			t.Fatalf("done: ids %s and %s", id, again)
+		}
+		other := enqueue(t, c, "other", "count", "x", WithJobName("order-42"))
+		if other == id {
+			t.Fatal("the same name on another key gave the same id")
+		}
+		if _, err := wait(t, c, other); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := wait(t, c, id); err != nil || string(got) != "first" || runs.Load() != 2 {
+			t.Fatalf("after enqueuing again: %q, %v, %d runs; want the first result and one run per key", got, err, runs.Load())
+		}
+	})
+}

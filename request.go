@@ -18,6 +18,7 @@ type options struct {
 	priority Priority
 	timeout  time.Duration
 	retries  int
+	jobName  string
 }
 
 // WithPriority sets the request's priority. Defaults to PriorityNormal.
@@ -30,6 +31,12 @@ func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout =
 // WithMaxRetries lets a request whose fn returned a RetryAfterError run again up to n times,
 // from the head of its line, within its deadline. Defaults to 0: the error is returned.
 func WithMaxRetries(n int) Option { return func(o *options) { o.retries = n } }
+
+// WithJobName names a durable job within its key, making Enqueue idempotent: the job's id
+// follows from the key and the name, and enqueuing a job of the same key and name while one
+// waits, runs or has its result kept (Config.ResultTTL) queues nothing and returns the same
+// id. Safe to retry after ErrUnavailable. Requests ignore it.
+func WithJobName(name string) Option { return func(o *options) { o.jobName = name } }
 
 func apply(opts []Option) (options, error) {
 	o := options{priority: PriorityNormal}

@@ -4,7 +4,8 @@
 -- admit.lua and enqueue_end.lua.
 -- KEYS: see limits.lua and jobs.lua. ARGV 1-6: see limits.lua.
 -- ARGV: 7-13 as admit_fast.lua's (13 is 0)  14 the job's record (see jobs.lua)
--- Reply: as admit's; code 2 queued, 3 full, 4 would exceed deadline.
+-- Reply: as admit's; code 2 queued, 3 full, 4 would exceed deadline, 5 a job of that id is
+-- waiting, running or has its result kept (nothing written).
 local RAW, ID, PRIO, DEADLINE = ARGV[7], ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
 local MAXQ, OVERFLOW, HEAD = tonumber(ARGV[11]), tonumber(ARGV[12]), false
 local now = now_us()

@@ -105,7 +105,13 @@ type Job struct {
 	Priority     config.Priority
 	Timeout      time.Duration
 	MaxRetries   int
+	// Name, when set, makes the job's id a function of Key and Name: an Enqueue of a job
+	// whose id is waiting, running or has its result kept queues nothing.
+	Name string
 }
+
+// jobNamespace derives the ids of named jobs.
+var jobNamespace = uuid.MustParse("5d3b7f0e-8c1a-4f2e-9b6d-2a7c4e1f0b93")
 
 // Enqueue puts a durable job in its key's line and returns its id. It fails with
 // ErrQueueFull, ErrWouldExceedDeadline, ErrPayloadTooLarge or ErrUnavailable.
@@ -127,6 +133,9 @@ func (n *Node) Enqueue(ctx context.Context, req Job) (string, error) {
 	// The job outlives the caller: only the key's QueueTimeout and the job's own bound it.
 	deadline := Deadline(context.Background(), start, p.Limit, req.Timeout)
 	id := uuid.New()
+	if req.Name != "" {
+		id = uuid.NewSHA1(jobNamespace, []byte(req.Key+"\x00"+req.Name))
+	}
 	t := &queue.Ticket{ID: id[:], Key: req.Key, Priority: req.Priority, Enqueued: n.ServerTime(start),
 		Deadline: n.ServerTime(deadline), Owner: n.id, Handler: req.Handler}
 	raw, err := t.Encode()
@@ -146,6 +155,8 @@ func (n *Node) Enqueue(ctx context.Context, req Job) (string, error) {
 	}
 	n.observe(rep.Now)
 	switch rep.Outcome {
+	case queue.Duplicate:
+		return JobID(req.Key, t.ID), nil
 	case queue.Full:
 		return "", fmt.Errorf("%w: key %q", config.ErrQueueFull, req.Key)
 	case queue.WouldExceed:

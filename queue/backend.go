@@ -42,6 +42,9 @@ const (
 	Full
 	// WouldExceed: the earliest start the line allows is past the ticket's deadline.
 	WouldExceed
+	// Duplicate (Enqueue): a job of that id is waiting, running or has a result kept; nothing
+	// was written.
+	Duplicate
 )
 
 // AdmitReply is the result of Admit.

@@ -154,6 +154,9 @@ func (k *memKey) reclaim(s step, maxLost int, rep *GrantReply) {
 
 // enqueue is enqueue.lua.
 func (k *memKey) enqueue(s step, t *Ticket, raw []byte, j *Job) AdmitReply {
+	if r, ok := k.results[string(t.ID)]; k.jobs[string(t.ID)] != nil || (ok && r.exp > s.now) {
+		return AdmitReply{Outcome: Duplicate, Now: s.now}
+	}
 	rep := k.queue(s, t, raw, k.win(s.l).Free(s.l, s.now, true))
 	if rep.Outcome == Queued {
 		k.jobs[string(t.ID)] = j

@@ -112,7 +112,7 @@ func parseAdmit(v any) (AdmitReply, error) {
 	if err != nil {
 		return AdmitReply{}, err
 	}
-	if n[0] < int64(Granted) || n[0] > int64(WouldExceed) {
+	if n[0] < int64(Granted) || n[0] > int64(Duplicate) {
 		return AdmitReply{}, fmt.Errorf("unknown outcome %d", n[0])
 	}
 	rep := AdmitReply{Outcome: Outcome(n[0]), Now: n[1], Remaining: int(n[2]), Earliest: n[3], LineBefore: int(n[4])}
