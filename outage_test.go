@@ -1,6 +1,7 @@
 package rateltd
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -194,4 +195,69 @@ func TestG11DurableJobsOutliveAnOutage(t *testing.T) {
 	if err := <-early; err != nil {
 		t.Fatalf("a Wait begun before the outage: %v", err)
 	}
+}
+
+// TestCRC16MatchesRedis: the slot the Client's outage tracking computes for a key is the slot
+// Redis Cluster gives its hash tag.
+func TestCRC16MatchesRedis(t *testing.T) {
+	cl := redistest.SharedCluster(t)
+	rdb := cl.Client(t)
+	for _, key := range []string{"a", "foo", "openai", "stripe:acct_42", "ключ", "123456789"} {
+		want, err := rdb.ClusterKeySlot(context.Background(), "x:{"+key+"}:w").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := int64(crc16(key) % clusterSlots); got != want {
+			t.Errorf("slot of %q: %d, Redis says %d", key, got, want)
+		}
+	}
+}
+
+// TestG11ClusterMasterDown: on a Redis Cluster, a master killed fails only the keys it serves —
+// by their deadline, fn not run (FailClosed) — while keys of the other masters are served as
+// before; when the master is back on its port, the same Client serves its keys again.
+func TestG11ClusterMasterDown(t *testing.T) {
+	t.Parallel()
+	cl := redistest.FreshCluster(t)
+	c, err := New(Config{Redis: cl.Client(t), Prefix: cl.Prefix(t), PollInterval: 100 * time.Millisecond,
+		Default: Limit{Max: 1000, Window: time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// keyA lives on master 0, keyB on another one.
+	keyA, keyB := "", ""
+	for i := 0; keyA == "" || keyB == ""; i++ {
+		k := "k" + strconv.Itoa(i)
+		if cl.MasterOf(t, k) == 0 {
+			keyA = cmp.Or(keyA, k)
+		} else {
+			keyB = cmp.Or(keyB, k)
+		}
+	}
+	ctx := context.Background()
+	for _, k := range []string{keyA, keyB} {
+		if _, err := c.Request(ctx, k, noop); err != nil {
+			t.Fatalf("%s before the outage: %v", k, err)
+		}
+	}
+	cl.Node(0).Kill()
+
+	var ran atomic.Bool
+	start := time.Now()
+	_, err = c.Request(ctx, keyA, func(context.Context) (any, error) { ran.Store(true); return nil, nil }, WithTimeout(time.Second))
+	if !errors.Is(err, ErrUnavailable) || ran.Load() || time.Since(start) > 2*time.Second {
+		t.Fatalf("%s on the dead master: %v, ran %v, after %v; want ErrUnavailable by the deadline", keyA, err, ran.Load(), time.Since(start))
+	}
+	for range 20 {
+		if _, err := c.Request(ctx, keyB, noop, WithTimeout(time.Second)); err != nil {
+			t.Fatalf("%s on a live master, while another is down: %v", keyB, err)
+		}
+	}
+
+	cl.Node(0).Restart(t)
+	eventually(t, 20*time.Second, keyA+" served again", func() bool {
+		_, err := c.Request(ctx, keyA, noop, WithTimeout(time.Second))
+		return err == nil
+	})
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/rateltd/rateltd/config"
 	"github.com/rateltd/rateltd/processor"
 	"github.com/rateltd/rateltd/queue"
@@ -89,7 +91,8 @@ type Client struct {
 	node *processor.Node
 	cfg  config.Config
 
-	// redis tracks whether Redis answered lately; local is FailLocal's limiter.
+	// redis tracks whether Redis answered lately (per hash slot on a cluster); local is
+	// FailLocal's limiter.
 	redis outage
 	local *localLimiter
 
@@ -135,7 +138,8 @@ func newClient(ctx context.Context, cfg config.Config, be queue.Backend) (*Clien
 		}
 		return ra.After, true
 	})
-	return &Client{node: node, cfg: cfg, local: &localLimiter{nodes: cfg.ExpectedNodes}}, nil
+	_, cluster := cfg.Redis.(*redis.ClusterClient)
+	return &Client{node: node, cfg: cfg, redis: newOutage(cluster), local: &localLimiter{nodes: cfg.ExpectedNodes}}, nil
 }
 
 // Close ends every request still waiting with ErrClosed (taking it out of the line), stops

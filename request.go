@@ -121,7 +121,7 @@ func (c *Client) once(ctx context.Context, key string, fn func(context.Context) 
 	start := time.Now()
 	var g processor.Grant
 	var err error
-	tried := !c.redis.down() // after a failure, requests skip Redis for redisRetry
+	tried := !c.redis.down(key) // after a failure, requests skip Redis for redisRetry
 	if tried {
 		g, err = c.node.Acquire(ctx, processor.Request{Key: key, Priority: o.priority, Timeout: o.timeout, Head: head})
 	} else {
@@ -130,9 +130,9 @@ func (c *Client) once(ctx context.Context, key string, fn func(context.Context) 
 	if c.cfg.Redis != nil {
 		switch {
 		case !errors.Is(err, ErrUnavailable):
-			c.redis.answered()
+			c.redis.answered(key)
 		case tried:
-			c.redis.failed()
+			c.redis.failed(key)
 			fallthrough
 		default:
 			err = c.degrade(ctx, key, o, start, err)

@@ -45,7 +45,49 @@ func SharedCluster(tb testing.TB) *Cluster {
 	return sharedCluster
 }
 
-func startCluster() (*Cluster, error) {
+// FreshCluster starts a private three-master cluster for this test, stopped at its cleanup, for
+// tests that kill a master: the others go on serving their slots
+// (cluster-require-full-coverage no), and a master restarted on its port rejoins.
+func FreshCluster(tb testing.TB) *Cluster {
+	tb.Helper()
+	c, err := startCluster("--cluster-require-full-coverage", "no")
+	if err != nil {
+		unavailable(tb, err)
+	}
+	tb.Cleanup(c.stop)
+	return c
+}
+
+// Node returns the i-th master, to Kill and Restart (private clusters only).
+func (c *Cluster) Node(i int) *Instance { return c.nodes[i] }
+
+// MasterOf returns the index of the master that serves the slot of the hash tag {tag}.
+func (c *Cluster) MasterOf(tb testing.TB, tag string) int {
+	tb.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: c.addrs[0]})
+	defer rdb.Close()
+	slot, err := rdb.ClusterKeySlot(context.Background(), "{"+tag+"}").Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	slots, err := rdb.ClusterSlots(context.Background()).Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, r := range slots {
+		if int64(r.Start) <= slot && slot <= int64(r.End) && len(r.Nodes) > 0 {
+			for i, a := range c.addrs {
+				if a == r.Nodes[0].Addr {
+					return i
+				}
+			}
+		}
+	}
+	tb.Fatalf("no master serves slot %d", slot)
+	return -1
+}
+
+func startCluster(extra ...string) (*Cluster, error) {
 	if err := haveBinary(); err != nil {
 		return nil, err
 	}
@@ -62,7 +104,8 @@ func startCluster() (*Cluster, error) {
 		if err := os.Mkdir(nd, 0o755); err != nil {
 			return nil, err
 		}
-		inst, err := start(nd, 0, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000")
+		inst, err := start(nd, 0, append([]string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", "5000"}, extra...)...)
 		if err != nil {
 			c.stop()
 			return nil, err
