@@ -64,26 +64,18 @@ func (c *Cluster) Node(i int) *Instance { return c.nodes[i] }
 // MasterOf returns the index of the master that serves the slot of the hash tag {tag}.
 func (c *Cluster) MasterOf(tb testing.TB, tag string) int {
 	tb.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: c.addrs[0]})
-	defer rdb.Close()
-	slot, err := rdb.ClusterKeySlot(context.Background(), "{"+tag+"}").Result()
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.addrs})
+	defer cc.Close()
+	m, err := cc.MasterForKey(context.Background(), "{"+tag+"}")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	slots, err := rdb.ClusterSlots(context.Background()).Result()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, r := range slots {
-		if int64(r.Start) <= slot && slot <= int64(r.End) && len(r.Nodes) > 0 {
-			for i, a := range c.addrs {
-				if a == r.Nodes[0].Addr {
-					return i
-				}
-			}
+	for i, a := range c.addrs {
+		if a == m.Options().Addr {
+			return i
 		}
 	}
-	tb.Fatalf("no master serves slot %d", slot)
+	tb.Fatalf("the master of {%s}, %s, is not one of %v", tag, m.Options().Addr, c.addrs)
 	return -1
 }
 
