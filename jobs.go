@@ -76,8 +76,9 @@ func (c *Client) Enqueue(ctx context.Context, key, handler string, payload []byt
 // Wait waits until the durable job id has ended and returns its handler's result. It fails
 // with a *JobError (ErrJobFailed) when the job failed for good, an error satisfying ErrTimeout
 // when the job's time in line ran out, ErrEvicted when its key was reset while it waited,
-// ErrJobNotFound for an unknown id or a result older than Config.ResultTTL, ctx's error, or
-// ErrUnavailable when Redis could not be read until ctx ended.
+// ErrJobNotFound for an unknown id or a result older than Config.ResultTTL, or, when ctx ends
+// first, ctx's error (not ErrTimeout: the job goes on, and a later Wait can have its result),
+// or ErrUnavailable when Redis could not be read until ctx ended.
 func (c *Client) Wait(ctx context.Context, id string) ([]byte, error) {
 	if c.isClosed() {
 		return nil, ErrClosed

@@ -488,3 +488,24 @@ func TestJobNameMakesEnqueueIdempotent(t *testing.T) {
 		}
 	})
 }
+
+// TestJobWaitGivesUpApartFromExpiry: a Wait whose ctx ends is told so by ctx's error, not by
+// ErrTimeout (which says the job expired in line); the job goes on, and a later Wait has it.
+func TestJobWaitGivesUpApartFromExpiry(t *testing.T) {
+	eachBackend(t, func(t *testing.T, h *harness) {
+		c := h.client(jobConfig())
+		id := enqueue(t, c, "k", "later", "x")
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		_, err := c.Wait(ctx, id)
+		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrTimeout) {
+			t.Fatalf("Wait past its ctx: %v; want ctx's error and not ErrTimeout", err)
+		}
+		if err := c.Handle("later", func(_ context.Context, p []byte) ([]byte, error) { return p, nil }); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := wait(t, c, id); err != nil || string(got) != "x" {
+			t.Fatalf("a later Wait = %q, %v", got, err)
+		}
+	})
+}

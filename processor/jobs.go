@@ -206,7 +206,8 @@ func (n *Node) Wait(ctx context.Context, key string, id []byte) (queue.JobResult
 			if last != nil {
 				return queue.JobResult{}, fmt.Errorf("%w: %v (%v)", config.ErrUnavailable, last, ctx.Err())
 			}
-			return queue.JobResult{}, ctxError(ctx.Err(), key)
+			// ctx's own error, not ErrTimeout: the job goes on; only its expiry in line is ErrTimeout.
+			return queue.JobResult{}, fmt.Errorf("rateltd: stopped waiting for job %s: %w", sid, ctx.Err())
 		case <-n.stop:
 			return queue.JobResult{}, config.ErrClosed
 		case <-ch:
