@@ -13,6 +13,8 @@
 //	                                     200 when granted; 429 with Retry-After when the wait
 //	                                     would exceed wait or the line is full (see
 //	                                     middleware.Refused)
+//	POST /v1/jobs/{key}?handler=NAME     enqueue a durable job, the body its payload: 201 {"id"}
+//	GET  /v1/jobs/{key}/{uuid}?wait=10s  its result: 200 done/failed/expired/evicted, 202 pending
 //	GET  /healthz, /readyz, /metrics
 //
 // Answers about a key carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset (seconds)
@@ -50,6 +52,9 @@ type Options struct {
 	MaxWait time.Duration
 	// MaxBody bounds request bodies, in bytes. Defaults to 64 KiB.
 	MaxBody int64
+	// MaxPayload bounds the body of POST /v1/jobs (a durable job's payload), in bytes; the
+	// Client's Config.MaxPayload applies too. Defaults to 1 MiB.
+	MaxPayload int64
 }
 
 // API serves the routes. Create it with NewHandler.
@@ -67,6 +72,9 @@ func NewHandler(c *rateltd.Client, opts Options) *API {
 	if opts.MaxBody <= 0 {
 		opts.MaxBody = 64 << 10
 	}
+	if opts.MaxPayload <= 0 {
+		opts.MaxPayload = config.DefaultMaxPayload
+	}
 	a := &API{c: c, opts: opts, mux: http.NewServeMux()}
 	a.mux.HandleFunc("GET /v1/keys", a.listKeys)
 	a.mux.HandleFunc("GET /v1/keys/{key}", a.withKey(true, a.status))
@@ -76,6 +84,8 @@ func NewHandler(c *rateltd.Client, opts Options) *API {
 	a.mux.HandleFunc("GET /v1/keys/{key}/limit", a.withKey(true, a.getLimit))
 	a.mux.HandleFunc("PUT /v1/keys/{key}/limit", a.admin(a.withKey(true, a.putLimit)))
 	a.mux.HandleFunc("POST /v1/acquire/{key}", a.withKey(false, a.acquire)) // sets them after its outcome
+	a.mux.HandleFunc("POST /v1/jobs/{key}", a.withKey(false, a.enqueue))
+	a.mux.HandleFunc("GET /v1/jobs/{key}/{uuid}", a.withKey(false, a.job))
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
