@@ -204,10 +204,9 @@ func (n *Node) Wait(ctx context.Context, key string, id []byte) (queue.JobResult
 		select {
 		case <-ctx.Done():
 			if last != nil {
-				return queue.JobResult{}, fmt.Errorf("%w: %v (%v)", config.ErrUnavailable, last, ctx.Err())
+				return queue.JobResult{}, fmt.Errorf("%w: %v (%w)", config.ErrUnavailable, last, ctx.Err())
 			}
-			// ctx's own error, not ErrTimeout: the job goes on; only its expiry in line is ErrTimeout.
-			return queue.JobResult{}, fmt.Errorf("rateltd: stopped waiting for job %s: %w", sid, ctx.Err())
+			return queue.JobResult{}, stoppedWaiting(ctx, sid)
 		case <-n.stop:
 			return queue.JobResult{}, config.ErrClosed
 		case <-ch:
@@ -215,6 +214,8 @@ func (n *Node) Wait(ctx context.Context, key string, id []byte) (queue.JobResult
 		}
 		r, err := n.be.Result(ctx, key, id)
 		switch {
+		case err != nil && ctx.Err() != nil:
+			return queue.JobResult{}, stoppedWaiting(ctx, sid) // the read was cut short: that says nothing of Redis
 		case err != nil:
 			last = err
 		case r.State != queue.JobPending:
@@ -230,6 +231,12 @@ func (n *Node) Wait(ctx context.Context, key string, id []byte) (queue.JobResult
 		}
 		timer.Reset(n.cfg.PollInterval)
 	}
+}
+
+// stoppedWaiting is Wait's error when ctx ends first: ctx's own, not ErrTimeout, since the job
+// goes on (only its expiry in line is ErrTimeout).
+func stoppedWaiting(ctx context.Context, sid string) error {
+	return fmt.Errorf("rateltd: stopped waiting for job %s: %w", sid, ctx.Err())
 }
 
 // jobDone wakes this node's Wait calls for the job sid.
