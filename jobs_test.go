@@ -270,8 +270,8 @@ func TestJobGivenBackOnClose(t *testing.T) {
 func TestJobExpiresInLine(t *testing.T) {
 	eachBackend(t, func(t *testing.T, h *harness) {
 		c := h.client(jobConfig())
-		id := enqueue(t, c, "k", "nobody", "", WithTimeout(300*time.Millisecond))
 		start := time.Now()
+		id := enqueue(t, c, "k", "nobody", "", WithTimeout(300*time.Millisecond))
 		_, err := wait(t, c, id)
 		if !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Wait: %v, want ErrTimeout", err)

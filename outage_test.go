@@ -254,6 +254,11 @@ func TestG11ClusterMasterDown(t *testing.T) {
 			t.Fatalf("%s on a live master, while another is down: %v", keyB, err)
 		}
 	}
+	// Still once the others hold the dead master for failed.
+	time.Sleep(3 * redistest.FreshClusterNodeTimeout)
+	if _, err := c.Request(ctx, keyB, noop, WithTimeout(time.Second)); err != nil {
+		t.Fatalf("%s on a live master, once the dead one is taken for failed: %v", keyB, err)
+	}
 
 	cl.Node(0).Restart(t)
 	eventually(t, 20*time.Second, keyA+" served again", func() bool {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -50,13 +51,17 @@ func SharedCluster(tb testing.TB) *Cluster {
 // (cluster-require-full-coverage no), and a master restarted on its port rejoins.
 func FreshCluster(tb testing.TB) *Cluster {
 	tb.Helper()
-	c, err := startCluster("--cluster-require-full-coverage", "no")
+	c, err := startCluster("--cluster-require-full-coverage", "no", "--cluster-node-timeout", strconv.Itoa(int(FreshClusterNodeTimeout.Milliseconds())))
 	if err != nil {
 		unavailable(tb, err)
 	}
 	tb.Cleanup(c.stop)
 	return c
 }
+
+// FreshClusterNodeTimeout is how long the masters of a FreshCluster take to hold a silent one
+// for failed.
+const FreshClusterNodeTimeout = time.Second
 
 // Node returns the i-th master, to Kill and Restart (private clusters only).
 func (c *Cluster) Node(i int) *Instance { return c.nodes[i] }
