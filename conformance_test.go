@@ -71,8 +71,10 @@ func TestG1NeverOverLimit(t *testing.T) {
 		starts, _ := rec.snapshot()
 		sort.Slice(starts, func(i, j int) bool { return starts[i].Before(starts[j]) })
 		// A start follows its grant by the time the grant takes to reach fn, which a loaded
-		// 2-core machine stretches by tens of milliseconds now and then.
-		const handover = 50 * time.Millisecond
+		// 2-core machine stretches by tens of milliseconds now and then (past 50ms with two
+		// race-enabled suites sharing it). The exact check is the one on Redis's grant times
+		// above; this one bounds what the upstream sees.
+		const handover = 100 * time.Millisecond
 		for i := range starts {
 			n := 0
 			for j := i; j < len(starts) && starts[j].Sub(starts[i]) < window-handover; j++ {
