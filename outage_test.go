@@ -255,7 +255,7 @@ func TestG11ClusterMasterDown(t *testing.T) {
 		}
 	}
 	// Still once the others hold the dead master for failed.
-	time.Sleep(3 * redistest.FreshClusterNodeTimeout)
+	eventually(t, 10*time.Second, "the dead master held for failed", func() bool { return cl.Failed(t, 0) })
 	if _, err := c.Request(ctx, keyB, noop, WithTimeout(time.Second)); err != nil {
 		t.Fatalf("%s on a live master, once the dead one is taken for failed: %v", keyB, err)
 	}

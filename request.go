@@ -93,7 +93,7 @@ func (c *Client) Request(ctx context.Context, key string, fn func(context.Contex
 		}
 		last = err
 		// The upstream asked to wait: every node holds the key until then.
-		c.pauseFor(ctx, key, ra.After)
+		c.node.PauseFor(ctx, key, ra.After)
 		if attempt >= o.retries {
 			return v, err
 		}
@@ -105,14 +105,6 @@ func (c *Client) Request(ctx context.Context, key string, fn func(context.Contex
 		}
 		o.timeout = left
 	}
-}
-
-// pauseFor pauses key on every node for d, unless it is paused as long already.
-func (c *Client) pauseFor(ctx context.Context, key string, d time.Duration) {
-	until := c.node.ServerTime(time.Now().Add(d))
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-	defer cancel()
-	_ = c.node.Backend().ExtendPause(pctx, key, until) // best effort: without it, the retry still waits its turn
 }
 
 // once is one attempt of Request: wait for the grant (at the head of the line when retrying),

@@ -94,7 +94,7 @@ func TestRetryAfterWithoutBudget(t *testing.T) {
 		if err := c.Pause(ctx, "ops"); err != nil {
 			t.Fatal(err)
 		}
-		c.pauseFor(ctx, "ops", time.Millisecond)
+		c.node.PauseFor(ctx, "ops", time.Millisecond)
 		if st := status(t, c, "ops"); !st.Paused || !st.PausedUntil.IsZero() {
 			t.Fatalf("operator's pause changed: %+v", st)
 		}

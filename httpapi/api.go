@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -274,27 +275,19 @@ type Acquired struct {
 
 func (a *API) acquire(w http.ResponseWriter, r *http.Request, key string) {
 	q := r.URL.Query()
-	wait := time.Duration(0)
-	if s := q.Get("wait"); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 || d > a.opts.MaxWait {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("wait %q: want a duration from 0 to %v, such as 5s", s, a.opts.MaxWait))
-			return
-		}
-		wait = d
+	wait, err := a.waitParam(q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
 	}
-	prio := rateltd.PriorityNormal
-	if s := q.Get("priority"); s != "" {
-		p, err := config.ParsePriority(s)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, err)
-			return
-		}
-		prio = p
+	prio, err := priorityParam(q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
 	}
 	start := time.Now()
 	// A wait of zero answers at once: the request may only start now.
-	_, err := a.c.Request(r.Context(), key, func(context.Context) (any, error) { return nil, nil },
+	_, err = a.c.Request(r.Context(), key, func(context.Context) (any, error) { return nil, nil },
 		rateltd.WithPriority(prio), rateltd.WithTimeout(max(wait, time.Microsecond)))
 	if err != nil {
 		middleware.Refuse(w, r, a.c, key, err) // 429 with Retry-After, or 400, or 503
@@ -302,6 +295,27 @@ func (a *API) acquire(w http.ResponseWriter, r *http.Request, key string) {
 	}
 	middleware.SetRateHeaders(r.Context(), w.Header(), a.c, key) // after the grant: what remains now
 	writeJSON(w, http.StatusOK, Acquired{Key: key, Granted: true, WaitedMS: time.Since(start).Milliseconds()})
+}
+
+// waitParam reads ?wait=, how long to wait: 0 to Options.MaxWait, 0 when absent.
+func (a *API) waitParam(q url.Values) (time.Duration, error) {
+	s := q.Get("wait")
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 || d > a.opts.MaxWait {
+		return 0, fmt.Errorf("wait %q: want a duration from 0 to %v, such as 5s", s, a.opts.MaxWait)
+	}
+	return d, nil
+}
+
+// priorityParam reads ?priority=, PriorityNormal when absent.
+func priorityParam(q url.Values) (rateltd.Priority, error) {
+	if s := q.Get("priority"); s != "" {
+		return config.ParsePriority(s)
+	}
+	return rateltd.PriorityNormal, nil
 }
 
 func (a *API) ready(w http.ResponseWriter, r *http.Request) {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/rateltd/rateltd"
-	"github.com/rateltd/rateltd/config"
 	"github.com/rateltd/rateltd/middleware"
 )
 
@@ -39,15 +38,12 @@ func (a *API) enqueue(w http.ResponseWriter, r *http.Request, key string) {
 		writeError(w, http.StatusBadRequest, errors.New("handler: missing (?handler=NAME)"))
 		return
 	}
-	opts := []rateltd.Option{rateltd.WithJobName(q.Get("name"))}
-	if s := q.Get("priority"); s != "" {
-		p, err := config.ParsePriority(s)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, err)
-			return
-		}
-		opts = append(opts, rateltd.WithPriority(p))
+	prio, err := priorityParam(q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
 	}
+	opts := []rateltd.Option{rateltd.WithJobName(q.Get("name")), rateltd.WithPriority(prio)}
 	if s := q.Get("timeout"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d <= 0 {
@@ -89,14 +85,10 @@ func (a *API) enqueue(w http.ResponseWriter, r *http.Request, key string) {
 
 func (a *API) job(w http.ResponseWriter, r *http.Request, key string) {
 	id := key + "/" + r.PathValue("uuid")
-	wait := time.Duration(0)
-	if s := r.URL.Query().Get("wait"); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 || d > a.opts.MaxWait {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("wait %q: want a duration from 0 to %v, such as 10s", s, a.opts.MaxWait))
-			return
-		}
-		wait = d
+	wait, err := a.waitParam(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
 	}
 	// A wait of zero still gives the one read its round trip.
 	ctx, cancel := context.WithTimeout(r.Context(), max(wait, 50*time.Millisecond))

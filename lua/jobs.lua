@@ -47,9 +47,7 @@ end
 
 -- Sends job id, whose handler failed for the last time, to the dead-letter list.
 local function job_dead(now, id, j, msg)
-  redis.call('RPUSH', DLQ, cmsgpack.pack({'job', id, j[1], j[2], j[3], j[6], j[8], msg, now}))
-  redis.call('LTRIM', DLQ, -1000, -1)
-  redis.call('PEXPIRE', DLQ, STATS_TTL)
+  to_dlq(cmsgpack.pack({'job', id, j[1], j[2], j[3], j[6], j[8], msg, now}))
   count('dead')
   return job_end(now, id, j, 1, msg)
 end

@@ -20,10 +20,15 @@ local function count(name, n)
   redis.call('PEXPIRE', STATS, STATS_TTL)
 end
 
-local function dead_letter(raw)
+-- Keeps raw in the dead-letter list (the last 1000).
+local function to_dlq(raw)
   redis.call('RPUSH', DLQ, raw)
   redis.call('LTRIM', DLQ, -1000, -1)
   redis.call('PEXPIRE', DLQ, STATS_TTL)
+end
+
+local function dead_letter(raw)
+  to_dlq(raw)
   count('corrupt')
 end
 

@@ -129,27 +129,16 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 		return Grant{}, fmt.Errorf("%w: %v", config.ErrUnavailable, err)
 	}
 	n.observe(rep.Now)
-	switch rep.Outcome {
-	case queue.Granted:
+	if rep.Outcome == queue.Granted {
 		n.unregister(w)
 		n.count(req.Key, queue.CountAdmitted) // counted here, not in the script: the fast path stays short
 		return Grant{At: rep.Now}, nil
-	case queue.Full:
+	}
+	if err := refusal(req.Key, rep); err != nil {
 		n.unregister(w)
-		return Grant{}, fmt.Errorf("%w: key %q", config.ErrQueueFull, req.Key)
-	case queue.WouldExceed:
-		n.unregister(w)
-		return Grant{}, fmt.Errorf("%w: key %q: earliest start in %v", config.ErrWouldExceedDeadline, req.Key,
-			time.Duration(rep.Earliest-rep.Now)*time.Microsecond)
+		return Grant{}, err
 	}
-
-	// Queued.
-	if rep.Evicted != nil {
-		n.evicted(ctx, req.Key, rep.Evicted)
-	}
-	if rep.LineBefore == 0 {
-		n.activate(ctx, req.Key, rep.Now, t.Deadline, deadline)
-	}
+	n.queued(ctx, req.Key, rep, t.Deadline, deadline)
 	n.Recheck(req.Key)
 
 	wctx, wcancel := context.WithDeadline(ctx, deadline)
@@ -178,6 +167,30 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 		return Grant{}, &TimeoutError{Key: req.Key}
 	}
 	return Grant{}, ctxError(ctx.Err(), req.Key)
+}
+
+// refusal is the error of an admit that neither granted nor queued, nil otherwise.
+func refusal(key string, rep queue.AdmitReply) error {
+	switch rep.Outcome {
+	case queue.Full:
+		return fmt.Errorf("%w: key %q", config.ErrQueueFull, key)
+	case queue.WouldExceed:
+		return fmt.Errorf("%w: key %q: earliest start in %v", config.ErrWouldExceedDeadline, key,
+			time.Duration(rep.Earliest-rep.Now)*time.Microsecond)
+	}
+	return nil
+}
+
+// queued follows an admit that queued a ticket due by until (server µs): it tells the owner
+// of a ticket evicted to make room, and, when the line was empty, puts the key in the index
+// and wakes every node, waiting for the backend no later than deadline.
+func (n *Node) queued(ctx context.Context, key string, rep queue.AdmitReply, until int64, deadline time.Time) {
+	if rep.Evicted != nil {
+		n.evicted(ctx, key, rep.Evicted)
+	}
+	if rep.LineBefore == 0 {
+		n.activate(ctx, key, rep.Now, until, deadline)
+	}
 }
 
 func (n *Node) outcome(d delivery, key string, start time.Time) (Grant, error) {

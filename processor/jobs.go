@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"runtime/debug"
 	"slices"
@@ -29,6 +30,8 @@ const MaxLost = 5
 // jobState is the node's share of durable jobs. Guarded by Node.mu.
 type jobState struct {
 	handlers map[string]Handler
+	// names are the keys of handlers, sorted (what grant steps and heartbeats send).
+	names []string
 	// live are the handlers some live node runs, as read at the last poll.
 	live []string
 	// busy counts the jobs running here; jobKeys are keys seen with jobs lately, which share
@@ -38,8 +41,6 @@ type jobState struct {
 	starved map[string]struct{}
 	// waiters are the Wait calls of this node, by job id.
 	waiters map[string]map[chan struct{}]struct{}
-	// closing is set by Close: running handlers are being cancelled.
-	closing bool
 }
 
 // jobKeyMemory is how long a key seen with jobs keeps a share of the free workers.
@@ -74,8 +75,8 @@ const MaxHandlerName = 200
 // Handle registers h to run the durable jobs named name on this node. Other nodes learn of it
 // at their next poll.
 func (n *Node) Handle(name string, h Handler) error {
-	if name == "" || len(name) > MaxHandlerName {
-		return fmt.Errorf("%w: handler name must be 1 to %d bytes, got %d", config.ErrInvalidConfig, MaxHandlerName, len(name))
+	if err := validHandlerName(name); err != nil {
+		return err
 	}
 	if h == nil {
 		return fmt.Errorf("%w: handler %q is nil", config.ErrInvalidConfig, name)
@@ -89,9 +90,17 @@ func (n *Node) Handle(name string, h Handler) error {
 		return fmt.Errorf("%w: handler %q is registered already", config.ErrInvalidConfig, name)
 	}
 	n.jobs.handlers[name] = h
+	n.jobs.names = slices.Sorted(maps.Keys(n.jobs.handlers)) // a new slice: readers keep theirs
 	n.advertise = true
 	n.all = true // lines held for this handler may move now
 	n.poke()
+	return nil
+}
+
+func validHandlerName(name string) error {
+	if name == "" || len(name) > MaxHandlerName {
+		return fmt.Errorf("%w: handler name must be 1 to %d bytes, got %d", config.ErrInvalidConfig, MaxHandlerName, len(name))
+	}
 	return nil
 }
 
@@ -119,8 +128,8 @@ func (n *Node) Enqueue(ctx context.Context, req Job) (string, error) {
 	if len(req.Payload) > n.cfg.MaxPayload {
 		return "", fmt.Errorf("%w: %d bytes, at most %d (Config.MaxPayload)", config.ErrPayloadTooLarge, len(req.Payload), n.cfg.MaxPayload)
 	}
-	if req.Handler == "" || len(req.Handler) > MaxHandlerName {
-		return "", fmt.Errorf("%w: handler name must be 1 to %d bytes, got %d", config.ErrInvalidConfig, MaxHandlerName, len(req.Handler))
+	if err := validHandlerName(req.Handler); err != nil {
+		return "", err
 	}
 	n.mu.Lock()
 	closed := n.closed
@@ -154,21 +163,13 @@ func (n *Node) Enqueue(ctx context.Context, req Job) (string, error) {
 		return "", fmt.Errorf("%w: %v", config.ErrUnavailable, err)
 	}
 	n.observe(rep.Now)
-	switch rep.Outcome {
-	case queue.Duplicate:
+	if rep.Outcome == queue.Duplicate {
 		return JobID(req.Key, t.ID), nil
-	case queue.Full:
-		return "", fmt.Errorf("%w: key %q", config.ErrQueueFull, req.Key)
-	case queue.WouldExceed:
-		return "", fmt.Errorf("%w: key %q: earliest start in %v", config.ErrWouldExceedDeadline, req.Key,
-			time.Duration(rep.Earliest-rep.Now)*time.Microsecond)
 	}
-	if rep.Evicted != nil {
-		n.evicted(ctx, req.Key, rep.Evicted)
+	if err := refusal(req.Key, rep); err != nil {
+		return "", err
 	}
-	if rep.LineBefore == 0 {
-		n.activate(ctx, req.Key, rep.Now, t.Deadline, time.Now().Add(backendTimeout))
-	}
+	n.queued(ctx, req.Key, rep, t.Deadline, time.Now().Add(backendTimeout))
 	n.mu.Lock()
 	n.jobs.jobKeys[req.Key] = time.Now()
 	n.mu.Unlock()
@@ -258,14 +259,11 @@ func (n *Node) grantArgs(keys []string) queue.GrantArgs {
 	defer n.mu.Unlock()
 	g := queue.GrantArgs{Node: n.id, Batch: n.cfg.BatchSize, ClaimTimeout: n.cfg.ClaimTimeout, Dead: n.dead,
 		Lease: n.cfg.LeaseTimeout, Hold: n.cfg.PollInterval, MaxLost: MaxLost}
-	if len(n.jobs.handlers) == 0 || n.jobs.closing {
+	if len(n.jobs.names) == 0 {
 		g.Others = n.jobs.live
 		return g
 	}
-	for h := range n.jobs.handlers {
-		g.Mine = append(g.Mine, h)
-	}
-	slices.Sort(g.Mine)
+	g.Mine = n.jobs.names
 	for _, h := range n.jobs.live {
 		if n.jobs.handlers[h] == nil {
 			g.Others = append(g.Others, h)
@@ -371,29 +369,27 @@ func (n *Node) runJob(key string, p queue.Params, g queue.GrantedJob) {
 	default:
 	}
 	end := queue.RunEnd{ID: g.ID, Run: g.Job.Runs, Outcome: queue.RunDone, Data: out}
-	n.mu.Lock()
-	closing := n.jobs.closing
-	n.mu.Unlock()
 	switch {
-	case err != nil && closing && n.jobCtx.Err() != nil:
+	case err != nil && n.jobCtx.Err() != nil: // Close cancelled the handler
 		end.Outcome = queue.RunGivenBack
 	case err != nil:
 		end.Outcome, end.Data = queue.RunFailed, []byte(err.Error())
 		end.Backoff = n.backoff(g.Job.Failures + 1)
 		if d, ok := n.retryAfterOf(err); ok {
 			end.Backoff = d
-			n.pauseKey(key, d)
+			n.PauseFor(context.Background(), key, d)
 		}
 	case len(out) > n.cfg.MaxPayload:
 		end.Outcome = queue.RunFailed
 		end.Data = fmt.Appendf(nil, "%v: result of %d bytes, at most %d (Config.MaxPayload)", config.ErrPayloadTooLarge, len(out), n.cfg.MaxPayload)
 		end.Backoff = n.backoff(g.Job.Failures + 1)
 	}
-	f := n.finish(key, p, end)
-	outcome := map[queue.Finish]config.JobOutcome{queue.FinishStale: config.JobLost, queue.FinishDone: config.JobSucceeded,
-		queue.FinishRetry: config.JobRetried, queue.FinishDead: config.JobDead, queue.FinishRequeued: config.JobGivenBack}[f]
-	n.observeJob(key, g, outcome, ran)
+	n.observeJob(key, g, jobOutcomes[n.finish(key, p, end)], ran)
 }
+
+// jobOutcomes names what a run's end did for the Observer.
+var jobOutcomes = map[queue.Finish]config.JobOutcome{queue.FinishStale: config.JobLost, queue.FinishDone: config.JobSucceeded,
+	queue.FinishRetry: config.JobRetried, queue.FinishDead: config.JobDead, queue.FinishRequeued: config.JobGivenBack}
 
 // observeJob tells the Observer, when it observes jobs, how a run ended.
 func (n *Node) observeJob(key string, g queue.GrantedJob, o config.JobOutcome, ran time.Duration) {
@@ -478,20 +474,22 @@ func (n *Node) backoff(failures int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
+// PauseFor pauses key on every node for d (the upstream asked for it), unless it is paused as
+// long already. Best effort, bounded to a second: without it a retry still waits its turn.
+func (n *Node) PauseFor(ctx context.Context, key string, d time.Duration) {
+	until := n.ServerTime(time.Now().Add(d))
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	if err := n.be.ExtendPause(pctx, key, until); err != nil {
+		n.log.Error("rateltd: pause", err, "key", key)
+	}
+}
+
 func (n *Node) retryAfterOf(err error) (time.Duration, bool) {
 	if n.retryAfter == nil {
 		return 0, false
 	}
 	return n.retryAfter(err)
-}
-
-// pauseKey pauses key everywhere for d (the upstream asked for it).
-func (n *Node) pauseKey(key string, d time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
-	defer cancel()
-	if err := n.be.ExtendPause(ctx, key, n.ServerTime(time.Now().Add(d))); err != nil {
-		n.log.Error("rateltd: pause", err, "key", key)
-	}
 }
 
 // callHandler runs h, turning a panic into an error.
@@ -510,10 +508,7 @@ func callHandler(ctx context.Context, h Handler, payload []byte) (out []byte, er
 // advertiseHandlers records this node's handlers and reads which ones some live node runs.
 func (n *Node) advertiseHandlers(ctx context.Context) {
 	n.mu.Lock()
-	names := make([]string, 0, len(n.jobs.handlers))
-	for h := range n.jobs.handlers {
-		names = append(names, h)
-	}
+	names := n.jobs.names
 	n.advertise = false
 	n.mu.Unlock()
 	live, err := n.be.Handlers(ctx, names, n.heartbeatTTL())

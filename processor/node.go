@@ -225,9 +225,6 @@ func (n *Node) Close(ctx context.Context) error {
 		n.mu.Unlock()
 		close(n.stop)
 		<-n.done
-		n.mu.Lock()
-		n.jobs.closing = true
-		n.mu.Unlock()
 		n.jobCancel()
 		jobsDone := make(chan struct{})
 		go func() {

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -68,29 +69,46 @@ func (j *Job) EncodeMsgpack(enc *msgpack.Encoder) error {
 
 // DecodeMsgpack reads what EncodeMsgpack (or jobs.lua) wrote.
 func (j *Job) DecodeMsgpack(dec *msgpack.Decoder) error {
-	n, err := dec.DecodeArrayLen()
-	if err != nil {
-		return err
-	}
-	if n != jobFields {
-		return fmt.Errorf("array of %d, want %d", n, jobFields)
-	}
 	var prio, retries, failures, runs, lost, state int64
 	var payload, holder, owner string
-	for _, err := range []error{
-		decodeInto(dec.DecodeString, &j.Key), decodeInto(dec.DecodeString, &j.Handler), decodeInto(dec.DecodeString, &payload),
-		decodeInto(dec.DecodeInt64, &prio), decodeInto(dec.DecodeInt64, &retries), decodeInto(dec.DecodeInt64, &failures),
-		decodeInto(dec.DecodeInt64, &runs), decodeInto(dec.DecodeInt64, &lost), decodeInto(dec.DecodeInt64, &j.Wait),
-		decodeInto(dec.DecodeInt64, &state), decodeInto(dec.DecodeString, &holder), decodeInto(dec.DecodeString, &owner),
-		decodeInto(dec.DecodeInt64, &j.ResultTTL), decodeInto(dec.DecodeInt64, &j.Enqueued),
-	} {
-		if err != nil {
-			return err
-		}
+	if err := decodeFields(dec, str(&j.Key), str(&j.Handler), str(&payload), num(&prio), num(&retries), num(&failures),
+		num(&runs), num(&lost), num(&j.Wait), num(&state), str(&holder), str(&owner), num(&j.ResultTTL), num(&j.Enqueued)); err != nil {
+		return err
 	}
 	j.Payload, j.Holder, j.Owner = []byte(payload), []byte(holder), []byte(owner)
 	j.Priority, j.MaxRetries, j.Failures, j.Runs, j.Lost, j.State = config.Priority(prio), int(retries), int(failures), int(runs), int(lost), int(state)
 	return nil
+}
+
+// decodeFields reads a msgpack array of exactly one element per field reader.
+func decodeFields(dec *msgpack.Decoder, fields ...func(*msgpack.Decoder) error) error {
+	n, err := dec.DecodeArrayLen()
+	if err != nil {
+		return err
+	}
+	if n != len(fields) {
+		return fmt.Errorf("array of %d, want %d", n, len(fields))
+	}
+	for _, f := range fields {
+		if err := f(dec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unmarshalFields is decodeFields over bytes.
+func unmarshalFields(b []byte, fields ...func(*msgpack.Decoder) error) error {
+	return decodeFields(msgpack.NewDecoder(bytes.NewReader(b)), fields...)
+}
+
+// str and num are field readers of decodeFields: a string (msgpack str or bin), an integer.
+func str(dst *string) func(*msgpack.Decoder) error {
+	return func(dec *msgpack.Decoder) error { return decodeInto(dec.DecodeString, dst) }
+}
+
+func num(dst *int64) func(*msgpack.Decoder) error {
+	return func(dec *msgpack.Decoder) error { return decodeInto(dec.DecodeInt64, dst) }
 }
 
 // ErrCorruptJob reports bytes that are not a job record.
@@ -196,46 +214,12 @@ type JobResult struct {
 }
 
 func decodeResult(b []byte) (JobResult, error) {
-	var v []any
-	if err := msgpack.Unmarshal(b, &v); err != nil || len(v) != 2 {
-		return JobResult{}, fmt.Errorf("queue: corrupt job result (%v)", err)
+	var st int64
+	var data string
+	if err := unmarshalFields(b, num(&st), str(&data)); err != nil {
+		return JobResult{}, fmt.Errorf("queue: corrupt job result: %v", err)
 	}
-	st, ok1 := toInt(v[0])
-	var data []byte
-	switch d := v[1].(type) {
-	case string:
-		data = []byte(d)
-	case []byte:
-		data = d
-	default:
-		ok1 = false
-	}
-	if !ok1 {
-		return JobResult{}, errors.New("queue: corrupt job result")
-	}
-	return JobResult{State: JobEnded, Status: ResultStatus(st), Data: data}, nil
-}
-
-func toInt(v any) (int64, bool) {
-	switch n := v.(type) {
-	case int8:
-		return int64(n), true
-	case int16:
-		return int64(n), true
-	case int32:
-		return int64(n), true
-	case int64:
-		return n, true
-	case uint8:
-		return int64(n), true
-	case uint16:
-		return int64(n), true
-	case uint32:
-		return int64(n), true
-	case uint64:
-		return int64(n), true
-	}
-	return 0, false
+	return JobResult{State: JobEnded, Status: ResultStatus(st), Data: []byte(data)}, nil
 }
 
 // JobBackend is the part of a Backend that keeps durable jobs.
@@ -270,31 +254,13 @@ type DeadJob struct {
 
 // DecodeDeadJob reads a dead-letter entry of a durable job; ok is false for other entries.
 func DecodeDeadJob(b []byte) (d DeadJob, ok bool) {
-	var v []any
-	if msgpack.Unmarshal(b, &v) != nil || len(v) != 9 {
-		return d, false
+	var tag, id, payload string
+	var failures, lost int64
+	err := unmarshalFields(b, str(&tag), str(&id), str(&d.Key), str(&d.Handler), str(&payload), num(&failures), num(&lost),
+		str(&d.Error), num(&d.At))
+	if err != nil || tag != "job" || len(id) != IDLen {
+		return DeadJob{}, false
 	}
-	str := func(x any) (string, bool) {
-		switch s := x.(type) {
-		case string:
-			return s, true
-		case []byte:
-			return string(s), true
-		}
-		return "", false
-	}
-	tag, ok1 := str(v[0])
-	id, ok2 := str(v[1])
-	key, ok3 := str(v[2])
-	h, ok4 := str(v[3])
-	payload, ok5 := str(v[4])
-	failures, ok6 := toInt(v[5])
-	lost, ok7 := toInt(v[6])
-	msg, ok8 := str(v[7])
-	at, ok9 := toInt(v[8])
-	if tag != "job" || !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7 && ok8 && ok9) || len(id) != IDLen {
-		return d, false
-	}
-	return DeadJob{ID: []byte(id), Key: key, Handler: h, Payload: []byte(payload), Failures: int(failures), Lost: int(lost),
-		Error: msg, At: at}, true
+	d.ID, d.Payload, d.Failures, d.Lost = []byte(id), []byte(payload), int(failures), int(lost)
+	return d, true
 }

@@ -101,11 +101,7 @@ func (k *memKey) endJob(s step, id []byte, j *Job, status ResultStatus, data []b
 // deadJob is jobs.lua's job_dead.
 func (k *memKey) deadJob(s step, id []byte, j *Job, msg string) bool {
 	raw, _ := msgpack.Marshal([]any{"job", string(id), j.Key, j.Handler, string(j.Payload), j.Failures, j.Lost, msg, s.now})
-	k.dlq = append(k.dlq, raw)
-	if len(k.dlq) > dlqKeep {
-		k.dlq = append(k.dlq[:0:0], k.dlq[len(k.dlq)-dlqKeep:]...)
-	}
-	k.dlqExp = s.now + max(s.p.StatsTTL.Microseconds(), 1_000_000)
+	k.toDLQ(s, raw)
 	k.count(s, CountDead, 1)
 	return k.endJob(s, id, j, ResultFailed, []byte(msg))
 }
@@ -117,9 +113,7 @@ func (k *memKey) requeueJob(s step, id []byte, j *Job) {
 	if err != nil {
 		return
 	}
-	q := int(j.Priority)
-	k.lines[q] = append([]memTicket{{raw: raw, t: t}}, k.lines[q]...)
-	k.linesExp[q] = max(k.linesExp[q], t.Deadline+ttlGraceMicro)
+	k.push(int(j.Priority), memTicket{raw: raw, t: t}, true, t.Deadline)
 	j.State, j.Holder = JobInLine, nil
 	k.keepJobs(s.now + j.Wait)
 }

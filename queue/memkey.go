@@ -114,12 +114,27 @@ func (k *memKey) count(s step, name string, n int64) {
 	k.statsExp = s.now + max(s.p.StatsTTL.Microseconds(), 1_000_000)
 }
 
-func (k *memKey) deadLetter(s step, raw []byte) {
+// push puts e in line q, at its head or tail; the line lives until at least deadline (µs).
+func (k *memKey) push(q int, e memTicket, head bool, deadline int64) {
+	if head {
+		k.lines[q] = append([]memTicket{e}, k.lines[q]...)
+	} else {
+		k.lines[q] = append(k.lines[q], e)
+	}
+	k.linesExp[q] = max(k.linesExp[q], deadline+ttlGraceMicro)
+}
+
+// toDLQ is line.lua's to_dlq: it keeps raw in the dead-letter list, the last dlqKeep of them.
+func (k *memKey) toDLQ(s step, raw []byte) {
 	k.dlq = append(k.dlq, raw)
 	if len(k.dlq) > dlqKeep {
 		k.dlq = append(k.dlq[:0:0], k.dlq[len(k.dlq)-dlqKeep:]...)
 	}
 	k.dlqExp = s.now + max(s.p.StatsTTL.Microseconds(), 1_000_000)
+}
+
+func (k *memKey) deadLetter(s step, raw []byte) {
+	k.toDLQ(s, raw)
 	k.count(s, CountCorrupt, 1)
 }
 
@@ -230,13 +245,7 @@ func (k *memKey) queue(s step, t *Ticket, raw []byte, free int) AdmitReply {
 	if err != nil {
 		tk = nil
 	}
-	q := int(t.Priority)
-	if s.p.Head {
-		k.lines[q] = append([]memTicket{{raw: raw, t: tk}}, k.lines[q]...)
-	} else {
-		k.lines[q] = append(k.lines[q], memTicket{raw: raw, t: tk})
-	}
-	k.linesExp[q] = max(k.linesExp[q], t.Deadline+ttlGraceMicro)
+	k.push(int(t.Priority), memTicket{raw: raw, t: tk}, s.p.Head, t.Deadline)
 	k.count(s, CountQueued, 1)
 	rep.Outcome = Queued
 	return rep

@@ -73,6 +73,9 @@ func (r *Redis) LoadScripts(ctx context.Context) error {
 	return nil
 }
 
+// anyParams are the Params of scripts that read no limit (reset, job_wait): any valid ones do.
+var anyParams = Params{Limit: config.DefaultLimit, StatsTTL: time.Second}
+
 // args returns the six ARGV every per-key script starts with, followed by extra.
 func args(p Params, extra ...any) []any {
 	l := p.Limit
@@ -336,11 +339,9 @@ func parseState(v any) (KeyState, error) {
 }
 
 func (r *Redis) Reset(ctx context.Context, key string) error {
-	// The reset script reads no limit; any valid Params will do.
 	// The windows of the other algorithms go in the same transaction (one slot).
-	p := Params{Limit: config.DefaultLimit, StatsTTL: time.Second}
 	_, err := r.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-		lua.Reset.Run(ctx, pipe, r.ks.withJobs(key, config.SlidingWindow), args(p)...)
+		lua.Reset.Run(ctx, pipe, r.ks.withJobs(key, config.SlidingWindow), args(anyParams)...)
 		pipe.Del(ctx, r.ks.windows(key)...)
 		return nil
 	})
@@ -689,8 +690,7 @@ func (r *Redis) RenewLease(ctx context.Context, key string, p Params, id []byte,
 }
 
 func (r *Redis) Result(ctx context.Context, key string, id []byte) (JobResult, error) {
-	p := Params{Limit: config.DefaultLimit, StatsTTL: time.Second}
-	v, err := r.runJobs(ctx, lua.JobWait, key, p, id)
+	v, err := r.runJobs(ctx, lua.JobWait, key, anyParams, id)
 	if err != nil {
 		return JobResult{}, fmt.Errorf("queue: job result in %q: %w", key, err)
 	}

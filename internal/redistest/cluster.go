@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,7 +52,7 @@ func SharedCluster(tb testing.TB) *Cluster {
 // (cluster-require-full-coverage no), and a master restarted on its port rejoins.
 func FreshCluster(tb testing.TB) *Cluster {
 	tb.Helper()
-	c, err := startCluster("--cluster-require-full-coverage", "no", "--cluster-node-timeout", strconv.Itoa(int(FreshClusterNodeTimeout.Milliseconds())))
+	c, err := startCluster("--cluster-require-full-coverage", "no", "--cluster-node-timeout", strconv.Itoa(int(freshClusterNodeTimeout.Milliseconds())))
 	if err != nil {
 		unavailable(tb, err)
 	}
@@ -59,9 +60,26 @@ func FreshCluster(tb testing.TB) *Cluster {
 	return c
 }
 
-// FreshClusterNodeTimeout is how long the masters of a FreshCluster take to hold a silent one
+// freshClusterNodeTimeout is how long the masters of a FreshCluster take to hold a silent one
 // for failed.
-const FreshClusterNodeTimeout = time.Second
+const freshClusterNodeTimeout = time.Second
+
+// Failed reports whether the other masters hold master i for failed.
+func (c *Cluster) Failed(tb testing.TB, i int) bool {
+	tb.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: c.addrs[(i+1)%len(c.addrs)]})
+	defer rdb.Close()
+	nodes, err := rdb.ClusterNodes(context.Background()).Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, line := range strings.Split(nodes, "\n") {
+		if f := strings.Fields(line); len(f) > 2 && strings.HasPrefix(f[1], c.addrs[i]+"@") {
+			return slices.Contains(strings.Split(f[2], ","), "fail")
+		}
+	}
+	return false
+}
 
 // Node returns the i-th master, to Kill and Restart (private clusters only).
 func (c *Cluster) Node(i int) *Instance { return c.nodes[i] }

@@ -84,25 +84,23 @@ func Server(tb testing.TB) *Instance {
 // Fresh starts a private server for this test, stopped at its cleanup.
 func Fresh(tb testing.TB) *Instance {
 	tb.Helper()
-	if err := haveBinary(); err != nil {
-		unavailable(tb, err)
-	}
-	inst, err := start(tb.TempDir(), 0)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(inst.stop)
-	return inst
+	return fresh(tb)
 }
 
 // FreshPersistent is Fresh with an append-only file synced on every write: what was written
 // before a Kill is there after Restart.
 func FreshPersistent(tb testing.TB) *Instance {
 	tb.Helper()
+	return fresh(tb, "--appendonly", "yes", "--appendfsync", "always")
+}
+
+// fresh starts a private server with extra arguments, stopped at the test's cleanup.
+func fresh(tb testing.TB, extra ...string) *Instance {
+	tb.Helper()
 	if err := haveBinary(); err != nil {
 		unavailable(tb, err)
 	}
-	inst, err := start(tb.TempDir(), 0, "--appendonly", "yes", "--appendfsync", "always")
+	inst, err := start(tb.TempDir(), 0, extra...)
 	if err != nil {
 		tb.Fatal(err)
 	}
