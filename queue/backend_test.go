@@ -80,7 +80,13 @@ func admit(t *testing.T, be queue.Backend, p queue.Params, tk *queue.Ticket, raw
 
 func grant(t *testing.T, be queue.Backend, key string, p queue.Params, node uuid.UUID) queue.GrantReply {
 	t.Helper()
-	reps, errs := be.Grant(context.Background(), []string{key}, []queue.Params{p}, queue.GrantArgs{Node: node[:], Batch: 100, ClaimTimeout: 5 * time.Second})
+	return grantWith(t, be, key, p, queue.GrantArgs{Node: node[:], Batch: 100, ClaimTimeout: 5 * time.Second})
+}
+
+// grantWith runs one grant step for key with g.
+func grantWith(t *testing.T, be queue.Backend, key string, p queue.Params, g queue.GrantArgs) queue.GrantReply {
+	t.Helper()
+	reps, errs := be.Grant(context.Background(), []string{key}, []queue.Params{p}, g)
 	if errs[0] != nil {
 		t.Fatal(errs[0])
 	}

@@ -37,12 +37,8 @@ func enqueueJob(t *testing.T, be queue.Backend, p queue.Params, key, h string, m
 // free and leases of lease.
 func grantJobs(t *testing.T, be queue.Backend, p queue.Params, key string, node uuid.UUID, mine []string, slots int, lease time.Duration) queue.GrantReply {
 	t.Helper()
-	reps, errs := be.Grant(context.Background(), []string{key}, []queue.Params{p}, queue.GrantArgs{Node: node[:], Batch: 10,
-		ClaimTimeout: time.Second, Mine: mine, Slots: []int{slots}, Lease: lease, Hold: time.Second, MaxLost: 1})
-	if errs[0] != nil {
-		t.Fatal(errs[0])
-	}
-	return reps[0]
+	return grantWith(t, be, key, p, queue.GrantArgs{Node: node[:], Batch: 10, ClaimTimeout: time.Second, Mine: mine,
+		Slots: []int{slots}, Lease: lease, Hold: time.Second, MaxLost: 1})
 }
 
 // TestJobLeaseFencing: a run whose lease lapsed and was taken by another node can neither renew
