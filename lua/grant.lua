@@ -13,7 +13,7 @@
 --       here) or '=name' (run by another live node)
 -- Reply: {paused 0/1, now µs, next µs (0: nothing to do, -1: paused with no end), {raw tickets
 --   granted to this node}, {ids of other nodes whose tickets were granted}, {job id, record, ...}
---   granted to this node, held 0/1 (a job for this node waits for a free worker), {ids of jobs
+--   granted to this node, busy 0/1 (a job for this node waits for a free worker), {ids of jobs
 --   ended here that somebody waits for}}
 local NODE, BATCH, CLAIM = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
 local HOLD, LEASE_US, SLOTS, MAX_LOST = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
