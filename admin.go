@@ -2,7 +2,6 @@ package rateltd
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/rateltd/rateltd/config"
@@ -24,6 +23,10 @@ type Counters struct {
 	// Durable jobs: runs put back for a retry after a failure, leases that lapsed while a
 	// job ran, and jobs that failed for the last time (dead-lettered).
 	Retried, Reclaimed, Dead int64
+	// BadConfig counts the times a node found the key's runtime limit (SetLimit) unreadable
+	// in Redis: once per node and stored value. The key then keeps its configured limit, and
+	// the node logs why.
+	BadConfig int64
 }
 
 // Status is a key's state, read at one instant of server time.
@@ -58,7 +61,7 @@ func (c *Client) Check(ctx context.Context, key string) (Decision, error) {
 	}
 	d, err := c.node.Backend().Check(ctx, key, c.node.Params(key))
 	if err != nil {
-		return Decision{}, unavailable(err)
+		return Decision{}, unavailable(ctx, err)
 	}
 	return d, nil
 }
@@ -69,12 +72,12 @@ func (c *Client) Status(ctx context.Context, key string) (Status, error) {
 		return Status{}, err
 	}
 	if err := c.node.FlushCounts(ctx, key); err != nil {
-		return Status{}, unavailable(err)
+		return Status{}, unavailable(ctx, err)
 	}
 	p := c.node.Params(key)
 	ks, err := c.node.Backend().State(ctx, key, p)
 	if err != nil {
-		return Status{}, unavailable(err)
+		return Status{}, unavailable(ctx, err)
 	}
 	st := Status{Key: key, Limit: p.Limit, Used: ks.Used, Remaining: ks.Remaining, QueuedByPriority: ks.Queued,
 		Unclaimed: ks.Unclaimed, DeadLetters: ks.DeadLetters, Jobs: ks.Jobs, JobsRunning: ks.Leased}
@@ -100,7 +103,7 @@ func (c *Client) Status(ctx context.Context, key string) (Status, error) {
 		Expired: m[queue.CountExpired], Rejected: m[queue.CountRejected], Evicted: m[queue.CountEvicted],
 		Cancelled: m[queue.CountCancelled], Refunded: m[queue.CountRefunded], Corrupt: m[queue.CountCorrupt],
 		Abandoned: m[queue.CountAbandoned], Retried: m[queue.CountRetried], Reclaimed: m[queue.CountReclaimed],
-		Dead:      m[queue.CountDead],
+		Dead: m[queue.CountDead], BadConfig: m[queue.CountBadConfig],
 		Succeeded: m[queue.CountSucceeded], Failed: m[queue.CountFailed]}
 	return st, nil
 }
@@ -112,7 +115,7 @@ func (c *Client) Keys(ctx context.Context) ([]string, error) {
 	}
 	keys, err := c.node.Backend().ActiveKeys(ctx)
 	if err != nil {
-		return nil, unavailable(err)
+		return nil, unavailable(ctx, err)
 	}
 	return keys, nil
 }
@@ -126,7 +129,7 @@ func (c *Client) ListKeys(ctx context.Context, cursor string, count int) ([]stri
 	}
 	keys, next, err := c.node.Backend().ListKeys(ctx, cursor, count)
 	if err != nil {
-		return nil, "", unavailable(err)
+		return nil, "", unavailable(ctx, err)
 	}
 	return keys, next, nil
 }
@@ -146,7 +149,7 @@ func (c *Client) Ping(ctx context.Context) error {
 		return ErrClosed
 	}
 	if _, err := c.node.Backend().Time(ctx); err != nil {
-		return unavailable(err)
+		return unavailable(ctx, err)
 	}
 	return nil
 }
@@ -181,17 +184,17 @@ func (c *Client) setPause(ctx context.Context, name string, until int64) error {
 			err = be.PauseKey(ctx, name, until)
 		}
 		if err != nil {
-			return unavailable(err)
+			return unavailable(ctx, err)
 		}
 		if config.Group(name) != name { // not a group name: no runtime pause to change
 			return c.recheck(ctx, name)
 		}
 	}
 	if err := be.SetRuntimePause(ctx, name, until); err != nil {
-		return unavailable(err)
+		return unavailable(ctx, err)
 	}
 	if err := c.node.RefreshRuntime(ctx); err != nil {
-		return unavailable(err)
+		return unavailable(ctx, err)
 	}
 	return nil
 }
@@ -203,7 +206,7 @@ func (c *Client) Reset(ctx context.Context, key string) error {
 		return err
 	}
 	if err := c.node.Backend().Reset(ctx, key); err != nil {
-		return unavailable(err)
+		return unavailable(ctx, err)
 	}
 	return c.recheck(ctx, key)
 }
@@ -224,10 +227,10 @@ func (c *Client) SetLimit(ctx context.Context, key string, l Limit) error {
 		lp = &l
 	}
 	if err := c.node.Backend().SetRuntimeLimit(ctx, key, lp); err != nil {
-		return unavailable(err)
+		return unavailable(ctx, err)
 	}
 	if err := c.node.RefreshRuntime(ctx); err != nil {
-		return unavailable(err)
+		return unavailable(ctx, err)
 	}
 	c.node.Recheck(key)
 	return nil
@@ -236,7 +239,7 @@ func (c *Client) SetLimit(ctx context.Context, key string, l Limit) error {
 func (c *Client) recheck(ctx context.Context, key string) error {
 	c.node.Recheck(key)
 	if err := c.node.Backend().Broadcast(ctx, queue.Event{Kind: queue.EventRecheck, Key: key}); err != nil {
-		return unavailable(err)
+		return unavailable(ctx, err)
 	}
 	return nil
 }
@@ -248,4 +251,6 @@ func (c *Client) usable(key string) error {
 	return config.ValidateKey(key)
 }
 
-func unavailable(err error) error { return fmt.Errorf("%w: %v", ErrUnavailable, err) }
+// unavailable is the error of a backend call made under ctx that failed with err: ctx's error
+// when ctx ended, ErrUnavailable with err when Redis or the connection failed, else err.
+func unavailable(ctx context.Context, err error) error { return queue.Failure(ctx, "rateltd", err) }

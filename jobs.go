@@ -187,7 +187,7 @@ func (c *Client) DeadLetters(ctx context.Context, key string, n int) ([]DeadLett
 	}
 	raws, err := c.node.Backend().DeadLetters(ctx, key, n)
 	if err != nil {
-		return nil, unavailable(err)
+		return nil, unavailable(ctx, err)
 	}
 	out := make([]DeadLetter, len(raws))
 	for i, raw := range raws {

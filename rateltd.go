@@ -119,7 +119,7 @@ func New(cfg Config) (*Client, error) {
 	} else {
 		r := queue.NewRedis(cfg.Redis, cfg.Prefix, cfg.IndexShards)
 		if err := r.LoadScripts(ctx); err != nil {
-			return nil, fmt.Errorf("rateltd: %w: %v", ErrUnavailable, err)
+			return nil, fmt.Errorf("rateltd: load scripts: %w: %w", ErrUnavailable, err)
 		}
 		be = r
 	}

@@ -97,9 +97,9 @@ func (c *Client) Request(ctx context.Context, key string, fn func(context.Contex
 		if attempt >= o.retries {
 			return v, err
 		}
-		// The retry waits within what is left of the request's own deadline.
-		lim, _ := c.LimitOf(key)
-		left := time.Until(processor.Deadline(ctx, start, lim, o.timeout))
+		// The retry waits within what is left of the request's own deadline (the key was
+		// validated above, so its limit resolves without error).
+		left := time.Until(processor.Deadline(ctx, start, c.node.Params(key).Limit, o.timeout))
 		if left <= 0 {
 			return v, err
 		}
@@ -121,13 +121,15 @@ func (c *Client) once(ctx context.Context, key string, fn func(context.Context) 
 	}
 	if c.cfg.Redis != nil {
 		switch {
-		case !errors.Is(err, ErrUnavailable):
-			c.redis.answered(key)
-		case tried:
-			c.redis.failed(key)
-			fallthrough
-		default:
+		case errors.Is(err, ErrUnavailable):
+			// Only a failure of Redis or of the connection is ErrUnavailable: never a ctx
+			// that ended (see processor's admitFailure).
+			if tried {
+				c.redis.failed(key)
+			}
 			err = c.degrade(ctx, key, o, start, err)
+		case ctx.Err() == nil:
+			c.redis.answered(key)
 		}
 	}
 	if err != nil {
@@ -153,10 +155,7 @@ func (c *Client) degrade(ctx context.Context, key string, o options, start time.
 	case FailOpen:
 		return nil
 	case FailLocal:
-		lim, lerr := c.LimitOf(key)
-		if lerr != nil {
-			return lerr
-		}
+		lim := c.node.Params(key).Limit // the key was validated by Request
 		return c.local.wait(ctx, key, lim, processor.Deadline(ctx, start, lim, o.timeout))
 	}
 	return err

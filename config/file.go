@@ -39,7 +39,7 @@ type File struct {
 func LoadFile(path string) (File, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return File{}, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+		return File{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	return ParseFile(path, data)
 }

@@ -126,7 +126,7 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 	rep, err := n.admit(ctx, p, t, raw, admitBy)
 	if err != nil {
 		n.unregister(w)
-		return Grant{}, fmt.Errorf("%w: %v", config.ErrUnavailable, err)
+		return Grant{}, admitFailure(ctx, req.Key, start, err)
 	}
 	n.observe(rep.Now)
 	if rep.Outcome == queue.Granted {
@@ -167,6 +167,27 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 		return Grant{}, &TimeoutError{Key: req.Key}
 	}
 	return Grant{}, ctxError(ctx.Err(), req.Key)
+}
+
+// admitFailure is the error of an admit that got no reply, started at start. Redis counts as
+// failed (ErrUnavailable) only for a failure of Redis or of the connection (queue.Outage), or
+// for no answer in minAdmitWait. An answer that did not come by the request's own, nearer
+// deadline, or a ctx that ended, is the request's timeout or ctx's error: it tells nothing
+// about Redis, and other requests must not pay for it.
+func admitFailure(ctx context.Context, key string, start time.Time, err error) error {
+	if errors.Is(err, queue.ErrNoAnswer) {
+		if time.Since(start) >= minAdmitWait {
+			return fmt.Errorf("processor: admit %q: %w: %w", key, config.ErrUnavailable, err)
+		}
+		if cerr := ctx.Err(); cerr != nil && !errors.Is(cerr, context.DeadlineExceeded) {
+			return fmt.Errorf("processor: admit %q: %w", key, cerr)
+		}
+		return &TimeoutError{Key: key}
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		return ctxError(cerr, key)
+	}
+	return queue.Failure(ctx, fmt.Sprintf("processor: admit %q", key), err)
 }
 
 // refusal is the error of an admit that neither granted nor queued, nil otherwise.

@@ -160,7 +160,7 @@ func (n *Node) Enqueue(ctx context.Context, req Job) (string, error) {
 	}
 	rep, err := n.be.Enqueue(ctx, p, t, raw, rec)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", config.ErrUnavailable, err)
+		return "", queue.Failure(ctx, fmt.Sprintf("processor: enqueue %q", req.Key), err)
 	}
 	n.observe(rep.Now)
 	if rep.Outcome == queue.Duplicate {
@@ -204,8 +204,11 @@ func (n *Node) Wait(ctx context.Context, key string, id []byte) (queue.JobResult
 	for {
 		select {
 		case <-ctx.Done():
+			if queue.Outage(last) {
+				return queue.JobResult{}, fmt.Errorf("processor: wait %s: %w: %w (%w)", sid, config.ErrUnavailable, last, ctx.Err())
+			}
 			if last != nil {
-				return queue.JobResult{}, fmt.Errorf("%w: %v (%w)", config.ErrUnavailable, last, ctx.Err())
+				return queue.JobResult{}, fmt.Errorf("processor: wait %s: %w (%w)", sid, ctx.Err(), last)
 			}
 			return queue.JobResult{}, stoppedWaiting(ctx, sid)
 		case <-n.stop:

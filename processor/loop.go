@@ -167,6 +167,31 @@ func (n *Node) step(ctx context.Context, keys map[string]*keyState) {
 }
 
 // grant runs the grant step for keys in one round trip and delivers what it granted.
+// deliverLocal hands a grant made at grantedAt to this node's waiter of raw. A grant nobody
+// waits for any more goes back to the window. So does the grant of a ticket the script took
+// but Go cannot read (the script reads fewer of its fields): it is counted as corrupt and
+// logged, since nobody can be told.
+func (n *Node) deliverLocal(ctx context.Context, key string, p queue.Params, raw []byte, grantedAt int64) {
+	t, err := queue.DecodeTicket(raw)
+	var id []byte
+	switch {
+	case err != nil:
+		n.count(key, queue.CountCorrupt)
+		n.log.Error("rateltd: processor: granted ticket unreadable; its grant is given back", err, "key", key)
+		id = queue.TicketID(raw)
+	case !n.deliver(key, t.ID, delivery{kind: deliverGrant, grantedAt: grantedAt}):
+		id = t.ID // its caller left
+	default:
+		return
+	}
+	if id == nil {
+		return // no id, no grant to find: the script records grants under the ticket's id
+	}
+	if err := n.be.Refund(ctx, key, p, id, grantedAt); err != nil {
+		n.log.Error("rateltd: processor: refund", err, "key", key)
+	}
+}
+
 func (n *Node) grant(ctx context.Context, keys map[string]*keyState, chunk []string) {
 	ps := make([]queue.Params, len(chunk))
 	for i, k := range chunk {
@@ -184,16 +209,7 @@ func (n *Node) grant(ctx context.Context, keys map[string]*keyState, chunk []str
 		n.observe(rep.Now)
 		n.granted(ctx, k, ps[i], rep)
 		for _, raw := range rep.Local {
-			t, err := queue.DecodeTicket(raw)
-			if err != nil {
-				continue // the script checked it; this cannot happen short of a bug
-			}
-			if !n.deliver(k, t.ID, delivery{kind: deliverGrant, grantedAt: rep.Now}) {
-				// Its caller left: the grant goes back to the window.
-				if err := n.be.Refund(ctx, k, ps[i], t.ID, rep.Now); err != nil {
-					n.log.Error("rateltd: processor: refund", err, "key", k)
-				}
-			}
+			n.deliverLocal(ctx, k, ps[i], raw, rep.Now)
 		}
 		n.noteOwners(rep.Remote)
 		for _, owner := range rep.Remote {

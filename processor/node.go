@@ -5,8 +5,10 @@ package processor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +37,9 @@ type Node struct {
 	waiters map[string]map[string]*waiter
 	// runtime is the cached runtime configuration. Written by the loop; read by Params.
 	runtime queue.Runtime
+	// badRuntime holds the unreadable runtime fields already reported, with the error
+	// reported. Written and read by RefreshRuntime. Guarded by mu.
+	badRuntime map[string]string
 	// pending and claims are keys the loop must grant or claim for at its next step.
 	// Written by Acquire and the loop's event handling; drained by the loop. Guarded by mu.
 	pending map[string]struct{}
@@ -90,27 +95,40 @@ func New(ctx context.Context, be queue.Backend, cfg config.Config) (*Node, error
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
-	n.jobCtx, n.jobCancel = context.WithCancel(context.Background())
-	now, err := be.Time(ctx)
-	if err != nil {
-		n.jobCancel()
-		return nil, fmt.Errorf("processor: %w: %v", config.ErrUnavailable, err)
+	if err := n.start(ctx); err != nil {
+		// ctx is New's own bound: whatever the cause, Redis did not let the node start.
+		return nil, fmt.Errorf("processor: start: %w: %w", config.ErrUnavailable, err)
 	}
-	n.observe(now)
-	// Alive before any ticket of this node can be seen by another.
-	if err := be.Heartbeat(ctx, n.id, n.heartbeatTTL()); err != nil {
-		return nil, fmt.Errorf("processor: %w: %v", config.ErrUnavailable, err)
-	}
-	rt, err := be.LoadRuntime(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("processor: %w: %v", config.ErrUnavailable, err)
-	}
-	n.runtime = rt
 	events, stopListen := be.Listen(n.id)
 	ready := make(chan struct{})
 	go n.loop(events, stopListen, ready)
 	<-ready // the first pass (a poll) is done before New returns
 	return n, nil
+}
+
+// start reads the server's time, sends the node's first heartbeat and loads the runtime
+// configuration; on an error it leaves nothing behind (the job context is cancelled).
+func (n *Node) start(ctx context.Context) (err error) {
+	n.jobCtx, n.jobCancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			n.jobCancel()
+		}
+	}()
+	now, err := n.be.Time(ctx)
+	if err != nil {
+		return err
+	}
+	n.observe(now)
+	// Alive before any ticket of this node can be seen by another.
+	if err := n.be.Heartbeat(ctx, n.id, n.heartbeatTTL()); err != nil {
+		return err
+	}
+	rt, err := n.be.LoadRuntime(ctx)
+	if err == nil {
+		n.setRuntime(rt)
+	}
+	return err
 }
 
 // ID is the node's id, 16 bytes.
@@ -169,10 +187,44 @@ func (n *Node) RefreshRuntime(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	n.setRuntime(rt)
+	return nil
+}
+
+// setRuntime caches rt. A field it holds that could not be read is logged and, for a key's
+// limit, counted on that key (CountBadConfig) — once per node and stored value, not at every
+// reload.
+func (n *Node) setRuntime(rt queue.Runtime) {
 	n.mu.Lock()
 	n.runtime = rt
+	var fresh []string
+	for f, err := range rt.Bad {
+		if n.badRuntime == nil {
+			n.badRuntime = map[string]string{}
+		}
+		if n.badRuntime[f] != err.Error() {
+			n.badRuntime[f] = err.Error()
+			fresh = append(fresh, f)
+		}
+	}
+	for f := range n.badRuntime {
+		if rt.Bad[f] == nil {
+			delete(n.badRuntime, f) // fixed or removed: report it again if it goes bad again
+		}
+	}
 	n.mu.Unlock()
-	return nil
+	if len(fresh) == 0 {
+		return
+	}
+	errs := make([]error, len(fresh))
+	for i, f := range fresh {
+		errs[i] = rt.Bad[f]
+		if key, ok := strings.CutPrefix(f, queue.RuntimeLimitField); ok {
+			n.count(key, queue.CountBadConfig)
+		}
+	}
+	n.log.Error("rateltd: processor: unreadable runtime config; a limit keeps its configured value, a pause holds until Resume",
+		errors.Join(errs...), "fields", fresh)
 }
 
 // Recheck asks the loop to grant and claim for key at its next step.

@@ -162,6 +162,10 @@ type KeyState struct {
 type Runtime struct {
 	Limits map[string]config.Limit
 	Pauses map[string]int64
+	// Bad holds the fields that could not be read, by field name ("limit:<key>" or
+	// "pause:<name>"), with why. A key whose runtime limit is unreadable keeps its configured
+	// one; an unreadable pause counts as a pause with no end (Resume clears it).
+	Bad map[string]error
 }
 
 // Event kinds travel between nodes only to wake them early; nothing depends on their arrival.
@@ -271,4 +275,5 @@ const (
 	CountRetried   = "retried"   // durable jobs put back for another run after a failure
 	CountReclaimed = "reclaimed" // durable jobs whose lease lapsed while they ran
 	CountDead      = "dead"      // durable jobs that failed for the last time (dead-lettered)
+	CountBadConfig = "badconfig" // runtime limits (SetLimit) found unreadable, once per node and value
 )

@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -44,9 +43,6 @@ const (
 	maxBatch   = 256
 	maxFlights = 4
 )
-
-// errNoAnswer is the error of an admit whose answer did not come by its context's deadline.
-var errNoAnswer = errors.New("no answer by the request's deadline")
 
 // farDeadline: a deadline further away than this is left to the Redis client's own timeouts,
 // which end a call to a dead server well before (go-redis: a few seconds). Nearer ones are
@@ -110,7 +106,7 @@ func (b *admitBatcher) do(ctx context.Context, key string, alg config.Algorithm,
 				default: // taken above already
 				}
 			}
-			return nil, errNoAnswer
+			return nil, ErrNoAnswer
 		}
 	}
 }

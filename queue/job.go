@@ -118,7 +118,7 @@ var ErrCorruptJob = errors.New("queue: corrupt job record")
 func DecodeJob(b []byte) (*Job, error) {
 	var j Job
 	if err := msgpack.Unmarshal(b, &j); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCorruptJob, err)
+		return nil, fmt.Errorf("%w: %w", ErrCorruptJob, err)
 	}
 	return &j, nil
 }

@@ -197,13 +197,16 @@ func parseGrant(v any) (GrantReply, error) {
 		return GrantReply{}, fmt.Errorf("remote: %w", err)
 	}
 	jobs, err := replyByteList(s[5])
-	if err != nil || len(jobs)%2 != 0 {
-		return GrantReply{}, fmt.Errorf("jobs: %v", err)
+	if err != nil {
+		return GrantReply{}, fmt.Errorf("jobs: %w", err)
+	}
+	if len(jobs)%2 != 0 {
+		return GrantReply{}, fmt.Errorf("jobs: %d elements, want pairs of id and record", len(jobs))
 	}
 	for i := 0; i < len(jobs); i += 2 {
 		j, err := DecodeJob(jobs[i+1])
 		if err != nil {
-			return GrantReply{}, err
+			return GrantReply{}, fmt.Errorf("jobs: %x: %w", jobs[i], err)
 		}
 		rep.Jobs = append(rep.Jobs, GrantedJob{ID: jobs[i], Job: j})
 	}
@@ -536,21 +539,33 @@ func (r *Redis) listClusterKeys(ctx context.Context, cc *redis.ClusterClient) ([
 
 // Runtime configuration fields: "limit:<key>" and "pause:<group or *>".
 const (
-	fieldLimit = "limit:"
+	fieldLimit = RuntimeLimitField
 	fieldPause = "pause:"
 )
+
+// RuntimeLimitField begins the name of a runtime limit's field in Runtime.Bad: it is followed
+// by the key.
+const RuntimeLimitField = "limit:"
 
 func (r *Redis) LoadRuntime(ctx context.Context) (Runtime, error) {
 	m, err := r.rdb.HGetAll(ctx, r.ks.runtime()).Result()
 	if err != nil {
 		return Runtime{}, fmt.Errorf("queue: load runtime config: %w", err)
 	}
-	return parseRuntime(m, func(field string, err error) {}), nil
+	return parseRuntime(m), nil
 }
 
-// parseRuntime reads the runtime hash; a field it cannot read is reported and skipped.
-func parseRuntime(m map[string]string, bad func(field string, err error)) Runtime {
+// parseRuntime reads the runtime hash. A field it cannot read goes to Runtime.Bad: an
+// unreadable limit is left out (the key keeps its configured one), an unreadable pause counts
+// as a pause with no end, the safe reading of an operator's pause.
+func parseRuntime(m map[string]string) Runtime {
 	rt := Runtime{Limits: map[string]config.Limit{}, Pauses: map[string]int64{}}
+	bad := func(f string, err error) {
+		if rt.Bad == nil {
+			rt.Bad = map[string]error{}
+		}
+		rt.Bad[f] = fmt.Errorf("queue: runtime config field %q: %w", f, err)
+	}
 	for f, v := range m {
 		switch {
 		case strings.HasPrefix(f, fieldLimit):
@@ -564,7 +579,7 @@ func parseRuntime(m map[string]string, bad func(field string, err error)) Runtim
 			var until int64
 			if _, err := fmt.Sscan(v, &until); err != nil {
 				bad(f, err)
-				continue
+				until = PausedForever
 			}
 			rt.Pauses[f[len(fieldPause):]] = until
 		}
