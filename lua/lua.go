@@ -8,6 +8,7 @@ package lua
 
 import (
 	_ "embed"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -60,8 +61,8 @@ var (
 // The scripts. The per-key ones take the KEYS and first six ARGV that limits.lua describes;
 // those that know durable jobs take the five KEYS of jobs.lua after them.
 var (
-	Admit       = redis.NewScript(limits + admitFast + line + admit + "\nreturn line_admit()\n")
-	Enqueue     = redis.NewScript(limits + enqueue + line + jobs + admit + enqueueEnd)
+	Admit       = NewScript(limits + admitFast + line + admit + "\nreturn line_admit()\n")
+	Enqueue     = NewScript(limits + enqueue + line + jobs + admit + enqueueEnd)
 	Grant       = withJobs(grant)
 	Claim       = perKey(claim)
 	Cancel      = perKey(cancel)
@@ -72,10 +73,10 @@ var (
 	JobDone     = withJobs(jobDone)
 	JobRenew    = withJobs(jobRenew)
 	JobWait     = withJobs(jobWait)
-	IndexAdd    = redis.NewScript(indexAdd)
-	PauseUntil  = redis.NewScript(pauseUntil)
-	IndexRemove = redis.NewScript(indexRemove)
-	Handlers    = redis.NewScript(handlers)
+	IndexAdd    = NewScript(indexAdd)
+	PauseUntil  = NewScript(pauseUntil)
+	IndexRemove = NewScript(indexRemove)
+	Handlers    = NewScript(handlers)
 )
 
 // All lists every script, for loading them before they are pipelined.
@@ -88,6 +89,27 @@ const (
 	NumJobKeys = 15
 )
 
-func perKey(body string) *redis.Script { return redis.NewScript(limits + line + body) }
+func perKey(body string) *redis.Script { return NewScript(limits + line + body) }
 
-func withJobs(body string) *redis.Script { return redis.NewScript(limits + line + jobs + body) }
+func withJobs(body string) *redis.Script { return NewScript(limits + line + jobs + body) }
+
+// sources maps the SHA1 of every script made by NewScript to its source (go-redis's Script
+// keeps its source to itself). Written by NewScript, read by Source.
+var sources sync.Map
+
+// NewScript returns the script of src and keeps src for Source. Safe for concurrent use.
+func NewScript(src string) *redis.Script {
+	s := redis.NewScript(src)
+	sources.Store(s.Hash(), src)
+	return s
+}
+
+// Source returns the source of the script made by NewScript whose SHA1 is sha, for sending it
+// as EVAL when Redis has lost it (NOSCRIPT); false when no such script was made.
+func Source(sha string) (string, bool) {
+	v, ok := sources.Load(sha)
+	if !ok {
+		return "", false
+	}
+	return v.(string), true
+}

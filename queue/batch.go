@@ -143,37 +143,20 @@ func (b *admitBatcher) send(batch []*admitCall) {
 	}
 }
 
-// evalBatch runs s once per call in one pipeline; after NOSCRIPT (Redis restarted or flushed
-// its scripts) it loads the scripts and sends the batch again.
+// evalBatch runs s once per call in one pipeline (evalPipelined: after NOSCRIPT, only the
+// calls that got it are sent again).
 func (r *Redis) evalBatch(ctx context.Context, s *redis.Script, batch []*admitCall) {
-	// EVALSHA built here rather than by Script.EvalSha, from the key names boxed once per key:
-	// this is the fast path, and go-redis would box ten key names per call.
-	evalsha := func(c *admitCall) *redis.Cmd {
+	// EVALSHA built here rather than by evalSHA, from the key names boxed once per key: this is
+	// the fast path, and evalSHA would box ten key names per call.
+	cmds := make([]*redis.Cmd, len(batch))
+	for i, c := range batch {
 		keys := r.ks.perKeyArgs(c.key, c.alg)
 		a := make([]any, 0, 3+len(keys)+len(c.args))
 		a = append(a, "evalsha", s.Hash(), len(keys))
 		a = append(a, keys...)
-		return redis.NewCmd(ctx, append(a, c.args...)...)
+		cmds[i] = redis.NewCmd(ctx, append(a, c.args...)...)
 	}
-	send := func() []*redis.Cmd {
-		if len(batch) == 1 { // no pipeline needed: one plain command
-			cmd := evalsha(batch[0])
-			_ = r.rdb.Process(ctx, cmd)
-			return []*redis.Cmd{cmd}
-		}
-		cmds := make([]*redis.Cmd, len(batch))
-		pipe := r.rdb.Pipeline()
-		for i, c := range batch {
-			cmds[i] = evalsha(c)
-			_ = pipe.Process(ctx, cmds[i])
-		}
-		_, _ = pipe.Exec(ctx)
-		return cmds
-	}
-	cmds := send()
-	if anyNoScript(cmds) && r.LoadScripts(ctx) == nil {
-		cmds = send()
-	}
+	r.evalPipelined(ctx, cmds)
 	for i, c := range batch {
 		c.v, c.err = cmds[i].Result()
 	}

@@ -63,7 +63,8 @@ func NewRedis(rdb redis.UniversalClient, prefix string, shards int) *Redis {
 }
 
 // LoadScripts loads every script into Redis (every master of a cluster), so that the first
-// pipelined EVALSHA finds them.
+// EVALSHAs find them. Needed for no correctness: a script Redis lost is sent again as EVAL by
+// the command that met NOSCRIPT (evalPipelined), which also puts it back in the cache.
 func (r *Redis) LoadScripts(ctx context.Context) error {
 	for _, s := range lua.All {
 		if err := s.Load(ctx, r.rdb).Err(); err != nil {
@@ -86,7 +87,7 @@ func args(p Params, extra ...any) []any {
 }
 
 func (r *Redis) run(ctx context.Context, s *redis.Script, key string, p Params, extra ...any) (any, error) {
-	return s.Run(ctx, r.rdb, r.ks.perKey(key, p.Limit.Algorithm), args(p, extra...)...).Result()
+	return r.eval(ctx, s, r.ks.perKey(key, p.Limit.Algorithm), args(p, extra...)...).Result()
 }
 
 func (r *Redis) Admit(ctx context.Context, p Params, t *Ticket, raw []byte) (AdmitReply, error) {
@@ -140,25 +141,15 @@ func (r *Redis) Grant(ctx context.Context, keys []string, ps []Params, g GrantAr
 	const slotsArg = 6 + 5 // ARGV 12
 	reps := make([]GrantReply, len(keys))
 	errs := make([]error, len(keys))
-	exec := func() []*redis.Cmd {
-		cmds := make([]*redis.Cmd, len(keys))
-		pipe := r.rdb.Pipeline()
-		for i, key := range keys {
-			a := args(ps[i], extra...)
-			if i < len(g.Slots) {
-				a[slotsArg] = g.Slots[i]
-			}
-			cmds[i] = lua.Grant.EvalSha(ctx, pipe, r.ks.withJobs(key, ps[i].Limit.Algorithm), a...)
+	cmds := make([]*redis.Cmd, len(keys))
+	for i, key := range keys {
+		a := args(ps[i], extra...)
+		if i < len(g.Slots) {
+			a[slotsArg] = g.Slots[i]
 		}
-		_, _ = pipe.Exec(ctx)
-		return cmds
+		cmds[i] = evalSHA(ctx, lua.Grant, r.ks.withJobs(key, ps[i].Limit.Algorithm), a...)
 	}
-	cmds := exec()
-	if anyNoScript(cmds) {
-		if err := r.LoadScripts(ctx); err == nil {
-			cmds = exec()
-		}
-	}
+	r.evalPipelined(ctx, cmds)
 	for i, cmd := range cmds {
 		v, err := cmd.Result()
 		if err == nil {
@@ -169,15 +160,6 @@ func (r *Redis) Grant(ctx context.Context, keys []string, ps []Params, g GrantAr
 		}
 	}
 	return reps, errs
-}
-
-func anyNoScript(cmds []*redis.Cmd) bool {
-	for _, c := range cmds {
-		if err := c.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			return true
-		}
-	}
-	return false
 }
 
 func parseGrant(v any) (GrantReply, error) {
@@ -287,7 +269,7 @@ func (r *Redis) Check(ctx context.Context, key string, p Params) (Decision, erro
 }
 
 func (r *Redis) State(ctx context.Context, key string, p Params) (KeyState, error) {
-	v, err := lua.Status.Run(ctx, r.rdb, r.ks.withJobs(key, p.Limit.Algorithm), args(p)...).Result()
+	v, err := r.eval(ctx, lua.Status, r.ks.withJobs(key, p.Limit.Algorithm), args(p)...).Result()
 	if err != nil {
 		return KeyState{}, fmt.Errorf("queue: status %q: %w", key, err)
 	}
@@ -342,13 +324,23 @@ func parseState(v any) (KeyState, error) {
 }
 
 func (r *Redis) Reset(ctx context.Context, key string) error {
-	// The windows of the other algorithms go in the same transaction (one slot).
-	_, err := r.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-		lua.Reset.Run(ctx, pipe, r.ks.withJobs(key, config.SlidingWindow), args(anyParams)...)
-		pipe.Del(ctx, r.ks.windows(key)...)
+	// The windows of the other algorithms go in the same transaction (one slot). In a
+	// transaction NOSCRIPT comes at EXEC, after the DEL ran: only the script is sent again.
+	reset := evalSHA(ctx, lua.Reset, r.ks.withJobs(key, config.SlidingWindow), args(anyParams)...)
+	windows := r.ks.windows(key)
+	delArgs := make([]any, 0, 1+len(windows))
+	delArgs = append(delArgs, "del")
+	for _, w := range windows {
+		delArgs = append(delArgs, w)
+	}
+	del := redis.NewIntCmd(ctx, delArgs...)
+	_, _ = r.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		_ = pipe.Process(ctx, reset)
+		_ = pipe.Process(ctx, del)
 		return nil
 	})
-	if err != nil {
+	r.resendLost(ctx, []*redis.Cmd{reset})
+	if err := errors.Join(reset.Err(), del.Err()); err != nil {
 		return fmt.Errorf("queue: reset %q: %w", key, err)
 	}
 	return nil
@@ -372,7 +364,7 @@ func (r *Redis) PauseKey(ctx context.Context, key string, until int64) error {
 
 func (r *Redis) ExtendPause(ctx context.Context, key string, until int64) error {
 	k := r.ks.perKey(key, config.SlidingWindow)[kPaused]
-	if err := lua.PauseUntil.Run(ctx, r.rdb, []string{k}, until, until/1000+1).Err(); err != nil {
+	if err := r.eval(ctx, lua.PauseUntil, []string{k}, until, until/1000+1).Err(); err != nil {
 		return fmt.Errorf("queue: pause %q until %d: %w", key, until, err)
 	}
 	return nil
@@ -442,7 +434,7 @@ func (r *Redis) Time(ctx context.Context) (int64, error) {
 
 func (r *Redis) Activate(ctx context.Context, key string, at, until int64) error {
 	ttl := max(until-at+indexGrace, indexGrace) / 1000
-	err := lua.IndexAdd.Run(ctx, r.rdb, []string{r.ks.shardOf(key)}, key, at, ttl).Err()
+	err := r.eval(ctx, lua.IndexAdd, []string{r.ks.shardOf(key)}, key, at, ttl).Err()
 	if err != nil {
 		return fmt.Errorf("queue: activate %q: %w", key, err)
 	}
@@ -450,7 +442,7 @@ func (r *Redis) Activate(ctx context.Context, key string, at, until int64) error
 }
 
 func (r *Redis) Deactivate(ctx context.Context, key string, before int64) error {
-	if err := lua.IndexRemove.Run(ctx, r.rdb, []string{r.ks.shardOf(key)}, key, before).Err(); err != nil {
+	if err := r.eval(ctx, lua.IndexRemove, []string{r.ks.shardOf(key)}, key, before).Err(); err != nil {
 		return fmt.Errorf("queue: deactivate %q: %w", key, err)
 	}
 	return nil
@@ -660,7 +652,7 @@ func decodeEvent(s string) (Event, bool) {
 }
 
 func (r *Redis) runJobs(ctx context.Context, s *redis.Script, key string, p Params, extra ...any) (any, error) {
-	return s.Run(ctx, r.rdb, r.ks.withJobs(key, p.Limit.Algorithm), args(p, extra...)...).Result()
+	return r.eval(ctx, s, r.ks.withJobs(key, p.Limit.Algorithm), args(p, extra...)...).Result()
 }
 
 func (r *Redis) Enqueue(ctx context.Context, p Params, t *Ticket, raw []byte, job []byte) (AdmitReply, error) {
@@ -735,7 +727,7 @@ func (r *Redis) Handlers(ctx context.Context, names []string, ttl time.Duration)
 	for _, n := range names {
 		a = append(a, n)
 	}
-	live, err := lua.Handlers.Run(ctx, r.rdb, []string{r.ks.handlers()}, a...).StringSlice()
+	live, err := r.eval(ctx, lua.Handlers, []string{r.ks.handlers()}, a...).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("queue: handlers: %w", err)
 	}

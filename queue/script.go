@@ -1,0 +1,97 @@
+package queue
+
+import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rateltd/rateltd/lua"
+)
+
+// Every script goes through evalPipelined (or resendLost), so that a lost script cache costs
+// nothing but a re-send. Redis answers NOSCRIPT to an EVALSHA whose script it does not have
+// (restarted without persistence, failed over to a replica, SCRIPT FLUSH) before running
+// anything: that command, and only that one, is safe to send again. Any other answer, a script
+// error included, means the script ran, and its reply is the caller's. The re-send is an EVAL
+// of the source, which cannot meet NOSCRIPT however often the cache is flushed, and which puts
+// the script back in the cache of the server that ran it, so later EVALSHAs find it again.
+
+// evalSHA returns the unsent EVALSHA of s over keys with args.
+func evalSHA(ctx context.Context, s *redis.Script, keys []string, args ...any) *redis.Cmd {
+	a := make([]any, 0, 3+len(keys)+len(args))
+	a = append(a, "evalsha", s.Hash(), len(keys))
+	for _, k := range keys {
+		a = append(a, k)
+	}
+	return redis.NewCmd(ctx, append(a, args...)...)
+}
+
+// eval runs s once over keys with args and returns its command, answered.
+func (r *Redis) eval(ctx context.Context, s *redis.Script, keys []string, args ...any) *redis.Cmd {
+	c := evalSHA(ctx, s, keys, args...)
+	r.evalPipelined(ctx, []*redis.Cmd{c})
+	return c
+}
+
+// evalPipelined sends cmds, each an EVALSHA of a script made by lua.NewScript, in one round
+// trip (a plain command when there is one; go-redis splits a cluster's pipeline by node and
+// gives each command its own reply or error), then has resendLost send again those that
+// answered NOSCRIPT. Each command ends with the reply of exactly one run of its script, or the
+// error that kept it from running (or from being answered). Without NOSCRIPT it costs nothing
+// over the plain pipeline: no allocation, no round trip.
+func (r *Redis) evalPipelined(ctx context.Context, cmds []*redis.Cmd) {
+	if len(cmds) == 1 {
+		_ = r.rdb.Process(ctx, cmds[0])
+	} else {
+		pipe := r.rdb.Pipeline()
+		for _, c := range cmds {
+			_ = pipe.Process(ctx, c)
+		}
+		_, _ = pipe.Exec(ctx)
+	}
+	r.resendLost(ctx, cmds)
+}
+
+// resendLost sends again, as EVAL of the script's source, exactly the commands of cmds (sent,
+// answered EVALSHAs) that answered NOSCRIPT, in one round trip, and gives each its new reply.
+// The others are left as they are. A script lua does not know keeps its NOSCRIPT.
+func (r *Redis) resendLost(ctx context.Context, cmds []*redis.Cmd) {
+	var lost, again []*redis.Cmd // allocated only when a script was lost
+	for _, c := range cmds {
+		if !isNoScript(c.Err()) {
+			continue
+		}
+		a := c.Args()
+		sha, _ := a[1].(string)
+		src, ok := lua.Source(sha)
+		if !ok {
+			continue
+		}
+		e := make([]any, len(a))
+		copy(e, a)
+		e[0], e[1] = "eval", src
+		lost = append(lost, c)
+		again = append(again, redis.NewCmd(ctx, e...))
+	}
+	if len(again) == 0 {
+		return
+	}
+	if len(again) == 1 {
+		_ = r.rdb.Process(ctx, again[0])
+	} else {
+		pipe := r.rdb.Pipeline()
+		for _, c := range again {
+			_ = pipe.Process(ctx, c)
+		}
+		_, _ = pipe.Exec(ctx)
+	}
+	for i, c := range lost {
+		c.SetVal(again[i].Val())
+		c.SetErr(again[i].Err())
+	}
+}
+
+// isNoScript reports whether err is Redis's answer to an EVALSHA of a script it does not have.
+func isNoScript(err error) bool {
+	return err != nil && redis.HasErrorPrefix(err, "NOSCRIPT")
+}
