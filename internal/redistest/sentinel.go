@@ -205,6 +205,16 @@ func (s *Sentinel) agreed() (string, string) {
 	return addr, ""
 }
 
+// Replica returns the data server that is not the current master: the replica until a
+// failover, then the old master (a replica again once restarted).
+func (s *Sentinel) Replica(tb testing.TB) *Instance {
+	tb.Helper()
+	if m := s.Master(tb); m == s.data[0] {
+		return s.data[1]
+	}
+	return s.data[0]
+}
+
 // WaitReplicated waits until the replica has acknowledged everything the current master had
 // written when called, so that what was written survives a KillMaster.
 func (s *Sentinel) WaitReplicated(tb testing.TB) {
