@@ -60,7 +60,7 @@ func TestClusterFailoverReplica(t *testing.T) {
 
 // TestClusterMasterKilled: a master killed after its replica acknowledged a key; the replica
 // takes over and the same cluster client reads the key and writes again; keys of the other
-// masters are served throughout. The client reloads its slot map every second: a dead master
+// masters are served throughout; restarted, the old master replicates the new one. The client reloads its slot map every second: a dead master
 // answers no MOVED, and go-redis reloads otherwise only every 60s.
 func TestClusterMasterKilled(t *testing.T) {
 	t.Parallel()
@@ -96,5 +96,10 @@ func TestClusterMasterKilled(t *testing.T) {
 	})
 	if err := cc.Set(ctx, "{dead}k", "after", 0).Err(); err != nil {
 		t.Fatalf("write after the failover: %v", err)
+	}
+	// Restarted on its port, the old master rejoins as the new one's replica.
+	cl.Node(m).Restart(t)
+	if got := cl.ReplicaOf(t, r); got != cl.Node(m) {
+		t.Fatalf("the replica of the new master is %s, want the old master %s", got.Addr(), cl.Node(m).Addr())
 	}
 }

@@ -224,8 +224,9 @@ func (s *Sentinel) WaitReplicated(tb testing.TB) {
 	}
 }
 
-// KillMaster kills the current master (SIGKILL), as a crash would, and returns it (to Restart:
-// the sentinels then make it a replica of the new master).
+// KillMaster kills the current master (SIGKILL), as a crash would, and returns it. Restarted,
+// it comes back as a master with no data; the sentinels make it a replica of the new master
+// when they next look at it, some 10s later (their INFO period).
 func (s *Sentinel) KillMaster(tb testing.TB) *Instance {
 	tb.Helper()
 	m := s.Master(tb)
