@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,8 +24,7 @@ const sentinelRecovery = 5 * time.Second
 func TestSentinelFailover(t *testing.T) {
 	t.Parallel()
 	s := redistest.FreshSentinel(t)
-	rdb := s.Client(t)
-	c, err := New(Config{Redis: rdb, Prefix: s.Prefix(t), PollInterval: 100 * time.Millisecond,
+	c, err := New(Config{Redis: s.Client(t), Prefix: s.Prefix(t), PollInterval: 100 * time.Millisecond,
 		Default: Limit{Max: 100000, Window: time.Second},
 		Limits:  map[string]Limit{"slow": {Max: 1, Window: 100 * time.Millisecond}}})
 	if err != nil {
@@ -39,54 +37,9 @@ func TestSentinelFailover(t *testing.T) {
 			t.Fatalf("before the failover: %v", err)
 		}
 	}
-
-	// Requests flow on two goroutines until the test ends; each records its outcome.
-	var (
-		mu       sync.Mutex // guards the three below; written by the flowing goroutines, read here
-		lastOK   time.Time  // the end of the latest request that succeeded
-		failures int
-		badErr   error // an error other than ErrUnavailable, if any
-	)
-	var ranWhileFailing atomic.Int64 // fn runs of requests that failed: must stay 0
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 2 {
-		wg.Go(func() {
-			tick := time.NewTicker(time.Millisecond) // a steady load, not a spin on fast failures
-			defer tick.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-				}
-				var ran bool
-				_, err := c.Request(ctx, "k", func(context.Context) (any, error) { ran = true; return nil, nil },
-					WithTimeout(500*time.Millisecond))
-				mu.Lock()
-				switch {
-				case err == nil:
-					lastOK = time.Now()
-				case errors.Is(err, ErrUnavailable):
-					failures++
-					if ran {
-						ranWhileFailing.Add(1)
-					}
-				default:
-					failures++
-					badErr = err
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	defer func() { close(stop); wg.Wait() }()
-	okAfter := func(t0 time.Time) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return lastOK.After(t0)
-	}
-	eventually(t, 5*time.Second, "requests flow", func() bool { return okAfter(time.Now().Add(-time.Millisecond)) })
+	f := startFlow(c, "k")
+	defer f.stop()
+	eventually(t, 5*time.Second, "requests flow", func() bool { return f.okAfter(time.Now().Add(-time.Millisecond)) })
 
 	s.WaitReplicated(t)
 	// Scripts are not replicated: the replica to be promoted has none.
@@ -100,17 +53,18 @@ func TestSentinelFailover(t *testing.T) {
 	promoted := time.Now()
 	t.Logf("the replica %s promoted %v after the kill", addr, promoted.Sub(killed).Round(10*time.Millisecond))
 
-	eventually(t, sentinelRecovery, "requests served again after the failover", func() bool { return okAfter(promoted) })
-	mu.Lock()
+	eventually(t, sentinelRecovery, "requests served again after the failover", func() bool { return f.okAfter(promoted) })
+	f.mu.Lock()
 	t.Logf("served again %v after the promotion, %v after the kill; %d requests failed meanwhile",
-		lastOK.Sub(promoted).Round(10*time.Millisecond), lastOK.Sub(killed).Round(10*time.Millisecond), failures)
-	if badErr != nil {
-		t.Errorf("a request failed with %v; want ErrUnavailable", badErr)
+		f.lastOK.Sub(promoted).Round(10*time.Millisecond), f.lastOK.Sub(killed).Round(10*time.Millisecond), f.failures)
+	if f.badErr != nil {
+		t.Errorf("a request failed with %v; want ErrUnavailable", f.badErr)
 	}
-	mu.Unlock()
-	if n := ranWhileFailing.Load(); n > 0 {
-		t.Errorf("fn ran for %d requests that failed", n)
+	if f.ranFailing > 0 {
+		t.Errorf("fn ran for %d requests that failed", f.ranFailing)
 	}
+	f.mu.Unlock()
+
 	for range 20 {
 		if _, err := c.Request(ctx, "k2", noop, WithTimeout(time.Second)); err != nil {
 			t.Fatalf("after the failover: %v", err)
@@ -129,4 +83,66 @@ func TestSentinelFailover(t *testing.T) {
 			t.Fatalf("queued request %d after the failover: %v", i, r.Err)
 		}
 	}
+}
+
+// flow is a steady stream of requests of one key on two goroutines, each recording its outcome.
+type flow struct {
+	done chan struct{}
+	wg   sync.WaitGroup
+
+	mu         sync.Mutex // guards the fields below; written by the flowing goroutines, read by the test
+	lastOK     time.Time  // the end of the latest request that succeeded
+	failures   int        // requests that failed
+	ranFailing int        // requests that failed although their fn ran: must stay 0
+	badErr     error      // an error other than ErrUnavailable, if any
+}
+
+func startFlow(c *Client, key string) *flow {
+	f := &flow{done: make(chan struct{})}
+	for range 2 {
+		f.wg.Go(func() {
+			tick := time.NewTicker(time.Millisecond) // a steady load, not a spin on fast failures
+			defer tick.Stop()
+			for {
+				select {
+				case <-f.done:
+					return
+				case <-tick.C:
+				}
+				ran := false
+				_, err := c.Request(context.Background(), key, func(context.Context) (any, error) { ran = true; return nil, nil },
+					WithTimeout(500*time.Millisecond))
+				f.record(err, ran)
+			}
+		})
+	}
+	return f
+}
+
+func (f *flow) record(err error, ran bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case err == nil:
+		f.lastOK = time.Now()
+		return
+	case !errors.Is(err, ErrUnavailable):
+		f.badErr = err
+	}
+	f.failures++
+	if ran {
+		f.ranFailing++
+	}
+}
+
+// okAfter reports whether a request succeeded after t0.
+func (f *flow) okAfter(t0 time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lastOK.After(t0)
+}
+
+func (f *flow) stop() {
+	close(f.done)
+	f.wg.Wait()
 }
