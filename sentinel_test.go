@@ -146,3 +146,42 @@ func (f *flow) stop() {
 	close(f.done)
 	f.wg.Wait()
 }
+
+// clusterRecovery bounds how long after a replica of a killed master is promoted the same
+// Client serves that master's keys again, on a cluster client with go-redis's defaults (whose
+// own reload of the slot map comes a minute later).
+const clusterRecovery = 5 * time.Second
+
+// TestClusterMasterKilledReplicaServes: on a cluster of three masters with a replica each, the
+// master of a busy key is killed; once its replica is promoted, the same Client — on a cluster
+// client left at go-redis's defaults — serves the key again within clusterRecovery, and the
+// requests that failed meanwhile failed with ErrUnavailable, fn not run.
+func TestClusterMasterKilledReplicaServes(t *testing.T) {
+	t.Parallel()
+	cl := redistest.FreshReplicatedCluster(t)
+	c, err := New(Config{Redis: cl.Client(t), Prefix: cl.Prefix(t), PollInterval: 100 * time.Millisecond,
+		Default: Limit{Max: 100000, Window: time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	f := startFlow(c, "busy")
+	defer f.stop()
+	eventually(t, 5*time.Second, "requests flow", func() bool { return f.okAfter(time.Now().Add(-time.Millisecond)) })
+	cl.WaitReplicated(t)
+	killed := time.Now()
+	cl.KillMasterOf(t, "busy")
+	cl.WaitPromoted(t, "busy", 15*time.Second)
+	promoted := time.Now()
+	eventually(t, clusterRecovery, "the key served again after its replica took over", func() bool { return f.okAfter(promoted) })
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t.Logf("promoted %v after the kill; served again %v after the promotion; %d requests failed meanwhile",
+		promoted.Sub(killed).Round(10*time.Millisecond), f.lastOK.Sub(promoted).Round(10*time.Millisecond), f.failures)
+	if f.badErr != nil {
+		t.Errorf("a request failed with %v; want ErrUnavailable", f.badErr)
+	}
+	if f.ranFailing > 0 {
+		t.Errorf("fn ran for %d requests that failed", f.ranFailing)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,6 +25,10 @@ type Redis struct {
 	ks     keyspace
 	admit  admitBatcher
 	params paramCache
+	// cluster is rdb when it is a cluster client; reloaded holds when (Unix ns) its slot map
+	// was last reloaded after a failure. Written and read by every caller of evalPipelined.
+	cluster  *redis.ClusterClient
+	reloaded atomic.Int64
 }
 
 // paramCache keeps the script arguments of recently used Params boxed, the six that every
@@ -59,6 +64,7 @@ var _ Backend = (*Redis)(nil)
 func NewRedis(rdb redis.UniversalClient, prefix string, shards int) *Redis {
 	r := &Redis{rdb: rdb, ks: keyspace{prefix: prefix, shards: shards, names: &nameCache{m: map[nameCacheKey]perKeyNames{}}}}
 	r.admit.r = r
+	r.cluster, _ = rdb.(*redis.ClusterClient)
 	return r
 }
 

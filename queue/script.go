@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -50,6 +51,30 @@ func (r *Redis) evalPipelined(ctx context.Context, cmds []*redis.Cmd) {
 		_, _ = pipe.Exec(ctx)
 	}
 	r.resendLost(ctx, cmds)
+	r.afterFailure(ctx, cmds)
+}
+
+// reloadEvery bounds how often a cluster's slot map is reloaded after failures.
+const reloadEvery = 250 * time.Millisecond
+
+// afterFailure has a cluster client reload its slot map when a command of cmds met an outage.
+// go-redis reloads it on its own only after a MOVED or ASK reply, which a dead master cannot
+// send, or every ClusterStateReloadInterval (a minute by default): without this, the keys of
+// a master that died would fail for that long after its replica took over.
+func (r *Redis) afterFailure(ctx context.Context, cmds []*redis.Cmd) {
+	if r.cluster == nil {
+		return
+	}
+	for _, c := range cmds {
+		if !Outage(c.Err()) {
+			continue
+		}
+		now := time.Now().UnixNano()
+		if last := r.reloaded.Load(); now-last >= int64(reloadEvery) && r.reloaded.CompareAndSwap(last, now) {
+			r.cluster.ReloadState(context.WithoutCancel(ctx))
+		}
+		return
+	}
 }
 
 // resendLost sends again, as EVAL of the script's source, exactly the commands of cmds (sent,
