@@ -266,3 +266,46 @@ func TestG11ClusterMasterDown(t *testing.T) {
 		return err == nil
 	})
 }
+
+// TestRedisLostItsMemoryWaitersRejoin: Redis restarted without persistence loses the line;
+// the nodes notice (their heartbeats are gone) and put their waiting requests back in line, so
+// that they are served at the limit again within seconds, not left to their deadline.
+func TestRedisLostItsMemoryWaitersRejoin(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Fresh(t)
+	cfg := Config{Redis: srv.Client(t), Prefix: srv.Prefix(t), PollInterval: 100 * time.Millisecond,
+		Default: Limit{Max: 5, Window: time.Second, QueueTimeout: time.Minute}}
+	var cs []*Client
+	for range 2 {
+		c, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		cs = append(cs, c)
+	}
+	ctx := context.Background()
+	var results []<-chan Result
+	for i := range 16 {
+		results = append(results, cs[i%2].RequestAsync(ctx, "k", noop, WithTimeout(30*time.Second)))
+	}
+	eventually(t, 5*time.Second, "11 waiting", func() bool { return status(t, cs[0], "k").Queued == 11 })
+	srv.Restart(t)
+	restarted := time.Now()
+	for i, ch := range results {
+		select {
+		case r := <-ch:
+			if r.Err != nil {
+				t.Fatalf("request %d: %v", i, r.Err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("request %d still waiting %v after Redis came back empty", i, time.Since(restarted))
+		}
+	}
+	// 11 waiting, at 5 a second: about 2 s, plus the time to notice (a poll, and the client's
+	// reconnection).
+	t.Logf("every waiting request served %v after the restart", time.Since(restarted).Round(10*time.Millisecond))
+	if d := time.Since(restarted); d > 8*time.Second {
+		t.Fatalf("served %v after the restart; want within 8s", d)
+	}
+}

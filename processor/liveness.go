@@ -1,8 +1,13 @@
 package processor
 
 import (
+	"cmp"
 	"context"
+	"errors"
+	"slices"
 	"time"
+
+	"github.com/rateltd/rateltd/queue"
 )
 
 // Nodes heartbeat at every poll. A node whose heartbeat has lapsed is dead: the processors
@@ -36,8 +41,11 @@ func (n *Node) noteOwners(owners [][]byte) {
 // checkLiveness renews this node's heartbeat and finds which owners seen lately are dead.
 // Called by the loop at each poll.
 func (n *Node) checkLiveness(ctx context.Context) {
-	if err := n.be.Heartbeat(ctx, n.id, n.heartbeatTTL()); err != nil {
+	switch lapsed, err := n.be.Heartbeat(ctx, n.id, n.heartbeatTTL()); {
+	case err != nil:
 		n.log.Error("rateltd: processor: heartbeat", err)
+	case lapsed:
+		n.rejoin(ctx)
 	}
 	n.mu.Lock()
 	ids := make([][]byte, 0, len(n.owners))
@@ -64,3 +72,63 @@ func (n *Node) checkLiveness(ctx context.Context) {
 	n.dead = dead
 	n.mu.Unlock()
 }
+
+// rejoin puts this node's waiting requests back in line after its heartbeat was found lapsed:
+// either the node was silent longer than its TTL (stopped, cut off), so that other nodes may
+// have taken it for dead and dropped its tickets, or Redis lost its memory (restarted without
+// persistence, failed over to a replica that had not received them). Each ticket still waiting
+// is first taken out of the line (or its unclaimed grant given back), so that none is there
+// twice, then admitted again, oldest first, keeping its id and deadline: granted at once when
+// the line is empty and the limit allows, else queued behind those who came meanwhile.
+// Called by the loop.
+func (n *Node) rejoin(ctx context.Context) {
+	n.mu.Lock()
+	var ws []*waiter
+	for _, byID := range n.waiters {
+		for _, w := range byID {
+			if !w.done {
+				ws = append(ws, w)
+			}
+		}
+	}
+	n.mu.Unlock()
+	if len(ws) == 0 {
+		return
+	}
+	slices.SortFunc(ws, func(a, b *waiter) int { return cmp.Compare(a.t.Enqueued, b.t.Enqueued) })
+	n.log.Error("rateltd: processor: heartbeat had lapsed; waiting requests rejoin their lines", errLapsed, "waiting", len(ws))
+	for _, w := range ws {
+		deadline := n.LocalTime(w.t.Deadline)
+		if time.Until(deadline) <= 0 {
+			continue // it ends by its deadline anyway
+		}
+		bctx, cancel := context.WithTimeout(ctx, backendTimeout)
+		if _, err := n.be.Cancel(bctx, w.p, w.t, w.raw); err != nil {
+			cancel()
+			n.log.Error("rateltd: processor: rejoin", err, "key", w.t.Key)
+			continue
+		}
+		rep, err := n.admit(bctx, w.p, w.t, w.raw, deadline)
+		if err != nil {
+			cancel()
+			n.log.Error("rateltd: processor: rejoin", err, "key", w.t.Key)
+			continue
+		}
+		n.observe(rep.Now)
+		switch rep.Outcome {
+		case queue.Granted:
+			n.count(w.t.Key, queue.CountAdmitted)
+			if !n.deliver(w.t.Key, w.t.ID, delivery{kind: deliverGrant, grantedAt: rep.Now}) {
+				n.refund(bctx, w, rep.Now) // its caller left meanwhile
+			}
+		case queue.Queued:
+			n.queued(bctx, w.t.Key, rep, w.t.Deadline, deadline)
+			n.Recheck(w.t.Key)
+		}
+		// Refused (line full, deadline out of reach): the request ends by its deadline.
+		cancel()
+	}
+}
+
+// errLapsed is logged when a node's heartbeat was found lapsed.
+var errLapsed = errors.New("heartbeat lapsed or lost by Redis")

@@ -121,7 +121,7 @@ func (n *Node) start(ctx context.Context) (err error) {
 	}
 	n.observe(now)
 	// Alive before any ticket of this node can be seen by another.
-	if err := n.be.Heartbeat(ctx, n.id, n.heartbeatTTL()); err != nil {
+	if _, err := n.be.Heartbeat(ctx, n.id, n.heartbeatTTL()); err != nil {
 		return err
 	}
 	rt, err := n.be.LoadRuntime(ctx)

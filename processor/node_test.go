@@ -19,9 +19,9 @@ type failing struct {
 
 var errInjected = errors.New("injected")
 
-func (f *failing) Heartbeat(ctx context.Context, node []byte, ttl time.Duration) error {
+func (f *failing) Heartbeat(ctx context.Context, node []byte, ttl time.Duration) (bool, error) {
 	if f.failAt == 1 {
-		return errInjected
+		return false, errInjected
 	}
 	return f.Backend.Heartbeat(ctx, node, ttl)
 }

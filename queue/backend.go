@@ -247,9 +247,11 @@ type Backend interface {
 	// Broadcast sends ev to every node; Notify to one.
 	Broadcast(ctx context.Context, ev Event) error
 	Notify(ctx context.Context, node []byte, ev Event) error
-	// Heartbeat records that node is alive for ttl; Forget that it is gone. Alive reports,
-	// for each node, whether its heartbeat is current.
-	Heartbeat(ctx context.Context, node []byte, ttl time.Duration) error
+	// Heartbeat records that node is alive for ttl, and reports whether its previous
+	// heartbeat had lapsed (or the backend lost it): then other nodes may have taken the node
+	// for dead and dropped its tickets, or the backend may have lost its memory. Forget records
+	// that the node is gone. Alive reports, for each node, whether its heartbeat is current.
+	Heartbeat(ctx context.Context, node []byte, ttl time.Duration) (lapsed bool, err error)
 	Forget(ctx context.Context, node []byte) error
 	Alive(ctx context.Context, nodes [][]byte) ([]bool, error)
 

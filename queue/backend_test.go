@@ -279,14 +279,19 @@ func TestDeadOwner(t *testing.T) {
 	})
 }
 
-// TestHeartbeats: a node is alive while its heartbeat lasts, and not after Forget or its TTL.
+// TestHeartbeats: a node is alive while its heartbeat lasts, and not after Forget or its TTL;
+// a heartbeat reports whether the one before had lapsed (or was never there).
 func TestHeartbeats(t *testing.T) {
 	eachBackend(t, func(t *testing.T, be queue.Backend) {
 		ctx := context.Background()
-		if err := be.Heartbeat(ctx, nodeA[:], time.Hour); err != nil {
-			t.Fatal(err)
+		nodeA, nodeB := uuid.New(), uuid.New()
+		if lapsed, err := be.Heartbeat(ctx, nodeA[:], time.Hour); err != nil || !lapsed {
+			t.Fatalf("first heartbeat: lapsed %v, %v; want true", lapsed, err)
 		}
-		if err := be.Heartbeat(ctx, nodeB[:], 50*time.Millisecond); err != nil {
+		if lapsed, err := be.Heartbeat(ctx, nodeA[:], time.Hour); err != nil || lapsed {
+			t.Fatalf("heartbeat within the TTL: lapsed %v, %v; want false", lapsed, err)
+		}
+		if _, err := be.Heartbeat(ctx, nodeB[:], 50*time.Millisecond); err != nil {
 			t.Fatal(err)
 		}
 		other := uuid.New()
@@ -299,6 +304,9 @@ func TestHeartbeats(t *testing.T) {
 		alive, _ = be.Alive(ctx, [][]byte{nodeA[:], nodeB[:]})
 		if alive[0] || alive[1] {
 			t.Fatalf("after Forget and the TTL: alive %v", alive)
+		}
+		if lapsed, err := be.Heartbeat(ctx, nodeB[:], time.Hour); err != nil || !lapsed {
+			t.Fatalf("heartbeat after the TTL: lapsed %v, %v; want true", lapsed, err)
 		}
 	})
 }

@@ -220,11 +220,13 @@ func (m *Memory) ExtendPause(_ context.Context, key string, until int64) error {
 	return nil
 }
 
-func (m *Memory) Heartbeat(_ context.Context, node []byte, ttl time.Duration) error {
+func (m *Memory) Heartbeat(_ context.Context, node []byte, ttl time.Duration) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.beats[string(node)] = m.now() + ttl.Microseconds()
-	return nil
+	now := m.now()
+	until, ok := m.beats[string(node)]
+	m.beats[string(node)] = now + ttl.Microseconds()
+	return !ok || until <= now, nil
 }
 
 func (m *Memory) Forget(_ context.Context, node []byte) error {

@@ -376,11 +376,15 @@ func (r *Redis) ExtendPause(ctx context.Context, key string, until int64) error 
 	return nil
 }
 
-func (r *Redis) Heartbeat(ctx context.Context, node []byte, ttl time.Duration) error {
-	if err := r.rdb.Set(ctx, r.ks.heartbeat(node), 1, ttl).Err(); err != nil {
-		return fmt.Errorf("queue: heartbeat: %w", err)
+func (r *Redis) Heartbeat(ctx context.Context, node []byte, ttl time.Duration) (bool, error) {
+	err := r.rdb.SetArgs(ctx, r.ks.heartbeat(node), 1, redis.SetArgs{TTL: ttl, Get: true}).Err()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("queue: heartbeat: %w", err)
 	}
-	return nil
+	return false, nil
 }
 
 func (r *Redis) Forget(ctx context.Context, node []byte) error {
