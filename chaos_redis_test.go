@@ -45,7 +45,9 @@ func TestChaosScriptFlush(t *testing.T) {
 	t.Run("cluster", func(t *testing.T) {
 		cl := redistest.FreshCluster(t)
 		s := chaosBase(cl.Client(t), cl.Prefix(t))
-		s.nodeRedis = func(int) redis.UniversalClient { return redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs()}) }
+		s.nodeRedis = func(int) redis.UniversalClient {
+			return redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs()})
+		}
 		var masters []*redis.Client
 		for _, a := range cl.Addrs() {
 			m := redis.NewClient(&redis.Options{Addr: a})
