@@ -16,10 +16,15 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Cluster is a Redis Cluster of three masters on loopback, no replicas, no persistence.
+// Cluster is a Redis Cluster of three masters on loopback, no persistence; with a replica of
+// each master when made by FreshReplicatedCluster.
+//
+// Its nodes are numbered for good: the three masters as started are 0, 1 and 2; the replicas as
+// started are 3, 4 and 5, the replica of i being 3+i. Which node serves which slots changes with
+// failovers: MasterOf and ReplicaOf ask the cluster each time.
 type Cluster struct {
-	addrs []string
-	nodes []*Instance // nil when given by REDIS_CLUSTER
+	addrs []string    // of every node, by number
+	nodes []*Instance // by number; nil when given by REDIS_CLUSTER
 }
 
 var (
@@ -39,7 +44,7 @@ func SharedCluster(tb testing.TB) *Cluster {
 			sharedCluster = &Cluster{addrs: strings.Split(addrs, ",")}
 			return
 		}
-		sharedCluster, clusterErr = startCluster()
+		sharedCluster, clusterErr = startCluster(0)
 	})
 	if clusterErr != nil {
 		unavailable(tb, clusterErr)
@@ -52,7 +57,7 @@ func SharedCluster(tb testing.TB) *Cluster {
 // (cluster-require-full-coverage no), and a master restarted on its port rejoins.
 func FreshCluster(tb testing.TB) *Cluster {
 	tb.Helper()
-	c, err := startCluster("--cluster-require-full-coverage", "no", "--cluster-node-timeout", strconv.Itoa(int(freshClusterNodeTimeout.Milliseconds())))
+	c, err := startCluster(0, "--cluster-require-full-coverage", "no", "--cluster-node-timeout", strconv.Itoa(int(freshClusterNodeTimeout.Milliseconds())))
 	if err != nil {
 		unavailable(tb, err)
 	}
@@ -64,10 +69,16 @@ func FreshCluster(tb testing.TB) *Cluster {
 // for failed.
 const freshClusterNodeTimeout = time.Second
 
-// Failed reports whether the other masters hold master i for failed.
+// Failed reports whether the other nodes hold node i for failed (as one of them running sees it).
 func (c *Cluster) Failed(tb testing.TB, i int) bool {
 	tb.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: c.addrs[(i+1)%len(c.addrs)]})
+	other := (i + 1) % len(c.addrs)
+	if c.nodes != nil {
+		if others := c.running(i); len(others) > 0 {
+			other = others[0]
+		}
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: c.addrs[other]})
 	defer rdb.Close()
 	nodes, err := rdb.ClusterNodes(context.Background()).Result()
 	if err != nil {
@@ -81,10 +92,12 @@ func (c *Cluster) Failed(tb testing.TB, i int) bool {
 	return false
 }
 
-// Node returns the i-th master, to Kill and Restart (private clusters only).
+// Node returns node i, to Kill and Restart (private clusters only): a master as started for
+// i < 3.
 func (c *Cluster) Node(i int) *Instance { return c.nodes[i] }
 
-// MasterOf returns the index of the master that serves the slot of the hash tag {tag}.
+// MasterOf returns the number of the node that serves the slot of the hash tag {tag}, as a new
+// cluster client sees it: after a failover, the promoted replica.
 func (c *Cluster) MasterOf(tb testing.TB, tag string) int {
 	tb.Helper()
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.addrs})
@@ -102,19 +115,18 @@ func (c *Cluster) MasterOf(tb testing.TB, tag string) int {
 	return -1
 }
 
-func startCluster(extra ...string) (*Cluster, error) {
-	if err := haveBinary(); err != nil {
+// startCluster starts three masters with replicas replicas each (0 or 1), on free ports, with
+// extra arguments, and waits until every slot is served (and every replica is in sync).
+func startCluster(replicas int, extra ...string) (*Cluster, error) {
+	if err := clusterBinaries(); err != nil {
 		return nil, err
-	}
-	if _, err := exec.LookPath("redis-cli"); err != nil {
-		return nil, fmt.Errorf("redistest: redis-cli not found on PATH (apt-get install redis-tools)")
 	}
 	dir, err := os.MkdirTemp("", "redistest-cluster-")
 	if err != nil {
 		return nil, err
 	}
 	c := &Cluster{}
-	for i := range 3 {
+	for i := range 3 * (1 + replicas) {
 		nd := filepath.Join(dir, fmt.Sprint(i))
 		if err := os.Mkdir(nd, 0o755); err != nil {
 			return nil, err
@@ -129,7 +141,7 @@ func startCluster(extra ...string) (*Cluster, error) {
 		c.addrs = append(c.addrs, inst.addr)
 	}
 	args := append([]string{"--cluster", "create"}, c.addrs...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
 		c.stop()
 		return nil, fmt.Errorf("redistest: redis-cli --cluster create: %v: %s", err, out)
@@ -152,6 +164,12 @@ func startCluster(extra ...string) (*Cluster, error) {
 		}
 		rdb.Close()
 	}
+	if replicas > 0 {
+		if err := c.awaitReplicas(); err != nil {
+			c.stop()
+			return nil, err
+		}
+	}
 	return c, nil
 }
 
@@ -161,12 +179,38 @@ func (c *Cluster) stop() {
 	}
 }
 
-// Addrs are the masters' host:port.
+// clusterBinaries says what is missing to start a cluster, if anything.
+func clusterBinaries() error {
+	if err := haveBinary(); err != nil {
+		return err
+	}
+	if _, err := exec.LookPath("redis-cli"); err != nil {
+		return fmt.Errorf("redistest: redis-cli not found on PATH (apt-get install redis-tools)")
+	}
+	return nil
+}
+
+// Addrs are the nodes' host:port, by number: the masters as started, then their replicas.
 func (c *Cluster) Addrs() []string { return c.addrs }
 
-// Client returns a new cluster client, closed at the test's cleanup.
+// Client returns a new cluster client with go-redis's default options, closed at the test's
+// cleanup.
+//
+// Such a client learns of a new slot map only from a MOVED or ASK reply, or every 60s
+// (ClusterStateReloadInterval): after a master is killed and its replica promoted, it keeps
+// dialling the dead master until then. Use ClientWith to set a shorter interval.
 func (c *Cluster) Client(tb testing.TB) *redis.ClusterClient {
-	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.addrs})
+	return c.ClientWith(tb, nil)
+}
+
+// ClientWith returns a new cluster client of options changed by configure (if not nil) from
+// the defaults, closed at the test's cleanup.
+func (c *Cluster) ClientWith(tb testing.TB, configure func(*redis.ClusterOptions)) *redis.ClusterClient {
+	opt := &redis.ClusterOptions{Addrs: c.addrs}
+	if configure != nil {
+		configure(opt)
+	}
+	cc := redis.NewClusterClient(opt)
 	tb.Cleanup(func() { cc.Close() })
 	return cc
 }

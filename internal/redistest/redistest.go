@@ -38,7 +38,8 @@ import (
 type Instance struct {
 	addr  string
 	dir   string
-	extra []string // more redis-server arguments (cluster mode)
+	conf  string   // a config file given as the first argument (sentinels); "" for none
+	extra []string // more redis-server arguments (cluster mode, replication, --sentinel)
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd     // the running server; nil when stopped or given by REDIS_URL
@@ -138,6 +139,11 @@ func unavailable(tb testing.TB, err error) {
 
 // start runs redis-server in dir on port (0: a free one), waiting until it answers PING.
 func start(dir string, port int, extra ...string) (*Instance, error) {
+	return startConf(dir, "", port, extra...)
+}
+
+// startConf is start with a config file (conf, unless "") as redis-server's first argument.
+func startConf(dir, conf string, port int, extra ...string) (*Instance, error) {
 	var lastErr error
 	for range 3 {
 		p := port
@@ -147,7 +153,7 @@ func start(dir string, port int, extra ...string) (*Instance, error) {
 				return nil, err
 			}
 		}
-		inst := &Instance{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), dir: dir, extra: extra}
+		inst := &Instance{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), dir: dir, conf: conf, extra: extra}
 		if lastErr = inst.run(); lastErr == nil {
 			return inst, nil
 		}
@@ -171,6 +177,9 @@ func (i *Instance) run() error {
 	_, port, _ := net.SplitHostPort(i.addr)
 	args := append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--dir", i.dir, "--daemonize", "no", "--loglevel", "warning"}, i.extra...)
+	if i.conf != "" {
+		args = append([]string{i.conf}, args...)
+	}
 	cmd := exec.Command("redis-server", args...)
 	out := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -240,6 +249,13 @@ func (i *Instance) Kill() {
 		cmd.Process.Kill()
 		<-exited
 	}
+}
+
+// running reports whether this harness runs the server now (not killed, not given by REDIS_URL).
+func (i *Instance) running() bool {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.cmd != nil
 }
 
 func (i *Instance) take() (*exec.Cmd, chan struct{}) {
