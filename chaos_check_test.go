@@ -58,12 +58,16 @@ func runChaos(t *testing.T, s chaosSpec) chaosResult {
 	load := newChaosLoad(t, nodes, grants)
 	load.shortCallers = s.shortCallers
 	load.start()
-	serverNow := func() int64 {
-		tm, err := s.direct.Time(context.Background()).Result()
-		if err != nil {
-			t.Fatalf("TIME: %v", err)
+	serverNow := func() int64 { // right after a failover the direct client may not have found the new master
+		var err error
+		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			var tm time.Time
+			if tm, err = s.direct.Time(context.Background()).Result(); err == nil {
+				return tm.UnixMicro()
+			}
 		}
-		return tm.UnixMicro()
+		t.Fatalf("TIME: %v", err)
+		return 0
 	}
 	time.Sleep(s.before) // the steady load's span, not a wait for a condition
 	faultAt := serverNow()
