@@ -130,10 +130,13 @@ func (b recBackend) Refund(ctx context.Context, key string, p queue.Params, id [
 	return err
 }
 
-// chaosNode starts a Client on rdb whose grants go to log, closed at the test's cleanup.
+// chaosNode starts a Client on rdb whose grants go to log (if not nil), closed at the test's
+// cleanup.
 func chaosNode(t *testing.T, rdb redis.UniversalClient, prefix string, log *grantLog) *Client {
 	t.Helper()
+	// Results are kept a minute (not 24h), so that Redis's memory is flat under a steady load.
 	cfg := Config{Redis: rdb, Prefix: prefix, PollInterval: 200 * time.Millisecond, LeaseTimeout: 2 * time.Second,
+		ResultTTL: time.Minute,
 		Default: Limit{Max: chaosMax, Window: chaosWindow, QueueTimeout: 10 * time.Second}}.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -144,7 +147,11 @@ func chaosNode(t *testing.T, rdb redis.UniversalClient, prefix string, log *gran
 	if err := r.LoadScripts(ctx); err != nil {
 		t.Fatal(err)
 	}
-	c, err := newClient(ctx, cfg, recBackend{Backend: r, log: log})
+	var be queue.Backend = r
+	if log != nil {
+		be = recBackend{Backend: r, log: log}
+	}
+	c, err := newClient(ctx, cfg, be)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,6 +218,13 @@ type chaosLoad struct {
 	jobs     []jobOutcome
 	// runs counts the handler's runs that returned a result, by payload. Guarded by mu.
 	runs map[string]int
+
+	// tally, set before start, keeps counts instead of every outcome, for a long run
+	// (TestSoak): kinds counts outcomes by kind, bad those that broke a rule of checkOutcomes
+	// or of checkJobs. Guarded by mu.
+	tally bool
+	kinds map[string]int
+	bad   map[string]int
 }
 
 type jobOutcome struct {
@@ -219,7 +233,8 @@ type jobOutcome struct {
 }
 
 func newChaosLoad(t *testing.T, nodes []*Client, grants *grantLog) *chaosLoad {
-	l := &chaosLoad{t: t, nodes: nodes, grants: grants, stop: make(chan struct{}), runs: map[string]int{}}
+	l := &chaosLoad{t: t, nodes: nodes, grants: grants, stop: make(chan struct{}), runs: map[string]int{},
+		kinds: map[string]int{}, bad: map[string]int{}}
 	for _, c := range nodes {
 		if err := c.Handle(chaosHandler, l.handler); err != nil {
 			t.Fatal(err)
@@ -235,7 +250,9 @@ func (l *chaosLoad) handler(ctx context.Context, p []byte) ([]byte, error) {
 		return nil, ctx.Err()
 	}
 	l.mu.Lock()
-	l.runs[string(p)]++
+	if !l.tally {
+		l.runs[string(p)]++
+	}
 	l.mu.Unlock()
 	return append(p, "-done"...), nil
 }
@@ -322,9 +339,27 @@ func (l *chaosLoad) caller(key string, i int) {
 		now := time.Now()
 		o := outcome{key: key, kind: classify(err), err: err, late: now.Sub(deadline), runs: runs.Load(),
 			patient: !short && !cancels && prio != PriorityLow, short: short, begun: begun, at: now}
-		l.mu.Lock()
+		l.record(o)
+	}
+}
+
+// record keeps o, or with tally set counts it.
+func (l *chaosLoad) record(o outcome) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.tally {
 		l.outcomes = append(l.outcomes, o)
-		l.mu.Unlock()
+		return
+	}
+	l.kinds[o.kind]++
+	ran := o.kind == "ok" || o.kind == "fn-error"
+	switch {
+	case o.kind == "other":
+		l.bad["unknown error"]++
+	case ran != (o.runs == 1), o.runs > 1:
+		l.bad["fn runs"]++
+	case !ran && o.late > lateSlack:
+		l.bad["late"]++
 	}
 }
 
@@ -362,8 +397,15 @@ func (l *chaosLoad) enqueuer() {
 				}
 			}
 			l.mu.Lock()
-			l.jobs = append(l.jobs, jobOutcome{payload: payload, got: string(got), err: err})
-			l.mu.Unlock()
+			defer l.mu.Unlock()
+			switch {
+			case !l.tally:
+				l.jobs = append(l.jobs, jobOutcome{payload: payload, got: string(got), err: err})
+			case err != nil || string(got) != payload+"-done":
+				l.bad["job without its result"]++
+			default:
+				l.kinds["job"]++
+			}
 		}()
 	}
 }
