@@ -137,7 +137,7 @@ func chaosNode(t *testing.T, rdb redis.UniversalClient, prefix string, log *gran
 	// Results are kept a minute (not 24h), so that Redis's memory is flat under a steady load.
 	cfg := Config{Redis: rdb, Prefix: prefix, PollInterval: 200 * time.Millisecond, LeaseTimeout: 2 * time.Second,
 		ResultTTL: time.Minute,
-		Default: Limit{Max: chaosMax, Window: chaosWindow, QueueTimeout: 10 * time.Second}}.WithDefaults()
+		Default:   Limit{Max: chaosMax, Window: chaosWindow, QueueTimeout: 10 * time.Second}}.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
