@@ -73,7 +73,8 @@ func TestWorkerProcess(t *testing.T) {
 }
 
 // jobWorker runs durable jobs of handler "work" until it is killed: each prints "start <payload>",
-// sleeps 300ms, prints "end <payload>" and returns the payload with "-done" appended.
+// sleeps 300ms, prints "end <payload>" and returns the payload with "-done" and
+// RATELTD_WORKER_TAG appended.
 func jobWorker() {
 	rdb := workerRedis()
 	c, err := New(Config{Redis: rdb, Prefix: os.Getenv("RATELTD_WORKER_PREFIX"), PollInterval: 100 * time.Millisecond,
@@ -96,7 +97,7 @@ func jobWorker() {
 			return nil, ctx.Err()
 		}
 		say("end " + string(p))
-		return append(p, "-done"...), nil
+		return append(p, "-done"+os.Getenv("RATELTD_WORKER_TAG")...), nil
 	}); err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
