@@ -26,7 +26,7 @@ func (a *API) Dashboard(interval time.Duration) {
 	}
 	sub, _ := fs.Sub(web, "web")
 	a.mux.Handle("GET /", http.FileServerFS(sub))
-	a.mux.HandleFunc("GET /v1/stream", func(w http.ResponseWriter, r *http.Request) { a.stream(w, r, interval) })
+	a.mux.HandleFunc("GET /v1/stream", a.client(func(w http.ResponseWriter, r *http.Request) { a.stream(w, r, interval) }))
 }
 
 // Page is one frame of the dashboard's feed.
