@@ -73,6 +73,24 @@ func (c *Client) Enqueue(ctx context.Context, key, handler string, payload []byt
 		Timeout: o.timeout, MaxRetries: o.retries, Name: o.jobName})
 }
 
+// HandlerLive reports whether some live Client runs the durable-job handler name: this one,
+// or another that recorded it in Redis and whose heartbeat has not lapsed. Another Client's
+// Handle is seen once its processor has recorded it (its next step, moments after Handle);
+// a Client that died stops counting when its heartbeat lapses (5 PollIntervals, at least 3s).
+// Enqueue itself accepts any name (a job waits for its handler); a service that takes
+// handler names from callers it does not trust asks this first. It fails with ErrClosed or
+// ErrUnavailable.
+func (c *Client) HandlerLive(ctx context.Context, name string) (bool, error) {
+	if c.isClosed() {
+		return false, ErrClosed
+	}
+	live, err := c.node.HandlerLive(ctx, name)
+	if err != nil {
+		return false, unavailable(err)
+	}
+	return live, nil
+}
+
 // Wait waits until the durable job id has ended and returns its handler's result. It fails
 // with a *JobError (ErrJobFailed) when the job failed for good, an error satisfying ErrTimeout
 // when the job's time in line ran out, ErrEvicted when its key was reset while it waited,

@@ -3,8 +3,10 @@ package rateltd
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -35,20 +37,42 @@ const defaultRetryAfter = time.Second
 
 // RetryAfterResponse turns an upstream's answer into a *RetryAfterError when it is 429 Too
 // Many Requests or 503 Service Unavailable, taking the wait from its Retry-After header
-// (seconds or an HTTP date; 1s when absent or unreadable). For any other answer it returns nil.
+// (seconds or an HTTP date; 1s when absent or unreadable; never negative, see parseRetryAfter).
+// For any other answer it returns nil.
 func RetryAfterResponse(resp *http.Response) error {
 	if resp == nil || (resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable) {
 		return nil
 	}
-	d := defaultRetryAfter
-	if h := resp.Header.Get("Retry-After"); h != "" {
-		if s, err := strconv.Atoi(h); err == nil && s >= 0 {
-			d = time.Duration(s) * time.Second
-		} else if t, err := http.ParseTime(h); err == nil {
-			d = max(0, time.Until(t))
-		}
+	d, ok := parseRetryAfter(resp.Header.Get("Retry-After"))
+	if !ok {
+		d = defaultRetryAfter
 	}
 	return RetryAfter(d, fmt.Errorf("upstream answered %s", resp.Status))
+}
+
+// maxDuration is the longest time.Duration.
+const maxDuration = time.Duration(math.MaxInt64)
+
+// parseRetryAfter reads a Retry-After value (RFC 9110 §10.2.3): delay-seconds, digits only,
+// or an HTTP date. The wait is never negative: a date in the past is 0, and a number of
+// seconds past what a Duration holds is the longest Duration (multiplied, it would wrap
+// around to a negative wait, that is no wait at all).
+func parseRetryAfter(h string) (time.Duration, bool) {
+	if h == "" {
+		return 0, false
+	}
+	if strings.Trim(h, "0123456789") == "" {
+		// Digits only: ParseUint fails only past 64 bits (it reports ErrRange before it
+		// looks at what follows the digits, so this is checked first).
+		if s, err := strconv.ParseUint(h, 10, 64); err == nil && s <= uint64(maxDuration/time.Second) {
+			return time.Duration(s) * time.Second, true
+		}
+		return maxDuration, true
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		return max(0, time.Until(t)), true
+	}
+	return 0, false
 }
 
 // asRetryAfter reports fn's RetryAfterError, if that is what it returned.

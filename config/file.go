@@ -16,6 +16,7 @@ import (
 //	redis: redis://127.0.0.1:6379/0   # or cluster: [host:port, ...]
 //	prefix: rateltd
 //	admin_token: change-me
+//	client_token: change-me-too
 //	default: {max: 100, window: 1m}
 //	limits:
 //	  openai: {max: 500, window: 1m, max_queue: 5000, queue_timeout: 2m}
@@ -32,6 +33,8 @@ type File struct {
 	Cluster  []string
 	// AdminToken protects the service's admin routes ("admin_token: ...").
 	AdminToken string
+	// ClientToken protects the service's acquire, jobs and stream routes ("client_token: ...").
+	ClientToken string
 }
 
 // LoadFile reads and checks the configuration file at path. Errors name the file, the line
@@ -71,6 +74,8 @@ func ParseFile(name string, data []byte) (File, error) {
 			f.Config.Prefix, err = p.str(v, "prefix")
 		case "admin_token":
 			f.AdminToken, err = p.str(v, "admin_token")
+		case "client_token":
+			f.ClientToken, err = p.str(v, "client_token")
 		case "default":
 			f.Config.Default, err = p.limit(v, "default")
 		case "limits":

@@ -12,6 +12,7 @@ func TestParseFile(t *testing.T) {
 redis: redis://127.0.0.1:6379/0
 prefix: svc
 admin_token: s3cret
+client_token: cl1ent
 default: {max: 10, window: 1s}
 limits:
   openai: {max: 500, window: 1m, max_queue: 5000, queue_timeout: 2m}
@@ -22,7 +23,7 @@ poll_interval: 500ms
 		t.Fatal(err)
 	}
 	want := Limit{Algorithm: TokenBucket, Max: 100, Window: time.Second, Burst: 20, Overflow: DropOldest}
-	if f.RedisURL != "redis://127.0.0.1:6379/0" || f.Config.Prefix != "svc" || f.AdminToken != "s3cret" ||
+	if f.RedisURL != "redis://127.0.0.1:6379/0" || f.Config.Prefix != "svc" || f.AdminToken != "s3cret" || f.ClientToken != "cl1ent" ||
 		f.Config.Default.Max != 10 || f.Config.Limits["stripe"] != want || f.Config.Limits["openai"].QueueTimeout != 2*time.Minute ||
 		f.Config.PollInterval != 500*time.Millisecond {
 		t.Fatalf("parsed %+v", f)

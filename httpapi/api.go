@@ -13,18 +13,21 @@
 //	                                     200 when granted; 429 with Retry-After when the wait
 //	                                     would exceed wait or the line is full (see
 //	                                     middleware.Refused)
-//	POST /v1/jobs/{key}?handler=NAME     enqueue a durable job, the body its payload: 201 {"id"}
+//	POST /v1/jobs/{key}?handler=NAME     enqueue a durable job, the body its payload: 201 {"id"};
+//	                                     422 when no live node runs NAME, unless
+//	                                     &allow_unknown=1
 //	GET  /v1/jobs/{key}/{uuid}?wait=10s  its result: 200 done/failed/expired/evicted, 202 pending
 //	GET  /healthz, /readyz, /metrics
 //
 // Answers about a key carry RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset (seconds)
 // and their X-RateLimit-* equivalents. Errors are JSON {"error": "..."}; bad input is a 400.
-// Admin routes require "Authorization: Bearer <token>" when Options.AdminToken is set.
+// Admin routes require "Authorization: Bearer <token>" when Options.AdminToken is set; the
+// acquire, jobs and stream routes when Options.ClientToken is set (see Options). A missing or
+// wrong token gets a 401 with WWW-Authenticate: Bearer.
 package httpapi
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,9 +47,13 @@ import (
 
 // Options configure the handler. The zero value is usable.
 type Options struct {
-	// AdminToken, when set, is required as a bearer token by the routes that change state.
-	// Defaults to "" (no token).
+	// AdminToken, when set, is required as a bearer token by the routes that change state
+	// (pause, resume, reset, PUT limit). Defaults to "" (no token; see ClientToken).
 	AdminToken string
+	// ClientToken, when set, is required as a bearer token by /v1/acquire, /v1/jobs and
+	// /v1/stream; the admin token serves there too. When AdminToken is not set, the admin
+	// routes require this one. Defaults to "" (those routes are open).
+	ClientToken string
 	// Gatherer serves /metrics. Defaults to nil: /metrics answers 404.
 	Gatherer prometheus.Gatherer
 	// MaxWait bounds the wait parameter of /v1/acquire. Defaults to 1 minute.
@@ -84,9 +91,9 @@ func NewHandler(c *rateltd.Client, opts Options) *API {
 	a.mux.HandleFunc("POST /v1/keys/{key}/reset", a.admin(a.withKey(true, a.reset)))
 	a.mux.HandleFunc("GET /v1/keys/{key}/limit", a.withKey(true, a.getLimit))
 	a.mux.HandleFunc("PUT /v1/keys/{key}/limit", a.admin(a.withKey(true, a.putLimit)))
-	a.mux.HandleFunc("POST /v1/acquire/{key}", a.withKey(false, a.acquire)) // sets them after its outcome
-	a.mux.HandleFunc("POST /v1/jobs/{key}", a.withKey(false, a.enqueue))
-	a.mux.HandleFunc("GET /v1/jobs/{key}/{uuid}", a.withKey(false, a.job))
+	a.mux.HandleFunc("POST /v1/acquire/{key}", a.client(a.withKey(false, a.acquire))) // sets them after its outcome
+	a.mux.HandleFunc("POST /v1/jobs/{key}", a.client(a.withKey(false, a.enqueue)))
+	a.mux.HandleFunc("GET /v1/jobs/{key}/{uuid}", a.client(a.withKey(false, a.job)))
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -126,22 +133,6 @@ func fail(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusServiceUnavailable, err)
 	default:
 		writeError(w, http.StatusInternalServerError, err)
-	}
-}
-
-// admin requires the bearer token when one is configured.
-func (a *API) admin(h http.HandlerFunc) http.HandlerFunc {
-	if a.opts.AdminToken == "" {
-		return h
-	}
-	want := []byte("Bearer " + a.opts.AdminToken)
-	return func(w http.ResponseWriter, r *http.Request) {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="rateltd"`)
-			writeError(w, http.StatusUnauthorized, errors.New("admin routes need Authorization: Bearer <token>"))
-			return
-		}
-		h(w, r)
 	}
 }
 

@@ -26,7 +26,7 @@ func (a *API) Dashboard(interval time.Duration) {
 	}
 	sub, _ := fs.Sub(web, "web")
 	a.mux.Handle("GET /", http.FileServerFS(sub))
-	a.mux.HandleFunc("GET /v1/stream", func(w http.ResponseWriter, r *http.Request) { a.stream(w, r, interval) })
+	a.mux.HandleFunc("GET /v1/stream", a.client(func(w http.ResponseWriter, r *http.Request) { a.stream(w, r, interval) }))
 }
 
 // Page is one frame of the dashboard's feed.
@@ -95,7 +95,9 @@ func (a *API) page(ctx context.Context, q string, offset, limit int) (Page, erro
 	}
 	slices.Sort(keys)
 	p := Page{Total: len(keys), Offset: offset, Keys: []StatusJSON{}, At: time.Now().UTC()}
-	for _, k := range keys[min(offset, len(keys)):min(offset+limit, len(keys))] {
+	from := min(offset, len(keys))
+	to := from + min(limit, len(keys)-from) // not offset+limit: it may overflow
+	for _, k := range keys[from:to] {
 		st, err := a.c.Status(ctx, k)
 		if err != nil {
 			return Page{}, err

@@ -17,8 +17,10 @@ import (
 // registered, and read its result.
 //
 //	POST /v1/jobs/{key}?handler=NAME[&priority=high][&timeout=1m][&retries=3][&name=order-42]
+//	     [&allow_unknown=1]
 //	     body: the payload. 201 {"id": "<key>/<uuid>"}; 413 over the payload limit;
-//	     429 with Retry-After when the line is full or too long.
+//	     422 when no live node runs the handler (unless allow_unknown=1: then the job waits
+//	     for one); 429 with Retry-After when the line is full or too long.
 //	GET  /v1/jobs/{key}/{uuid}?wait=10s
 //	     200 {"id", "state": "done", "result": base64} or "failed" (with "error"), "expired",
 //	     "evicted"; 202 {"state": "pending"} when it has not ended within wait; 404 unknown.
@@ -60,6 +62,10 @@ func (a *API) enqueue(w http.ResponseWriter, r *http.Request, key string) {
 		}
 		opts = append(opts, rateltd.WithMaxRetries(n))
 	}
+	if code, err := a.handlerRuns(r, handler); err != nil {
+		writeError(w, code, err)
+		return
+	}
 	payload, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.opts.MaxPayload))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -81,6 +87,30 @@ func (a *API) enqueue(w http.ResponseWriter, r *http.Request, key string) {
 	default:
 		writeJSON(w, http.StatusCreated, JobJSON{ID: id, State: "pending"})
 	}
+}
+
+// handlerRuns refuses a job for a handler that no live node runs, with 422, unless the
+// request says ?allow_unknown=1: such a job would only wait in line, and a caller who may
+// enqueue must not fill lines with work for names nobody registered.
+func (a *API) handlerRuns(r *http.Request, handler string) (int, error) {
+	if s := r.URL.Query().Get("allow_unknown"); s != "" {
+		allow, err := strconv.ParseBool(s)
+		if err != nil {
+			return http.StatusBadRequest, fmt.Errorf("allow_unknown %q: want 1 or 0", s)
+		}
+		if allow {
+			return 0, nil
+		}
+	}
+	live, err := a.c.HandlerLive(r.Context(), handler)
+	switch {
+	case err != nil:
+		return http.StatusServiceUnavailable, err
+	case !live:
+		return http.StatusUnprocessableEntity, fmt.Errorf("handler %q: no live node runs it (a Go node registers it with Client.Handle); "+
+			"add allow_unknown=1 to queue the job until one does", handler)
+	}
+	return 0, nil
 }
 
 func (a *API) job(w http.ResponseWriter, r *http.Request, key string) {

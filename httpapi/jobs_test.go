@@ -10,6 +10,7 @@ import (
 
 	"github.com/rateltd/rateltd"
 	"github.com/rateltd/rateltd/httpapi"
+	"github.com/rateltd/rateltd/internal/redistest"
 	"github.com/rateltd/rateltd/internal/testnode"
 )
 
@@ -20,12 +21,13 @@ func TestJobs(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			ts, c := server(t, backend, rateltd.Config{MaxPayload: 32, Default: rateltd.Limit{Max: 100, Window: time.Second, MaxQueue: 2}},
 				httpapi.Options{})
-			a := call(t, ts, "POST", "/v1/jobs/mail?handler=upper&name=welcome-1", "", "hello")
+			// Before any node runs the handler: queued only when asked to.
+			a := call(t, ts, "POST", "/v1/jobs/mail?handler=upper&name=welcome-1&allow_unknown=1", "", "hello")
 			id, _ := a.body["id"].(string)
 			if a.code != 201 || !strings.HasPrefix(id, "mail/") {
 				t.Fatalf("enqueue: %d %s", a.code, a.raw)
 			}
-			if again := call(t, ts, "POST", "/v1/jobs/mail?handler=upper&name=welcome-1", "", "hello"); again.body["id"] != id {
+			if again := call(t, ts, "POST", "/v1/jobs/mail?handler=upper&name=welcome-1&allow_unknown=1", "", "hello"); again.body["id"] != id {
 				t.Fatalf("enqueue of the same name: %d %s; want id %s", again.code, again.raw, id)
 			}
 			uuid := strings.TrimPrefix(id, "mail/")
@@ -75,6 +77,84 @@ func TestJobs(t *testing.T) {
 				if a.code != tc.code || !strings.Contains(a.raw, tc.want) {
 					t.Errorf("%s %s: %d %s; want %d with %q", tc.method, tc.path, a.code, a.raw, tc.code, tc.want)
 				}
+			}
+		})
+	}
+}
+
+// TestJobsUnknownHandler: a job for a handler that no live node runs is refused with 422
+// naming the handler, unless allow_unknown=1; once a node (this one, or another on the same
+// Redis) registers the handler, the same enqueue is taken.
+func TestJobsUnknownHandler(t *testing.T) {
+	for _, backend := range testnode.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			var prefix string // one for both nodes on Redis
+			if backend == "redis" {
+				prefix = redistest.Server(t).Prefix(t)
+			}
+			ts, c := server(t, backend, rateltd.Config{Prefix: prefix}, httpapi.Options{})
+			for _, tc := range []struct {
+				query string
+				code  int
+				want  string
+			}{
+				{"handler=nobody", 422, `handler \"nobody\": no live node runs it`},
+				{"handler=nobody&allow_unknown=0", 422, "allow_unknown=1"},
+				{"handler=nobody&allow_unknown=maybe", 400, "allow_unknown"},
+				{"handler=nobody&allow_unknown=1", 201, `"state":"pending"`},
+				{"handler=nobody&allow_unknown=true", 201, `"state":"pending"`},
+			} {
+				a := call(t, ts, "POST", "/v1/jobs/unknown?"+tc.query, "", "x")
+				if a.code != tc.code || !strings.Contains(a.raw, tc.want) || a.header.Get("Content-Type") != "application/json" {
+					t.Errorf("%s: %d %s; want %d with %q", tc.query, a.code, a.raw, tc.code, tc.want)
+				}
+			}
+
+			// Registered here: taken at once, with no round trip to learn it.
+			if err := c.Handle("local", func(context.Context, []byte) ([]byte, error) { return nil, nil }); err != nil {
+				t.Fatal(err)
+			}
+			if a := call(t, ts, "POST", "/v1/jobs/unknown?handler=local", "", "x"); a.code != 201 {
+				t.Fatalf("a handler this node runs: %d %s", a.code, a.raw)
+			}
+			if backend != "redis" {
+				return
+			}
+			// Registered on another node of the same Redis: taken once that node has recorded it.
+			other := testnode.Client(t, backend, rateltd.Config{Prefix: prefix, PollInterval: 200 * time.Millisecond})
+			if err := other.Handle("remote", func(context.Context, []byte) ([]byte, error) { return nil, nil }); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				a := call(t, ts, "POST", "/v1/jobs/unknown?handler=remote", "", "x")
+				if a.code == 201 {
+					break
+				}
+				if a.code != 422 || time.Now().After(deadline) {
+					t.Fatalf("a handler another live node runs: %d %s", a.code, a.raw)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			// Gone when the other node closes and its heartbeat lapses.
+			other.Close()
+			deadline = time.Now().Add(30 * time.Second)
+			for {
+				live, err := c.HandlerLive(context.Background(), "remote")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !live {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the handler of a closed node still counts as live after 30s")
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if a := call(t, ts, "POST", "/v1/jobs/unknown?handler=remote", "", "x"); a.code != 422 {
+				t.Fatalf("a handler whose node is gone: %d %s", a.code, a.raw)
 			}
 		})
 	}

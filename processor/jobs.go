@@ -97,6 +97,22 @@ func (n *Node) Handle(name string, h Handler) error {
 	return nil
 }
 
+// HandlerLive reports whether some live node runs the handler name: this one (no round trip),
+// or one whose last heartbeat recorded it in the backend's handler index.
+func (n *Node) HandlerLive(ctx context.Context, name string) (bool, error) {
+	n.mu.Lock()
+	_, mine := n.jobs.handlers[name]
+	n.mu.Unlock()
+	if mine {
+		return true, nil
+	}
+	live, err := n.be.Handlers(ctx, nil, 0)
+	if err != nil {
+		return false, err
+	}
+	return slices.Contains(live, name), nil
+}
+
 func validHandlerName(name string) error {
 	if name == "" || len(name) > MaxHandlerName {
 		return fmt.Errorf("%w: handler name must be 1 to %d bytes, got %d", config.ErrInvalidConfig, MaxHandlerName, len(name))

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/rateltd/rateltd"
@@ -45,12 +48,12 @@ func browser(t *testing.T) context.Context {
 }
 
 // startServe runs serve for the test on a free port and returns its address.
-func startServe(t *testing.T, e *env, token string, demo bool) string {
+func startServe(t *testing.T, e *env, tk tokens, demo bool) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, e, "127.0.0.1:0", token, demo, ready) }()
+	go func() { done <- serve(ctx, e, "127.0.0.1:0", tk, demo, ready) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -66,13 +69,17 @@ func startServe(t *testing.T, e *env, token string, demo bool) string {
 	return ""
 }
 
-// TestDashboardInBrowser: a key appears in the dashboard; pressing pause shows it paused and
-// the library sees it paused; the queue depth follows the load; resume drains it.
+// TestDashboardInBrowser: with a client token set, the dashboard asks for a token and its feed
+// goes live with the client token; a key appears; pressing pause asks for the admin token,
+// shows the key paused and the library sees it paused; the queue depth follows the load;
+// resume drains it.
 func TestDashboardInBrowser(t *testing.T) {
 	bctx := browser(t)
 	c := newCLI(t)
 	var out bytes.Buffer
-	addr := startServe(t, &env{g: &globals{redisURL: c.url, redisSet: true, prefix: c.prefix}, out: &out, err: &out}, "tok", false)
+	addr := startServe(t, &env{g: &globals{redisURL: c.url, redisSet: true, prefix: c.prefix}, out: &out, err: &out},
+		tokens{admin: "tok", client: "cli"}, false)
+	prompts := answerPrompts(bctx, map[string]string{"Token (client or admin)": "cli", "Admin token": "tok"})
 	ctx := context.Background()
 	const key = "dash:key"
 	if _, err := c.lib.Request(ctx, key, func(context.Context) (any, error) { return nil, nil }); err != nil {
@@ -83,9 +90,6 @@ func TestDashboardInBrowser(t *testing.T) {
 		return chromedp.WaitVisible(fmt.Sprintf(`%s td.q[data-queued="%d"]`, row, n))
 	}
 	err := chromedp.Do(bctx, chromedp.Navigate("http://"+addr+"/"), chromedp.WaitVisible(row), queued(0))
-	if err == nil {
-		_, err = chromedp.Run(bctx, chromedp.Evaluate[any](`sessionStorage.token = "tok"`))
-	}
 	if err == nil {
 		err = chromedp.Do(bctx, chromedp.Click(row+` button[data-act="pause"]`), chromedp.WaitVisible(row+` .state .badge`))
 	}
@@ -111,6 +115,37 @@ func TestDashboardInBrowser(t *testing.T) {
 	if st, _ := c.lib.Status(ctx, key); st.Paused {
 		t.Fatal("still paused after resume in the dashboard")
 	}
+	if got := prompts(); !slices.Equal(got, []string{"Token (client or admin)", "Admin token"}) {
+		t.Fatalf("the dashboard asked %q, want the client prompt for its feed, then the admin prompt for pause", got)
+	}
+}
+
+// answerPrompts answers the page's prompt() dialogs from answers, by their message, and
+// returns a function that lists the messages asked so far.
+func answerPrompts(bctx context.Context, answers map[string]string) func() []string {
+	var mu sync.Mutex
+	var asked []string
+	dialogs := chromedp.Events(bctx, page.JavascriptDialogOpening)
+	go func() {
+		for ev, err := range dialogs {
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			asked = append(asked, ev.Message)
+			mu.Unlock()
+			text, ok := answers[ev.Message]
+			if _, err := chromedp.Call(bctx, page.HandleJavaScriptDialog,
+				page.HandleJavaScriptDialogParams{Accept: ok, PromptText: text}); err != nil {
+				return
+			}
+		}
+	}()
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(asked)
+	}
 }
 
 // TestDashboardScreenshot writes a screenshot of the dashboard under the demo to the path in
@@ -123,7 +158,7 @@ func TestDashboardScreenshot(t *testing.T) {
 	bctx := browser(t)
 	var out bytes.Buffer
 	t.Setenv("REDIS_URL", "")
-	addr := startServe(t, &env{g: &globals{redisURL: "redis://unused", prefix: "rateltd"}, out: &out, err: &out}, "", true)
+	addr := startServe(t, &env{g: &globals{redisURL: "redis://unused", prefix: "rateltd"}, out: &out, err: &out}, tokens{}, true)
 	err := chromedp.Do(bctx,
 		chromedp.Navigate("http://"+addr+"/"),
 		chromedp.WaitVisible(`tr[data-key="openai"]`),

@@ -72,7 +72,7 @@ func (g *globals) register(fs *flag.FlagSet) {
 	})
 	// Registered twice (before and after the command): what the first parse set stays.
 	fs.StringVar(&g.prefix, "prefix", cmp.Or(g.prefix, "rateltd"), "prefix of rateltd's Redis keys")
-	fs.StringVar(&g.configFile, "config", g.configFile, "configuration file (YAML): limits, defaults, admin token")
+	fs.StringVar(&g.configFile, "config", g.configFile, "configuration file (YAML): limits, defaults, admin and client tokens")
 	if g.redisURL == "" {
 		g.redisURL = def
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -210,7 +211,7 @@ func TestServe(t *testing.T) {
 	done := make(chan error, 1)
 	var out bytes.Buffer
 	e := &env{g: &globals{redisURL: c.url, redisSet: true, prefix: c.prefix}, out: &out, err: &out}
-	go func() { done <- serve(ctx, e, "127.0.0.1:0", "tok", false, ready) }()
+	go func() { done <- serve(ctx, e, "127.0.0.1:0", tokens{admin: "tok"}, false, ready) }()
 	addr := <-ready
 	defer http.DefaultClient.CloseIdleConnections()
 	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/": 200, "/v1/keys": 200} {
@@ -244,7 +245,7 @@ func TestServeWithConfigFile(t *testing.T) {
 	good := dir + "/rateltd.yaml"
 	os.WriteFile(good, []byte("admin_token: from-file\nlimits:\n  openai: {max: 42, window: 1m}\n"), 0o600)
 	var out bytes.Buffer
-	addr := startServe(t, &env{g: &globals{redisURL: c.url, redisSet: true, prefix: c.prefix, configFile: good}, out: &out, err: &out}, "", false)
+	addr := startServe(t, &env{g: &globals{redisURL: c.url, redisSet: true, prefix: c.prefix, configFile: good}, out: &out, err: &out}, tokens{}, false)
 	t.Cleanup(http.DefaultClient.CloseIdleConnections)
 	resp, err := http.Get("http://" + addr + "/v1/keys/openai/limit")
 	if err != nil {
@@ -277,7 +278,7 @@ func TestServeWithConfigFile(t *testing.T) {
 func TestDemo(t *testing.T) {
 	t.Setenv("REDIS_URL", "")
 	var out bytes.Buffer
-	addr := startServe(t, &env{g: &globals{redisURL: "redis://127.0.0.1:1/0", prefix: "rateltd"}, out: &out, err: &out}, "", true)
+	addr := startServe(t, &env{g: &globals{redisURL: "redis://127.0.0.1:1/0", prefix: "rateltd"}, out: &out, err: &out}, tokens{}, true)
 	t.Cleanup(http.DefaultClient.CloseIdleConnections)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -302,5 +303,94 @@ func TestDemo(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "demo: simulated callers") {
 		t.Fatalf("demo output: %q", out.String())
+	}
+}
+
+// lockedBuffer is a bytes.Buffer that the command writes while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestServeClientToken: the client token comes from --client-token, else
+// $RATELTD_CLIENT_TOKEN, else client_token: in --config; acquire needs it (or the admin
+// token); --help names the flag and the variable.
+func TestServeClientToken(t *testing.T) {
+	c := newCLI(t)
+	file := t.TempDir() + "/rateltd.yaml"
+	os.WriteFile(file, []byte("admin_token: adm-file\nclient_token: cli-file\n"), 0o600)
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	for _, tc := range []struct {
+		name, env string
+		args      []string
+		token     string // the client token in force
+	}{
+		{"flag", "cli-env", []string{"serve", "--client-token", "cli-flag"}, "cli-flag"},
+		{"environment", "cli-env", []string{"serve"}, "cli-env"},
+		{"file", "", []string{"--config", file, "serve"}, "cli-file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("RATELTD_CLIENT_TOKEN", tc.env)
+			ctx, cancel := context.WithCancel(context.Background())
+			var out lockedBuffer
+			done := make(chan int, 1)
+			args := append([]string{"--redis", c.url, "--prefix", c.prefix}, append(tc.args, "--addr", "127.0.0.1:0")...)
+			go func() { done <- run(ctx, args, &out, &out) }()
+			defer func() {
+				cancel()
+				if code := <-done; code != 0 {
+					t.Errorf("serve exited %d: %s", code, out.String())
+				}
+			}()
+			var addr string
+			c.eventually("serve listens", func() bool {
+				_, rest, ok := strings.Cut(out.String(), "serving http://")
+				addr, _, _ = strings.Cut(rest, "/")
+				return ok && addr != ""
+			})
+			acquire := func(token string) int {
+				req, _ := http.NewRequest("POST", "http://"+addr+"/v1/acquire/tok:k", nil)
+				if token != "" {
+					req.Header.Set("Authorization", "Bearer "+token)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				return resp.StatusCode
+			}
+			for token, want := range map[string]int{"": 401, "cli-env-not": 401, tc.token: 200} {
+				if got := acquire(token); got != want {
+					t.Errorf("acquire with %q: %d, want %d", token, got, want)
+				}
+			}
+			if tc.name == "file" {
+				if got := acquire("adm-file"); got != 200 {
+					t.Errorf("acquire with the admin token: %d, want 200", got)
+				}
+			}
+		})
+	}
+	// --help names the flag and the variable, and prints no token.
+	t.Setenv("RATELTD_CLIENT_TOKEN", "cli-secret")
+	t.Setenv("RATELTD_ADMIN_TOKEN", "adm-secret")
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"serve", "--help"}, &out, &errOut); code != 0 ||
+		!strings.Contains(out.String(), "-client-token") || !strings.Contains(out.String(), "$RATELTD_CLIENT_TOKEN") ||
+		strings.Contains(out.String(), "secret") {
+		t.Fatalf("serve --help: %d %q", code, out.String())
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -21,10 +22,17 @@ import (
 )
 
 func init() {
-	var addr, token string
+	var addr string
+	var t tokens
 	serveFlags := func(fs *flag.FlagSet) {
 		fs.StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on")
-		fs.StringVar(&token, "admin-token", os.Getenv("RATELTD_ADMIN_TOKEN"), "bearer token the admin routes require (default $RATELTD_ADMIN_TOKEN)")
+		// The variables are read when the command runs, not as the flags' defaults: --help
+		// would print them.
+		fs.StringVar(&t.admin, "admin-token", "",
+			"bearer token the admin routes (pause, resume, reset, limit set) require (default $RATELTD_ADMIN_TOKEN, else admin_token: in --config)")
+		fs.StringVar(&t.client, "client-token", "",
+			"bearer token /v1/acquire, /v1/jobs and the dashboard's feed require; the admin token serves too, and without one\n"+
+				"the admin routes take this one (default $RATELTD_CLIENT_TOKEN, else client_token: in --config; none: those routes are open)")
 	}
 	commands = append(commands,
 		&command{name: "serve", args: "",
@@ -34,7 +42,7 @@ func init() {
 				if len(args) > 0 {
 					return usagef("serve takes no arguments, got %q", args)
 				}
-				return serve(ctx, e, addr, token, false, nil)
+				return serve(ctx, e, addr, t.orEnv(), false, nil)
 			}},
 		&command{name: "demo", args: "",
 			help: "Simulated callers on a few keys, with serve running: watch lines fill and drain at /.\n" +
@@ -44,22 +52,29 @@ func init() {
 				if len(args) > 0 {
 					return usagef("demo takes no arguments, got %q", args)
 				}
-				return serve(ctx, e, addr, token, true, nil)
+				return serve(ctx, e, addr, t.orEnv(), true, nil)
 			}},
 	)
 }
 
+// tokens are the bearer tokens of the service: see httpapi.Options.
+type tokens struct{ admin, client string }
+
+// orEnv fills in the tokens not given from $RATELTD_ADMIN_TOKEN and $RATELTD_CLIENT_TOKEN.
+func (t tokens) orEnv() tokens {
+	return tokens{admin: cmp.Or(t.admin, os.Getenv("RATELTD_ADMIN_TOKEN")), client: cmp.Or(t.client, os.Getenv("RATELTD_CLIENT_TOKEN"))}
+}
+
 // serve runs the service until ctx ends; with demo, simulated callers too. ready, when not
 // nil, receives the address once listening (for tests).
-func serve(ctx context.Context, e *env, addr, token string, demo bool, ready chan<- string) error {
+func serve(ctx context.Context, e *env, addr string, t tokens, demo bool, ready chan<- string) error {
 	m := metrics.New(metrics.Options{})
 	f, err := e.fileConfig()
 	if err != nil {
 		return err
 	}
-	if token == "" {
-		token = f.AdminToken
-	}
+	t.admin = cmp.Or(t.admin, f.AdminToken)
+	t.client = cmp.Or(t.client, f.ClientToken)
 	c, closeAll, err := e.clientWith(ctx, demo, m, demoLimits(demo))
 	if err != nil {
 		return err
@@ -68,7 +83,7 @@ func serve(ctx context.Context, e *env, addr, token string, demo bool, ready cha
 	m.Watch(c)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	api := httpapi.NewHandler(c, httpapi.Options{AdminToken: token, Gatherer: reg})
+	api := httpapi.NewHandler(c, httpapi.Options{AdminToken: t.admin, ClientToken: t.client, Gatherer: reg})
 	api.Dashboard(time.Second)
 
 	ln, err := net.Listen("tcp", addr)

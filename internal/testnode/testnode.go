@@ -13,13 +13,17 @@ import (
 // Backends names both backends, for table-driven tests.
 var Backends = []string{"memory", "redis"}
 
-// Client starts a Client on backend with cfg (its Redis and Prefix are set here) and closes it
-// at the end of the test.
+// Client starts a Client on backend with cfg (its Redis is set here, and its Prefix unless
+// cfg has one: Clients given one prefix are nodes of one cluster) and closes it at the end of
+// the test.
 func Client(tb testing.TB, backend string, cfg rateltd.Config) *rateltd.Client {
 	tb.Helper()
 	if backend == "redis" {
 		srv := redistest.Server(tb)
-		cfg.Redis, cfg.Prefix = srv.Client(tb), srv.Prefix(tb)
+		cfg.Redis = srv.Client(tb)
+		if cfg.Prefix == "" {
+			cfg.Prefix = srv.Prefix(tb)
+		}
 	}
 	c, err := rateltd.New(cfg)
 	if err != nil {
