@@ -86,7 +86,7 @@ func (c *Client) HandlerLive(ctx context.Context, name string) (bool, error) {
 	}
 	live, err := c.node.HandlerLive(ctx, name)
 	if err != nil {
-		return false, unavailable(err)
+		return false, unavailable(ctx, err)
 	}
 	return live, nil
 }

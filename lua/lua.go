@@ -56,6 +56,8 @@ var (
 	jobWait string
 	//go:embed handlers.lua
 	handlers string
+	//go:embed counters.lua
+	counters string
 )
 
 // The scripts. The per-key ones take the KEYS and first six ARGV that limits.lua describes;
@@ -77,11 +79,12 @@ var (
 	PauseUntil  = NewScript(pauseUntil)
 	IndexRemove = NewScript(indexRemove)
 	Handlers    = NewScript(handlers)
+	Counters    = NewScript(counters)
 )
 
 // All lists every script, for loading them before they are pipelined.
 var All = []*redis.Script{Admit, Enqueue, Grant, Claim, Cancel, Refund, Check, Status, Reset, JobDone, JobRenew,
-	JobWait, IndexAdd, IndexRemove, PauseUntil, Handlers}
+	JobWait, IndexAdd, IndexRemove, PauseUntil, Handlers, Counters}
 
 // NumKeys is how many KEYS every per-key script takes; NumJobKeys, those that know durable jobs.
 const (

@@ -271,30 +271,62 @@ func (n *Node) claim(ctx context.Context, key string) {
 }
 
 // FlushCounts writes key's counts gathered since the last flush now, so that a Status read
-// next includes this node's own. On an error the counts are lost.
+// next includes this node's own.
 func (n *Node) FlushCounts(ctx context.Context, key string) error {
-	n.mu.Lock()
-	c := n.counts[key]
-	delete(n.counts, key)
-	n.mu.Unlock()
-	if c == nil {
-		return nil
-	}
-	return n.be.AddCounters(ctx, key, n.Params(key), c)
+	return n.flushKey(ctx, key)
 }
 
-// flushCounts writes the outcome counts gathered since the last flush.
+// flushCounts writes the outcome counts gathered since the last flush, key by key.
 func (n *Node) flushCounts(ctx context.Context) error {
 	n.mu.Lock()
-	counts := n.counts
-	n.counts = map[string]map[string]int64{}
+	keys := make([]string, 0, len(n.counts)+len(n.unsent))
+	for k := range n.counts {
+		keys = append(keys, k)
+	}
+	for k := range n.unsent {
+		if n.counts[k] == nil {
+			keys = append(keys, k)
+		}
+	}
 	n.mu.Unlock()
 	var first error
-	for k, c := range counts {
-		if err := n.be.AddCounters(ctx, k, n.Params(k), c); err != nil {
-			n.log.Error("rateltd: processor: write counters", err, "key", k)
+	for _, k := range keys {
+		if err := n.flushKey(ctx, k); err != nil {
+			n.log.Error("rateltd: processor: write counters; kept to send again", err, "key", k)
 			first = cmp.Or(first, err)
 		}
 	}
 	return first
+}
+
+// flushKey writes key's counts: first a batch whose sending failed before, sent again as it
+// was (the backend adds a batch once, so a batch that was added although its reply was lost
+// is not added twice), then what was counted since, as a new batch. A batch that fails stays
+// for the next flush; counts gathered meanwhile wait beside it, so a key has at most one
+// unsent batch whatever the outage's length. Flushes of one key do not overlap (flushMu).
+func (n *Node) flushKey(ctx context.Context, key string) error {
+	n.flushMu.Lock()
+	defer n.flushMu.Unlock()
+	for {
+		n.mu.Lock()
+		b, ok := n.unsent[key]
+		if !ok {
+			c := n.counts[key]
+			if c == nil {
+				n.mu.Unlock()
+				return nil
+			}
+			delete(n.counts, key)
+			n.countSeq++
+			b = queue.CountBatch{Node: n.id, Seq: n.countSeq, Deltas: c}
+			n.unsent[key] = b
+		}
+		n.mu.Unlock()
+		if err := n.be.AddCounters(ctx, key, n.Params(key), b); err != nil {
+			return err
+		}
+		n.mu.Lock()
+		delete(n.unsent, key)
+		n.mu.Unlock()
+	}
 }

@@ -47,9 +47,14 @@ type Node struct {
 	// all asks the loop to grant every key it knows (the runtime configuration changed).
 	// Written by event handling, drained by the loop. Guarded by mu.
 	all bool
-	// counts holds per-key outcome counts not yet written to the backend. Written by Done,
-	// drained by the loop. Guarded by mu.
-	counts map[string]map[string]int64
+	// counts holds per-key outcome counts not yet written to the backend; unsent, the batch
+	// of each key whose writing failed, to be sent again as it was; countSeq numbers the
+	// batches. Written by count, drained by flushKey. Guarded by mu.
+	counts   map[string]map[string]int64
+	unsent   map[string]queue.CountBatch
+	countSeq int64
+	// flushMu keeps flushes of counts from overlapping (the loop's and Status's).
+	flushMu sync.Mutex
 	// owners are the nodes this node granted tickets for lately (id -> last seen); dead, those
 	// of them whose heartbeat had lapsed at the last poll. Written by the loop, read by grant
 	// steps. Guarded by mu.
@@ -87,6 +92,7 @@ func New(ctx context.Context, be queue.Backend, cfg config.Config) (*Node, error
 		pending: map[string]struct{}{},
 		claims:  map[string]struct{}{},
 		counts:  map[string]map[string]int64{},
+		unsent:  map[string]queue.CountBatch{},
 		owners:  map[string]time.Time{},
 		jobs: jobState{handlers: map[string]Handler{}, jobKeys: map[string]time.Time{}, starved: map[string]struct{}{},
 			waiters: map[string]map[chan struct{}]struct{}{}},

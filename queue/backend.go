@@ -219,8 +219,10 @@ type Backend interface {
 	// ExtendPause pauses the key until the µs given unless it is paused as long already.
 	ExtendPause(ctx context.Context, key string, until int64) error
 	ResumeKey(ctx context.Context, key string) error
-	// AddCounters adds deltas to the key's counters (outcomes that happen outside a script).
-	AddCounters(ctx context.Context, key string, p Params, deltas map[string]int64) error
+	// AddCounters adds a batch of counts to the key's counters (outcomes that happen outside
+	// a script), once: a batch sent again after an error changes nothing if the first sending
+	// had been applied.
+	AddCounters(ctx context.Context, key string, p Params, b CountBatch) error
 	// Time is the backend's clock, µs.
 	Time(ctx context.Context) (int64, error)
 
@@ -258,6 +260,14 @@ type Backend interface {
 	// Listen delivers the events for node (its own and broadcast ones) until stop is called.
 	// Events may be lost; the channel is closed after stop.
 	Listen(node []byte) (events <-chan Event, stop func())
+}
+
+// CountBatch is one node's counts for one key, numbered so that sending it twice adds it once.
+type CountBatch struct {
+	// Node is the counting node's id; Seq increases with each batch the node makes for a key.
+	Node   []byte
+	Seq    int64
+	Deltas map[string]int64
 }
 
 // Counter names, as kept per key and shown by Status.

@@ -310,3 +310,34 @@ func TestHeartbeats(t *testing.T) {
 		}
 	})
 }
+
+// TestCountersAddedOnce: a batch of counts sent again (its first reply lost) is added once; a
+// later batch of the node, and another node's batch of the same number, are added.
+func TestCountersAddedOnce(t *testing.T) {
+	eachBackend(t, func(t *testing.T, be queue.Backend) {
+		ctx := context.Background()
+		p := params(config.Limit{Max: 5, Window: time.Second})
+		a, b := uuid.New(), uuid.New()
+		for _, batch := range []queue.CountBatch{
+			{Node: a[:], Seq: 1, Deltas: map[string]int64{queue.CountSucceeded: 3}},
+			{Node: a[:], Seq: 1, Deltas: map[string]int64{queue.CountSucceeded: 3}}, // sent again
+			{Node: a[:], Seq: 2, Deltas: map[string]int64{queue.CountSucceeded: 1, queue.CountFailed: 2}},
+			{Node: b[:], Seq: 1, Deltas: map[string]int64{queue.CountSucceeded: 10}},
+			{Node: a[:], Seq: 2, Deltas: map[string]int64{queue.CountSucceeded: 1, queue.CountFailed: 2}}, // again
+		} {
+			if err := be.AddCounters(ctx, "k", p, batch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st, err := be.State(ctx, "k", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.Counters[queue.CountSucceeded]; got != 14 {
+			t.Errorf("succeeded = %d; want 14 (3 + 1 + 10)", got)
+		}
+		if got := st.Counters[queue.CountFailed]; got != 2 {
+			t.Errorf("failed = %d; want 2", got)
+		}
+	})
+}

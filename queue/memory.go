@@ -263,15 +263,22 @@ func (m *Memory) ResumeKey(_ context.Context, key string) error {
 	return nil
 }
 
-func (m *Memory) AddCounters(_ context.Context, key string, p Params, deltas map[string]int64) error {
+// AddCounters is counters.lua's twin: a batch whose number is not above the last one added for
+// its node changes nothing.
+func (m *Memory) AddCounters(_ context.Context, key string, p Params, b CountBatch) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
 	k := m.key(key, now, true)
+	field := "seq:" + string(b.Node)
+	if b.Seq <= k.stats[field] {
+		return nil
+	}
 	s := newStep(p, now)
-	for name, d := range deltas {
+	for name, d := range b.Deltas {
 		k.count(s, name, d)
 	}
+	k.stats[field] = b.Seq
 	return nil
 }
 

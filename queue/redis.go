@@ -419,16 +419,14 @@ func (r *Redis) ResumeKey(ctx context.Context, key string) error {
 	return nil
 }
 
-func (r *Redis) AddCounters(ctx context.Context, key string, p Params, deltas map[string]int64) error {
+func (r *Redis) AddCounters(ctx context.Context, key string, p Params, b CountBatch) error {
 	k := r.ks.perKey(key, config.SlidingWindow)[kStats]
-	_, err := r.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-		for name, d := range deltas {
-			pipe.HIncrBy(ctx, k, name, d)
-		}
-		pipe.PExpire(ctx, k, max(p.StatsTTL, time.Second))
-		return nil
-	})
-	if err != nil {
+	args := make([]any, 0, 3+2*len(b.Deltas))
+	args = append(args, b.Node, b.Seq, max(p.StatsTTL, time.Second).Milliseconds())
+	for name, d := range b.Deltas {
+		args = append(args, name, d)
+	}
+	if err := r.eval(ctx, lua.Counters, []string{k}, args...).Err(); err != nil {
 		return fmt.Errorf("queue: add counters %q: %w", key, err)
 	}
 	return nil
