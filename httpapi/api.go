@@ -84,12 +84,14 @@ func NewHandler(c *rateltd.Client, opts Options) *API {
 		opts.MaxPayload = config.DefaultMaxPayload
 	}
 	a := &API{c: c, opts: opts, mux: http.NewServeMux()}
-	a.mux.HandleFunc("GET /v1/keys", a.listKeys)
-	a.mux.HandleFunc("GET /v1/keys/{key}", a.withKey(true, a.status))
+	// Reading keys' state needs the client token when one is set, as the stream of every
+	// key's state does.
+	a.mux.HandleFunc("GET /v1/keys", a.client(a.listKeys))
+	a.mux.HandleFunc("GET /v1/keys/{key}", a.client(a.withKey(true, a.status)))
 	a.mux.HandleFunc("POST /v1/keys/{key}/pause", a.admin(a.withKey(true, a.pause)))
 	a.mux.HandleFunc("POST /v1/keys/{key}/resume", a.admin(a.withKey(true, a.resume)))
 	a.mux.HandleFunc("POST /v1/keys/{key}/reset", a.admin(a.withKey(true, a.reset)))
-	a.mux.HandleFunc("GET /v1/keys/{key}/limit", a.withKey(true, a.getLimit))
+	a.mux.HandleFunc("GET /v1/keys/{key}/limit", a.client(a.withKey(true, a.getLimit)))
 	a.mux.HandleFunc("PUT /v1/keys/{key}/limit", a.admin(a.withKey(true, a.putLimit)))
 	a.mux.HandleFunc("POST /v1/acquire/{key}", a.client(a.withKey(false, a.acquire))) // sets them after its outcome
 	a.mux.HandleFunc("POST /v1/jobs/{key}", a.client(a.withKey(false, a.enqueue)))

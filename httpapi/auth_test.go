@@ -26,6 +26,9 @@ var guarded = []route{
 	{"jobs POST", "POST", "/v1/jobs/auth:k?handler=h&allow_unknown=1", false, 201},
 	{"jobs GET", "GET", "/v1/jobs/auth:k/00000000-0000-0000-0000-000000000000", false, 404}, // let in, no such job
 	{"stream", "GET", "/v1/stream?limit=1", false, 200},
+	{"keys", "GET", "/v1/keys", false, 200},
+	{"key status", "GET", "/v1/keys/auth:k", false, 200},
+	{"limit GET", "GET", "/v1/keys/auth:k/limit", false, 200},
 	{"pause (admin)", "POST", "/v1/keys/auth:k/pause", true, 200},
 }
 
