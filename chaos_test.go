@@ -122,12 +122,22 @@ func (b recBackend) Claim(ctx context.Context, key string, p queue.Params, ts []
 	return st, at, err
 }
 
-func (b recBackend) Refund(ctx context.Context, key string, p queue.Params, id []byte, at int64) error {
-	err := b.Backend.Refund(ctx, key, p, id, at)
+func (b recBackend) Refund(ctx context.Context, key string, p queue.Params, id []byte, at int64, local []byte) error {
+	err := b.Backend.Refund(ctx, key, p, id, at, local)
 	if err == nil {
 		b.log.remove(key, id)
 	}
 	return err
+}
+
+// Cancel takes out of the log a grant that a cancel gave back (one whose reply was lost, or
+// whose caller left before it was delivered).
+func (b recBackend) Cancel(ctx context.Context, p queue.Params, t *queue.Ticket, raw []byte) (queue.CancelOutcome, error) {
+	out, err := b.Backend.Cancel(ctx, p, t, raw)
+	if err == nil && out == queue.Refunded {
+		b.log.remove(t.Key, t.ID)
+	}
+	return out, err
 }
 
 // chaosNode starts a Client on rdb whose grants go to log (if not nil), closed at the test's

@@ -5,7 +5,7 @@
 -- A durable job is granted only by a node that runs its handler, to itself, under a lease,
 -- and only while the node has a free worker; its turn holds up the line while another live
 -- node runs its handler; one whose handler no live node runs is passed over.
--- KEYS: see limits.lua and jobs.lua (15). ARGV 1-6: see limits.lua.
+-- KEYS: see limits.lua and jobs.lua (16). ARGV 1-6: see limits.lua.
 -- ARGV: 7 this node's id  8 batch size  9 claim timeout µs  10 hold µs (how long to leave a line
 --       held up by jobs before looking again)  11 lease µs  12 free workers  13 leases a job may lose
 --       14 n, the number of dead nodes  15..14+n ids of nodes known dead (their tickets leave the
@@ -30,6 +30,7 @@ end
 
 local now = now_us()
 local woken = {}
+redis.call('ZREMRANGEBYSCORE', LOCAL, '-inf', I(now - 2 * CLAIM))
 local stale
 if any_dead then
   stale = redis.call('ZRANGE', GRANTED, 0, 999, 'WITHSCORES')
@@ -147,6 +148,7 @@ for q = 5, 2, -1 do
         ids[n] = t[1]
         if t[6] == NODE then
           mine_t[#mine_t + 1] = raw
+          redis.call('ZADD', LOCAL, I(now), raw)
         else
           redis.call('ZADD', GRANTED, I(now), raw)
           if not seen[t[6]] then seen[t[6]] = true; owners[#owners + 1] = t[6] end
@@ -163,6 +165,7 @@ if n > 0 then
   lim_record(now, ids)
   count('granted', n)
   if #owners > 0 then redis.call('PEXPIRE', GRANTED, ms(2 * CLAIM)) end
+  if #mine_t > 0 then redis.call('PEXPIRE', LOCAL, ms(2 * CLAIM)) end
 end
 
 local next = 0

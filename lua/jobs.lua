@@ -1,14 +1,18 @@
 -- jobs.lua: the helpers of durable jobs; follows line.lua in every script that takes, after the
--- ten KEYS of limits.lua, the five of a key's jobs:
+-- ten KEYS of limits.lua, the five of a key's jobs and the local grants:
 --   11 jobs (HASH id -> record)  12 lease (ZSET id -> µs its lease, or its wait for a retry, ends)
 --   13 results (HASH id -> result)  14 result expiry (ZSET id -> µs)  15 waited (SET ids Wait asks for)
+--   16 local grants (ZSET raw ticket -> grant µs): the grants a processor made for its own node's
+--      tickets lately, kept for twice the claim timeout so that a node whose grant reply was lost
+--      (a connection reset after the script ran) can still claim them, and so that a grant is
+--      given back once only (by whoever takes it out of this set: cancel or refund)
 -- A record is a msgpack array: 1 key  2 handler  3 payload  4 priority (0-3)  5 max retries
 --   6 failures  7 runs (the token of the current run)  8 leases lost  9 time it may wait in line µs
 --   10 state (0 in line, 1 running, 2 waiting to be retried)  11 node running it ('' none)
 --   12 node that enqueued it  13 result TTL ms  14 enqueued µs
 -- A result is a msgpack array {status, data}: status 0 done (data: the handler's result),
 -- 1 failed (data: the error), 2 expired in line, 3 evicted by Reset.
-local JOBS, LEASE, RES, REXP, WAITED = KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15]
+local JOBS, LEASE, RES, REXP, WAITED, LOCAL = KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15], KEYS[16]
 
 local function job_get(id)
   local raw = redis.call('HGET', JOBS, id)

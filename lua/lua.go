@@ -66,9 +66,9 @@ var (
 	Admit       = NewScript(limits + admitFast + line + admit + "\nreturn line_admit()\n")
 	Enqueue     = NewScript(limits + enqueue + line + jobs + admit + enqueueEnd)
 	Grant       = withJobs(grant)
-	Claim       = perKey(claim)
-	Cancel      = perKey(cancel)
-	Refund      = perKey(refund)
+	Claim       = withJobs(claim)
+	Cancel      = withJobs(cancel)
+	Refund      = withJobs(refund)
 	Check       = perKey(check)
 	Status      = withJobs(status)
 	Reset       = withJobs(reset)
@@ -89,7 +89,7 @@ var All = []*redis.Script{Admit, Enqueue, Grant, Claim, Cancel, Refund, Check, S
 // NumKeys is how many KEYS every per-key script takes; NumJobKeys, those that know durable jobs.
 const (
 	NumKeys    = 10
-	NumJobKeys = 15
+	NumJobKeys = 16
 )
 
 func perKey(body string) *redis.Script { return NewScript(limits + line + body) }

@@ -327,7 +327,7 @@ func (n *Node) cancel(ctx context.Context, w *waiter) {
 func (n *Node) refund(ctx context.Context, w *waiter, grantedAt int64) {
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backendTimeout)
 	defer cancel()
-	if err := n.be.Refund(bctx, w.t.Key, w.p, w.t.ID, grantedAt); err != nil {
+	if err := n.be.Refund(bctx, w.t.Key, w.p, w.t.ID, grantedAt, nil); err != nil {
 		n.log.Error("rateltd: refund", err, "key", w.t.Key)
 	}
 	n.wakeKey(bctx, w.t.Key)

@@ -187,7 +187,7 @@ func (n *Node) deliverLocal(ctx context.Context, key string, p queue.Params, raw
 	if id == nil {
 		return // no id, no grant to find: the script records grants under the ticket's id
 	}
-	if err := n.be.Refund(ctx, key, p, id, grantedAt); err != nil {
+	if err := n.be.Refund(ctx, key, p, id, grantedAt, raw); err != nil {
 		n.log.Error("rateltd: processor: refund", err, "key", key)
 	}
 }
@@ -203,6 +203,11 @@ func (n *Node) grant(ctx context.Context, keys map[string]*keyState, chunk []str
 		if errs[i] != nil {
 			n.log.Error("rateltd: processor: grant", errs[i], "key", k)
 			ks.next = time.Now().Add(n.cfg.PollInterval)
+			// The step may have run and its reply been lost: the grants it made for this
+			// node's tickets wait among the key's local grants, to be claimed.
+			n.mu.Lock()
+			n.claims[k] = struct{}{}
+			n.mu.Unlock()
 			continue
 		}
 		rep := reps[i]
@@ -260,7 +265,7 @@ func (n *Node) claim(ctx context.Context, key string) {
 		switch st[i] {
 		case queue.Claimed:
 			if !n.deliver(key, w.t.ID, delivery{kind: deliverGrant, grantedAt: at[i]}) {
-				if err := n.be.Refund(ctx, key, p, w.t.ID, at[i]); err != nil {
+				if err := n.be.Refund(ctx, key, p, w.t.ID, at[i], nil); err != nil {
 					n.log.Error("rateltd: processor: refund", err, "key", key)
 				}
 			}

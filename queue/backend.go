@@ -203,10 +203,15 @@ type Backend interface {
 	Grant(ctx context.Context, keys []string, ps []Params, g GrantArgs) ([]GrantReply, []error)
 	// Claim takes the grants made for the given tickets (all of one key, owned by the caller).
 	Claim(ctx context.Context, key string, p Params, tickets []*Ticket, raws [][]byte) ([]ClaimStatus, []int64, error)
-	// Cancel removes a waiting ticket, or refunds its grant if it was granted and unclaimed.
+	// Cancel removes a waiting ticket, or refunds its grant if it was granted and neither
+	// claimed nor delivered (a local grant whose reply was lost).
 	Cancel(ctx context.Context, p Params, t *Ticket, raw []byte) (CancelOutcome, error)
 	// Refund gives back to the window a grant, made at grantedAt (µs), that will not run.
-	Refund(ctx context.Context, key string, p Params, id []byte, grantedAt int64) error
+	// local is nil for a grant the caller holds for sure (claimed, or granted on admission);
+	// for a grant of the node's own grant step it is the raw ticket, and the grant is given
+	// back only if it is still among the key's local grants — a Cancel may have given it back
+	// first, and a grant is given back once.
+	Refund(ctx context.Context, key string, p Params, id []byte, grantedAt int64, local []byte) error
 	// Check reports whether a request would be granted now, changing nothing.
 	Check(ctx context.Context, key string, p Params) (Decision, error)
 	// State reads the key's window, line, pause and counters.

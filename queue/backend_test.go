@@ -106,7 +106,7 @@ func TestRemoteGrantClaimedOnce(t *testing.T) {
 		tk, raw := ticket(t, be, "k", nodeA, config.PriorityNormal)
 		admit(t, be, p, tk, raw, queue.Queued)
 		// The first grant goes back, so the window has room once resumed.
-		if err := be.Refund(ctx, "k", p, first.ID, 0); err != nil {
+		if err := be.Refund(ctx, "k", p, first.ID, 0, nil); err != nil {
 			t.Fatal(err)
 		}
 		if rep := grant(t, be, "k", p, nodeB); !rep.Paused || len(rep.Local)+len(rep.Remote) != 0 {

@@ -26,6 +26,7 @@ import (
 //	<prefix>:{<key>}:lease     ZSET durable job id -> µs its lease (or its wait for a retry) ends
 //	<prefix>:{<key>}:res       HASH durable job id -> result; :rexp ZSET id -> µs the result expires
 //	<prefix>:{<key>}:waited    SET durable job ids Wait asks for (to be woken when they end)
+//	<prefix>:{<key>}:lg        ZSET raw ticket -> grant µs, grants made for the granting node's own tickets lately
 //
 // Cross-key structures are never touched by a per-key script:
 //
@@ -129,7 +130,7 @@ func (k keyspace) buildPerKey(key string, alg config.Algorithm) []string {
 // withJobs returns the KEYS of a per-key script that knows durable jobs (see jobs.lua).
 func (k keyspace) withJobs(key string, alg config.Algorithm) []string {
 	base := k.prefix + ":{" + key + "}:"
-	return append(slices.Clip(k.perKey(key, alg)), base+"jobs", base+"lease", base+"res", base+"rexp", base+"waited")
+	return append(slices.Clip(k.perKey(key, alg)), base+"jobs", base+"lease", base+"res", base+"rexp", base+"waited", base+"lg")
 }
 
 func (k keyspace) handlers() string { return k.prefix + ":handlers" }

@@ -19,6 +19,8 @@ type memKey struct {
 	linesExp [config.NumPriorities]int64
 	granted  map[string]int64 // raw ticket -> grant µs
 	grantExp int64
+	local    map[string]int64 // raw ticket -> grant µs: grants for the granting node's own tickets lately
+	localExp int64
 	pause    int64 // NotPaused, PausedForever or until µs
 	stats    map[string]int64
 	statsExp int64
@@ -76,6 +78,10 @@ func (k *memKey) expire(now int64) bool {
 		clear(k.granted)
 		k.grantExp = 0
 	}
+	if k.localExp != 0 && k.localExp <= now {
+		clear(k.local)
+		k.localExp = 0
+	}
 	if k.pause > 0 && k.pause <= now {
 		k.pause = NotPaused
 	}
@@ -97,7 +103,7 @@ func (k *memKey) expire(now int64) bool {
 		k.jobsExp = 0
 	}
 	k.expireResults(now)
-	return k.wins[0].Empty() && k.wins[1].Empty() && k.wins[2].Empty() && k.lineLen() == 0 && len(k.granted) == 0 && k.pause == NotPaused &&
+	return k.wins[0].Empty() && k.wins[1].Empty() && k.wins[2].Empty() && k.lineLen() == 0 && len(k.granted) == 0 && len(k.local) == 0 && k.pause == NotPaused &&
 		len(k.stats) == 0 && len(k.dlq) == 0 && len(k.evicted) == 0 && len(k.jobs) == 0 && len(k.results) == 0
 }
 
@@ -254,6 +260,11 @@ func (k *memKey) queue(s step, t *Ticket, raw []byte, free int) AdmitReply {
 // grant is grant.lua.
 func (k *memKey) grant(s step, g *grantStep) GrantReply {
 	claim := g.ClaimTimeout.Microseconds()
+	for raw, at := range k.local {
+		if at <= s.now-2*claim {
+			delete(k.local, raw)
+		}
+	}
 	refunded := 0
 	for raw, at := range k.granted {
 		if refunded == staleRefunds {
@@ -340,6 +351,7 @@ func (k *memKey) grant(s step, g *grantStep) GrantReply {
 				ids = append(ids, string(e.t.ID))
 				if string(e.t.Owner) == g.node {
 					rep.Local = append(rep.Local, e.raw)
+					k.local[string(e.raw)] = s.now
 				} else {
 					k.granted[string(e.raw)] = s.now
 					if !seen[string(e.t.Owner)] {
@@ -355,6 +367,9 @@ func (k *memKey) grant(s step, g *grantStep) GrantReply {
 		k.count(s, CountGranted, int64(len(ids)))
 		if len(rep.Remote) > 0 {
 			k.grantExp = s.now + 2*claim
+		}
+		if len(rep.Local) > 0 {
+			k.localExp = s.now + 2*claim
 		}
 	}
 	if k.lineLen() > 0 {
@@ -410,12 +425,14 @@ func (k *memKey) cancel(s step, t *Ticket, raw []byte) CancelOutcome {
 			return Removed
 		}
 	}
-	if at, ok := k.granted[string(raw)]; ok {
-		delete(k.granted, string(raw))
-		k.win(s.l).Refund(s.l, s.now, string(t.ID), at)
-		k.count(s, CountCancelled, 1)
-		k.count(s, CountRefunded, 1)
-		return Refunded
+	for _, z := range []map[string]int64{k.granted, k.local} {
+		if at, ok := z[string(raw)]; ok {
+			delete(z, string(raw))
+			k.win(s.l).Refund(s.l, s.now, string(t.ID), at)
+			k.count(s, CountCancelled, 1)
+			k.count(s, CountRefunded, 1)
+			return Refunded
+		}
 	}
 	delete(k.evicted, string(t.ID))
 	return Absent
@@ -482,8 +499,9 @@ func (k *memKey) reset(now int64) {
 	}
 	k.wins = [3]ratelimit.Window{}
 	clear(k.granted)
+	clear(k.local)
 	clear(k.stats)
-	k.grantExp, k.statsExp, k.dlq, k.dlqExp = 0, 0, nil, 0
+	k.grantExp, k.localExp, k.statsExp, k.dlq, k.dlqExp = 0, 0, 0, nil, 0
 }
 
 func micros(us int64) time.Duration { return time.Duration(us) * time.Microsecond }

@@ -74,7 +74,7 @@ func (m *Memory) key(key string, now int64, create bool) *memKey {
 		return nil
 	}
 	if k == nil && create {
-		k = &memKey{granted: map[string]int64{}, evicted: map[string]int64{}, stats: map[string]int64{},
+		k = &memKey{granted: map[string]int64{}, local: map[string]int64{}, evicted: map[string]int64{}, stats: map[string]int64{},
 			jobs: map[string]*Job{}, lease: map[string]int64{}, waited: map[string]bool{}, results: map[string]memResult{}}
 		m.keys[key] = k
 	}
@@ -139,6 +139,9 @@ func (m *Memory) Claim(_ context.Context, key string, _ Params, tickets []*Ticke
 		if g, ok := k.granted[string(raws[i])]; ok {
 			delete(k.granted, string(raws[i]))
 			st[i], at[i] = Claimed, g
+		} else if g, ok := k.local[string(raws[i])]; ok {
+			delete(k.local, string(raws[i]))
+			st[i], at[i] = Claimed, g
 		} else if _, ok := k.evicted[string(t.ID)]; ok {
 			delete(k.evicted, string(t.ID))
 			st[i] = WasEvicted
@@ -157,12 +160,19 @@ func (m *Memory) Cancel(_ context.Context, p Params, t *Ticket, raw []byte) (Can
 	return k.cancel(newStep(p, now), t, raw), nil
 }
 
-func (m *Memory) Refund(_ context.Context, key string, p Params, id []byte, grantedAt int64) error {
+// Refund is refund.lua's twin.
+func (m *Memory) Refund(_ context.Context, key string, p Params, id []byte, grantedAt int64, local []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
 	k := m.key(key, now, true)
 	s := newStep(p, now)
+	if local != nil {
+		if _, ok := k.local[string(local)]; !ok {
+			return nil // given back before
+		}
+		delete(k.local, string(local))
+	}
 	k.win(p.Limit).Refund(p.Limit, now, string(id), grantedAt)
 	k.count(s, CountRefunded, 1)
 	return nil

@@ -214,7 +214,7 @@ func (r *Redis) Claim(ctx context.Context, key string, p Params, tickets []*Tick
 	for i, t := range tickets {
 		extra = append(extra, t.ID, raws[i])
 	}
-	v, err := r.run(ctx, lua.Claim, key, p, extra...)
+	v, err := r.runJobs(ctx, lua.Claim, key, p, extra...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("queue: claim %q: %w", key, err)
 	}
@@ -234,7 +234,7 @@ func (r *Redis) Claim(ctx context.Context, key string, p Params, tickets []*Tick
 }
 
 func (r *Redis) Cancel(ctx context.Context, p Params, t *Ticket, raw []byte) (CancelOutcome, error) {
-	v, err := r.run(ctx, lua.Cancel, t.Key, p, raw, t.ID, int(t.Priority))
+	v, err := r.runJobs(ctx, lua.Cancel, t.Key, p, raw, t.ID, int(t.Priority))
 	if err != nil {
 		return 0, fmt.Errorf("queue: cancel %q: %w", t.Key, err)
 	}
@@ -245,8 +245,11 @@ func (r *Redis) Cancel(ctx context.Context, p Params, t *Ticket, raw []byte) (Ca
 	return CancelOutcome(n), nil
 }
 
-func (r *Redis) Refund(ctx context.Context, key string, p Params, id []byte, grantedAt int64) error {
-	if _, err := r.run(ctx, lua.Refund, key, p, id, grantedAt); err != nil {
+func (r *Redis) Refund(ctx context.Context, key string, p Params, id []byte, grantedAt int64, local []byte) error {
+	if local == nil {
+		local = []byte{}
+	}
+	if _, err := r.runJobs(ctx, lua.Refund, key, p, id, grantedAt, local); err != nil {
 		return fmt.Errorf("queue: refund %q: %w", key, err)
 	}
 	return nil

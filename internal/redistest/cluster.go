@@ -121,6 +121,22 @@ func startCluster(replicas int, extra ...string) (*Cluster, error) {
 	if err := clusterBinaries(); err != nil {
 		return nil, err
 	}
+	// Forming a cluster now and then never ends on a loaded machine (redis-cli waits for the
+	// nodes to agree, forever): it is given clusterCreateTimeout, then tried again afresh.
+	var err error
+	for range 3 {
+		var c *Cluster
+		if c, err = startClusterOnce(replicas, extra...); err == nil {
+			return c, nil
+		}
+	}
+	return nil, err
+}
+
+// clusterCreateTimeout bounds one redis-cli --cluster create.
+const clusterCreateTimeout = 30 * time.Second
+
+func startClusterOnce(replicas int, extra ...string) (*Cluster, error) {
 	dir, err := os.MkdirTemp("", "redistest-cluster-")
 	if err != nil {
 		return nil, err
@@ -142,7 +158,9 @@ func startCluster(replicas int, extra ...string) (*Cluster, error) {
 	}
 	args := append([]string{"--cluster", "create"}, c.addrs...)
 	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
-	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), clusterCreateTimeout)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "redis-cli", args...).CombinedOutput(); err != nil {
 		c.stop()
 		return nil, fmt.Errorf("redistest: redis-cli --cluster create: %v: %s", err, out)
 	}

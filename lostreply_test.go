@@ -1,0 +1,110 @@
+package rateltd
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rateltd/rateltd/internal/redistest"
+	"github.com/rateltd/rateltd/queue"
+)
+
+// replyLost is a backend whose grant steps run, but whose replies are lost while drop is set,
+// as when a connection is reset after Redis ran the script.
+type replyLost struct {
+	queue.Backend
+	drop atomic.Bool
+	lost atomic.Int64 // steps whose reply was lost although they granted
+}
+
+var errReplyLost = errors.New("connection reset (reply lost)")
+
+func (b *replyLost) Grant(ctx context.Context, keys []string, ps []queue.Params, g queue.GrantArgs) ([]queue.GrantReply, []error) {
+	reps, errs := b.Backend.Grant(ctx, keys, ps, g)
+	if b.drop.Load() {
+		for i := range errs {
+			if errs[i] == nil && len(reps[i].Local) > 0 {
+				b.lost.Add(1)
+			}
+			errs[i] = errReplyLost
+		}
+	}
+	return reps, errs
+}
+
+// TestG12LostGrantReply: a grant step that ran but whose reply never came (the connection
+// reset after the script) loses nothing: the waiting requests it granted are claimed from the
+// key's local grants and run, each grant once, and the counters add up; a caller that gave up
+// meanwhile has its grant given back once.
+func TestG12LostGrantReply(t *testing.T) {
+	for _, kind := range []string{"memory", "redis"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			cfg := Config{PollInterval: 100 * time.Millisecond, Default: Limit{Max: 4, Window: time.Minute}}
+			var inner queue.Backend = queue.NewMemory()
+			if kind == "redis" {
+				srv := redistest.Server(t)
+				cfg.Redis, cfg.Prefix = srv.Client(t), srv.Prefix(t)
+				r := queue.NewRedis(cfg.Redis, cfg.Prefix, 1)
+				if err := r.LoadScripts(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				inner = r
+			}
+			be := &replyLost{Backend: inner}
+			cfg = cfg.WithDefaults()
+			c, err := newClient(context.Background(), cfg, be)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			ctx := context.Background()
+			if err := c.Pause(ctx, "k"); err != nil {
+				t.Fatal(err)
+			}
+			waiting := make([]<-chan Result, 3)
+			for i := range waiting {
+				waiting[i] = c.RequestAsync(ctx, "k", noop, WithTimeout(20*time.Second))
+			}
+			leaver, leave := context.WithCancel(ctx)
+			left := c.RequestAsync(leaver, "k", func(context.Context) (any, error) {
+				t.Error("the request that gave up ran")
+				return nil, nil
+			}, WithTimeout(20*time.Second))
+			waitQueued(t, c, "k", 4)
+			be.drop.Store(true)
+			if err := c.Resume(ctx, "k"); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 5*time.Second, "a grant step ran and its reply was lost", func() bool {
+				return be.lost.Load() > 0 && status(t, c, "k").Queued == 0
+			})
+			leave() // gives up with its grant made and not delivered
+			if r := <-left; !errors.Is(r.Err, context.Canceled) {
+				t.Fatalf("the request that gave up: %v", r.Err)
+			}
+			be.drop.Store(false)
+			for i, ch := range waiting {
+				select {
+				case r := <-ch:
+					if r.Err != nil {
+						t.Fatalf("request %d: %v", i, r.Err)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatalf("request %d was granted by a step whose reply was lost, and never ran", i)
+				}
+			}
+			eventually(t, 5*time.Second, "counters written", func() bool {
+				st := status(t, c, "k")
+				return st.Counters.Succeeded == 3
+			})
+			st := status(t, c, "k")
+			if st.Used != 3 || st.Counters.Granted != 4 || st.Counters.Refunded != 1 {
+				t.Fatalf("used %d, granted %d, refunded %d; want 3 used, 4 granted, 1 given back once",
+					st.Used, st.Counters.Granted, st.Counters.Refunded)
+			}
+		})
+	}
+}
