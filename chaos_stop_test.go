@@ -3,6 +3,7 @@ package rateltd
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -124,4 +125,68 @@ func countPrefix(lines []string, prefix string) int {
 		}
 	}
 	return n
+}
+
+// TestChaosStoppedRequests: two worker processes share a key of 20 a second; one is stopped
+// (SIGSTOP) with its requests waiting, for 4s — longer than its heartbeat (3s) — then continued.
+// While it sleeps the other's requests go by: the grants made for the sleeper's tickets are
+// given back and its tickets leave the line once its heartbeat lapses. Woken, it finds its
+// heartbeat lapsed and puts its waiting requests back in line: every request of both ends
+// with a grant, the sleeper runs nothing on a grant that was given back, and the key is never
+// over its limit (grant times from Redis).
+func TestChaosStoppedRequests(t *testing.T) {
+	eachRedis(t, func(t *testing.T, r sharedRedis) {
+		const perWorker, max = 60, 20
+		ws := startWorkers(t, r, 2, perWorker, max)
+		victim := ws[0]
+		eventually(t, 20*time.Second, "the victim served and waiting", func() bool {
+			victim.mu.Lock()
+			defer victim.mu.Unlock()
+			return len(victim.grants) >= 5
+		})
+		if err := syscall.Kill(victim.cmd.Process.Pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		stopped := time.Now()
+		time.Sleep(4 * time.Second) // the fault's length
+		if err := syscall.Kill(victim.cmd.Process.Pid, syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+		woke := time.Now()
+		var all []int64
+		for i, w := range ws {
+			select {
+			case <-w.done:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("worker %d not done 30s after the victim woke", i)
+			}
+			w.mu.Lock()
+			if len(w.errs) > 0 || len(w.grants) != perWorker {
+				t.Errorf("worker %d: %d grants of %d, errors %v", i, len(w.grants), perWorker, w.errs)
+			}
+			all = append(all, w.grants...)
+			w.mu.Unlock()
+		}
+		slices.Sort(all)
+		for i := range all {
+			n := 0
+			for j := i; j < len(all) && all[j]-all[i] < time.Second.Microseconds(); j++ {
+				n++
+			}
+			if n > max {
+				t.Fatalf("%d grants within 1s of server time from grant %d, limit %d", n, i, max)
+			}
+		}
+		c, err := New(Config{Redis: r.client, Prefix: r.prefix, Default: Limit{Max: max, Window: time.Second}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		st := status(t, c, "shared")
+		if st.Counters.Abandoned == 0 && st.Counters.Refunded == 0 {
+			t.Errorf("counters %+v: nothing of the sleeper's was dropped or given back; the fault did not bite", st.Counters)
+		}
+		t.Logf("stopped %v; every request of both served %v after the victim woke; abandoned %d, refunded %d",
+			woke.Sub(stopped).Round(time.Millisecond), time.Since(woke).Round(time.Millisecond), st.Counters.Abandoned, st.Counters.Refunded)
+	})
 }

@@ -17,6 +17,15 @@ type replyLost struct {
 	queue.Backend
 	drop atomic.Bool
 	lost atomic.Int64 // steps whose reply was lost although they granted
+	// failCancels is how many cancels still fail, as when Redis does not answer.
+	failCancels atomic.Int64
+}
+
+func (b *replyLost) Cancel(ctx context.Context, p queue.Params, t *queue.Ticket, raw []byte) (queue.CancelOutcome, error) {
+	if b.failCancels.Add(-1) >= 0 {
+		return 0, errReplyLost
+	}
+	return b.Backend.Cancel(ctx, p, t, raw)
 }
 
 var errReplyLost = errors.New("connection reset (reply lost)")
@@ -104,6 +113,62 @@ func TestG12LostGrantReply(t *testing.T) {
 			if st.Used != 3 || st.Counters.Granted != 4 || st.Counters.Refunded != 1 {
 				t.Fatalf("used %d, granted %d, refunded %d; want 3 used, 4 granted, 1 given back once",
 					st.Used, st.Counters.Granted, st.Counters.Refunded)
+			}
+		})
+	}
+}
+
+// TestGiveBackTriedAgain: a caller leaves after a grant step granted it but lost its reply,
+// and its cancel fails too (Redis not answering): the cancel is tried again at the next polls,
+// so the grant goes back to the window rather than being lost with a slot.
+func TestGiveBackTriedAgain(t *testing.T) {
+	for _, kind := range []string{"memory", "redis"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			cfg := Config{PollInterval: 100 * time.Millisecond, Default: Limit{Max: 4, Window: time.Minute}}
+			var inner queue.Backend = queue.NewMemory()
+			if kind == "redis" {
+				srv := redistest.Server(t)
+				cfg.Redis, cfg.Prefix = srv.Client(t), srv.Prefix(t)
+				r := queue.NewRedis(cfg.Redis, cfg.Prefix, 1)
+				if err := r.LoadScripts(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				inner = r
+			}
+			be := &replyLost{Backend: inner}
+			c, err := newClient(context.Background(), cfg.WithDefaults(), be)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			ctx := context.Background()
+			if err := c.Pause(ctx, "k"); err != nil {
+				t.Fatal(err)
+			}
+			leaver, leave := context.WithCancel(ctx)
+			left := c.RequestAsync(leaver, "k", func(context.Context) (any, error) {
+				t.Error("the request that gave up ran")
+				return nil, nil
+			}, WithTimeout(time.Minute))
+			waitQueued(t, c, "k", 1)
+			be.drop.Store(true)
+			if err := c.Resume(ctx, "k"); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 5*time.Second, "a grant step ran and its reply was lost", func() bool { return be.lost.Load() > 0 })
+			be.failCancels.Store(2)
+			leave()
+			if r := <-left; !errors.Is(r.Err, context.Canceled) {
+				t.Fatalf("the request that gave up: %v", r.Err)
+			}
+			be.drop.Store(false)
+			eventually(t, 5*time.Second, "the grant given back", func() bool {
+				st := status(t, c, "k")
+				return st.Used == 0 && st.Counters.Refunded == 1
+			})
+			if n := be.failCancels.Load(); n >= 0 {
+				t.Fatalf("%d failing cancels left: the cancel was not tried again", n+1)
 			}
 		})
 	}

@@ -320,7 +320,11 @@ func (n *Node) cancel(ctx context.Context, w *waiter) {
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backendTimeout)
 	defer cancel()
 	if _, err := n.be.Cancel(bctx, w.p, w.t, w.raw); err != nil {
-		n.log.Error("rateltd: cancel", err, "key", w.t.Key)
+		n.log.Error("rateltd: cancel; to be tried again", err, "key", w.t.Key)
+		n.later(w.t.Key, n.holdsUntil(w.t.Deadline), func(ctx context.Context) error {
+			_, err := n.be.Cancel(ctx, w.p, w.t, w.raw)
+			return err
+		})
 	}
 }
 

@@ -105,6 +105,7 @@ func (n *Node) poll(ctx context.Context, keys map[string]*keyState) {
 		n.log.Error("rateltd: processor: load runtime config", err)
 	}
 	n.checkLiveness(ctx)
+	n.retryGiveBacks(ctx)
 	n.advertiseHandlers(ctx)
 	active, err := n.be.ActiveKeys(ctx)
 	if err != nil {
@@ -188,7 +189,8 @@ func (n *Node) deliverLocal(ctx context.Context, key string, p queue.Params, raw
 		return // no id, no grant to find: the script records grants under the ticket's id
 	}
 	if err := n.be.Refund(ctx, key, p, id, grantedAt, raw); err != nil {
-		n.log.Error("rateltd: processor: refund", err, "key", key)
+		n.log.Error("rateltd: processor: refund; to be tried again", err, "key", key)
+		n.later(key, n.holdsUntil(0), func(ctx context.Context) error { return n.be.Refund(ctx, key, p, id, grantedAt, raw) })
 	}
 }
 

@@ -55,6 +55,9 @@ type Node struct {
 	countSeq int64
 	// flushMu keeps flushes of counts from overlapping (the loop's and Status's).
 	flushMu sync.Mutex
+	// giveBacks are cancels and refunds that failed, to try again (giveback.go). Written by
+	// whoever gives back, drained by the loop's poll. Guarded by mu.
+	giveBacks []giveBack
 	// owners are the nodes this node granted tickets for lately (id -> last seen); dead, those
 	// of them whose heartbeat had lapsed at the last poll. Written by the loop, read by grant
 	// steps. Guarded by mu.
