@@ -27,6 +27,11 @@ type Counters struct {
 	// in Redis: once per node and stored value. The key then keeps its configured limit, and
 	// the node logs why.
 	BadConfig int64
+	// Duplicates counts second copies of a waiting request dropped from the line: the Redis
+	// client sends a command again after a connection error cut its reply (go-redis's
+	// MaxRetries), and an admit that had run queues its ticket twice. One request gets one
+	// grant.
+	Duplicates int64
 }
 
 // Status is a key's state, read at one instant of server time.
@@ -103,7 +108,7 @@ func (c *Client) Status(ctx context.Context, key string) (Status, error) {
 		Expired: m[queue.CountExpired], Rejected: m[queue.CountRejected], Evicted: m[queue.CountEvicted],
 		Cancelled: m[queue.CountCancelled], Refunded: m[queue.CountRefunded], Corrupt: m[queue.CountCorrupt],
 		Abandoned: m[queue.CountAbandoned], Retried: m[queue.CountRetried], Reclaimed: m[queue.CountReclaimed],
-		Dead: m[queue.CountDead], BadConfig: m[queue.CountBadConfig],
+		Dead: m[queue.CountDead], BadConfig: m[queue.CountBadConfig], Duplicates: m[queue.CountDuplicate],
 		Succeeded: m[queue.CountSucceeded], Failed: m[queue.CountFailed]}
 	return st, nil
 }

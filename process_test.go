@@ -293,13 +293,13 @@ func startProcesses(t *testing.T, n int, env ...string) []*worker {
 				line := sc.Text()
 				w.mu.Lock()
 				w.lines = append(w.lines, line)
-				w.mu.Unlock()
 				if v, ok := strings.CutPrefix(line, "grant "); ok {
 					at, _ := strconv.ParseInt(v, 10, 64)
 					w.grants = append(w.grants, at)
 				} else if strings.HasPrefix(line, "error") {
 					w.errs = append(w.errs, line)
 				}
+				w.mu.Unlock()
 			}
 			cmd.Wait()
 		}()

@@ -122,6 +122,12 @@ for q = 5, 2, -1 do
         drops = drops + 1
       elseif free <= 0 or n >= BATCH then
         stop = true
+      elseif not t[7] and (redis.call('ZSCORE', LOCAL, raw) or redis.call('ZSCORE', GRANTED, raw)) then
+        -- Granted already: a second copy, queued by an admit that the Redis client sent again
+        -- after a connection error had cut its reply. One request, one grant.
+        take(line, i, raw)
+        count('duplicate')
+        drops = drops + 1
       elseif t[7] and SLOTS <= 0 then
         held, busy, halt = true, true, true
       elseif t[7] then

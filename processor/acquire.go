@@ -27,6 +27,9 @@ const (
 type delivery struct {
 	kind      deliveryKind
 	grantedAt int64 // server µs, for deliverGrant
+	// local: the grant waits among the key's local grants (made by this node's grant step, or
+	// claimed), so giving it back is a refund that holds once however often it is sent.
+	local bool
 }
 
 // waiter is one request of this node waiting in a line.
@@ -302,7 +305,7 @@ func (n *Node) giveUp(ctx context.Context, w *waiter, grant *delivery) {
 		defer n.bg.Done()
 		defer close(done)
 		if grant != nil {
-			n.refund(ctx, w, grant.grantedAt)
+			n.refund(ctx, w, *grant)
 		} else {
 			n.cancel(ctx, w)
 		}
@@ -328,10 +331,13 @@ func (n *Node) cancel(ctx context.Context, w *waiter) {
 	}
 }
 
-func (n *Node) refund(ctx context.Context, w *waiter, grantedAt int64) {
+// refund gives back the grant d that w's caller will not run.
+func (n *Node) refund(ctx context.Context, w *waiter, d delivery) {
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backendTimeout)
 	defer cancel()
-	if err := n.be.Refund(bctx, w.t.Key, w.p, w.t.ID, grantedAt, nil); err != nil {
+	if d.local {
+		n.giveBackLocal(bctx, w.t.Key, w.p, w.t.ID, d.grantedAt, w.raw)
+	} else if err := n.be.Refund(bctx, w.t.Key, w.p, w.t.ID, d.grantedAt, nil); err != nil {
 		n.log.Error("rateltd: refund", err, "key", w.t.Key)
 	}
 	n.wakeKey(bctx, w.t.Key)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/rateltd/rateltd/queue"
 )
 
 // A caller that leaves takes its ticket out of the line (cancel), and a grant nobody will run
@@ -60,6 +62,16 @@ func (n *Node) retryGiveBacks(ctx context.Context) {
 		n.mu.Lock()
 		n.giveBacks = append(keep, n.giveBacks...)
 		n.mu.Unlock()
+	}
+}
+
+// giveBackLocal gives back a grant of this node's that waits among the key's local grants
+// (made by its own grant step, or claimed) and will not run; tried again until it holds.
+func (n *Node) giveBackLocal(ctx context.Context, key string, p queue.Params, id []byte, grantedAt int64, raw []byte) {
+	do := func(ctx context.Context) error { return n.be.Refund(ctx, key, p, id, grantedAt, raw) }
+	if err := do(ctx); err != nil {
+		n.log.Error("rateltd: processor: refund; to be tried again", err, "key", key)
+		n.later(key, n.holdsUntil(0), do)
 	}
 }
 

@@ -119,7 +119,7 @@ func (n *Node) rejoin(ctx context.Context) {
 		case queue.Granted:
 			n.count(w.t.Key, queue.CountAdmitted)
 			if !n.deliver(w.t.Key, w.t.ID, delivery{kind: deliverGrant, grantedAt: rep.Now}) {
-				n.refund(bctx, w, rep.Now) // its caller left meanwhile
+				n.refund(bctx, w, delivery{kind: deliverGrant, grantedAt: rep.Now}) // its caller left meanwhile
 			}
 		case queue.Queued:
 			n.queued(bctx, w.t.Key, rep, w.t.Deadline, deadline)

@@ -180,7 +180,7 @@ func (n *Node) deliverLocal(ctx context.Context, key string, p queue.Params, raw
 		n.count(key, queue.CountCorrupt)
 		n.log.Error("rateltd: processor: granted ticket unreadable; its grant is given back", err, "key", key)
 		id = queue.TicketID(raw)
-	case !n.deliver(key, t.ID, delivery{kind: deliverGrant, grantedAt: grantedAt}):
+	case !n.deliver(key, t.ID, delivery{kind: deliverGrant, grantedAt: grantedAt, local: true}):
 		id = t.ID // its caller left
 	default:
 		return
@@ -188,10 +188,7 @@ func (n *Node) deliverLocal(ctx context.Context, key string, p queue.Params, raw
 	if id == nil {
 		return // no id, no grant to find: the script records grants under the ticket's id
 	}
-	if err := n.be.Refund(ctx, key, p, id, grantedAt, raw); err != nil {
-		n.log.Error("rateltd: processor: refund; to be tried again", err, "key", key)
-		n.later(key, n.holdsUntil(0), func(ctx context.Context) error { return n.be.Refund(ctx, key, p, id, grantedAt, raw) })
-	}
+	n.giveBackLocal(ctx, key, p, id, grantedAt, raw)
 }
 
 func (n *Node) grant(ctx context.Context, keys map[string]*keyState, chunk []string) {
@@ -266,10 +263,8 @@ func (n *Node) claim(ctx context.Context, key string) {
 	for i, w := range ws {
 		switch st[i] {
 		case queue.Claimed:
-			if !n.deliver(key, w.t.ID, delivery{kind: deliverGrant, grantedAt: at[i]}) {
-				if err := n.be.Refund(ctx, key, p, w.t.ID, at[i], nil); err != nil {
-					n.log.Error("rateltd: processor: refund", err, "key", key)
-				}
+			if !n.deliver(key, w.t.ID, delivery{kind: deliverGrant, grantedAt: at[i], local: true}) {
+				n.giveBackLocal(ctx, key, p, w.t.ID, at[i], w.raw) // claimed grants wait among the local ones
 			}
 		case queue.WasEvicted:
 			n.deliver(key, w.t.ID, delivery{kind: deliverEvicted})

@@ -267,6 +267,10 @@ type Backend interface {
 	Listen(node []byte) (events <-chan Event, stop func())
 }
 
+// keepClaimed is how long, at least, a key's local grants are kept once a claim adds a grant
+// to them (claim.lua): long enough for the claiming node to run it or give it back.
+const keepClaimed = time.Minute
+
 // CountBatch is one node's counts for one key, numbered so that sending it twice adds it once.
 type CountBatch struct {
 	// Node is the counting node's id; Seq increases with each batch the node makes for a key.
@@ -293,4 +297,5 @@ const (
 	CountReclaimed = "reclaimed" // durable jobs whose lease lapsed while they ran
 	CountDead      = "dead"      // durable jobs that failed for the last time (dead-lettered)
 	CountBadConfig = "badconfig" // runtime limits (SetLimit) found unreadable, once per node and value
+	CountDuplicate = "duplicate" // second copies of a ticket dropped from the line (an admit sent twice)
 )

@@ -93,8 +93,9 @@ func grantWith(t *testing.T, be queue.Backend, key string, p queue.Params, g que
 	return reps[0]
 }
 
-// A grant made for another node's ticket waits to be claimed: the owner claims it once.
-func TestRemoteGrantClaimedOnce(t *testing.T) {
+// A grant made for another node's ticket waits to be claimed: the owner claims it (again, if
+// the reply of its first claim was lost), and gives it back once however often it asks.
+func TestRemoteGrantClaimed(t *testing.T) {
 	eachBackend(t, func(t *testing.T, be queue.Backend) {
 		ctx := context.Background()
 		p := params(config.Limit{Max: 1, Window: time.Minute})
@@ -123,9 +124,22 @@ func TestRemoteGrantClaimedOnce(t *testing.T) {
 		if err != nil || st[0] != queue.Claimed || at[0] != rep.Now {
 			t.Fatalf("claim: %v %v %v", st, at, err)
 		}
-		st, _, err = be.Claim(ctx, "k", p, []*queue.Ticket{tk}, [][]byte{raw})
-		if err != nil || st[0] != queue.StillWaiting {
-			t.Fatalf("second claim: %v %v", st, err)
+		// A claim whose reply was lost can be made again: the grant is still the node's.
+		st, at2, err := be.Claim(ctx, "k", p, []*queue.Ticket{tk}, [][]byte{raw})
+		if err != nil || st[0] != queue.Claimed || at2[0] != rep.Now {
+			t.Fatalf("second claim: %v %v %v; want the same grant", st, at2, err)
+		}
+		// Given back twice (a refund whose reply was lost, sent again), it counts once.
+		for range 2 {
+			if err := be.Refund(ctx, "k", p, tk.ID, rep.Now, raw); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if s, err := be.State(ctx, "k", p); err != nil || s.Counters[queue.CountRefunded] != 2 {
+			t.Fatalf("refunded %d, %v; want 2 (the first grant, and this one once)", s.Counters[queue.CountRefunded], err)
+		}
+		if st, _, _ = be.Claim(ctx, "k", p, []*queue.Ticket{tk}, [][]byte{raw}); st[0] != queue.StillWaiting {
+			t.Fatalf("claim after the grant was given back: %v", st)
 		}
 	})
 }
@@ -338,6 +352,48 @@ func TestCountersAddedOnce(t *testing.T) {
 		}
 		if got := st.Counters[queue.CountFailed]; got != 2 {
 			t.Errorf("failed = %d; want 2", got)
+		}
+	})
+}
+
+// TestDuplicateTicketGrantedOnce: a ticket queued twice (an admit that the Redis client sent
+// again after a connection error cut its reply) is granted once, whether its copies meet in one
+// grant step or in two; the second copy leaves the line, counted as a duplicate.
+func TestDuplicateTicketGrantedOnce(t *testing.T) {
+	eachBackend(t, func(t *testing.T, be queue.Backend) {
+		ctx := context.Background()
+		p := params(config.Limit{Max: 10, Window: time.Minute})
+		if err := be.PauseKey(ctx, "k", queue.PausedForever); err != nil {
+			t.Fatal(err)
+		}
+		tk, raw := ticket(t, be, "k", nodeA, config.PriorityNormal)
+		admit(t, be, p, tk, raw, queue.Queued)
+		admit(t, be, p, tk, raw, queue.Queued) // sent again
+		if err := be.ResumeKey(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+		rep := grant(t, be, "k", p, nodeA)
+		if len(rep.Local) != 1 {
+			t.Fatalf("granted %d copies of one ticket in one step; want 1", len(rep.Local))
+		}
+		// A copy queued after the first was granted (the retried admit came late).
+		if err := be.PauseKey(ctx, "k", queue.PausedForever); err != nil {
+			t.Fatal(err)
+		}
+		admit(t, be, p, tk, raw, queue.Queued)
+		if err := be.ResumeKey(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+		if rep := grant(t, be, "k", p, nodeA); len(rep.Local) != 0 {
+			t.Fatalf("granted a later copy of a ticket granted already: %+v", rep)
+		}
+		st, err := be.State(ctx, "k", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Counters[queue.CountGranted] != 1 || st.Counters[queue.CountDuplicate] != 2 || st.Queued != [4]int{} {
+			t.Fatalf("granted %d, duplicates %d, queued %v; want 1, 2, none", st.Counters[queue.CountGranted],
+				st.Counters[queue.CountDuplicate], st.Queued)
 		}
 	})
 }

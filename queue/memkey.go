@@ -326,6 +326,10 @@ func (k *memKey) grant(s step, g *grantStep) GrantReply {
 				drops++
 			case free <= 0 || len(ids) >= g.Batch:
 				break line
+			case e.t.Handler == "" && k.grantedAlready(e.raw):
+				k.take(q, i)
+				k.count(s, CountDuplicate, 1)
+				drops++
 			case e.t.Handler != "" && slots <= 0:
 				held, halt, rep.Busy = true, true, true
 				break line
@@ -401,6 +405,14 @@ func (k *memKey) grant(s step, g *grantStep) GrantReply {
 		rep.Next = due
 	}
 	return rep
+}
+
+// grantedAlready reports whether a ticket of these bytes holds a grant already (a second copy
+// of it, which grant.lua drops).
+func (k *memKey) grantedAlready(raw []byte) bool {
+	_, local := k.local[string(raw)]
+	_, remote := k.granted[string(raw)]
+	return local || remote
 }
 
 // take removes the ticket at position i of line q.

@@ -139,8 +139,9 @@ func (m *Memory) Claim(_ context.Context, key string, _ Params, tickets []*Ticke
 		if g, ok := k.granted[string(raws[i])]; ok {
 			delete(k.granted, string(raws[i]))
 			st[i], at[i] = Claimed, g
+			k.local[string(raws[i])] = g // as claim.lua: claimed grants wait among the local ones
+			k.localExp = max(k.localExp, now+keepClaimed.Microseconds())
 		} else if g, ok := k.local[string(raws[i])]; ok {
-			delete(k.local, string(raws[i]))
 			st[i], at[i] = Claimed, g
 		} else if _, ok := k.evicted[string(t.ID)]; ok {
 			delete(k.evicted, string(t.ID))

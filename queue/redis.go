@@ -210,7 +210,8 @@ func parseGrant(v any) (GrantReply, error) {
 }
 
 func (r *Redis) Claim(ctx context.Context, key string, p Params, tickets []*Ticket, raws [][]byte) ([]ClaimStatus, []int64, error) {
-	extra := make([]any, 0, 2*len(tickets))
+	extra := make([]any, 0, 1+2*len(tickets))
+	extra = append(extra, keepClaimed.Milliseconds())
 	for i, t := range tickets {
 		extra = append(extra, t.ID, raws[i])
 	}
