@@ -273,12 +273,12 @@ func (c deadlineContext) Deadline() (time.Time, bool) { return c.deadline, true 
 const giveUpWait = 250 * time.Millisecond
 
 // giveUp takes w's ticket out of the line, or gives back the grant it got, on a goroutine of
-// the node's (Close waits for it), waiting for it at most giveUpWait.
+// the node's (counted in bg, for the shutdown), waiting for it at most giveUpWait.
 func (n *Node) giveUp(ctx context.Context, w *waiter, grant *delivery) {
 	done := make(chan struct{})
-	n.bg.Add(1)
+	n.bg.Add()
 	go func() {
-		defer n.bg.Done()
+		defer n.bg.Leave()
 		defer close(done)
 		if grant != nil {
 			n.refund(ctx, w, grant.grantedAt)
