@@ -35,7 +35,7 @@ type waiter struct {
 	raw []byte
 	p   queue.Params
 	ch  chan delivery // buffered 1; receives exactly one delivery
-	// done is set, under Node.mu, by whoever ends the wait first: a delivery (loop, Close,
+	// done is set, under Node.mu, by whoever ends the wait first: a delivery (loop, Stop,
 	// Acquire on eviction) or the waiting goroutine giving up.
 	done bool
 }

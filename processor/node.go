@@ -32,7 +32,7 @@ type Node struct {
 
 	mu sync.Mutex
 	// waiters holds this node's waiting requests by key and ticket id. Written by Acquire
-	// (add, remove) and by the loop and Close (mark done); read by all three. Guarded by mu.
+	// (add, remove) and by the loop and Stop (mark done); read by all three. Guarded by mu.
 	waiters map[string]map[string]*waiter
 	// runtime is the cached runtime configuration. Written by the loop; read by Params.
 	runtime queue.Runtime
