@@ -172,6 +172,7 @@ func TestG10InvalidInputRefused(t *testing.T) {
 		{"Config.BatchSize", Config{BatchSize: -1}},
 		{"Config.BatchSize", Config{BatchSize: 1001}},
 		{"Config.ClaimTimeout", Config{PollInterval: time.Second, ClaimTimeout: time.Second}},
+		{"Config.ShutdownTimeout", Config{ShutdownTimeout: -time.Second}},
 	}
 	for _, tc := range configs {
 		_, err := New(tc.cfg)

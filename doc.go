@@ -65,6 +65,14 @@
 // picks [FailClosed] (the default: [ErrUnavailable] by the deadline), [FailOpen] or
 // [FailLocal]. A node that dies stops holding up the line once its heartbeat lapses.
 //
+// # Shutting down
+//
+// [Client.Shutdown] stops taking work at once: new calls fail with [ErrClosed], requests
+// waiting in line end with [ErrClosed]. Running fns and handlers get until its ctx ends; then
+// their contexts are cancelled and Shutdown returns an error naming what did not stop.
+// [Client.Close] is Shutdown bounded by [Config].ShutdownTimeout. The library installs no
+// signal handler: pass Shutdown a context of your own, e.g. after [os/signal.NotifyContext].
+//
 // # Metrics
 //
 // [Config].Observer hears how every request ended; package metrics turns that into Prometheus

@@ -159,3 +159,31 @@ func ExampleCall() {
 	fmt.Println(n, err)
 	// Output: 5 <nil>
 }
+
+// Shutdown stops taking work at once and gives the fns running until its ctx ends; then it
+// cancels their contexts (cause ErrClosed). A fn that returns when cancelled leaves nothing
+// running, and Shutdown returns nil.
+func ExampleClient_Shutdown() {
+	rl, err := rateltd.New(rateltd.Config{})
+	if err != nil {
+		panic(err)
+	}
+	started := make(chan struct{})
+	res := rl.RequestAsync(context.Background(), "api", func(ctx context.Context) (any, error) {
+		close(started)
+		<-ctx.Done() // a long call that stops when asked
+		return nil, context.Cause(ctx)
+	})
+	<-started
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	fmt.Println("shutdown:", rl.Shutdown(ctx))
+	fmt.Println("fn:", (<-res).Err)
+	_, err = rl.Request(context.Background(), "api", func(context.Context) (any, error) { return nil, nil })
+	fmt.Println("new request:", err)
+	// Output:
+	// shutdown: <nil>
+	// fn: rateltd: client closed
+	// new request: rateltd: client closed
+}

@@ -108,8 +108,8 @@ func (l *localLimiter) share(lim Limit) Limit {
 }
 
 // wait returns when a request for key may start under the local limit, or an error when it
-// could not start by deadline or ctx ended.
-func (l *localLimiter) wait(ctx context.Context, key string, lim Limit, deadline time.Time) error {
+// could not start by deadline, ctx ended (ctx's error) or closing was closed (ErrClosed).
+func (l *localLimiter) wait(ctx context.Context, closing <-chan struct{}, key string, lim Limit, deadline time.Time) error {
 	lim = l.share(lim)
 	for {
 		l.mu.Lock()
@@ -146,6 +146,9 @@ func (l *localLimiter) wait(ctx context.Context, key string, lim Limit, deadline
 		case <-ctx.Done():
 			t.Stop()
 			return ctx.Err()
+		case <-closing:
+			t.Stop()
+			return ErrClosed
 		case <-t.C:
 		}
 	}

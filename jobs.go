@@ -23,7 +23,9 @@ var (
 // Handler runs a durable job on a node that registered it with Handle: it gets the job's
 // payload and returns its result, which Wait returns on any node. An error makes the job run
 // again after a backoff while its retries last (WithMaxRetries); a RetryAfterError pauses the
-// key for its duration first. ctx is cancelled when the node closes or loses the job's lease.
+// key for its duration first. ctx is cancelled when the Client's Shutdown gives up waiting
+// for it (cause ErrClosed: return then, and the job goes back to its line without spending a
+// retry) or the job's lease is lost.
 type Handler = processor.Handler
 
 // JobError is Wait's error for a durable job that failed on its last allowed run (or whose

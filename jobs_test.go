@@ -240,7 +240,9 @@ func TestJobSurvivesItsEnqueuer(t *testing.T) {
 	})
 }
 
-func TestJobGivenBackOnClose(t *testing.T) {
+// TestJobGivenBackOnShutdown: a handler that returns when Shutdown cancels its ctx gives its
+// job back to the line without spending a retry, and Shutdown returns nil.
+func TestJobGivenBackOnShutdown(t *testing.T) {
 	eachBackend(t, func(t *testing.T, h *harness) {
 		first := h.client(jobConfig())
 		started := make(chan struct{})
@@ -253,7 +255,11 @@ func TestJobGivenBackOnClose(t *testing.T) {
 		}
 		id := enqueue(t, first, "k", "slow", "")
 		<-started
-		first.Close()
+		now, cancel := context.WithCancel(context.Background())
+		cancel() // stop at once: the handler is cancelled and has the grace to return
+		if err := first.Shutdown(now); err != nil {
+			t.Fatalf("Shutdown: %v; want nil: the handler returned when cancelled", err)
+		}
 		second := h.client(jobConfig())
 		if err := second.Handle("slow", func(context.Context, []byte) ([]byte, error) { return []byte("second"), nil }); err != nil {
 			t.Fatal(err)
@@ -375,6 +381,7 @@ func TestJobStateHasTTLs(t *testing.T) {
 		}
 		cfg := jobConfig()
 		cfg.RetryBackoff = time.Minute
+		cfg.ShutdownTimeout = 100 * time.Millisecond // the "block" handler returns when cancelled
 		c := h.client(cfg)
 		started := make(chan struct{}, 1)
 		c.Handle("ok", func(_ context.Context, p []byte) ([]byte, error) { return p, nil })

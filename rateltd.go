@@ -3,12 +3,13 @@ package rateltd
 import (
 	"context"
 	"fmt"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rateltd/rateltd/config"
+	"github.com/rateltd/rateltd/internal/track"
 	"github.com/rateltd/rateltd/processor"
 	"github.com/rateltd/rateltd/queue"
 )
@@ -77,16 +78,12 @@ const (
 	JobLost      = config.JobLost
 )
 
-// newTimeout bounds the backend calls New makes; closeTimeout, those of Close (taking waiting
-// tickets out of the line, writing counts), so that a Redis that is down cannot hold Close.
-const (
-	newTimeout   = 10 * time.Second
-	closeTimeout = 2 * time.Second
-)
+// newTimeout bounds the backend calls New makes.
+const newTimeout = 10 * time.Second
 
 // Client is one node: it admits requests for rate-limited keys, makes them wait in line when
 // the limit is reached, and runs one processor goroutine that grants the waiting ones. Create
-// it with New; it is safe for concurrent use. Close it when done.
+// it with New; it is safe for concurrent use. Shut it down (Shutdown or Close) when done.
 type Client struct {
 	node *processor.Node
 	cfg  config.Config
@@ -96,11 +93,20 @@ type Client struct {
 	redis outage
 	local *localLimiter
 
-	mu sync.Mutex
-	// closed and async are guarded by mu: RequestAsync adds to async only while not closed,
-	// so Close's wait sees every goroutine.
-	closed bool
-	async  sync.WaitGroup
+	// closed is set by Shutdown when it begins; read by every method.
+	closed atomic.Bool
+	// calls counts the Request calls under way, RequestAsync's goroutines included, from
+	// entry to return. Written by the calls (it refuses new ones once Shutdown began), read
+	// by Shutdown.
+	calls track.Count
+	// fns holds the cancel of every fn's context while fn runs, for Shutdown.
+	fns running
+	// observing counts Observer calls under way; Shutdown closes it, so that no request that
+	// ends after Shutdown returned reaches the Observer.
+	observing track.Count
+	// closing is closed when Shutdown begins, ending the waits of FailLocal.
+	closing chan struct{}
+	shut    shutdown
 }
 
 // New validates cfg and starts a Client. With cfg.Redis nil it uses an in-process backend,
@@ -139,26 +145,9 @@ func newClient(ctx context.Context, cfg config.Config, be queue.Backend) (*Clien
 		return ra.After, true
 	})
 	_, cluster := cfg.Redis.(*redis.ClusterClient)
-	return &Client{node: node, cfg: cfg, redis: newOutage(cluster), local: &localLimiter{nodes: cfg.ExpectedNodes}}, nil
+	c := &Client{node: node, cfg: cfg, redis: newOutage(cluster), local: &localLimiter{nodes: cfg.ExpectedNodes},
+		closing: make(chan struct{})}
+	return c, nil
 }
 
-// Close ends every request still waiting with ErrClosed (taking it out of the line), stops
-// the processor, and waits for the goroutines of RequestAsync, including any fn they run.
-// Afterwards every method returns ErrClosed. Closing twice is safe. The Redis client given in
-// Config is not closed.
-func (c *Client) Close() error {
-	c.mu.Lock()
-	c.closed = true
-	c.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
-	defer cancel()
-	err := c.node.Close(ctx)
-	c.async.Wait()
-	return err
-}
-
-func (c *Client) isClosed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
-}
+func (c *Client) isClosed() bool { return c.closed.Load() }

@@ -69,9 +69,15 @@ type Result struct {
 // ErrUnavailable, ErrInvalidKey, or ctx's error; fn never runs after Request has returned.
 // A panic in fn is returned as a *PanicError.
 func (c *Client) Request(ctx context.Context, key string, fn func(context.Context) (any, error), opts ...Option) (any, error) {
-	if c.isClosed() {
+	if !c.calls.Enter() {
 		return nil, ErrClosed
 	}
+	defer c.calls.Leave()
+	return c.request(ctx, key, fn, opts...)
+}
+
+// request is Request once the call is counted in c.calls.
+func (c *Client) request(ctx context.Context, key string, fn func(context.Context) (any, error), opts ...Option) (any, error) {
 	if err := config.ValidateKey(key); err != nil {
 		return nil, err
 	}
@@ -156,15 +162,19 @@ func (c *Client) degrade(ctx context.Context, key string, o options, start time.
 		return nil
 	case FailLocal:
 		lim := c.node.Params(key).Limit // the key was validated by Request
-		return c.local.wait(ctx, key, lim, processor.Deadline(ctx, start, lim, o.timeout))
+		return c.local.wait(ctx, c.closing, key, lim, processor.Deadline(ctx, start, lim, o.timeout))
 	}
 	return err
 }
 
+// observe tells the Observer how a request ended, unless Shutdown has returned (or is about
+// to: it waits for the calls under way).
 func (c *Client) observe(key string, p Priority, outcome Outcome, queued bool, wait, run time.Duration) {
-	if c.cfg.Observer != nil {
-		c.cfg.Observer.ObserveRequest(RequestEvent{Key: key, Priority: p, Outcome: outcome, Queued: queued, Wait: wait, Run: run})
+	if c.cfg.Observer == nil || !c.observing.Enter() {
+		return
 	}
+	defer c.observing.Leave()
+	c.cfg.Observer.ObserveRequest(RequestEvent{Key: key, Priority: p, Outcome: outcome, Queued: queued, Wait: wait, Run: run})
 }
 
 // failure classifies the error that kept fn from running.
@@ -184,31 +194,34 @@ func failure(err error) Outcome {
 	return OutcomeCancelled
 }
 
+// run runs fn with a context of its own: ctx's, also cancelled (cause ErrClosed) when Shutdown
+// gives up waiting, and when fn returns. No goroutine: Shutdown finds the cancel in c.fns.
 func (c *Client) run(ctx context.Context, key string, fn func(context.Context) (any, error)) (v any, err error) {
+	fctx, cancel := context.WithCancelCause(ctx)
+	id := c.fns.add(cancel)
 	defer func() {
+		c.fns.remove(id)
+		cancel(nil)
 		if r := recover(); r != nil {
 			v, err = nil, &PanicError{Value: r, Stack: debug.Stack()}
 		}
 		c.node.Done(key, err != nil)
 	}()
-	return fn(ctx)
+	return fn(fctx)
 }
 
 // RequestAsync is Request on its own goroutine. The returned channel is buffered and receives
-// exactly one Result. Close waits for these goroutines.
+// exactly one Result. Shutdown waits for these goroutines and cancels their fn's ctx as it
+// does Request's.
 func (c *Client) RequestAsync(ctx context.Context, key string, fn func(context.Context) (any, error), opts ...Option) <-chan Result {
 	ch := make(chan Result, 1)
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	if !c.calls.Enter() {
 		ch <- Result{Err: ErrClosed}
 		return ch
 	}
-	c.async.Add(1)
-	c.mu.Unlock()
 	go func() {
-		defer c.async.Done()
-		v, err := c.Request(ctx, key, fn, opts...)
+		defer c.calls.Leave()
+		v, err := c.request(ctx, key, fn, opts...)
 		ch <- Result{Value: v, Err: err}
 	}()
 	return ch

@@ -26,6 +26,8 @@ const (
 	DefaultResultTTL    = 24 * time.Hour
 	DefaultMaxPayload   = 1 << 20
 	DefaultRetryBackoff = time.Second
+	// DefaultShutdownTimeout is how long Close lets running work finish.
+	DefaultShutdownTimeout = 10 * time.Second
 	// MaxRetryBackoff caps the backoff between a durable job's attempts.
 	MaxRetryBackoff = 10 * time.Minute
 )
@@ -88,6 +90,12 @@ type Config struct {
 	// waits twice as long (at most MaxRetryBackoff), less a random part of up to half.
 	// Defaults to 1s.
 	RetryBackoff time.Duration
+
+	// ShutdownTimeout is how long Close gives the fns and durable job handlers running when it
+	// is called to return before it cancels their contexts: Close is Shutdown with a context
+	// that ends after ShutdownTimeout. Must be positive (to stop at once, call Shutdown with a
+	// cancelled context). Defaults to 10s.
+	ShutdownTimeout time.Duration
 }
 
 // FailMode is what a request does when Redis cannot be reached.
@@ -144,6 +152,9 @@ func (c Config) WithDefaults() Config {
 	if c.RetryBackoff == 0 {
 		c.RetryBackoff = DefaultRetryBackoff
 	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -194,6 +205,8 @@ func (c Config) Validate() error {
 		return bad("MaxPayload", "must be from 1 byte to 512 MiB, got %d", c.MaxPayload)
 	case c.RetryBackoff < time.Millisecond || c.RetryBackoff > MaxRetryBackoff:
 		return bad("RetryBackoff", "must be from 1ms to %v, got %v", MaxRetryBackoff, c.RetryBackoff)
+	case c.ShutdownTimeout < 0:
+		return bad("ShutdownTimeout", "must be positive, got %v", c.ShutdownTimeout)
 	}
 	return nil
 }

@@ -38,7 +38,7 @@ type waiter struct {
 	raw []byte
 	p   queue.Params
 	ch  chan delivery // buffered 1; receives exactly one delivery
-	// done is set, under Node.mu, by whoever ends the wait first: a delivery (loop, Close,
+	// done is set, under Node.mu, by whoever ends the wait first: a delivery (loop, Stop,
 	// Acquire on eviction) or the waiting goroutine giving up.
 	done bool
 }
@@ -297,12 +297,12 @@ func (c deadlineContext) Deadline() (time.Time, bool) { return c.deadline, true 
 const giveUpWait = 250 * time.Millisecond
 
 // giveUp takes w's ticket out of the line, or gives back the grant it got, on a goroutine of
-// the node's (Close waits for it), waiting for it at most giveUpWait.
+// the node's (counted in bg, for the shutdown), waiting for it at most giveUpWait.
 func (n *Node) giveUp(ctx context.Context, w *waiter, grant *delivery) {
 	done := make(chan struct{})
-	n.bg.Add(1)
+	n.bg.Add()
 	go func() {
-		defer n.bg.Done()
+		defer n.bg.Leave()
 		defer close(done)
 		if grant != nil {
 			n.refund(ctx, w, *grant)

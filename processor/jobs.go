@@ -2,11 +2,8 @@ package processor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
-	"runtime/debug"
 	"slices"
 	"time"
 
@@ -278,7 +275,7 @@ func (n *Node) grantArgs(keys []string) queue.GrantArgs {
 	defer n.mu.Unlock()
 	g := queue.GrantArgs{Node: n.id, Batch: n.cfg.BatchSize, ClaimTimeout: n.cfg.ClaimTimeout, Dead: n.dead,
 		Lease: n.cfg.LeaseTimeout, Hold: n.cfg.PollInterval, MaxLost: MaxLost}
-	if len(n.jobs.names) == 0 {
+	if len(n.jobs.names) == 0 || n.closed { // a stopping node takes no job
 		g.Others = n.jobs.live
 		return g
 	}
@@ -327,7 +324,7 @@ func (n *Node) granted(ctx context.Context, key string, p queue.Params, rep queu
 	}
 	for _, j := range rep.Jobs {
 		n.jobs.busy++
-		n.jobWG.Add(1)
+		n.runners.Add()
 		go n.runJob(key, p, j)
 	}
 	n.mu.Unlock()
@@ -351,177 +348,6 @@ func (n *Node) announce(ctx context.Context, sid string) {
 	if err := n.be.Broadcast(ctx, queue.Event{Kind: queue.EventJobDone, Key: sid}); err != nil {
 		n.log.Error("rateltd: broadcast", err, "job", sid)
 	}
-}
-
-// runJob runs one granted job on a worker, renewing its lease while the handler runs, and
-// records how it ended.
-func (n *Node) runJob(key string, p queue.Params, g queue.GrantedJob) {
-	defer n.jobWG.Done()
-	defer func() {
-		n.mu.Lock()
-		n.jobs.busy--
-		for k := range n.jobs.starved {
-			n.pending[k] = struct{}{}
-		}
-		clear(n.jobs.starved)
-		n.poke()
-		n.mu.Unlock()
-	}()
-	n.mu.Lock()
-	h := n.jobs.handlers[g.Job.Handler]
-	n.mu.Unlock()
-	ctx, cancel := context.WithCancel(n.jobCtx)
-	defer cancel()
-	lost := make(chan struct{})
-	renewed := make(chan struct{})
-	go n.renew(ctx, key, p, g, cancel, lost, renewed)
-
-	began := time.Now()
-	out, err := callHandler(ctx, h, g.Job.Payload)
-	ran := time.Since(began)
-	cancel()
-	<-renewed
-	select {
-	case <-lost:
-		n.observeJob(key, g, config.JobLost, ran)
-		return // another node runs it now; its result is that run's
-	default:
-	}
-	end := queue.RunEnd{ID: g.ID, Run: g.Job.Runs, Outcome: queue.RunDone, Data: out}
-	switch {
-	case err != nil && n.jobCtx.Err() != nil: // Close cancelled the handler
-		end.Outcome = queue.RunGivenBack
-	case err != nil:
-		end.Outcome, end.Data = queue.RunFailed, []byte(err.Error())
-		end.Backoff = n.backoff(g.Job.Failures + 1)
-		if d, ok := n.retryAfterOf(err); ok {
-			end.Backoff = d
-			n.PauseFor(context.Background(), key, d)
-		}
-	case len(out) > n.cfg.MaxPayload:
-		end.Outcome = queue.RunFailed
-		end.Data = fmt.Appendf(nil, "%v: result of %d bytes, at most %d (Config.MaxPayload)", config.ErrPayloadTooLarge, len(out), n.cfg.MaxPayload)
-		end.Backoff = n.backoff(g.Job.Failures + 1)
-	}
-	n.observeJob(key, g, jobOutcomes[n.finish(key, p, end)], ran)
-}
-
-// jobOutcomes names what a run's end did for the Observer.
-var jobOutcomes = map[queue.Finish]config.JobOutcome{queue.FinishStale: config.JobLost, queue.FinishDone: config.JobSucceeded,
-	queue.FinishRetry: config.JobRetried, queue.FinishDead: config.JobDead, queue.FinishRequeued: config.JobGivenBack}
-
-// observeJob tells the Observer, when it observes jobs, how a run ended.
-func (n *Node) observeJob(key string, g queue.GrantedJob, o config.JobOutcome, ran time.Duration) {
-	if jo, ok := n.cfg.Observer.(config.JobObserver); ok {
-		jo.ObserveJob(config.JobEvent{Key: key, Handler: g.Job.Handler, Outcome: o, Run: g.Job.Runs, Duration: ran})
-	}
-}
-
-// finish records the end of a run, trying again while the backend fails for up to a lease:
-// after that the lease has lapsed and another run will take the job (FinishStale).
-func (n *Node) finish(key string, p queue.Params, end queue.RunEnd) queue.Finish {
-	giveUp := time.Now().Add(n.cfg.LeaseTimeout)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
-		f, woken, err := n.be.FinishJob(ctx, key, p, end)
-		if err == nil {
-			if woken {
-				n.announce(ctx, JobID(key, end.ID))
-			}
-			if f == queue.FinishRetry || f == queue.FinishRequeued {
-				// The key's next step moved: when the retry is due, or now.
-				now := n.ServerTime(time.Now())
-				n.keepActive(ctx, key, now, now+end.Backoff.Microseconds()+p.Limit.QueueTimeout.Microseconds())
-				n.Recheck(key)
-			}
-			cancel()
-			return f
-		}
-		cancel()
-		n.log.Error("rateltd: finish job", err, "key", key)
-		if time.Now().After(giveUp) {
-			return queue.FinishStale
-		}
-		select {
-		case <-time.After(200 * time.Millisecond):
-		case <-n.jobsStop:
-			return queue.FinishStale
-		}
-	}
-}
-
-// renew keeps the lease of g while its handler runs; when the lease is lost (this node was
-// taken for dead), it cancels the handler and closes lost. It closes done when it returns.
-func (n *Node) renew(ctx context.Context, key string, p queue.Params, g queue.GrantedJob, cancel func(), lost, done chan struct{}) {
-	defer close(done)
-	every := n.cfg.LeaseTimeout / 3
-	t := time.NewTicker(every)
-	defer t.Stop()
-	last := time.Now()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		bctx, bcancel := context.WithTimeout(ctx, every)
-		ok, err := n.be.RenewLease(bctx, key, p, g.ID, g.Job.Runs, n.cfg.LeaseTimeout)
-		bcancel()
-		switch {
-		case err == nil && ok:
-			last = time.Now()
-			now := n.ServerTime(last)
-			bctx, bcancel := context.WithTimeout(ctx, every)
-			n.keepActive(bctx, key, now, now+n.cfg.LeaseTimeout.Microseconds())
-			bcancel()
-		case err == nil || time.Since(last) >= n.cfg.LeaseTimeout:
-			close(lost)
-			cancel()
-			return
-		}
-	}
-}
-
-// backoff is the wait before the run after the failures-th failure: RetryBackoff doubled per
-// failure, at most MaxRetryBackoff, less a random part of up to half.
-func (n *Node) backoff(failures int) time.Duration {
-	d := n.cfg.RetryBackoff
-	for i := 1; i < failures && d < config.MaxRetryBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, config.MaxRetryBackoff)
-	return d/2 + rand.N(d/2+1)
-}
-
-// PauseFor pauses key on every node for d (the upstream asked for it), unless it is paused as
-// long already. Best effort, bounded to a second: without it a retry still waits its turn.
-func (n *Node) PauseFor(ctx context.Context, key string, d time.Duration) {
-	until := n.ServerTime(time.Now().Add(d))
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-	defer cancel()
-	if err := n.be.ExtendPause(pctx, key, until); err != nil {
-		n.log.Error("rateltd: pause", err, "key", key)
-	}
-}
-
-func (n *Node) retryAfterOf(err error) (time.Duration, bool) {
-	if n.retryAfter == nil {
-		return 0, false
-	}
-	return n.retryAfter(err)
-}
-
-// callHandler runs h, turning a panic into an error.
-func callHandler(ctx context.Context, h Handler, payload []byte) (out []byte, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = fmt.Errorf("rateltd: handler panicked: %v\n%s", v, debug.Stack())
-		}
-	}()
-	if h == nil {
-		return nil, errors.New("rateltd: no handler")
-	}
-	return h(ctx, payload)
 }
 
 // advertiseHandlers records this node's handlers and reads which ones some live node runs.

@@ -39,6 +39,11 @@ func (n *Node) loop(events <-chan queue.Event, stopListen func(), ready chan<- s
 		case <-n.wake:
 		case <-timer.C:
 		}
+		select {
+		case <-n.stop: // Stop came with another event: grant nothing more
+			return
+		default:
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.PollInterval+backendTimeout)
 		now := time.Now()
 		if !now.Before(nextPoll) {

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/rateltd/rateltd/config"
+	"github.com/rateltd/rateltd/internal/track"
 	"github.com/rateltd/rateltd/queue"
 )
 
@@ -33,7 +34,7 @@ type Node struct {
 
 	mu sync.Mutex
 	// waiters holds this node's waiting requests by key and ticket id. Written by Acquire
-	// (add, remove) and by the loop and Close (mark done); read by all three. Guarded by mu.
+	// (add, remove) and by the loop and Stop (mark done); read by all three. Guarded by mu.
 	waiters map[string]map[string]*waiter
 	// runtime is the cached runtime configuration. Written by the loop; read by Params.
 	runtime queue.Runtime
@@ -69,17 +70,25 @@ type Node struct {
 	jobs      jobState
 	advertise bool
 
-	retryAfter RetryAfterFunc     // set once, before any job runs
-	jobCtx     context.Context    // the running handlers' parent; cancelled by Close
-	jobCancel  context.CancelFunc //
-	jobWG      sync.WaitGroup     // running jobs; Close waits for them
-	jobsStop   chan struct{}      // closed by Close when it stops waiting for them
+	retryAfter RetryAfterFunc          // set once, before any job runs
+	jobCtx     context.Context         // the running handlers' parent; cancelled by CancelJobs
+	jobCancel  context.CancelCauseFunc //
+	jobsStop   chan struct{}           // closed by Seal: runs stop retrying to record their end
 
-	bg   sync.WaitGroup // giveUp's goroutines; Close waits for them
-	wake chan struct{}  // buffered 1: tells the loop to look at pending and claims
-	stop chan struct{}  // closed by Close
-	done chan struct{}  // closed when the loop has returned
-	once sync.Once
+	// The node's goroutines, counted for its shutdown (each count is safe for concurrent use):
+	// runners are the goroutines of runJob (a handler and the recording of how its run ended),
+	// renewers those of renew, bg those of giveUp and Stop's taking tickets out of the line.
+	runners, renewers, bg track.Count
+	// quiet counts the backend calls and Observer calls under way for handlers that returned
+	// (and for lease renewals); Seal closes it, so that nothing a handler does after the
+	// shutdown reaches Redis or the Observer.
+	quiet track.Count
+
+	wake     chan struct{} // buffered 1: tells the loop to look at pending and claims
+	stop     chan struct{} // closed by Stop
+	done     chan struct{} // closed when the loop (and its listener) has returned
+	stopOnce sync.Once
+	sealOnce sync.Once
 }
 
 // New starts a node on be: it reads the runtime configuration and starts the processor.
@@ -118,10 +127,10 @@ func New(ctx context.Context, be queue.Backend, cfg config.Config) (*Node, error
 // start reads the server's time, sends the node's first heartbeat and loads the runtime
 // configuration; on an error it leaves nothing behind (the job context is cancelled).
 func (n *Node) start(ctx context.Context) (err error) {
-	n.jobCtx, n.jobCancel = context.WithCancel(context.Background())
+	n.jobCtx, n.jobCancel = context.WithCancelCause(context.Background())
 	defer func() {
 		if err != nil {
-			n.jobCancel()
+			n.jobCancel(err)
 		}
 	}()
 	now, err := n.be.Time(ctx)
@@ -274,32 +283,16 @@ func (n *Node) count(key, name string) {
 	n.mu.Unlock()
 }
 
-// Close stops the processor, ends every waiting request with ErrClosed, takes their tickets
-// out of the line and writes pending counts. It cancels the contexts of the durable jobs
-// running here: those whose handlers return go back to the head of their line, the others
-// are taken back when their lease lapses. It waits for the processor goroutine, and for the
-// jobs until ctx ends. Closing twice is safe.
-func (n *Node) Close(ctx context.Context) error {
-	n.once.Do(func() {
-		n.mu.Lock()
-		n.closed = true
-		n.mu.Unlock()
-		close(n.stop)
-		<-n.done
-		n.jobCancel()
-		jobsDone := make(chan struct{})
-		go func() {
-			n.jobWG.Wait()
-			close(jobsDone)
-		}()
-		select {
-		case <-jobsDone:
-		case <-ctx.Done():
-			n.log.Error("rateltd: close: durable jobs still running; their leases will lapse", ctx.Err())
-		}
-		close(n.jobsStop)
+// Stop begins the node's shutdown: every later Acquire, Enqueue, Handle and job Wait fails
+// with ErrClosed, the processor stops granting, and every waiting request ends with ErrClosed
+// at once. Their tickets are taken out of the line on a goroutine of the node's (bg), each
+// within backendTimeout. Jobs granted by a grant step under way go back to their line without
+// running. Stopping twice is safe.
+func (n *Node) Stop(ctx context.Context) {
+	n.stopOnce.Do(func() {
 		var left []*waiter
 		n.mu.Lock()
+		n.closed = true
 		for _, byID := range n.waiters {
 			for _, w := range byID {
 				if !w.done {
@@ -310,14 +303,101 @@ func (n *Node) Close(ctx context.Context) error {
 			}
 		}
 		n.mu.Unlock()
-		for _, w := range left {
-			n.cancel(ctx, w)
+		close(n.stop)
+		if len(left) == 0 {
+			return
 		}
-		n.bg.Wait()
-		_ = n.flushCounts(ctx) // logged
-		if err := n.be.Forget(ctx, n.id); err != nil {
-			n.log.Error("rateltd: processor: forget heartbeat", err)
-		}
+		n.bg.Add()
+		go func() {
+			defer n.bg.Leave()
+			for _, w := range left {
+				n.cancel(ctx, w)
+			}
+		}()
 	})
-	return nil
+}
+
+// Drain waits until the processor goroutine (and its listener), every job runner and lease
+// renewer, every goroutine of bg and every admit flight of the backend have ended, or until
+// ctx ends; it reports whether all have. Call it after Stop.
+func (n *Node) Drain(ctx context.Context) bool {
+	loop := false
+	select {
+	case <-n.done:
+		loop = true
+	case <-ctx.Done():
+	}
+	// Each Wait returns at once when ctx has ended: then they only read the counts.
+	ok := n.runners.Wait(ctx)
+	ok = n.renewers.Wait(ctx) && ok
+	ok = n.bg.Wait(ctx) && ok
+	ok = n.be.Idle(ctx) == 0 && ok
+	return loop && ok
+}
+
+// CancelJobs cancels the contexts of the handlers running here, with ErrClosed as their
+// cause. A handler that returns an error after that gives its job back to the head of its
+// line without spending a retry, until Seal.
+func (n *Node) CancelJobs() {
+	n.jobCancel(config.ErrClosed)
+}
+
+// Seal ends the node's part in the shutdown: it cancels the handlers still running, and from
+// then on a handler that returns records nothing and tells no Observer (its lease lapses and
+// another node runs the job again). Recording under way gets until ctx ends. Sealing twice is
+// safe.
+func (n *Node) Seal(ctx context.Context) {
+	n.sealOnce.Do(func() {
+		n.jobCancel(config.ErrClosed)
+		close(n.jobsStop)
+		n.quiet.Close()
+	})
+	n.quiet.Wait(ctx)
+}
+
+// Close shuts the node down on its own (the Client interleaves these steps with its own):
+// Stop, Drain until ctx ends, CancelJobs and Seal, Finish. It reports whether everything it
+// started has ended.
+func (n *Node) Close(ctx context.Context) bool {
+	n.Stop(ctx)
+	ok := n.Drain(ctx)
+	n.CancelJobs()
+	n.Seal(ctx)
+	n.Finish(ctx)
+	return ok
+}
+
+// Left is what of a node still runs.
+type Left struct {
+	// Loop: the processor goroutine has not returned.
+	Loop bool
+	// Handlers counts job runners (a handler, or the recording of how its run ended);
+	// Renewers, lease renewals; Background, goroutines taking a ticket out of the line or
+	// giving a grant back; Flights, admit pipelines of the backend; Recording, backend or
+	// Observer calls for a returned handler that Seal did not see end.
+	Handlers, Renewers, Background, Flights, Recording int
+}
+
+// Left reports what still runs, without waiting.
+func (n *Node) Left() Left {
+	l := Left{Handlers: n.runners.Running(), Renewers: n.renewers.Running(), Background: n.bg.Running(),
+		Recording: n.quiet.Running()}
+	select {
+	case <-n.done:
+	default:
+		l.Loop = true
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	l.Flights = n.be.Idle(ctx)
+	return l
+}
+
+// Finish writes the node's pending counts and removes its heartbeat, so that other nodes
+// take it for gone at once; within ctx. Call it last.
+func (n *Node) Finish(ctx context.Context) {
+	_ = n.flushCounts(ctx) // logged
+	if err := n.be.Forget(ctx, n.id); err != nil {
+		n.log.Error("rateltd: processor: forget heartbeat", err)
+	}
 }

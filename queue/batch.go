@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rateltd/rateltd/config"
+	"github.com/rateltd/rateltd/internal/track"
 	"github.com/rateltd/rateltd/lua"
 )
 
@@ -16,9 +17,12 @@ import (
 // round trip and one read on the server for many. Up to maxFlights pipelines fly at once.
 // Whoever arrives while fewer fly leads: it sends every admit pending by then, its own
 // included. Whoever arrives when all fly waits; when one lands, the oldest waiter leads the
-// next. No goroutine of its own, and a lone caller waits for nobody.
+// next. No goroutine of its own, and a lone caller waits for nobody. A flight that runs on a
+// goroutine of its own (see farDeadline) is counted in flights, for the Client's shutdown.
 type admitBatcher struct {
 	r *Redis
+
+	flights track.Count
 
 	mu sync.Mutex
 	// pending and flying are guarded by mu; written by every caller of do.
@@ -64,7 +68,7 @@ func (b *admitBatcher) do(ctx context.Context, key string, alg config.Algorithm,
 		if timeout == nil {
 			b.fly()
 		} else {
-			go b.fly()
+			b.goFly()
 		}
 	}
 	b.mu.Lock()
@@ -83,7 +87,7 @@ func (b *admitBatcher) do(ctx context.Context, key string, alg config.Algorithm,
 			// Another flight took this admit after the lead was handed here: pass the lead on.
 			select {
 			case <-c.lead:
-				go b.fly()
+				b.goFly()
 			default:
 			}
 			return c.v, c.err
@@ -102,13 +106,22 @@ func (b *admitBatcher) do(ctx context.Context, key string, alg config.Algorithm,
 			if handed {
 				select {
 				case <-c.lead:
-					go b.fly()
+					b.goFly()
 				default: // taken above already
 				}
 			}
 			return nil, ErrNoAnswer
 		}
 	}
+}
+
+// goFly runs a flight on a goroutine of its own, counted in flights.
+func (b *admitBatcher) goFly() {
+	b.flights.Add()
+	go func() {
+		defer b.flights.Leave()
+		b.fly()
+	}()
 }
 
 // fly sends the pending admits and hands the lead to the oldest admit that came meanwhile.

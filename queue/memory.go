@@ -411,6 +411,9 @@ func (l *memListener) send(ev Event) {
 	}
 }
 
+// Idle returns 0 at once: the in-process backend starts no goroutine for a call.
+func (m *Memory) Idle(context.Context) int { return 0 }
+
 func (m *Memory) Listen(node []byte) (<-chan Event, func()) {
 	id := hex.EncodeToString(node)
 	l := &memListener{ch: make(chan Event, 256)}

@@ -654,6 +654,11 @@ func (r *Redis) Listen(node []byte) (<-chan Event, func()) {
 	return out, stop
 }
 
+func (r *Redis) Idle(ctx context.Context) int {
+	r.admit.flights.Wait(ctx)
+	return r.admit.flights.Running()
+}
+
 func encodeEvent(ev Event) string { return string(ev.Kind) + ev.Key }
 
 func decodeEvent(s string) (Event, bool) {
