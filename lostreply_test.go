@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rateltd/rateltd/internal/faultproxy"
 	"github.com/rateltd/rateltd/internal/redistest"
 	"github.com/rateltd/rateltd/queue"
 )
@@ -171,5 +174,43 @@ func TestGiveBackTriedAgain(t *testing.T) {
 				t.Fatalf("%d failing cancels left: the cancel was not tried again", n+1)
 			}
 		})
+	}
+}
+
+// TestG5LateAdmitGivenBack: an admit whose answer comes after its caller stopped waiting (a
+// slow link, a deadline shorter than the round trip) is undone: its grant on arrival goes back
+// to the window, counted as admitted and refunded, so the next request finds the slot free.
+func TestG5LateAdmitGivenBack(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Server(t)
+	px, err := faultproxy.Start(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer px.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: px.Addr()})
+	defer rdb.Close()
+	c, err := New(Config{Redis: rdb, Prefix: srv.Prefix(t), Default: Limit{Max: 1, Window: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	px.SetLatency(200*time.Millisecond, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	_, err = c.Request(ctx, "k", func(context.Context) (any, error) {
+		t.Error("fn ran for a caller that had left")
+		return nil, nil
+	})
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Request: %v; want its deadline's error", err)
+	}
+	px.Heal()
+	eventually(t, 5*time.Second, "the late grant given back", func() bool {
+		st := status(t, c, "k")
+		return st.Used == 0 && st.Counters.Refunded == 1 && st.Counters.Admitted == 1
+	})
+	if _, err := c.Request(context.Background(), "k", noop, WithTimeout(time.Millisecond)); err != nil {
+		t.Fatalf("the slot of the late grant is still taken: %v", err)
 	}
 }

@@ -129,6 +129,14 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 	rep, err := n.admit(ctx, p, t, raw, admitBy)
 	if err != nil {
 		n.unregister(w)
+		if queue.MayHaveRun(err) {
+			// The connection failed after the admit was sent: it may have queued the ticket,
+			// which would wait for nobody. Take it out (nothing happens if it is not there).
+			n.later(req.Key, n.holdsUntil(t.Deadline), func(ctx context.Context) error {
+				_, err := n.be.Cancel(ctx, p, t, raw)
+				return err
+			})
+		}
 		return Grant{}, admitFailure(ctx, req.Key, start, err)
 	}
 	n.observe(rep.Now)

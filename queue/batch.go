@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -40,7 +41,19 @@ type admitCall struct {
 	done   chan struct{} // closed when v and err are set
 	lead   chan struct{} // buffered 1: this call is to send the next batch
 	handed bool          // the lead was sent on lead; guarded by admitBatcher.mu
+	// state settles who has the answer, whoever comes first: the flight (answered) or the
+	// caller who stopped waiting at its deadline (left). A flight that lands after its caller
+	// left hands the answer to orphan, which undoes what the admit did.
+	state  atomic.Int32
+	orphan func(v any, err error)
 }
+
+// States of an admitCall.
+const (
+	callWaiting int32 = iota
+	callAnswered
+	callLeft
+)
 
 // maxBatch bounds one pipeline; maxFlights, the pipelines in flight at once.
 const (
@@ -55,8 +68,9 @@ const (
 const farDeadline = 10 * time.Second
 
 // do sends one admit and waits for its answer, or until ctx's deadline when that is near.
-func (b *admitBatcher) do(ctx context.Context, key string, alg config.Algorithm, args []any) (any, error) {
-	c := &admitCall{key: key, alg: alg, args: args, ctx: ctx, done: make(chan struct{}), lead: make(chan struct{}, 1)}
+// orphan receives the answer of an admit that lands after its caller left (see admitCall).
+func (b *admitBatcher) do(ctx context.Context, key string, alg config.Algorithm, args []any, orphan func(any, error)) (any, error) {
+	c := &admitCall{key: key, alg: alg, args: args, ctx: ctx, done: make(chan struct{}), lead: make(chan struct{}, 1), orphan: orphan}
 	var timeout <-chan time.Time
 	if d, ok := ctx.Deadline(); ok && time.Until(d) < farDeadline {
 		t := time.NewTimer(time.Until(d))
@@ -84,16 +98,14 @@ func (b *admitBatcher) do(ctx context.Context, key string, alg config.Algorithm,
 	for {
 		select {
 		case <-c.done:
-			// Another flight took this admit after the lead was handed here: pass the lead on.
-			select {
-			case <-c.lead:
-				b.goFly()
-			default:
-			}
-			return c.v, c.err
+			return b.answered(c)
 		case <-c.lead:
 			fly()
 		case <-timeout:
+			if !c.state.CompareAndSwap(callWaiting, callLeft) {
+				<-c.done // answered just now: the answer is the caller's
+				return b.answered(c)
+			}
 			// Leave the batcher as if never come: out of pending if still there, and a lead
 			// handed here (or about to be, under mu) is passed on.
 			b.mu.Lock()
@@ -113,6 +125,16 @@ func (b *admitBatcher) do(ctx context.Context, key string, alg config.Algorithm,
 			return nil, ErrNoAnswer
 		}
 	}
+}
+
+// answered returns c's answer; a lead handed to c after another flight took it is passed on.
+func (b *admitBatcher) answered(c *admitCall) (any, error) {
+	select {
+	case <-c.lead:
+		b.goFly()
+	default:
+	}
+	return c.v, c.err
 }
 
 // goFly runs a flight on a goroutine of its own, counted in flights.
@@ -152,6 +174,13 @@ func (b *admitBatcher) fly() {
 func (b *admitBatcher) send(batch []*admitCall) {
 	b.r.evalBatch(context.WithoutCancel(batch[0].ctx), lua.Admit, batch)
 	for _, c := range batch {
+		if !c.state.CompareAndSwap(callWaiting, callAnswered) && c.orphan != nil {
+			b.flights.Add()
+			go func() {
+				defer b.flights.Leave()
+				c.orphan(c.v, c.err)
+			}()
+		}
 		close(c.done)
 	}
 }

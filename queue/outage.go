@@ -52,6 +52,23 @@ func Outage(err error) bool {
 	return false
 }
 
+// MayHaveRun reports whether a command that failed with err may have run on Redis all the same:
+// the connection failed after it was sent (a timeout, a reset, an EOF). A context that ended
+// before the call, a dial error or a refused connection say it never reached Redis; ErrNoAnswer
+// is left to the admit's own undo (undoAdmit), which knows how it ended.
+func MayHaveRun(err error) bool {
+	if !Outage(err) {
+		return false
+	}
+	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" {
+		return false
+	}
+	if _, ok := errors.AsType[redis.Error](err); ok {
+		return false // a reply: the server refused the command (LOADING, READONLY, …)
+	}
+	return !errors.Is(err, syscall.ECONNREFUSED)
+}
+
 // Failure is the error of a backend call for op that failed with err: ctx's own error when ctx
 // ended (with err kept as a second cause), config.ErrUnavailable with err when Redis or the
 // connection failed (Outage), else err; each wrapped with op.

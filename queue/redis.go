@@ -98,7 +98,8 @@ func (r *Redis) run(ctx context.Context, s *redis.Script, key string, p Params, 
 
 func (r *Redis) Admit(ctx context.Context, p Params, t *Ticket, raw []byte) (AdmitReply, error) {
 	a := r.params.args(p)
-	v, err := r.admit.do(ctx, t.Key, p.Limit.Algorithm, append(a[:6:6], raw, t.ID, int(t.Priority), t.Deadline, a[6], a[7], a[8]))
+	v, err := r.admit.do(ctx, t.Key, p.Limit.Algorithm, append(a[:6:6], raw, t.ID, int(t.Priority), t.Deadline, a[6], a[7], a[8]),
+		func(v any, err error) { r.undoAdmit(p, t, raw, v, err) })
 	if err != nil {
 		return AdmitReply{}, fmt.Errorf("queue: admit %q: %w", t.Key, err)
 	}
@@ -107,6 +108,31 @@ func (r *Redis) Admit(ctx context.Context, p Params, t *Ticket, raw []byte) (Adm
 		return AdmitReply{}, fmt.Errorf("queue: admit %q: reply: %w", t.Key, err)
 	}
 	return rep, nil
+}
+
+// undoTimeout bounds undoAdmit's call.
+const undoTimeout = 5 * time.Second
+
+// undoAdmit undoes an admit whose answer (v, err) came after its caller had stopped waiting
+// (ErrNoAnswer): a grant on arrival goes back to the window (counted as admitted and refunded,
+// since no node counted it), a queued ticket leaves the line, and an admit whose fate is
+// unknown (an error: it may have run before the connection failed) is cancelled, which
+// changes nothing if it never ran. Left alone, a queued ticket would wait for nobody, and be
+// granted to nobody.
+func (r *Redis) undoAdmit(p Params, t *Ticket, raw []byte, v any, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
+	defer cancel()
+	if err == nil {
+		rep, perr := parseAdmit(v)
+		switch {
+		case perr == nil && rep.Outcome == Granted:
+			_, _ = r.runJobs(ctx, lua.Refund, t.Key, p, t.ID, rep.Now, "", 1)
+			return
+		case perr == nil && rep.Outcome != Queued:
+			return // refused: nothing was written but a counter
+		}
+	}
+	_, _ = r.Cancel(ctx, p, t, raw)
 }
 
 func parseAdmit(v any) (AdmitReply, error) {
