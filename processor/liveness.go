@@ -41,11 +41,18 @@ func (n *Node) noteOwners(owners [][]byte) {
 // checkLiveness renews this node's heartbeat and finds which owners seen lately are dead.
 // Called by the loop at each poll.
 func (n *Node) checkLiveness(ctx context.Context) {
+	sent := time.Now()
 	switch lapsed, err := n.be.Heartbeat(ctx, n.id, n.heartbeatTTL()); {
 	case err != nil:
 		n.log.Error("rateltd: processor: heartbeat", err)
-	case lapsed:
+	case lapsed || sent.Sub(n.beat) > n.heartbeatTTL():
+		// Lapsed as Redis saw it, or as this node knows it: no heartbeat of its went through
+		// for longer than the TTL (one whose reply was lost may have renewed the key, and
+		// hidden the lapse that other nodes saw meanwhile).
+		n.beat = sent
 		n.rejoin(ctx)
+	default:
+		n.beat = sent
 	}
 	n.mu.Lock()
 	ids := make([][]byte, 0, len(n.owners))

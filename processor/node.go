@@ -56,6 +56,9 @@ type Node struct {
 	countSeq int64
 	// flushMu keeps flushes of counts from overlapping (the loop's and Status's).
 	flushMu sync.Mutex
+	// beat is when the last heartbeat that went through was sent. Written and read by the
+	// loop (and by start, before it runs).
+	beat time.Time
 	// giveBacks are cancels and refunds that failed, to try again (giveback.go). Written by
 	// whoever gives back, drained by the loop's poll. Guarded by mu.
 	giveBacks []giveBack
@@ -139,6 +142,7 @@ func (n *Node) start(ctx context.Context) (err error) {
 	}
 	n.observe(now)
 	// Alive before any ticket of this node can be seen by another.
+	n.beat = time.Now()
 	if _, err := n.be.Heartbeat(ctx, n.id, n.heartbeatTTL()); err != nil {
 		return err
 	}
