@@ -24,6 +24,14 @@ type replyLost struct {
 	failCancels atomic.Int64
 }
 
+// Claim fails while replies are lost, so that nothing is delivered before the test says.
+func (b *replyLost) Claim(ctx context.Context, key string, p queue.Params, ts []*queue.Ticket, raws [][]byte) ([]queue.ClaimStatus, []int64, error) {
+	if b.drop.Load() {
+		return nil, nil, errReplyLost
+	}
+	return b.Backend.Claim(ctx, key, p, ts, raws)
+}
+
 func (b *replyLost) Cancel(ctx context.Context, p queue.Params, t *queue.Ticket, raw []byte) (queue.CancelOutcome, error) {
 	if b.failCancels.Add(-1) >= 0 {
 		return 0, errReplyLost

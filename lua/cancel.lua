@@ -1,22 +1,26 @@
--- cancel.lua: the caller gave up. Removes the ticket from its line, or, when it was already
--- granted and not yet claimed or delivered, refunds the grant.
+-- cancel.lua: the caller gave up. Takes the ticket out of its line — every copy of it: an
+-- admit the Redis client sent twice queues two —, and gives back any grant it holds that was
+-- neither claimed nor delivered (in the granted set, or among the local grants: one whose
+-- reply was lost). Twin: memKey.cancel.
 -- KEYS: see limits.lua and jobs.lua. ARGV 1-6: see limits.lua.
 -- ARGV: 7 raw ticket  8 ticket id  9 priority (0-3)
--- Reply: 1 removed from the line, 2 grant refunded, 3 absent.
+-- Reply: 1 removed from the line, 2 grant refunded (and any copy removed), 3 absent.
 local RAW, ID, PRIO = ARGV[7], ARGV[8], tonumber(ARGV[9])
-if redis.call('LREM', KEYS[2 + PRIO], 1, RAW) == 1 then
-  count('cancelled')
-  return 1
-end
+local removed = redis.call('LREM', KEYS[2 + PRIO], 0, RAW)
+local refunded = 0
 for _, z in ipairs({GRANTED, LOCAL}) do
   local at = redis.call('ZSCORE', z, RAW)
   if at then
     redis.call('ZREM', z, RAW)
     lim_refund(now_us(), ID, tonumber(at))
-    count('cancelled')
-    count('refunded')
-    return 2
+    refunded = refunded + 1
   end
 end
+if removed + refunded > 0 then count('cancelled') end
+if refunded > 0 then
+  count('refunded', refunded)
+  return 2
+end
+if removed > 0 then return 1 end
 redis.call('ZREM', EVICTED, ID)
 return 3

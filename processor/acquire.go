@@ -41,6 +41,10 @@ type waiter struct {
 	// done is set, under Node.mu, by whoever ends the wait first: a delivery (loop, Stop,
 	// Acquire on eviction) or the waiting goroutine giving up.
 	done bool
+	// queued is set, under Node.mu, once the admit has answered that the ticket waits in
+	// line: only then may rejoin put it back in line (before, the admit may still be on its
+	// way, and a second admit would make a second grant).
+	queued bool
 }
 
 // Grant is the permission to run one execution now.
@@ -149,6 +153,9 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 		n.unregister(w)
 		return Grant{}, err
 	}
+	n.mu.Lock()
+	w.queued = true
+	n.mu.Unlock()
 	n.queued(ctx, req.Key, rep, t.Deadline, deadline)
 	n.Recheck(req.Key)
 

@@ -93,7 +93,7 @@ func (n *Node) rejoin(ctx context.Context) {
 	var ws []*waiter
 	for _, byID := range n.waiters {
 		for _, w := range byID {
-			if !w.done {
+			if !w.done && w.queued {
 				ws = append(ws, w)
 			}
 		}

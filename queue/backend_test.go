@@ -397,3 +397,40 @@ func TestDuplicateTicketGrantedOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestCancelTakesEveryCopy: a cancel takes every copy of a ticket out of the line and gives
+// back a grant one of them holds, so nothing of a caller who left stays behind.
+func TestCancelTakesEveryCopy(t *testing.T) {
+	eachBackend(t, func(t *testing.T, be queue.Backend) {
+		ctx := context.Background()
+		p := params(config.Limit{Max: 10, Window: time.Minute})
+		if err := be.PauseKey(ctx, "k", queue.PausedForever); err != nil {
+			t.Fatal(err)
+		}
+		tk, raw := ticket(t, be, "k", nodeA, config.PriorityNormal)
+		admit(t, be, p, tk, raw, queue.Queued)
+		admit(t, be, p, tk, raw, queue.Queued) // sent again
+		if err := be.ResumeKey(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+		rep := grantWith(t, be, "k", p, queue.GrantArgs{Node: nodeA[:], Batch: 1, ClaimTimeout: 5 * time.Second})
+		if len(rep.Local) != 1 {
+			t.Fatalf("granted %d; want the first copy", len(rep.Local))
+		}
+		// Its reply lost, the caller leaves: one cancel takes the copy left and the grant.
+		if out, err := be.Cancel(ctx, p, tk, raw); err != nil || out != queue.Refunded {
+			t.Fatalf("cancel: %v, %v; want Refunded", out, err)
+		}
+		st, err := be.State(ctx, "k", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Queued != [4]int{} || st.Counters[queue.CountRefunded] != 1 || st.Counters[queue.CountCancelled] != 1 {
+			t.Fatalf("queued %v, refunded %d, cancelled %d; want none, 1, 1", st.Queued,
+				st.Counters[queue.CountRefunded], st.Counters[queue.CountCancelled])
+		}
+		if d, err := be.Check(ctx, "k", p); err != nil || d.Remaining != 10 {
+			t.Fatalf("remaining %d, %v; want the window whole", d.Remaining, err)
+		}
+	})
+}

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"bytes"
+	"slices"
 	"time"
 
 	"github.com/rateltd/rateltd/config"
@@ -427,24 +428,29 @@ func (k *memKey) take(q, i int) {
 // cancel is cancel.lua.
 func (k *memKey) cancel(s step, t *Ticket, raw []byte) CancelOutcome {
 	q := int(t.Priority)
-	for i, e := range k.lines[q] {
-		if bytes.Equal(e.raw, raw) {
-			k.lines[q] = append(k.lines[q][:i], k.lines[q][i+1:]...)
-			if len(k.lines[q]) == 0 {
-				k.lines[q], k.linesExp[q] = nil, 0
-			}
-			k.count(s, CountCancelled, 1)
-			return Removed
-		}
+	before := len(k.lines[q])
+	k.lines[q] = slices.DeleteFunc(k.lines[q], func(e memTicket) bool { return bytes.Equal(e.raw, raw) })
+	removed := before - len(k.lines[q])
+	if len(k.lines[q]) == 0 {
+		k.lines[q], k.linesExp[q] = nil, 0
 	}
+	refunded := 0
 	for _, z := range []map[string]int64{k.granted, k.local} {
 		if at, ok := z[string(raw)]; ok {
 			delete(z, string(raw))
 			k.win(s.l).Refund(s.l, s.now, string(t.ID), at)
-			k.count(s, CountCancelled, 1)
-			k.count(s, CountRefunded, 1)
-			return Refunded
+			refunded++
 		}
+	}
+	if removed+refunded > 0 {
+		k.count(s, CountCancelled, 1)
+	}
+	switch {
+	case refunded > 0:
+		k.count(s, CountRefunded, int64(refunded))
+		return Refunded
+	case removed > 0:
+		return Removed
 	}
 	delete(k.evicted, string(t.ID))
 	return Absent

@@ -115,21 +115,17 @@ const undoTimeout = 5 * time.Second
 
 // undoAdmit undoes an admit whose answer (v, err) came after its caller had stopped waiting
 // (ErrNoAnswer): a grant on arrival goes back to the window (counted as admitted and refunded,
-// since no node counted it), a queued ticket leaves the line, and an admit whose fate is
-// unknown (an error: it may have run before the connection failed) is cancelled, which
-// changes nothing if it never ran. Left alone, a queued ticket would wait for nobody, and be
-// granted to nobody.
+// since no node counted it), and the ticket is cancelled — the answer is that of the last
+// time the Redis client sent the admit, and an earlier sending, whose reply a connection error
+// cut, may have queued a copy (even one granted since, among the local grants). A cancel
+// changes nothing where there is nothing. Left alone, a queued ticket would wait for nobody,
+// and be granted to nobody.
 func (r *Redis) undoAdmit(p Params, t *Ticket, raw []byte, v any, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
 	defer cancel()
 	if err == nil {
-		rep, perr := parseAdmit(v)
-		switch {
-		case perr == nil && rep.Outcome == Granted:
+		if rep, perr := parseAdmit(v); perr == nil && rep.Outcome == Granted {
 			_, _ = r.runJobs(ctx, lua.Refund, t.Key, p, t.ID, rep.Now, "", 1)
-			return
-		case perr == nil && rep.Outcome != Queued:
-			return // refused: nothing was written but a counter
 		}
 	}
 	_, _ = r.Cancel(ctx, p, t, raw)
