@@ -210,6 +210,28 @@ func TestHelp(t *testing.T) {
 	}
 }
 
+// startServe runs serve for the test on a free port and returns its address.
+func startServe(t *testing.T, e *env, tk tokens, demo bool) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, e, "127.0.0.1:0", tk, demo, ready) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	select {
+	case addr := <-ready:
+		return addr
+	case err := <-done:
+		t.Fatal(err)
+	}
+	return ""
+}
+
 // TestServe: serve answers the API and the dashboard, and stops when its context ends.
 func TestServe(t *testing.T) {
 	c := newCLI(t)
