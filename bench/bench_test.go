@@ -1,6 +1,12 @@
-// Package bench measures rateltd on Redis and in-process. Run:
+// Package bench measures rateltd on Redis and in-process. It is a module of its own
+// (github.com/rateltd/rateltd/bench, with a replace of its parent directory), so that the peers
+// it measures against stay out of the library's go.mod. Run, from this directory:
 //
-//	go test -run '^$' -bench . -benchtime 2s ./bench/
+//	go test -run '^$' -bench . -benchtime 2s ./...
+//
+// It may import the parent's internal packages (the test harness): the go command allows a
+// package whose import path is below github.com/rateltd/rateltd to import
+// github.com/rateltd/rateltd/internal/..., whatever module it is in.
 //
 // Figures of record are in docs/performance.md. Nothing here asserts speed.
 package bench

@@ -99,9 +99,11 @@ var commandOrder = []string{"status", "watch", "pause", "resume", "reset", "limi
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	g := &globals{}
 	top := flag.NewFlagSet("rateltd", flag.ContinueOnError)
+	// The flag package prints nothing (output discarded, Usage a no-op): help is printed below,
+	// once, on stdout; an error as one line on stderr.
 	top.SetOutput(io.Discard)
+	top.Usage = func() {}
 	g.register(top)
-	top.Usage = func() { usage(stderr) }
 	if err := top.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			usage(stdout)

@@ -171,6 +171,7 @@ func TestBadInput(t *testing.T) {
 		{[]string{"limit", "set", "k", "--max", "5", "--window", "1m", "--algorithm", "leaky"}, 2, "leaky"},
 		{[]string{"limit", "frob", "k"}, 2, "limit get KEY"},
 		{[]string{"status", "--bogus"}, 2, "bogus"},
+		{[]string{"--bogus", "status"}, 2, "bogus"},
 		{[]string{"watch", "--interval", "1ms"}, 2, "--interval"},
 		{[]string{"dead"}, 2, "exactly one key"},
 		{[]string{"dead", "-n", "0", "k"}, 2, "-n must be 1 to 1000"},
@@ -189,18 +190,46 @@ func TestBadInput(t *testing.T) {
 		if code != tc.code || !strings.HasPrefix(e, "rateltd: ") || strings.Count(e, "\n") != 1 || !strings.Contains(e, tc.want) {
 			t.Errorf("%q: exit %d, stderr %q; want exit %d and one line with %q", tc.args, code, e, tc.code, tc.want)
 		}
+		if out.Len() != 0 {
+			t.Errorf("%q: stdout %q; want nothing (errors go to stderr alone)", tc.args, out.String())
+		}
 	}
 }
 
-// TestHelp: --help on every command prints its usage and exits 0.
+// TestHelp: --help (or -h) on every command prints its usage once, on stdout alone, and exits 0.
 func TestHelp(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"help"}, {"status", "--help"}, {"watch", "--help"}, {"pause", "--help"},
-		{"resume", "--help"}, {"reset", "--help"}, {"limit", "--help"}, {"dead", "--help"}, {"serve", "--help"}, {"demo", "--help"}} {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"--prefix", "p", "--help"}, {"status", "--help"},
+		{"status", "-h"}, {"watch", "--help"}, {"pause", "--help"}, {"resume", "--help"}, {"reset", "--help"},
+		{"limit", "--help"}, {"dead", "--help"}, {"serve", "--help"}, {"demo", "--help"}} {
 		var out, errOut bytes.Buffer
-		if code := run(context.Background(), args, &out, &errOut); code != 0 || !strings.Contains(out.String(), "usage: rateltd") {
-			t.Errorf("%q: exit %d, %q %q", args, code, out.String(), errOut.String())
+		code := run(context.Background(), args, &out, &errOut)
+		if code != 0 || strings.Count(out.String(), "usage: rateltd") != 1 || errOut.Len() != 0 {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit 0 and the usage once on stdout, nothing on stderr",
+				args, code, out.String(), errOut.String())
 		}
 	}
+}
+
+// startServe runs serve for the test on a free port and returns its address.
+func startServe(t *testing.T, e *env, tk tokens, demo bool) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, e, "127.0.0.1:0", tk, demo, ready) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	select {
+	case addr := <-ready:
+		return addr
+	case err := <-done:
+		t.Fatal(err)
+	}
+	return ""
 }
 
 // TestServe: serve answers the API and the dashboard, and stops when its context ends.

@@ -44,6 +44,10 @@ func SharedCluster(tb testing.TB) *Cluster {
 			sharedCluster = &Cluster{addrs: strings.Split(addrs, ",")}
 			return
 		}
+		if err := clusterBinaries(); err != nil {
+			clusterErr = fmt.Errorf("%w; or set REDIS_CLUSTER (host:port,...) to an existing cluster", err)
+			return
+		}
 		sharedCluster, clusterErr = startCluster(0)
 	})
 	if clusterErr != nil {

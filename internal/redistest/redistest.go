@@ -1,9 +1,15 @@
 // Package redistest gives tests a real redis-server: never a mock.
 //
-// Server returns the test binary's shared server, started on first use on a free loopback port
-// with no persistence, in a temporary directory; Fresh starts a private one, for tests that kill
-// or restart Redis. With REDIS_URL set, Server uses that server instead. Without redis-server
-// and REDIS_URL, tests skip with a message — or fail when RATELTD_REQUIRE_REDIS=1, as in CI.
+// Server returns the test binary's shared server. It comes from, in this order: REDIS_URL when
+// set (a server already running); redis-server on PATH, started on first use on a free loopback
+// port with no persistence, in a temporary directory; a Docker daemon that answers, running the
+// image redis:7 (see docker.go). With none of them, tests skip with a message — or fail when
+// RATELTD_REQUIRE_REDIS=1, as in CI.
+//
+// Fresh starts a private server, for tests that kill or restart Redis; it, the clusters and the
+// sentinels need redis-server (and redis-cli) on PATH, since tests stop and start their
+// processes: without them those tests skip (or fail under RATELTD_REQUIRE_REDIS=1), whatever
+// REDIS_URL and Docker offer. REDIS_CLUSTER names an existing cluster instead of the shared one.
 //
 // Isolate tests by key prefix (Instance.Prefix), never by flushing. Stop the shared server from
 // TestMain:
@@ -31,6 +37,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ory/dockertest/v3"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -42,44 +49,60 @@ type Instance struct {
 	extra []string // more redis-server arguments (cluster mode, replication, --sentinel)
 
 	mu     sync.Mutex
-	cmd    *exec.Cmd     // the running server; nil when stopped or given by REDIS_URL
+	cmd    *exec.Cmd     // the running server; nil when stopped, given by REDIS_URL or in a container
 	exited chan struct{} // closed when cmd has exited
+	purge  func()        // removes the container of a server run by Docker; nil otherwise
 }
 
+// The shared server: written once by openShared (under sharedOnce), read after it.
 var (
-	sharedOnce sync.Once
-	shared     *Instance
-	sharedErr  error
+	sharedOnce   sync.Once
+	shared       *Instance
+	sharedChoice choice // where shared comes from
+	sharedErr    error  // why there is none
 )
 
 // Server returns the test binary's shared server, starting it on first use.
 func Server(tb testing.TB) *Instance {
 	tb.Helper()
-	sharedOnce.Do(func() {
-		if url := os.Getenv("REDIS_URL"); url != "" {
-			opt, err := redis.ParseURL(url)
-			if err != nil {
-				sharedErr = fmt.Errorf("redistest: REDIS_URL: %w", err)
-				return
-			}
-			shared = &Instance{addr: opt.Addr}
+	sharedOnce.Do(openShared)
+	switch {
+	case sharedChoice.src == sourceNone:
+		refuse(tb, sharedErr, sharedChoice.fail)
+	case sharedErr != nil: // the source was there, but starting or reaching it failed
+		unavailable(tb, sharedErr)
+	}
+	return shared
+}
+
+// openShared sets shared (or sharedErr) from the source choose picks.
+func openShared() {
+	var pool *dockertest.Pool
+	probe := func() (err error) {
+		pool, err = dockerPool()
+		return err
+	}
+	sharedChoice = choose(os.Getenv("REDIS_URL"), haveBinary() == nil, probe, required())
+	switch sharedChoice.src {
+	case sourceURL:
+		opt, err := redis.ParseURL(os.Getenv("REDIS_URL"))
+		if err != nil {
+			sharedErr = fmt.Errorf("redistest: REDIS_URL: %w", err)
 			return
 		}
-		if err := haveBinary(); err != nil {
-			sharedErr = err
-			return
-		}
+		shared = &Instance{addr: opt.Addr}
+	case sourceBinary:
 		dir, err := os.MkdirTemp("", "redistest-")
 		if err != nil {
 			sharedErr = err
 			return
 		}
 		shared, sharedErr = start(dir, 0)
-	})
-	if sharedErr != nil {
-		unavailable(tb, sharedErr)
+	case sourceDocker:
+		shared, sharedErr = startDocker(pool)
+	default:
+		sharedErr = sharedChoice.err
 	}
-	return shared
 }
 
 // Fresh starts a private server for this test, stopped at its cleanup.
@@ -121,17 +144,25 @@ func Stop() {
 	}
 }
 
+// haveBinary says why redis-server cannot be started here, if it cannot.
 func haveBinary() error {
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		return fmt.Errorf("redistest: redis-server not found on PATH and REDIS_URL unset; " +
-			"install it (apt-get install redis-server) or set REDIS_URL")
+		return fmt.Errorf("redistest: this test starts redis-server itself (REDIS_URL and Docker serve only " +
+			"the shared server), and it is not on PATH: apt-get install redis-server")
 	}
 	return nil
 }
 
+// unavailable skips the test for want of err, or fails it under RATELTD_REQUIRE_REDIS=1.
 func unavailable(tb testing.TB, err error) {
 	tb.Helper()
-	if os.Getenv("RATELTD_REQUIRE_REDIS") == "1" {
+	refuse(tb, err, required())
+}
+
+// refuse fails the test for want of err when fail, else skips it.
+func refuse(tb testing.TB, err error, fail bool) {
+	tb.Helper()
+	if fail {
 		tb.Fatalf("%v (RATELTD_REQUIRE_REDIS=1)", err)
 	}
 	tb.Skip(err)
@@ -276,6 +307,14 @@ func (i *Instance) Restart(tb testing.TB) {
 }
 
 func (i *Instance) stop() {
+	i.mu.Lock()
+	purge := i.purge
+	i.purge = nil
+	i.mu.Unlock()
+	if purge != nil {
+		purge()
+		return
+	}
 	cmd, exited := i.take()
 	if cmd == nil {
 		return

@@ -1,11 +1,11 @@
-package main
+package browsertest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -15,7 +15,10 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/rateltd/rateltd"
+	"github.com/rateltd/rateltd/internal/redistest"
 )
+
+func TestMain(m *testing.M) { redistest.Main(m) }
 
 // browser starts headless Chromium, or skips the test when there is none — unless
 // RATELTD_REQUIRE_BROWSER=1 (as in CI), where that is a failure.
@@ -47,62 +50,45 @@ func browser(t *testing.T) context.Context {
 	return ctx
 }
 
-// startServe runs serve for the test on a free port and returns its address.
-func startServe(t *testing.T, e *env, tk tokens, demo bool) string {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, e, "127.0.0.1:0", tk, demo, ready) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	select {
-	case addr := <-ready:
-		return addr
-	case err := <-done:
-		t.Fatal(err)
-	}
-	return ""
-}
-
-// TestDashboardInBrowser: with a client token set, the dashboard asks for a token and its feed
-// goes live with the client token; a key appears; pressing pause asks for the admin token,
-// shows the key paused and the library sees it paused; the queue depth follows the load;
-// resume drains it.
+// TestDashboardInBrowser: with a client token set, the dashboard of "rateltd serve" asks for a
+// token and its feed goes live with the client token; a key appears; pressing pause asks for
+// the admin token, shows the key paused and the library sees it paused; the queue depth
+// follows the load; resume drains it.
 func TestDashboardInBrowser(t *testing.T) {
 	bctx := browser(t)
-	c := newCLI(t)
-	var out bytes.Buffer
-	addr := startServe(t, &env{g: &globals{redisURL: c.url, redisSet: true, prefix: c.prefix}, out: &out, err: &out},
-		tokens{admin: "tok", client: "cli"}, false)
+	srv := redistest.Server(t)
+	prefix := srv.Prefix(t)
+	lib, err := rateltd.New(rateltd.Config{Redis: srv.Client(t), Prefix: prefix, Default: rateltd.Limit{Max: 3, Window: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lib.Close() })
+	addr := startCommand(t, map[string]string{"RATELTD_ADMIN_TOKEN": "", "RATELTD_CLIENT_TOKEN": ""},
+		"--redis", srv.URL(), "--prefix", prefix, "serve", "--addr", "127.0.0.1:0", "--admin-token", "tok", "--client-token", "cli")
 	prompts := answerPrompts(bctx, map[string]string{"Token (client or admin)": "cli", "Admin token": "tok"})
 	ctx := context.Background()
 	const key = "dash:key"
-	if _, err := c.lib.Request(ctx, key, func(context.Context) (any, error) { return nil, nil }); err != nil {
+	if _, err := lib.Request(ctx, key, func(context.Context) (any, error) { return nil, nil }); err != nil {
 		t.Fatal(err)
 	}
 	row := fmt.Sprintf(`tr[data-key=%q]`, key)
 	queued := func(n int) chromedp.Action[chromedp.Void] {
 		return chromedp.WaitVisible(fmt.Sprintf(`%s td.q[data-queued="%d"]`, row, n))
 	}
-	err := chromedp.Do(bctx, chromedp.Navigate("http://"+addr+"/"), chromedp.WaitVisible(row), queued(0))
+	err = chromedp.Do(bctx, chromedp.Navigate("http://"+addr+"/"), chromedp.WaitVisible(row), queued(0))
 	if err == nil {
 		err = chromedp.Do(bctx, chromedp.Click(row+` button[data-act="pause"]`), chromedp.WaitVisible(row+` .state .badge`))
 	}
 	if err != nil {
 		t.Fatalf("pause in the dashboard: %v", err)
 	}
-	if st, err := c.lib.Status(ctx, key); err != nil || !st.Paused {
+	if st, err := lib.Status(ctx, key); err != nil || !st.Paused {
 		t.Fatalf("the library does not see the key paused: %+v %v", st, err)
 	}
 	// Load: three requests wait in the paused key's line.
 	var chans []<-chan rateltd.Result
 	for range 3 {
-		chans = append(chans, c.lib.RequestAsync(ctx, key, func(context.Context) (any, error) { return nil, nil }, rateltd.WithTimeout(30*time.Second)))
+		chans = append(chans, lib.RequestAsync(ctx, key, func(context.Context) (any, error) { return nil, nil }, rateltd.WithTimeout(30*time.Second)))
 	}
 	if err := chromedp.Do(bctx, queued(3), chromedp.Click(row+` button[data-act="resume"]`), queued(0)); err != nil {
 		t.Fatalf("queue depth in the dashboard: %v", err)
@@ -112,7 +98,7 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Fatalf("waiting request after resume: %v", r.Err)
 		}
 	}
-	if st, _ := c.lib.Status(ctx, key); st.Paused {
+	if st, _ := lib.Status(ctx, key); st.Paused {
 		t.Fatal("still paused after resume in the dashboard")
 	}
 	if got := prompts(); !slices.Equal(got, []string{"Token (client or admin)", "Admin token"}) {
@@ -148,17 +134,21 @@ func answerPrompts(bctx context.Context, answers map[string]string) func() []str
 	}
 }
 
-// TestDashboardScreenshot writes a screenshot of the dashboard under the demo to the path in
-// RATELTD_SCREENSHOT (docs/dashboard.png is made so); without it the test is skipped.
+// TestDashboardScreenshot writes a screenshot of the dashboard under "rateltd demo" to the path
+// in RATELTD_SCREENSHOT (relative to the repository's root; docs/dashboard.png is made so);
+// without it the test is skipped.
 func TestDashboardScreenshot(t *testing.T) {
 	path := os.Getenv("RATELTD_SCREENSHOT")
 	if path == "" {
 		t.Skip("set RATELTD_SCREENSHOT=docs/dashboard.png to make the screenshot")
 	}
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(repoRoot(t), path)
+	}
 	bctx := browser(t)
-	var out bytes.Buffer
-	t.Setenv("REDIS_URL", "")
-	addr := startServe(t, &env{g: &globals{redisURL: "redis://unused", prefix: "rateltd"}, out: &out, err: &out}, tokens{}, true)
+	// In-process: no Redis named, none in the environment.
+	addr := startCommand(t, map[string]string{"REDIS_URL": "", "RATELTD_ADMIN_TOKEN": "", "RATELTD_CLIENT_TOKEN": ""},
+		"demo", "--addr", "127.0.0.1:0")
 	err := chromedp.Do(bctx,
 		chromedp.Navigate("http://"+addr+"/"),
 		chromedp.WaitVisible(`tr[data-key="openai"]`),
