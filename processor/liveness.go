@@ -51,8 +51,15 @@ func (n *Node) checkLiveness(ctx context.Context) {
 		// hidden the lapse that other nodes saw meanwhile).
 		n.beat = sent
 		n.rejoin(ctx)
+		// Until every other node has polled again, some may still hold this node for dead
+		// and drop the tickets it has just put back: once more, a heartbeat's TTL later.
+		n.rejoinAgain = sent.Add(n.heartbeatTTL())
 	default:
 		n.beat = sent
+		if !n.rejoinAgain.IsZero() && sent.After(n.rejoinAgain) {
+			n.rejoinAgain = time.Time{}
+			n.rejoin(ctx)
+		}
 	}
 	n.mu.Lock()
 	ids := make([][]byte, 0, len(n.owners))

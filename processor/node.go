@@ -56,9 +56,10 @@ type Node struct {
 	countSeq int64
 	// flushMu keeps flushes of counts from overlapping (the loop's and Status's).
 	flushMu sync.Mutex
-	// beat is when the last heartbeat that went through was sent. Written and read by the
-	// loop (and by start, before it runs).
-	beat time.Time
+	// beat is when the last heartbeat that went through was sent; rejoinAgain, when to put
+	// this node's waiting requests back in line once more after it rejoined. Written and read
+	// by the loop (beat also by start, before it runs).
+	beat, rejoinAgain time.Time
 	// giveBacks are cancels and refunds that failed, to try again (giveback.go). Written by
 	// whoever gives back, drained by the loop's poll. Guarded by mu.
 	giveBacks []giveBack
