@@ -35,10 +35,10 @@ type Status struct {
 	Limit Limit
 	// Used is how many grants count against the window now; Remaining how many more may start.
 	Used, Remaining int
-	// Queued is how many requests wait, all priorities; QueuedByPriority by priority
-	// (indexed by Priority).
+	// Queued is how many requests wait, all priorities; QueuedByPriority[p], how many wait at
+	// priority p. QueuedByPriority has an entry for each of the four priorities.
 	Queued           int
-	QueuedByPriority [config.NumPriorities]int
+	QueuedByPriority map[Priority]int
 	// OldestWait is how long the longest-waiting request has waited.
 	OldestWait time.Duration
 	// Paused reports a pause of the key, its group or everything; PausedUntil is when it ends,
@@ -79,9 +79,11 @@ func (c *Client) Status(ctx context.Context, key string) (Status, error) {
 	if err != nil {
 		return Status{}, unavailable(ctx, err)
 	}
-	st := Status{Key: key, Limit: p.Limit, Used: ks.Used, Remaining: ks.Remaining, QueuedByPriority: ks.Queued,
-		Unclaimed: ks.Unclaimed, DeadLetters: ks.DeadLetters, Jobs: ks.Jobs, JobsRunning: ks.Leased}
-	for _, q := range ks.Queued {
+	st := Status{Key: key, Limit: p.Limit, Used: ks.Used, Remaining: ks.Remaining, Unclaimed: ks.Unclaimed,
+		DeadLetters: ks.DeadLetters, Jobs: ks.Jobs, JobsRunning: ks.Leased}
+	st.QueuedByPriority = make(map[Priority]int, config.NumPriorities)
+	for line, q := range ks.Queued {
+		st.QueuedByPriority[config.PriorityOfLine(line)] = q
 		st.Queued += q
 	}
 	if ks.OldestEnqueued > 0 {

@@ -3,6 +3,7 @@ package rateltd
 import (
 	"context"
 	"errors"
+	"maps"
 	"testing"
 	"time"
 )
@@ -45,6 +46,7 @@ func TestCheckConsumesNothing(t *testing.T) {
 }
 
 // TestStatusShowsTheLine: Status counts the line per priority, the oldest wait and the counters.
+// A request with no priority, or with a Priority left at its zero value, waits at Normal.
 func TestStatusShowsTheLine(t *testing.T) {
 	eachBackend(t, func(t *testing.T, h *harness) {
 		c := h.client(Config{Default: Limit{Max: 1, Window: time.Minute, QueueTimeout: time.Hour}})
@@ -55,21 +57,23 @@ func TestStatusShowsTheLine(t *testing.T) {
 		}
 		first := time.Now()
 		var chans []<-chan Result
-		for _, p := range []Priority{PriorityNormal, PriorityNormal, PriorityHigh, PriorityLow} {
-			chans = append(chans, c.RequestAsync(ctx, "k", noop, WithPriority(p)))
+		var unset struct{ P Priority } // a field of a caller's struct, left at its zero value
+		for _, opts := range [][]Option{{WithPriority(PriorityNormal)}, {}, {WithPriority(unset.P)}, {WithPriority(PriorityHigh)},
+			{WithPriority(PriorityLow)}} {
+			chans = append(chans, c.RequestAsync(ctx, "k", noop, opts...))
 		}
-		waitQueued(t, c, "k", 4)
+		waitQueued(t, c, "k", 5)
 		time.Sleep(50 * time.Millisecond)
 		st := status(t, c, "k")
-		want := [4]int{PriorityLow: 1, PriorityNormal: 2, PriorityHigh: 1}
-		if st.QueuedByPriority != want || st.Used != 1 || st.Remaining != 0 || st.Limit.Max != 1 || st.Key != "k" {
+		want := map[Priority]int{PriorityLow: 1, PriorityNormal: 3, PriorityHigh: 1, PriorityCritical: 0}
+		if !maps.Equal(st.QueuedByPriority, want) || st.Used != 1 || st.Remaining != 0 || st.Limit.Max != 1 || st.Key != "k" {
 			t.Fatalf("status %+v; want queued %v, used 1, remaining 0, max 1", st, want)
 		}
 		if st.OldestWait < 40*time.Millisecond || st.OldestWait > time.Since(first)+50*time.Millisecond {
 			t.Fatalf("OldestWait %v; the first waited about %v", st.OldestWait, time.Since(first))
 		}
-		if st.Counters.Admitted != 1 || st.Counters.Queued != 4 || st.Paused {
-			t.Fatalf("counters %+v, paused %v; want 1 admitted, 4 queued, not paused", st.Counters, st.Paused)
+		if st.Counters.Admitted != 1 || st.Counters.Queued != 5 || st.Paused {
+			t.Fatalf("counters %+v, paused %v; want 1 admitted, 5 queued, not paused", st.Counters, st.Paused)
 		}
 		cancel()
 		for _, ch := range chans {
@@ -79,7 +83,7 @@ func TestStatusShowsTheLine(t *testing.T) {
 		}
 		eventually(t, 5*time.Second, "cancelled counted, line empty", func() bool {
 			st := status(t, c, "k")
-			return st.Queued == 0 && st.Counters.Cancelled == 4
+			return st.Queued == 0 && st.Counters.Cancelled == 5
 		})
 	})
 }

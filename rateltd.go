@@ -25,7 +25,8 @@ type Algorithm = config.Algorithm
 // Overflow says what a full line does with a newcomer.
 type Overflow = config.Overflow
 
-// Priority orders the requests waiting for one key.
+// Priority orders the requests waiting for one key: PriorityCritical > PriorityHigh >
+// PriorityNormal > PriorityLow. Its zero value is PriorityNormal.
 type Priority = config.Priority
 
 // Observer is told how every request ended; see [config.Observer].

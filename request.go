@@ -21,7 +21,8 @@ type options struct {
 	jobName  string
 }
 
-// WithPriority sets the request's priority. Defaults to PriorityNormal.
+// WithPriority sets the request's priority. Defaults to PriorityNormal, which is also the
+// zero value of Priority.
 func WithPriority(p Priority) Option { return func(o *options) { o.priority = p } }
 
 // WithTimeout bounds how long the request may wait in line, below the key's QueueTimeout and
@@ -39,7 +40,7 @@ func WithMaxRetries(n int) Option { return func(o *options) { o.retries = n } }
 func WithJobName(name string) Option { return func(o *options) { o.jobName = name } }
 
 func apply(opts []Option) (options, error) {
-	o := options{priority: PriorityNormal}
+	var o options // its priority is PriorityNormal, the zero Priority
 	for _, opt := range opts {
 		opt(&o)
 	}

@@ -143,7 +143,7 @@ type KeyState struct {
 	Now       int64 // µs
 	Used      int
 	Remaining int
-	Queued    [config.NumPriorities]int
+	Queued    [config.NumPriorities]int // waiting tickets, indexed by Priority.Line
 	// OldestEnqueued is the Enqueued time of the longest-waiting ticket, µs; 0 when none waits.
 	OldestEnqueued int64
 	// PausedUntil is the key's own pause: NotPaused, PausedForever or µs.

@@ -16,7 +16,7 @@ import (
 // Per-key structures carry the hash tag {key}, so each script touches a single cluster slot:
 //
 //	<prefix>:{<key>}:w         sliding-log window (ZSET); :wf fixed window (HASH); :wt GCRA (string)
-//	<prefix>:{<key>}:q:<0-3>   the lines, one LIST per priority (0 low … 3 critical)
+//	<prefix>:{<key>}:q:<0-3>   the lines, one LIST per priority, by Priority.Line (0 low … 3 critical)
 //	<prefix>:{<key>}:granted   ZSET raw ticket -> grant time, granted for another node to claim
 //	<prefix>:{<key>}:paused    the key's own pause (0 forever, else until µs)
 //	<prefix>:{<key>}:stats     HASH of counters

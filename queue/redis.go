@@ -98,7 +98,7 @@ func (r *Redis) run(ctx context.Context, s *redis.Script, key string, p Params, 
 
 func (r *Redis) Admit(ctx context.Context, p Params, t *Ticket, raw []byte) (AdmitReply, error) {
 	a := r.params.args(p)
-	v, err := r.admit.do(ctx, t.Key, p.Limit.Algorithm, append(a[:6:6], raw, t.ID, int(t.Priority), t.Deadline, a[6], a[7], a[8]))
+	v, err := r.admit.do(ctx, t.Key, p.Limit.Algorithm, append(a[:6:6], raw, t.ID, t.Priority.Line(), t.Deadline, a[6], a[7], a[8]))
 	if err != nil {
 		return AdmitReply{}, fmt.Errorf("queue: admit %q: %w", t.Key, err)
 	}
@@ -234,7 +234,7 @@ func (r *Redis) Claim(ctx context.Context, key string, p Params, tickets []*Tick
 }
 
 func (r *Redis) Cancel(ctx context.Context, p Params, t *Ticket, raw []byte) (CancelOutcome, error) {
-	v, err := r.runJobs(ctx, lua.Cancel, t.Key, p, raw, t.ID, int(t.Priority))
+	v, err := r.runJobs(ctx, lua.Cancel, t.Key, p, raw, t.ID, t.Priority.Line())
 	if err != nil {
 		return 0, fmt.Errorf("queue: cancel %q: %w", t.Key, err)
 	}
@@ -667,7 +667,7 @@ func (r *Redis) runJobs(ctx context.Context, s *redis.Script, key string, p Para
 }
 
 func (r *Redis) Enqueue(ctx context.Context, p Params, t *Ticket, raw []byte, job []byte) (AdmitReply, error) {
-	v, err := r.runJobs(ctx, lua.Enqueue, t.Key, p, raw, t.ID, int(t.Priority), t.Deadline, p.Limit.MaxQueue,
+	v, err := r.runJobs(ctx, lua.Enqueue, t.Key, p, raw, t.ID, t.Priority.Line(), t.Deadline, p.Limit.MaxQueue,
 		int(p.Limit.Overflow), 0, job)
 	if err != nil {
 		return AdmitReply{}, fmt.Errorf("queue: enqueue %q: %w", t.Key, err)
