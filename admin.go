@@ -137,8 +137,12 @@ func (c *Client) ListKeys(ctx context.Context, cursor string, count int) ([]stri
 }
 
 // LimitOf returns the limit in force for key, as this node resolves it (exact key, SetLimit,
-// group, default), with its defaults filled in. It reads no backend.
+// group, default), with its defaults filled in. It reads no backend, so it answers also after
+// Close; a Client that New did not make returns ErrClosed.
 func (c *Client) LimitOf(key string) (Limit, error) {
+	if c == nil || c.node == nil {
+		return Limit{}, ErrClosed
+	}
 	if err := config.ValidateKey(key); err != nil {
 		return Limit{}, err
 	}

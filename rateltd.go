@@ -88,7 +88,11 @@ const (
 // Client is one node: it admits requests for rate-limited keys, makes them wait in line when
 // the limit is reached, and runs one processor goroutine that grants the waiting ones. Create
 // it with New; it is safe for concurrent use. Close it when done.
+//
+// A Client that New did not make — the zero Client, or a nil *Client — is a closed one: every
+// method returns ErrClosed, and Close does nothing.
 type Client struct {
+	// node is set by New and never changes: nil only in a Client New did not make.
 	node *processor.Node
 	cfg  config.Config
 
@@ -148,6 +152,9 @@ func newClient(ctx context.Context, cfg config.Config, be queue.Backend) (*Clien
 // Afterwards every method returns ErrClosed. Closing twice is safe. The Redis client given in
 // Config is not closed.
 func (c *Client) Close() error {
+	if c == nil || c.node == nil {
+		return nil
+	}
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()
@@ -158,7 +165,11 @@ func (c *Client) Close() error {
 	return err
 }
 
+// isClosed reports whether c was closed, or was not made by New.
 func (c *Client) isClosed() bool {
+	if c == nil || c.node == nil {
+		return true
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closed

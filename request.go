@@ -199,6 +199,10 @@ func (c *Client) run(ctx context.Context, key string, fn func(context.Context) (
 // exactly one Result. Close waits for these goroutines.
 func (c *Client) RequestAsync(ctx context.Context, key string, fn func(context.Context) (any, error), opts ...Option) <-chan Result {
 	ch := make(chan Result, 1)
+	if c == nil || c.node == nil {
+		ch <- Result{Err: ErrClosed}
+		return ch
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
