@@ -4,7 +4,12 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rateltd/rateltd/internal/redistest"
 )
 
 // TestZeroClient: every exported method of a Client that New did not make (the zero Client,
@@ -70,5 +75,23 @@ func TestZeroClient(t *testing.T) {
 	}
 	if _, err := Call[int, int](ctx, &c, "k", "h", 1); !errors.Is(err, ErrClosed) {
 		t.Errorf("Call: %v, want ErrClosed", err)
+	}
+}
+
+// TestNewRefusesRing: New refuses a *redis.Ring, naming Config.Redis and why, even one whose
+// shard answers: its pub/sub, script loading and SCAN reach one shard only.
+func TestNewRefusesRing(t *testing.T) {
+	srv := redistest.Server(t)
+	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": srv.Addr()}})
+	defer ring.Close()
+	if err := ring.Ping(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(Config{Redis: ring, Prefix: srv.Prefix(t)})
+	if err == nil {
+		c.Close()
+	}
+	if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "Config.Redis") || !strings.Contains(err.Error(), "Ring") {
+		t.Fatalf("New with a *redis.Ring: %v; want ErrInvalidConfig naming Config.Redis and the Ring", err)
 	}
 }
