@@ -124,7 +124,11 @@ func (c *Client) Keys(ctx context.Context) ([]string, error) {
 
 // ListKeys pages through every key that has any state — a window, a line, a pause or counters
 // — for admin listings: about count keys after cursor ("" to start) and the cursor of the next
-// page ("" after the last). On Redis it SCANs, so a key may appear on more than one page.
+// page ("" after the last). Each key comes once in a listing, unless its state is created or
+// removed during it (then it may be missed or come twice: on Redis the listing is a SCAN).
+// On a Redis Cluster the pages go through each master in turn; a failover during the listing
+// scans the new master from its start, so keys may come again. On Redis, a cursor that ListKeys
+// did not return fails with ErrInvalidConfig.
 func (c *Client) ListKeys(ctx context.Context, cursor string, count int) ([]string, string, error) {
 	if c.isClosed() {
 		return nil, "", ErrClosed

@@ -240,7 +240,8 @@ type Backend interface {
 	ActiveKeys(ctx context.Context) ([]string, error)
 	// ListKeys pages through every key that has any state (window, line, pause, counters),
 	// for admin listings: about count keys after cursor ("" to start), and the cursor of the
-	// next page ("" at the end). A key may appear on more than one page.
+	// next page ("" at the end). Each key comes once in a listing whose keys' state stays
+	// put; one whose state is created or removed meanwhile may be missed or come twice.
 	ListKeys(ctx context.Context, cursor string, count int) (keys []string, next string, err error)
 
 	// LoadRuntime reads the runtime configuration.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -473,71 +471,6 @@ func (r *Redis) ActiveKeys(ctx context.Context) ([]string, error) {
 		keys = append(keys, c.Val()...)
 	}
 	return keys, nil
-}
-
-func (r *Redis) ListKeys(ctx context.Context, cursor string, count int) ([]string, string, error) {
-	if cc, ok := r.rdb.(*redis.ClusterClient); ok {
-		return r.listClusterKeys(ctx, cc)
-	}
-	var cur uint64
-	if cursor != "" {
-		var err error
-		if cur, err = strconv.ParseUint(cursor, 10, 64); err != nil {
-			return nil, "", fmt.Errorf("queue: list keys: bad cursor %q", cursor)
-		}
-	}
-	// SCAN's COUNT is how many slots to look at, not how many to find: scan on until count
-	// keys are found or the scan ends, so that a sparse keyspace does not give empty pages.
-	seen := map[string]bool{}
-	var keys []string
-	for {
-		names, next, err := r.rdb.Scan(ctx, cur, r.ks.perKeyPattern(), int64(max(count, 100))).Result()
-		if err != nil {
-			return nil, "", fmt.Errorf("queue: list keys: %w", err)
-		}
-		for _, name := range names {
-			if k, ok := r.ks.keyOf(name); ok && !seen[k] {
-				seen[k] = true
-				keys = append(keys, k)
-			}
-		}
-		cur = next
-		if cur == 0 || len(keys) >= count {
-			break
-		}
-	}
-	slices.Sort(keys)
-	if cur == 0 {
-		return keys, "", nil
-	}
-	return keys, strconv.FormatUint(cur, 10), nil
-}
-
-// listClusterKeys scans every master of a cluster to the end and returns one page: a SCAN
-// cursor belongs to one node, so a cluster's listing is not paged.
-func (r *Redis) listClusterKeys(ctx context.Context, cc *redis.ClusterClient) ([]string, string, error) {
-	var mu sync.Mutex
-	seen := map[string]bool{}
-	err := cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
-		iter := node.Scan(ctx, 0, r.ks.perKeyPattern(), 1000).Iterator()
-		for iter.Next(ctx) {
-			if k, ok := r.ks.keyOf(iter.Val()); ok {
-				mu.Lock()
-				seen[k] = true
-				mu.Unlock()
-			}
-		}
-		return iter.Err()
-	})
-	if err != nil {
-		return nil, "", fmt.Errorf("queue: list keys: %w", err)
-	}
-	keys := make([]string, 0, len(seen))
-	for k := range seen {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys, "", nil
 }
 
 // Runtime configuration fields: "limit:<key>" and "pause:<group or *>".
