@@ -147,12 +147,6 @@ const (
 // perKeyPattern matches the names of every per-key structure (for SCAN in admin listings).
 func (k keyspace) perKeyPattern() string { return escapeGlob(k.prefix) + ":{*}:*" }
 
-// keyOf returns the rate-limit key a per-key structure's name belongs to.
-func (k keyspace) keyOf(name string) (string, bool) {
-	key, _, ok := k.split(name)
-	return key, ok
-}
-
 // split returns the rate-limit key a per-key structure's name belongs to and the name's
 // suffix (the text after "{key}:", one of listOrder). Keys cannot hold braces, so the name's
 // first '}' after the prefix ends the key.

@@ -99,17 +99,21 @@ func (r *Redis) scanNodes(ctx context.Context) ([]scanNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	slots, err := r.cluster.ClusterSlots(ctx).Result()
+	shards, err := r.cluster.ClusterShards(ctx).Result()
 	if err != nil {
 		return nil, err
 	}
 	first := map[string]int{} // master id -> first slot
-	for _, s := range slots {
-		if len(s.Nodes) == 0 {
-			continue
-		}
-		if f, ok := first[s.Nodes[0].ID]; !ok || s.Start < f {
-			first[s.Nodes[0].ID] = s.Start
+	for _, sh := range shards {
+		for _, n := range sh.Nodes {
+			if n.Role != "master" {
+				continue
+			}
+			for _, s := range sh.Slots {
+				if f, ok := first[n.ID]; !ok || int(s.Start) < f {
+					first[n.ID] = int(s.Start)
+				}
+			}
 		}
 	}
 	var nodes []scanNode
@@ -125,10 +129,10 @@ func (r *Redis) scanNodes(ctx context.Context) ([]scanNode, error) {
 // parseListCursor returns where a listing resumes: the index in nodes and the SCAN cursor
 // there (see ListKeys).
 func parseListCursor(cursor string, nodes []scanNode, cluster bool) (int, uint64, error) {
-	bad := fmt.Errorf("%w: queue: list keys: bad cursor %q", config.ErrInvalidConfig, cursor)
 	if cursor == "" {
 		return 0, 0, nil
 	}
+	bad := fmt.Errorf("%w: queue: list keys: bad cursor %q", config.ErrInvalidConfig, cursor)
 	if !cluster {
 		cur, err := strconv.ParseUint(cursor, 10, 64)
 		if err != nil {
