@@ -40,10 +40,10 @@ type Status struct {
 	Limit Limit
 	// Used is how many grants count against the window now; Remaining how many more may start.
 	Used, Remaining int
-	// Queued is how many requests wait, all priorities; QueuedByPriority by priority
-	// (indexed by Priority).
+	// Queued is how many requests wait, all priorities; QueuedByPriority[p], how many wait at
+	// priority p. QueuedByPriority has an entry for each of the four priorities.
 	Queued           int
-	QueuedByPriority [config.NumPriorities]int
+	QueuedByPriority map[Priority]int
 	// OldestWait is how long the longest-waiting request has waited.
 	OldestWait time.Duration
 	// Paused reports a pause of the key, its group or everything; PausedUntil is when it ends,
@@ -84,9 +84,11 @@ func (c *Client) Status(ctx context.Context, key string) (Status, error) {
 	if err != nil {
 		return Status{}, unavailable(ctx, err)
 	}
-	st := Status{Key: key, Limit: p.Limit, Used: ks.Used, Remaining: ks.Remaining, QueuedByPriority: ks.Queued,
-		Unclaimed: ks.Unclaimed, DeadLetters: ks.DeadLetters, Jobs: ks.Jobs, JobsRunning: ks.Leased}
-	for _, q := range ks.Queued {
+	st := Status{Key: key, Limit: p.Limit, Used: ks.Used, Remaining: ks.Remaining, Unclaimed: ks.Unclaimed,
+		DeadLetters: ks.DeadLetters, Jobs: ks.Jobs, JobsRunning: ks.Leased}
+	st.QueuedByPriority = make(map[Priority]int, config.NumPriorities)
+	for line, q := range ks.Queued {
+		st.QueuedByPriority[config.PriorityOfLine(line)] = q
 		st.Queued += q
 	}
 	if ks.OldestEnqueued > 0 {
@@ -127,7 +129,11 @@ func (c *Client) Keys(ctx context.Context) ([]string, error) {
 
 // ListKeys pages through every key that has any state — a window, a line, a pause or counters
 // — for admin listings: about count keys after cursor ("" to start) and the cursor of the next
-// page ("" after the last). On Redis it SCANs, so a key may appear on more than one page.
+// page ("" after the last). Each key comes once in a listing, unless its state is created or
+// removed during it (then it may be missed or come twice: on Redis the listing is a SCAN).
+// On a Redis Cluster the pages go through each master in turn; a failover during the listing
+// scans the new master from its start, so keys may come again. On Redis, a cursor that ListKeys
+// did not return fails with ErrInvalidConfig.
 func (c *Client) ListKeys(ctx context.Context, cursor string, count int) ([]string, string, error) {
 	if c.isClosed() {
 		return nil, "", ErrClosed
@@ -140,8 +146,12 @@ func (c *Client) ListKeys(ctx context.Context, cursor string, count int) ([]stri
 }
 
 // LimitOf returns the limit in force for key, as this node resolves it (exact key, SetLimit,
-// group, default), with its defaults filled in. It reads no backend.
+// group, default), with its defaults filled in. It reads no backend, so it answers also after
+// Close; a Client that New did not make returns ErrClosed.
 func (c *Client) LimitOf(key string) (Limit, error) {
+	if c == nil || c.node == nil {
+		return Limit{}, ErrClosed
+	}
 	if err := config.ValidateKey(key); err != nil {
 		return Limit{}, err
 	}

@@ -9,7 +9,7 @@
 // # Getting started
 //
 //	rl, err := rateltd.New(rateltd.Config{
-//		Redis:  rdb, // a redis.UniversalClient; nil for an in-process backend
+//		Redis:  rdb, // one Redis, Sentinel or a Cluster (not a Ring); nil for an in-process backend
 //		Limits: map[string]rateltd.Limit{"openai": {Max: 500, Window: time.Minute}},
 //	})
 //	if err != nil { ... }
@@ -29,6 +29,10 @@
 // aligned window) and [TokenBucket] (GCRA with Burst).
 //
 // # Waiting
+//
+// A key's line is served by priority — [PriorityCritical], [PriorityHigh], [PriorityNormal],
+// [PriorityLow] — and first come, first served within one. [PriorityNormal] is the default and
+// the zero value of [Priority], so a priority left unset means Normal.
 //
 // Each request has one deadline: the sooner of ctx's deadline, [WithTimeout] and the key's
 // QueueTimeout. A request whose earliest possible start is already past it fails at once with

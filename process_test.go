@@ -19,6 +19,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/rateltd/rateltd/config"
 	"github.com/rateltd/rateltd/internal/redistest"
 	"github.com/rateltd/rateltd/processor"
 )
@@ -113,7 +114,7 @@ const orderKey = "order"
 var orderLimit = Limit{Max: 1, Window: 300 * time.Millisecond, QueueTimeout: time.Minute}
 
 // commandWorker makes requests on orderKey as told on stdin, one command a line:
-// "req <label> <priority 0-3> <timeout>" starts one, "cancel <label>" cancels its ctx. It prints
+// "req <label> <priority: low|normal|high|critical> <timeout>" starts one, "cancel <label>" cancels its ctx. It prints
 // "ready" once its Client runs, "start <label> <unix ns>" when a request's fn starts, and when
 // a Request returns "ok <label>" or "err <label> <timeout|cancelled|other> <waited> [error]".
 // When stdin ends it waits for its requests and exits.
@@ -142,7 +143,7 @@ func commandWorker() {
 		switch {
 		case len(f) == 4 && f[0] == "req":
 			label := f[1]
-			p, err1 := strconv.Atoi(f[2])
+			p, err1 := config.ParsePriority(f[2])
 			timeout, err2 := time.ParseDuration(f[3])
 			if err := errors.Join(err1, err2); err != nil {
 				say("error %q: %v", sc.Text(), err)
@@ -158,7 +159,7 @@ func commandWorker() {
 				_, err := c.Request(ctx, orderKey, func(context.Context) (any, error) {
 					say("start %s %d", label, time.Now().UnixNano())
 					return nil, nil
-				}, WithPriority(Priority(p)), WithTimeout(timeout))
+				}, WithPriority(p), WithTimeout(timeout))
 				waited := time.Since(begin)
 				switch {
 				case err == nil:
@@ -518,7 +519,7 @@ func TestOrderAndDeadlinesAcrossProcesses(t *testing.T) {
 		// send has worker make a request and waits until it is in line, behind those sent before.
 		send := func(worker int, label string, p Priority, timeout time.Duration, end string) {
 			t.Helper()
-			ws[worker].send(t, "req %s %d %v", label, int(p), timeout)
+			ws[worker].send(t, "req %s %s %v", label, p, timeout)
 			reqs = append(reqs, request{label, worker, p, timeout, end})
 			queued++
 			waitQueued(t, c, orderKey, queued)

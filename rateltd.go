@@ -26,7 +26,8 @@ type Algorithm = config.Algorithm
 // Overflow says what a full line does with a newcomer.
 type Overflow = config.Overflow
 
-// Priority orders the requests waiting for one key.
+// Priority orders the requests waiting for one key: PriorityCritical > PriorityHigh >
+// PriorityNormal > PriorityLow. Its zero value is PriorityNormal.
 type Priority = config.Priority
 
 // Observer is told how every request ended; see [config.Observer].
@@ -84,7 +85,11 @@ const newTimeout = 10 * time.Second
 // Client is one node: it admits requests for rate-limited keys, makes them wait in line when
 // the limit is reached, and runs one processor goroutine that grants the waiting ones. Create
 // it with New; it is safe for concurrent use. Shut it down (Shutdown or Close) when done.
+//
+// A Client that New did not make — the zero Client, or a nil *Client — is a closed one: every
+// method returns ErrClosed, and Close does nothing.
 type Client struct {
+	// node is set by New and never changes: nil only in a Client New did not make.
 	node *processor.Node
 	cfg  config.Config
 
@@ -150,4 +155,5 @@ func newClient(ctx context.Context, cfg config.Config, be queue.Backend) (*Clien
 	return c, nil
 }
 
-func (c *Client) isClosed() bool { return c.closed.Load() }
+// isClosed reports whether c was shut down, or was not made by New.
+func (c *Client) isClosed() bool { return c == nil || c.node == nil || c.closed.Load() }

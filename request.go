@@ -21,7 +21,8 @@ type options struct {
 	jobName  string
 }
 
-// WithPriority sets the request's priority. Defaults to PriorityNormal.
+// WithPriority sets the request's priority. Defaults to PriorityNormal, which is also the
+// zero value of Priority.
 func WithPriority(p Priority) Option { return func(o *options) { o.priority = p } }
 
 // WithTimeout bounds how long the request may wait in line, below the key's QueueTimeout and
@@ -39,7 +40,7 @@ func WithMaxRetries(n int) Option { return func(o *options) { o.retries = n } }
 func WithJobName(name string) Option { return func(o *options) { o.jobName = name } }
 
 func apply(opts []Option) (options, error) {
-	o := options{priority: PriorityNormal}
+	var o options // its priority is PriorityNormal, the zero Priority
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -69,7 +70,7 @@ type Result struct {
 // ErrUnavailable, ErrInvalidKey, or ctx's error; fn never runs after Request has returned.
 // A panic in fn is returned as a *PanicError.
 func (c *Client) Request(ctx context.Context, key string, fn func(context.Context) (any, error), opts ...Option) (any, error) {
-	if !c.calls.Enter() {
+	if c == nil || c.node == nil || !c.calls.Enter() {
 		return nil, ErrClosed
 	}
 	defer c.calls.Leave()
@@ -215,7 +216,7 @@ func (c *Client) run(ctx context.Context, key string, fn func(context.Context) (
 // does Request's.
 func (c *Client) RequestAsync(ctx context.Context, key string, fn func(context.Context) (any, error), opts ...Option) <-chan Result {
 	ch := make(chan Result, 1)
-	if !c.calls.Enter() {
+	if c == nil || c.node == nil || !c.calls.Enter() {
 		ch <- Result{Err: ErrClosed}
 		return ch
 	}

@@ -283,7 +283,7 @@ func lineMemory(b *testing.B, waiting int) {
 			after = min(after, usedMemory(b, rdb))
 		}
 		b.ReportMetric(float64(after-before)/float64(waiting), "B/waiting")
-		line, err := rdb.MemoryUsage(ctx, "rateltd:{openai:gpt}:q:"+strconv.Itoa(int(rateltd.PriorityNormal)), 0).Result()
+		line, err := rdb.MemoryUsage(ctx, "rateltd:{openai:gpt}:q:"+strconv.Itoa(rateltd.PriorityNormal.Line()), 0).Result()
 		if err != nil {
 			b.Fatal(err)
 		}

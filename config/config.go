@@ -38,8 +38,11 @@ var DefaultLimit = Limit{Max: 100, Window: time.Minute}
 // Config configures a Client. The zero value is usable: an in-process backend, the default
 // limit for every key. A Config is read once by New; changing it afterwards has no effect.
 type Config struct {
-	// Redis is the client of the Redis (or Redis Cluster) that holds the shared state. It is
-	// never closed by rateltd. Defaults to nil: an in-process backend, for one process.
+	// Redis is the client of the Redis that holds the shared state: one Redis
+	// (*redis.Client), one behind Sentinel (a failover client) or a Redis Cluster
+	// (*redis.ClusterClient). A *redis.Ring is refused: its pub/sub, script loading and SCAN
+	// reach one shard only. It is never closed by rateltd. Defaults to nil: an in-process
+	// backend, for one process.
 	Redis redis.UniversalClient
 	// Prefix starts every Redis key rateltd writes. Defaults to "rateltd".
 	Prefix string
@@ -165,6 +168,10 @@ func (c Config) WithDefaults() Config {
 func (c Config) Validate() error {
 	bad := func(name, format string, args ...any) error {
 		return fmt.Errorf("%w: Config.%s: %s", ErrInvalidConfig, name, fmt.Sprintf(format, args...))
+	}
+	if _, ring := c.Redis.(*redis.Ring); ring {
+		return bad("Redis", "a *redis.Ring is not supported: its pub/sub, script loading and SCAN reach one shard "+
+			"only, so wake-ups, scripts and key listings would miss the others; use one Redis, Sentinel or a Redis Cluster")
 	}
 	if strings.ContainsAny(c.Prefix, "{}") {
 		return bad("Prefix", "must not contain '{' or '}', got %q", c.Prefix)

@@ -63,3 +63,26 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
+
+// TestPriorityZeroLineOrder: the zero Priority is Normal; the values are ordered as the
+// priorities are served; Line numbers them 0 (low) to 3 (critical), as Redis stores them, and
+// PriorityOfLine is its inverse; nothing else is Valid.
+func TestPriorityZeroLineOrder(t *testing.T) {
+	var zero Priority
+	if zero != PriorityNormal || !zero.Valid() {
+		t.Fatalf("zero Priority is %v, want normal", zero)
+	}
+	if !(PriorityCritical > PriorityHigh && PriorityHigh > PriorityNormal && PriorityNormal > PriorityLow) {
+		t.Fatal("priorities are not ordered critical > high > normal > low")
+	}
+	for line, want := range []Priority{PriorityLow, PriorityNormal, PriorityHigh, PriorityCritical} {
+		if want.Line() != line || PriorityOfLine(line) != want || !want.Valid() {
+			t.Errorf("%v: Line %d, PriorityOfLine(%d) = %v; want line %d", want, want.Line(), line, PriorityOfLine(line), line)
+		}
+	}
+	for _, line := range []int{-1, NumPriorities} {
+		if p := PriorityOfLine(line); p.Valid() {
+			t.Errorf("PriorityOfLine(%d) = %v is Valid", line, p)
+		}
+	}
+}

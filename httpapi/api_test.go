@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -66,8 +67,10 @@ func call(t *testing.T, ts *httptest.Server, method, path, token, body string) a
 	return a
 }
 
-func eachBackend(t *testing.T, f func(t *testing.T, backend string)) {
-	for _, b := range []string{"memory", "redis"} {
+// eachBackend runs f as a parallel subtest on "memory", "redis" and the more backends named
+// (see testnode.Client).
+func eachBackend(t *testing.T, f func(t *testing.T, backend string), more ...string) {
+	for _, b := range append([]string{"memory", "redis"}, more...) {
 		t.Run(b, func(t *testing.T) {
 			t.Parallel()
 			f(t, b)
@@ -200,7 +203,8 @@ func TestAcquire(t *testing.T) {
 	})
 }
 
-// TestListAndProbes: the paged key list, /healthz, /readyz and /metrics.
+// TestListAndProbes: the paged key list (each key once, also on a cluster), /healthz, /readyz
+// and /metrics.
 func TestListAndProbes(t *testing.T) {
 	eachBackend(t, func(t *testing.T, backend string) {
 		ts, c := server(t, backend, rateltd.Config{}, httpapi.Options{})
@@ -208,23 +212,26 @@ func TestListAndProbes(t *testing.T) {
 		for _, k := range []string{"a", "b", "c"} {
 			c.Request(ctx, "list:"+k, func(context.Context) (any, error) { return nil, nil })
 		}
-		seen := map[string]bool{}
+		seen := map[string]int{}
 		cursor := ""
 		for range 100_000 { // until the last page
 			var page httpapi.KeysPage
-			a := call(t, ts, "GET", "/v1/keys?limit=2&cursor="+cursor, "", "")
+			a := call(t, ts, "GET", "/v1/keys?limit=2&cursor="+url.QueryEscape(cursor), "", "")
 			if a.code != 200 || json.Unmarshal([]byte(a.raw), &page) != nil {
 				t.Fatalf("list: %d %s", a.code, a.raw)
 			}
 			for _, st := range page.Keys {
-				seen[st.Key] = true
+				seen[st.Key]++
 			}
 			if cursor = page.Next; cursor == "" {
 				break
 			}
 		}
-		if !seen["list:a"] || !seen["list:b"] || !seen["list:c"] {
-			t.Fatalf("listed %v", seen)
+		if len(seen) != 3 || seen["list:a"] != 1 || seen["list:b"] != 1 || seen["list:c"] != 1 {
+			t.Fatalf("listed %v; want list:a, list:b and list:c once each", seen)
+		}
+		if a := call(t, ts, "GET", "/v1/keys?cursor=x.y", "", ""); backend != "memory" && a.code != 400 {
+			t.Fatalf("a bad cursor: %d %s; want 400", a.code, a.raw)
 		}
 		if a := call(t, ts, "GET", "/healthz", "", ""); a.code != 200 {
 			t.Fatalf("healthz: %d", a.code)
@@ -235,7 +242,7 @@ func TestListAndProbes(t *testing.T) {
 		if a := call(t, ts, "GET", "/metrics", "", ""); a.code != 200 || !strings.Contains(a.raw, `rateltd_admitted_total{group="list"} 3`) {
 			t.Fatalf("metrics: %d %s", a.code, a.raw[:min(300, len(a.raw))])
 		}
-	})
+	}, "cluster")
 }
 
 // TestReadyzWhenRedisIsDown: readiness follows Redis.

@@ -89,7 +89,7 @@ func StatusToJSON(st rateltd.Status) StatusJSON {
 		Paused: st.Paused, Unclaimed: st.Unclaimed, DeadLetters: st.DeadLetters,
 		Jobs: st.Jobs, JobsRunning: st.JobsRunning}
 	for p, n := range st.QueuedByPriority {
-		j.QueuedByPriority[config.Priority(p).String()] = n
+		j.QueuedByPriority[p.String()] = n
 	}
 	if st.Paused && !st.PausedUntil.IsZero() {
 		t := st.PausedUntil.UTC()

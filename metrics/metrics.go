@@ -250,7 +250,7 @@ func (m *Metrics) collectGauges(ch chan<- prometheus.Metric) {
 		keys[k] = struct{}{}
 	}
 	type agg struct {
-		depth  [config.NumPriorities]int
+		depth  [config.NumPriorities]int // by Priority.Line
 		paused int
 	}
 	byGroup := map[string]*agg{}
@@ -267,15 +267,15 @@ func (m *Metrics) collectGauges(ch chan<- prometheus.Metric) {
 			byGroup[g] = a
 		}
 		for p, n := range st.QueuedByPriority {
-			a.depth[p] += n
+			a.depth[p.Line()] += n
 		}
 		if st.Paused {
 			a.paused++
 		}
 	}
 	for g, a := range byGroup {
-		for p, n := range a.depth {
-			ch <- prometheus.MustNewConstMetric(m.depth, prometheus.GaugeValue, float64(n), g, config.Priority(p).String())
+		for line, n := range a.depth {
+			ch <- prometheus.MustNewConstMetric(m.depth, prometheus.GaugeValue, float64(n), g, config.PriorityOfLine(line).String())
 		}
 		ch <- prometheus.MustNewConstMetric(m.paused, prometheus.GaugeValue, float64(a.paused), g)
 	}

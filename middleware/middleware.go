@@ -46,7 +46,7 @@ type Options struct {
 	// Wait is how long a request may wait in line; 0 answers 429 at once when the limit is
 	// reached. Defaults to 0.
 	Wait time.Duration
-	// Priority of the requests in line. Defaults to rateltd.PriorityNormal.
+	// Priority of the requests in line. Defaults to rateltd.PriorityNormal (the zero value).
 	Priority rateltd.Priority
 }
 
@@ -66,8 +66,8 @@ func New(c *rateltd.Client, opts Options) (func(http.Handler) http.Handler, erro
 	if err := config.ValidateKey(opts.Group); err != nil || strings.Contains(opts.Group, ":") {
 		return nil, fmt.Errorf("%w: middleware: Options.Group %q: a group name without ':'", rateltd.ErrInvalidConfig, opts.Group)
 	}
-	if opts.Priority == 0 {
-		opts.Priority = rateltd.PriorityNormal
+	if !opts.Priority.Valid() {
+		return nil, fmt.Errorf("%w: middleware: Options.Priority: unknown priority %d", rateltd.ErrInvalidConfig, int(opts.Priority))
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

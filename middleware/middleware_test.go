@@ -156,12 +156,63 @@ func TestClientIP(t *testing.T) {
 func TestOptionsRefused(t *testing.T) {
 	c := client(t, "memory", rateltd.Config{})
 	for name, opts := range map[string]middleware.Options{
-		"Options.Key":   {},
-		"Options.Wait":  {Key: middleware.ClientIP(), Wait: -time.Second},
-		"Options.Group": {Key: middleware.ClientIP(), Group: "a:b"},
+		"Options.Key":      {},
+		"Options.Wait":     {Key: middleware.ClientIP(), Wait: -time.Second},
+		"Options.Group":    {Key: middleware.ClientIP(), Group: "a:b"},
+		"Options.Priority": {Key: middleware.ClientIP(), Priority: rateltd.PriorityCritical + 1},
 	} {
 		if _, err := middleware.New(c, opts); !errors.Is(err, rateltd.ErrInvalidConfig) || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// priorities records the priority of every request the Client saw end.
+type priorities struct {
+	mu   sync.Mutex
+	seen []rateltd.Priority
+}
+
+func (p *priorities) ObserveRequest(e rateltd.RequestEvent) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.seen = append(p.seen, e.Priority)
+}
+
+// TestPriorityPassedThrough: the middleware queues its requests at Options.Priority, every
+// priority as given (an explicit PriorityLow stays Low), and at PriorityNormal when the
+// option is left at its zero value.
+func TestPriorityPassedThrough(t *testing.T) {
+	for _, backend := range testnode.Backends {
+		t.Run(backend, func(t *testing.T) {
+			log := &priorities{}
+			c := client(t, backend, rateltd.Config{Observer: log})
+			cases := []struct {
+				opt, want rateltd.Priority
+			}{
+				{rateltd.PriorityLow, rateltd.PriorityLow},
+				{rateltd.PriorityNormal, rateltd.PriorityNormal},
+				{rateltd.PriorityHigh, rateltd.PriorityHigh},
+				{rateltd.PriorityCritical, rateltd.PriorityCritical},
+			}
+			var zero middleware.Options
+			cases = append(cases, struct{ opt, want rateltd.Priority }{zero.Priority, rateltd.PriorityNormal})
+			for i, tc := range cases {
+				limit, err := middleware.New(c, middleware.Options{Key: middleware.Header("X-API-Key"), Priority: tc.opt})
+				if err != nil {
+					t.Fatal(err)
+				}
+				rec := httptest.NewRecorder()
+				req := httptest.NewRequest("GET", "/", nil)
+				req.Header.Set("X-API-Key", "alice")
+				limit(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})).ServeHTTP(rec, req)
+				log.mu.Lock()
+				got := log.seen
+				log.mu.Unlock()
+				if rec.Code != 200 || len(got) != i+1 || got[i] != tc.want {
+					t.Fatalf("Options.Priority %v: answer %d, priorities seen %v; want %v last", tc.opt, rec.Code, got, tc.want)
+				}
+			}
+		})
 	}
 }

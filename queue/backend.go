@@ -143,7 +143,7 @@ type KeyState struct {
 	Now       int64 // µs
 	Used      int
 	Remaining int
-	Queued    [config.NumPriorities]int
+	Queued    [config.NumPriorities]int // waiting tickets, indexed by Priority.Line
 	// OldestEnqueued is the Enqueued time of the longest-waiting ticket, µs; 0 when none waits.
 	OldestEnqueued int64
 	// PausedUntil is the key's own pause: NotPaused, PausedForever or µs.
@@ -240,7 +240,8 @@ type Backend interface {
 	ActiveKeys(ctx context.Context) ([]string, error)
 	// ListKeys pages through every key that has any state (window, line, pause, counters),
 	// for admin listings: about count keys after cursor ("" to start), and the cursor of the
-	// next page ("" at the end). A key may appear on more than one page.
+	// next page ("" at the end). Each key comes once in a listing whose keys' state stays
+	// put; one whose state is created or removed meanwhile may be missed or come twice.
 	ListKeys(ctx context.Context, cursor string, count int) (keys []string, next string, err error)
 
 	// LoadRuntime reads the runtime configuration.

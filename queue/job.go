@@ -55,7 +55,7 @@ func (j *Job) EncodeMsgpack(enc *msgpack.Encoder) error {
 	}
 	for _, err := range []error{
 		enc.EncodeString(j.Key), enc.EncodeString(j.Handler), enc.EncodeString(string(j.Payload)),
-		enc.EncodeInt(int64(j.Priority)), enc.EncodeInt(int64(j.MaxRetries)), enc.EncodeInt(int64(j.Failures)),
+		enc.EncodeInt(int64(j.Priority.Line())), enc.EncodeInt(int64(j.MaxRetries)), enc.EncodeInt(int64(j.Failures)),
 		enc.EncodeInt(int64(j.Runs)), enc.EncodeInt(int64(j.Lost)), enc.EncodeInt(j.Wait), enc.EncodeInt(int64(j.State)),
 		enc.EncodeString(string(j.Holder)), enc.EncodeString(string(j.Owner)), enc.EncodeInt(j.ResultTTL),
 		enc.EncodeInt(j.Enqueued),
@@ -76,7 +76,7 @@ func (j *Job) DecodeMsgpack(dec *msgpack.Decoder) error {
 		return err
 	}
 	j.Payload, j.Holder, j.Owner = []byte(payload), []byte(holder), []byte(owner)
-	j.Priority, j.MaxRetries, j.Failures, j.Runs, j.Lost, j.State = config.Priority(prio), int(retries), int(failures), int(runs), int(lost), int(state)
+	j.Priority, j.MaxRetries, j.Failures, j.Runs, j.Lost, j.State = config.PriorityOfLine(int(prio)), int(retries), int(failures), int(runs), int(lost), int(state)
 	return nil
 }
 

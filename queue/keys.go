@@ -16,7 +16,7 @@ import (
 // Per-key structures carry the hash tag {key}, so each script touches a single cluster slot:
 //
 //	<prefix>:{<key>}:w         sliding-log window (ZSET); :wf fixed window (HASH); :wt GCRA (string)
-//	<prefix>:{<key>}:q:<0-3>   the lines, one LIST per priority (0 low … 3 critical)
+//	<prefix>:{<key>}:q:<0-3>   the lines, one LIST per priority, by Priority.Line (0 low … 3 critical)
 //	<prefix>:{<key>}:granted   ZSET raw ticket -> grant time, granted for another node to claim
 //	<prefix>:{<key>}:paused    the key's own pause (0 forever, else until µs)
 //	<prefix>:{<key>}:stats     HASH of counters
@@ -147,15 +147,33 @@ const (
 // perKeyPattern matches the names of every per-key structure (for SCAN in admin listings).
 func (k keyspace) perKeyPattern() string { return escapeGlob(k.prefix) + ":{*}:*" }
 
-// keyOf returns the rate-limit key a per-key structure's name belongs to. Keys cannot hold
-// braces, so the name's first '}' after the prefix ends the key.
-func (k keyspace) keyOf(name string) (string, bool) {
+// split returns the rate-limit key a per-key structure's name belongs to and the name's
+// suffix (the text after "{key}:", one of listOrder). Keys cannot hold braces, so the name's
+// first '}' after the prefix ends the key.
+func (k keyspace) split(name string) (key, suffix string, ok bool) {
 	rest, ok := strings.CutPrefix(name, k.prefix+":{")
 	if !ok {
-		return "", false
+		return "", "", false
 	}
-	key, _, ok := strings.Cut(rest, "}:")
-	return key, ok && key != ""
+	key, suffix, ok = strings.Cut(rest, "}:")
+	return key, suffix, ok && key != ""
+}
+
+// listOrder holds the suffix of every per-key structure (those of buildPerKey, withJobs and
+// windows), in the order ListKeys looks for them: a key is listed by the first of them that
+// exists, so once, however SCAN spreads its structures over batches. The counters come first
+// since nearly every key with state has them: a key found by them costs no look-up.
+var listOrder = []string{"stats", "w", "wf", "wt", "q:0", "q:1", "q:2", "q:3", "granted", "paused", "dlq", "evicted",
+	"jobs", "lease", "res", "rexp", "waited", "lg"}
+
+// listNames returns the names of key's structures in listOrder.
+func (k keyspace) listNames(key string) []string {
+	base := k.prefix + ":{" + key + "}:"
+	out := make([]string, len(listOrder))
+	for i, s := range listOrder {
+		out[i] = base + s
+	}
+	return out
 }
 
 // escapeGlob quotes the characters SCAN's MATCH gives a meaning to.

@@ -113,7 +113,7 @@ func (k *memKey) requeueJob(s step, id []byte, j *Job) {
 	if err != nil {
 		return
 	}
-	k.push(int(j.Priority), memTicket{raw: raw, t: t}, true, t.Deadline)
+	k.push(j.Priority.Line(), memTicket{raw: raw, t: t}, true, t.Deadline)
 	j.State, j.Holder = JobInLine, nil
 	k.keepJobs(s.now + j.Wait)
 }

@@ -16,7 +16,7 @@ type memKey struct {
 	// wins are the windows by algorithm, apart as in Redis (see windowSuffix): a key whose
 	// algorithm changes starts a fresh window.
 	wins     [3]ratelimit.Window
-	lines    [config.NumPriorities][]memTicket
+	lines    [config.NumPriorities][]memTicket // by Priority.Line
 	linesExp [config.NumPriorities]int64
 	granted  map[string]int64 // raw ticket -> grant µs
 	grantExp int64
@@ -197,7 +197,7 @@ func (k *memKey) queue(s step, t *Ticket, raw []byte, free int) AdmitReply {
 	// t's (the one at the head of its line); durable jobs are never dropped.
 	drop := -1
 	if len0 >= s.l.MaxQueue && s.l.Overflow == config.DropOldest {
-		for q := 0; q <= int(t.Priority); q++ {
+		for q := 0; q <= t.Priority.Line(); q++ {
 			if len(k.lines[q]) > 0 && (k.lines[q][0].t == nil || k.lines[q][0].t.Handler == "") {
 				drop = q
 				break
@@ -205,12 +205,12 @@ func (k *memKey) queue(s step, t *Ticket, raw []byte, free int) AdmitReply {
 		}
 	}
 	ahead := 0
-	for q := int(t.Priority); q < config.NumPriorities; q++ {
-		if q > int(t.Priority) || !s.p.Head {
+	for q := t.Priority.Line(); q < config.NumPriorities; q++ {
+		if q > t.Priority.Line() || !s.p.Head {
 			ahead += len(k.lines[q])
 		}
 	}
-	if drop == int(t.Priority) && !s.p.Head {
+	if drop == t.Priority.Line() && !s.p.Head {
 		ahead--
 	}
 	earliest := k.win(s.l).Slot(s.l, s.now, ahead+1, free)
@@ -252,7 +252,7 @@ func (k *memKey) queue(s step, t *Ticket, raw []byte, free int) AdmitReply {
 	if err != nil {
 		tk = nil
 	}
-	k.push(int(t.Priority), memTicket{raw: raw, t: tk}, s.p.Head, t.Deadline)
+	k.push(t.Priority.Line(), memTicket{raw: raw, t: tk}, s.p.Head, t.Deadline)
 	k.count(s, CountQueued, 1)
 	rep.Outcome = Queued
 	return rep
@@ -427,7 +427,7 @@ func (k *memKey) take(q, i int) {
 
 // cancel is cancel.lua.
 func (k *memKey) cancel(s step, t *Ticket, raw []byte) CancelOutcome {
-	q := int(t.Priority)
+	q := t.Priority.Line()
 	before := len(k.lines[q])
 	k.lines[q] = slices.DeleteFunc(k.lines[q], func(e memTicket) bool { return bytes.Equal(e.raw, raw) })
 	removed := before - len(k.lines[q])

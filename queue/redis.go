@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,7 +96,7 @@ func (r *Redis) run(ctx context.Context, s *redis.Script, key string, p Params, 
 
 func (r *Redis) Admit(ctx context.Context, p Params, t *Ticket, raw []byte) (AdmitReply, error) {
 	a := r.params.args(p)
-	v, err := r.admit.do(ctx, t.Key, p.Limit.Algorithm, append(a[:6:6], raw, t.ID, int(t.Priority), t.Deadline, a[6], a[7], a[8]),
+	v, err := r.admit.do(ctx, t.Key, p.Limit.Algorithm, append(a[:6:6], raw, t.ID, t.Priority.Line(), t.Deadline, a[6], a[7], a[8]),
 		func(v any, err error) { r.undoAdmit(p, t, raw, v, err) })
 	if err != nil {
 		return AdmitReply{}, fmt.Errorf("queue: admit %q: %w", t.Key, err)
@@ -257,7 +255,7 @@ func (r *Redis) Claim(ctx context.Context, key string, p Params, tickets []*Tick
 }
 
 func (r *Redis) Cancel(ctx context.Context, p Params, t *Ticket, raw []byte) (CancelOutcome, error) {
-	v, err := r.runJobs(ctx, lua.Cancel, t.Key, p, raw, t.ID, int(t.Priority))
+	v, err := r.runJobs(ctx, lua.Cancel, t.Key, p, raw, t.ID, t.Priority.Line())
 	if err != nil {
 		return 0, fmt.Errorf("queue: cancel %q: %w", t.Key, err)
 	}
@@ -498,71 +496,6 @@ func (r *Redis) ActiveKeys(ctx context.Context) ([]string, error) {
 	return keys, nil
 }
 
-func (r *Redis) ListKeys(ctx context.Context, cursor string, count int) ([]string, string, error) {
-	if cc, ok := r.rdb.(*redis.ClusterClient); ok {
-		return r.listClusterKeys(ctx, cc)
-	}
-	var cur uint64
-	if cursor != "" {
-		var err error
-		if cur, err = strconv.ParseUint(cursor, 10, 64); err != nil {
-			return nil, "", fmt.Errorf("queue: list keys: bad cursor %q", cursor)
-		}
-	}
-	// SCAN's COUNT is how many slots to look at, not how many to find: scan on until count
-	// keys are found or the scan ends, so that a sparse keyspace does not give empty pages.
-	seen := map[string]bool{}
-	var keys []string
-	for {
-		names, next, err := r.rdb.Scan(ctx, cur, r.ks.perKeyPattern(), int64(max(count, 100))).Result()
-		if err != nil {
-			return nil, "", fmt.Errorf("queue: list keys: %w", err)
-		}
-		for _, name := range names {
-			if k, ok := r.ks.keyOf(name); ok && !seen[k] {
-				seen[k] = true
-				keys = append(keys, k)
-			}
-		}
-		cur = next
-		if cur == 0 || len(keys) >= count {
-			break
-		}
-	}
-	slices.Sort(keys)
-	if cur == 0 {
-		return keys, "", nil
-	}
-	return keys, strconv.FormatUint(cur, 10), nil
-}
-
-// listClusterKeys scans every master of a cluster to the end and returns one page: a SCAN
-// cursor belongs to one node, so a cluster's listing is not paged.
-func (r *Redis) listClusterKeys(ctx context.Context, cc *redis.ClusterClient) ([]string, string, error) {
-	var mu sync.Mutex
-	seen := map[string]bool{}
-	err := cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
-		iter := node.Scan(ctx, 0, r.ks.perKeyPattern(), 1000).Iterator()
-		for iter.Next(ctx) {
-			if k, ok := r.ks.keyOf(iter.Val()); ok {
-				mu.Lock()
-				seen[k] = true
-				mu.Unlock()
-			}
-		}
-		return iter.Err()
-	})
-	if err != nil {
-		return nil, "", fmt.Errorf("queue: list keys: %w", err)
-	}
-	keys := make([]string, 0, len(seen))
-	for k := range seen {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys, "", nil
-}
-
 // Runtime configuration fields: "limit:<key>" and "pause:<group or *>".
 const (
 	fieldLimit = RuntimeLimitField
@@ -695,7 +628,7 @@ func (r *Redis) runJobs(ctx context.Context, s *redis.Script, key string, p Para
 }
 
 func (r *Redis) Enqueue(ctx context.Context, p Params, t *Ticket, raw []byte, job []byte) (AdmitReply, error) {
-	v, err := r.runJobs(ctx, lua.Enqueue, t.Key, p, raw, t.ID, int(t.Priority), t.Deadline, p.Limit.MaxQueue,
+	v, err := r.runJobs(ctx, lua.Enqueue, t.Key, p, raw, t.ID, t.Priority.Line(), t.Deadline, p.Limit.MaxQueue,
 		int(p.Limit.Overflow), 0, job)
 	if err != nil {
 		return AdmitReply{}, fmt.Errorf("queue: enqueue %q: %w", t.Key, err)

@@ -14,9 +14,10 @@ import (
 const IDLen = 16
 
 // Ticket is one waiting request. It is stored msgpack-encoded as an array, so the Lua scripts
-// read its fields by position: [1] ID, [2] Key, [3] Priority, [4] Enqueued, [5] Deadline,
-// [6] Owner, and for a durable job [7] Handler. Times are microseconds of Redis server time. The encoded bytes are the ticket's
-// identity in the line: cancel and claim find it by them.
+// read its fields by position: [1] ID, [2] Key, [3] Priority (as its Line: 0 low to 3
+// critical), [4] Enqueued, [5] Deadline, [6] Owner, and for a durable job [7] Handler. Times
+// are microseconds of Redis server time. The encoded bytes are the ticket's identity in the
+// line: cancel and claim find it by them.
 type Ticket struct {
 	// ID is a random uuid, 16 raw bytes.
 	ID []byte
@@ -54,7 +55,7 @@ func (t *Ticket) EncodeMsgpack(enc *msgpack.Encoder) error {
 		return err
 	}
 	for _, err := range []error{
-		enc.EncodeString(string(t.ID)), enc.EncodeString(t.Key), enc.EncodeInt(int64(t.Priority)),
+		enc.EncodeString(string(t.ID)), enc.EncodeString(t.Key), enc.EncodeInt(int64(t.Priority.Line())),
 		enc.EncodeInt(t.Enqueued), enc.EncodeInt(t.Deadline), enc.EncodeString(string(t.Owner)),
 	} {
 		if err != nil {
@@ -86,7 +87,7 @@ func (t *Ticket) DecodeMsgpack(dec *msgpack.Decoder) error {
 			return err
 		}
 	}
-	t.ID, t.Owner, t.Priority = []byte(id), []byte(owner), config.Priority(prio)
+	t.ID, t.Owner, t.Priority = []byte(id), []byte(owner), config.PriorityOfLine(int(prio))
 	if n > ticketFields {
 		if t.Handler, err = dec.DecodeString(); err != nil {
 			return err
@@ -140,7 +141,7 @@ func DecodeTicket(b []byte) (*Ticket, error) {
 	case len(t.Owner) != IDLen:
 		return nil, fmt.Errorf("%w: owner is %d bytes", ErrCorruptTicket, len(t.Owner))
 	case !t.Priority.Valid():
-		return nil, fmt.Errorf("%w: priority %d", ErrCorruptTicket, t.Priority)
+		return nil, fmt.Errorf("%w: priority %d", ErrCorruptTicket, t.Priority.Line())
 	case t.Deadline <= 0 || t.Enqueued <= 0:
 		return nil, fmt.Errorf("%w: times %d, %d", ErrCorruptTicket, t.Enqueued, t.Deadline)
 	case config.ValidateKey(t.Key) != nil:

@@ -2,7 +2,9 @@ package queue
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/google/uuid"
@@ -39,11 +41,43 @@ func TestTicketRoundTrip(t *testing.T) {
 	}
 }
 
+// TestStoredPriorityKeepsMeaning: tickets and job records stored in Redis before Priority's
+// zero value became Normal (when the Go values were 0 low to 3 critical, as the stored ones
+// still are) decode to the same priority, and encode back to the same bytes, which the Lua
+// scripts read.
+func TestStoredPriorityKeepsMeaning(t *testing.T) {
+	const (
+		// id "0123456789abcdef", key "openai", priority %02x, enqueued, deadline, owner "fedcba9876543210"
+		ticketHex = "96b030313233343536373839616263646566a66f70656e6169%02xcf0006443afcc7ac00cf0006443afe916f80b066656463626139383736353433323130"
+		// key "smtp", handler "send", payload "hi", priority %02x, 3 retries, wait 1000, owner, result TTL 60, enqueued 5
+		jobHex = "9ea4736d7470a473656e64a26869%02x03000000cd03e800a0b0666564636261393837363534333231303c05"
+	)
+	for stored, want := range []config.Priority{config.PriorityLow, config.PriorityNormal, config.PriorityHigh, config.PriorityCritical} {
+		raw, _ := hex.DecodeString(fmt.Sprintf(ticketHex, stored))
+		tk, err := DecodeTicket(raw)
+		if err != nil || tk.Priority != want {
+			t.Fatalf("ticket stored with priority %d: %v, %v; want %v", stored, tk, err, want)
+		}
+		if again, err := tk.Encode(); err != nil || !bytes.Equal(again, raw) {
+			t.Fatalf("ticket of priority %v encodes to %x, %v; want %x", want, again, err, raw)
+		}
+		raw, _ = hex.DecodeString(fmt.Sprintf(jobHex, stored))
+		j, err := DecodeJob(raw)
+		if err != nil || j.Priority != want {
+			t.Fatalf("job stored with priority %d: %v, %v; want %v", stored, j, err, want)
+		}
+		if again, err := j.Encode(); err != nil || !bytes.Equal(again, raw) {
+			t.Fatalf("job of priority %v encodes to %x, %v; want %x", want, again, err, raw)
+		}
+	}
+}
+
 func TestDecodeTicketRejectsBadFields(t *testing.T) {
 	for name, mutate := range map[string]func(*Ticket){
 		"short id":     func(t *Ticket) { t.ID = t.ID[:4] },
 		"short owner":  func(t *Ticket) { t.Owner = nil },
 		"priority":     func(t *Ticket) { t.Priority = 7 },
+		"priority < 0": func(t *Ticket) { t.Priority = config.PriorityLow - 1 },
 		"deadline":     func(t *Ticket) { t.Deadline = 0 },
 		"key":          func(t *Ticket) { t.Key = "a{b}" },
 		"empty key":    func(t *Ticket) { t.Key = "" },

@@ -1,6 +1,7 @@
 // Package testnode starts rateltd Clients for the tests of the packages built on the root
 // package, on either backend: "memory" (in-process) or "redis" (the shared test server of
-// internal/redistest, under a prefix of the test's own).
+// internal/redistest, under a prefix of the test's own); or, for the tests that ask for it,
+// "cluster" (the shared test cluster).
 package testnode
 
 import (
@@ -18,11 +19,18 @@ var Backends = []string{"memory", "redis"}
 // the test.
 func Client(tb testing.TB, backend string, cfg rateltd.Config) *rateltd.Client {
 	tb.Helper()
-	if backend == "redis" {
+	switch backend {
+	case "redis":
 		srv := redistest.Server(tb)
 		cfg.Redis = srv.Client(tb)
 		if cfg.Prefix == "" {
 			cfg.Prefix = srv.Prefix(tb)
+		}
+	case "cluster":
+		cl := redistest.SharedCluster(tb)
+		cfg.Redis = cl.Client(tb)
+		if cfg.Prefix == "" {
+			cfg.Prefix = cl.Prefix(tb)
 		}
 	}
 	c, err := rateltd.New(cfg)
