@@ -132,7 +132,7 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 	}
 	rep, err := n.admit(ctx, p, t, raw, admitBy)
 	if err != nil {
-		n.unregister(w)
+		n.leave(ctx, w)
 		if queue.MayHaveRun(err) {
 			// The connection failed after the admit was sent: it may have queued the ticket,
 			// which would wait for nobody. Take it out (nothing happens if it is not there).
@@ -145,12 +145,12 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 	}
 	n.observe(rep.Now)
 	if rep.Outcome == queue.Granted {
-		n.unregister(w)
+		n.leave(ctx, w)
 		n.count(req.Key, queue.CountAdmitted) // counted here, not in the script: the fast path stays short
 		return Grant{At: rep.Now}, nil
 	}
 	if err := refusal(req.Key, rep); err != nil {
-		n.unregister(w)
+		n.leave(ctx, w)
 		return Grant{}, err
 	}
 	n.mu.Lock()
@@ -206,6 +206,23 @@ func admitFailure(ctx context.Context, key string, start time.Time, err error) e
 		return ctxError(cerr, key)
 	}
 	return queue.Failure(ctx, fmt.Sprintf("processor: admit %q", key), err)
+}
+
+// leave ends w without waiting in line: its admit granted at once, refused, or failed. A grant
+// delivered to it meanwhile — of an earlier sending of the admit that queued a copy, granted
+// and claimed while the admit's answer was on its way — is given back.
+func (n *Node) leave(ctx context.Context, w *waiter) {
+	n.mu.Lock()
+	delivered := w.done
+	w.done = true
+	n.mu.Unlock()
+	n.unregister(w)
+	if !delivered {
+		return
+	}
+	if d := <-w.ch; d.kind == deliverGrant {
+		n.giveUp(ctx, w, &d)
+	}
 }
 
 // refusal is the error of an admit that neither granted nor queued, nil otherwise.
