@@ -171,15 +171,7 @@ func TestChaosStoppedRequests(t *testing.T) {
 			w.mu.Unlock()
 		}
 		slices.Sort(all)
-		for i := range all {
-			n := 0
-			for j := i; j < len(all) && all[j]-all[i] < time.Second.Microseconds(); j++ {
-				n++
-			}
-			if n > max {
-				t.Fatalf("%d grants within 1s of server time from grant %d, limit %d", n, i, max)
-			}
-		}
+		checkWindows(t, all, time.Second, max)
 		c, err := New(Config{Redis: r.client, Prefix: r.prefix, Default: Limit{Max: max, Window: time.Second}})
 		if err != nil {
 			t.Fatal(err)

@@ -2,6 +2,7 @@ package rateltd
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -75,6 +76,18 @@ func (h *harness) clients(n int, cfg Config) []*Client {
 		cs[i] = h.client(cfg)
 	}
 	return cs
+}
+
+// checkWindows fails the test when a window of length w holds more than max of grants (µs of
+// Redis server time, sorted): the exact check of G1, on the grant times Redis recorded.
+func checkWindows(t *testing.T, grants []int64, w time.Duration, max int) {
+	t.Helper()
+	for i := range grants {
+		j, _ := slices.BinarySearch(grants, grants[i]+w.Microseconds())
+		if n := j - i; n > max {
+			t.Fatalf("%d grants within %v of Redis time from grant %d, limit %d", n, w, i, max)
+		}
+	}
 }
 
 // eventually fails the test unless cond holds within d, checking every 5ms.

@@ -54,6 +54,30 @@ func (b *replyLost) Grant(ctx context.Context, keys []string, ps []queue.Params,
 	return reps, errs
 }
 
+// lostReplyClient starts a Client on a replyLost backend over kind ("memory" or "redis"), with
+// a key limit of 4 a minute, closed at the test's end.
+func lostReplyClient(t *testing.T, kind string) (*Client, *replyLost) {
+	t.Helper()
+	cfg := Config{PollInterval: 100 * time.Millisecond, Default: Limit{Max: 4, Window: time.Minute}}
+	var inner queue.Backend = queue.NewMemory()
+	if kind == "redis" {
+		srv := redistest.Server(t)
+		cfg.Redis, cfg.Prefix = srv.Client(t), srv.Prefix(t)
+		r := queue.NewRedis(cfg.Redis, cfg.Prefix, 1)
+		if err := r.LoadScripts(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		inner = r
+	}
+	be := &replyLost{Backend: inner}
+	c, err := newClient(context.Background(), cfg.WithDefaults(), be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, be
+}
+
 // TestG12LostGrantReply: a grant step that ran but whose reply never came (the connection
 // reset after the script) loses nothing: the waiting requests it granted are claimed from the
 // key's local grants and run, each grant once, and the counters add up; a caller that gave up
@@ -62,24 +86,7 @@ func TestG12LostGrantReply(t *testing.T) {
 	for _, kind := range []string{"memory", "redis"} {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
-			cfg := Config{PollInterval: 100 * time.Millisecond, Default: Limit{Max: 4, Window: time.Minute}}
-			var inner queue.Backend = queue.NewMemory()
-			if kind == "redis" {
-				srv := redistest.Server(t)
-				cfg.Redis, cfg.Prefix = srv.Client(t), srv.Prefix(t)
-				r := queue.NewRedis(cfg.Redis, cfg.Prefix, 1)
-				if err := r.LoadScripts(context.Background()); err != nil {
-					t.Fatal(err)
-				}
-				inner = r
-			}
-			be := &replyLost{Backend: inner}
-			cfg = cfg.WithDefaults()
-			c, err := newClient(context.Background(), cfg, be)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Close() })
+			c, be := lostReplyClient(t, kind)
 			ctx := context.Background()
 			if err := c.Pause(ctx, "k"); err != nil {
 				t.Fatal(err)
@@ -136,23 +143,7 @@ func TestGiveBackTriedAgain(t *testing.T) {
 	for _, kind := range []string{"memory", "redis"} {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
-			cfg := Config{PollInterval: 100 * time.Millisecond, Default: Limit{Max: 4, Window: time.Minute}}
-			var inner queue.Backend = queue.NewMemory()
-			if kind == "redis" {
-				srv := redistest.Server(t)
-				cfg.Redis, cfg.Prefix = srv.Client(t), srv.Prefix(t)
-				r := queue.NewRedis(cfg.Redis, cfg.Prefix, 1)
-				if err := r.LoadScripts(context.Background()); err != nil {
-					t.Fatal(err)
-				}
-				inner = r
-			}
-			be := &replyLost{Backend: inner}
-			c, err := newClient(context.Background(), cfg.WithDefaults(), be)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Close() })
+			c, be := lostReplyClient(t, kind)
 			ctx := context.Background()
 			if err := c.Pause(ctx, "k"); err != nil {
 				t.Fatal(err)

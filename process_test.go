@@ -335,15 +335,7 @@ func TestG1AcrossProcesses(t *testing.T) {
 			grants = append(grants, w.grants...)
 		}
 		slices.Sort(grants)
-		for i := range grants {
-			n := 0
-			for j := i; j < len(grants) && grants[j]-grants[i] < time.Second.Microseconds(); j++ {
-				n++
-			}
-			if n > max {
-				t.Fatalf("%d grants within 1s of Redis time from grant %d, limit %d", n, i, max)
-			}
-		}
+		checkWindows(t, grants, time.Second, max)
 		// 450 at 100/s: the last grant at least 4 windows after the first, and near that.
 		ideal := time.Duration(procs*per/max) * time.Second
 		span := time.Duration(grants[len(grants)-1]-grants[0]) * time.Microsecond

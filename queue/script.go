@@ -41,15 +41,7 @@ func (r *Redis) eval(ctx context.Context, s *redis.Script, keys []string, args .
 // error that kept it from running (or from being answered). Without NOSCRIPT it costs nothing
 // over the plain pipeline: no allocation, no round trip.
 func (r *Redis) evalPipelined(ctx context.Context, cmds []*redis.Cmd) {
-	if len(cmds) == 1 {
-		_ = r.rdb.Process(ctx, cmds[0])
-	} else {
-		pipe := r.rdb.Pipeline()
-		for _, c := range cmds {
-			_ = pipe.Process(ctx, c)
-		}
-		_, _ = pipe.Exec(ctx)
-	}
+	r.send(ctx, cmds)
 	r.resendLost(ctx, cmds)
 	r.afterFailure(ctx, cmds)
 }
@@ -101,19 +93,25 @@ func (r *Redis) resendLost(ctx context.Context, cmds []*redis.Cmd) {
 	if len(again) == 0 {
 		return
 	}
-	if len(again) == 1 {
-		_ = r.rdb.Process(ctx, again[0])
-	} else {
-		pipe := r.rdb.Pipeline()
-		for _, c := range again {
-			_ = pipe.Process(ctx, c)
-		}
-		_, _ = pipe.Exec(ctx)
-	}
+	r.send(ctx, again)
 	for i, c := range lost {
 		c.SetVal(again[i].Val())
 		c.SetErr(again[i].Err())
 	}
+}
+
+// send sends cmds in one round trip: a plain command when there is one, else a pipeline. Each
+// command keeps its own reply or error.
+func (r *Redis) send(ctx context.Context, cmds []*redis.Cmd) {
+	if len(cmds) == 1 {
+		_ = r.rdb.Process(ctx, cmds[0])
+		return
+	}
+	pipe := r.rdb.Pipeline()
+	for _, c := range cmds {
+		_ = pipe.Process(ctx, c)
+	}
+	_, _ = pipe.Exec(ctx)
 }
 
 // isNoScript reports whether err is Redis's answer to an EVALSHA of a script it does not have.
