@@ -116,7 +116,8 @@ func (n *Node) rejoin(ctx context.Context) {
 		if time.Until(deadline) <= 0 {
 			continue // it ends by its deadline anyway
 		}
-		bctx, cancel := context.WithTimeout(ctx, backendTimeout)
+		// Each of its own time: the poll's context would not last for a long line of them.
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backendTimeout)
 		if _, err := n.be.Cancel(bctx, w.p, w.t, w.raw); err != nil {
 			cancel()
 			n.log.Error("rateltd: processor: rejoin", err, "key", w.t.Key)
