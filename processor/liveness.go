@@ -112,6 +112,11 @@ func (n *Node) rejoin(ctx context.Context) {
 	slices.SortFunc(ws, func(a, b *waiter) int { return cmp.Compare(a.t.Enqueued, b.t.Enqueued) })
 	n.log.Error("rateltd: processor: heartbeat had lapsed; waiting requests rejoin their lines", errLapsed, "waiting", len(ws))
 	for _, w := range ws {
+		select {
+		case <-n.stop:
+			return // shutting down: the waiters end with ErrClosed
+		default:
+		}
 		deadline := n.LocalTime(w.t.Deadline)
 		if time.Until(deadline) <= 0 {
 			continue // it ends by its deadline anyway
