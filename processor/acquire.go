@@ -67,18 +67,6 @@ type Request struct {
 	Head bool
 }
 
-// TimeoutError is returned when a request's deadline passes while it waits. It satisfies
-// errors.Is with both config.ErrTimeout and context.DeadlineExceeded.
-type TimeoutError struct{ Key string }
-
-func (e *TimeoutError) Error() string {
-	return fmt.Sprintf("%v: key %q", config.ErrTimeout, e.Key)
-}
-
-func (e *TimeoutError) Is(target error) bool {
-	return target == config.ErrTimeout || target == context.DeadlineExceeded
-}
-
 // Deadline is when a request for a key of limit l, started at start, stops waiting: the
 // soonest of start plus the key's QueueTimeout, start plus timeout (when positive) and ctx's
 // deadline.
@@ -96,7 +84,7 @@ func Deadline(ctx context.Context, start time.Time, l config.Limit, timeout time
 
 // Acquire waits until req may run: at once when its key is under the limit and nobody waits,
 // else when its turn in line comes. It fails with ErrQueueFull, ErrWouldExceedDeadline,
-// ErrEvicted, ErrClosed, ErrUnavailable, a *TimeoutError, or ctx's error.
+// ErrEvicted, ErrClosed, ErrUnavailable, a *config.TimeoutError, or ctx's error.
 func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 	if err := ctx.Err(); err != nil {
 		return Grant{}, ctxError(err, req.Key)
@@ -182,7 +170,7 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 	}
 	n.giveUp(ctx, w, grant)
 	if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return Grant{}, &TimeoutError{Key: req.Key}
+		return Grant{}, &config.TimeoutError{Key: req.Key}
 	}
 	return Grant{}, ctxError(ctx.Err(), req.Key)
 }
@@ -200,7 +188,7 @@ func admitFailure(ctx context.Context, key string, start time.Time, err error) e
 		if cerr := ctx.Err(); cerr != nil && !errors.Is(cerr, context.DeadlineExceeded) {
 			return fmt.Errorf("processor: admit %q: %w", key, cerr)
 		}
-		return &TimeoutError{Key: key}
+		return &config.TimeoutError{Key: key}
 	}
 	if cerr := ctx.Err(); cerr != nil {
 		return ctxError(cerr, key)
@@ -261,7 +249,7 @@ func (n *Node) outcome(d delivery, key string, start time.Time) (Grant, error) {
 
 func ctxError(err error, key string) error {
 	if errors.Is(err, context.DeadlineExceeded) {
-		return &TimeoutError{Key: key}
+		return &config.TimeoutError{Key: key}
 	}
 	return err
 }
