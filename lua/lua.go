@@ -88,12 +88,6 @@ var (
 var All = []*redis.Script{Admit, Enqueue, Grant, Claim, Cancel, Refund, Check, Status, Reset, JobDone, JobRenew,
 	JobWait, IndexAdd, IndexRemove, PauseUntil, Handlers, Counters}
 
-// NumKeys is how many KEYS every per-key script takes; NumJobKeys, those that know durable jobs.
-const (
-	NumKeys    = 10
-	NumJobKeys = 16
-)
-
 func perKey(body string) *redis.Script { return NewScript(limits + line + body) }
 
 func withJobs(body string) *redis.Script { return NewScript(limits + line + jobs + body) }

@@ -53,8 +53,6 @@ type Grant struct {
 	At int64
 	// Queued reports that the request waited in line.
 	Queued bool
-	// Waited is how long it waited.
-	Waited time.Duration
 }
 
 // Request is what Acquire needs to know about one request.
@@ -240,7 +238,7 @@ func (n *Node) queued(ctx context.Context, key string, rep queue.AdmitReply, unt
 func (n *Node) outcome(d delivery, key string, start time.Time) (Grant, error) {
 	switch d.kind {
 	case deliverGrant:
-		return Grant{At: d.grantedAt, Queued: true, Waited: time.Since(start)}, nil
+		return Grant{At: d.grantedAt, Queued: true}, nil
 	case deliverEvicted:
 		return Grant{}, fmt.Errorf("%w: key %q", config.ErrEvicted, key)
 	}
