@@ -1,5 +1,5 @@
 // Package processor is the engine behind package rateltd; it makes no stability promise and
-// exports only what rateltd uses. Its one job is to run a node: it registers the node's
+// exports only what the module uses. Its one job is to run a node: it registers the node's
 // waiting requests, admits them through the backend, and runs the node's one processor
 // goroutine, which grants waiting tickets as slots free, delivers grants to local waiters,
 // wakes the owners of others, and runs durable jobs under their leases.
