@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -168,15 +167,10 @@ func goList(t *testing.T, dir string, args ...string) string {
 	return string(out)
 }
 
-// goBinary is the go command of the toolchain that built the test, else the one on PATH.
+// goBinary is the go command on PATH: go test puts the GOROOT/bin of the toolchain running the
+// test first on it, so this is the go command that built the test.
 func goBinary(t *testing.T) string {
 	t.Helper()
-	if goroot := runtime.GOROOT(); goroot != "" {
-		p := filepath.Join(goroot, "bin", "go")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
 	p, err := exec.LookPath("go")
 	if err != nil {
 		t.Fatalf("no go command to list packages with: %v", err)
