@@ -19,6 +19,12 @@ var (
 	ErrInvalidConfig       = config.ErrInvalidConfig
 )
 
+// TimeoutError is the error a request (or a Wait for a durable job) returns when its deadline
+// passes while it waits in line; its field Key is the key it waited on. It satisfies
+// errors.Is with both ErrTimeout and context.DeadlineExceeded; use errors.As with a
+// *TimeoutError to learn the key.
+type TimeoutError = config.TimeoutError
+
 // PanicError is returned when fn panics: Value is what it panicked with, Stack where.
 type PanicError struct {
 	Value any

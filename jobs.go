@@ -117,7 +117,7 @@ func (c *Client) Wait(ctx context.Context, id string) ([]byte, error) {
 	case r.Status == queue.ResultDone:
 		return r.Data, nil
 	case r.Status == queue.ResultExpired:
-		return nil, fmt.Errorf("job %s: %w", id, &processor.TimeoutError{Key: key})
+		return nil, fmt.Errorf("job %s: %w", id, &TimeoutError{Key: key})
 	case r.Status == queue.ResultEvicted:
 		return nil, fmt.Errorf("%w: job %s: its key was reset", ErrEvicted, id)
 	}

@@ -1,6 +1,10 @@
 package config
 
-import "errors"
+import (
+	"context"
+	"errors"
+	"fmt"
+)
 
 // The sentinel errors of rateltd. The root package re-exports each of them under the same name;
 // compare with errors.Is, never with the text.
@@ -35,3 +39,22 @@ var (
 	// to its key's dead-letter list.
 	ErrJobFailed = errors.New("rateltd: job failed")
 )
+
+// TimeoutError is the error of a request, or of a wait for a durable job, whose deadline
+// passed while it waited in line; Key is the key it waited on. It satisfies errors.Is with
+// both ErrTimeout and context.DeadlineExceeded. The root package names it
+// rateltd.TimeoutError, for errors.As.
+type TimeoutError struct {
+	// Key is the key whose line the request waited in.
+	Key string
+}
+
+// Error says that the wait timed out, and on which key.
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("%v: key %q", ErrTimeout, e.Key)
+}
+
+// Is reports whether target is ErrTimeout or context.DeadlineExceeded.
+func (e *TimeoutError) Is(target error) bool {
+	return target == ErrTimeout || target == context.DeadlineExceeded
+}

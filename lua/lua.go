@@ -1,9 +1,10 @@
-// Package lua holds rateltd's Redis scripts, one per file, embedded so that a missing file breaks
-// the build. Every per-key script is limits.lua (the rate-limit algorithms) and line.lua (pause,
-// tickets, counters, TTLs) followed by its own file, so that what several scripts share is
-// written once. Admit puts its fast path, admit_fast.lua, between the two: a request granted at
-// once does not pay for defining the line's helpers. Each file's header names its KEYS, ARGV and
-// reply; the queue package turns replies into Go values.
+// Package lua is the engine behind package rateltd; it makes no stability promise and exports only
+// what the module uses (package queue). Its one job is to hold rateltd's Redis scripts, one per
+// file, embedded so that a missing file breaks the build. Every per-key script is limits.lua (the
+// rate-limit algorithms) and line.lua (pause, tickets, counters, TTLs) followed by its own file,
+// so that what several scripts share is written once. Admit puts its fast path, admit_fast.lua,
+// between the two: a request granted at once does not pay for defining the line's helpers. Each
+// file's header names its KEYS, ARGV and reply; the queue package turns replies into Go values.
 package lua
 
 import (
@@ -85,12 +86,6 @@ var (
 // All lists every script, for loading them before they are pipelined.
 var All = []*redis.Script{Admit, Enqueue, Grant, Claim, Cancel, Refund, Check, Status, Reset, JobDone, JobRenew,
 	JobWait, IndexAdd, IndexRemove, PauseUntil, Handlers, Counters}
-
-// NumKeys is how many KEYS every per-key script takes; NumJobKeys, those that know durable jobs.
-const (
-	NumKeys    = 10
-	NumJobKeys = 16
-)
 
 func perKey(body string) *redis.Script { return NewScript(limits + line + body) }
 

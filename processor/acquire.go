@@ -53,8 +53,6 @@ type Grant struct {
 	At int64
 	// Queued reports that the request waited in line.
 	Queued bool
-	// Waited is how long it waited.
-	Waited time.Duration
 }
 
 // Request is what Acquire needs to know about one request.
@@ -65,18 +63,6 @@ type Request struct {
 	Timeout time.Duration
 	// Head queues the request at the head of its priority's line (a retry).
 	Head bool
-}
-
-// TimeoutError is returned when a request's deadline passes while it waits. It satisfies
-// errors.Is with both config.ErrTimeout and context.DeadlineExceeded.
-type TimeoutError struct{ Key string }
-
-func (e *TimeoutError) Error() string {
-	return fmt.Sprintf("%v: key %q", config.ErrTimeout, e.Key)
-}
-
-func (e *TimeoutError) Is(target error) bool {
-	return target == config.ErrTimeout || target == context.DeadlineExceeded
 }
 
 // Deadline is when a request for a key of limit l, started at start, stops waiting: the
@@ -96,7 +82,7 @@ func Deadline(ctx context.Context, start time.Time, l config.Limit, timeout time
 
 // Acquire waits until req may run: at once when its key is under the limit and nobody waits,
 // else when its turn in line comes. It fails with ErrQueueFull, ErrWouldExceedDeadline,
-// ErrEvicted, ErrClosed, ErrUnavailable, a *TimeoutError, or ctx's error.
+// ErrEvicted, ErrClosed, ErrUnavailable, a *config.TimeoutError, or ctx's error.
 func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 	if err := ctx.Err(); err != nil {
 		return Grant{}, ctxError(err, req.Key)
@@ -182,7 +168,7 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 	}
 	n.giveUp(ctx, w, grant)
 	if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return Grant{}, &TimeoutError{Key: req.Key}
+		return Grant{}, &config.TimeoutError{Key: req.Key}
 	}
 	return Grant{}, ctxError(ctx.Err(), req.Key)
 }
@@ -200,7 +186,7 @@ func admitFailure(ctx context.Context, key string, start time.Time, err error) e
 		if cerr := ctx.Err(); cerr != nil && !errors.Is(cerr, context.DeadlineExceeded) {
 			return fmt.Errorf("processor: admit %q: %w", key, cerr)
 		}
-		return &TimeoutError{Key: key}
+		return &config.TimeoutError{Key: key}
 	}
 	if cerr := ctx.Err(); cerr != nil {
 		return ctxError(cerr, key)
@@ -252,7 +238,7 @@ func (n *Node) queued(ctx context.Context, key string, rep queue.AdmitReply, unt
 func (n *Node) outcome(d delivery, key string, start time.Time) (Grant, error) {
 	switch d.kind {
 	case deliverGrant:
-		return Grant{At: d.grantedAt, Queued: true, Waited: time.Since(start)}, nil
+		return Grant{At: d.grantedAt, Queued: true}, nil
 	case deliverEvicted:
 		return Grant{}, fmt.Errorf("%w: key %q", config.ErrEvicted, key)
 	}
@@ -261,7 +247,7 @@ func (n *Node) outcome(d delivery, key string, start time.Time) (Grant, error) {
 
 func ctxError(err error, key string) error {
 	if errors.Is(err, context.DeadlineExceeded) {
-		return &TimeoutError{Key: key}
+		return &config.TimeoutError{Key: key}
 	}
 	return err
 }

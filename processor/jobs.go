@@ -16,13 +16,13 @@ import (
 // Handler runs a durable job: it gets the job's payload and returns its result.
 type Handler func(ctx context.Context, payload []byte) ([]byte, error)
 
-// RetryAfterFunc reports whether a handler's error asks to run again after a while (the
+// retryAfterFunc reports whether a handler's error asks to run again after a while (the
 // upstream said "retry after"), and after how long.
-type RetryAfterFunc func(error) (time.Duration, bool)
+type retryAfterFunc func(error) (time.Duration, bool)
 
-// MaxLost is how many lapsed leases a durable job survives; after one more it is dead-lettered
+// maxLost is how many lapsed leases a durable job survives; after one more it is dead-lettered
 // (a handler that takes its process down every time must not do so for ever).
-const MaxLost = 5
+const maxLost = 5
 
 // jobState is the node's share of durable jobs. Guarded by Node.mu.
 type jobState struct {
@@ -66,8 +66,8 @@ func ParseJobID(s string) (key string, id []byte, err error) {
 	return key, u[:], nil
 }
 
-// MaxHandlerName bounds a handler's name, in bytes.
-const MaxHandlerName = 200
+// maxHandlerName bounds a handler's name, in bytes.
+const maxHandlerName = 200
 
 // Handle registers h to run the durable jobs named name on this node. Other nodes learn of it
 // at their next poll.
@@ -111,14 +111,14 @@ func (n *Node) HandlerLive(ctx context.Context, name string) (bool, error) {
 }
 
 func validHandlerName(name string) error {
-	if name == "" || len(name) > MaxHandlerName {
-		return fmt.Errorf("%w: handler name must be 1 to %d bytes, got %d", config.ErrInvalidConfig, MaxHandlerName, len(name))
+	if name == "" || len(name) > maxHandlerName {
+		return fmt.Errorf("%w: handler name must be 1 to %d bytes, got %d", config.ErrInvalidConfig, maxHandlerName, len(name))
 	}
 	return nil
 }
 
 // SetRetryAfter sets how handlers' errors are read for "retry after".
-func (n *Node) SetRetryAfter(f RetryAfterFunc) { n.retryAfter = f }
+func (n *Node) SetRetryAfter(f func(error) (time.Duration, bool)) { n.retryAfter = f }
 
 // Job is what Enqueue needs to know about one durable job.
 type Job struct {
@@ -274,7 +274,7 @@ func (n *Node) grantArgs(keys []string) queue.GrantArgs {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	g := queue.GrantArgs{Node: n.id, Batch: n.cfg.BatchSize, ClaimTimeout: n.cfg.ClaimTimeout, Dead: n.dead,
-		Lease: n.cfg.LeaseTimeout, Hold: n.cfg.PollInterval, MaxLost: MaxLost}
+		Lease: n.cfg.LeaseTimeout, Hold: n.cfg.PollInterval, MaxLost: maxLost}
 	if len(n.jobs.names) == 0 || n.closed { // a stopping node takes no job
 		g.Others = n.jobs.live
 		return g

@@ -1,6 +1,8 @@
-// Package processor is a node's engine: it registers the node's waiting requests, admits them
-// through the backend, and runs the node's one processor goroutine, which grants waiting
-// tickets as slots free, delivers grants to local waiters and wakes the owners of others.
+// Package processor is the engine behind package rateltd; it makes no stability promise and
+// exports only what the module uses. Its one job is to run a node: it registers the node's
+// waiting requests, admits them through the backend, and runs the node's one processor
+// goroutine, which grants waiting tickets as slots free, delivers grants to local waiters,
+// wakes the owners of others, and runs durable jobs under their leases.
 package processor
 
 import (
@@ -74,7 +76,7 @@ type Node struct {
 	jobs      jobState
 	advertise bool
 
-	retryAfter RetryAfterFunc          // set once, before any job runs
+	retryAfter retryAfterFunc          // set once, before any job runs
 	jobCtx     context.Context         // the running handlers' parent; cancelled by CancelJobs
 	jobCancel  context.CancelCauseFunc //
 	jobsStop   chan struct{}           // closed by Seal: runs stop retrying to record their end
@@ -160,9 +162,6 @@ func (n *Node) ID() []byte { return n.id }
 // Backend is the backend the node uses.
 func (n *Node) Backend() queue.Backend { return n.be }
 
-// Config is the node's configuration, defaults filled in.
-func (n *Node) Config() config.Config { return n.cfg }
-
 // observe records a server time just received, keeping the clock offset current.
 func (n *Node) observe(serverNow int64) {
 	n.offset.Store(serverNow - time.Now().UnixMicro())
@@ -195,13 +194,6 @@ func (n *Node) paramsLocked(key string) queue.Params {
 		}
 	}
 	return p
-}
-
-// Runtime returns the cached runtime configuration.
-func (n *Node) Runtime() queue.Runtime {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.runtime
 }
 
 // RefreshRuntime reads the runtime configuration now (used after this node changed it).

@@ -1,6 +1,11 @@
-// Package queue holds the line of waiting requests: tickets, the four priority lists per key,
-// and the atomic steps that admit, grant, claim, cancel and refund. Backend is implemented by
-// Redis (shared by every process) and Memory (one process); both pass one conformance suite.
+// Package queue is the engine behind package rateltd; it makes no stability promise and
+// exports only what the module uses. Its one job is to be the whole store: everything rateltd
+// keeps, read and changed in one place — the lines of waiting requests (tickets, the four
+// priority lists per key, and the atomic steps that admit, grant, claim, cancel and refund),
+// durable jobs and their leases and results, the runtime configuration (limits and pauses set
+// at run time), pub/sub wake-ups, node heartbeats, the registry of job handlers, and the
+// listing of keys, dead letters and status. Backend is implemented by Redis (shared by every
+// process) and Memory (one process); both pass one conformance suite.
 package queue
 
 import (

@@ -27,7 +27,7 @@ type Job struct {
 	Failures, Runs, Lost int
 	// Wait is how long, in µs, the job may wait in line each time it joins it.
 	Wait int64
-	// State is JobInLine, JobRunning or JobRetrying.
+	// State is jobInLine, jobRunning or jobRetrying.
 	State int
 	// Holder is the node running the job, Owner the node that enqueued it (16 bytes each;
 	// Holder is empty when the job is not running).
@@ -40,9 +40,9 @@ type Job struct {
 
 // Job states.
 const (
-	JobInLine   = 0
-	JobRunning  = 1
-	JobRetrying = 2
+	jobInLine   = 0
+	jobRunning  = 1
+	jobRetrying = 2
 )
 
 const jobFields = 14
@@ -111,14 +111,14 @@ func num(dst *int64) func(*msgpack.Decoder) error {
 	return func(dec *msgpack.Decoder) error { return decodeInto(dec.DecodeInt64, dst) }
 }
 
-// ErrCorruptJob reports bytes that are not a job record.
-var ErrCorruptJob = errors.New("queue: corrupt job record")
+// errCorruptJob reports bytes that are not a job record.
+var errCorruptJob = errors.New("queue: corrupt job record")
 
-// DecodeJob parses a job record.
-func DecodeJob(b []byte) (*Job, error) {
+// decodeJob parses a job record.
+func decodeJob(b []byte) (*Job, error) {
 	var j Job
 	if err := msgpack.Unmarshal(b, &j); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrCorruptJob, err)
+		return nil, fmt.Errorf("%w: %w", errCorruptJob, err)
 	}
 	return &j, nil
 }
@@ -258,7 +258,7 @@ func DecodeDeadJob(b []byte) (d DeadJob, ok bool) {
 	var failures, lost int64
 	err := unmarshalFields(b, str(&tag), str(&id), str(&d.Key), str(&d.Handler), str(&payload), num(&failures), num(&lost),
 		str(&d.Error), num(&d.At))
-	if err != nil || tag != "job" || len(id) != IDLen {
+	if err != nil || tag != "job" || len(id) != idLen {
 		return DeadJob{}, false
 	}
 	d.ID, d.Payload, d.Failures, d.Lost = []byte(id), []byte(payload), int(failures), int(lost)

@@ -114,7 +114,7 @@ func (k *memKey) requeueJob(s step, id []byte, j *Job) {
 		return
 	}
 	k.push(j.Priority.Line(), memTicket{raw: raw, t: t}, true, t.Deadline)
-	j.State, j.Holder = JobInLine, nil
+	j.State, j.Holder = jobInLine, nil
 	k.keepJobs(s.now + j.Wait)
 }
 
@@ -130,7 +130,7 @@ func (k *memKey) reclaim(s step, maxLost int, rep *GrantReply) {
 		j := k.jobs[id]
 		switch {
 		case j == nil:
-		case j.State == JobRunning:
+		case j.State == jobRunning:
 			j.Lost++
 			k.count(s, CountReclaimed, 1)
 			if j.Lost > maxLost {
@@ -162,7 +162,7 @@ func (k *memKey) enqueue(s step, t *Ticket, raw []byte, j *Job) AdmitReply {
 // finish is job_done.lua.
 func (k *memKey) finish(s step, e RunEnd) (Finish, bool) {
 	j := k.jobs[string(e.ID)]
-	if j == nil || j.Runs != e.Run || j.State != JobRunning {
+	if j == nil || j.Runs != e.Run || j.State != jobRunning {
 		return FinishStale, false
 	}
 	switch e.Outcome {
@@ -180,14 +180,14 @@ func (k *memKey) finish(s step, e RunEnd) (Finish, bool) {
 		return FinishDead, k.deadJob(s, e.ID, j, string(e.Data))
 	}
 	k.count(s, CountRetried, 1)
-	j.State, j.Holder = JobRetrying, nil
+	j.State, j.Holder = jobRetrying, nil
 	k.lease[string(e.ID)] = s.now + e.Backoff.Microseconds()
 	k.keepJobs(s.now + e.Backoff.Microseconds() + j.Wait)
 	return FinishRetry, false
 }
 
 func (m *Memory) Enqueue(_ context.Context, p Params, t *Ticket, raw []byte, job []byte) (AdmitReply, error) {
-	j, err := DecodeJob(job)
+	j, err := decodeJob(job)
 	if err != nil {
 		return AdmitReply{}, err
 	}
@@ -220,7 +220,7 @@ func (m *Memory) RenewLease(_ context.Context, key string, _ Params, id []byte, 
 		return false, nil
 	}
 	j := k.jobs[string(id)]
-	if j == nil || j.Runs != run || j.State != JobRunning {
+	if j == nil || j.Runs != run || j.State != jobRunning {
 		return false, nil
 	}
 	k.lease[string(id)] = now + lease.Microseconds()

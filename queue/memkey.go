@@ -342,7 +342,7 @@ func (k *memKey) grant(s step, g *grantStep) GrantReply {
 					drops++
 					continue
 				}
-				j.Runs, j.State, j.Holder = j.Runs+1, JobRunning, []byte(g.node)
+				j.Runs, j.State, j.Holder = j.Runs+1, jobRunning, []byte(g.node)
 				k.lease[string(e.t.ID)] = s.now + g.Lease.Microseconds()
 				k.keepJobs(s.now + g.Lease.Microseconds())
 				cp := *j

@@ -212,7 +212,7 @@ func parseGrant(v any) (GrantReply, error) {
 		return GrantReply{}, fmt.Errorf("jobs: %d elements, want pairs of id and record", len(jobs))
 	}
 	for i := 0; i < len(jobs); i += 2 {
-		j, err := DecodeJob(jobs[i+1])
+		j, err := decodeJob(jobs[i+1])
 		if err != nil {
 			return GrantReply{}, fmt.Errorf("jobs: %x: %w", jobs[i], err)
 		}

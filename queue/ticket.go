@@ -10,8 +10,8 @@ import (
 	"github.com/rateltd/rateltd/config"
 )
 
-// IDLen is the length in bytes of ticket and node ids (raw uuids).
-const IDLen = 16
+// idLen is the length in bytes of ticket and node ids (raw uuids).
+const idLen = 16
 
 // Ticket is one waiting request. It is stored msgpack-encoded as an array, so the Lua scripts
 // read its fields by position: [1] ID, [2] Key, [3] Priority (as its Line: 0 low to 3
@@ -37,8 +37,8 @@ type Ticket struct {
 	Handler string
 }
 
-// ErrCorruptTicket reports bytes that are not a ticket.
-var ErrCorruptTicket = errors.New("queue: corrupt ticket")
+// errCorruptTicket reports bytes that are not a ticket.
+var errCorruptTicket = errors.New("queue: corrupt ticket")
 
 // ticketFields is the length of the msgpack array of a ticket.
 const ticketFields = 6
@@ -122,7 +122,7 @@ func TicketID(b []byte) []byte {
 		return nil
 	}
 	id, err := dec.DecodeString()
-	if err != nil || len(id) != IDLen {
+	if err != nil || len(id) != idLen {
 		return nil
 	}
 	return []byte(id)
@@ -133,19 +133,19 @@ func TicketID(b []byte) []byte {
 func DecodeTicket(b []byte) (*Ticket, error) {
 	var t Ticket
 	if err := msgpack.Unmarshal(b, &t); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrCorruptTicket, err)
+		return nil, fmt.Errorf("%w: %w", errCorruptTicket, err)
 	}
 	switch {
-	case len(t.ID) != IDLen:
-		return nil, fmt.Errorf("%w: id is %d bytes", ErrCorruptTicket, len(t.ID))
-	case len(t.Owner) != IDLen:
-		return nil, fmt.Errorf("%w: owner is %d bytes", ErrCorruptTicket, len(t.Owner))
+	case len(t.ID) != idLen:
+		return nil, fmt.Errorf("%w: id is %d bytes", errCorruptTicket, len(t.ID))
+	case len(t.Owner) != idLen:
+		return nil, fmt.Errorf("%w: owner is %d bytes", errCorruptTicket, len(t.Owner))
 	case !t.Priority.Valid():
-		return nil, fmt.Errorf("%w: priority %d", ErrCorruptTicket, t.Priority.Line())
+		return nil, fmt.Errorf("%w: priority %d", errCorruptTicket, t.Priority.Line())
 	case t.Deadline <= 0 || t.Enqueued <= 0:
-		return nil, fmt.Errorf("%w: times %d, %d", ErrCorruptTicket, t.Enqueued, t.Deadline)
+		return nil, fmt.Errorf("%w: times %d, %d", errCorruptTicket, t.Enqueued, t.Deadline)
 	case config.ValidateKey(t.Key) != nil:
-		return nil, fmt.Errorf("%w: key %q", ErrCorruptTicket, t.Key)
+		return nil, fmt.Errorf("%w: key %q", errCorruptTicket, t.Key)
 	}
 	return &t, nil
 }

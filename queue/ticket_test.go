@@ -62,7 +62,7 @@ func TestStoredPriorityKeepsMeaning(t *testing.T) {
 			t.Fatalf("ticket of priority %v encodes to %x, %v; want %x", want, again, err, raw)
 		}
 		raw, _ = hex.DecodeString(fmt.Sprintf(jobHex, stored))
-		j, err := DecodeJob(raw)
+		j, err := decodeJob(raw)
 		if err != nil || j.Priority != want {
 			t.Fatalf("job stored with priority %d: %v, %v; want %v", stored, j, err, want)
 		}
@@ -89,13 +89,13 @@ func TestDecodeTicketRejectsBadFields(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := DecodeTicket(raw); !errors.Is(err, ErrCorruptTicket) {
-			t.Errorf("%s: err = %v, want ErrCorruptTicket", name, err)
+		if _, err := DecodeTicket(raw); !errors.Is(err, errCorruptTicket) {
+			t.Errorf("%s: err = %v, want errCorruptTicket", name, err)
 		}
 	}
 }
 
-// FuzzDecodeTicket: any bytes from Redis decode to a valid ticket or to ErrCorruptTicket,
+// FuzzDecodeTicket: any bytes from Redis decode to a valid ticket or to errCorruptTicket,
 // never a panic; what decodes encodes back to the same ticket.
 func FuzzDecodeTicket(f *testing.F) {
 	raw, _ := sampleTicket().Encode()
@@ -107,8 +107,8 @@ func FuzzDecodeTicket(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		tk, err := DecodeTicket(b)
 		if err != nil {
-			if !errors.Is(err, ErrCorruptTicket) {
-				t.Fatalf("err = %v, not ErrCorruptTicket", err)
+			if !errors.Is(err, errCorruptTicket) {
+				t.Fatalf("err = %v, not errCorruptTicket", err)
 			}
 			return
 		}

@@ -1,7 +1,9 @@
-// Package ratelimit holds the rate-limit algorithms. On Redis they run inside the scripts of
-// package lua (limits.lua); Window is the same algorithms in process, step for step, for the
-// in-process backend. Both answer the same questions: how many may start now, record grants,
-// give one back, when the k-th waiting request may start, and when the window is free again.
+// Package ratelimit is the engine behind package rateltd; it makes no stability promise and
+// exports only what the module uses. Its one job is the in-process half of the rate-limit
+// algorithms: on Redis they run inside the scripts of package lua (limits.lua), and Window is
+// the same algorithms in process, step for step, for the in-process backend. Both answer the
+// same questions: how many may start now, record grants, give one back, when the k-th waiting
+// request may start, and when the window is free again.
 //
 // Times are microseconds of the backend's clock.
 package ratelimit
