@@ -157,9 +157,6 @@ func (n *Node) start(ctx context.Context) (err error) {
 // ID is the node's id, 16 bytes.
 func (n *Node) ID() []byte { return n.id }
 
-// Backend is the backend the node uses.
-func (n *Node) Backend() queue.Backend { return n.be }
-
 // Config is the node's configuration, defaults filled in.
 func (n *Node) Config() config.Config { return n.cfg }
 
