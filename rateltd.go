@@ -145,13 +145,6 @@ func newClient(ctx context.Context, cfg config.Config, be queue.Backend) (*Clien
 	if err != nil {
 		return nil, err
 	}
-	node.SetRetryAfter(func(err error) (time.Duration, bool) {
-		ra, ok := asRetryAfter(err)
-		if !ok {
-			return 0, false
-		}
-		return ra.After, true
-	})
 	_, cluster := cfg.Redis.(*redis.ClusterClient)
 	c := &Client{node: node, be: be, cfg: cfg, redis: newOutage(cluster), local: &localLimiter{nodes: cfg.ExpectedNodes},
 		closing: make(chan struct{})}

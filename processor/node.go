@@ -74,10 +74,9 @@ type Node struct {
 	jobs      jobState
 	advertise bool
 
-	retryAfter RetryAfterFunc          // set once, before any job runs
-	jobCtx     context.Context         // the running handlers' parent; cancelled by CancelJobs
-	jobCancel  context.CancelCauseFunc //
-	jobsStop   chan struct{}           // closed by Seal: runs stop retrying to record their end
+	jobCtx    context.Context         // the running handlers' parent; cancelled by CancelJobs
+	jobCancel context.CancelCauseFunc //
+	jobsStop  chan struct{}           // closed by Seal: runs stop retrying to record their end
 
 	// The node's goroutines, counted for its shutdown (each count is safe for concurrent use):
 	// runners are the goroutines of runJob (a handler and the recording of how its run ended),
