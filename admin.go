@@ -64,7 +64,7 @@ func (c *Client) Check(ctx context.Context, key string) (Decision, error) {
 	if err := c.usable(key); err != nil {
 		return Decision{}, err
 	}
-	d, err := c.node.Backend().Check(ctx, key, c.node.Params(key))
+	d, err := c.be.Check(ctx, key, c.node.Params(key))
 	if err != nil {
 		return Decision{}, unavailable(ctx, err)
 	}
@@ -80,7 +80,7 @@ func (c *Client) Status(ctx context.Context, key string) (Status, error) {
 		return Status{}, unavailable(ctx, err)
 	}
 	p := c.node.Params(key)
-	ks, err := c.node.Backend().State(ctx, key, p)
+	ks, err := c.be.State(ctx, key, p)
 	if err != nil {
 		return Status{}, unavailable(ctx, err)
 	}
@@ -120,7 +120,7 @@ func (c *Client) Keys(ctx context.Context) ([]string, error) {
 	if c.isClosed() {
 		return nil, ErrClosed
 	}
-	keys, err := c.node.Backend().ActiveKeys(ctx)
+	keys, err := c.be.ActiveKeys(ctx)
 	if err != nil {
 		return nil, unavailable(ctx, err)
 	}
@@ -138,7 +138,7 @@ func (c *Client) ListKeys(ctx context.Context, cursor string, count int) ([]stri
 	if c.isClosed() {
 		return nil, "", ErrClosed
 	}
-	keys, next, err := c.node.Backend().ListKeys(ctx, cursor, count)
+	keys, next, err := c.be.ListKeys(ctx, cursor, count)
 	if err != nil {
 		return nil, "", unavailable(ctx, err)
 	}
@@ -163,7 +163,7 @@ func (c *Client) Ping(ctx context.Context) error {
 	if c.isClosed() {
 		return ErrClosed
 	}
-	if _, err := c.node.Backend().Time(ctx); err != nil {
+	if _, err := c.be.Time(ctx); err != nil {
 		return unavailable(ctx, err)
 	}
 	return nil
@@ -187,16 +187,15 @@ func (c *Client) setPause(ctx context.Context, name string, until int64) error {
 	if c.isClosed() {
 		return ErrClosed
 	}
-	be := c.node.Backend()
 	if name != "*" {
 		if err := config.ValidateKey(name); err != nil {
 			return err
 		}
 		var err error
 		if until == queue.NotPaused {
-			err = be.ResumeKey(ctx, name)
+			err = c.be.ResumeKey(ctx, name)
 		} else {
-			err = be.PauseKey(ctx, name, until)
+			err = c.be.PauseKey(ctx, name, until)
 		}
 		if err != nil {
 			return unavailable(ctx, err)
@@ -205,7 +204,7 @@ func (c *Client) setPause(ctx context.Context, name string, until int64) error {
 			return c.recheck(ctx, name)
 		}
 	}
-	if err := be.SetRuntimePause(ctx, name, until); err != nil {
+	if err := c.be.SetRuntimePause(ctx, name, until); err != nil {
 		return unavailable(ctx, err)
 	}
 	if err := c.node.RefreshRuntime(ctx); err != nil {
@@ -220,7 +219,7 @@ func (c *Client) Reset(ctx context.Context, key string) error {
 	if err := c.usable(key); err != nil {
 		return err
 	}
-	if err := c.node.Backend().Reset(ctx, key); err != nil {
+	if err := c.be.Reset(ctx, key); err != nil {
 		return unavailable(ctx, err)
 	}
 	return c.recheck(ctx, key)
@@ -241,7 +240,7 @@ func (c *Client) SetLimit(ctx context.Context, key string, l Limit) error {
 		}
 		lp = &l
 	}
-	if err := c.node.Backend().SetRuntimeLimit(ctx, key, lp); err != nil {
+	if err := c.be.SetRuntimeLimit(ctx, key, lp); err != nil {
 		return unavailable(ctx, err)
 	}
 	if err := c.node.RefreshRuntime(ctx); err != nil {
@@ -253,7 +252,7 @@ func (c *Client) SetLimit(ctx context.Context, key string, l Limit) error {
 
 func (c *Client) recheck(ctx context.Context, key string) error {
 	c.node.Recheck(key)
-	if err := c.node.Backend().Broadcast(ctx, queue.Event{Kind: queue.EventRecheck, Key: key}); err != nil {
+	if err := c.be.Broadcast(ctx, queue.Event{Kind: queue.EventRecheck, Key: key}); err != nil {
 		return unavailable(ctx, err)
 	}
 	return nil

@@ -216,7 +216,7 @@ func TestG10CorruptTicketDeadLettered(t *testing.T) {
 		id := uuid.New()
 		tk := &queue.Ticket{ID: id[:], Key: "k", Priority: PriorityNormal, Enqueued: 1, Deadline: c.node.ServerTime(time.Now().Add(time.Minute)), Owner: id[:]}
 		p := c.node.Params("k")
-		if _, err := c.node.Backend().Admit(ctx, p, tk, []byte("\xc1 not a ticket")); err != nil {
+		if _, err := c.be.Admit(ctx, p, tk, []byte("\xc1 not a ticket")); err != nil {
 			t.Fatal(err)
 		}
 		ch := c.RequestAsync(ctx, "k", func(context.Context) (any, error) { return "served", nil })

@@ -126,7 +126,7 @@ func TestUnreadableLocalGrantGivenBack(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.node.Backend().Admit(ctx, c.node.Params("k"), tk, raw); err != nil {
+		if _, err := c.be.Admit(ctx, c.node.Params("k"), tk, raw); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.Resume(ctx, "k"); err != nil {

@@ -205,7 +205,7 @@ func (c *Client) DeadLetters(ctx context.Context, key string, n int) ([]DeadLett
 	if n < 1 || n > 1000 {
 		return nil, fmt.Errorf("%w: DeadLetters: n must be 1 to 1000, got %d", ErrInvalidConfig, n)
 	}
-	raws, err := c.node.Backend().DeadLetters(ctx, key, n)
+	raws, err := c.be.DeadLetters(ctx, key, n)
 	if err != nil {
 		return nil, unavailable(ctx, err)
 	}

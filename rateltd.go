@@ -91,7 +91,10 @@ const newTimeout = 10 * time.Second
 type Client struct {
 	// node is set by New and never changes: nil only in a Client New did not make.
 	node *processor.Node
-	cfg  config.Config
+	// be is the backend node runs on, for the calls that go to it directly (Check, Status,
+	// the admin calls); set by New and never changes.
+	be  queue.Backend
+	cfg config.Config
 
 	// redis tracks whether Redis answered lately (per hash slot on a cluster); local is
 	// FailLocal's limiter.
@@ -142,15 +145,8 @@ func newClient(ctx context.Context, cfg config.Config, be queue.Backend) (*Clien
 	if err != nil {
 		return nil, err
 	}
-	node.SetRetryAfter(func(err error) (time.Duration, bool) {
-		ra, ok := asRetryAfter(err)
-		if !ok {
-			return 0, false
-		}
-		return ra.After, true
-	})
 	_, cluster := cfg.Redis.(*redis.ClusterClient)
-	c := &Client{node: node, cfg: cfg, redis: newOutage(cluster), local: &localLimiter{nodes: cfg.ExpectedNodes},
+	c := &Client{node: node, be: be, cfg: cfg, redis: newOutage(cluster), local: &localLimiter{nodes: cfg.ExpectedNodes},
 		closing: make(chan struct{})}
 	return c, nil
 }

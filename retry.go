@@ -8,26 +8,21 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rateltd/rateltd/config"
 )
 
 // RetryAfterError is what fn returns when the upstream said "not now, retry after After" (an
 // HTTP 429 or 503 with Retry-After, say). Request then pauses the key on every node until
 // then and, within the request's deadline and its WithMaxRetries budget, puts the request back
-// at the head of its line; otherwise the error is returned to the caller. Make one with
+// at the head of its line; otherwise the error is returned to the caller. A durable job's
+// handler that returns it pauses the key likewise and runs again after After. Make one with
 // RetryAfter or RetryAfterResponse.
-type RetryAfterError struct {
-	After time.Duration
-	Err   error
-}
-
-func (e *RetryAfterError) Error() string {
-	if e.Err == nil {
-		return fmt.Sprintf("rateltd: retry after %v", e.After)
-	}
-	return fmt.Sprintf("rateltd: retry after %v: %v", e.After, e.Err)
-}
-
-func (e *RetryAfterError) Unwrap() error { return e.Err }
+//
+// Its fields are After (how long the upstream asked to wait) and Err (the upstream's answer,
+// if any; Unwrap returns it). It is the same type as [config.RetryAfterError], so that the
+// processor recognises it in a handler's error.
+type RetryAfterError = config.RetryAfterError
 
 // RetryAfter returns the error by which fn tells Request that the upstream asked to wait d.
 func RetryAfter(d time.Duration, err error) error { return &RetryAfterError{After: d, Err: err} }

@@ -16,10 +16,6 @@ import (
 // Handler runs a durable job: it gets the job's payload and returns its result.
 type Handler func(ctx context.Context, payload []byte) ([]byte, error)
 
-// retryAfterFunc reports whether a handler's error asks to run again after a while (the
-// upstream said "retry after"), and after how long.
-type retryAfterFunc func(error) (time.Duration, bool)
-
 // maxLost is how many lapsed leases a durable job survives; after one more it is dead-lettered
 // (a handler that takes its process down every time must not do so for ever).
 const maxLost = 5
@@ -116,9 +112,6 @@ func validHandlerName(name string) error {
 	}
 	return nil
 }
-
-// SetRetryAfter sets how handlers' errors are read for "retry after".
-func (n *Node) SetRetryAfter(f func(error) (time.Duration, bool)) { n.retryAfter = f }
 
 // Job is what Enqueue needs to know about one durable job.
 type Job struct {

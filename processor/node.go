@@ -76,10 +76,9 @@ type Node struct {
 	jobs      jobState
 	advertise bool
 
-	retryAfter retryAfterFunc          // set once, before any job runs
-	jobCtx     context.Context         // the running handlers' parent; cancelled by CancelJobs
-	jobCancel  context.CancelCauseFunc //
-	jobsStop   chan struct{}           // closed by Seal: runs stop retrying to record their end
+	jobCtx    context.Context         // the running handlers' parent; cancelled by CancelJobs
+	jobCancel context.CancelCauseFunc //
+	jobsStop  chan struct{}           // closed by Seal: runs stop retrying to record their end
 
 	// The node's goroutines, counted for its shutdown (each count is safe for concurrent use):
 	// runners are the goroutines of runJob (a handler and the recording of how its run ended),
@@ -159,8 +158,6 @@ func (n *Node) start(ctx context.Context) (err error) {
 // ID is the node's id, 16 bytes.
 func (n *Node) ID() []byte { return n.id }
 
-// Backend is the backend the node uses.
-func (n *Node) Backend() queue.Backend { return n.be }
 
 // observe records a server time just received, keeping the clock offset current.
 func (n *Node) observe(serverNow int64) {

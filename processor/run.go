@@ -73,7 +73,7 @@ func (n *Node) runEnd(key string, g queue.GrantedJob, stopping bool, out []byte,
 	case err != nil:
 		end.Outcome, end.Data = queue.RunFailed, []byte(err.Error())
 		end.Backoff = n.backoff(g.Job.Failures + 1)
-		if d, ok := n.retryAfterOf(err); ok {
+		if d, ok := retryAfterOf(err); ok {
 			end.Backoff = d
 			n.PauseFor(context.Background(), key, d)
 		}
@@ -197,11 +197,14 @@ func (n *Node) PauseFor(ctx context.Context, key string, d time.Duration) {
 	}
 }
 
-func (n *Node) retryAfterOf(err error) (time.Duration, bool) {
-	if n.retryAfter == nil {
+// retryAfterOf reports whether a handler's error asks to run again after a while (the
+// upstream said "retry after"), and after how long.
+func retryAfterOf(err error) (time.Duration, bool) {
+	var ra *config.RetryAfterError
+	if !errors.As(err, &ra) {
 		return 0, false
 	}
-	return n.retryAfter(err)
+	return ra.After, true
 }
 
 // callHandler runs h, turning a panic into an error.

@@ -34,7 +34,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rateltd/rateltd"
-	"github.com/rateltd/rateltd/config"
+	"github.com/rateltd/rateltd/cmd/rateltd/internal/configfile"
 )
 
 func main() {
@@ -206,11 +206,11 @@ func commandUsage(w io.Writer, c *command, fs *flag.FlagSet) {
 }
 
 // fileConfig reads --config when given.
-func (e *env) fileConfig() (config.File, error) {
+func (e *env) fileConfig() (configfile.File, error) {
 	if e.g.configFile == "" {
-		return config.File{}, nil
+		return configfile.File{}, nil
 	}
-	f, err := config.LoadFile(e.g.configFile)
+	f, err := configfile.Load(e.g.configFile)
 	if err != nil {
 		return f, usageError{err.Error()}
 	}
@@ -219,7 +219,7 @@ func (e *env) fileConfig() (config.File, error) {
 
 // redisClient connects to the Redis the flags (or the file) name; nil for in-process when
 // inProcess allows it and nothing names a Redis.
-func (e *env) redisClient(f config.File, inProcess bool) (redis.UniversalClient, error) {
+func (e *env) redisClient(f configfile.File, inProcess bool) (redis.UniversalClient, error) {
 	g := e.g
 	switch {
 	case g.cluster != "":

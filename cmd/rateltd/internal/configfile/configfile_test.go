@@ -1,14 +1,16 @@
-package config
+package configfile
 
 import (
 	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rateltd/rateltd/config"
 )
 
-func TestParseFile(t *testing.T) {
-	f, err := ParseFile("rateltd.yaml", []byte(`
+func TestParse(t *testing.T) {
+	f, err := Parse("rateltd.yaml", []byte(`
 redis: redis://127.0.0.1:6379/0
 prefix: svc
 admin_token: s3cret
@@ -22,19 +24,19 @@ poll_interval: 500ms
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Limit{Algorithm: TokenBucket, Max: 100, Window: time.Second, Burst: 20, Overflow: DropOldest}
+	want := config.Limit{Algorithm: config.TokenBucket, Max: 100, Window: time.Second, Burst: 20, Overflow: config.DropOldest}
 	if f.RedisURL != "redis://127.0.0.1:6379/0" || f.Config.Prefix != "svc" || f.AdminToken != "s3cret" || f.ClientToken != "cl1ent" ||
 		f.Config.Default.Max != 10 || f.Config.Limits["stripe"] != want || f.Config.Limits["openai"].QueueTimeout != 2*time.Minute ||
 		f.Config.PollInterval != 500*time.Millisecond {
 		t.Fatalf("parsed %+v", f)
 	}
-	if f, err := ParseFile("empty.yaml", nil); err != nil || f.Config.Limits != nil {
+	if f, err := Parse("empty.yaml", nil); err != nil || f.Config.Limits != nil {
 		t.Fatalf("empty file: %+v, %v", f, err)
 	}
 }
 
-// TestParseFileErrors: every error names the file, the line and the field.
-func TestParseFileErrors(t *testing.T) {
+// TestParseErrors: every error names the file, the line and the field.
+func TestParseErrors(t *testing.T) {
 	cases := []struct{ yaml, want string }{
 		{"colour: red", "f.yaml:1: colour: unknown setting"},
 		{"limits:\n  openai: {max: 5, window: 1 minute}", "f.yaml:2: limits.openai.window"},
@@ -50,8 +52,8 @@ func TestParseFileErrors(t *testing.T) {
 		{"default: {max: 5", "f.yaml"},
 	}
 	for _, tc := range cases {
-		_, err := ParseFile("f.yaml", []byte(tc.yaml))
-		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
+		_, err := Parse("f.yaml", []byte(tc.yaml))
+		if !errors.Is(err, config.ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want an error containing %q", tc.yaml, err, tc.want)
 		}
 	}

@@ -1,14 +1,16 @@
-package config
+package configfile
 
 import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/rateltd/rateltd/config"
 )
 
-// FuzzParseFile: any file either parses into settings that validate, or is refused with
-// ErrInvalidConfig and an error that names the file. Its seeds run with go test.
-func FuzzParseFile(f *testing.F) {
+// FuzzParse: any file either parses into settings that validate, or is refused with
+// config.ErrInvalidConfig and an error that names the file. Its seeds run with go test.
+func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"", "# nothing\n", "redis: redis://127.0.0.1:6379/0\nprefix: svc\nadmin_token: a\nclient_token: c\n",
 		"default: {max: 10, window: 1s}\nlimits:\n  openai: {max: 500, window: 1m, max_queue: 5000, queue_timeout: 2m}\n",
@@ -25,10 +27,10 @@ func FuzzParseFile(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		file, err := ParseFile("f.yaml", data)
+		file, err := Parse("f.yaml", data)
 		if err != nil {
-			if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "f.yaml") {
-				t.Fatalf("%q: the error %q is not ErrInvalidConfig naming the file", data, err)
+			if !errors.Is(err, config.ErrInvalidConfig) || !strings.Contains(err.Error(), "f.yaml") {
+				t.Fatalf("%q: the error %q is not config.ErrInvalidConfig naming the file", data, err)
 			}
 			return
 		}
@@ -36,7 +38,7 @@ func FuzzParseFile(f *testing.F) {
 			t.Fatalf("%q parsed into settings that do not validate: %v", data, err)
 		}
 		for k, l := range file.Config.Limits {
-			if err := ValidateKey(k); err != nil {
+			if err := config.ValidateKey(k); err != nil {
 				t.Fatalf("%q parsed into an invalid key: %v", data, err)
 			}
 			if err := l.Validate("limits." + k); err != nil {

@@ -1,4 +1,7 @@
-package config
+// Package configfile reads the rateltd command's configuration file (YAML): the settings of a
+// rateltd.Config and those of the command's service (the Redis to use, the tokens). It lives
+// with the command, so that a program importing rateltd pulls in no YAML library.
+package configfile
 
 import (
 	"fmt"
@@ -8,6 +11,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/rateltd/rateltd/config"
 )
 
 // File is what a configuration file (YAML) holds: the settings of a Config, and those of the
@@ -27,7 +32,7 @@ import (
 //	stats_ttl: 1h
 type File struct {
 	// Config holds the limits and settings; its Redis is nil (see RedisURL and Cluster).
-	Config Config
+	Config config.Config
 	// RedisURL is the Redis to use ("redis: ..."); Cluster, the addresses of a Redis Cluster.
 	RedisURL string
 	Cluster  []string
@@ -37,21 +42,21 @@ type File struct {
 	ClientToken string
 }
 
-// LoadFile reads and checks the configuration file at path. Errors name the file, the line
+// Load reads and checks the configuration file at path. Errors name the file, the line
 // and the field.
-func LoadFile(path string) (File, error) {
+func Load(path string) (File, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return File{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		return File{}, fmt.Errorf("%w: %w", config.ErrInvalidConfig, err)
 	}
-	return ParseFile(path, data)
+	return Parse(path, data)
 }
 
-// ParseFile parses the YAML configuration data; name labels errors.
-func ParseFile(name string, data []byte) (File, error) {
+// Parse parses the YAML configuration data; name labels errors.
+func Parse(name string, data []byte) (File, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return File{}, fmt.Errorf("%w: %s: %v", ErrInvalidConfig, name, err)
+		return File{}, fmt.Errorf("%w: %s: %v", config.ErrInvalidConfig, name, err)
 	}
 	p := fileParser{name: name}
 	var f File
@@ -98,7 +103,7 @@ func ParseFile(name string, data []byte) (File, error) {
 		}
 	}
 	if f.RedisURL != "" && len(f.Cluster) > 0 {
-		return File{}, fmt.Errorf("%w: %s: redis and cluster: give one", ErrInvalidConfig, name)
+		return File{}, fmt.Errorf("%w: %s: redis and cluster: give one", config.ErrInvalidConfig, name)
 	}
 	// What no single field shows (ClaimTimeout against PollInterval, say).
 	if err := f.Config.WithDefaults().Validate(); err != nil {
@@ -114,7 +119,7 @@ func (p fileParser) errf(n *yaml.Node, field, format string, args ...any) error 
 	if field != "" {
 		where += ": " + field
 	}
-	return fmt.Errorf("%w: %s: %s", ErrInvalidConfig, where, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s: %s", config.ErrInvalidConfig, where, fmt.Sprintf(format, args...))
 }
 
 func (p fileParser) str(n *yaml.Node, field string) (string, error) {
@@ -158,15 +163,15 @@ func (p fileParser) duration(n *yaml.Node, field string) (time.Duration, error) 
 	return d, nil
 }
 
-func (p fileParser) limits(n *yaml.Node) (map[string]Limit, error) {
+func (p fileParser) limits(n *yaml.Node) (map[string]config.Limit, error) {
 	if n.Kind != yaml.MappingNode {
 		return nil, p.errf(n, "limits", "want a mapping of key or group to limit")
 	}
-	out := map[string]Limit{}
+	out := map[string]config.Limit{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		field := "limits." + k.Value
-		if err := ValidateKey(k.Value); err != nil {
+		if err := config.ValidateKey(k.Value); err != nil {
 			return nil, p.errf(k, field, "%v", err)
 		}
 		l, err := p.limit(v, field)
@@ -178,8 +183,8 @@ func (p fileParser) limits(n *yaml.Node) (map[string]Limit, error) {
 	return out, nil
 }
 
-func (p fileParser) limit(n *yaml.Node, field string) (Limit, error) {
-	var l Limit
+func (p fileParser) limit(n *yaml.Node, field string) (config.Limit, error) {
+	var l config.Limit
 	if n.Kind != yaml.MappingNode {
 		return l, p.errf(n, field, "want a mapping such as {max: 100, window: 1m}")
 	}
@@ -189,7 +194,7 @@ func (p fileParser) limit(n *yaml.Node, field string) (Limit, error) {
 		var err error
 		switch k.Value {
 		case "algorithm":
-			if l.Algorithm, err = ParseAlgorithm(v.Value); err != nil {
+			if l.Algorithm, err = config.ParseAlgorithm(v.Value); err != nil {
 				err = p.errf(v, f, "%q: want sliding, fixed or token", v.Value)
 			}
 		case "max":
@@ -205,9 +210,9 @@ func (p fileParser) limit(n *yaml.Node, field string) (Limit, error) {
 		case "overflow":
 			switch v.Value {
 			case "reject":
-				l.Overflow = Reject
+				l.Overflow = config.Reject
 			case "drop_oldest":
-				l.Overflow = DropOldest
+				l.Overflow = config.DropOldest
 			default:
 				err = p.errf(v, f, "%q: want reject or drop_oldest", v.Value)
 			}
