@@ -158,7 +158,6 @@ func (n *Node) start(ctx context.Context) (err error) {
 // ID is the node's id, 16 bytes.
 func (n *Node) ID() []byte { return n.id }
 
-
 // observe records a server time just received, keeping the clock offset current.
 func (n *Node) observe(serverNow int64) {
 	n.offset.Store(serverNow - time.Now().UnixMicro())
