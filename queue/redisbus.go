@@ -1,0 +1,220 @@
+package queue
+
+// The Redis backend's nodes and the state they share outside any key: heartbeats, the
+// server's clock, the index of active keys, the runtime configuration and pub/sub wake-ups.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rateltd/rateltd/config"
+	"github.com/rateltd/rateltd/lua"
+)
+
+func (r *Redis) Heartbeat(ctx context.Context, node []byte, ttl time.Duration) (bool, error) {
+	err := r.rdb.SetArgs(ctx, r.ks.heartbeat(node), 1, redis.SetArgs{TTL: ttl, Get: true}).Err()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("queue: heartbeat: %w", err)
+	}
+	return false, nil
+}
+
+func (r *Redis) Forget(ctx context.Context, node []byte) error {
+	if err := r.rdb.Del(ctx, r.ks.heartbeat(node)).Err(); err != nil {
+		return fmt.Errorf("queue: forget node: %w", err)
+	}
+	return nil
+}
+
+func (r *Redis) Alive(ctx context.Context, nodes [][]byte) ([]bool, error) {
+	cmds := make([]*redis.IntCmd, len(nodes))
+	pipe := r.rdb.Pipeline()
+	for i, n := range nodes {
+		cmds[i] = pipe.Exists(ctx, r.ks.heartbeat(n))
+	}
+	if len(nodes) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, fmt.Errorf("queue: heartbeats: %w", err)
+		}
+	}
+	alive := make([]bool, len(nodes))
+	for i, c := range cmds {
+		alive[i] = c.Val() == 1
+	}
+	return alive, nil
+}
+
+func (r *Redis) Time(ctx context.Context) (int64, error) {
+	t, err := r.rdb.Time(ctx).Result()
+	if err != nil {
+		return 0, fmt.Errorf("queue: time: %w", err)
+	}
+	return t.UnixMicro(), nil
+}
+
+func (r *Redis) Activate(ctx context.Context, key string, at, until int64) error {
+	ttl := max(until-at+indexGrace, indexGrace) / 1000
+	err := r.eval(ctx, lua.IndexAdd, []string{r.ks.shardOf(key)}, key, at, ttl).Err()
+	if err != nil {
+		return fmt.Errorf("queue: activate %q: %w", key, err)
+	}
+	return nil
+}
+
+func (r *Redis) Deactivate(ctx context.Context, key string, before int64) error {
+	if err := r.eval(ctx, lua.IndexRemove, []string{r.ks.shardOf(key)}, key, before).Err(); err != nil {
+		return fmt.Errorf("queue: deactivate %q: %w", key, err)
+	}
+	return nil
+}
+
+func (r *Redis) ActiveKeys(ctx context.Context) ([]string, error) {
+	cmds := make([]*redis.StringSliceCmd, r.ks.shards)
+	pipe := r.rdb.Pipeline()
+	for i := range cmds {
+		cmds[i] = pipe.ZRange(ctx, r.ks.shard(i), 0, -1)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("queue: active keys: %w", err)
+	}
+	var keys []string
+	for _, c := range cmds {
+		keys = append(keys, c.Val()...)
+	}
+	return keys, nil
+}
+
+// Runtime configuration fields: "limit:<key>" and "pause:<group or *>".
+const (
+	fieldLimit = RuntimeLimitField
+	fieldPause = "pause:"
+)
+
+// RuntimeLimitField begins the name of a runtime limit's field in Runtime.Bad: it is followed
+// by the key.
+const RuntimeLimitField = "limit:"
+
+func (r *Redis) LoadRuntime(ctx context.Context) (Runtime, error) {
+	m, err := r.rdb.HGetAll(ctx, r.ks.runtime()).Result()
+	if err != nil {
+		return Runtime{}, fmt.Errorf("queue: load runtime config: %w", err)
+	}
+	return parseRuntime(m), nil
+}
+
+// parseRuntime reads the runtime hash. A field it cannot read goes to Runtime.Bad: an
+// unreadable limit is left out (the key keeps its configured one), an unreadable pause counts
+// as a pause with no end, the safe reading of an operator's pause.
+func parseRuntime(m map[string]string) Runtime {
+	rt := Runtime{Limits: map[string]config.Limit{}, Pauses: map[string]int64{}}
+	bad := func(f string, err error) {
+		if rt.Bad == nil {
+			rt.Bad = map[string]error{}
+		}
+		rt.Bad[f] = fmt.Errorf("queue: runtime config field %q: %w", f, err)
+	}
+	for f, v := range m {
+		switch {
+		case strings.HasPrefix(f, fieldLimit):
+			l, err := decodeLimit(v)
+			if err != nil {
+				bad(f, err)
+				continue
+			}
+			rt.Limits[f[len(fieldLimit):]] = l
+		case strings.HasPrefix(f, fieldPause):
+			var until int64
+			if _, err := fmt.Sscan(v, &until); err != nil {
+				bad(f, err)
+				until = PausedForever
+			}
+			rt.Pauses[f[len(fieldPause):]] = until
+		}
+	}
+	return rt
+}
+
+func (r *Redis) SetRuntimeLimit(ctx context.Context, key string, l *config.Limit) error {
+	var err error
+	if l == nil {
+		err = r.rdb.HDel(ctx, r.ks.runtime(), fieldLimit+key).Err()
+	} else {
+		err = r.rdb.HSet(ctx, r.ks.runtime(), fieldLimit+key, encodeLimit(*l)).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("queue: set limit %q: %w", key, err)
+	}
+	return r.Broadcast(ctx, Event{Kind: EventRuntime, Key: key})
+}
+
+func (r *Redis) SetRuntimePause(ctx context.Context, name string, until int64) error {
+	var err error
+	if until == NotPaused {
+		err = r.rdb.HDel(ctx, r.ks.runtime(), fieldPause+name).Err()
+	} else {
+		err = r.rdb.HSet(ctx, r.ks.runtime(), fieldPause+name, until).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("queue: pause %q: %w", name, err)
+	}
+	return r.Broadcast(ctx, Event{Kind: EventRuntime, Key: name})
+}
+
+func (r *Redis) Broadcast(ctx context.Context, ev Event) error {
+	if err := r.rdb.Publish(ctx, r.ks.events(), encodeEvent(ev)).Err(); err != nil {
+		return fmt.Errorf("queue: broadcast: %w", err)
+	}
+	return nil
+}
+
+func (r *Redis) Notify(ctx context.Context, node []byte, ev Event) error {
+	if err := r.rdb.Publish(ctx, r.ks.node(node), encodeEvent(ev)).Err(); err != nil {
+		return fmt.Errorf("queue: notify: %w", err)
+	}
+	return nil
+}
+
+func (r *Redis) Listen(node []byte) (<-chan Event, func()) {
+	ps := r.rdb.Subscribe(context.Background(), r.ks.events(), r.ks.node(node))
+	out := make(chan Event, 256)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(out)
+		for m := range ps.Channel() {
+			if ev, ok := decodeEvent(m.Payload); ok {
+				select {
+				case out <- ev:
+				default: // a wake-up is already pending; events are only hints
+				}
+			}
+		}
+	}()
+	stop := func() {
+		_ = ps.Close()
+		<-done
+	}
+	return out, stop
+}
+
+func (r *Redis) Idle(ctx context.Context) int {
+	r.admit.flights.Wait(ctx)
+	return r.admit.flights.Running()
+}
+
+func encodeEvent(ev Event) string { return string(ev.Kind) + ev.Key }
+
+func decodeEvent(s string) (Event, bool) {
+	if s == "" {
+		return Event{}, false
+	}
+	return Event{Kind: s[0], Key: s[1:]}, true
+}

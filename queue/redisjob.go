@@ -1,0 +1,111 @@
+package queue
+
+// The Redis backend's durable jobs: enqueue, a run's end, lease renewal, results, the
+// handler registry and dead letters.
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rateltd/rateltd/config"
+	"github.com/rateltd/rateltd/lua"
+)
+
+func (r *Redis) runJobs(ctx context.Context, s *redis.Script, key string, p Params, extra ...any) (any, error) {
+	return r.eval(ctx, s, r.ks.withJobs(key, p.Limit.Algorithm), args(p, extra...)...).Result()
+}
+
+func (r *Redis) Enqueue(ctx context.Context, p Params, t *Ticket, raw []byte, job []byte) (AdmitReply, error) {
+	v, err := r.runJobs(ctx, lua.Enqueue, t.Key, p, raw, t.ID, t.Priority.Line(), t.Deadline, p.Limit.MaxQueue,
+		int(p.Limit.Overflow), 0, job)
+	if err != nil {
+		return AdmitReply{}, fmt.Errorf("queue: enqueue %q: %w", t.Key, err)
+	}
+	rep, err := parseAdmit(v)
+	if err != nil {
+		return AdmitReply{}, fmt.Errorf("queue: enqueue %q: reply: %w", t.Key, err)
+	}
+	return rep, nil
+}
+
+func (r *Redis) FinishJob(ctx context.Context, key string, p Params, e RunEnd) (Finish, bool, error) {
+	v, err := r.runJobs(ctx, lua.JobDone, key, p, e.ID, e.Run, int(e.Outcome), e.Data, e.Backoff.Microseconds())
+	if err != nil {
+		return 0, false, fmt.Errorf("queue: finish job of %q: %w", key, err)
+	}
+	s, err := replySlice(v, 2)
+	var n []int64
+	if err == nil {
+		n, err = replyInts(s)
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("queue: finish job of %q: reply: %w", key, err)
+	}
+	return Finish(n[0]), n[1] == 1, nil
+}
+
+func (r *Redis) RenewLease(ctx context.Context, key string, p Params, id []byte, run int, lease time.Duration) (bool, error) {
+	v, err := r.runJobs(ctx, lua.JobRenew, key, p, id, run, lease.Microseconds())
+	if err != nil {
+		return false, fmt.Errorf("queue: renew lease in %q: %w", key, err)
+	}
+	n, err := replyInt(v)
+	if err != nil {
+		return false, fmt.Errorf("queue: renew lease in %q: reply: %w", key, err)
+	}
+	return n == 1, nil
+}
+
+func (r *Redis) Result(ctx context.Context, key string, id []byte) (JobResult, error) {
+	v, err := r.runJobs(ctx, lua.JobWait, key, anyParams, id)
+	if err != nil {
+		return JobResult{}, fmt.Errorf("queue: job result in %q: %w", key, err)
+	}
+	s, err := replySlice(v, 0)
+	if err != nil || len(s) == 0 {
+		return JobResult{}, fmt.Errorf("queue: job result in %q: reply %v", key, v)
+	}
+	st, err := replyInt(s[0])
+	switch {
+	case err != nil:
+	case st == 0:
+		return JobResult{State: JobUnknown}, nil
+	case st == 1:
+		return JobResult{State: JobPending}, nil
+	case len(s) == 2:
+		var b []byte
+		if b, err = replyBytes(s[1]); err == nil {
+			return decodeResult(b)
+		}
+	}
+	return JobResult{}, fmt.Errorf("queue: job result in %q: reply %v: %v", key, v, err)
+}
+
+func (r *Redis) Handlers(ctx context.Context, names []string, ttl time.Duration) ([]string, error) {
+	a := make([]any, 0, 1+len(names))
+	a = append(a, ttl.Microseconds())
+	for _, n := range names {
+		a = append(a, n)
+	}
+	live, err := r.eval(ctx, lua.Handlers, []string{r.ks.handlers()}, a...).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("queue: handlers: %w", err)
+	}
+	return live, nil
+}
+
+func (r *Redis) DeadLetters(ctx context.Context, key string, n int) ([][]byte, error) {
+	dlq := r.ks.perKey(key, config.SlidingWindow)[kDLQ]
+	vs, err := r.rdb.LRange(ctx, dlq, int64(-n), -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("queue: dead letters of %q: %w", key, err)
+	}
+	out := make([][]byte, len(vs))
+	for i, v := range vs {
+		out[i] = []byte(v)
+	}
+	return out, nil
+}
