@@ -149,7 +149,7 @@ func (c *Client) ListKeys(ctx context.Context, cursor string, count int) ([]stri
 // group, default), with its defaults filled in. It reads no backend, so it answers also after
 // Close; a Client that New did not make returns ErrClosed.
 func (c *Client) LimitOf(key string) (Limit, error) {
-	if c == nil || c.node == nil {
+	if !c.made() {
 		return Limit{}, ErrClosed
 	}
 	if err := config.ValidateKey(key); err != nil {

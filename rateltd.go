@@ -152,4 +152,11 @@ func newClient(ctx context.Context, cfg config.Config, be queue.Backend) (*Clien
 }
 
 // isClosed reports whether c was shut down, or was not made by New.
-func (c *Client) isClosed() bool { return c == nil || c.node == nil || c.closed.Load() }
+func (c *Client) isClosed() bool { return !c.made() || c.closed.Load() }
+
+// made reports whether New made c (a zero or nil Client acts as a closed one).
+func (c *Client) made() bool { return c != nil && c.node != nil }
+
+// enter counts a call of a request's fn in c.calls, unless c is closed or was not made by New;
+// the caller leaves (c.calls.Leave) when it is done.
+func (c *Client) enter() bool { return c.made() && c.calls.Enter() }

@@ -70,7 +70,7 @@ type Result struct {
 // ErrUnavailable, ErrInvalidKey, or ctx's error; fn never runs after Request has returned.
 // A panic in fn is returned as a *PanicError.
 func (c *Client) Request(ctx context.Context, key string, fn func(context.Context) (any, error), opts ...Option) (any, error) {
-	if c == nil || c.node == nil || !c.calls.Enter() {
+	if !c.enter() {
 		return nil, ErrClosed
 	}
 	defer c.calls.Leave()
@@ -216,7 +216,7 @@ func (c *Client) run(ctx context.Context, key string, fn func(context.Context) (
 // does Request's.
 func (c *Client) RequestAsync(ctx context.Context, key string, fn func(context.Context) (any, error), opts ...Option) <-chan Result {
 	ch := make(chan Result, 1)
-	if c == nil || c.node == nil || !c.calls.Enter() {
+	if !c.enter() {
 		ch <- Result{Err: ErrClosed}
 		return ch
 	}

@@ -99,7 +99,7 @@ func (r *running) count() int {
 // Calling Shutdown (or Close) again is safe: it waits for the first call, within its own ctx,
 // and returns the same error. The Redis client given in Config is not closed.
 func (c *Client) Shutdown(ctx context.Context) error {
-	if c == nil || c.node == nil {
+	if !c.made() {
 		return ErrClosed // not made by New: closed from the start
 	}
 	s := &c.shut
@@ -127,7 +127,7 @@ func (c *Client) Shutdown(ctx context.Context) error {
 // Close is Shutdown with a context that ends after Config.ShutdownTimeout, and returns its
 // error.
 func (c *Client) Close() error {
-	if c == nil || c.node == nil {
+	if !c.made() {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ShutdownTimeout)

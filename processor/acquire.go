@@ -122,10 +122,7 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 		if queue.MayHaveRun(err) {
 			// The connection failed after the admit was sent: it may have queued the ticket,
 			// which would wait for nobody. Take it out (nothing happens if it is not there).
-			n.later(req.Key, n.holdsUntil(t.Deadline), func(ctx context.Context) error {
-				_, err := n.be.Cancel(ctx, p, t, raw)
-				return err
-			})
+			n.cancelLater(w)
 		}
 		return Grant{}, admitFailure(ctx, req.Key, start, err)
 	}
@@ -201,8 +198,8 @@ func (n *Node) leave(ctx context.Context, w *waiter) {
 	n.mu.Lock()
 	delivered := w.done
 	w.done = true
+	delete(n.waiters[w.t.Key], string(w.t.ID))
 	n.mu.Unlock()
-	n.unregister(w)
 	if !delivered {
 		return
 	}
@@ -342,11 +339,17 @@ func (n *Node) cancel(ctx context.Context, w *waiter) {
 	defer cancel()
 	if _, err := n.be.Cancel(bctx, w.p, w.t, w.raw); err != nil {
 		n.log.Error("rateltd: cancel; to be tried again", err, "key", w.t.Key)
-		n.later(w.t.Key, n.holdsUntil(w.t.Deadline), func(ctx context.Context) error {
-			_, err := n.be.Cancel(ctx, w.p, w.t, w.raw)
-			return err
-		})
+		n.cancelLater(w)
 	}
+}
+
+// cancelLater takes w's ticket out of the line at the next polls, until that holds (a cancel
+// changes nothing when it ran already).
+func (n *Node) cancelLater(w *waiter) {
+	n.later(w.t.Key, n.holdsUntil(w.t.Deadline), func(ctx context.Context) error {
+		_, err := n.be.Cancel(ctx, w.p, w.t, w.raw)
+		return err
+	})
 }
 
 // refund gives back the grant d that w's caller will not run.

@@ -43,9 +43,11 @@ type admitCall struct {
 	handed bool          // the lead was sent on lead; guarded by admitBatcher.mu
 	// state settles who has the answer, whoever comes first: the flight (answered) or the
 	// caller who stopped waiting at its deadline (left). A flight that lands after its caller
-	// left hands the answer to orphan, which undoes what the admit did.
-	state  atomic.Int32
-	orphan func(v any, err error)
+	// left undoes what the admit did (Redis.undoAdmit), for which it keeps the admit's own.
+	state atomic.Int32
+	p     Params
+	t     *Ticket
+	raw   []byte
 }
 
 // States of an admitCall.
@@ -68,9 +70,10 @@ const (
 const farDeadline = 10 * time.Second
 
 // do sends one admit and waits for its answer, or until ctx's deadline when that is near.
-// orphan receives the answer of an admit that lands after its caller left (see admitCall).
-func (b *admitBatcher) do(ctx context.Context, key string, alg config.Algorithm, args []any, orphan func(any, error)) (any, error) {
-	c := &admitCall{key: key, alg: alg, args: args, ctx: ctx, done: make(chan struct{}), lead: make(chan struct{}, 1), orphan: orphan}
+// p, t and raw are the admit's, to undo it should its answer land after its caller left.
+func (b *admitBatcher) do(ctx context.Context, p Params, t *Ticket, raw []byte, args []any) (any, error) {
+	c := &admitCall{key: t.Key, alg: p.Limit.Algorithm, args: args, ctx: ctx, done: make(chan struct{}),
+		lead: make(chan struct{}, 1), p: p, t: t, raw: raw}
 	var timeout <-chan time.Time
 	if d, ok := ctx.Deadline(); ok && time.Until(d) < farDeadline {
 		t := time.NewTimer(time.Until(d))
@@ -174,11 +177,11 @@ func (b *admitBatcher) fly() {
 func (b *admitBatcher) send(batch []*admitCall) {
 	b.r.evalBatch(context.WithoutCancel(batch[0].ctx), lua.Admit, batch)
 	for _, c := range batch {
-		if !c.state.CompareAndSwap(callWaiting, callAnswered) && c.orphan != nil {
+		if !c.state.CompareAndSwap(callWaiting, callAnswered) {
 			b.flights.Add()
 			go func() {
 				defer b.flights.Leave()
-				c.orphan(c.v, c.err)
+				b.r.undoAdmit(c.p, c.t, c.raw, c.v, c.err)
 			}()
 		}
 		close(c.done)

@@ -95,8 +95,7 @@ func (r *Redis) run(ctx context.Context, s *redis.Script, key string, p Params, 
 
 func (r *Redis) Admit(ctx context.Context, p Params, t *Ticket, raw []byte) (AdmitReply, error) {
 	a := r.params.args(p)
-	v, err := r.admit.do(ctx, t.Key, p.Limit.Algorithm, append(a[:6:6], raw, t.ID, t.Priority.Line(), t.Deadline, a[6], a[7], a[8]),
-		func(v any, err error) { r.undoAdmit(p, t, raw, v, err) })
+	v, err := r.admit.do(ctx, p, t, raw, append(a[:6:6], raw, t.ID, t.Priority.Line(), t.Deadline, a[6], a[7], a[8]))
 	if err != nil {
 		return AdmitReply{}, fmt.Errorf("queue: admit %q: %w", t.Key, err)
 	}
