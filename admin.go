@@ -8,10 +8,19 @@ import (
 	"github.com/rateltd/rateltd/queue"
 )
 
-// Decision is the answer of Check: whether a request would start now, how many more could,
-// how long until one could (RetryAfter; -1 when the key is paused with no end), and how long
-// until the window is entirely free (ResetAfter).
-type Decision = queue.Decision
+// Decision is the answer of Check: what a request for the key would meet now. Check
+// consumes nothing.
+type Decision struct {
+	// Allowed reports whether a request would start at once.
+	Allowed bool
+	// Remaining is how many more requests could start now.
+	Remaining int
+	// RetryAfter is how long until a request could start: 0 when Allowed, -1 when the key is
+	// paused with no end.
+	RetryAfter time.Duration
+	// ResetAfter is how long until the window is entirely free again.
+	ResetAfter time.Duration
+}
 
 // Counters are a key's counts since its counters were last reset or expired (Config.StatsTTL
 // after their last change), across all nodes. Admitted, Succeeded and Failed are counted by
@@ -68,7 +77,7 @@ func (c *Client) Check(ctx context.Context, key string) (Decision, error) {
 	if err != nil {
 		return Decision{}, unavailable(ctx, err)
 	}
-	return d, nil
+	return Decision(d), nil
 }
 
 // Status reads the state of key.
@@ -84,7 +93,7 @@ func (c *Client) Status(ctx context.Context, key string) (Status, error) {
 	if err != nil {
 		return Status{}, unavailable(ctx, err)
 	}
-	st := Status{Key: key, Limit: p.Limit, Used: ks.Used, Remaining: ks.Remaining, Unclaimed: ks.Unclaimed,
+	st := Status{Key: key, Limit: Limit(p.Limit), Used: ks.Used, Remaining: ks.Remaining, Unclaimed: ks.Unclaimed,
 		DeadLetters: ks.DeadLetters, Jobs: ks.Jobs, JobsRunning: ks.Leased}
 	st.QueuedByPriority = make(map[Priority]int, config.NumPriorities)
 	for line, q := range ks.Queued {
@@ -115,8 +124,10 @@ func (c *Client) Status(ctx context.Context, key string) (Status, error) {
 	return st, nil
 }
 
-// Keys lists the keys that have requests waiting now, on any node, in no particular order.
-func (c *Client) Keys(ctx context.Context) ([]string, error) {
+// WaitingKeys lists the keys whose lines the processors are working on — keys with requests
+// or durable jobs waiting, on any node, and keys left so lately, until a processor finds their
+// line empty — in no particular order. ListKeys lists every key that has any state.
+func (c *Client) WaitingKeys(ctx context.Context) ([]string, error) {
 	if c.isClosed() {
 		return nil, ErrClosed
 	}
@@ -155,7 +166,7 @@ func (c *Client) LimitOf(key string) (Limit, error) {
 	if err := config.ValidateKey(key); err != nil {
 		return Limit{}, err
 	}
-	return c.node.Params(key).Limit, nil
+	return Limit(c.node.Params(key).Limit), nil
 }
 
 // Ping reports whether the backend answers.
@@ -233,12 +244,13 @@ func (c *Client) SetLimit(ctx context.Context, key string, l Limit) error {
 	if err := c.usable(key); err != nil {
 		return err
 	}
-	var lp *Limit
+	var lp *config.Limit
 	if l != (Limit{}) {
-		if err := l.Validate("Limit"); err != nil {
+		if err := l.Validate(); err != nil {
 			return err
 		}
-		lp = &l
+		el := l.engine()
+		lp = &el
 	}
 	if err := c.be.SetRuntimeLimit(ctx, key, lp); err != nil {
 		return unavailable(ctx, err)

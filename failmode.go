@@ -12,16 +12,6 @@ import (
 	"github.com/rateltd/rateltd/ratelimit"
 )
 
-// FailMode is what a request does when Redis cannot be reached; see [config.FailMode].
-type FailMode = config.FailMode
-
-// Fail modes.
-const (
-	FailClosed = config.FailClosed
-	FailOpen   = config.FailOpen
-	FailLocal  = config.FailLocal
-)
-
 // redisRetry is how long after Redis failed a request requests go straight to the fail mode
 // before trying Redis again.
 const redisRetry = time.Second
@@ -99,7 +89,7 @@ type localLimiter struct {
 // localKeys bounds the windows kept; lapsed ones are dropped when it is reached.
 const localKeys = 10_000
 
-func (l *localLimiter) share(lim Limit) Limit {
+func (l *localLimiter) share(lim config.Limit) config.Limit {
 	lim.Max = max(1, lim.Max/l.nodes)
 	if lim.Algorithm == TokenBucket {
 		lim.Burst = max(1, lim.Burst/l.nodes)
@@ -109,7 +99,7 @@ func (l *localLimiter) share(lim Limit) Limit {
 
 // wait returns when a request for key may start under the local limit, or an error when it
 // could not start by deadline, ctx ended (ctx's error) or closing was closed (ErrClosed).
-func (l *localLimiter) wait(ctx context.Context, closing <-chan struct{}, key string, lim Limit, deadline time.Time) error {
+func (l *localLimiter) wait(ctx context.Context, closing <-chan struct{}, key string, lim config.Limit, deadline time.Time) error {
 	lim = l.share(lim)
 	for {
 		l.mu.Lock()

@@ -15,9 +15,15 @@ import (
 
 // More errors of durable jobs; compare with errors.Is.
 var (
+	// ErrPayloadTooLarge: a durable job's payload (or its handler's result) is larger than
+	// Config.MaxPayload.
 	ErrPayloadTooLarge = config.ErrPayloadTooLarge
-	ErrJobNotFound     = config.ErrJobNotFound
-	ErrJobFailed       = config.ErrJobFailed
+	// ErrJobNotFound: Wait was given the id of no job, or of one whose result has outlived
+	// Config.ResultTTL.
+	ErrJobNotFound = config.ErrJobNotFound
+	// ErrJobFailed: a durable job's handler failed on its last allowed run; the job went to
+	// its key's dead-letter list. The error is a *JobError.
+	ErrJobFailed = config.ErrJobFailed
 )
 
 // Handler runs a durable job on a node that registered it with Handle: it gets the job's
@@ -26,7 +32,7 @@ var (
 // key for its duration first. ctx is cancelled when the Client's Shutdown gives up waiting
 // for it (cause ErrClosed: return then, and the job goes back to its line without spending a
 // retry) or the job's lease is lost.
-type Handler = processor.Handler
+type Handler func(ctx context.Context, payload []byte) ([]byte, error)
 
 // JobError is Wait's error for a durable job that failed on its last allowed run (or whose
 // lease lapsed too often); the job is in its key's dead-letter list. It satisfies
@@ -49,7 +55,7 @@ func (c *Client) Handle(name string, h Handler) error {
 	if c.isClosed() {
 		return ErrClosed
 	}
-	return c.node.Handle(name, h)
+	return c.node.Handle(name, processor.Handler(h))
 }
 
 // Enqueue puts a durable job in the line of key and returns its id at once. The job waits in
@@ -155,7 +161,7 @@ func Call[In, Out any](ctx context.Context, c *Client, key, handler string, in I
 	}
 	res, err := c.Wait(ctx, id)
 	if err != nil {
-		return out, &WaitError{ID: id, Err: err}
+		return out, &CallError{ID: id, Err: err}
 	}
 	if err := msgpack.Unmarshal(res, &out); err != nil {
 		return out, fmt.Errorf("rateltd: call %q: decode result of job %s: %w", handler, id, err)
@@ -163,20 +169,23 @@ func Call[In, Out any](ctx context.Context, c *Client, key, handler string, in I
 	return out, nil
 }
 
-// WaitError is Call's error once the job was enqueued: the job's id and why waiting for it
-// failed. It unwraps to that error.
-type WaitError struct {
+// CallError is Call's error once its job was enqueued: waiting for the job's result failed.
+// It unwraps to Wait's error, so errors.Is(err, ErrJobFailed) and the like hold.
+type CallError struct {
+	// ID is the job's id, for a later Wait; Err is Wait's error.
 	ID  string
 	Err error
 }
 
-func (e *WaitError) Error() string { return fmt.Sprintf("job %s: %v", e.ID, e.Err) }
+// Error names the job and why waiting for it failed.
+func (e *CallError) Error() string { return fmt.Sprintf("job %s: %v", e.ID, e.Err) }
 
-func (e *WaitError) Unwrap() error { return e.Err }
+// Unwrap returns Err.
+func (e *CallError) Unwrap() error { return e.Err }
 
 // JobIDOf returns the id of the job a Call error is about, if it was enqueued.
 func JobIDOf(err error) (string, bool) {
-	var we *WaitError
+	var we *CallError
 	if errors.As(err, &we) {
 		return we.ID, true
 	}

@@ -516,3 +516,62 @@ func TestJobWaitGivesUpApartFromExpiry(t *testing.T) {
 		}
 	})
 }
+
+// jobEvents is a JobObserver that keeps the job events it is told.
+type jobEvents struct {
+	mu     sync.Mutex
+	events []JobEvent
+}
+
+func (o *jobEvents) ObserveRequest(RequestEvent) {}
+func (o *jobEvents) ObserveJob(e JobEvent) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.events = append(o.events, e)
+}
+
+// TestHandlerPanicIsAPanicError: a handler that panics fails its run with a *PanicError, as a
+// fn that panics does: the JobObserver sees it in JobEvent.Err with the value and the stack,
+// and the job's failure text (Wait's JobError, the dead letter) names the panic and keeps the
+// stack. A run that succeeds reports no error.
+func TestHandlerPanicIsAPanicError(t *testing.T) {
+	eachBackend(t, func(t *testing.T, h *harness) {
+		obs := &jobEvents{}
+		cfg := jobConfig()
+		cfg.Observer = obs
+		c := h.client(cfg)
+		if err := c.Handle("boom", func(context.Context, []byte) ([]byte, error) { panic("boom") }); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Handle("ok", func(context.Context, []byte) ([]byte, error) { return []byte("fine"), nil }); err != nil {
+			t.Fatal(err)
+		}
+		_, err := wait(t, c, enqueue(t, c, "k", "boom", "x"))
+		var je *JobError
+		if !errors.As(err, &je) || !strings.HasPrefix(je.Message, "rateltd: panic: boom\n") || !strings.Contains(je.Message, "goroutine") {
+			t.Fatalf("Wait: %v; want a JobError naming the panic, with its stack", err)
+		}
+		if _, err := wait(t, c, enqueue(t, c, "k", "ok", "x")); err != nil {
+			t.Fatal(err)
+		}
+		// A run is observed after its end is recorded, so after Wait may have returned.
+		for end := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			obs.mu.Lock()
+			if len(obs.events) >= 2 || time.Now().After(end) {
+				break
+			}
+			obs.mu.Unlock()
+		}
+		defer obs.mu.Unlock()
+		if len(obs.events) != 2 {
+			t.Fatalf("%d job events, want 2: %+v", len(obs.events), obs.events)
+		}
+		var pe *PanicError
+		if e := obs.events[0]; e.Handler != "boom" || e.Outcome != JobOutcomeDead || !errors.As(e.Err, &pe) || pe.Value != "boom" || len(pe.Stack) == 0 {
+			t.Errorf("panicking run: %+v; want outcome dead and a *PanicError with value and stack", e)
+		}
+		if e := obs.events[1]; e.Handler != "ok" || e.Outcome != JobOutcomeSucceeded || e.Err != nil || e.Run != 1 {
+			t.Errorf("succeeding run: %+v", e)
+		}
+	})
+}

@@ -14,12 +14,6 @@ import (
 	"github.com/rateltd/rateltd/queue"
 )
 
-// Config configures a Client; see [config.Config] for every field and its default.
-type Config = config.Config
-
-// Limit is a key's rate limit and the settings of its line; see [config.Limit].
-type Limit = config.Limit
-
 // Algorithm selects how a key's window is kept.
 type Algorithm = config.Algorithm
 
@@ -29,25 +23,6 @@ type Overflow = config.Overflow
 // Priority orders the requests waiting for one key: PriorityCritical > PriorityHigh >
 // PriorityNormal > PriorityLow. Its zero value is PriorityNormal.
 type Priority = config.Priority
-
-// Observer is told how every request ended; see [config.Observer].
-type Observer = config.Observer
-
-// RequestEvent describes one request that ended; see [config.RequestEvent].
-type RequestEvent = config.RequestEvent
-
-// JobObserver is an Observer also told how every run of a durable job ended; see
-// config.JobObserver.
-type JobObserver = config.JobObserver
-
-// JobEvent describes one run of a durable job that ended.
-type JobEvent = config.JobEvent
-
-// JobOutcome is how a run of a durable job ended.
-type JobOutcome = config.JobOutcome
-
-// Outcome is how a request ended.
-type Outcome = config.Outcome
 
 // Algorithms, overflow policies and priorities.
 const (
@@ -62,21 +37,6 @@ const (
 	PriorityNormal   = config.PriorityNormal
 	PriorityHigh     = config.PriorityHigh
 	PriorityCritical = config.PriorityCritical
-
-	OutcomeSucceeded   = config.OutcomeSucceeded
-	OutcomeFailed      = config.OutcomeFailed
-	OutcomeRejected    = config.OutcomeRejected
-	OutcomeExpired     = config.OutcomeExpired
-	OutcomeEvicted     = config.OutcomeEvicted
-	OutcomeCancelled   = config.OutcomeCancelled
-	OutcomeClosed      = config.OutcomeClosed
-	OutcomeUnavailable = config.OutcomeUnavailable
-
-	JobSucceeded = config.JobSucceeded
-	JobRetried   = config.JobRetried
-	JobDead      = config.JobDead
-	JobGivenBack = config.JobGivenBack
-	JobLost      = config.JobLost
 )
 
 // newTimeout bounds the backend calls New makes.
@@ -94,7 +54,7 @@ type Client struct {
 	// be is the backend node runs on, for the calls that go to it directly (Check, Status,
 	// the admin calls); set by New and never changes.
 	be  queue.Backend
-	cfg config.Config
+	cfg Config
 
 	// redis tracks whether Redis answered lately (per hash slot on a cluster); local is
 	// FailLocal's limiter.
@@ -140,8 +100,8 @@ func New(cfg Config) (*Client, error) {
 	return newClient(ctx, cfg, be)
 }
 
-func newClient(ctx context.Context, cfg config.Config, be queue.Backend) (*Client, error) {
-	node, err := processor.New(ctx, be, cfg)
+func newClient(ctx context.Context, cfg Config, be queue.Backend) (*Client, error) {
+	node, err := processor.New(ctx, be, cfg.options())
 	if err != nil {
 		return nil, err
 	}

@@ -29,8 +29,15 @@ func WithPriority(p Priority) Option { return func(o *options) { o.priority = p 
 // the ctx deadline. Defaults to the key's QueueTimeout.
 func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
 
-// WithMaxRetries lets a request whose fn returned a RetryAfterError run again up to n times,
-// from the head of its line, within its deadline. Defaults to 0: the error is returned.
+// WithMaxRetries bounds how many times work runs again after it failed. Defaults to 0.
+//
+// For a request (Request, RequestAsync, Do): fn runs again up to n times when it returns a
+// RetryAfterError, from the head of its line once the pause ends, within the request's
+// deadline; any other error is returned at once, and so is a RetryAfterError past n.
+//
+// For a durable job (Enqueue, Call): the handler runs again up to n times after it returns
+// any error, after a backoff (Config.RetryBackoff, doubling); a RetryAfterError pauses the key
+// and spends one retry. After the last, the job is dead-lettered and Wait returns a *JobError.
 func WithMaxRetries(n int) Option { return func(o *options) { o.retries = n } }
 
 // WithJobName names a durable job within its key, making Enqueue idempotent: the job's id

@@ -46,7 +46,7 @@ func TestShutdownRefusesNewCalls(t *testing.T) {
 		_, waitErr := c.Wait(ctx, "k/6ba7b810-9dad-11d1-80b4-00c04fd430c8")
 		_, checkErr := c.Check(ctx, "k")
 		_, statusErr := c.Status(ctx, "k")
-		_, keysErr := c.Keys(ctx)
+		_, keysErr := c.WaitingKeys(ctx)
 		_, _, listErr := c.ListKeys(ctx, "", 10)
 		_, deadErr := c.DeadLetters(ctx, "k", 10)
 		for name, err := range map[string]error{

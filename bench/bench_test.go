@@ -14,6 +14,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"slices"
 	"strconv"
@@ -141,18 +142,22 @@ func BenchmarkSlotToStart(b *testing.B) {
 	for _, be := range backends {
 		b.Run(be, func(b *testing.B) {
 			var back queue.Backend
-			cfg := config.Config{Default: config.Limit{Max: 1, Window: window, MaxQueue: 100_000}}
+			opts := processor.Options{Default: config.Limit{Max: 1, Window: window, MaxQueue: 100_000},
+				BatchSize: config.DefaultBatchSize, PollInterval: config.DefaultPollInterval, ClaimTimeout: config.DefaultClaimTimeout,
+				StatsTTL: config.DefaultStatsTTL, Logger: slog.Default(), Workers: config.DefaultWorkers,
+				LeaseTimeout: config.DefaultLeaseTimeout, ResultTTL: config.DefaultResultTTL, MaxPayload: config.DefaultMaxPayload,
+				RetryBackoff: config.DefaultRetryBackoff}
 			if be == "redis" {
 				srv := redistest.Server(b)
 				r := queue.NewRedis(srv.Client(b), srv.Prefix(b), 16)
 				if err := r.LoadScripts(context.Background()); err != nil {
 					b.Fatal(err)
 				}
-				back, cfg.Prefix = r, srv.Prefix(b)
+				back = r
 			} else {
 				back = queue.NewMemory()
 			}
-			node, err := processor.New(context.Background(), back, cfg.WithDefaults())
+			node, err := processor.New(context.Background(), back, opts)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -4,25 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 )
-
-func TestResolveOrder(t *testing.T) {
-	exact := Limit{Max: 1, Window: time.Second}
-	group := Limit{Max: 2, Window: time.Second}
-	runtime := Limit{Max: 3, Window: time.Second}
-	def := Limit{Max: 4, Window: time.Second}
-	c := Config{Limits: map[string]Limit{"stripe:acct_1": exact, "stripe": group}, Default: def}
-	rt := map[string]Limit{"stripe:acct_1": {Max: 9, Window: time.Second}, "stripe:acct_2": runtime}
-	for key, want := range map[string]int{"stripe:acct_1": 1, "stripe:acct_2": 3, "stripe:acct_3": 2, "openai": 4} {
-		if got := c.Resolve(key, rt); got.Max != want {
-			t.Errorf("Resolve(%q).Max = %d, want %d", key, got.Max, want)
-		}
-	}
-	if got := c.Resolve("openai", nil); got.MaxQueue != DefaultMaxQueue || got.QueueTimeout != DefaultQueueTimeout {
-		t.Errorf("defaults not applied: %+v", got)
-	}
-}
 
 func TestGroup(t *testing.T) {
 	for key, want := range map[string]string{"stripe:acct:42": "stripe", "openai": "openai", ":x": ""} {

@@ -58,3 +58,14 @@ func (e *TimeoutError) Error() string {
 func (e *TimeoutError) Is(target error) bool {
 	return target == ErrTimeout || target == context.DeadlineExceeded
 }
+
+// PanicError is the error of a fn or a durable job's handler that panicked: Value is what it
+// panicked with, Stack the goroutine's stack where it did. The root package names it
+// rateltd.PanicError.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+// Error says what the panic's value was.
+func (e *PanicError) Error() string { return fmt.Sprintf("rateltd: panic: %v", e.Value) }

@@ -75,27 +75,16 @@ const (
 	MaxWindow = 7 * 24 * time.Hour
 )
 
-// Limit is the rate limit of a key and the settings of its line. The zero value is invalid:
-// Max and Window are required. A Limit is a plain value, safe to copy.
+// Limit is a key's limit as the engine takes it: rateltd.Limit, where each field is
+// documented, converts to it field for field.
 type Limit struct {
-	// Algorithm is how the window is kept. Defaults to SlidingWindow.
-	Algorithm Algorithm
-	// Max is how many executions may start per Window. Required, at least 1.
-	Max int
-	// Window is the length of the window, at least 1ms and at most 7 days. Required.
-	Window time.Duration
-	// Burst is, for TokenBucket only, how many executions may start at once after a quiet
-	// period. Defaults to Max. Must be 0 for the other algorithms.
-	Burst int
-	// MaxQueue is how many requests may wait in the key's line, across all priorities.
-	// -1 means never queue: over the limit a request fails at once with ErrQueueFull.
-	// Defaults to 1000.
-	MaxQueue int
-	// QueueTimeout is the longest a request waits in line; a shorter ctx deadline or
-	// WithTimeout wins. Defaults to 30s.
+	Algorithm    Algorithm
+	Max          int
+	Window       time.Duration
+	Burst        int
+	MaxQueue     int // -1: never queue
 	QueueTimeout time.Duration
-	// Overflow is what a full line does with a newcomer. Defaults to Reject.
-	Overflow Overflow
+	Overflow     Overflow
 }
 
 // WithDefaults returns l with every zero field that has a default filled in.

@@ -239,7 +239,7 @@ func (m *Metrics) collectGauges(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), m.opts.ScrapeTimeout)
 	defer cancel()
 	keys := map[string]struct{}{}
-	active, err := c.Keys(ctx)
+	active, err := c.WaitingKeys(ctx)
 	if err != nil {
 		m.errors.Inc()
 	}

@@ -27,7 +27,7 @@ import (
 type Node struct {
 	id  []byte
 	be  queue.Backend
-	cfg config.Config
+	cfg Options
 	log *logLimiter
 
 	// offset is server time minus local time, µs. Written by every backend reply that carries
@@ -97,8 +97,8 @@ type Node struct {
 }
 
 // New starts a node on be: it reads the runtime configuration and starts the processor.
-// cfg must have its defaults filled in.
-func New(ctx context.Context, be queue.Backend, cfg config.Config) (*Node, error) {
+// cfg must have its defaults filled in and be valid.
+func New(ctx context.Context, be queue.Backend, cfg Options) (*Node, error) {
 	id := uuid.New()
 	n := &Node{
 		id:      id[:],
@@ -177,7 +177,7 @@ func (n *Node) Params(key string) queue.Params {
 }
 
 func (n *Node) paramsLocked(key string) queue.Params {
-	p := queue.Params{Limit: n.cfg.Resolve(key, n.runtime.Limits), StatsTTL: n.cfg.StatsTTL}
+	p := queue.Params{Limit: n.cfg.limit(key, n.runtime.Limits), StatsTTL: n.cfg.StatsTTL}
 	now := n.ServerTime(time.Now())
 	for _, name := range [2]string{"*", config.Group(key)} {
 		until, ok := n.runtime.Pauses[name]

@@ -3,6 +3,7 @@ package processor
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -37,8 +38,7 @@ func (f *failing) LoadRuntime(ctx context.Context) (queue.Runtime, error) {
 // cancelled and the error says that the backend is unavailable, keeping the cause.
 func TestStartFailureLeavesNothing(t *testing.T) {
 	for step := 1; step <= 2; step++ {
-		n := &Node{be: &failing{Backend: queue.NewMemory(), failAt: step}, cfg: config.Config{}.WithDefaults(),
-			log: newLogLimiter(config.Config{}.WithDefaults().Logger)}
+		n := &Node{be: &failing{Backend: queue.NewMemory(), failAt: step}, cfg: testOptions(), log: newLogLimiter(slog.Default())}
 		err := n.start(context.Background())
 		if !errors.Is(err, errInjected) {
 			t.Fatalf("step %d: err = %v; want the injected one", step, err)
@@ -47,8 +47,35 @@ func TestStartFailureLeavesNothing(t *testing.T) {
 			t.Errorf("step %d failed and the job context is still live", step)
 		}
 	}
-	_, err := New(context.Background(), &failing{Backend: queue.NewMemory(), failAt: 1}, config.Config{}.WithDefaults())
+	_, err := New(context.Background(), &failing{Backend: queue.NewMemory(), failAt: 1}, testOptions())
 	if !errors.Is(err, config.ErrUnavailable) || !errors.Is(err, errInjected) {
 		t.Errorf("New: %v; want ErrUnavailable and the cause", err)
+	}
+}
+
+// testOptions are Options as rateltd.Config's defaults make them.
+func testOptions() Options {
+	return Options{Default: config.DefaultLimit, BatchSize: config.DefaultBatchSize, PollInterval: config.DefaultPollInterval,
+		ClaimTimeout: config.DefaultClaimTimeout, StatsTTL: config.DefaultStatsTTL, Logger: slog.Default(),
+		Workers: config.DefaultWorkers, LeaseTimeout: config.DefaultLeaseTimeout, ResultTTL: config.DefaultResultTTL,
+		MaxPayload: config.DefaultMaxPayload, RetryBackoff: config.DefaultRetryBackoff}
+}
+
+// TestLimitOrder: a key's limit is the one configured for it, then the one set at run time,
+// then its group's, then the default, with the defaults of a Limit filled in.
+func TestLimitOrder(t *testing.T) {
+	exact := config.Limit{Max: 1, Window: time.Second}
+	group := config.Limit{Max: 2, Window: time.Second}
+	runtime := config.Limit{Max: 3, Window: time.Second}
+	def := config.Limit{Max: 4, Window: time.Second}
+	o := Options{Limits: map[string]config.Limit{"stripe:acct_1": exact, "stripe": group}, Default: def}
+	rt := map[string]config.Limit{"stripe:acct_1": {Max: 9, Window: time.Second}, "stripe:acct_2": runtime}
+	for key, want := range map[string]int{"stripe:acct_1": 1, "stripe:acct_2": 3, "stripe:acct_3": 2, "openai": 4} {
+		if got := o.limit(key, rt); got.Max != want {
+			t.Errorf("limit(%q).Max = %d, want %d", key, got.Max, want)
+		}
+	}
+	if got := o.limit("openai", nil); got.MaxQueue != config.DefaultMaxQueue || got.QueueTimeout != config.DefaultQueueTimeout {
+		t.Errorf("defaults not applied: %+v", got)
 	}
 }

@@ -56,11 +56,11 @@ func (n *Node) runJob(key string, p queue.Params, g queue.GrantedJob) {
 	defer n.quiet.Leave()
 	select {
 	case <-lost:
-		n.observeJob(key, g, config.JobLost, ran)
+		n.observeJob(key, g, queue.FinishStale, ran, err)
 		return // another node runs it now; its result is that run's
 	default:
 	}
-	n.observeJob(key, g, jobOutcomes[n.finish(key, p, n.runEnd(key, g, stopping, out, err))], ran)
+	n.observeJob(key, g, n.finish(key, p, n.runEnd(key, g, stopping, out, err)), ran, err)
 }
 
 // runEnd is how a run that returned out and err ends: given back when the node stopped before
@@ -71,7 +71,7 @@ func (n *Node) runEnd(key string, g queue.GrantedJob, stopping bool, out []byte,
 	case stopping || err != nil && n.jobCtx.Err() != nil:
 		end.Outcome, end.Data = queue.RunGivenBack, nil
 	case err != nil:
-		end.Outcome, end.Data = queue.RunFailed, []byte(err.Error())
+		end.Outcome, end.Data = queue.RunFailed, failureText(err)
 		end.Backoff = n.backoff(g.Job.Failures + 1)
 		if d, ok := retryAfterOf(err); ok {
 			end.Backoff = d
@@ -85,14 +85,10 @@ func (n *Node) runEnd(key string, g queue.GrantedJob, stopping bool, out []byte,
 	return end
 }
 
-// jobOutcomes names what a run's end did for the Observer.
-var jobOutcomes = map[queue.Finish]config.JobOutcome{queue.FinishStale: config.JobLost, queue.FinishDone: config.JobSucceeded,
-	queue.FinishRetry: config.JobRetried, queue.FinishDead: config.JobDead, queue.FinishRequeued: config.JobGivenBack}
-
-// observeJob tells the Observer, when it observes jobs, how a run ended.
-func (n *Node) observeJob(key string, g queue.GrantedJob, o config.JobOutcome, ran time.Duration) {
-	if jo, ok := n.cfg.Observer.(config.JobObserver); ok {
-		jo.ObserveJob(config.JobEvent{Key: key, Handler: g.Job.Handler, Outcome: o, Run: g.Job.Runs, Duration: ran})
+// observeJob tells Options.ObserveJob, when set, how a run ended.
+func (n *Node) observeJob(key string, g queue.GrantedJob, end queue.Finish, ran time.Duration, err error) {
+	if n.cfg.ObserveJob != nil {
+		n.cfg.ObserveJob(JobRun{Key: key, Handler: g.Job.Handler, End: end, Run: g.Job.Runs, Duration: ran, Err: err})
 	}
 }
 
@@ -197,6 +193,16 @@ func (n *Node) PauseFor(ctx context.Context, key string, d time.Duration) {
 	}
 }
 
+// failureText is what a failed run leaves for Wait and the dead-letter list: the error's text,
+// and where a handler panicked, its stack.
+func failureText(err error) []byte {
+	var pe *config.PanicError
+	if errors.As(err, &pe) {
+		return fmt.Appendf(nil, "%v\n%s", err, pe.Stack)
+	}
+	return []byte(err.Error())
+}
+
 // retryAfterOf reports whether a handler's error asks to run again after a while (the
 // upstream said "retry after"), and after how long.
 func retryAfterOf(err error) (time.Duration, bool) {
@@ -211,7 +217,7 @@ func retryAfterOf(err error) (time.Duration, bool) {
 func callHandler(ctx context.Context, h Handler, payload []byte) (out []byte, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = fmt.Errorf("rateltd: handler panicked: %v\n%s", v, debug.Stack())
+			err = &config.PanicError{Value: v, Stack: debug.Stack()}
 		}
 	}()
 	if h == nil {

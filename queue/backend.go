@@ -135,7 +135,8 @@ const (
 	Absent
 )
 
-// Decision is the read-only answer of Check.
+// Decision is the read-only answer of Check; rateltd.Decision, where each field is documented,
+// converts from it field for field.
 type Decision struct {
 	Allowed    bool
 	Remaining  int

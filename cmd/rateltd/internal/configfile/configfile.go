@@ -12,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rateltd/rateltd"
 	"github.com/rateltd/rateltd/config"
 )
 
@@ -32,7 +33,7 @@ import (
 //	stats_ttl: 1h
 type File struct {
 	// Config holds the limits and settings; its Redis is nil (see RedisURL and Cluster).
-	Config config.Config
+	Config rateltd.Config
 	// RedisURL is the Redis to use ("redis: ..."); Cluster, the addresses of a Redis Cluster.
 	RedisURL string
 	Cluster  []string
@@ -163,11 +164,11 @@ func (p fileParser) duration(n *yaml.Node, field string) (time.Duration, error) 
 	return d, nil
 }
 
-func (p fileParser) limits(n *yaml.Node) (map[string]config.Limit, error) {
+func (p fileParser) limits(n *yaml.Node) (map[string]rateltd.Limit, error) {
 	if n.Kind != yaml.MappingNode {
 		return nil, p.errf(n, "limits", "want a mapping of key or group to limit")
 	}
-	out := map[string]config.Limit{}
+	out := map[string]rateltd.Limit{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		field := "limits." + k.Value
@@ -183,8 +184,8 @@ func (p fileParser) limits(n *yaml.Node) (map[string]config.Limit, error) {
 	return out, nil
 }
 
-func (p fileParser) limit(n *yaml.Node, field string) (config.Limit, error) {
-	var l config.Limit
+func (p fileParser) limit(n *yaml.Node, field string) (rateltd.Limit, error) {
+	var l rateltd.Limit
 	if n.Kind != yaml.MappingNode {
 		return l, p.errf(n, field, "want a mapping such as {max: 100, window: 1m}")
 	}
@@ -223,7 +224,7 @@ func (p fileParser) limit(n *yaml.Node, field string) (config.Limit, error) {
 			return l, err
 		}
 	}
-	if err := l.Validate(field); err != nil {
+	if err := config.Limit(l).Validate(field); err != nil {
 		return l, fmt.Errorf("%s:%d: %w", p.name, n.Line, err)
 	}
 	return l, nil

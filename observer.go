@@ -1,6 +1,11 @@
-package config
+package rateltd
 
-import "time"
+import (
+	"time"
+
+	"github.com/rateltd/rateltd/processor"
+	"github.com/rateltd/rateltd/queue"
+)
 
 // Observer is told how every request made through a Client ended, on the caller's goroutine,
 // as it ends. It must be quick and safe for concurrent use. Package metrics adapts it to
@@ -43,9 +48,11 @@ func (o Outcome) String() string {
 
 // RequestEvent describes one request that ended.
 type RequestEvent struct {
+	// Key is the request's key; Priority the priority it asked for.
 	Key      string
 	Priority Priority
-	Outcome  Outcome
+	// Outcome is how it ended.
+	Outcome Outcome
 	// Queued reports that the request waited in line (it was not admitted at once).
 	Queued bool
 	// Wait is the time from the call to fn's start, or to the outcome when fn did not run.
@@ -64,17 +71,20 @@ type JobObserver interface {
 type JobOutcome int
 
 const (
-	// JobSucceeded: the handler returned a result, now kept for Wait.
-	JobSucceeded JobOutcome = iota + 1
-	// JobRetried: the handler failed; the job runs again after its backoff.
-	JobRetried
-	// JobDead: the handler failed on the job's last allowed run; the job is dead-lettered.
-	JobDead
-	// JobGivenBack: the Client closed while the handler ran; the job went back to its line.
-	JobGivenBack
-	// JobLost: the job's lease lapsed while the handler ran (this node was taken for dead, or
-	// Redis could not be reached); another run owns the job now and this one's end was dropped.
-	JobLost
+	// JobOutcomeSucceeded: the handler returned a result, now kept for Wait.
+	JobOutcomeSucceeded JobOutcome = iota + 1
+	// JobOutcomeRetried: the handler failed; the job runs again after its backoff.
+	JobOutcomeRetried
+	// JobOutcomeDead: the handler failed on the job's last allowed run; the job is
+	// dead-lettered.
+	JobOutcomeDead
+	// JobOutcomeGivenBack: the Client shut down while the handler ran; the job went back to its
+	// line.
+	JobOutcomeGivenBack
+	// JobOutcomeLost: the job's lease lapsed while the handler ran (this node was taken for
+	// dead, or Redis could not be reached); another run owns the job now and this one's end was
+	// dropped.
+	JobOutcomeLost
 )
 
 var jobOutcomeNames = [...]string{"", "succeeded", "retried", "dead", "given_back", "lost"}
@@ -88,9 +98,23 @@ func (o JobOutcome) String() string {
 
 // JobEvent describes one run of a durable job that ended.
 type JobEvent struct {
+	// Key is the job's key; Handler the name of the handler that ran it.
 	Key, Handler string
-	Outcome      JobOutcome
+	// Outcome is what the run's end did to the job.
+	Outcome JobOutcome
 	// Run is the job's run number (1 for its first); Duration how long the handler ran.
 	Run      int
 	Duration time.Duration
+	// Err is the handler's error, nil when it returned none: a *PanicError when it panicked,
+	// a *RetryAfterError when it asked to be run later.
+	Err error
+}
+
+// jobOutcomes names what a run's end did to the job.
+var jobOutcomes = map[queue.Finish]JobOutcome{queue.FinishStale: JobOutcomeLost, queue.FinishDone: JobOutcomeSucceeded,
+	queue.FinishRetry: JobOutcomeRetried, queue.FinishDead: JobOutcomeDead, queue.FinishRequeued: JobOutcomeGivenBack}
+
+// jobEvent is the JobEvent of the run r.
+func jobEvent(r processor.JobRun) JobEvent {
+	return JobEvent{Key: r.Key, Handler: r.Handler, Outcome: jobOutcomes[r.End], Run: r.Run, Duration: r.Duration, Err: r.Err}
 }
