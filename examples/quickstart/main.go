@@ -31,103 +31,85 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
+	clients, closeAll := connect()
+	defer closeAll()
+	d := &demo{clients: clients, start: time.Now()}
+	d.requests(ctx)
+	d.jobs(ctx)
+}
+
+// connect makes the demo's clients: one in-process, or three sharing Redis at REDIS_URL, as
+// three replicas of a service would. closeAll closes them (and the Redis client).
+func connect() (clients []*rateltd.Client, closeAll func()) {
 	cfg := rateltd.Config{
 		Prefix: fmt.Sprintf("quickstart-%d", time.Now().UnixNano()), // a fresh line for each run
 		Limits: map[string]rateltd.Limit{key: {Max: 5, Window: time.Second}},
 	}
 	nodes := 1
+	var rdb *redis.Client
 	if url := os.Getenv("REDIS_URL"); url != "" {
 		opt, err := redis.ParseURL(url)
 		if err != nil {
 			log.Fatalf("REDIS_URL: %v", err)
 		}
-		rdb := redis.NewClient(opt)
-		defer rdb.Close()
+		rdb = redis.NewClient(opt)
 		cfg.Redis = rdb
-		nodes = 3 // three clients, as three replicas of a service would be
+		nodes = 3
 		fmt.Printf("backend: Redis at %s, %d clients sharing key %q (5 per second)\n", opt.Addr, nodes, key)
 	} else {
 		fmt.Printf("backend: in-process (set REDIS_URL to share the limit through Redis); key %q allows 5 per second\n", key)
 	}
-
-	clients := make([]*rateltd.Client, nodes)
-	for i := range clients {
+	for range nodes {
 		c, err := rateltd.New(cfg)
 		if err != nil {
 			log.Fatal(err)
 		}
-		defer c.Close()
-		clients[i] = c
+		clients = append(clients, c)
 	}
-
-	start := time.Now()
-	since := func() string { return fmt.Sprintf("%6.3fs", time.Since(start).Seconds()) }
-
-	done := make(chan struct{})
-	go func() { // the status line, four times a second
-		t := time.NewTicker(250 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				st, err := clients[0].Status(ctx, key)
-				if err == nil {
-					fmt.Printf("%s   status: used %d/%d, waiting %d (high %d, normal %d)\n", since(), st.Used, st.Limit.Max,
-						st.Queued, st.QueuedByPriority[rateltd.PriorityHigh], st.QueuedByPriority[rateltd.PriorityNormal])
-				}
-			}
+	return clients, func() {
+		for _, c := range clients {
+			c.Close()
 		}
-	}()
+		if rdb != nil {
+			rdb.Close()
+		}
+	}
+}
 
+// demo is one run of the demo: its clients, and when it started (for the time stamps).
+type demo struct {
+	clients []*rateltd.Client
+	start   time.Time
+}
+
+func (d *demo) since() string { return fmt.Sprintf("%6.3fs", time.Since(d.start).Seconds()) }
+
+// requests sends fifteen requests at once, every fourth of high priority, spread over the
+// clients, while a status line shows the window and the line; then it says how many started
+// in the busiest second.
+func (d *demo) requests(ctx context.Context) {
+	done := make(chan struct{})
+	go d.statusLines(ctx, done)
 	var (
 		wg     sync.WaitGroup
 		mu     sync.Mutex
 		starts []time.Time // when each fn started, to check the limit held
 	)
 	for i := 1; i <= 15; i++ {
-		prio, label := rateltd.PriorityNormal, "normal"
-		if i%4 == 0 {
-			prio, label = rateltd.PriorityHigh, "high"
-		}
-		who := fmt.Sprintf("request %2d (%s)", i, label)
-		if nodes > 1 {
-			who += fmt.Sprintf(" on client %d", i%nodes+1)
-		}
-		client := clients[i%nodes]
-		asked := time.Now()
-		var ran sync.Once
-		// A request whose fn has not started soon after it asked is waiting in line.
-		queued := time.AfterFunc(20*time.Millisecond, func() {
-			ran.Do(func() { fmt.Printf("%s   %s queued\n", since(), who) })
-		})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			v, err := client.Request(ctx, key, func(ctx context.Context) (any, error) {
-				ran.Do(func() {})
+			d.request(ctx, i, func() {
 				mu.Lock()
 				starts = append(starts, time.Now())
 				mu.Unlock()
-				// Call the rate-limited API here.
-				return fmt.Sprintf("result %d", i), nil
-			}, rateltd.WithPriority(prio), rateltd.WithTimeout(10*time.Second))
-			queued.Stop()
-			switch waited := time.Since(asked); {
-			case err != nil:
-				fmt.Printf("%s   %s: %v\n", since(), who, err)
-			case waited < 20*time.Millisecond:
-				fmt.Printf("%s   %s admitted at once: %v\n", since(), who, v)
-			default:
-				fmt.Printf("%s   %s granted after waiting %.2fs in line: %v\n", since(), who, waited.Seconds(), v)
-			}
+			})
 		}()
 		time.Sleep(2 * time.Millisecond) // arrivals in order, so first come first served shows
 	}
 	wg.Wait()
 	close(done)
-	st, err := clients[0].Status(ctx, key)
+	st, err := d.clients[0].Status(ctx, key)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -137,11 +119,67 @@ func main() {
 	// over the window less that handover.
 	const handover = 50 * time.Millisecond
 	fmt.Printf("%s   done: %d admitted at once, %d queued and granted; at most %d started in any %v (limit 5 per second)\n",
-		since(), c.Admitted, c.Granted, busiest(starts, time.Second-handover), time.Second-handover)
+		d.since(), c.Admitted, c.Granted, busiest(starts, time.Second-handover), time.Second-handover)
+}
 
-	// Durable jobs: a handler name and bytes, kept in the backend until a client that runs the
-	// handler has run them; any client can wait for the results.
-	runner, enqueuer, waiter := clients[nodes-1], clients[0], clients[nodes/2]
+// request sends request i and says how it went: admitted at once, or queued and granted
+// later. started is called when its fn starts.
+func (d *demo) request(ctx context.Context, i int, started func()) {
+	prio, label := rateltd.PriorityNormal, "normal"
+	if i%4 == 0 {
+		prio, label = rateltd.PriorityHigh, "high"
+	}
+	who := fmt.Sprintf("request %2d (%s)", i, label)
+	if len(d.clients) > 1 {
+		who += fmt.Sprintf(" on client %d", i%len(d.clients)+1)
+	}
+	asked := time.Now()
+	var ran sync.Once
+	// A request whose fn has not started soon after it asked is waiting in line.
+	queued := time.AfterFunc(20*time.Millisecond, func() {
+		ran.Do(func() { fmt.Printf("%s   %s queued\n", d.since(), who) })
+	})
+	v, err := d.clients[i%len(d.clients)].Request(ctx, key, func(ctx context.Context) (any, error) {
+		ran.Do(func() {})
+		started()
+		// Call the rate-limited API here.
+		return fmt.Sprintf("result %d", i), nil
+	}, rateltd.WithPriority(prio), rateltd.WithTimeout(10*time.Second))
+	queued.Stop()
+	switch waited := time.Since(asked); {
+	case err != nil:
+		fmt.Printf("%s   %s: %v\n", d.since(), who, err)
+	case waited < 20*time.Millisecond:
+		fmt.Printf("%s   %s admitted at once: %v\n", d.since(), who, v)
+	default:
+		fmt.Printf("%s   %s granted after waiting %.2fs in line: %v\n", d.since(), who, waited.Seconds(), v)
+	}
+}
+
+// statusLines prints the key's status four times a second until done is closed.
+func (d *demo) statusLines(ctx context.Context, done <-chan struct{}) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			st, err := d.clients[0].Status(ctx, key)
+			if err == nil {
+				fmt.Printf("%s   status: used %d/%d, waiting %d (high %d, normal %d)\n", d.since(), st.Used, st.Limit.Max,
+					st.Queued, st.QueuedByPriority[rateltd.PriorityHigh], st.QueuedByPriority[rateltd.PriorityNormal])
+			}
+		}
+	}
+}
+
+// jobs runs three durable jobs: a handler name and bytes, kept in the backend until a client
+// that runs the handler has run them. One client enqueues them, another runs them, a third
+// waits for the results (on Redis; in-process, one client does all three).
+func (d *demo) jobs(ctx context.Context) {
+	n := len(d.clients)
+	runner, enqueuer, waiter := d.clients[n-1], d.clients[0], d.clients[n/2]
 	if err := runner.Handle("greet", func(ctx context.Context, payload []byte) ([]byte, error) {
 		return []byte("hello, " + string(payload)), nil
 	}); err != nil {
@@ -160,7 +198,7 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		fmt.Printf("%s   durable job %s: %q\n", since(), id, res)
+		fmt.Printf("%s   durable job %s: %q\n", d.since(), id, res)
 	}
 }
 
