@@ -1,7 +1,8 @@
 -- admit_fast.lua + admit.lua: the fast path, then the line. Grants at once when the key is not
 -- paused, its line is empty and the limit allows; otherwise queues the ticket (evicting one under
--- DropOldest) or refuses it. The script is limits.lua, this file, line.lua and admit.lua: a
--- request granted at once returns before the line's helpers are even defined.
+-- DropOldest) or refuses it. The script is limits.lua, quiet.lua, this file, line.lua and
+-- admit.lua: a request granted at once returns before the line's helpers are even defined.
+-- admit_many.lua admits several tickets, of several keys, in one call.
 -- KEYS, ARGV 1-6: see limits.lua.
 -- ARGV: 7 raw ticket  8 ticket id  9 priority (0-3)  10 deadline µs  11 max queue (-1: never queue)
 --       12 overflow (0 reject, 1 drop oldest)  13 head (1: a retried request, queued at the head
@@ -12,12 +13,8 @@ local RAW, ID, PRIO, DEADLINE = ARGV[7], ARGV[8], tonumber(ARGV[9]), tonumber(AR
 local MAXQ, OVERFLOW, HEAD = tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[13] == '1'
 
 local now = now_us()
--- The fast path in one call: no own pause and an empty line means none of these keys exists
--- (Redis deletes an emptied list; a pause that has ended has expired).
-local quiet = redis.call('EXISTS', PAUSED, KEYS[2], KEYS[3], KEYS[4], KEYS[5]) == 0
-    and (EXT_PAUSE == 0 or (EXT_PAUSE > 0 and EXT_PAUSE <= now))
 local free = lim_free(now, true)
-if quiet and free > 0 then
+if free > 0 and quiet(now) then
   lim_record(now, {ID}) -- 'admitted' is counted by the node, keeping this path short
   return {1, now, free - 1, 0, 0, ''}
 end

@@ -8,11 +8,28 @@
 --   4 burst (GCRA)  5 stats TTL ms  6 external pause (0 none, -1 forever, else until µs)
 -- Times are µs of Redis server time. Numbers handed to redis.call go through I(), because Lua
 -- would print a 16-digit number in exponent form.
-local W, GRANTED, PAUSED, STATS, DLQ, EVICTED = KEYS[1], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local ALG, MAX, WIN = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local BURST, STATS_TTL, EXT_PAUSE = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local EMIT = math.ceil(WIN / MAX) -- GCRA emission interval, rounded up: never faster than the limit
-local TAU = EMIT * BURST          -- GCRA bucket depth in µs
+local W, GRANTED, PAUSED, STATS, DLQ, EVICTED
+local ALG, MAX, WIN, BURST, STATS_TTL, EXT_PAUSE
+local EMIT -- GCRA emission interval, rounded up: never faster than the limit
+local TAU  -- GCRA bucket depth in µs
+
+-- The window as lim_free last read it (fixed window: start and count; GCRA: tat), so that
+-- lim_record need not read it again. Scripts write the window only through lim_record and
+-- lim_refund, which drop it.
+local seen, seen_s, seen_n = false, nil, nil
+
+-- Points the helpers at the key whose names are in KEYS and whose limit is in ARGV. Every script
+-- runs it once, here; admit_many.lua again for each further key it admits to, with KEYS and ARGV
+-- its own locals, which it sets to that key's part.
+local function bind()
+  W, GRANTED, PAUSED, STATS, DLQ, EVICTED = KEYS[1], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+  ALG, MAX, WIN = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+  BURST, STATS_TTL, EXT_PAUSE = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+  EMIT = math.ceil(WIN / MAX)
+  TAU = EMIT * BURST
+  seen = false
+end
+bind()
 
 local function I(x) return string.format('%d', x) end
 
@@ -22,11 +39,6 @@ local function now_us()
 end
 
 local function ms(us) return I(math.max(1, math.ceil(us / 1000))) end
-
--- The window as lim_free last read it (fixed window: start and count; GCRA: tat), so that
--- lim_record need not read it again. Scripts write the window only through lim_record and
--- lim_refund, which drop it.
-local seen, seen_s, seen_n = false, nil, nil
 
 -- How many may start now. With trim, stale sliding-log entries are removed first.
 local function lim_free(now, trim)

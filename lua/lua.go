@@ -3,7 +3,9 @@
 // file, embedded so that a missing file breaks the build. Every per-key script is limits.lua (the
 // rate-limit algorithms) and line.lua (pause, tickets, counters, TTLs) followed by its own file,
 // so that what several scripts share is written once. Admit puts its fast path, admit_fast.lua,
-// between the two: a request granted at once does not pay for defining the line's helpers. Each
+// between the two: a request granted at once does not pay for defining the line's helpers.
+// AdmitMany, the admit of several tickets and keys in one call, opens with admit_many.lua, whose
+// locals stand in for KEYS and ARGV, so that the same helpers serve one key after another. Each
 // file's header names its KEYS, ARGV and reply; the queue package turns replies into Go values.
 package lua
 
@@ -17,12 +19,18 @@ import (
 var (
 	//go:embed limits.lua
 	limits string
+	//go:embed quiet.lua
+	quiet string
 	//go:embed line.lua
 	line string
 	//go:embed admit_fast.lua
 	admitFast string
 	//go:embed admit.lua
 	admit string
+	//go:embed admit_many.lua
+	admitMany string
+	//go:embed admit_many_end.lua
+	admitManyEnd string
 	//go:embed grant.lua
 	grant string
 	//go:embed claim.lua
@@ -64,7 +72,8 @@ var (
 // The scripts. The per-key ones take the KEYS and first six ARGV that limits.lua describes;
 // those that know durable jobs take the five KEYS of jobs.lua after them.
 var (
-	Admit       = NewScript(limits + admitFast + line + admit + "\nreturn line_admit()\n")
+	Admit       = NewScript(limits + quiet + admitFast + line + admit + "\nreturn line_admit()\n")
+	AdmitMany   = NewScript(admitMany + limits + quiet + line + admit + admitManyEnd)
 	Enqueue     = NewScript(limits + enqueue + line + jobs + admit + enqueueEnd)
 	Grant       = withJobs(grant)
 	Claim       = withJobs(claim)
@@ -84,7 +93,7 @@ var (
 )
 
 // All lists every script, for loading them before they are pipelined.
-var All = []*redis.Script{Admit, Enqueue, Grant, Claim, Cancel, Refund, Check, Status, Reset, JobDone, JobRenew,
+var All = []*redis.Script{Admit, AdmitMany, Enqueue, Grant, Claim, Cancel, Refund, Check, Status, Reset, JobDone, JobRenew,
 	JobWait, IndexAdd, IndexRemove, PauseUntil, Handlers, Counters}
 
 func perKey(body string) *redis.Script { return NewScript(limits + line + body) }

@@ -7,19 +7,17 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
-	"github.com/rateltd/rateltd/config"
 	"github.com/rateltd/rateltd/internal/track"
-	"github.com/rateltd/rateltd/lua"
 )
 
-// admitBatcher sends concurrent admits in pipelines: one command per request still, but one
-// round trip and one read on the server for many. Up to maxFlights pipelines fly at once.
-// Whoever arrives while fewer fly leads: it sends every admit pending by then, its own
+// admitBatcher sends concurrent admits together: those of one key (and Params) as one script
+// call that admits them all (AdmitMany), and on a single Redis the admits of every key in that
+// same call; on a cluster, one call per key, in one pipeline. Up to maxFlights such sends fly
+// at once. Whoever arrives while fewer fly leads: it sends every admit pending by then, its own
 // included. Whoever arrives when all fly waits; when one lands, the oldest waiter leads the
-// next. No goroutine of its own, and a lone caller waits for nobody. A flight that runs on a
-// goroutine of its own (see farDeadline) is counted in flights, for the Client's shutdown.
+// next. No goroutine of its own, and a lone caller waits for nobody: it sends its admit alone,
+// on its own goroutine. A flight that runs on a goroutine of its own (see farDeadline) is
+// counted in flights, for the Client's shutdown.
 type admitBatcher struct {
 	r *Redis
 
@@ -31,23 +29,22 @@ type admitBatcher struct {
 	flying  int
 }
 
+// admitCall is one admit in the batcher: the admit's own (p, t, raw), kept also to undo it
+// should its answer land after its caller left.
 type admitCall struct {
-	key    string
-	alg    config.Algorithm
-	args   []any
+	p      Params
+	t      *Ticket
+	raw    []byte
 	ctx    context.Context
-	v      any
+	rep    AdmitReply
 	err    error
-	done   chan struct{} // closed when v and err are set
+	done   chan struct{} // closed when rep and err are set
 	lead   chan struct{} // buffered 1: this call is to send the next batch
 	handed bool          // the lead was sent on lead; guarded by admitBatcher.mu
 	// state settles who has the answer, whoever comes first: the flight (answered) or the
 	// caller who stopped waiting at its deadline (left). A flight that lands after its caller
-	// left undoes what the admit did (Redis.undoAdmit), for which it keeps the admit's own.
+	// left undoes what the admit did (Redis.undoAdmit).
 	state atomic.Int32
-	p     Params
-	t     *Ticket
-	raw   []byte
 }
 
 // States of an admitCall.
@@ -70,16 +67,25 @@ const (
 const farDeadline = 10 * time.Second
 
 // do sends one admit and waits for its answer, or until ctx's deadline when that is near.
-// p, t and raw are the admit's, to undo it should its answer land after its caller left.
-func (b *admitBatcher) do(ctx context.Context, p Params, t *Ticket, raw []byte, args []any) (any, error) {
-	c := &admitCall{key: t.Key, alg: p.Limit.Algorithm, args: args, ctx: ctx, done: make(chan struct{}),
-		lead: make(chan struct{}, 1), p: p, t: t, raw: raw}
+func (b *admitBatcher) do(ctx context.Context, p Params, t *Ticket, raw []byte) (AdmitReply, error) {
 	var timeout <-chan time.Time
 	if d, ok := ctx.Deadline(); ok && time.Until(d) < farDeadline {
 		t := time.NewTimer(time.Until(d))
 		defer t.Stop()
 		timeout = t.C
 	}
+	b.mu.Lock()
+	if timeout == nil && len(b.pending) == 0 && b.flying < maxFlights {
+		// Alone: the admit goes at once, from here, with nothing to hand over.
+		b.flying++
+		b.mu.Unlock()
+		rep, err := b.r.admitOne(context.WithoutCancel(ctx), p, t, raw)
+		b.mu.Lock()
+		b.landed()
+		b.mu.Unlock()
+		return rep, err
+	}
+	c := &admitCall{p: p, t: t, raw: raw, ctx: ctx, done: make(chan struct{}), lead: make(chan struct{}, 1)}
 	// fly runs a flight: inline when nothing bounds the wait, else on its own goroutine.
 	fly := func() {
 		if timeout == nil {
@@ -88,7 +94,6 @@ func (b *admitBatcher) do(ctx context.Context, p Params, t *Ticket, raw []byte, 
 			b.goFly()
 		}
 	}
-	b.mu.Lock()
 	b.pending = append(b.pending, c)
 	leader := b.flying < maxFlights
 	if leader {
@@ -125,19 +130,19 @@ func (b *admitBatcher) do(ctx context.Context, p Params, t *Ticket, raw []byte, 
 				default: // taken above already
 				}
 			}
-			return nil, ErrNoAnswer
+			return AdmitReply{}, ErrNoAnswer
 		}
 	}
 }
 
 // answered returns c's answer; a lead handed to c after another flight took it is passed on.
-func (b *admitBatcher) answered(c *admitCall) (any, error) {
+func (b *admitBatcher) answered(c *admitCall) (AdmitReply, error) {
 	select {
 	case <-c.lead:
 		b.goFly()
 	default:
 	}
-	return c.v, c.err
+	return c.rep, c.err
 }
 
 // goFly runs a flight on a goroutine of its own, counted in flights.
@@ -161,6 +166,12 @@ func (b *admitBatcher) fly() {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.landed()
+}
+
+// landed ends a flight: it hands the lead to the oldest pending admit that has none, or, when
+// there is none, counts the flight out. Called with mu held.
+func (b *admitBatcher) landed() {
 	for _, c := range b.pending {
 		if !c.handed { // it stays pending: its own flight takes it
 			c.handed = true
@@ -175,34 +186,15 @@ func (b *admitBatcher) fly() {
 // cancellation: an admit sent for one caller must be answered for all. The Redis client's own
 // timeouts bound it.
 func (b *admitBatcher) send(batch []*admitCall) {
-	b.r.evalBatch(context.WithoutCancel(batch[0].ctx), lua.Admit, batch)
+	b.r.admitAll(context.WithoutCancel(batch[0].ctx), batch)
 	for _, c := range batch {
 		if !c.state.CompareAndSwap(callWaiting, callAnswered) {
 			b.flights.Add()
 			go func() {
 				defer b.flights.Leave()
-				b.r.undoAdmit(c.p, c.t, c.raw, c.v, c.err)
+				b.r.undoAdmit(c.p, c.t, c.raw, c.rep, c.err)
 			}()
 		}
 		close(c.done)
-	}
-}
-
-// evalBatch runs s once per call in one pipeline (evalPipelined: after NOSCRIPT, only the
-// calls that got it are sent again).
-func (r *Redis) evalBatch(ctx context.Context, s *redis.Script, batch []*admitCall) {
-	// EVALSHA built here rather than by evalSHA, from the key names boxed once per key: this is
-	// the fast path, and evalSHA would box ten key names per call.
-	cmds := make([]*redis.Cmd, len(batch))
-	for i, c := range batch {
-		keys := r.ks.perKeyArgs(c.key, c.alg)
-		a := make([]any, 0, 3+len(keys)+len(c.args))
-		a = append(a, "evalsha", s.Hash(), len(keys))
-		a = append(a, keys...)
-		cmds[i] = redis.NewCmd(ctx, append(a, c.args...)...)
-	}
-	r.evalPipelined(ctx, cmds)
-	for i, c := range batch {
-		c.v, c.err = cmds[i].Result()
 	}
 }

@@ -2,9 +2,13 @@ package queue_test
 
 import (
 	"context"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/rateltd/rateltd/config"
 	"github.com/rateltd/rateltd/internal/redistest"
@@ -41,5 +45,86 @@ func TestAdmitBatcherSurvivesTimeouts(t *testing.T) {
 		if err != nil || rep.Outcome != queue.Granted {
 			t.Fatalf("round %d: an admit after the timeouts: %+v, %v", round, rep, err)
 		}
+	}
+}
+
+// evalCount counts the script calls (EVALSHA, EVAL) a go-redis client sends.
+type evalCount struct{ n atomic.Int64 }
+
+func (h *evalCount) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *evalCount) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.count(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (h *evalCount) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			h.count(c)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func (h *evalCount) count(c redis.Cmder) {
+	if n := strings.ToLower(c.Name()); n == "evalsha" || n == "eval" {
+		h.n.Add(1)
+	}
+}
+
+// TestConcurrentAdmitsCoalesce: 64 concurrent admits of one key go to Redis as far fewer
+// script calls than admits (each flight's admits of the key as one call), and the limit holds:
+// exactly Max granted, the rest queued, every one in the line once.
+func TestConcurrentAdmitsCoalesce(t *testing.T) {
+	srv := redistest.Server(t)
+	rdb := srv.Client(t)
+	hook := &evalCount{}
+	rdb.AddHook(hook)
+	r := queue.NewRedis(rdb, srv.Prefix(t), 4)
+	ctx := context.Background()
+	if err := r.LoadScripts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const n, max = 64, 20
+	p := params(config.Limit{Max: max, Window: 10 * time.Second, MaxQueue: n})
+	var granted, queued atomic.Int64
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tk, raw := ticket(t, r, "hot", nodeA, config.PriorityNormal)
+			<-start
+			rep, err := r.Admit(ctx, p, tk, raw)
+			switch {
+			case err != nil:
+				t.Error(err)
+			case rep.Outcome == queue.Granted:
+				granted.Add(1)
+			case rep.Outcome == queue.Queued:
+				queued.Add(1)
+			default:
+				t.Errorf("admit: %+v", rep)
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond) // every goroutine has its ticket and waits at start
+	before := hook.n.Load()
+	close(start)
+	wg.Wait()
+	calls := hook.n.Load() - before
+	if granted.Load() != max || queued.Load() != n-max {
+		t.Errorf("%d granted and %d queued, want %d and %d", granted.Load(), queued.Load(), max, n-max)
+	}
+	if st, err := r.State(ctx, "hot", p); err != nil || st.Queued[config.PriorityNormal.Line()] != n-max {
+		t.Errorf("state %+v, %v: want %d waiting", st, err, n-max)
+	}
+	t.Logf("%d concurrent admits of one key: %d script calls", n, calls)
+	if calls > n/4 {
+		t.Errorf("%d concurrent admits of one key took %d script calls, want at most %d", n, calls, n/4)
 	}
 }

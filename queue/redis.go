@@ -26,6 +26,9 @@ type Redis struct {
 	// was last reloaded after a failure. Written and read by every caller of evalPipelined.
 	cluster  *redis.ClusterClient
 	reloaded atomic.Int64
+	// keysApart is set once a single server refused one script call over keys of several
+	// slots (cluster mode behind a plain client): admits of several keys then go apart.
+	keysApart atomic.Bool
 }
 
 // paramCache keeps the script arguments of recently used Params boxed, the six that every
@@ -94,14 +97,9 @@ func (r *Redis) run(ctx context.Context, s *redis.Script, key string, p Params, 
 }
 
 func (r *Redis) Admit(ctx context.Context, p Params, t *Ticket, raw []byte) (AdmitReply, error) {
-	a := r.params.args(p)
-	v, err := r.admit.do(ctx, p, t, raw, append(a[:6:6], raw, t.ID, t.Priority.Line(), t.Deadline, a[6], a[7], a[8]))
+	rep, err := r.admit.do(ctx, p, t, raw)
 	if err != nil {
 		return AdmitReply{}, fmt.Errorf("queue: admit %q: %w", t.Key, err)
-	}
-	rep, err := parseAdmit(v)
-	if err != nil {
-		return AdmitReply{}, fmt.Errorf("queue: admit %q: reply: %w", t.Key, err)
 	}
 	return rep, nil
 }
@@ -109,20 +107,18 @@ func (r *Redis) Admit(ctx context.Context, p Params, t *Ticket, raw []byte) (Adm
 // undoTimeout bounds undoAdmit's call.
 const undoTimeout = 5 * time.Second
 
-// undoAdmit undoes an admit whose answer (v, err) came after its caller had stopped waiting
+// undoAdmit undoes an admit whose answer (rep, err) came after its caller had stopped waiting
 // (ErrNoAnswer): a grant on arrival goes back to the window (counted as admitted and refunded,
 // since no node counted it), and the ticket is cancelled — the answer is that of the last
 // time the Redis client sent the admit, and an earlier sending, whose reply a connection error
 // cut, may have queued a copy (even one granted since, among the local grants). A cancel
 // changes nothing where there is nothing. Left alone, a queued ticket would wait for nobody,
 // and be granted to nobody.
-func (r *Redis) undoAdmit(p Params, t *Ticket, raw []byte, v any, err error) {
+func (r *Redis) undoAdmit(p Params, t *Ticket, raw []byte, rep AdmitReply, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
 	defer cancel()
-	if err == nil {
-		if rep, perr := parseAdmit(v); perr == nil && rep.Outcome == Granted {
-			_, _ = r.runJobs(ctx, lua.Refund, t.Key, p, t.ID, rep.Now, "", 1)
-		}
+	if err == nil && rep.Outcome == Granted {
+		_, _ = r.runJobs(ctx, lua.Refund, t.Key, p, t.ID, rep.Now, "", 1)
 	}
 	_, _ = r.Cancel(ctx, p, t, raw)
 }

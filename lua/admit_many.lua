@@ -1,0 +1,21 @@
+-- admit_many.lua + admit_many_end.lua: admits several tickets in one call, of one key or of
+-- several (on a cluster, the keys of one slot only), with one TIME for all. For each key, in
+-- the order given: the pause and the line are checked and the window read once; its tickets,
+-- in the order given, are granted while the key is quiet and the limit allows (one window
+-- write for them all), and the rest go through the line one by one as separate admits would
+-- (queued, full, would exceed the deadline, evictions). The script is this file, limits.lua,
+-- quiet.lua, line.lua, admit.lua and admit_many_end.lua.
+-- KEYS: the ten of limits.lua for each key, key after key.
+-- ARGV, for each key, key after key: 1-6 see limits.lua  7 max queue  8 overflow  9 head (see
+--   admit_fast.lua)  10 n, the key's tickets  then n times: raw ticket, ticket id, priority,
+--   deadline µs (see admit_fast.lua)
+-- Reply: one entry per key: {now µs, g, free, then for each ticket after the first g: code,
+--   earliest µs, line length before, evicted raw or ''} (see admit_fast.lua), where the first g
+--   tickets were granted, the i-th of them with free - i remaining; or an error reply (the
+--   key's tickets' answer: the other keys' stand).
+
+-- The helpers read KEYS and ARGV: these locals hold one key's part of each at a time.
+local ALL_KEYS, ALL_ARGV = KEYS, ARGV
+local KEYS, ARGV = KEYS, ARGV
+-- The ticket line_admit admits, and the key's settings and free slots.
+local RAW, ID, PRIO, DEADLINE, MAXQ, OVERFLOW, HEAD, now, free

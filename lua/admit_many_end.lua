@@ -1,0 +1,39 @@
+-- admit_many_end.lua: the end of admit_many.lua.
+
+-- Admits the key bound of n tickets whose arguments follow ALL_ARGV[at]; returns the key's reply.
+local function admit_key(at, n)
+  free = lim_free(now, true)
+  local g = 0
+  if free > 0 and quiet(now) then
+    g = math.min(free, n)
+    local ids = {}
+    for i = 1, g do ids[i] = ALL_ARGV[at + 4 * i - 2] end
+    lim_record(now, ids) -- 'admitted' is counted by the nodes, as after admit_fast.lua
+  end
+  local out = {now, g, free}
+  free = free - g
+  for i = g + 1, n do
+    local a = at + 4 * (i - 1)
+    RAW, ID, PRIO, DEADLINE = ALL_ARGV[a + 1], ALL_ARGV[a + 2], tonumber(ALL_ARGV[a + 3]), tonumber(ALL_ARGV[a + 4])
+    local r, o = line_admit(), #out
+    out[o + 1], out[o + 2], out[o + 3], out[o + 4] = r[1], r[4], r[5], r[6]
+  end
+  return out
+end
+
+now = now_us()
+local replies = {}
+local k, a = 0, 0 -- KEYS and ARGV taken so far
+while a < #ALL_ARGV do
+  KEYS = {unpack(ALL_KEYS, k + 1, k + 10)}
+  ARGV = {unpack(ALL_ARGV, a + 1, a + 6)}
+  bind()
+  MAXQ, OVERFLOW, HEAD = tonumber(ALL_ARGV[a + 7]), tonumber(ALL_ARGV[a + 8]), ALL_ARGV[a + 9] == '1'
+  local n = tonumber(ALL_ARGV[a + 10])
+  -- A key that fails (a window of the wrong type, say) fails its own tickets only.
+  local ok, r = pcall(admit_key, a + 10, n)
+  if not ok then r = {err = type(r) == 'table' and r.err or tostring(r)} end
+  replies[#replies + 1] = r
+  k, a = k + 10, a + 10 + 4 * n
+end
+return replies

@@ -1,0 +1,213 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rateltd/rateltd/lua"
+)
+
+// The SHA1s of the admit scripts, boxed once: the fast path would box them on every call.
+var (
+	admitSHA     any = lua.Admit.Hash()
+	admitManySHA any = lua.AdmitMany.Hash()
+)
+
+// admitOne sends one admit on its own: the Admit script, whose fast path returns before the
+// line's helpers are even defined.
+func (r *Redis) admitOne(ctx context.Context, p Params, t *Ticket, raw []byte) (AdmitReply, error) {
+	cmd := r.admitCmd(ctx, p, t, raw)
+	r.evalPipelined(ctx, []*redis.Cmd{cmd})
+	return answerOne(cmd)
+}
+
+// admitCmd returns the unsent EVALSHA of Admit for one ticket, built from the key names and
+// limit arguments boxed once per key (evalSHA would box them again on every call).
+func (r *Redis) admitCmd(ctx context.Context, p Params, t *Ticket, raw []byte) *redis.Cmd {
+	keys := r.ks.perKeyArgs(t.Key, p.Limit.Algorithm)
+	lim := r.params.args(p)
+	a := make([]any, 0, 3+len(keys)+13)
+	a = append(a, "evalsha", admitSHA, len(keys))
+	a = append(a, keys...)
+	a = append(a, lim[:6]...)
+	a = append(a, raw, t.ID, t.Priority.Line(), t.Deadline, lim[6], lim[7], lim[8])
+	return redis.NewCmd(ctx, a...)
+}
+
+func answerOne(cmd *redis.Cmd) (AdmitReply, error) {
+	v, err := cmd.Result()
+	if err != nil {
+		return AdmitReply{}, err
+	}
+	rep, err := parseAdmit(v)
+	if err != nil {
+		return AdmitReply{}, fmt.Errorf("reply: %w", err)
+	}
+	return rep, nil
+}
+
+// admitAll sends the admits of batch and gives each call its answer. The admits of one key and
+// Params go as one AdmitMany call, in arrival order; on a single Redis every key's go in that
+// one call, on a cluster one call per key, in one pipeline. A lone admit goes as Admit.
+func (r *Redis) admitAll(ctx context.Context, batch []*admitCall) {
+	if len(batch) == 1 {
+		c := batch[0]
+		c.rep, c.err = r.admitOne(ctx, c.p, c.t, c.raw)
+		return
+	}
+	groups := groupAdmits(batch)
+	if r.cluster == nil && !r.keysApart.Load() {
+		cmd := r.admitManyCmd(ctx, groups)
+		r.evalPipelined(ctx, []*redis.Cmd{cmd})
+		if !isCrossSlot(cmd.Err()) {
+			answerMany(cmd, groups)
+			return
+		}
+		// A server in cluster mode behind a plain client refused keys of several slots before
+		// running anything: from now on, one call per key.
+		r.keysApart.Store(true)
+	}
+	cmds := make([]*redis.Cmd, len(groups))
+	for i, g := range groups {
+		if len(g) == 1 {
+			cmds[i] = r.admitCmd(ctx, g[0].p, g[0].t, g[0].raw)
+		} else {
+			cmds[i] = r.admitManyCmd(ctx, groups[i:i+1])
+		}
+	}
+	r.evalPipelined(ctx, cmds)
+	for i, g := range groups {
+		if len(g) == 1 {
+			g[0].rep, g[0].err = answerOne(cmds[i])
+		} else {
+			answerMany(cmds[i], groups[i:i+1])
+		}
+	}
+}
+
+// groupAdmits splits batch into runs of admits that one AdmitMany entry may take together:
+// each group holds admits of one key and Params in arrival order, and the groups of one key
+// stand in the order of their admits (a key's admits with other Params in between start a
+// new group), so that the script admits every key's tickets in the order they came.
+func groupAdmits(batch []*admitCall) [][]*admitCall {
+	groups := make([][]*admitCall, 0, len(batch))
+	last := make(map[string]int, len(batch)) // key → its latest group
+	for _, c := range batch {
+		i, ok := last[c.t.Key]
+		if !ok || groups[i][0].p != c.p {
+			i = len(groups)
+			last[c.t.Key] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], c)
+	}
+	return groups
+}
+
+// admitManyCmd returns the unsent EVALSHA of AdmitMany for groups, one entry per group.
+func (r *Redis) admitManyCmd(ctx context.Context, groups [][]*admitCall) *redis.Cmd {
+	keys := make([][]any, len(groups))
+	nkeys, nargs := 0, 0
+	for i, g := range groups {
+		keys[i] = r.ks.perKeyArgs(g[0].t.Key, g[0].p.Limit.Algorithm)
+		nkeys += len(keys[i])
+		nargs += 10 + 4*len(g)
+	}
+	a := make([]any, 0, 3+nkeys+nargs)
+	a = append(a, "evalsha", admitManySHA, nkeys)
+	for _, k := range keys {
+		a = append(a, k...)
+	}
+	for _, g := range groups {
+		a = append(a, r.params.args(g[0].p)...)
+		a = append(a, len(g))
+		for _, c := range g {
+			a = append(a, c.raw, c.t.ID, c.t.Priority.Line(), c.t.Deadline)
+		}
+	}
+	return redis.NewCmd(ctx, a...)
+}
+
+// answerMany gives the calls of groups their answers from cmd, an AdmitMany over groups.
+func answerMany(cmd *redis.Cmd, groups [][]*admitCall) {
+	v, err := cmd.Result()
+	var entries []any
+	if err == nil {
+		if entries, err = replySlice(v, len(groups)); err != nil {
+			err = fmt.Errorf("reply: %w", err)
+		}
+	}
+	for i, g := range groups {
+		var reps []AdmitReply
+		kerr := err
+		if kerr == nil {
+			reps, kerr = parseAdmitMany(entries[i], len(g))
+		}
+		for j, c := range g {
+			if kerr != nil {
+				c.err = kerr
+			} else {
+				c.rep = reps[j]
+			}
+		}
+	}
+}
+
+// parseAdmitMany turns one key's entry of AdmitMany's reply into the replies of its n tickets,
+// or into the error the key's part of the script met (its tickets' answer, not the others').
+func parseAdmitMany(v any, n int) ([]AdmitReply, error) {
+	if err, ok := v.(error); ok {
+		return nil, err
+	}
+	reps, err := parseAdmitEntry(v, n)
+	if err != nil {
+		return nil, fmt.Errorf("reply: %w", err)
+	}
+	return reps, nil
+}
+
+func parseAdmitEntry(v any, n int) ([]AdmitReply, error) {
+	s, err := replySlice(v, 3)
+	if err != nil {
+		return nil, err
+	}
+	head, err := replyInts(s[:3])
+	if err != nil {
+		return nil, err
+	}
+	now, granted, free := head[0], int(head[1]), int(head[2])
+	if granted < 0 || granted > n || granted > free || len(s) != 3+4*(n-granted) {
+		return nil, fmt.Errorf("%d elements with %d of %d tickets granted", len(s), granted, n)
+	}
+	reps := make([]AdmitReply, n)
+	for i := range granted {
+		reps[i] = AdmitReply{Outcome: Granted, Now: now, Remaining: free - 1 - i}
+	}
+	for i := granted; i < n; i++ {
+		e := s[3+4*(i-granted):]
+		m, err := replyInts(e[:3])
+		if err != nil {
+			return nil, fmt.Errorf("ticket %d: %w", i, err)
+		}
+		ev, err := replyBytes(e[3])
+		if err != nil {
+			return nil, fmt.Errorf("ticket %d: %w", i, err)
+		}
+		if m[0] < int64(Queued) || m[0] > int64(WouldExceed) {
+			return nil, fmt.Errorf("ticket %d: unknown outcome %d", i, m[0])
+		}
+		reps[i] = AdmitReply{Outcome: Outcome(m[0]), Now: now, Earliest: m[1], LineBefore: int(m[2])}
+		if len(ev) > 0 {
+			reps[i].Evicted = ev
+		}
+	}
+	return reps, nil
+}
+
+// isCrossSlot reports whether err is a cluster-mode server's refusal of a command whose keys
+// lie in several slots; nothing ran.
+func isCrossSlot(err error) bool {
+	return err != nil && redis.HasErrorPrefix(err, "CROSSSLOT")
+}

@@ -1,0 +1,283 @@
+package queue
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rateltd/rateltd/config"
+	"github.com/rateltd/rateltd/internal/redistest"
+)
+
+// evalCounter counts the EVALSHA and EVAL commands a go-redis client sends.
+type evalCounter struct{ n atomic.Int64 }
+
+func (h *evalCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *evalCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.count(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (h *evalCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			h.count(c)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func (h *evalCounter) count(c redis.Cmder) {
+	if n := strings.ToLower(c.Name()); n == "evalsha" || n == "eval" {
+		h.n.Add(1)
+	}
+}
+
+// admitCase is a key and the tickets admitted to it: what one AdmitMany entry must answer as
+// the same admits sent one by one would.
+type admitCase struct {
+	name  string
+	p     Params
+	prios []config.Priority
+	// near marks tickets due in a second, which cannot wait for a slot a minute away.
+	near map[int]bool
+}
+
+func admitCases() []admitCase {
+	n, h, l, c := config.PriorityNormal, config.PriorityHigh, config.PriorityLow, config.PriorityCritical
+	prios := []config.Priority{n, n, h, l, n, c, n, l, h, n}
+	var cases []admitCase
+	for _, alg := range []config.Algorithm{config.SlidingWindow, config.FixedWindow, config.TokenBucket} {
+		lim := config.Limit{Algorithm: alg, Max: 3, Window: time.Minute, Burst: 3, MaxQueue: 4}.WithDefaults()
+		drop := lim
+		drop.Overflow = config.DropOldest
+		never := lim
+		never.MaxQueue = -1
+		add := func(name string, l config.Limit, ext int64, head bool, near map[int]bool) {
+			cases = append(cases, admitCase{name: fmt.Sprintf("%s-%d", name, alg), near: near, prios: prios,
+				p: Params{Limit: l, ExtPause: ext, StatsTTL: time.Minute, Head: head}})
+		}
+		add("reject", lim, NotPaused, false, map[int]bool{6: true})
+		add("drop", drop, NotPaused, false, nil)
+		add("paused", lim, PausedForever, false, nil)
+		add("head", drop, NotPaused, true, nil)
+		add("never", never, NotPaused, false, nil)
+	}
+	return cases
+}
+
+// caseTickets makes the tickets of c for key, with their encodings.
+func caseTickets(t *testing.T, r *Redis, c admitCase, key string) ([]*Ticket, [][]byte) {
+	t.Helper()
+	now, err := r.Time(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := make([]byte, idLen)
+	rand.Read(owner)
+	tks := make([]*Ticket, len(c.prios))
+	raws := make([][]byte, len(c.prios))
+	for i, prio := range c.prios {
+		id := make([]byte, idLen)
+		rand.Read(id)
+		due := now + time.Hour.Microseconds()
+		if c.near[i] {
+			due = now + time.Second.Microseconds()
+		}
+		tks[i] = &Ticket{ID: id, Key: key, Priority: prio, Enqueued: now, Deadline: due, Owner: owner}
+		if raws[i], err = tks[i].Encode(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tks, raws
+}
+
+// lines returns, for each of key's lines, the indexes in raws of the tickets waiting in it.
+func lines(t *testing.T, r *Redis, key string, raws [][]byte) [config.NumPriorities][]int {
+	t.Helper()
+	var out [config.NumPriorities][]int
+	names := r.ks.perKey(key, config.SlidingWindow)
+	for q := range config.NumPriorities {
+		got, err := r.rdb.LRange(context.Background(), names[1+q], 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range got {
+			out[q] = append(out[q], indexOf(raws, []byte(g)))
+		}
+	}
+	return out
+}
+
+func indexOf(raws [][]byte, raw []byte) int {
+	for i, r := range raws {
+		if string(r) == string(raw) {
+			return i
+		}
+	}
+	return -1
+}
+
+// TestAdmitManyAsSequentialAdmits: the tickets of several keys, interleaved, admitted in one
+// AdmitMany call (on a cluster, one per key), get the answers the same tickets get when admitted
+// one by one in the same order, and leave the same lines: grants in arrival order while the
+// limit allows, then queued by priority and arrival, refused when full, evictions, a paused key,
+// a key that never queues, a ticket that cannot wait long enough, retries at the head.
+func TestAdmitManyAsSequentialAdmits(t *testing.T) {
+	each := map[string]func(t *testing.T) (redis.UniversalClient, string){
+		"redis": func(t *testing.T) (redis.UniversalClient, string) {
+			srv := redistest.Server(t)
+			return srv.Client(t), srv.Prefix(t)
+		},
+		"cluster": func(t *testing.T) (redis.UniversalClient, string) {
+			cl := redistest.SharedCluster(t)
+			return cl.Client(t), cl.Prefix(t)
+		},
+	}
+	for name, open := range each {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			rdb, prefix := open(t)
+			hook := &evalCounter{}
+			rdb.AddHook(hook)
+			r := NewRedis(rdb, prefix, 4)
+			ctx := context.Background()
+			if err := r.LoadScripts(ctx); err != nil {
+				t.Fatal(err)
+			}
+			cases := admitCases()
+			one := make([][]AdmitReply, len(cases))
+			raws1 := make([][][]byte, len(cases))
+			for i, c := range cases {
+				tks, raws := caseTickets(t, r, c, "one-"+c.name)
+				raws1[i] = raws
+				for j, tk := range tks {
+					rep, err := r.admitOne(ctx, c.p, tk, raws[j])
+					if err != nil {
+						t.Fatalf("%s: ticket %d: %v", c.name, j, err)
+					}
+					one[i] = append(one[i], rep)
+				}
+			}
+			// The same, every key's tickets in one batch, taking turns.
+			var batch []*admitCall
+			rawsN := make([][][]byte, len(cases))
+			tksN := make([][]*Ticket, len(cases))
+			for i, c := range cases {
+				tksN[i], rawsN[i] = caseTickets(t, r, c, "many-"+c.name)
+			}
+			for j := range cases[0].prios {
+				for i, c := range cases {
+					batch = append(batch, &admitCall{p: c.p, t: tksN[i][j], raw: rawsN[i][j]})
+				}
+			}
+			before := hook.n.Load()
+			r.admitAll(ctx, batch)
+			calls := hook.n.Load() - before
+			if want := int64(1); name == "redis" && calls != want {
+				t.Errorf("%d admits of %d keys took %d script calls, want %d", len(batch), len(cases), calls, want)
+			}
+			if want := int64(len(cases)); name == "cluster" && calls != want {
+				t.Errorf("%d admits of %d keys took %d script calls, want %d (one per key)", len(batch), len(cases), calls, want)
+			}
+			for i, c := range cases {
+				for j := range c.prios {
+					call := batch[j*len(cases)+i]
+					if call.err != nil {
+						t.Fatalf("%s: ticket %d: %v", c.name, j, call.err)
+					}
+					compareAdmit(t, fmt.Sprintf("%s: ticket %d", c.name, j), one[i][j], raws1[i], call.rep, rawsN[i])
+				}
+				if c.p.Limit.Algorithm == config.SlidingWindow {
+					// The sliding log holds the ids of exactly the tickets told they were granted.
+					var ids []string
+					for j, tk := range tksN[i] {
+						if batch[j*len(cases)+i].rep.Outcome == Granted {
+							ids = append(ids, string(tk.ID))
+						}
+					}
+					w, err := r.rdb.ZRange(ctx, r.ks.perKey("many-"+c.name, config.SlidingWindow)[kWindow], 0, -1).Result()
+					if err != nil {
+						t.Fatal(err)
+					}
+					slices.Sort(ids)
+					slices.Sort(w)
+					if !slices.Equal(ids, w) {
+						t.Errorf("%s: the window holds %q, want the granted tickets' ids %q", c.name, w, ids)
+					}
+				}
+				seq, many := lines(t, r, "one-"+c.name, raws1[i]), lines(t, r, "many-"+c.name, rawsN[i])
+				if fmt.Sprint(seq) != fmt.Sprint(many) {
+					t.Errorf("%s: lines (ticket indexes by priority) %v, one by one %v", c.name, many, seq)
+				}
+			}
+		})
+	}
+}
+
+// compareAdmit checks that got, an answer of AdmitMany, says what want, the same admit's
+// answer when sent on its own, said (evicted tickets by their index in their own key's raws).
+func compareAdmit(t *testing.T, what string, want AdmitReply, wantRaws [][]byte, got AdmitReply, gotRaws [][]byte) {
+	t.Helper()
+	if got.Outcome != want.Outcome || got.Remaining != want.Remaining || got.LineBefore != want.LineBefore ||
+		indexOf(gotRaws, got.Evicted) != indexOf(wantRaws, want.Evicted) || (got.Earliest == 0) != (want.Earliest == 0) {
+		t.Errorf("%s: %+v, one by one %+v", what, got, want)
+	}
+}
+
+// TestAdmitManyKeyFailsAlone: a key whose part of an AdmitMany call fails (its window has the
+// wrong type) fails its own tickets with the script's error; the other keys' are answered.
+func TestAdmitManyKeyFailsAlone(t *testing.T) {
+	srv := redistest.Server(t)
+	r := NewRedis(srv.Client(t), srv.Prefix(t), 4)
+	ctx := context.Background()
+	if err := r.LoadScripts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := admitCases()[0]
+	if err := r.rdb.Set(ctx, r.ks.perKey("bad", c.p.Limit.Algorithm)[kWindow], "x", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	goodT, goodR := caseTickets(t, r, c, "good")
+	badT, badR := caseTickets(t, r, c, "bad")
+	batch := []*admitCall{{p: c.p, t: goodT[0], raw: goodR[0]}, {p: c.p, t: badT[0], raw: badR[0]},
+		{p: c.p, t: badT[1], raw: badR[1]}, {p: c.p, t: goodT[1], raw: goodR[1]}}
+	r.admitAll(ctx, batch)
+	for _, i := range []int{0, 3} {
+		if batch[i].err != nil || batch[i].rep.Outcome != Granted {
+			t.Errorf("good key's admit %d: %+v, %v; want granted", i, batch[i].rep, batch[i].err)
+		}
+	}
+	for _, i := range []int{1, 2} {
+		if batch[i].err == nil || !strings.Contains(batch[i].err.Error(), "WRONGTYPE") {
+			t.Errorf("bad key's admit %d: %+v, %v; want its WRONGTYPE", i, batch[i].rep, batch[i].err)
+		}
+	}
+}
+
+// TestParseAdmitManyMalformed: a malformed entry is an error, never a panic.
+func TestParseAdmitManyMalformed(t *testing.T) {
+	for _, v := range []any{
+		nil, "x", []any{}, []any{int64(1), int64(2)},
+		[]any{int64(1), int64(3), int64(5)},                                  // more granted than tickets
+		[]any{int64(1), int64(2), int64(1)},                                  // more granted than free
+		[]any{int64(1), int64(1), int64(5)},                                  // a ticket's answer missing
+		[]any{int64(1), int64(1), int64(5), int64(9), int64(0), int64(0), ""}, // unknown outcome
+		[]any{int64(1), int64(1), int64(5), int64(2), "x", int64(0), ""},
+		[]any{int64(1), int64(1), int64(5), int64(2), int64(0), int64(0), int64(7)},
+	} {
+		if reps, err := parseAdmitMany(v, 2); err == nil {
+			t.Errorf("parseAdmitMany(%v) = %+v, want an error", v, reps)
+		}
+	}
+}
