@@ -6,16 +6,18 @@
 -- (queued, full, would exceed the deadline, evictions). The script is this file, limits.lua,
 -- quiet.lua, line.lua, admit.lua and admit_many_end.lua.
 -- KEYS: the ten of limits.lua for each key, key after key.
--- ARGV, for each key, key after key: 1-6 see limits.lua  7 max queue  8 overflow  9 head (see
---   admit_fast.lua)  10 n, the key's tickets  then n times: raw ticket, ticket id, priority,
---   deadline µs (see admit_fast.lua)
+-- ARGV: 1 m, how many sets of settings follow; then m sets of nine: 1-6 see limits.lua  7 max
+--   queue  8 overflow  9 head (see admit_fast.lua); then for each key, key after key: the
+--   number of its set (1..m), n, its tickets, then n times: raw ticket, ticket id, priority,
+--   deadline µs (see admit_fast.lua). Keys of one limit share a set: most keys, at scale.
 -- Reply: one entry per key: {now µs, g, free, then for each ticket after the first g: code,
 --   earliest µs, line length before, evicted raw or ''} (see admit_fast.lua), where the first g
 --   tickets were granted, the i-th of them with free - i remaining; or an error reply (the
 --   key's tickets' answer: the other keys' stand).
 
--- The helpers read KEYS and ARGV: these locals hold one key's part of each at a time.
+-- The helpers read KEYS and ARGV: these locals hold one key's part of each at a time, the
+-- first key's to begin with.
 local ALL_KEYS, ALL_ARGV = KEYS, ARGV
-local KEYS, ARGV = KEYS, ARGV
+local KEYS, ARGV = KEYS, {unpack(ARGV, 2, 10)}
 -- The ticket line_admit admits, and the key's settings and free slots.
 local RAW, ID, PRIO, DEADLINE, MAXQ, OVERFLOW, HEAD, now, free

@@ -22,18 +22,20 @@ local function admit_key(at, n)
 end
 
 now = now_us()
+-- The settings, each given once for every key that has them.
+local sets = {}
+for s = 1, tonumber(ALL_ARGV[1]) do sets[s] = {unpack(ALL_ARGV, 9 * s - 7, 9 * s + 1)} end
 local replies = {}
-local k, a = 0, 0 -- KEYS and ARGV taken so far
+local k, a = 0, 1 + 9 * #sets -- KEYS and ARGV taken so far
 while a < #ALL_ARGV do
-  KEYS = {unpack(ALL_KEYS, k + 1, k + 10)}
-  ARGV = {unpack(ALL_ARGV, a + 1, a + 6)}
+  KEYS, ARGV = {unpack(ALL_KEYS, k + 1, k + 10)}, sets[tonumber(ALL_ARGV[a + 1])]
   bind()
-  MAXQ, OVERFLOW, HEAD = tonumber(ALL_ARGV[a + 7]), tonumber(ALL_ARGV[a + 8]), ALL_ARGV[a + 9] == '1'
-  local n = tonumber(ALL_ARGV[a + 10])
+  MAXQ, OVERFLOW, HEAD = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9] == '1'
+  local n = tonumber(ALL_ARGV[a + 2])
   -- A key that fails (a window of the wrong type, say) fails its own tickets only.
-  local ok, r = pcall(admit_key, a + 10, n)
+  local ok, r = pcall(admit_key, a + 2, n)
   if not ok then r = {err = type(r) == 'table' and r.err or tostring(r)} end
   replies[#replies + 1] = r
-  k, a = k + 10, a + 10 + 4 * n
+  k, a = k + 10, a + 2 + 4 * n
 end
 return replies

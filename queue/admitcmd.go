@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/redis/go-redis/v9"
 
@@ -106,23 +107,34 @@ func groupAdmits(batch []*admitCall) [][]*admitCall {
 	return groups
 }
 
-// admitManyCmd returns the unsent EVALSHA of AdmitMany for groups, one entry per group.
+// admitManyCmd returns the unsent EVALSHA of AdmitMany for groups, one entry per group, with
+// each distinct Params given once.
 func (r *Redis) admitManyCmd(ctx context.Context, groups [][]*admitCall) *redis.Cmd {
 	keys := make([][]any, len(groups))
-	nkeys, nargs := 0, 0
+	sets := make([]int, len(groups)) // the number of each group's Params among the distinct
+	var ps []Params
+	nkeys, nargs := 0, 1
 	for i, g := range groups {
 		keys[i] = r.ks.perKeyArgs(g[0].t.Key, g[0].p.Limit.Algorithm)
 		nkeys += len(keys[i])
-		nargs += 10 + 4*len(g)
+		nargs += 2 + 4*len(g)
+		if sets[i] = slices.Index(ps, g[0].p) + 1; sets[i] == 0 {
+			ps = append(ps, g[0].p)
+			sets[i] = len(ps)
+			nargs += 9
+		}
 	}
 	a := make([]any, 0, 3+nkeys+nargs)
 	a = append(a, "evalsha", admitManySHA, nkeys)
 	for _, k := range keys {
 		a = append(a, k...)
 	}
-	for _, g := range groups {
-		a = append(a, r.params.args(g[0].p)...)
-		a = append(a, len(g))
+	a = append(a, len(ps))
+	for _, p := range ps {
+		a = append(a, r.params.args(p)...)
+	}
+	for i, g := range groups {
+		a = append(a, sets[i], len(g))
 		for _, c := range g {
 			a = append(a, c.raw, c.t.ID, c.t.Priority.Line(), c.t.Deadline)
 		}
