@@ -5,9 +5,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/rateltd/rateltd/config"
 )
@@ -121,4 +124,52 @@ func FuzzDecodeTicket(f *testing.F) {
 			t.Fatalf("re-encoded ticket differs: %+v vs %+v (%v)", back, tk, err)
 		}
 	})
+}
+
+// TestTicketEncodeAsMsgpack: Encode, written by hand, writes what msgpack's encoder writes for
+// the same fields (str for ids and strings, integers in their smallest form), at every boundary
+// of the forms.
+func TestTicketEncodeAsMsgpack(t *testing.T) {
+	ints := []int64{0, 1, 127, 128, 255, 256, 65535, 65536, 1<<32 - 1, 1 << 32, 1_763_870_000_000_000, math.MaxInt64,
+		-1, -32, -33, -128, -129, -32768, -32769, math.MinInt32, math.MinInt32 - 1, math.MinInt64}
+	strs := []string{"", "k", strings.Repeat("k", 31), strings.Repeat("k", 32), strings.Repeat("k", 255),
+		strings.Repeat("k", 256), strings.Repeat("k", 65535), strings.Repeat("k", 65536)}
+	for i, n := range ints {
+		for j, s := range strs {
+			tk := sampleTicket()
+			tk.Key, tk.Enqueued, tk.Deadline, tk.Priority = s, n, ints[(i+j)%len(ints)], config.PriorityOfLine((i+j)%config.NumPriorities)
+			if j%2 == 1 {
+				tk.Handler = strs[(i+j)%len(strs)] + "h"
+			}
+			var want bytes.Buffer
+			enc := msgpack.NewEncoder(&want)
+			fields := 6
+			if tk.Handler != "" {
+				fields++
+			}
+			for _, err := range []error{enc.EncodeArrayLen(fields), enc.EncodeString(string(tk.ID)), enc.EncodeString(tk.Key),
+				enc.EncodeInt(int64(tk.Priority.Line())), enc.EncodeInt(tk.Enqueued), enc.EncodeInt(tk.Deadline),
+				enc.EncodeString(string(tk.Owner))} {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tk.Handler != "" {
+				if err := enc.EncodeString(tk.Handler); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := tk.Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want.Bytes()) {
+				t.Fatalf("ticket of key %d bytes, times %d and %d, handler %d bytes: % x, msgpack writes % x",
+					len(tk.Key), tk.Enqueued, tk.Deadline, len(tk.Handler), got[:min(len(got), 64)], want.Bytes()[:min(want.Len(), 64)])
+			}
+			if m, err := msgpack.Marshal(tk); err != nil || !bytes.Equal(m, got) {
+				t.Fatalf("msgpack.Marshal of a ticket: % x, %v; want Encode's bytes", m[:min(len(m), 64)], err)
+			}
+		}
+	}
 }
