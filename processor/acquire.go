@@ -2,11 +2,10 @@ package processor
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/rateltd/rateltd/config"
 	"github.com/rateltd/rateltd/queue"
@@ -32,12 +31,27 @@ type delivery struct {
 	local bool
 }
 
+// ticketID is a ticket's id as a map key: unlike a string of it, it costs no allocation.
+type ticketID [16]byte
+
+// newTicketID returns a random (version 4) uuid, as uuid.New does but with no allocation.
+func newTicketID() ticketID {
+	var id ticketID
+	rand.Read(id[:]) // never fails: since Go 1.24 it crashes the program rather
+	id[6] = id[6]&0x0f | 0x40
+	id[8] = id[8]&0x3f | 0x80
+	return id
+}
+
 // waiter is one request of this node waiting in a line.
 type waiter struct {
 	t   *queue.Ticket
 	raw []byte
-	p   queue.Params
-	ch  chan delivery // buffered 1; receives exactly one delivery
+	// ticket and id hold what t and t.ID point to: one allocation for the request's three.
+	ticket queue.Ticket
+	id     ticketID
+	p      queue.Params
+	ch     chan delivery // buffered 1; receives exactly one delivery
 	// done is set, under Node.mu, by whoever ends the wait first: a delivery (loop, Stop,
 	// Acquire on eviction) or the waiting goroutine giving up.
 	done bool
@@ -91,14 +105,16 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 	p := n.Params(req.Key)
 	p.Head = req.Head
 	deadline := Deadline(ctx, start, p.Limit, req.Timeout)
-	id := uuid.New()
-	t := &queue.Ticket{ID: id[:], Key: req.Key, Priority: req.Priority, Enqueued: n.ServerTime(start),
+	w := &waiter{p: p, ch: make(chan delivery, 1)}
+	w.id = newTicketID()
+	w.ticket = queue.Ticket{ID: w.id[:], Key: req.Key, Priority: req.Priority, Enqueued: n.ServerTime(start),
 		Deadline: n.ServerTime(deadline), Owner: n.id}
+	t := &w.ticket
 	raw, err := t.Encode()
 	if err != nil {
 		return Grant{}, err
 	}
-	w := &waiter{t: t, raw: raw, p: p, ch: make(chan delivery, 1)}
+	w.t, w.raw = t, raw
 	if !n.register(w) {
 		return Grant{}, config.ErrClosed
 	}
@@ -198,7 +214,7 @@ func (n *Node) leave(ctx context.Context, w *waiter) {
 	n.mu.Lock()
 	delivered := w.done
 	w.done = true
-	delete(n.waiters[w.t.Key], string(w.t.ID))
+	delete(n.waiters[w.t.Key], ticketID(w.t.ID))
 	n.mu.Unlock()
 	if !delivered {
 		return
@@ -257,10 +273,10 @@ func (n *Node) register(w *waiter) bool {
 	}
 	byID := n.waiters[w.t.Key]
 	if byID == nil {
-		byID = map[string]*waiter{}
+		byID = map[ticketID]*waiter{}
 		n.waiters[w.t.Key] = byID
 	}
-	byID[string(w.t.ID)] = w
+	byID[ticketID(w.t.ID)] = w
 	return true
 }
 
@@ -269,14 +285,17 @@ func (n *Node) register(w *waiter) bool {
 func (n *Node) unregister(w *waiter) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	delete(n.waiters[w.t.Key], string(w.t.ID))
+	delete(n.waiters[w.t.Key], ticketID(w.t.ID))
 }
 
 // deliver hands d to the waiter of ticket id, if it still waits; it reports whether it did.
 func (n *Node) deliver(key string, id []byte, d delivery) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	w := n.waiters[key][string(id)]
+	if len(id) != len(ticketID{}) {
+		return false
+	}
+	w := n.waiters[key][ticketID(id)]
 	if w == nil || w.done {
 		return false
 	}
@@ -290,21 +309,26 @@ func (n *Node) deliver(key string, id []byte, d delivery) bool {
 const minAdmitWait = time.Second
 
 // admit runs the backend's Admit within the request's deadline. The context carries the
-// deadline but no cancellation (a cancelled caller still learns whether its ticket was
-// queued), and no timer of its own: the Redis backend stops waiting at the deadline, and the
-// client sets it on the connection.
+// deadline and ctx's values but no cancellation (a cancelled caller still learns whether its
+// ticket was queued), and no timer of its own: the Redis backend stops waiting at the
+// deadline, and the client sets it on the connection.
 func (n *Node) admit(ctx context.Context, p queue.Params, t *queue.Ticket, raw []byte, deadline time.Time) (queue.AdmitReply, error) {
-	return n.be.Admit(deadlineContext{context.WithoutCancel(ctx), deadline}, p, t, raw)
+	return n.be.Admit(deadlineContext{ctx, deadline}, p, t, raw)
 }
 
-// deadlineContext reports a deadline, but is never done: whoever waits on it checks the
-// deadline itself.
+// deadlineContext reports a deadline, but is never done, whatever its parent (as
+// context.WithoutCancel would make it, at the cost of an allocation more per request):
+// whoever waits on it checks the deadline itself.
 type deadlineContext struct {
 	context.Context
 	deadline time.Time
 }
 
 func (c deadlineContext) Deadline() (time.Time, bool) { return c.deadline, true }
+
+func (deadlineContext) Done() <-chan struct{} { return nil }
+
+func (deadlineContext) Err() error { return nil }
 
 // giveUpWait is how long a caller that gave up waits for its ticket to be taken out of the
 // line (or its grant given back): long enough for a Redis that answers, short enough that a

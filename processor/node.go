@@ -37,7 +37,7 @@ type Node struct {
 	mu sync.Mutex
 	// waiters holds this node's waiting requests by key and ticket id. Written by Acquire
 	// (add, remove) and by the loop and Stop (mark done); read by all three. Guarded by mu.
-	waiters map[string]map[string]*waiter
+	waiters map[string]map[ticketID]*waiter
 	// runtime is the cached runtime configuration. Written by the loop; read by Params.
 	runtime queue.Runtime
 	// badRuntime holds the unreadable runtime fields already reported, with the error
@@ -105,7 +105,7 @@ func New(ctx context.Context, be queue.Backend, cfg Options) (*Node, error) {
 		be:      be,
 		cfg:     cfg,
 		log:     newLogLimiter(cfg.Logger.With(slog.String("node", id.String()))),
-		waiters: map[string]map[string]*waiter{},
+		waiters: map[string]map[ticketID]*waiter{},
 		pending: map[string]struct{}{},
 		claims:  map[string]struct{}{},
 		counts:  map[string]map[string]int64{},
