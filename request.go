@@ -47,7 +47,10 @@ func WithMaxRetries(n int) Option { return func(o *options) { o.retries = n } }
 func WithJobName(name string) Option { return func(o *options) { o.jobName = name } }
 
 func apply(opts []Option) (options, error) {
-	var o options // its priority is PriorityNormal, the zero Priority
+	if len(opts) == 0 {
+		return options{}, nil // its priority is PriorityNormal, the zero Priority
+	}
+	var o options // escapes to the options' funcs: allocated only when there are some
 	for _, opt := range opts {
 		opt(&o)
 	}

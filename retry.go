@@ -72,6 +72,9 @@ func parseRetryAfter(h string) (time.Duration, bool) {
 
 // asRetryAfter reports fn's RetryAfterError, if that is what it returned.
 func asRetryAfter(err error) (*RetryAfterError, bool) {
+	if err == nil {
+		return nil, false // and no allocation for errors.As's target
+	}
 	var ra *RetryAfterError
 	ok := errors.As(err, &ra)
 	return ra, ok

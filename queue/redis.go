@@ -128,9 +128,11 @@ func parseAdmit(v any) (AdmitReply, error) {
 	if err != nil {
 		return AdmitReply{}, err
 	}
-	n, err := replyInts(s[:5])
-	if err != nil {
-		return AdmitReply{}, err
+	var n [5]int64 // not replyInts: every request's reply comes here, and this allocates nothing
+	for i := range n {
+		if n[i], err = replyInt(s[i]); err != nil {
+			return AdmitReply{}, fmt.Errorf("element %d: %w", i, err)
+		}
 	}
 	ev, err := replyBytes(s[5])
 	if err != nil {
