@@ -15,9 +15,9 @@ import (
 // same call; on a cluster, one call per key, in one pipeline. Up to maxFlights such sends fly
 // at once. Whoever arrives while fewer fly leads: it sends every admit pending by then, its own
 // included. Whoever arrives when all fly waits; when one lands, the oldest waiter leads the
-// next. No goroutine of its own, and a lone caller waits for nobody: it sends its admit alone,
-// on its own goroutine. A flight that runs on a goroutine of its own (see farDeadline) is
-// counted in flights, for the Client's shutdown.
+// next. No goroutine of its own, and a lone caller waits for nobody: it sends its admit alone
+// (the Admit script), from its own goroutine. A flight that runs on a goroutine of its own (see
+// farDeadline) is counted in flights, for the Client's shutdown.
 type admitBatcher struct {
 	r *Redis
 
@@ -54,10 +54,14 @@ const (
 	callLeft
 )
 
-// maxBatch bounds one pipeline; maxFlights, the pipelines in flight at once.
+// maxBatch bounds one flight's admits; maxFlights, the flights in the air at once. One: while
+// it flies, the admits that come wait for it to land and then go together, one script call for
+// each key's, which costs Redis and this process less per admit than several flights of a few
+// (measured on one key at 16 and 128 goroutines: about 1.2 to 2 times the throughput of four
+// flights; over 1,000 keys, no worse).
 const (
 	maxBatch   = 256
-	maxFlights = 4
+	maxFlights = 1
 )
 
 // farDeadline: a deadline further away than this is left to the Redis client's own timeouts,
