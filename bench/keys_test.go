@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -101,4 +102,58 @@ func BenchmarkPeerRedisRateKeys(b *testing.B) {
 			})
 		})
 	}
+}
+
+// latencies runs check b.N times from one goroutine and reports the p50 and p99 of its
+// durations, µs.
+func latencies(b *testing.B, check func() error) {
+	lat := make([]time.Duration, b.N)
+	for i := range b.N {
+		start := time.Now()
+		if err := check(); err != nil {
+			b.Fatal(err)
+		}
+		lat[i] = time.Since(start)
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1000, "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1000, "p99-µs")
+}
+
+// BenchmarkFastPathLatency: one caller on one key, each request's latency (the goal is
+// BenchmarkPeerRedisRateLatency's p50).
+func BenchmarkFastPathLatency(b *testing.B) {
+	algs := map[string]rateltd.Limit{
+		"sliding": {Max: 50_000_000, Window: time.Second},
+		"fixed":   {Algorithm: rateltd.FixedWindow, Max: 50_000_000, Window: time.Second},
+		"token":   {Algorithm: rateltd.TokenBucket, Max: 50_000_000, Window: time.Second},
+	}
+	for _, alg := range []string{"sliding", "fixed", "token"} {
+		b.Run("redis/"+alg, func(b *testing.B) {
+			c := client(b, "redis", rateltd.Config{Default: algs[alg]})
+			ctx := context.Background()
+			b.ReportAllocs()
+			latencies(b, func() error {
+				_, err := c.Request(ctx, "fast", noop)
+				return err
+			})
+		})
+	}
+}
+
+// BenchmarkPeerRedisRateLatency: BenchmarkFastPathLatency's yardstick, redis_rate.
+func BenchmarkPeerRedisRateLatency(b *testing.B) {
+	srv := redistest.Server(b)
+	lim := redis_rate.NewLimiter(srv.Client(b))
+	key := srv.Prefix(b) + ":peer"
+	limit := redis_rate.PerSecond(50_000_000)
+	ctx := context.Background()
+	b.ReportAllocs()
+	latencies(b, func() error {
+		res, err := lim.Allow(ctx, key, limit)
+		if err == nil && res.Allowed == 0 {
+			err = fmt.Errorf("refused")
+		}
+		return err
+	})
 }
