@@ -269,9 +269,9 @@ func TestAdmitManyKeyFailsAlone(t *testing.T) {
 func TestParseAdmitManyMalformed(t *testing.T) {
 	for _, v := range []any{
 		nil, "x", []any{}, []any{int64(1), int64(2)},
-		[]any{int64(1), int64(3), int64(5)},                                  // more granted than tickets
-		[]any{int64(1), int64(2), int64(1)},                                  // more granted than free
-		[]any{int64(1), int64(1), int64(5)},                                  // a ticket's answer missing
+		[]any{int64(1), int64(3), int64(5)},                                   // more granted than tickets
+		[]any{int64(1), int64(2), int64(1)},                                   // more granted than free
+		[]any{int64(1), int64(1), int64(5)},                                   // a ticket's answer missing
 		[]any{int64(1), int64(1), int64(5), int64(9), int64(0), int64(0), ""}, // unknown outcome
 		[]any{int64(1), int64(1), int64(5), int64(2), "x", int64(0), ""},
 		[]any{int64(1), int64(1), int64(5), int64(2), int64(0), int64(0), int64(7)},
