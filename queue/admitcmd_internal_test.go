@@ -281,3 +281,48 @@ func TestParseAdmitManyMalformed(t *testing.T) {
 		}
 	}
 }
+
+// TestAdmitManyCrossSlotFallsBack: a plain client of a server in cluster mode (one node of a
+// cluster, here, with keys of its own slots) gets CROSSSLOT for an AdmitMany over several keys,
+// before anything ran; the admits are sent again one call per key, and so are later ones.
+func TestAdmitManyCrossSlotFallsBack(t *testing.T) {
+	cl := redistest.SharedCluster(t)
+	prefix := cl.Prefix(t)
+	var keys []string
+	for i := 0; len(keys) < 3; i++ {
+		if k := fmt.Sprintf("x%d", i); cl.MasterOf(t, k) == 0 {
+			keys = append(keys, k)
+		}
+	}
+	rdb := cl.Node(0).Client(t)
+	hook := &evalCounter{}
+	rdb.AddHook(hook)
+	r := NewRedis(rdb, prefix, 4)
+	ctx := context.Background()
+	if err := r.LoadScripts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := admitCases()[0]
+	c.p.Limit.Max = 1000
+	for round := range 2 {
+		var batch []*admitCall
+		for _, k := range keys {
+			tks, raws := caseTickets(t, r, c, k)
+			batch = append(batch, &admitCall{p: c.p, t: tks[0], raw: raws[0]}, &admitCall{p: c.p, t: tks[1], raw: raws[1]})
+		}
+		before := hook.n.Load()
+		r.admitAll(ctx, batch)
+		for i, call := range batch {
+			if call.err != nil || call.rep.Outcome != Granted {
+				t.Fatalf("round %d, admit %d: %+v, %v; want granted", round, i, call.rep, call.err)
+			}
+		}
+		want := int64(len(keys)) // one call per key, after the refused one in the first round
+		if round == 0 {
+			want++
+		}
+		if got := hook.n.Load() - before; got != want {
+			t.Errorf("round %d: %d script calls, want %d", round, got, want)
+		}
+	}
+}

@@ -2,6 +2,8 @@ package queue_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rateltd/rateltd/config"
+	"github.com/rateltd/rateltd/internal/faultproxy"
 	"github.com/rateltd/rateltd/internal/redistest"
 	"github.com/rateltd/rateltd/queue"
 )
@@ -126,5 +129,82 @@ func TestConcurrentAdmitsCoalesce(t *testing.T) {
 	t.Logf("%d concurrent admits of one key: %d script calls", n, calls)
 	if calls > n/4 {
 		t.Errorf("%d concurrent admits of one key took %d script calls, want at most %d", n, calls, n/4)
+	}
+}
+
+// TestLateCoalescedAdmitsUndone: admits sent together, as one script call, whose answer lands
+// after every caller stopped waiting are each undone: their grants go back to the window and
+// their queued tickets leave the line.
+func TestLateCoalescedAdmitsUndone(t *testing.T) {
+	srv := redistest.Server(t)
+	px, err := faultproxy.Start(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer px.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: px.Addr()})
+	defer rdb.Close()
+	hook := &evalCount{}
+	rdb.AddHook(hook)
+	r := queue.NewRedis(rdb, srv.Prefix(t), 4)
+	ctx := context.Background()
+	if err := r.LoadScripts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p := params(config.Limit{Max: 3, Window: 10 * time.Second, MaxQueue: 100})
+	const n = 8
+	tks := make([]*queue.Ticket, n+1)
+	raws := make([][]byte, n+1)
+	for i := range tks {
+		tks[i], raws[i] = ticket(t, r, "late", nodeA, config.PriorityNormal)
+	}
+	px.SetLatency(250*time.Millisecond, 0)
+	start := time.Now()
+	// The first admit takes the one flight; the others, which come while it flies, go
+	// together when it lands, and land after their callers stopped waiting.
+	first := make(chan error, 1)
+	go func() {
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		rep, err := r.Admit(fctx, p, tks[0], raws[0])
+		if err == nil && rep.Outcome != queue.Granted {
+			err = fmt.Errorf("first admit: %+v", rep)
+		}
+		first <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	var wg sync.WaitGroup
+	for i := 1; i <= n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			actx, cancel := context.WithDeadline(ctx, start.Add(700*time.Millisecond))
+			defer cancel()
+			if rep, err := r.Admit(actx, p, tks[i], raws[i]); !errors.Is(err, queue.ErrNoAnswer) {
+				t.Errorf("admit %d: %+v, %v; want no answer by its deadline", i, rep, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if calls := hook.n.Load(); calls != 2 {
+		t.Errorf("%d script calls, want 2: the first admit's and one for the other %d", calls, n)
+	}
+	px.Heal()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, err := r.State(ctx, "late", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Used == 1 && st.Queued == [config.NumPriorities]int{} && st.Counters["refunded"] == 2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("state %+v; want only the first admit's grant left, nothing queued, 2 grants refunded", st)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
