@@ -3,7 +3,8 @@
 // file, embedded so that a missing file breaks the build. Every per-key script is limits.lua (the
 // rate-limit algorithms) and line.lua (pause, tickets, counters, TTLs) followed by its own file,
 // so that what several scripts share is written once. Admit puts its fast path, admit_fast.lua,
-// between the two: a request granted at once does not pay for defining the line's helpers.
+// between the two, after quiet.lua (the fast path's condition: no pause, no line): a request
+// granted at once does not pay for defining the line's helpers.
 // AdmitMany, the admit of several tickets and keys in one call, opens with admit_many.lua, whose
 // locals stand in for KEYS and ARGV, so that the same helpers serve one key after another. Each
 // file's header names its KEYS, ARGV and reply; the queue package turns replies into Go values.
