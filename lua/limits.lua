@@ -20,14 +20,18 @@ local seen, seen_s, seen_n = false, nil, nil
 
 -- Points the helpers at the key whose names are in KEYS and whose limit is in ARGV. Every script
 -- runs it once, here; admit_many.lua again for each further key it admits to, with KEYS and ARGV
--- its own locals, which it sets to that key's part.
+-- its own locals, which it sets to that key's part. The limit is read again only when ARGV is
+-- another table than the last (keys that share settings share one table there).
+local bound
 local function bind()
   W, GRANTED, PAUSED, STATS, DLQ, EVICTED = KEYS[1], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+  seen = false
+  if ARGV == bound then return end
+  bound = ARGV
   ALG, MAX, WIN = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
   BURST, STATS_TTL, EXT_PAUSE = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
   EMIT = math.ceil(WIN / MAX)
   TAU = EMIT * BURST
-  seen = false
 end
 bind()
 

@@ -68,6 +68,7 @@ func admitCases() []admitCase {
 				p: Params{Limit: l, ExtPause: ext, StatsTTL: time.Minute, Head: head}})
 		}
 		add("reject", lim, NotPaused, false, map[int]bool{6: true})
+		add("twin", lim, NotPaused, false, map[int]bool{6: true}) // the same settings, key after key
 		add("drop", drop, NotPaused, false, nil)
 		add("paused", lim, PausedForever, false, nil)
 		add("head", drop, NotPaused, true, nil)
