@@ -197,22 +197,6 @@ func TestG11DurableJobsOutliveAnOutage(t *testing.T) {
 	}
 }
 
-// TestCRC16MatchesRedis: the slot the Client's outage tracking computes for a key is the slot
-// Redis Cluster gives its hash tag.
-func TestCRC16MatchesRedis(t *testing.T) {
-	cl := redistest.SharedCluster(t)
-	rdb := cl.Client(t)
-	for _, key := range []string{"a", "foo", "openai", "stripe:acct_42", "ключ", "123456789"} {
-		want, err := rdb.ClusterKeySlot(context.Background(), "x:{"+key+"}:w").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := int64(crc16(key) % clusterSlots); got != want {
-			t.Errorf("slot of %q: %d, Redis says %d", key, got, want)
-		}
-	}
-}
-
 // TestG11ClusterMasterDown: on a Redis Cluster, a master killed fails only the keys it serves —
 // by their deadline, fn not run (FailClosed) — while keys of the other masters are served as
 // before; when the master is back on its port, the same Client serves its keys again.

@@ -125,26 +125,12 @@ func (c *Client) request(ctx context.Context, key string, fn func(context.Contex
 // then run fn.
 func (c *Client) once(ctx context.Context, key string, fn func(context.Context) (any, error), o options, head bool) (any, error) {
 	start := time.Now()
-	var g processor.Grant
-	var err error
-	tried := !c.redis.down(key) // after a failure, requests skip Redis for redisRetry
-	if tried {
-		g, err = c.node.Acquire(ctx, processor.Request{Key: key, Priority: o.priority, Timeout: o.timeout, Head: head})
-	} else {
-		err = fmt.Errorf("%w: Redis did not answer lately; trying again within %v", ErrUnavailable, redisRetry)
-	}
-	if c.cfg.Redis != nil {
-		switch {
-		case errors.Is(err, ErrUnavailable):
-			// Only a failure of Redis or of the connection is ErrUnavailable: never a ctx
-			// that ended (see processor's admitFailure).
-			if tried {
-				c.redis.failed(key)
-			}
-			err = c.degrade(ctx, key, o, start, err)
-		case ctx.Err() == nil:
-			c.redis.answered(key)
-		}
+	g, err := c.node.Acquire(ctx, processor.Request{Key: key, Priority: o.priority, Timeout: o.timeout, Head: head})
+	if errors.Is(err, ErrUnavailable) {
+		// Only a failure of Redis or of the connection is ErrUnavailable, never a ctx that
+		// ended (see processor's admitFailure); after one, the backend fails its next
+		// admissions at once for a while (queue.Redis.Admit).
+		err = c.degrade(ctx, key, o, start, err)
 	}
 	if err != nil {
 		c.observe(key, o.priority, failure(err), false, time.Since(start), 0)

@@ -286,8 +286,8 @@ func (n *Node) deliver(key string, id []byte, d delivery) bool {
 }
 
 // minAdmitWait is how long an admit may take whatever the request's own timeout, unless the
-// caller's ctx ends sooner.
-const minAdmitWait = time.Second
+// caller's ctx ends sooner: as long as the backend lets Redis be silent before it counts as out.
+const minAdmitWait = queue.SilentOutage
 
 // admit runs the backend's Admit within the request's deadline. The context carries the
 // deadline but no cancellation (a cancelled caller still learns whether its ticket was

@@ -200,7 +200,8 @@ type Backend interface {
 	JobBackend
 
 	// Admit grants at once when the key is not paused, its line is empty and the limit allows;
-	// otherwise queues the ticket, or refuses it (Full, WouldExceed).
+	// otherwise queues the ticket, or refuses it (Full, WouldExceed). A backend that knows its
+	// store to be out for the key may fail it at once with config.ErrUnavailable.
 	Admit(ctx context.Context, p Params, t *Ticket, raw []byte) (AdmitReply, error)
 	// Grant drops expired and corrupt tickets of each key, then grants up to batch waiting
 	// tickets per key in priority and FIFO order, as far as the limit allows. Tickets of other

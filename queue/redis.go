@@ -26,6 +26,8 @@ type Redis struct {
 	// was last reloaded after a failure. Written and read by every caller of evalPipelined.
 	cluster  *redis.ClusterClient
 	reloaded atomic.Int64
+	// down is where Redis failed an admission lately (per hash slot on a cluster).
+	down circuit
 }
 
 // paramCache keeps the script arguments of recently used Params boxed, the six that every
@@ -62,6 +64,7 @@ func NewRedis(rdb redis.UniversalClient, prefix string, shards int) *Redis {
 	r := &Redis{rdb: rdb, ks: keyspace{prefix: prefix, shards: shards, names: &nameCache{m: map[nameCacheKey]perKeyNames{}}}}
 	r.admit.r = r
 	r.cluster, _ = rdb.(*redis.ClusterClient)
+	r.down = newCircuit(r.cluster != nil)
 	return r
 }
 
@@ -93,9 +96,19 @@ func (r *Redis) run(ctx context.Context, s *redis.Script, key string, p Params, 
 	return r.eval(ctx, s, r.ks.perKey(key, p.Limit.Algorithm), args(p, extra...)...).Result()
 }
 
+// Admit fails at once, with ErrUnavailable, for circuitWindow after Redis failed an admission
+// of a key of the same slot (any key, unless on a cluster): while Redis is out, requests go
+// straight to their fail mode rather than each waiting for Redis to fail them. Only admissions
+// are cut short: the steps that clean up after them (cancel, refund, the grant steps) must
+// reach Redis as soon as it is back, and no caller waits for them.
 func (r *Redis) Admit(ctx context.Context, p Params, t *Ticket, raw []byte) (AdmitReply, error) {
+	if r.down.open(t.Key) {
+		return AdmitReply{}, fmt.Errorf("queue: admit %q: %w", t.Key, errCircuitOpen)
+	}
 	a := r.params.args(p)
+	start := time.Now()
 	v, err := r.admit.do(ctx, p, t, raw, append(a[:6:6], raw, t.ID, t.Priority.Line(), t.Deadline, a[6], a[7], a[8]))
+	r.down.record(t.Key, err, time.Since(start))
 	if err != nil {
 		return AdmitReply{}, fmt.Errorf("queue: admit %q: %w", t.Key, err)
 	}
