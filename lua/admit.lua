@@ -1,5 +1,6 @@
 -- admit.lua: the second half of the admit script (see admit_fast.lua), and of enqueue.lua's:
--- the line. line_admit queues the ticket or refuses it, and returns the reply.
+-- the line. line_admit queues the ticket or refuses it, and returns the reply (admit_fast.lua's
+-- header says what it holds).
 
 local function line_admit()
 local p = paused(now)
@@ -28,11 +29,11 @@ if p == 0 then earliest = 0 elseif p then earliest = math.max(earliest, p) end
 
 if MAXQ == -1 then
   count('rejected')
-  return {3, now, 0, earliest, len, ''}
+  return {3, now, free, earliest, len, '', lim_reset_after(now)}
 end
 if earliest ~= 0 and earliest > DEADLINE then
   count('rejected')
-  return {4, now, 0, earliest, len, ''}
+  return {4, now, free, earliest, len, '', lim_reset_after(now)}
 end
 
 local evicted = ''
@@ -40,7 +41,7 @@ if len >= MAXQ then
   if drop then evicted = redis.call('LPOP', KEYS[2 + drop]) end
   if evicted == '' then
     count('rejected')
-    return {3, now, 0, earliest, len, ''}
+    return {3, now, free, earliest, len, '', lim_reset_after(now)}
   end
   local t = decode(evicted)
   if t then
@@ -55,5 +56,5 @@ end
 if HEAD then redis.call('LPUSH', KEYS[2 + PRIO], RAW) else redis.call('RPUSH', KEYS[2 + PRIO], RAW) end
 extend_ttl(KEYS[2 + PRIO], DEADLINE - now)
 count('queued')
-return {2, now, 0, earliest, len, evicted}
+return {2, now, free, earliest, len, evicted, 0}
 end

@@ -6,8 +6,12 @@
 -- ARGV: 7 raw ticket  8 ticket id  9 priority (0-3)  10 deadline µs  11 max queue (-1: never queue)
 --       12 overflow (0 reject, 1 drop oldest)  13 head (1: a retried request, queued at the head
 --       of its priority's line)
--- Reply: {code, now µs, remaining, earliest µs (0: paused with no end), line length before, evicted raw or ''}
---   code 1 granted, 2 queued, 3 full, 4 would exceed deadline.
+-- Reply: {code, now µs, remaining, earliest µs (0: paused with no end), line length before, evicted raw or '',
+--        reset after µs}
+--   code 1 granted, 2 queued, 3 full, 4 would exceed deadline. remaining: granted, how many more
+--   may start now; else how many the window alone lets start (the line or a pause holds them).
+--   reset after: how long until the window is entirely free again (granted: with this grant);
+--   0 when queued, which does not read it.
 local RAW, ID, PRIO, DEADLINE = ARGV[7], ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
 local MAXQ, OVERFLOW, HEAD = tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[13] == '1'
 
@@ -18,6 +22,6 @@ local quiet = redis.call('EXISTS', PAUSED, KEYS[2], KEYS[3], KEYS[4], KEYS[5]) =
     and (EXT_PAUSE == 0 or (EXT_PAUSE > 0 and EXT_PAUSE <= now))
 local free = lim_free(now, true)
 if quiet and free > 0 then
-  lim_record(now, {ID}) -- 'admitted' is counted by the node, keeping this path short
-  return {1, now, free - 1, 0, 0, ''}
+  local reset = lim_record(now, {ID}) -- 'admitted' is counted by the node, keeping this path short
+  return {1, now, free - 1, 0, 0, '', reset}
 end

@@ -1,7 +1,7 @@
 -- enqueue_end.lua: the end of enqueue.lua.
 local kept = redis.call('ZSCORE', REXP, ID)
 if redis.call('HEXISTS', JOBS, ID) == 1 or (kept and tonumber(kept) > now) then
-  return {5, now, 0, 0, 0, ''}
+  return {5, now, 0, 0, 0, '', 0}
 end
 local reply = line_admit()
 if reply[1] == 2 then

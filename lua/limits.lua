@@ -51,12 +51,15 @@ local function lim_free(now, trim)
 end
 
 -- Records n grants at now (ids: their sliding-log members) and re-applies the window's TTL.
+-- Returns how long until the window is entirely free again, µs (lim_reset_after, unread).
 local function lim_record(now, ids)
+  local reset
   if ALG == 0 then
     local args = {}
     for i, id in ipairs(ids) do args[2 * i - 1] = I(now); args[2 * i] = id end
     redis.call('ZADD', W, unpack(args))
     redis.call('PEXPIRE', W, ms(WIN))
+    reset = WIN -- the newest entry is now's
   elseif ALG == 1 then
     local start = now - (now % WIN)
     local s = seen_s
@@ -67,13 +70,16 @@ local function lim_record(now, ids)
       redis.call('HSET', W, 's', I(start), 'n', #ids)
     end
     redis.call('PEXPIRE', W, ms(start + WIN - now))
+    reset = start + WIN - now
   else
     local cur = seen_s
     if not seen then cur = tonumber(redis.call('GET', W)) or 0 end
     local tat = math.max(cur, now) + EMIT * #ids
     redis.call('SET', W, I(tat), 'PX', ms(tat - now))
+    reset = tat - now
   end
   seen = false
+  return reset
 end
 
 -- Gives back one grant made at granted_at for id.

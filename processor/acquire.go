@@ -63,6 +63,10 @@ type Request struct {
 	Timeout time.Duration
 	// Head queues the request at the head of its priority's line (a retry).
 	Head bool
+	// Decided, when not nil, is called with the admission's Decision when the admission
+	// granted or refused the request at once (queue.AdmitReply.Decision), on the calling
+	// goroutine before Acquire returns.
+	Decided func(queue.Decision)
 }
 
 // Deadline is when a request for a key of limit l, started at start, stops waiting: the
@@ -127,6 +131,9 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 		return Grant{}, admitFailure(ctx, req.Key, start, err)
 	}
 	n.observe(rep.Now)
+	if d, ok := rep.Decision(); ok && req.Decided != nil {
+		req.Decided(d)
+	}
 	if rep.Outcome == queue.Granted {
 		n.leave(ctx, w)
 		n.count(req.Key, queue.CountAdmitted) // counted here, not in the script: the fast path stays short

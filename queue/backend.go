@@ -57,7 +57,8 @@ type AdmitReply struct {
 	Outcome Outcome
 	// Now is the server time of the decision, µs.
 	Now int64
-	// Remaining is, when Granted, how many more may start now.
+	// Remaining is, when Granted, how many more may start now; otherwise how many the
+	// window alone would let start now (the line or a pause holds them back).
 	Remaining int
 	// Earliest is, when not Granted, the earliest start the line allows this request, µs.
 	// Zero when the key is paused with no end.
@@ -66,6 +67,27 @@ type AdmitReply struct {
 	LineBefore int
 	// Evicted is the raw ticket dropped to make room (DropOldest), if any.
 	Evicted []byte
+	// ResetAfter is, when Granted (this grant included), Full or WouldExceed, how long until
+	// the window is entirely free again, µs; 0 otherwise.
+	ResetAfter int64
+}
+
+// Decision is the admission as Check would have answered just after it, when the admission
+// decided at once: Allowed when Granted, with the Remaining its grant left; when refused (Full,
+// WouldExceed), RetryAfter until the earliest start the line allowed (-1 when paused with no
+// end). ok is false when the ticket was queued or was a Duplicate.
+func (r AdmitReply) Decision() (d Decision, ok bool) {
+	switch r.Outcome {
+	case Granted:
+		return Decision{Allowed: true, Remaining: r.Remaining, ResetAfter: micros(r.ResetAfter)}, true
+	case Full, WouldExceed:
+		d = Decision{Remaining: r.Remaining, RetryAfter: -1, ResetAfter: micros(r.ResetAfter)}
+		if r.Earliest != 0 {
+			d.RetryAfter = micros(max(0, r.Earliest-r.Now))
+		}
+		return d, true
+	}
+	return Decision{}, false
 }
 
 // GrantReply is the result of one key's Grant.

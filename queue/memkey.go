@@ -185,7 +185,7 @@ func (k *memKey) admit(s step, t *Ticket, raw []byte) AdmitReply {
 	free := k.win(s.l).Free(s.l, s.now, true)
 	if !paused && len0 == 0 && free > 0 {
 		k.win(s.l).Record(s.l, s.now, string(t.ID)) // CountAdmitted is the node's to count
-		return AdmitReply{Outcome: Granted, Now: s.now, Remaining: free - 1}
+		return AdmitReply{Outcome: Granted, Now: s.now, Remaining: free - 1, ResetAfter: k.win(s.l).ResetAfter(s.l, s.now)}
 	}
 	return k.queue(s, t, raw, free)
 }
@@ -221,13 +221,14 @@ func (k *memKey) queue(s step, t *Ticket, raw []byte, free int) AdmitReply {
 			earliest = max(earliest, until)
 		}
 	}
-	rep := AdmitReply{Now: s.now, Earliest: earliest, LineBefore: len0}
+	rep := AdmitReply{Now: s.now, Remaining: free, Earliest: earliest, LineBefore: len0}
 	if s.l.MaxQueue == -1 || (earliest != 0 && earliest > t.Deadline) {
 		k.count(s, CountRejected, 1)
 		rep.Outcome = Full
 		if s.l.MaxQueue != -1 {
 			rep.Outcome = WouldExceed
 		}
+		rep.ResetAfter = k.win(s.l).ResetAfter(s.l, s.now)
 		return rep
 	}
 	if len0 >= s.l.MaxQueue {
@@ -238,6 +239,7 @@ func (k *memKey) queue(s step, t *Ticket, raw []byte, free int) AdmitReply {
 		if ev.raw == nil {
 			k.count(s, CountRejected, 1)
 			rep.Outcome = Full
+			rep.ResetAfter = k.win(s.l).ResetAfter(s.l, s.now)
 			return rep
 		}
 		if ev.t != nil {

@@ -141,13 +141,17 @@ func (r *Redis) undoAdmit(p Params, t *Ticket, raw []byte, v any, err error) {
 }
 
 func parseAdmit(v any) (AdmitReply, error) {
-	s, err := replySlice(v, 6)
+	s, err := replySlice(v, 7)
 	if err != nil {
 		return AdmitReply{}, err
 	}
 	n, err := replyInts(s[:5])
 	if err != nil {
 		return AdmitReply{}, err
+	}
+	reset, err := replyInt(s[6])
+	if err != nil {
+		return AdmitReply{}, fmt.Errorf("element 6: %w", err)
 	}
 	ev, err := replyBytes(s[5])
 	if err != nil {
@@ -156,7 +160,8 @@ func parseAdmit(v any) (AdmitReply, error) {
 	if n[0] < int64(Granted) || n[0] > int64(Duplicate) {
 		return AdmitReply{}, fmt.Errorf("unknown outcome %d", n[0])
 	}
-	rep := AdmitReply{Outcome: Outcome(n[0]), Now: n[1], Remaining: int(n[2]), Earliest: n[3], LineBefore: int(n[4])}
+	rep := AdmitReply{Outcome: Outcome(n[0]), Now: n[1], Remaining: int(n[2]), Earliest: n[3], LineBefore: int(n[4]),
+		ResetAfter: reset}
 	if len(ev) > 0 {
 		rep.Evicted = ev
 	}
