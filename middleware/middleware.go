@@ -86,7 +86,7 @@ func New(c *rateltd.Client, opts Options) (func(http.Handler) http.Handler, erro
 			_, err = c.Request(r.Context(), key, func(ctx context.Context) (any, error) {
 				ran = true
 				if d != nil {
-					setRateHeaders(w.Header(), c, key, *d)
+					SetRateHeadersFrom(w.Header(), c, key, *d)
 				} else {
 					SetRateHeaders(ctx, w.Header(), c, key)
 				}
@@ -101,7 +101,7 @@ func New(c *rateltd.Client, opts Options) (func(http.Handler) http.Handler, erro
 				}
 				return
 			}
-			refuse(w, r, c, key, err, d)
+			RefuseWith(w, r, c, key, err, d)
 		})
 	}, nil
 }
@@ -127,12 +127,12 @@ type Refused struct {
 // kept it out, 503 when the backend is unavailable, nothing when its caller has gone. The
 // RateLimit headers and Retry-After of a 429 come from one Check.
 func Refuse(w http.ResponseWriter, r *http.Request, c *rateltd.Client, key string, err error) {
-	refuse(w, r, c, key, err, nil)
+	RefuseWith(w, r, c, key, err, nil)
 }
 
-// refuse is Refuse with the Decision of the request's admission when it refused the request
-// at once (nil otherwise): then a 429 costs no Redis call.
-func refuse(w http.ResponseWriter, r *http.Request, c *rateltd.Client, key string, err error, d *rateltd.Decision) {
+// RefuseWith is Refuse with the Decision of the request's admission when it refused the
+// request at once (see rateltd.WithDecision; nil otherwise): then a 429 costs no Redis call.
+func RefuseWith(w http.ResponseWriter, r *http.Request, c *rateltd.Client, key string, err error, d *rateltd.Decision) {
 	switch {
 	case errors.Is(err, rateltd.ErrQueueFull), errors.Is(err, rateltd.ErrWouldExceedDeadline),
 		errors.Is(err, rateltd.ErrTimeout), errors.Is(err, rateltd.ErrEvicted):
@@ -143,7 +143,7 @@ func refuse(w http.ResponseWriter, r *http.Request, c *rateltd.Client, key strin
 		}
 		retry := time.Second
 		if d != nil {
-			setRateHeaders(w.Header(), c, key, *d)
+			SetRateHeadersFrom(w.Header(), c, key, *d)
 			if d.RetryAfter > 0 {
 				retry = d.RetryAfter
 			}
@@ -174,11 +174,12 @@ func SetRateHeaders(ctx context.Context, h http.Header, c *rateltd.Client, key s
 	if err != nil {
 		return
 	}
-	setRateHeaders(h, c, key, d)
+	SetRateHeadersFrom(h, c, key, d)
 }
 
-// setRateHeaders sets SetRateHeaders's headers from d, a Decision for key.
-func setRateHeaders(h http.Header, c *rateltd.Client, key string, d rateltd.Decision) {
+// SetRateHeadersFrom sets SetRateHeaders's headers from d, a Decision for key (the reply of
+// Check, or of the request's admission: see rateltd.WithDecision), with no call of its own.
+func SetRateHeadersFrom(h http.Header, c *rateltd.Client, key string, d rateltd.Decision) {
 	l, err := c.LimitOf(key)
 	if err != nil {
 		return
