@@ -196,27 +196,23 @@ func removeRun(ctx context.Context, out io.Writer, rdb redis.UniversalClient, pr
 	return nil
 }
 
-// removePrefix unlinks every key named prefix + ":…", on every master of a cluster, until a
-// pass finds none, and returns how many it removed.
+// removePrefix unlinks every key named prefix + ":…", on every master of a cluster, and
+// returns how many it removed. One pass finds them all: SCAN returns every key present for the
+// whole scan, and nothing of the run writes any more.
 func removePrefix(ctx context.Context, rdb redis.UniversalClient, prefix string) (int64, error) {
+	pattern := globQuote(prefix) + ":*"
+	cc, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		return unlinkMatching(ctx, rdb, pattern)
+	}
+	// A cluster client sends a SCAN to any node: each master is scanned on its own.
 	var total atomic.Int64
-	pass := func(ctx context.Context, node redis.Cmdable) error {
-		n, err := unlinkMatching(ctx, node, globQuote(prefix)+":*")
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		n, err := unlinkMatching(ctx, m, pattern)
 		total.Add(n)
 		return err
-	}
-	for {
-		before := total.Load()
-		var err error
-		if cc, ok := rdb.(*redis.ClusterClient); ok {
-			err = cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return pass(ctx, m) })
-		} else {
-			err = pass(ctx, rdb)
-		}
-		if err != nil || total.Load() == before {
-			return total.Load(), err
-		}
-	}
+	})
+	return total.Load(), err
 }
 
 // unlinkMatching scans one node for keys matching pattern and unlinks them one by one: keys of
