@@ -131,14 +131,23 @@ func bench(ctx context.Context, e *env, o benchOptions) (err error) {
 	prefix := fmt.Sprintf("%s-bench-%d", e.g.prefix, time.Now().UnixNano())
 	if rdb != nil {
 		defer rdb.Close()
-		// Also when the run fails or is interrupted: the keys of this run go in every case.
-		defer func() { err = errors.Join(err, removeRun(ctx, e.out, rdb, prefix)) }()
 		where += ", prefix " + prefix
 	}
 	r := &benchRun{o: o, out: e.out, t0: time.Now()}
 	r.c, err = rateltd.New(rateltd.Config{Redis: rdb, Prefix: prefix, Limits: o.limits(), Workers: o.goroutines, Observer: r})
 	if err != nil {
+		if rdb != nil {
+			// New may have written before it failed; most likely Redis cannot be reached, and
+			// New's error says so: the removal's own is not worth a second line.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			_, _ = removePrefix(ctx, rdb, prefix)
+			cancel()
+		}
 		return err
+	}
+	if rdb != nil {
+		// Also when the run fails or is interrupted: the keys of this run go in every case.
+		defer func() { err = errors.Join(err, removeRun(ctx, e.out, rdb, prefix)) }()
 	}
 	defer r.c.Close()
 	fmt.Fprintf(e.out, "rateltd bench: %s; %s per measurement, %s\n", where, o.duration, o.alg)

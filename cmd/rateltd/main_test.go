@@ -183,6 +183,7 @@ func TestBadInput(t *testing.T) {
 		{[]string{"bench", "now"}, 2, "no arguments"},
 		{[]string{"--redis", "nope://x", "status"}, 2, "--redis"},
 		{[]string{"--redis", "redis://127.0.0.1:1/0", "status"}, 1, "unavailable"},
+		{[]string{"--redis", "redis://127.0.0.1:1/0", "bench"}, 1, "unavailable"},
 	}
 	for _, tc := range cases {
 		var out, errOut bytes.Buffer
