@@ -79,8 +79,8 @@ func (r *benchRun) durableJobs(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("bench: warming up: %w", err)
 	}
-	fmt.Fprintf(r.out, "durable jobs: %d producers on %s; this node runs them on %d workers, with a handler that does nothing\n",
-		o.goroutines, keysText(o.keys), o.goroutines)
+	fmt.Fprintf(r.out, "durable jobs: %s on %s; this node runs them on %s, with a handler that does nothing\n",
+		count(o.goroutines, "producer"), count(o.keys, "key"), count(o.goroutines, "worker"))
 	var fails failures
 	enqueued, took, held := r.enqueueOpen(ctx, s, keys, &fails)
 	fmt.Fprintf(r.out, "  enqueue        %.0f jobs/s (%d in %s)\n", perSecond(enqueued, took), enqueued, short(took))

@@ -21,11 +21,12 @@ func benchKeys(group string, n int) []string {
 	return keys
 }
 
-func keysText(n int) string {
+// count writes n things: "one key", "16 keys".
+func count(n int, thing string) string {
 	if n == 1 {
-		return "one key"
+		return "one " + thing
 	}
-	return strconv.Itoa(n) + " keys"
+	return strconv.Itoa(n) + " " + thing + "s"
 }
 
 // warm makes one request per goroutine before the clock starts, so that connections are open
@@ -66,7 +67,7 @@ func (r *benchRun) fastPath(ctx context.Context) error {
 		}
 	})
 	all := merged(lat)
-	fmt.Fprintf(r.out, "fast path: %d goroutines on %s, its limit far above their reach: nobody waits\n", o.goroutines, keysText(o.keys))
+	fmt.Fprintf(r.out, "fast path: %s on %s, its limit far above their reach: nobody waits\n", count(o.goroutines, "goroutine"), count(o.keys, "key"))
 	fmt.Fprintf(r.out, "  throughput     %.0f req/s (%d requests in %s)\n", perSecond(len(all), took), len(all), short(took))
 	fmt.Fprintf(r.out, "  latency        %s\n", p50p99(all))
 	if q := r.queued.Load(); q > 0 {
@@ -101,7 +102,7 @@ func (r *benchRun) queuedPath(ctx context.Context) error {
 		}
 	})
 	all := merged(starts)
-	fmt.Fprintf(r.out, "queued path: %d goroutines on one key limited to %d/s (%s)\n", o.goroutines, o.rate, limitString(l.WithDefaults()))
+	fmt.Fprintf(r.out, "queued path: %s on one key limited to %d/s (%s)\n", count(o.goroutines, "goroutine"), o.rate, limitString(l.WithDefaults()))
 	fmt.Fprintf(r.out, "  throughput     %s\n", steadyRate(all, from+took, l.Window, o.rate))
 	fmt.Fprintf(r.out, "  wait in line   %s (%d of %d requests waited)\n", p50p99(merged(waits)), r.queued.Load(), r.succeeded.Load())
 	fmt.Fprintf(r.out, "  slot→start     %s\n", slotToStart(all, l, o.goroutines))
