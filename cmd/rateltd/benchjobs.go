@@ -82,13 +82,13 @@ func (r *benchRun) durableJobs(ctx context.Context) error {
 	fmt.Fprintf(r.out, "durable jobs: %s on %s; this node runs them on %s, with a handler that does nothing\n",
 		count(o.goroutines, "producer"), count(o.keys, "key"), count(o.goroutines, "worker"))
 	var fails failures
-	enqueued, took, held := r.enqueueOpen(ctx, s, keys, &fails)
-	fmt.Fprintf(r.out, "  enqueue        %.0f jobs/s (%d in %s)\n", perSecond(enqueued, took), enqueued, short(took))
-	if held {
-		fmt.Fprintf(r.out, "                 held back at times: %d jobs were waiting, the most the bench lets wait\n", maxBacklog)
+	enq := r.enqueueOpen(ctx, s, keys, &fails)
+	fmt.Fprintf(r.out, "  enqueue        %.0f jobs/s (%d in %s)\n", perSecond(enq.n, enq.took), enq.n, short(enq.took))
+	if enq.held {
+		fmt.Fprintf(r.out, "                 then %d jobs waited, the most the bench lets wait: held back to the workers' pace\n", maxBacklog)
 	}
-	waiting := enqueued - int(s.ran[phaseOpen].Load())
-	left := r.drain(ctx, s, enqueued)
+	waiting := enq.total - int(s.ran[phaseOpen].Load())
+	left := r.drain(ctx, s, enq.total)
 	fmt.Fprintf(r.out, "  processing     %s\n", processing(s.sorted(&s.starts, phaseOpen), waiting, o.goroutines))
 	if left > 0 {
 		fmt.Fprintf(r.out, "                 %d jobs still waiting after %s more: dropped (Reset) before going on\n", left, o.duration)
@@ -105,16 +105,26 @@ func (r *benchRun) durableJobs(ctx context.Context) error {
 	return nil
 }
 
+// openEnqueue is what enqueueOpen did: it enqueued total jobs; the rate is n in took, the time
+// until the line first held maxBacklog jobs, when held, since enqueuing was held back from then.
+type openEnqueue struct {
+	total, n int
+	took     time.Duration
+	held     bool
+}
+
 // enqueueOpen enqueues jobs from every producer for the section's duration, as fast as
-// Enqueue returns, holding back while maxBacklog jobs wait. It returns how many it enqueued,
-// in how long, and whether it held back.
-func (r *benchRun) enqueueOpen(ctx context.Context, s *jobStats, keys []string, fails *failures) (int, time.Duration, bool) {
+// Enqueue returns, holding back while maxBacklog jobs wait.
+func (r *benchRun) enqueueOpen(ctx context.Context, s *jobStats, keys []string, fails *failures) openEnqueue {
 	var enqueued atomic.Int64
-	var held atomic.Bool
+	var heldAt, heldN atomic.Int64 // when the line first held maxBacklog jobs (0: never), and how many were enqueued then
+	start := time.Now()
 	_, took := spin(ctx, r.t0, r.o.goroutines, r.o.duration, func(ctx context.Context, g int) {
 		for i := g; ctx.Err() == nil; i++ {
-			if enqueued.Load()-s.ran[phaseOpen].Load() >= maxBacklog {
-				held.Store(true)
+			if n := enqueued.Load(); n-s.ran[phaseOpen].Load() >= maxBacklog {
+				if heldAt.CompareAndSwap(0, int64(time.Since(start))) {
+					heldN.Store(n)
+				}
 				pause(ctx, time.Millisecond)
 				continue
 			}
@@ -127,7 +137,11 @@ func (r *benchRun) enqueueOpen(ctx context.Context, s *jobStats, keys []string, 
 			enqueued.Add(1)
 		}
 	})
-	return int(enqueued.Load()), took, held.Load()
+	e := openEnqueue{total: int(enqueued.Load()), n: int(enqueued.Load()), took: took}
+	if at := heldAt.Load(); at > 0 {
+		e.n, e.took, e.held = int(heldN.Load()), time.Duration(at), true
+	}
+	return e
 }
 
 // drain waits up to the section's duration for the enqueued jobs to start, and returns how
