@@ -40,7 +40,7 @@ func TestCompare(t *testing.T) {
 	srv := redistest.Server(t)
 	probe := srv.Client(t)
 	var scs []scenario
-	for _, sc := range fastScenarios() {
+	for _, sc := range append(fastScenarios(), jobScenarios()...) {
 		if strings.Contains(sc.group+" / "+sc.name, *compareOnly) {
 			scs = append(scs, sc)
 		}
