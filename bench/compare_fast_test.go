@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -52,7 +53,11 @@ func fastScenarios() []scenario {
 			group = fmt.Sprintf("fast path, %d keys", keys)
 		}
 		for _, g := range []int{1, 16, 128} {
-			sc := scenario{group: group, name: fmt.Sprintf("%d goroutines", g), unit: "req/s"}
+			name := fmt.Sprintf("%d goroutines", g)
+			if g == 1 {
+				name = "1 goroutine"
+			}
+			sc := scenario{group: group, name: name, unit: "req/s"}
 			for _, fs := range fastSides {
 				sc.sides = append(sc.sides, side{name: fs.name, peer: fs.peer, run: func(t testing.TB, e *env) sample {
 					return runFast(t, e, fs.open, g, keys)
@@ -70,27 +75,27 @@ func runFast(t testing.TB, e *env, open func(testing.TB, *env, int) (check, func
 	t.Helper()
 	chk, closeSide := open(t, e, keys)
 	defer closeSide()
-	if _, err := drive(g, e.cfg.warm, keys, chk); err != nil {
+	if _, _, err := drive(g, e.cfg.warm, keys, chk); err != nil {
 		t.Fatal(err)
 	}
 	return e.measure(t, func() (int64, []time.Duration) {
-		n, err := drive(g, e.cfg.window, keys, chk)
+		n, lat, err := drive(g, e.cfg.window, keys, chk)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return n, nil
+		return n, lat
 	})
 }
 
-// drive calls chk from g goroutines until d has passed and returns how many calls succeeded,
-// or the first error. Each goroutine walks the keys in turn from its own starting point, so
-// that over many keys the goroutines are on different keys.
-func drive(g int, d time.Duration, keys int, chk check) (int64, error) {
+// drive calls chk from g goroutines until d has passed and returns how many calls succeeded
+// and how long each took, or the first error. Each goroutine walks the keys in turn from its
+// own starting point, so that over many keys the goroutines are on different keys.
+func drive(g int, d time.Duration, keys int, chk check) (int64, []time.Duration, error) {
 	ctx := context.Background()
 	var stop atomic.Bool
 	timer := time.AfterFunc(d, func() { stop.Store(true) })
 	defer timer.Stop()
-	var total atomic.Int64
+	lats := make([][]time.Duration, g) // each written by its goroutine until wg is done
 	var once sync.Once
 	var first error
 	var wg sync.WaitGroup
@@ -98,20 +103,20 @@ func drive(g int, d time.Duration, keys int, chk check) (int64, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var n int64
 			for k := i * keys / g; !stop.Load(); k++ {
+				at := time.Now()
 				if err := chk(ctx, k%keys); err != nil {
 					once.Do(func() { first = err })
 					stop.Store(true)
 					break
 				}
-				n++
+				lats[i] = append(lats[i], time.Since(at))
 			}
-			total.Add(n)
 		}()
 	}
 	wg.Wait()
-	return total.Load(), first
+	all := slices.Concat(lats...)
+	return int64(len(all)), all, first
 }
 
 func keyNames(prefix string, keys int) []string {

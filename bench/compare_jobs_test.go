@@ -73,7 +73,7 @@ func jobScenarios() []scenario {
 }
 
 // runEnqueue: 16 producers enqueue as fast as they can for one job window, with 16 workers
-// running the jobs meanwhile or none. With workers, the warm-up lasts until they have run a job
+// running the jobs meanwhile or none; latency is Enqueue's. With workers, the warm-up lasts until they have run a job
 // (asynq's first look at an empty queue puts it to sleep for up to 1.5s).
 func runEnqueue(t testing.TB, e *env, sys jobSystem, workers bool) sample {
 	t.Helper()
@@ -85,7 +85,7 @@ func runEnqueue(t testing.TB, e *env, sys jobSystem, workers bool) sample {
 	payload := make([]byte, payloadSize)
 	enq := func(ctx context.Context, _ int) error { return sys.enqueue(ctx, payload) }
 	for deadline := time.Now().Add(time.Minute); ; {
-		if _, err := drive(16, e.cfg.warm, 1, enq); err != nil {
+		if _, _, err := drive(16, e.cfg.warm, 1, enq); err != nil {
 			t.Fatal(err)
 		}
 		if ran.Load() {
@@ -96,11 +96,11 @@ func runEnqueue(t testing.TB, e *env, sys jobSystem, workers bool) sample {
 		}
 	}
 	return e.measure(t, func() (int64, []time.Duration) {
-		n, err := drive(16, e.cfg.jobWindow(), 1, enq)
+		n, lat, err := drive(16, e.cfg.jobWindow(), 1, enq)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return n, nil
+		return n, lat
 	})
 }
 
@@ -111,7 +111,7 @@ func runProcessing(t testing.TB, e *env, sys jobSystem) sample {
 	backlog := int64(e.cfg.backlog)
 	payload := make([]byte, payloadSize)
 	var next atomic.Int64
-	if _, err := drive(16, time.Hour, 1, func(ctx context.Context, _ int) error {
+	if _, _, err := drive(16, time.Hour, 1, func(ctx context.Context, _ int) error {
 		if next.Add(1) > backlog {
 			return errFilled
 		}

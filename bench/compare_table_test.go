@@ -50,7 +50,7 @@ func writeTable(w io.Writer, group string, scs []scenario, peers []string, laten
 		head = append(head, "÷ "+p)
 	}
 	if latency {
-		head = append(head, "p50 ms", "p99 ms")
+		head = append(head, "p50", "p99")
 	}
 	head = append(head, "Redis CPU µs/op", "in commands sent µs/op", "commands/op", "Go CPU µs/op", "allocs/op")
 	fmt.Fprintf(w, "%s\n\n| %s |\n|%s\n", group, strings.Join(head, " | "), strings.Repeat("---|", len(head)))
@@ -67,8 +67,8 @@ func writeTable(w io.Writer, group string, scs []scenario, peers []string, laten
 				row = append(row, ratios(ss, runs[[2]string{full, p}], p == sd.name))
 			}
 			if latency && ss[0].P50 > 0 {
-				row = append(row, medianOf(ss, "%.2f", func(s sample) float64 { return s.P50 }),
-					medianOf(ss, "%.2f", func(s sample) float64 { return s.P99 }))
+				row = append(row, millis(median(pick(ss, func(s sample) float64 { return s.P50 }))),
+					millis(median(pick(ss, func(s sample) float64 { return s.P99 }))))
 			} else if latency {
 				row = append(row, "", "")
 			}
@@ -131,4 +131,15 @@ func human(x float64) string {
 		return fmt.Sprintf("%.2fk", x/1000)
 	}
 	return fmt.Sprintf("%.0f", x)
+}
+
+// millis writes a latency given in ms: 71 µs, 1.25 ms, 12.4 ms.
+func millis(ms float64) string {
+	switch {
+	case ms < 1:
+		return fmt.Sprintf("%.0f µs", ms*1000)
+	case ms < 10:
+		return fmt.Sprintf("%.2f ms", ms)
+	}
+	return fmt.Sprintf("%.1f ms", ms)
 }
