@@ -4,6 +4,10 @@
 //
 //	go test -run '^$' -bench . -benchtime 2s ./...
 //
+// and, for rateltd and its peers side by side (TestCompare):
+//
+//	go test -run '^TestCompare$' -count=1 -compare
+//
 // It may import the parent's internal packages (the test harness): the go command allows a
 // package whose import path is below github.com/rateltd/rateltd to import
 // github.com/rateltd/rateltd/internal/..., whatever module it is in.
