@@ -149,12 +149,19 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 	n.queued(ctx, req.Key, rep, t.Deadline, deadline)
 	n.Recheck(req.Key)
 
+	return n.waitTurn(ctx, w, start, deadline)
+}
+
+// waitTurn waits in line for w's delivery until deadline (or ctx's end), and then takes the
+// ticket out of the line, or gives back a grant that came as the caller gave up.
+func (n *Node) waitTurn(ctx context.Context, w *waiter, start, deadline time.Time) (Grant, error) {
+	key := w.t.Key
 	wctx, wcancel := context.WithDeadline(ctx, deadline)
 	defer wcancel()
 	select {
 	case d := <-w.ch:
 		n.unregister(w)
-		return n.outcome(d, req.Key, start)
+		return n.outcome(d, key, start)
 	case <-wctx.Done():
 	}
 	// The caller gave up. Whoever marks the waiter done first decides: if a delivery came
@@ -172,9 +179,9 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 	}
 	n.giveUp(ctx, w, grant)
 	if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return Grant{}, &config.TimeoutError{Key: req.Key}
+		return Grant{}, &config.TimeoutError{Key: key}
 	}
-	return Grant{}, ctxError(ctx.Err(), req.Key)
+	return Grant{}, ctxError(ctx.Err(), key)
 }
 
 // admitFailure is the error of an admit that got no reply, started at start. Redis counts as
