@@ -13,7 +13,7 @@ if len >= MAXQ and OVERFLOW == 1 then
   for q = 0, PRIO do
     local head = redis.call('LINDEX', KEYS[2 + q], 0)
     local t = head and decode(head)
-    if head and not (t and t[7]) then drop = q; break end
+    if head and not (t and t[T_HANDLER]) then drop = q; break end
   end
 end
 

@@ -40,9 +40,9 @@ end
 for i = 1, #stale, 2 do
   local t = decode(stale[i])
   local at = tonumber(stale[i + 1])
-  if at <= now - CLAIM or not t or dead[t[6]] then
+  if at <= now - CLAIM or not t or dead[t[T_OWNER]] then
     redis.call('ZREM', GRANTED, stale[i])
-    if t then lim_refund(now, t[1], at) end
+    if t then lim_refund(now, t[T_ID], at) end
     count('refunded')
   end
 end
@@ -50,12 +50,12 @@ end
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', LEASE, '-inf', I(now), 'LIMIT', 0, 100)) do
   redis.call('ZREM', LEASE, id)
   local j = job_get(id)
-  if j and j[10] == 1 then
+  if j and j[J_STATE] == JOB_RUNNING then
     -- Its node fell silent while running it.
-    j[8] = j[8] + 1
+    j[J_LOST] = j[J_LOST] + 1
     count('reclaimed')
-    if j[8] > MAX_LOST then
-      if job_dead(now, id, j, 'rateltd: lease lost ' .. j[8] .. ' times') then woken[#woken + 1] = id end
+    if j[J_LOST] > MAX_LOST then
+      if job_dead(now, id, j, 'rateltd: lease lost ' .. j[J_LOST] .. ' times') then woken[#woken + 1] = id end
     else
       job_requeue(now, id, j)
     end
@@ -97,17 +97,17 @@ for q = 5, 2, -1 do
         take(line, i, raw)
         dead_letter(raw)
         drops = drops + 1
-      elseif t[5] <= now then
+      elseif t[T_DEADLINE] <= now then
         take(line, i, raw)
         count('expired')
         drops = drops + 1
-        if t[7] then
-          local j = job_get(t[1])
-          if j and job_end(now, t[1], j, 2, '') then woken[#woken + 1] = t[1] end
+        if t[T_HANDLER] then
+          local j = job_get(t[T_ID])
+          if j and job_end(now, t[T_ID], j, RESULT_EXPIRED, '') then woken[#woken + 1] = t[T_ID] end
         end
-      elseif t[7] and not mine[t[7]] then
+      elseif t[T_HANDLER] and not mine[t[T_HANDLER]] then
         held = true
-        if others[t[7]] or skips >= MAX_SKIPS then
+        if others[t[T_HANDLER]] or skips >= MAX_SKIPS then
           -- Its turn has come and another node will take it (or too many were passed over):
           -- the line waits.
           halt = true
@@ -116,33 +116,33 @@ for q = 5, 2, -1 do
           skips = skips + 1
           i = i + 1
         end
-      elseif not t[7] and dead[t[6]] then
+      elseif not t[T_HANDLER] and dead[t[T_OWNER]] then
         take(line, i, raw)
         count('abandoned')
         drops = drops + 1
       elseif free <= 0 or n >= BATCH then
         stop = true
-      elseif not t[7] and (redis.call('ZSCORE', LOCAL, raw) or redis.call('ZSCORE', GRANTED, raw)) then
+      elseif not t[T_HANDLER] and (redis.call('ZSCORE', LOCAL, raw) or redis.call('ZSCORE', GRANTED, raw)) then
         -- Granted already: a second copy, queued by an admit that the Redis client sent again
         -- after a connection error had cut its reply. One request, one grant.
         take(line, i, raw)
         count('duplicate')
         drops = drops + 1
-      elseif t[7] and SLOTS <= 0 then
+      elseif t[T_HANDLER] and SLOTS <= 0 then
         held, busy, halt = true, true, true
-      elseif t[7] then
+      elseif t[T_HANDLER] then
         take(line, i, raw)
-        local j = job_get(t[1])
+        local j = job_get(t[T_ID])
         if j then
-          j[7], j[10], j[11] = j[7] + 1, 1, NODE
-          redis.call('ZADD', LEASE, I(now + LEASE_US), t[1])
+          j[J_RUNS], j[J_STATE], j[J_HOLDER] = j[J_RUNS] + 1, JOB_RUNNING, NODE
+          redis.call('ZADD', LEASE, I(now + LEASE_US), t[T_ID])
           extend_ttl(LEASE, LEASE_US + 60000000)
-          jobs[#jobs + 1] = t[1]
-          jobs[#jobs + 1] = job_put(t[1], j, LEASE_US)
+          jobs[#jobs + 1] = t[T_ID]
+          jobs[#jobs + 1] = job_put(t[T_ID], j, LEASE_US)
           SLOTS = SLOTS - 1
           n = n + 1
           free = free - 1
-          ids[n] = t[1]
+          ids[n] = t[T_ID]
         else
           dead_letter(raw) -- a job ticket without its record
           drops = drops + 1
@@ -151,13 +151,13 @@ for q = 5, 2, -1 do
         take(line, i, raw)
         n = n + 1
         free = free - 1
-        ids[n] = t[1]
-        if t[6] == NODE then
+        ids[n] = t[T_ID]
+        if t[T_OWNER] == NODE then
           mine_t[#mine_t + 1] = raw
           redis.call('ZADD', LOCAL, I(now), raw)
         else
           redis.call('ZADD', GRANTED, I(now), raw)
-          if not seen[t[6]] then seen[t[6]] = true; owners[#owners + 1] = t[6] end
+          if not seen[t[T_OWNER]] then seen[t[T_OWNER]] = true; owners[#owners + 1] = t[T_OWNER] end
         end
       end
       if halt then stop = true end

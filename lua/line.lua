@@ -5,11 +5,15 @@ local function line_len()
   return redis.call('LLEN', KEYS[2]) + redis.call('LLEN', KEYS[3]) + redis.call('LLEN', KEYS[4]) + redis.call('LLEN', KEYS[5])
 end
 
+-- A ticket is a msgpack array; its fields are at these positions, queue.Ticket's fields in order
+-- (T_HANDLER only for a durable job).
+local T_ID, T_KEY, T_PRIORITY, T_ENQUEUED, T_DEADLINE, T_OWNER, T_HANDLER = 1, 2, 3, 4, 5, 6, 7
+
 -- A ticket is a msgpack array {id, key, priority, enqueued, deadline, owner}; nil when corrupt.
 local function decode(raw)
   local ok, t = pcall(cmsgpack.unpack, raw)
-  if not ok or type(t) ~= 'table' or type(t[1]) ~= 'string' or #t[1] ~= 16 or type(t[5]) ~= 'number'
-      or type(t[6]) ~= 'string' or #t[6] ~= 16 then
+  if not ok or type(t) ~= 'table' or type(t[T_ID]) ~= 'string' or #t[T_ID] ~= 16 or type(t[T_DEADLINE]) ~= 'number'
+      or type(t[T_OWNER]) ~= 'string' or #t[T_OWNER] ~= 16 then
     return nil
   end
   return t
@@ -55,6 +59,6 @@ end
 -- Records that ticket t left the line without being served, so its owner learns it on claim.
 local function mark_evicted(now, t)
   redis.call('ZREMRANGEBYSCORE', EVICTED, '-inf', I(now))
-  redis.call('ZADD', EVICTED, I(math.max(t[5], now + 1)), t[1])
-  extend_ttl(EVICTED, t[5] - now)
+  redis.call('ZADD', EVICTED, I(math.max(t[T_DEADLINE], now + 1)), t[T_ID])
+  extend_ttl(EVICTED, t[T_DEADLINE] - now)
 end

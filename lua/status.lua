@@ -19,7 +19,7 @@ for q = 2, 5 do
   out[#out + 1] = redis.call('LLEN', KEYS[q])
   local head = redis.call('LINDEX', KEYS[q], 0)
   local t = head and decode(head)
-  if t and type(t[4]) == 'number' and (oldest == 0 or t[4] < oldest) then oldest = t[4] end
+  if t and type(t[T_ENQUEUED]) == 'number' and (oldest == 0 or t[T_ENQUEUED] < oldest) then oldest = t[T_ENQUEUED] end
 end
 out[#out + 1] = oldest
 local own = redis.call('GET', PAUSED)

@@ -13,7 +13,8 @@ import (
 )
 
 // Job is a durable job's record, kept next to its key's line until the job ends. It is stored
-// msgpack-encoded as an array, in the order jobs.lua names, so that the scripts can update it.
+// msgpack-encoded as an array, in the order jobs.lua names (J_KEY for Key, and so on), so that
+// the scripts can update it.
 type Job struct {
 	Key     string
 	Handler string
@@ -38,7 +39,7 @@ type Job struct {
 	Enqueued int64
 }
 
-// Job states.
+// Job states (jobs.lua's JOB_IN_LINE, JOB_RUNNING, JOB_RETRYING).
 const (
 	jobInLine   = 0
 	jobRunning  = 1
