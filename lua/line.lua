@@ -9,13 +9,23 @@ end
 -- (T_HANDLER only for a durable job).
 local T_ID, T_KEY, T_PRIORITY, T_ENQUEUED, T_DEADLINE, T_OWNER, T_HANDLER = 1, 2, 3, 4, 5, 6, 7
 
--- A ticket is a msgpack array {id, key, priority, enqueued, deadline, owner}; nil when corrupt.
+-- The ticket a line entry holds, or nil when the entry is corrupt. The rule, also Go's (queue's
+-- lineTicket): the entry is at most MAX_ENTRY bytes (cmsgpack reads any of those without
+-- overflowing Lua's stack), is a msgpack array (its first byte says so: cmsgpack would read a
+-- map as a table too) that cmsgpack reads, whose T_ID and T_OWNER are strings of 16 bytes, whose
+-- T_DEADLINE is a number, and whose T_HANDLER, when present, is a non-empty string. The other
+-- fields are no business of the line's: the node that gets the grant checks them.
+local MAX_ENTRY = 2048
 local function decode(raw)
+  local b = string.byte(raw, 1)
+  if #raw > MAX_ENTRY or not b or not ((b >= 0x90 and b <= 0x9f) or b == 0xdc or b == 0xdd) then return nil end
   local ok, t = pcall(cmsgpack.unpack, raw)
   if not ok or type(t) ~= 'table' or type(t[T_ID]) ~= 'string' or #t[T_ID] ~= 16 or type(t[T_DEADLINE]) ~= 'number'
       or type(t[T_OWNER]) ~= 'string' or #t[T_OWNER] ~= 16 then
     return nil
   end
+  local h = t[T_HANDLER]
+  if h ~= nil and (type(h) ~= 'string' or h == '') then return nil end
   return t
 end
 

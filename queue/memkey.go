@@ -39,7 +39,8 @@ type memKey struct {
 	resultExp resultExp
 }
 
-// memTicket is a line entry: the raw bytes and, unless they are corrupt, the decoded ticket.
+// memTicket is a line entry: the raw bytes and, unless they are corrupt, the ticket as
+// lineTicket reads it.
 type memTicket struct {
 	raw []byte
 	t   *Ticket
@@ -250,11 +251,7 @@ func (k *memKey) queue(s step, t *Ticket, raw []byte, free int) AdmitReply {
 			k.deadLetter(s, ev.raw)
 		}
 	}
-	tk, err := DecodeTicket(raw)
-	if err != nil {
-		tk = nil
-	}
-	k.push(t.Priority.Line(), memTicket{raw: raw, t: tk}, s.p.Head, t.Deadline)
+	k.push(t.Priority.Line(), memTicket{raw: raw, t: lineTicket(raw)}, s.p.Head, t.Deadline)
 	k.count(s, CountQueued, 1)
 	rep.Outcome = Queued
 	return rep
@@ -346,7 +343,7 @@ func (k *memKey) reset(now int64) {
 		k.lines[q], k.linesExp[q] = nil, 0
 	}
 	for raw := range k.granted {
-		if t, err := DecodeTicket([]byte(raw)); err == nil {
+		if t := lineTicket([]byte(raw)); t != nil {
 			k.markEvicted(s, t)
 		}
 	}
