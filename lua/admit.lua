@@ -25,13 +25,13 @@ for q = PRIO, 3 do
 end
 if drop == PRIO and not HEAD then ahead = ahead - 1 end
 local earliest = lim_slot(now, ahead + 1, free)
-if p == 0 then earliest = 0 elseif p then earliest = math.max(earliest, p) end
+if p == PAUSED_FOREVER then earliest = PAUSED_FOREVER elseif p ~= NOT_PAUSED then earliest = math.max(earliest, p) end
 
 if MAXQ == -1 then
   count('rejected')
   return {3, now, free, earliest, len, '', lim_reset_after(now)}
 end
-if earliest ~= 0 and earliest > DEADLINE then
+if earliest ~= PAUSED_FOREVER and earliest > DEADLINE then
   count('rejected')
   return {4, now, free, earliest, len, '', lim_reset_after(now)}
 end

@@ -1,13 +1,13 @@
 -- admit_fast.lua + admit.lua: the fast path, then the line. Grants at once when the key is not
 -- paused, its line is empty and the limit allows; otherwise queues the ticket (evicting one under
--- DropOldest) or refuses it. The script is limits.lua, this file, line.lua and admit.lua: a
--- request granted at once returns before the line's helpers are even defined.
+-- DropOldest) or refuses it. The script is limits.lua, pause.lua, this file, line.lua and
+-- admit.lua: a request granted at once returns before the line's helpers are even defined.
 -- KEYS, ARGV 1-6: see limits.lua.
 -- ARGV: 7 raw ticket  8 ticket id  9 priority (0-3)  10 deadline µs  11 max queue (-1: never queue)
 --       12 overflow (0 reject, 1 drop oldest)  13 head (1: a retried request, queued at the head
 --       of its priority's line)
--- Reply: {code, now µs, remaining, earliest µs (0: paused with no end), line length before, evicted raw or '',
---        reset after µs}
+-- Reply: {code, now µs, remaining, earliest µs (PAUSED_FOREVER: paused with no end), line length
+--        before, evicted raw or '', reset after µs}
 --   code 1 granted, 2 queued, 3 full, 4 would exceed deadline. remaining: granted, how many more
 --   may start now; else how many the window alone lets start (the line or a pause holds them).
 --   reset after: how long until the window is entirely free again (granted: with this grant);
@@ -19,7 +19,7 @@ local now = now_us()
 -- The fast path in one call: no own pause and an empty line means none of these keys exists
 -- (Redis deletes an emptied list; a pause that has ended has expired).
 local quiet = redis.call('EXISTS', PAUSED, KEYS[2], KEYS[3], KEYS[4], KEYS[5]) == 0
-    and (EXT_PAUSE == 0 or (EXT_PAUSE > 0 and EXT_PAUSE <= now))
+    and pause_in_force(now, NOT_PAUSED, EXT_PAUSE) == NOT_PAUSED
 local free = lim_free(now, true)
 if quiet and free > 0 then
   local reset = lim_record(now, {ID}) -- 'admitted' is counted by the node, keeping this path short

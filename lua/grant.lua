@@ -11,7 +11,7 @@
 --       14 n, the number of dead nodes  15..14+n ids of nodes known dead (their tickets leave the
 --       line, their unclaimed grants are refunded at once)  then handler names, each '+name' (run
 --       here) or '=name' (run by another live node)
--- Reply: {paused 0/1, now µs, next µs (0: nothing to do, -1: paused with no end), {raw tickets
+-- Reply: {paused 0/1, now µs, next µs (0: nothing to do, PAUSED_FOREVER: paused with no end), {raw tickets
 --   granted to this node}, {ids of other nodes whose tickets were granted}, {job id, record, ...}
 --   granted to this node, busy 0/1 (a job for this node waits for a free worker), {ids of jobs
 --   ended here that somebody waits for}}
@@ -77,7 +77,7 @@ end
 
 local p = paused(now)
 local free = 0
-if not p then free = lim_free(now, true) end
+if p == NOT_PAUSED then free = lim_free(now, true) end
 local mine_t, owners, seen, ids, jobs = {}, {}, {}, {}, {}
 local n, drops, skips = 0, 0, 0
 -- held: a job's turn keeps tickets behind it waiting; busy: it waits for a worker of this node;
@@ -176,8 +176,7 @@ end
 
 local next = 0
 if line_len() > 0 then
-  if p == 0 then next = -1
-  elseif p then next = p
+  if p ~= NOT_PAUSED then next = p
   elseif drops >= MAX_DROPS then next = now
   elseif free > 0 and held then next = now + HOLD
   elseif free > 0 then next = now
@@ -192,6 +191,6 @@ for _, z in ipairs({GRANTED, LEASE}) do
   end
 end
 local pz, hz = 0, 0
-if p then pz = 1 end
+if p ~= NOT_PAUSED then pz = 1 end
 if busy then hz = 1 end
 return {pz, now, next, mine_t, owners, jobs, hz, woken}

@@ -1,9 +1,9 @@
--- limits.lua: opens every per-key script; the rate-limit algorithms live here only. line.lua,
--- the helpers of the line, follows it (in admit.lua's case, after the fast path).
+-- limits.lua: opens every per-key script; the rate-limit algorithms live here only. pause.lua
+-- follows it, then line.lua, the helpers of the line (in admit's case, after the fast path).
 --
 -- KEYS (every per-key script, all with the same {hash tag}):
 --   1 w (window state)  2..5 q:0..q:3 (lines, priority low..critical)  6 granted (ZSET raw ticket -> grant µs)
---   7 paused (string: until µs, 0 = forever)  8 stats (HASH)  9 dlq (LIST)  10 evicted (ZSET id -> deadline µs)
+--   7 paused (string: until µs, -1 = forever; see pause.lua)  8 stats (HASH)  9 dlq (LIST)  10 evicted (ZSET id -> deadline µs)
 -- ARGV (every per-key script): 1 algorithm (0 sliding log, 1 fixed window, 2 GCRA)  2 max  3 window µs
 --   4 burst (GCRA)  5 stats TTL ms  6 external pause (0 none, -1 forever, else until µs)
 -- Times are µs of Redis server time. Numbers handed to redis.call go through I(), because Lua

@@ -46,18 +46,10 @@ local function dead_letter(raw)
   count('corrupt')
 end
 
--- The pause in force: false, or 0 (forever) or the µs it lasts until. The key's own pause and
--- the external one (group or global) both count; the later end wins.
+-- The pause in force on the key (pause.lua's encoding): its own pause and the external one (its
+-- group's or everything's). Twin: memKey.paused.
 local function paused(now)
-  local own = redis.call('GET', PAUSED)
-  local p = false
-  if own then
-    own = tonumber(own)
-    if own == 0 or own > now then p = own end
-  end
-  if EXT_PAUSE == -1 then return 0 end
-  if EXT_PAUSE > now and p ~= 0 and (not p or EXT_PAUSE > p) then p = EXT_PAUSE end
-  return p
+  return pause_in_force(now, stored_pause(PAUSED), EXT_PAUSE)
 end
 
 -- Makes key live at least us more (TTLs only grow here, so the latest deadline wins).

@@ -1,9 +1,10 @@
 // Package lua is the engine behind package rateltd; it makes no stability promise and exports only
 // what the module uses (package queue). Its one job is to hold rateltd's Redis scripts, one per
 // file, embedded so that a missing file breaks the build. Every per-key script is limits.lua (the
-// rate-limit algorithms) and line.lua (pause, tickets, counters, TTLs) followed by its own file,
-// so that what several scripts share is written once. Admit puts its fast path, admit_fast.lua,
-// between the two: a request granted at once does not pay for defining the line's helpers. Each
+// rate-limit algorithms), pause.lua (what a pause is and which one is in force) and line.lua
+// (tickets, counters, TTLs) followed by its own file, so that what several scripts share is
+// written once. Admit puts its fast path, admit_fast.lua, before line.lua: a request granted at
+// once does not pay for defining the line's helpers. Each
 // file's header names its KEYS, ARGV and reply; the queue package turns replies into Go values.
 package lua
 
@@ -17,6 +18,8 @@ import (
 var (
 	//go:embed limits.lua
 	limits string
+	//go:embed pause.lua
+	pause string
 	//go:embed line.lua
 	line string
 	//go:embed admit_fast.lua
@@ -64,8 +67,8 @@ var (
 // The scripts. The per-key ones take the KEYS and first six ARGV that limits.lua describes;
 // those that know durable jobs take the five KEYS of jobs.lua after them.
 var (
-	Admit       = NewScript(limits + admitFast + line + admit + "\nreturn line_admit()\n")
-	Enqueue     = NewScript(limits + enqueue + line + jobs + admit + enqueueEnd)
+	Admit       = NewScript(limits + pause + admitFast + line + admit + "\nreturn line_admit()\n")
+	Enqueue     = NewScript(limits + pause + enqueue + line + jobs + admit + enqueueEnd)
 	Grant       = withJobs(grant)
 	Claim       = withJobs(claim)
 	Cancel      = withJobs(cancel)
@@ -77,7 +80,7 @@ var (
 	JobRenew    = withJobs(jobRenew)
 	JobWait     = withJobs(jobWait)
 	IndexAdd    = NewScript(indexAdd)
-	PauseUntil  = NewScript(pauseUntil)
+	PauseUntil  = NewScript(pause + pauseUntil)
 	IndexRemove = NewScript(indexRemove)
 	Handlers    = NewScript(handlers)
 	Counters    = NewScript(counters)
@@ -87,9 +90,9 @@ var (
 var All = []*redis.Script{Admit, Enqueue, Grant, Claim, Cancel, Refund, Check, Status, Reset, JobDone, JobRenew,
 	JobWait, IndexAdd, IndexRemove, PauseUntil, Handlers, Counters}
 
-func perKey(body string) *redis.Script { return NewScript(limits + line + body) }
+func perKey(body string) *redis.Script { return NewScript(limits + pause + line + body) }
 
-func withJobs(body string) *redis.Script { return NewScript(limits + line + jobs + body) }
+func withJobs(body string) *redis.Script { return NewScript(limits + pause + line + jobs + body) }
 
 // sources maps the SHA1 of every script made by NewScript to its source (go-redis's Script
 // keeps its source to itself). Written by NewScript, read by Source.

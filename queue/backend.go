@@ -29,11 +29,27 @@ type Params struct {
 	Head bool
 }
 
-// Pause values of Params.ExtPause and KeyState.PausedUntil.
+// A pause is NotPaused, PausedForever or the µs of server time it lasts until, wherever rateltd
+// keeps or passes one: Params.ExtPause, KeyState.PausedUntil, Runtime.Pauses, a key's paused
+// string in Redis, and the scripts (pause.lua's NOT_PAUSED and PAUSED_FOREVER).
 const (
 	NotPaused     int64 = 0
 	PausedForever int64 = -1
 )
+
+// PauseInForce is the pause in force at now (µs) of two pauses: PausedForever if either is,
+// else the later end if it is after now, else NotPaused. It is the one rule of precedence
+// between a key's own pause, its group's and everything's ("*"); pause.lua's pause_in_force
+// is its twin.
+func PauseInForce(now, a, b int64) int64 {
+	if a == PausedForever || b == PausedForever {
+		return PausedForever
+	}
+	if last := max(a, b); last > now {
+		return last
+	}
+	return NotPaused
+}
 
 // Outcome is the answer of Admit.
 type Outcome int
@@ -60,8 +76,8 @@ type AdmitReply struct {
 	// Remaining is, when Granted, how many more may start now; otherwise how many the
 	// window alone would let start now (the line or a pause holds them back).
 	Remaining int
-	// Earliest is, when not Granted, the earliest start the line allows this request, µs.
-	// Zero when the key is paused with no end.
+	// Earliest is, when not Granted, the earliest start the line allows this request, µs;
+	// PausedForever when the key is paused with no end.
 	Earliest int64
 	// LineBefore is how many tickets waited before this one was queued.
 	LineBefore int
@@ -82,7 +98,7 @@ func (r AdmitReply) Decision() (d Decision, ok bool) {
 		return Decision{Allowed: true, Remaining: r.Remaining, ResetAfter: micros(r.ResetAfter)}, true
 	case Full, WouldExceed:
 		d = Decision{Remaining: r.Remaining, RetryAfter: -1, ResetAfter: micros(r.ResetAfter)}
-		if r.Earliest != 0 {
+		if r.Earliest != PausedForever {
 			d.RetryAfter = micros(max(0, r.Earliest-r.Now))
 		}
 		return d, true
@@ -174,7 +190,7 @@ type KeyState struct {
 	Queued    [config.NumPriorities]int // waiting tickets, indexed by Priority.Line
 	// OldestEnqueued is the Enqueued time of the longest-waiting ticket, µs; 0 when none waits.
 	OldestEnqueued int64
-	// PausedUntil is the key's own pause: NotPaused, PausedForever or µs.
+	// PausedUntil is the key's own pause in force: NotPaused, PausedForever or µs.
 	PausedUntil int64
 	// Unclaimed counts grants waiting for their remote owner to claim them.
 	Unclaimed   int

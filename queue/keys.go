@@ -18,7 +18,7 @@ import (
 //	<prefix>:{<key>}:w         sliding-log window (ZSET); :wf fixed window (HASH); :wt GCRA (string)
 //	<prefix>:{<key>}:q:<0-3>   the lines, one LIST per priority, by Priority.Line (0 low … 3 critical)
 //	<prefix>:{<key>}:granted   ZSET raw ticket -> grant time, granted for another node to claim
-//	<prefix>:{<key>}:paused    the key's own pause (0 forever, else until µs)
+//	<prefix>:{<key>}:paused    the key's own pause (-1 forever, else until µs; see NotPaused)
 //	<prefix>:{<key>}:stats     HASH of counters
 //	<prefix>:{<key>}:dlq       LIST of corrupt tickets
 //	<prefix>:{<key>}:evicted   ZSET ticket id -> deadline, for owners to learn of evictions

@@ -149,13 +149,11 @@ func (k *memKey) deadLetter(s step, raw []byte) {
 // win is the window of l's algorithm.
 func (k *memKey) win(l config.Limit) *ratelimit.Window { return &k.wins[l.Algorithm] }
 
-// paused is the pause in force: ok false when none, else until (PausedForever or µs).
+// paused is line.lua's paused: the pause in force on the key, its own or the external one;
+// ok false when none, else until (PausedForever or µs).
 func (k *memKey) paused(s step) (until int64, ok bool) {
-	if s.p.ExtPause == PausedForever || k.pause == PausedForever {
-		return PausedForever, true
-	}
-	until = max(k.pause, s.p.ExtPause)
-	return until, until > s.now
+	until = PauseInForce(s.now, k.pause, s.p.ExtPause)
+	return until, until != NotPaused
 }
 
 // pop takes the head of line q; lines that empty lose their time to live, as Redis deletes them.
@@ -217,13 +215,13 @@ func (k *memKey) queue(s step, t *Ticket, raw []byte, free int) AdmitReply {
 	earliest := k.win(s.l).Slot(s.l, s.now, ahead+1, free)
 	if until, ok := k.paused(s); ok {
 		if until == PausedForever {
-			earliest = 0
+			earliest = PausedForever
 		} else {
 			earliest = max(earliest, until)
 		}
 	}
 	rep := AdmitReply{Now: s.now, Remaining: free, Earliest: earliest, LineBefore: len0}
-	if s.l.MaxQueue == -1 || (earliest != 0 && earliest > t.Deadline) {
+	if s.l.MaxQueue == -1 || (earliest != PausedForever && earliest > t.Deadline) {
 		k.count(s, CountRejected, 1)
 		rep.Outcome = Full
 		if s.l.MaxQueue != -1 {
@@ -312,7 +310,7 @@ func (k *memKey) check(s step) Decision {
 // state is status.lua.
 func (k *memKey) state(s step) KeyState {
 	st := KeyState{Now: s.now, Used: k.win(s.l).Used(s.l, s.now), Remaining: k.win(s.l).Free(s.l, s.now, false),
-		PausedUntil: k.pause, Unclaimed: len(k.granted), DeadLetters: len(k.dlq), Counters: map[string]int64{},
+		PausedUntil: PauseInForce(s.now, k.pause, NotPaused), Unclaimed: len(k.granted), DeadLetters: len(k.dlq), Counters: map[string]int64{},
 		Jobs: len(k.jobs), Leased: len(k.lease)}
 	for q, line := range k.lines {
 		st.Queued[q] = len(line)

@@ -221,6 +221,7 @@ func (m *Memory) PauseKey(_ context.Context, key string, until int64) error {
 	return nil
 }
 
+// ExtendPause is pause_until.lua's twin.
 func (m *Memory) ExtendPause(_ context.Context, key string, until int64) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

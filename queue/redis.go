@@ -344,14 +344,7 @@ func parseState(v any) (KeyState, error) {
 	for i := range config.NumPriorities {
 		st.Queued[i] = int(n[3+i])
 	}
-	switch n[8] {
-	case -2:
-		st.PausedUntil = NotPaused
-	case 0:
-		st.PausedUntil = PausedForever
-	default:
-		st.PausedUntil = n[8]
-	}
+	st.PausedUntil = n[8]
 	kv, err := replySlice(s[11], 0)
 	if err != nil {
 		return KeyState{}, fmt.Errorf("counters: %w", err)
@@ -396,7 +389,7 @@ func (r *Redis) PauseKey(ctx context.Context, key string, until int64) error {
 	k := r.ks.perKey(key, config.SlidingWindow)[kPaused]
 	var err error
 	if until == PausedForever {
-		err = r.rdb.Set(ctx, k, 0, 0).Err()
+		err = r.rdb.Set(ctx, k, PausedForever, 0).Err()
 	} else {
 		// One command: the pause and its end are set together. The scripts compare the value
 		// with server time, so the key may outlive its end by the rounding to ms.
