@@ -3,7 +3,6 @@ package queue
 import (
 	"container/heap"
 	"context"
-	"fmt"
 	"slices"
 	"time"
 
@@ -11,10 +10,6 @@ import (
 )
 
 // The in-process counterparts of jobs.lua and the job scripts.
-
-// maxSkips bounds the jobs a grant step passes over because no live node runs their handler
-// (grant.lua MAX_SKIPS).
-const maxSkips = 1000
 
 // jobKeep is how long job state outlives what it was last kept for (jobs.lua's margin).
 const jobKeep = 60_000_000
@@ -116,34 +111,6 @@ func (k *memKey) requeueJob(s step, id []byte, j *Job) {
 	k.push(j.Priority.Line(), memTicket{raw: raw, t: t}, true, t.Deadline)
 	j.State, j.Holder = jobInLine, nil
 	k.keepJobs(s.now + j.Wait)
-}
-
-// reclaim is grant.lua's taking back of jobs whose lease lapsed or whose retry is due.
-func (k *memKey) reclaim(s step, maxLost int, rep *GrantReply) {
-	n := 0
-	for id, due := range k.lease {
-		if due > s.now || n == 100 {
-			continue
-		}
-		n++
-		delete(k.lease, id)
-		j := k.jobs[id]
-		switch {
-		case j == nil:
-		case j.State == jobRunning:
-			j.Lost++
-			k.count(s, CountReclaimed, 1)
-			if j.Lost > maxLost {
-				if k.deadJob(s, []byte(id), j, fmt.Sprintf("rateltd: lease lost %d times", j.Lost)) {
-					rep.Woken = append(rep.Woken, []byte(id))
-				}
-			} else {
-				k.requeueJob(s, []byte(id), j)
-			}
-		default:
-			k.requeueJob(s, []byte(id), j)
-		}
-	}
 }
 
 // enqueue is enqueue.lua.

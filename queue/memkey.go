@@ -55,11 +55,9 @@ type step struct {
 
 func newStep(p Params, now int64) step { return step{p: p, l: p.Limit, now: now} }
 
-// Limits the scripts share (grant.lua, line.lua).
+// Limits the scripts share (line.lua; grant.lua's are in memgrant.go).
 const (
-	maxDrops      = 1000 // grant.lua MAX_DROPS
 	dlqKeep       = 1000 // dead letters kept per key
-	staleRefunds  = 1000 // stale remote grants refunded per grant step
 	ttlGraceMicro = 1_000_000
 )
 
