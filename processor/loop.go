@@ -232,7 +232,7 @@ func (n *Node) grant(ctx context.Context, keys map[string]*keyState, chunk []str
 			if err := n.be.Deactivate(ctx, k, rep.Now); err != nil {
 				n.log.Error("rateltd: processor: deactivate", err, "key", k)
 			}
-		case rep.Next < 0:
+		case rep.Next == queue.PausedForever:
 			ks.next = time.Now().Add(n.cfg.PollInterval) // paused with no end: a wake-up or the poll
 
 		default:
