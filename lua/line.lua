@@ -1,5 +1,5 @@
 -- line.lua: the helpers of the line, shared by every per-key script; follows limits.lua, whose
--- header describes KEYS and ARGV.
+-- header describes KEYS and ARGV, and pause.lua.
 
 local function line_len()
   return redis.call('LLEN', KEYS[2]) + redis.call('LLEN', KEYS[3]) + redis.call('LLEN', KEYS[4]) + redis.call('LLEN', KEYS[5])

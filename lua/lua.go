@@ -4,8 +4,8 @@
 // rate-limit algorithms), pause.lua (what a pause is and which one is in force) and line.lua
 // (tickets, counters, TTLs) followed by its own file, so that what several scripts share is
 // written once. Admit puts its fast path, admit_fast.lua, before line.lua: a request granted at
-// once does not pay for defining the line's helpers. Each
-// file's header names its KEYS, ARGV and reply; the queue package turns replies into Go values.
+// once does not pay for defining the line's helpers. Each file's header names its KEYS, ARGV and
+// reply; the queue package turns replies into Go values.
 package lua
 
 import (
