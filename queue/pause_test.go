@@ -75,9 +75,32 @@ func TestPauseInForce(t *testing.T) {
 				case want != queue.NotPaused && (rep.Outcome != queue.Queued || rep.Earliest != want):
 					t.Errorf("%s: admit %+v; want queued, earliest %d", name, rep, want)
 				}
+				if want != queue.NotPaused {
+					refusedWhilePaused(t, be, key, p, want, name)
+				}
 			}
 		}
 	})
+}
+
+// refusedWhilePaused checks that a request that may not queue is refused while key is paused
+// until want, and that the admission's Decision says for how long (-1: with no end).
+func refusedWhilePaused(t *testing.T, be queue.Backend, key string, p queue.Params, want int64, name string) {
+	t.Helper()
+	p.Limit.MaxQueue = -1
+	tk, raw := ticket(t, be, key, nodeA, config.PriorityNormal)
+	rep, err := be.Admit(context.Background(), p, tk, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, ok := rep.Decision()
+	wantRetry := time.Duration(-1)
+	if want != queue.PausedForever {
+		wantRetry = time.Duration(want-rep.Now) * time.Microsecond
+	}
+	if rep.Outcome != queue.Full || !ok || d.Allowed || d.RetryAfter != wantRetry {
+		t.Errorf("%s: admit that may not queue %+v, decision %+v; want full, retry after %v", name, rep, d, wantRetry)
+	}
 }
 
 // checkPause checks that Check sees the pause want on key.
