@@ -146,7 +146,7 @@ func (c *Client) request(ctx context.Context, key string, fn func(context.Contex
 func (c *Client) once(ctx context.Context, key string, fn func(context.Context) (any, error), o options, head bool) (any, error) {
 	start := time.Now()
 	g, err := c.node.Acquire(ctx, processor.Request{Key: key, Priority: o.priority, Timeout: o.timeout, Head: head,
-		Decided: o.decided})
+		Decided: o.decided, Degradable: c.cfg.OnRedisError != FailClosed})
 	if errors.Is(err, ErrUnavailable) {
 		// Only a failure of Redis or of the connection is ErrUnavailable, never a ctx that
 		// ended (see processor's admitFailure); after one, the backend fails its next

@@ -67,6 +67,11 @@ type Request struct {
 	// granted or refused the request at once (queue.AdmitReply.Decision), on the calling
 	// goroutine before Acquire returns.
 	Decided func(queue.Decision)
+	// Degradable says that the caller has somewhere else to go when Redis is out (FailOpen,
+	// FailLocal): an admit left unanswered for minAdmitWait is then an outage at once, rather
+	// than at the request's deadline, so that a Redis client busy retrying a dead server
+	// (re-dials, backoffs) cannot spend the request's whole deadline before the fail mode.
+	Degradable bool
 }
 
 // Deadline is when a request for a key of limit l, started at start, stops waiting: the
@@ -114,7 +119,7 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 	// may take a round trip even when the line may not be waited in at all (a timeout of a
 	// microsecond means "only if at once"); only the caller's ctx bounds it harder.
 	admitBy := deadline
-	if floor := start.Add(minAdmitWait); admitBy.Before(floor) {
+	if floor := start.Add(minAdmitWait); admitBy.Before(floor) || req.Degradable {
 		admitBy = floor
 	}
 	if d, ok := ctx.Deadline(); ok && d.Before(admitBy) {
