@@ -245,9 +245,11 @@ func errBars(pts []point) *ranges {
 
 type ranges struct{ pts []point }
 
-func (r *ranges) Len() int                        { return len(r.pts) }
-func (r *ranges) XY(i int) (float64, float64)     { return r.pts[i].x, r.pts[i].mid }
-func (r *ranges) YError(i int) (float64, float64) { return r.pts[i].mid - r.pts[i].lo, r.pts[i].hi - r.pts[i].mid }
+func (r *ranges) Len() int                    { return len(r.pts) }
+func (r *ranges) XY(i int) (float64, float64) { return r.pts[i].x, r.pts[i].mid }
+func (r *ranges) YError(i int) (float64, float64) {
+	return r.pts[i].mid - r.pts[i].lo, r.pts[i].hi - r.pts[i].mid
+}
 
 func xy(pts []point, y func(point) float64) plotter.XYs {
 	out := make(plotter.XYs, len(pts))
