@@ -101,16 +101,15 @@ func drawAll(ss []result.Sample, dir string) ([]string, error) {
 		}},
 		{"scale-grants.png", func() (*plot.Plot, bool, error) {
 			grants := series(ss, result.PartScale, keys, func(s result.Sample) float64 { return s.PerSecond })
-			p, ok, err := byKeys(grants, style, "Draining the lines of many keys: grants per second, one node", "grants/s", false)
+			p, ok, err := byKeys(grants, style, "Draining the lines of many keys: grants per second, one node", "grants/s")
 			if ok {
-				p.Y.Tick.Marker = thousands{}
 				p.Legend.Left = false // the grants fall as the keys grow
 			}
 			return p, ok, err
 		}},
 		{"scale-memory.png", func() (*plot.Plot, bool, error) {
 			mem := series(ss, result.PartScale, keys, func(s result.Sample) float64 { return s.BytesPerWaiting })
-			return byKeys(mem, style, "Redis memory per waiting request", "bytes (used_memory growth / waiting)", true)
+			return byKeys(mem, style, "Redis memory per waiting request", "bytes (used_memory growth / waiting)")
 		}},
 	}
 	var written []string
@@ -142,7 +141,7 @@ func throughput(sweep, procs map[string][]point, style func(string) int) (*plot.
 	p.Y.Tick.Marker = thousands{}
 	p.Legend.Top, p.Legend.Left = false, false // the lines rise to the right
 	for _, side := range slices.SortedFunc(maps.Keys(sweep), byStyle(style)) {
-		if err := addLine(p, side, sweep[side], style(side), false); err != nil {
+		if err := addLine(p, side, sweep[side], style(side), false, true); err != nil {
 			return nil, false, err
 		}
 	}
@@ -159,7 +158,8 @@ func throughput(sweep, procs map[string][]point, style func(string) int) (*plot.
 	return p, true, nil
 }
 
-// latency: p50 (solid) and p99 (dashed) against goroutines, both axes logarithmic.
+// latency: p50 (solid) and p99 (dashed) against goroutines, both axes logarithmic; the
+// ranges would hide the lines.
 func latency(p50, p99 map[string][]point, style func(string) int) (*plot.Plot, bool, error) {
 	if len(p50) == 0 {
 		return nil, false, nil
@@ -168,30 +168,26 @@ func latency(p50, p99 map[string][]point, style func(string) int) (*plot.Plot, b
 	p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, xTicks(p50, nil)
 	p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
 	for _, side := range slices.SortedFunc(maps.Keys(p50), byStyle(style)) {
-		if err := addLine(p, side+" p50", p50[side], style(side), false); err != nil {
+		if err := addLine(p, side+" p50", p50[side], style(side), false, false); err != nil {
 			return nil, false, err
 		}
-		if err := addLine(p, side+" p99", p99[side], style(side), true); err != nil {
+		if err := addLine(p, side+" p99", p99[side], style(side), true, false); err != nil {
 			return nil, false, err
 		}
 	}
 	return p, true, nil
 }
 
-// byKeys: a figure against the number of active keys, logarithmic in x (and in y if logY).
-func byKeys(ps map[string][]point, style func(string) int, title, ylabel string, logY bool) (*plot.Plot, bool, error) {
+// byKeys: a figure against the number of active keys, logarithmic in x, from 0 in y.
+func byKeys(ps map[string][]point, style func(string) int, title, ylabel string) (*plot.Plot, bool, error) {
 	if len(ps) == 0 {
 		return nil, false, nil
 	}
 	p := newPlot(title, "active keys (keys with a line)", ylabel)
 	p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, xTicks(ps, nil)
-	if logY {
-		p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
-	} else {
-		p.Y.Min = 0
-	}
+	p.Y.Min, p.Y.Tick.Marker = 0, thousands{}
 	for _, side := range slices.SortedFunc(maps.Keys(ps), byStyle(style)) {
-		if err := addLine(p, side, ps[side], style(side), false); err != nil {
+		if err := addLine(p, side, ps[side], style(side), false, true); err != nil {
 			return nil, false, err
 		}
 	}
@@ -206,8 +202,9 @@ func newPlot(title, x, y string) *plot.Plot {
 	return p
 }
 
-// addLine draws a side's medians as a line with marks, and its range over the runs as bars.
-func addLine(p *plot.Plot, name string, pts []point, style int, dashed bool) error {
+// addLine draws a side's medians as a line with marks, dashed or not, and with ranged its
+// range over the runs as bars.
+func addLine(p *plot.Plot, name string, pts []point, style int, dashed, ranged bool) error {
 	if len(pts) == 0 {
 		return nil
 	}
@@ -222,7 +219,7 @@ func addLine(p *plot.Plot, name string, pts []point, style int, dashed bool) err
 	}
 	p.Add(l, s)
 	p.Legend.Add(name, l, s)
-	if bars := errBars(pts); bars != nil {
+	if bars := errBars(pts); ranged && bars != nil {
 		eb, err := plotter.NewYErrorBars(bars)
 		if err != nil {
 			return err
