@@ -8,6 +8,8 @@
 //
 //	go test -run '^TestCompare$' -count=1 -compare
 //
+// whose -compare.json file cmd/plots draws the plots of docs/img from.
+//
 // It may import the parent's internal packages (the test harness): the go command allows a
 // package whose import path is below github.com/rateltd/rateltd to import
 // github.com/rateltd/rateltd/internal/..., whatever module it is in.
