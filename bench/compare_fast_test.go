@@ -53,11 +53,7 @@ func fastScenarios() []scenario {
 			group = fmt.Sprintf("fast path, %d keys", keys)
 		}
 		for _, g := range []int{1, 16, 128} {
-			name := fmt.Sprintf("%d goroutines", g)
-			if g == 1 {
-				name = "1 goroutine"
-			}
-			sc := scenario{group: group, name: name, unit: "req/s"}
+			sc := scenario{group: group, name: goroutines(g), unit: "req/s"}
 			for _, fs := range fastSides {
 				sc.sides = append(sc.sides, side{name: fs.name, peer: fs.peer, run: func(t testing.TB, e *env) sample {
 					return runFast(t, e, fs.open, g, keys)

@@ -4,12 +4,13 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 )
 
 // writeTables writes one Markdown table per group of scenarios: per side, the median rate over
-// the runs with its range, the ratio to each peer of the group, and the median cost per
-// operation.
+// the runs with its range, the ratio to each peer of the group, the latencies and the memory
+// per waiting request where they were measured, and the median cost per operation.
 func writeTables(w io.Writer, scs []scenario, samples []sample) {
 	runs := map[[2]string][]sample{} // scenario, side → its samples by run
 	for _, s := range samples {
@@ -25,7 +26,7 @@ func writeTables(w io.Writer, scs []scenario, samples []sample) {
 	for _, g := range groups {
 		var in []scenario
 		var peers []string
-		latency := false
+		latency, memory := false, false
 		for _, sc := range scs {
 			if sc.group != g {
 				continue
@@ -37,20 +38,24 @@ func writeTables(w io.Writer, scs []scenario, samples []sample) {
 				}
 				for _, s := range runs[[2]string{sc.group + " / " + sc.name, sd.name}] {
 					latency = latency || s.P50 > 0
+					memory = memory || s.BytesPerWaiting != 0
 				}
 			}
 		}
-		writeTable(w, g, in, peers, latency, runs)
+		writeTable(w, g, in, peers, latency, memory, runs)
 	}
 }
 
-func writeTable(w io.Writer, group string, scs []scenario, peers []string, latency bool, runs map[[2]string][]sample) {
+func writeTable(w io.Writer, group string, scs []scenario, peers []string, latency, memory bool, runs map[[2]string][]sample) {
 	head := []string{"scenario", "side", scs[0].unit + ", median (range)"}
 	for _, p := range peers {
 		head = append(head, "÷ "+p)
 	}
 	if latency {
 		head = append(head, "p50", "p99")
+	}
+	if memory {
+		head = append(head, "waiting", "Redis memory B/waiting")
 	}
 	head = append(head, "Redis CPU µs/op", "in commands sent µs/op", "commands/op", "Go CPU µs/op", "allocs/op")
 	fmt.Fprintf(w, "%s\n\n| %s |\n|%s\n", group, strings.Join(head, " | "), strings.Repeat("---|", len(head)))
@@ -71,6 +76,9 @@ func writeTable(w io.Writer, group string, scs []scenario, peers []string, laten
 					millis(median(pick(ss, func(s sample) float64 { return s.P99 }))))
 			} else if latency {
 				row = append(row, "", "")
+			}
+			if memory {
+				row = append(row, strconv.Itoa(ss[0].Waiting), medianOf(ss, "%.0f", func(s sample) float64 { return s.BytesPerWaiting }))
 			}
 			row = append(row, medianOf(ss, "%.1f", func(s sample) float64 { return s.RedisCPU }),
 				medianOf(ss, "%.1f", func(s sample) float64 { return s.RedisCmd }),
@@ -133,13 +141,15 @@ func human(x float64) string {
 	return fmt.Sprintf("%.0f", x)
 }
 
-// millis writes a latency given in ms: 71 µs, 1.25 ms, 12.4 ms.
+// millis writes a latency given in ms: 71 µs, 1.25 ms, 12.4 ms, 1.49 s.
 func millis(ms float64) string {
 	switch {
 	case ms < 1:
 		return fmt.Sprintf("%.0f µs", ms*1000)
 	case ms < 10:
 		return fmt.Sprintf("%.2f ms", ms)
+	case ms < 1000:
+		return fmt.Sprintf("%.1f ms", ms)
 	}
-	return fmt.Sprintf("%.1f ms", ms)
+	return fmt.Sprintf("%.2f s", ms/1000)
 }

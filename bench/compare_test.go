@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -8,12 +9,14 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/rateltd/rateltd/bench/internal/result"
 	"github.com/rateltd/rateltd/internal/redistest"
 )
 
@@ -26,21 +29,30 @@ import (
 //
 //	cd bench && go test -run '^TestCompare$' -count=1 -compare
 //
-// (without a package argument, so that go test prints what the test writes). Without -compare
-// the test runs every side of every scenario once, for a few milliseconds, so that `go test`
-// keeps it working; those figures mean nothing.
+// (without a package argument, so that go test prints what the test writes). -compare.parts
+// picks the parts: the side-by-side tables, and the figures the plots of docs/img are drawn
+// from (compare_sweep_test.go, compare_scale_test.go). Without -compare the test runs every
+// side of every scenario of every part once, for a few milliseconds and on a few keys, so that
+// `go test` keeps it working; those figures mean nothing.
 func TestCompare(t *testing.T) {
 	cfg := smokeConfig
 	if *compareFlag {
 		if raceEnabled {
 			t.Fatal("-compare measures speed: run it without -race")
 		}
-		cfg = compareConfig{runs: *compareRuns, warm: *compareWarm, window: *compareWindow, backlog: *compareBacklog}
+		keys, err := parseInts(*compareScaleKeys)
+		if err != nil {
+			t.Fatalf("-compare.scale.keys: %v", err)
+		}
+		cfg = compareConfig{runs: *compareRuns, warm: *compareWarm, window: *compareWindow, backlog: *compareBacklog,
+			scaleKeys: keys, waiting: *compareWaiting, scaleRuns: *compareScaleRuns, settle: 2 * time.Second,
+			slotKeys: *compareSlotKeys, slotWindow: *compareSlotWindow}
 	}
+	parts := strings.Split(*compareParts, ",")
 	srv := redistest.Server(t)
 	probe := srv.Client(t)
 	var scs []scenario
-	for _, sc := range append(fastScenarios(), jobScenarios()...) {
+	for _, sc := range scenarios(t, parts, cfg) {
 		if strings.Contains(sc.group+" / "+sc.name, *compareOnly) {
 			scs = append(scs, sc)
 		}
@@ -49,10 +61,11 @@ func TestCompare(t *testing.T) {
 	if !*compareFlag {
 		out = nil
 	}
+	load := loadAverage()
 	samples := compare(t, srv, probe, cfg, scs, out)
 	var table strings.Builder
-	fmt.Fprintf(&table, "%s; %d runs each, alternating; %v windows (jobs: %v), backlog %d\n\n",
-		environment(t, probe), cfg.runs, cfg.window, cfg.jobWindow(), cfg.backlog)
+	fmt.Fprintf(&table, "%s; %d runs each, alternating (drains and slot → start: %d); %v windows (jobs: %v), backlog %d; load average %s at the start, %s at the end\n\n",
+		environment(t, probe), cfg.runs, cfg.scaleRuns, cfg.window, cfg.jobWindow(), cfg.backlog, load, loadAverage())
 	writeTables(&table, scs, samples)
 	if out == nil {
 		t.Log("\n" + table.String())
@@ -78,19 +91,78 @@ var (
 	compareBacklog = flag.Int("compare.backlog", 4000, "TestCompare: jobs waiting when the workers of the processing scenario start")
 	compareOnly    = flag.String("compare.only", "", "TestCompare: only the scenarios whose \"group / name\" contains this")
 	compareJSON    = flag.String("compare.json", "", "TestCompare: write every run's figures to this file, as JSON")
+	compareParts   = flag.String("compare.parts", strings.Join(allParts, ","), "TestCompare: the parts to run, comma-separated, of "+strings.Join(allParts, ","))
+
+	compareScaleKeys  = flag.String("compare.scale.keys", "1,100,10000,100000", "TestCompare: active keys of the drains (part scale), comma-separated")
+	compareWaiting    = flag.Int("compare.scale.waiting", 20_000, "TestCompare: requests waiting in a drain, spread over its keys, at least one per key")
+	compareScaleRuns  = flag.Int("compare.scale.runs", 1, "TestCompare: runs of each drain (part scale) and of slot → start (part slot)")
+	compareSlotKeys   = flag.Int("compare.slot.keys", 10_000, "TestCompare: keys at their limit in slot → start (part slot)")
+	compareSlotWindow = flag.Duration("compare.slot.window", time.Second, "TestCompare: each key's limit in slot → start is one per this")
 )
 
-// compareConfig is how long TestCompare measures.
+// The parts of TestCompare: the side-by-side tables (fast path and durable jobs), then the
+// figures the plots are drawn from.
+var allParts = []string{"tables", result.PartSweep, result.PartProcesses, result.PartScale, result.PartSlot}
+
+// scenarios returns the scenarios of the named parts, in the order of allParts.
+func scenarios(t *testing.T, parts []string, cfg compareConfig) []scenario {
+	for _, p := range parts {
+		if !slices.Contains(allParts, p) {
+			t.Fatalf("-compare.parts: no part %q (parts: %s)", p, strings.Join(allParts, ","))
+		}
+	}
+	var scs []scenario
+	for _, p := range allParts {
+		if !slices.Contains(parts, p) {
+			continue
+		}
+		switch p {
+		case "tables":
+			scs = append(append(scs, fastScenarios()...), jobScenarios()...)
+		case result.PartSweep:
+			scs = append(scs, sweepScenarios()...)
+		case result.PartProcesses:
+			scs = append(scs, processScenarios()...)
+		case result.PartScale:
+			scs = append(scs, scaleScenarios(cfg)...)
+		case result.PartSlot:
+			scs = append(scs, slotScenario(cfg))
+		}
+	}
+	return scs
+}
+
+func parseInts(list string) ([]int, error) {
+	var xs []int
+	for _, f := range strings.Split(list, ",") {
+		x, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, err
+		}
+		xs = append(xs, x)
+	}
+	return xs, nil
+}
+
+// compareConfig is how long and on how many keys TestCompare measures.
 type compareConfig struct {
 	runs    int
 	warm    time.Duration
 	window  time.Duration
 	backlog int
+
+	scaleKeys  []int         // active keys of the drains
+	waiting    int           // requests waiting in a drain, over its keys, at least one per key
+	scaleRuns  int           // runs of each drain and of slot → start
+	settle     time.Duration // how long a drain lets client buffers shrink before reading memory
+	slotKeys   int           // keys at their limit in slot → start
+	slotWindow time.Duration // their limit: one per slotWindow each
 }
 
 func (c compareConfig) jobWindow() time.Duration { return 2 * c.window }
 
-var smokeConfig = compareConfig{runs: 1, warm: 10 * time.Millisecond, window: 20 * time.Millisecond, backlog: 20}
+var smokeConfig = compareConfig{runs: 1, warm: 10 * time.Millisecond, window: 20 * time.Millisecond, backlog: 20,
+	scaleKeys: []int{1, 10}, waiting: 20, scaleRuns: 1, slotKeys: 10, slotWindow: 20 * time.Millisecond}
 
 // scenario is one row group of a table: the same load on each side.
 type scenario struct {
@@ -98,6 +170,11 @@ type scenario struct {
 	name  string
 	unit  string
 	sides []side
+	runs  int // rounds; 0 means compareConfig.runs
+
+	// Where the scenario stands in a part of the plots, copied into its samples.
+	part                        string
+	goroutines, processes, keys int
 }
 
 // side is one contender in a scenario; run makes one measured run of it on e.
@@ -154,13 +231,14 @@ func (e *env) close(t testing.TB) {
 func compare(t *testing.T, srv *redistest.Instance, probe *redis.Client, cfg compareConfig, scs []scenario, progress *os.File) []sample {
 	var samples []sample
 	for _, sc := range scs {
-		for r := range cfg.runs {
+		for r := range cmp.Or(sc.runs, cfg.runs) {
 			for j := range sc.sides {
 				sd := sc.sides[(j+r)%len(sc.sides)]
 				e := newEnv(t, srv, probe, cfg)
 				s := sd.run(t, e)
 				e.close(t)
 				s.Scenario, s.Contender, s.Run = sc.group+" / "+sc.name, sd.name, r
+				s.Part, s.Goroutines, s.Processes, s.Keys = sc.part, sc.goroutines, sc.processes, sc.keys
 				samples = append(samples, s)
 				if progress != nil {
 					fmt.Fprintf(progress, "%-66s %-18s run %d: %9.0f %s\n", s.Scenario, s.Contender, r+1, s.PerSecond, sc.unit)
@@ -184,6 +262,17 @@ func environment(t testing.TB, probe *redis.Client) string {
 		}
 	}
 	return fmt.Sprintf("%s, GOMAXPROCS %d, %d CPUs, Redis %s", runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU(), version)
+}
+
+// loadAverage is the machine's load average over 1, 5 and 15 minutes, where /proc tells it:
+// the figures were measured beside whatever else ran.
+func loadAverage() string {
+	raw, err := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(raw))
+	if err != nil || len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func median(xs []float64) float64 {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/rateltd/rateltd/bench/internal/result"
 )
 
 // What TestCompare reads around each measured window: the Redis server's CPU and command
@@ -122,30 +124,19 @@ func sentUsec(before, after serverStats, sent map[string]int64) float64 {
 	return us
 }
 
-// sample is one measured window of one side of one scenario.
-type sample struct {
-	Scenario  string  `json:"scenario"`
-	Contender string  `json:"contender"`
-	Run       int     `json:"run"`
-	Ops       int64   `json:"ops"`
-	Seconds   float64 `json:"seconds"`
-	PerSecond float64 `json:"per_second"`
-	RedisCPU  float64 `json:"redis_cpu_us_per_op"`      // the server process's CPU (used_cpu_*)
-	RedisCmd  float64 `json:"redis_commands_us_per_op"` // commandstats time of the commands sent
-	Commands  float64 `json:"commands_per_op"`          // commands sent, counted by the hook
-	GoCPU     float64 `json:"go_cpu_us_per_op"`         // this process's CPU, all of it
-	Allocs    float64 `json:"allocs_per_op"`            // this process's allocations, all of them
-	P50       float64 `json:"p50_ms,omitempty"`
-	P99       float64 `json:"p99_ms,omitempty"`
-}
+// sample is one measured window of one side of one scenario, as -compare.json writes it.
+type sample = result.Sample
 
-// reading is what was read at the start of a window.
-type reading struct {
-	at     time.Time
-	server serverStats
-	sent   map[string]int64
-	cpu    time.Duration
-	allocs uint64
+// tally is what one process did in a measured window: its operations and their latencies,
+// how long the window lasted, its CPU and allocations and the commands its clients sent.
+// Worker processes send theirs as JSON.
+type tally struct {
+	Ops     int64            `json:"ops"`
+	Elapsed time.Duration    `json:"elapsed"`
+	CPU     time.Duration    `json:"cpu"`
+	Allocs  uint64           `json:"allocs"`
+	Sent    map[string]int64 `json:"sent"`
+	Lat     []time.Duration  `json:"lat,omitempty"`
 }
 
 func processCPU() time.Duration {
@@ -165,35 +156,64 @@ func mallocs() uint64 {
 // into a sample. The env's counter must count the commands of every client of the side.
 func (e *env) measure(t testing.TB, fn func() (int64, []time.Duration)) sample {
 	t.Helper()
-	ctx := context.Background()
-	var r reading
-	var err error
-	if r.server, err = readServer(ctx, e.probe); err != nil {
-		t.Fatal(err)
-	}
-	r.sent, r.allocs, r.cpu = e.cmds.snapshot(), mallocs(), processCPU()
-	r.at = time.Now()
-	ops, lat := fn()
-	elapsed := time.Since(r.at)
-	cpu, allocs, sent := processCPU()-r.cpu, mallocs()-r.allocs, e.cmds.snapshot()
-	after, err := readServer(ctx, e.probe)
+	before, err := readServer(context.Background(), e.probe)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ops <= 0 {
-		t.Fatalf("%s: no operation completed in %v", t.Name(), elapsed)
+	tl := e.local(fn)
+	after, err := readServer(context.Background(), e.probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sampleOf(t, before, after, tl)
+}
+
+// local runs fn in this process and tallies what it did.
+func (e *env) local(fn func() (int64, []time.Duration)) tally {
+	sent, allocs, cpu := e.cmds.snapshot(), mallocs(), processCPU()
+	at := time.Now()
+	ops, lat := fn()
+	tl := tally{Ops: ops, Lat: lat, Elapsed: time.Since(at)}
+	tl.CPU, tl.Allocs, tl.Sent = processCPU()-cpu, mallocs()-allocs, e.cmds.snapshot()
+	for name, n := range tl.Sent {
+		tl.Sent[name] = n - sent[name]
+	}
+	return tl
+}
+
+// merge adds up the tallies of processes that worked side by side in one window, which lasted
+// as long as the longest of theirs.
+func merge(ts []tally) tally {
+	m := tally{Sent: map[string]int64{}}
+	for _, tl := range ts {
+		m.Ops += tl.Ops
+		m.Elapsed = max(m.Elapsed, tl.Elapsed)
+		m.CPU += tl.CPU
+		m.Allocs += tl.Allocs
+		for name, n := range tl.Sent {
+			m.Sent[name] += n
+		}
+		m.Lat = append(m.Lat, tl.Lat...)
+	}
+	return m
+}
+
+// sampleOf turns a window's tally and the server's readings around it into a sample.
+func sampleOf(t testing.TB, before, after serverStats, tl tally) sample {
+	t.Helper()
+	if tl.Ops <= 0 {
+		t.Fatalf("%s: no operation completed in %v", t.Name(), tl.Elapsed)
 	}
 	var nsent int64
-	for name, n := range sent {
-		sent[name] = n - r.sent[name]
-		nsent += sent[name]
+	for _, n := range tl.Sent {
+		nsent += n
 	}
-	per := func(x float64) float64 { return x / float64(ops) }
-	s := sample{Ops: ops, Seconds: elapsed.Seconds(), PerSecond: float64(ops) / elapsed.Seconds(),
-		RedisCPU: per((after.cpu - r.server.cpu) * 1e6), RedisCmd: per(sentUsec(r.server, after, sent)),
-		Commands: per(float64(nsent)), GoCPU: per(float64(cpu.Microseconds())), Allocs: per(float64(allocs))}
-	if len(lat) > 0 {
-		s.P50, s.P99 = quantileMs(lat, 0.50), quantileMs(lat, 0.99)
+	per := func(x float64) float64 { return x / float64(tl.Ops) }
+	s := sample{Ops: tl.Ops, Seconds: tl.Elapsed.Seconds(), PerSecond: float64(tl.Ops) / tl.Elapsed.Seconds(),
+		RedisCPU: per((after.cpu - before.cpu) * 1e6), RedisCmd: per(sentUsec(before, after, tl.Sent)),
+		Commands: per(float64(nsent)), GoCPU: per(float64(tl.CPU.Microseconds())), Allocs: per(float64(tl.Allocs))}
+	if len(tl.Lat) > 0 {
+		s.P50, s.P99 = quantileMs(tl.Lat, 0.50), quantileMs(tl.Lat, 0.99)
 	}
 	return s
 }
