@@ -178,8 +178,16 @@ func (n *Node) Enqueue(ctx context.Context, req Job) (string, error) {
 	n.queued(ctx, req.Key, rep, t.Deadline, time.Now().Add(backendTimeout))
 	n.mu.Lock()
 	n.jobs.jobKeys[req.Key] = time.Now()
+	_, mine := n.jobs.handlers[req.Handler]
 	n.mu.Unlock()
-	n.Recheck(req.Key)
+	// A job is granted only to a node that runs its handler, so only such a node gains by
+	// looking at the line now. Elsewhere the grant step would walk past every job waiting for
+	// a handler no live node runs (up to 1,000 per step), once per Enqueue; the nodes that do
+	// run it learn of the job by the broadcast of a line that opens, or by the visits their
+	// own grant steps scheduled.
+	if mine {
+		n.Recheck(req.Key)
+	}
 	return JobID(req.Key, t.ID), nil
 }
 
