@@ -52,6 +52,10 @@ var (
 	enqueue string
 	//go:embed enqueue_end.lua
 	enqueueEnd string
+	//go:embed enqueue_many.lua
+	enqueueMany string
+	//go:embed enqueue_many_end.lua
+	enqueueManyEnd string
 	//go:embed job_done.lua
 	jobDone string
 	//go:embed job_renew.lua
@@ -68,7 +72,8 @@ var (
 // those that know durable jobs take the five KEYS of jobs.lua after them.
 var (
 	Admit       = NewScript(limits + pause + admitFast + line + admit + "\nreturn line_admit()\n")
-	Enqueue     = NewScript(limits + pause + enqueue + line + jobs + admit + enqueueEnd)
+	Enqueue     = NewScript(limits + pause + enqueue + line + jobs + admit + enqueueEnd + "\nreturn enqueue_job(ARGV[14])\n")
+	EnqueueMany = NewScript(limits + pause + enqueueMany + line + jobs + admit + enqueueEnd + enqueueManyEnd)
 	Grant       = withJobs(grant)
 	Claim       = withJobs(claim)
 	Cancel      = withJobs(cancel)
@@ -87,7 +92,7 @@ var (
 )
 
 // All lists every script, for loading them before they are pipelined.
-var All = []*redis.Script{Admit, Enqueue, Grant, Claim, Cancel, Refund, Check, Status, Reset, JobDone, JobRenew,
+var All = []*redis.Script{Admit, Enqueue, EnqueueMany, Grant, Claim, Cancel, Refund, Check, Status, Reset, JobDone, JobRenew,
 	JobWait, IndexAdd, IndexRemove, PauseUntil, Handlers, Counters}
 
 func perKey(body string) *redis.Script { return NewScript(limits + pause + line + body) }

@@ -166,6 +166,35 @@ func (m *Memory) Enqueue(_ context.Context, p Params, t *Ticket, raw []byte, job
 	return k.enqueue(newStep(p, now), t, raw, j), nil
 }
 
+func (m *Memory) EnqueueMany(_ context.Context, p Params, jobs []NewJob) ([]AdmitReply, error) {
+	if len(jobs) == 0 {
+		return nil, nil
+	}
+	recs := make([]*Job, len(jobs))
+	for i, nj := range jobs {
+		j, err := decodeJob(nj.Record)
+		if err != nil {
+			return nil, err
+		}
+		recs[i] = j
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	key := jobs[0].Ticket.Key
+	k := m.key(key, now, true)
+	defer m.drop(key, k, now)
+	s := newStep(p, now)
+	reps := make([]AdmitReply, 0, len(jobs))
+	for i, nj := range jobs {
+		reps = append(reps, k.enqueue(s, nj.Ticket, nj.Raw, recs[i]))
+		if refused(reps[i]) {
+			break
+		}
+	}
+	return reps, nil
+}
+
 func (m *Memory) FinishJob(_ context.Context, key string, p Params, e RunEnd) (Finish, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
