@@ -161,6 +161,22 @@ const (
 	WasEvicted
 )
 
+// ClaimCall is one key's part of a Claim: the caller's tickets of Key and their raw encodings.
+type ClaimCall struct {
+	Key     string
+	P       Params
+	Tickets []*Ticket
+	Raws    [][]byte
+}
+
+// ClaimResult is what Claim found for one ClaimCall: per ticket, its status and, when Claimed,
+// when it was granted (µs); or the error that kept the step from running or being answered.
+type ClaimResult struct {
+	Status []ClaimStatus
+	At     []int64
+	Err    error
+}
+
 // CancelOutcome is what Cancel did.
 type CancelOutcome int
 
@@ -246,8 +262,10 @@ type Backend interface {
 	// nodes are kept for them to claim; those unclaimed for claimTimeout are refunded.
 	// The replies and errors are per key, in the order of keys.
 	Grant(ctx context.Context, keys []string, ps []Params, g GrantArgs) ([]GrantReply, []error)
-	// Claim takes the grants made for the given tickets (all of one key, owned by the caller).
-	Claim(ctx context.Context, key string, p Params, tickets []*Ticket, raws [][]byte) ([]ClaimStatus, []int64, error)
+	// Claim takes the grants made for the tickets of each call (each call's tickets all of one
+	// key, owned by the caller), one atomic step per call; the Redis backend sends the steps of
+	// every call in one round trip. The results are per call, in the order of calls.
+	Claim(ctx context.Context, calls []ClaimCall) []ClaimResult
 	// Cancel removes a waiting ticket, or refunds its grant if it was granted and neither
 	// claimed nor delivered (a local grant whose reply was lost).
 	Cancel(ctx context.Context, p Params, t *Ticket, raw []byte) (CancelOutcome, error)
@@ -279,8 +297,9 @@ type Backend interface {
 	// Activate records in the index that key has a line, at server time at (µs); the entry
 	// lasts at least until until (µs, the deadline of the ticket that opened the line).
 	Activate(ctx context.Context, key string, at, until int64) error
-	// Deactivate removes key from the index unless it was activated at or after before (µs).
-	Deactivate(ctx context.Context, key string, before int64) error
+	// Deactivate removes each of keys from the index unless it was activated at or after its
+	// before (µs, before[i] for keys[i]), in one round trip; it returns the errors joined.
+	Deactivate(ctx context.Context, keys []string, before []int64) error
 	// ActiveKeys lists the keys in the index.
 	ActiveKeys(ctx context.Context) ([]string, error)
 	// ListKeys pages through every key that has any state (window, line, pause, counters),

@@ -245,29 +245,46 @@ func parseGrant(v any) (GrantReply, error) {
 	return rep, nil
 }
 
-func (r *Redis) Claim(ctx context.Context, key string, p Params, tickets []*Ticket, raws [][]byte) ([]ClaimStatus, []int64, error) {
-	extra := make([]any, 0, 1+2*len(tickets))
-	extra = append(extra, keepClaimed.Milliseconds())
-	for i, t := range tickets {
-		extra = append(extra, t.ID, raws[i])
+func (r *Redis) Claim(ctx context.Context, calls []ClaimCall) []ClaimResult {
+	cmds := make([]*redis.Cmd, len(calls))
+	for i, c := range calls {
+		extra := make([]any, 0, 1+2*len(c.Tickets))
+		extra = append(extra, keepClaimed.Milliseconds())
+		for j, t := range c.Tickets {
+			extra = append(extra, t.ID, c.Raws[j])
+		}
+		cmds[i] = evalSHA(ctx, lua.Claim, r.ks.withJobs(c.Key, c.P.Limit.Algorithm), args(c.P, extra...)...)
 	}
-	v, err := r.runJobs(ctx, lua.Claim, key, p, extra...)
-	if err != nil {
-		return nil, nil, fmt.Errorf("queue: claim %q: %w", key, err)
-	}
-	s, err := replySlice(v, 2*len(tickets))
-	if err == nil {
-		var n []int64
-		if n, err = replyInts(s); err == nil {
-			st := make([]ClaimStatus, len(tickets))
-			at := make([]int64, len(tickets))
-			for i := range tickets {
-				st[i], at[i] = ClaimStatus(n[2*i]), n[2*i+1]
-			}
-			return st, at, nil
+	r.evalPipelined(ctx, cmds)
+	out := make([]ClaimResult, len(calls))
+	for i, cmd := range cmds {
+		v, err := cmd.Result()
+		if err != nil {
+			out[i].Err = fmt.Errorf("queue: claim %q: %w", calls[i].Key, err)
+			continue
+		}
+		if out[i], err = parseClaim(v, len(calls[i].Tickets)); err != nil {
+			out[i].Err = fmt.Errorf("queue: claim %q: reply: %w", calls[i].Key, err)
 		}
 	}
-	return nil, nil, fmt.Errorf("queue: claim %q: reply: %w", key, err)
+	return out
+}
+
+// parseClaim reads claim.lua's reply for n tickets.
+func parseClaim(v any, n int) (ClaimResult, error) {
+	s, err := replySlice(v, 2*n)
+	if err != nil {
+		return ClaimResult{}, err
+	}
+	ns, err := replyInts(s)
+	if err != nil {
+		return ClaimResult{}, err
+	}
+	res := ClaimResult{Status: make([]ClaimStatus, n), At: make([]int64, n)}
+	for i := range n {
+		res.Status[i], res.At[i] = ClaimStatus(ns[2*i]), ns[2*i+1]
+	}
+	return res, nil
 }
 
 func (r *Redis) Cancel(ctx context.Context, p Params, t *Ticket, raw []byte) (CancelOutcome, error) {

@@ -69,11 +69,19 @@ func (r *Redis) Activate(ctx context.Context, key string, at, until int64) error
 	return nil
 }
 
-func (r *Redis) Deactivate(ctx context.Context, key string, before int64) error {
-	if err := r.eval(ctx, lua.IndexRemove, []string{r.ks.shardOf(key)}, key, before).Err(); err != nil {
-		return fmt.Errorf("queue: deactivate %q: %w", key, err)
+func (r *Redis) Deactivate(ctx context.Context, keys []string, before []int64) error {
+	cmds := make([]*redis.Cmd, len(keys))
+	for i, key := range keys {
+		cmds[i] = evalSHA(ctx, lua.IndexRemove, []string{r.ks.shardOf(key)}, key, before[i])
 	}
-	return nil
+	r.evalPipelined(ctx, cmds)
+	var errs []error
+	for i, c := range cmds {
+		if err := c.Err(); err != nil {
+			errs = append(errs, fmt.Errorf("queue: deactivate %q: %w", keys[i], err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (r *Redis) ActiveKeys(ctx context.Context) ([]string, error) {
