@@ -36,6 +36,9 @@ func (n *Node) loop(events <-chan queue.Event, stopListen func(), ready chan<- s
 				continue
 			}
 			n.handle(ev)
+			if !n.handleWaiting(events) {
+				events = nil
+			}
 		case <-n.wake:
 		case <-timer.C:
 		}
@@ -67,6 +70,26 @@ func (n *Node) loop(events <-chan queue.Event, stopListen func(), ready chan<- s
 			ready = nil
 		}
 	}
+}
+
+// maxEvents bounds the events one pass of the loop handles before it grants.
+const maxEvents = 4096
+
+// handleWaiting handles the events already waiting, up to maxEvents, so that one step grants
+// for a burst of wake-ups rather than one step each. It reports false once events is closed.
+func (n *Node) handleWaiting(events <-chan queue.Event) bool {
+	for range maxEvents {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return false
+			}
+			n.handle(ev)
+		default:
+			return true
+		}
+	}
+	return true
 }
 
 // advertising reports whether the node's handlers changed since it last recorded them.
