@@ -103,16 +103,12 @@ func (c *Client) Status(ctx context.Context, key string) (Status, error) {
 	if ks.OldestEnqueued > 0 {
 		st.OldestWait = max(0, time.Duration(ks.Now-ks.OldestEnqueued)*time.Microsecond)
 	}
-	for _, until := range [2]int64{ks.PausedUntil, p.ExtPause} {
-		switch {
-		case until == queue.PausedForever:
-			st.Paused, st.PausedUntil = true, time.Time{}
-		case until > ks.Now && !(st.Paused && st.PausedUntil.IsZero()):
-			if t := c.node.LocalTime(until); !st.Paused || t.After(st.PausedUntil) {
-				st.PausedUntil = t
-			}
-			st.Paused = true
-		}
+	switch until := queue.PauseInForce(ks.Now, ks.PausedUntil, p.ExtPause); until {
+	case queue.NotPaused:
+	case queue.PausedForever:
+		st.Paused = true
+	default:
+		st.Paused, st.PausedUntil = true, c.node.LocalTime(until)
 	}
 	m := ks.Counters
 	st.Counters = Counters{Admitted: m[queue.CountAdmitted], Queued: m[queue.CountQueued], Granted: m[queue.CountGranted],

@@ -110,16 +110,19 @@ func (b recBackend) Grant(ctx context.Context, keys []string, ps []queue.Params,
 	return reps, errs
 }
 
-func (b recBackend) Claim(ctx context.Context, key string, p queue.Params, ts []*queue.Ticket, raws [][]byte) ([]queue.ClaimStatus, []int64, error) {
-	st, at, err := b.Backend.Claim(ctx, key, p, ts, raws)
-	if err == nil {
-		for i, s := range st {
-			if s == queue.Claimed && i < len(at) {
-				b.log.add(key, ts[i].ID, at[i])
+func (b recBackend) Claim(ctx context.Context, calls []queue.ClaimCall) []queue.ClaimResult {
+	res := b.Backend.Claim(ctx, calls)
+	for i, r := range res {
+		if r.Err != nil {
+			continue
+		}
+		for j, s := range r.Status {
+			if s == queue.Claimed && j < len(r.At) {
+				b.log.add(calls[i].Key, calls[i].Tickets[j].ID, r.At[j])
 			}
 		}
 	}
-	return st, at, err
+	return res
 }
 
 func (b recBackend) Refund(ctx context.Context, key string, p queue.Params, id []byte, at int64, local []byte) error {

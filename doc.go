@@ -48,6 +48,7 @@
 // [Client.Enqueue] puts a job in a key's line (the same line, limit, priorities and deadlines
 // as requests) and returns its id; [Client.Wait] returns its result, on any node, also after a
 // restart, for [Config].ResultTTL. [HandleFunc] and [Call] are the typed forms, over msgpack.
+// [Client.EnqueueMany] queues a batch of jobs in one round trip, in order.
 // A job runs at least once: on a node that runs its handler and has a free worker
 // ([Config].Workers), under a lease that another node takes back when that node dies. A failing
 // handler runs again after an exponential backoff with jitter while [WithMaxRetries] lasts;

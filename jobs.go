@@ -81,6 +81,28 @@ func (c *Client) Enqueue(ctx context.Context, key, handler string, payload []byt
 		Timeout: o.timeout, MaxRetries: o.retries, Name: o.jobName})
 }
 
+// EnqueueMany enqueues one durable job of handler for each payload in the line of key, in
+// order, with the same options, in one round trip for up to 500 jobs (several for more): as
+// many Enqueue calls would, at the cost of about one. It returns the jobs' ids in the order of
+// payloads. Each job is queued or refused as Enqueue would queue or refuse it at its turn; the
+// first refused (ErrQueueFull, ErrWouldExceedDeadline) stops the batch, and EnqueueMany returns
+// the ids of the jobs queued before it with the error: a prefix of payloads, in line. A payload
+// over Config.MaxPayload fails the call with ErrPayloadTooLarge before any job is sent;
+// WithJobName, which names one job, fails it with ErrInvalidConfig. On ErrUnavailable the ids
+// returned are of the jobs known queued; those of the round trip that failed may be queued
+// too, as with Enqueue.
+func (c *Client) EnqueueMany(ctx context.Context, key, handler string, payloads [][]byte, opts ...Option) ([]string, error) {
+	if err := c.usable(key); err != nil {
+		return nil, err
+	}
+	o, err := apply(opts)
+	if err != nil {
+		return nil, err
+	}
+	return c.node.EnqueueMany(ctx, processor.Job{Key: key, Handler: handler, Priority: o.priority, Timeout: o.timeout,
+		MaxRetries: o.retries, Name: o.jobName}, payloads)
+}
+
 // HandlerLive reports whether some live Client runs the durable-job handler name: this one,
 // or another that recorded it in Redis and whose heartbeat has not lapsed. Another Client's
 // Handle is seen once its processor has recorded it (its next step, moments after Handle);

@@ -25,11 +25,15 @@ type replyLost struct {
 }
 
 // Claim fails while replies are lost, so that nothing is delivered before the test says.
-func (b *replyLost) Claim(ctx context.Context, key string, p queue.Params, ts []*queue.Ticket, raws [][]byte) ([]queue.ClaimStatus, []int64, error) {
+func (b *replyLost) Claim(ctx context.Context, calls []queue.ClaimCall) []queue.ClaimResult {
 	if b.drop.Load() {
-		return nil, nil, errReplyLost
+		res := make([]queue.ClaimResult, len(calls))
+		for i := range res {
+			res[i].Err = errReplyLost
+		}
+		return res
 	}
-	return b.Backend.Claim(ctx, key, p, ts, raws)
+	return b.Backend.Claim(ctx, calls)
 }
 
 func (b *replyLost) Cancel(ctx context.Context, p queue.Params, t *queue.Ticket, raw []byte) (queue.CancelOutcome, error) {

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rateltd/rateltd/internal/faultproxy"
 	"github.com/rateltd/rateltd/internal/redistest"
 )
 
@@ -197,22 +200,6 @@ func TestG11DurableJobsOutliveAnOutage(t *testing.T) {
 	}
 }
 
-// TestCRC16MatchesRedis: the slot the Client's outage tracking computes for a key is the slot
-// Redis Cluster gives its hash tag.
-func TestCRC16MatchesRedis(t *testing.T) {
-	cl := redistest.SharedCluster(t)
-	rdb := cl.Client(t)
-	for _, key := range []string{"a", "foo", "openai", "stripe:acct_42", "ключ", "123456789"} {
-		want, err := rdb.ClusterKeySlot(context.Background(), "x:{"+key+"}:w").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := int64(crc16(key) % clusterSlots); got != want {
-			t.Errorf("slot of %q: %d, Redis says %d", key, got, want)
-		}
-	}
-}
-
 // TestG11ClusterMasterDown: on a Redis Cluster, a master killed fails only the keys it serves —
 // by their deadline, fn not run (FailClosed) — while keys of the other masters are served as
 // before; when the master is back on its port, the same Client serves its keys again.
@@ -307,5 +294,42 @@ func TestRedisLostItsMemoryWaitersRejoin(t *testing.T) {
 	t.Logf("every waiting request served %v after the restart", time.Since(restarted).Round(10*time.Millisecond))
 	if d := time.Since(restarted); d > 8*time.Second {
 		t.Fatalf("served %v after the restart; want within 8s", d)
+	}
+}
+
+// TestG11FailModeWhenRedisIsSilent: with FailOpen or FailLocal, a Redis that answers nothing
+// (a blackhole between client and server: the Redis client waits out its read timeouts and
+// retries) is an outage after one second of silence, not at the request's deadline: fn runs
+// soon, well within a long deadline. Under FailClosed the request still waits for an answer
+// until its deadline (TestChaosBlackhole).
+func TestG11FailModeWhenRedisIsSilent(t *testing.T) {
+	t.Parallel()
+	for mode, name := range map[FailMode]string{FailOpen: "FailOpen", FailLocal: "FailLocal"} {
+		srv := redistest.Server(t)
+		p, err := faultproxy.Start(srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		rdb := redis.NewClient(&redis.Options{Addr: p.Addr()}) // default options, as a user's
+		t.Cleanup(func() { rdb.Close() })
+		c, err := New(Config{Redis: rdb, Prefix: srv.Prefix(t), OnRedisError: mode, Default: Limit{Max: 100, Window: time.Second}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := c.Request(context.Background(), "k", noop); err != nil {
+			t.Fatal(err)
+		}
+		p.Blackhole(faultproxy.Both)
+		start := time.Now()
+		v, err := c.Request(context.Background(), "k", func(context.Context) (any, error) { return "ran", nil },
+			WithTimeout(20*time.Second))
+		// One second of silence, with a margin for a loaded machine; the Redis client alone
+		// gives up only after its read timeout (3s) and retries.
+		if took := time.Since(start); err != nil || v != "ran" || took > 2500*time.Millisecond {
+			t.Errorf("%s with Redis silent: %v, %v after %v; want fn run within about 1s", name, v, err, took)
+		}
+		p.Heal()
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/rateltd/rateltd/config"
 	"github.com/rateltd/rateltd/internal/track"
 	"github.com/rateltd/rateltd/processor"
@@ -56,9 +54,7 @@ type Client struct {
 	be  queue.Backend
 	cfg Config
 
-	// redis tracks whether Redis answered lately (per hash slot on a cluster); local is
-	// FailLocal's limiter.
-	redis outage
+	// local is FailLocal's limiter.
 	local *localLimiter
 
 	// closed is set by Shutdown when it begins; read by every method.
@@ -105,9 +101,7 @@ func newClient(ctx context.Context, cfg Config, be queue.Backend) (*Client, erro
 	if err != nil {
 		return nil, err
 	}
-	_, cluster := cfg.Redis.(*redis.ClusterClient)
-	c := &Client{node: node, be: be, cfg: cfg, redis: newOutage(cluster), local: &localLimiter{nodes: cfg.ExpectedNodes},
-		closing: make(chan struct{})}
+	c := &Client{node: node, be: be, cfg: cfg, local: &localLimiter{nodes: cfg.ExpectedNodes}, closing: make(chan struct{})}
 	return c, nil
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rateltd/rateltd/config"
 	"github.com/rateltd/rateltd/processor"
+	"github.com/rateltd/rateltd/queue"
 )
 
 // Option adjusts one request.
@@ -19,6 +20,7 @@ type options struct {
 	timeout  time.Duration
 	retries  int
 	jobName  string
+	decided  func(queue.Decision) // WithDecision's f, given the root's Decision
 }
 
 // WithPriority sets the request's priority. Defaults to PriorityNormal, which is also the
@@ -45,6 +47,24 @@ func WithMaxRetries(n int) Option { return func(o *options) { o.retries = n } }
 // waits, runs or has its result kept (Config.ResultTTL) queues nothing and returns the same
 // id. Safe to retry after ErrUnavailable. Requests ignore it.
 func WithJobName(name string) Option { return func(o *options) { o.jobName = name } }
+
+// WithDecision has a request report how its admission went, as Check would have answered
+// just after it, with no Redis call of its own: the admission's reply carries it. f is called
+// when the admission decided at once: granted, with Allowed set and the Remaining and
+// ResetAfter its own grant left, before fn runs; or refused (ErrQueueFull,
+// ErrWouldExceedDeadline), with RetryAfter until the earliest start the line allowed. It is
+// not called for a request that waited in line (its admission's reading would be stale by its
+// turn), nor when Redis could not be asked; a request retried after a RetryAfterError reports
+// each admission. f runs on the goroutine that runs fn. Defaults to nil: nothing reported.
+// Durable jobs ignore it.
+func WithDecision(f func(Decision)) Option {
+	return func(o *options) {
+		o.decided = nil
+		if f != nil {
+			o.decided = func(d queue.Decision) { f(Decision(d)) }
+		}
+	}
+}
 
 func apply(opts []Option) (options, error) {
 	if len(opts) == 0 {
@@ -128,26 +148,13 @@ func (c *Client) request(ctx context.Context, key string, fn func(context.Contex
 // then run fn.
 func (c *Client) once(ctx context.Context, key string, fn func(context.Context) (any, error), o options, head bool) (any, error) {
 	start := time.Now()
-	var g processor.Grant
-	var err error
-	tried := !c.redis.down(key) // after a failure, requests skip Redis for redisRetry
-	if tried {
-		g, err = c.node.Acquire(ctx, processor.Request{Key: key, Priority: o.priority, Timeout: o.timeout, Head: head})
-	} else {
-		err = fmt.Errorf("%w: Redis did not answer lately; trying again within %v", ErrUnavailable, redisRetry)
-	}
-	if c.cfg.Redis != nil {
-		switch {
-		case errors.Is(err, ErrUnavailable):
-			// Only a failure of Redis or of the connection is ErrUnavailable: never a ctx
-			// that ended (see processor's admitFailure).
-			if tried {
-				c.redis.failed(key)
-			}
-			err = c.degrade(ctx, key, o, start, err)
-		case ctx.Err() == nil:
-			c.redis.answered(key)
-		}
+	g, err := c.node.Acquire(ctx, processor.Request{Key: key, Priority: o.priority, Timeout: o.timeout, Head: head,
+		Decided: o.decided, Degradable: c.cfg.OnRedisError != FailClosed})
+	if errors.Is(err, ErrUnavailable) {
+		// Only a failure of Redis or of the connection is ErrUnavailable, never a ctx that
+		// ended (see processor's admitFailure); after one, the backend fails its next
+		// admissions at once for a while (queue.Redis.Admit).
+		err = c.degrade(ctx, key, o, start, err)
 	}
 	if err != nil {
 		c.observe(key, o.priority, failure(err), false, time.Since(start), 0)

@@ -4,6 +4,12 @@
 //
 //	go test -run '^$' -bench . -benchtime 2s ./...
 //
+// and, for rateltd and its peers side by side (TestCompare):
+//
+//	go test -run '^TestCompare$' -count=1 -compare
+//
+// whose -compare.json file cmd/plots draws the plots of docs/img from.
+//
 // It may import the parent's internal packages (the test harness): the go command allows a
 // package whose import path is below github.com/rateltd/rateltd to import
 // github.com/rateltd/rateltd/internal/..., whatever module it is in.
@@ -142,11 +148,7 @@ func BenchmarkSlotToStart(b *testing.B) {
 	for _, be := range backends {
 		b.Run(be, func(b *testing.B) {
 			var back queue.Backend
-			opts := processor.Options{Default: config.Limit{Max: 1, Window: window, MaxQueue: 100_000},
-				BatchSize: config.DefaultBatchSize, PollInterval: config.DefaultPollInterval, ClaimTimeout: config.DefaultClaimTimeout,
-				StatsTTL: config.DefaultStatsTTL, Logger: slog.Default(), Workers: config.DefaultWorkers,
-				LeaseTimeout: config.DefaultLeaseTimeout, ResultTTL: config.DefaultResultTTL, MaxPayload: config.DefaultMaxPayload,
-				RetryBackoff: config.DefaultRetryBackoff}
+			opts := nodeOptions(config.Limit{Max: 1, Window: window, MaxQueue: 100_000})
 			if be == "redis" {
 				srv := redistest.Server(b)
 				r := queue.NewRedis(srv.Client(b), srv.Prefix(b), 16)
@@ -202,6 +204,15 @@ func BenchmarkSlotToStart(b *testing.B) {
 			b.ReportMetric(float64(delays[len(delays)*99/100].Microseconds()), "p99-µs")
 		})
 	}
+}
+
+// nodeOptions are a processor node's options at the Client's defaults, with limit for every key.
+func nodeOptions(limit config.Limit) processor.Options {
+	return processor.Options{Default: limit,
+		BatchSize: config.DefaultBatchSize, PollInterval: config.DefaultPollInterval, ClaimTimeout: config.DefaultClaimTimeout,
+		StatsTTL: config.DefaultStatsTTL, Logger: slog.Default(), Workers: config.DefaultWorkers,
+		LeaseTimeout: config.DefaultLeaseTimeout, ResultTTL: config.DefaultResultTTL, MaxPayload: config.DefaultMaxPayload,
+		RetryBackoff: config.DefaultRetryBackoff}
 }
 
 // BenchmarkPeerRedisRate: go-redis/redis_rate (GCRA, one script per check, no line) on the same
@@ -301,7 +312,7 @@ func lineMemory(b *testing.B, waiting int) {
 	}
 }
 
-func usedMemory(b *testing.B, rdb interface {
+func usedMemory(b testing.TB, rdb interface {
 	Info(context.Context, ...string) *redis.StringCmd
 }) int64 {
 	info, err := rdb.Info(context.Background(), "memory").Result()

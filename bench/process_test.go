@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -26,11 +27,16 @@ import (
 // TestBenchWorker is a worker when RATELTD_BENCH_WORKER is set, else nothing. Mode "fast":
 // RATELTD_N requests on key "fast" from 16 goroutines, then "done <ns>". Mode "wait":
 // RATELTD_N requests on key "hold" that wait in line; it prints "queued" once they are
-// admitted and then waits to be killed.
+// admitted and then waits to be killed. Mode "compare": one process of TestCompare's
+// multi-process scenario (compareWorker).
 func TestBenchWorker(t *testing.T) {
 	mode := os.Getenv("RATELTD_BENCH_WORKER")
 	if mode == "" {
 		t.Skip("runs only as a worker process")
+	}
+	if mode == "compare" {
+		compareWorker(t)
+		return
 	}
 	n, _ := strconv.Atoi(os.Getenv("RATELTD_N"))
 	rdb := redis.NewClient(&redis.Options{Addr: os.Getenv("RATELTD_ADDR")})
@@ -84,22 +90,34 @@ func TestBenchWorker(t *testing.T) {
 // benchWorker starts one worker process and returns it with a scanner of its output.
 func benchWorker(b *testing.B, srv *redistest.Instance, prefix, mode string, n int) (*exec.Cmd, *bufio.Scanner) {
 	b.Helper()
+	cmd, out, _ := startWorker(b, mode, "RATELTD_ADDR="+srv.Addr(), "RATELTD_PREFIX="+prefix, "RATELTD_N="+strconv.Itoa(n))
+	return cmd, out
+}
+
+// startWorker starts this test binary again as a worker of mode, with env added to this
+// process's environment; it returns the process, a scanner of its output and its input. The
+// worker is killed at the test's cleanup.
+func startWorker(t testing.TB, mode string, env ...string) (*exec.Cmd, *bufio.Scanner, io.WriteCloser) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchWorker$", "-test.count=1", "-test.bench=^$")
-	cmd.Env = append(os.Environ(), "RATELTD_BENCH_WORKER="+mode, "RATELTD_ADDR="+srv.Addr(), "RATELTD_PREFIX="+prefix,
-		"RATELTD_N="+strconv.Itoa(n))
+	cmd.Env = append(append(os.Environ(), "RATELTD_BENCH_WORKER="+mode), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no orphan if the benchmark dies
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
+	}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
-	b.Cleanup(func() {
+	t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
-	return cmd, bufio.NewScanner(out)
+	return cmd, bufio.NewScanner(out), in
 }
 
 // BenchmarkFastPathProcesses: the fast path from three processes at once (16 goroutines

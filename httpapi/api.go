@@ -280,13 +280,21 @@ func (a *API) acquire(w http.ResponseWriter, r *http.Request, key string) {
 	}
 	start := time.Now()
 	// A wait of zero answers at once: the request may only start now.
+	// The headers come from the admission's reply when it decided at once (one Redis command);
+	// a request that waited in line reads them after its grant.
+	var d *rateltd.Decision
 	_, err = a.c.Request(r.Context(), key, func(context.Context) (any, error) { return nil, nil },
-		rateltd.WithPriority(prio), rateltd.WithTimeout(max(wait, time.Microsecond)))
+		rateltd.WithPriority(prio), rateltd.WithTimeout(max(wait, time.Microsecond)),
+		rateltd.WithDecision(func(got rateltd.Decision) { d = &got }))
 	if err != nil {
-		middleware.Refuse(w, r, a.c, key, err) // 429 with Retry-After, or 400, or 503
+		middleware.RefuseWith(w, r, a.c, key, err, d) // 429 with Retry-After, or 400, or 503
 		return
 	}
-	middleware.SetRateHeaders(r.Context(), w.Header(), a.c, key) // after the grant: what remains now
+	if d != nil {
+		middleware.SetRateHeadersFrom(w.Header(), a.c, key, *d)
+	} else {
+		middleware.SetRateHeaders(r.Context(), w.Header(), a.c, key)
+	}
 	writeJSON(w, http.StatusOK, Acquired{Key: key, Granted: true, WaitedMS: time.Since(start).Milliseconds()})
 }
 

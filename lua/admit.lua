@@ -1,5 +1,6 @@
 -- admit.lua: the second half of the admit script (see admit_fast.lua), and of enqueue.lua's:
--- the line. line_admit queues the ticket or refuses it, and returns the reply.
+-- the line. line_admit queues the ticket or refuses it, and returns the reply (admit_fast.lua's
+-- header says what it holds).
 
 local function line_admit()
 local p = paused(now)
@@ -12,7 +13,7 @@ if len >= MAXQ and OVERFLOW == 1 then
   for q = 0, PRIO do
     local head = redis.call('LINDEX', KEYS[2 + q], 0)
     local t = head and decode(head)
-    if head and not (t and t[7]) then drop = q; break end
+    if head and not (t and t[T_HANDLER]) then drop = q; break end
   end
 end
 
@@ -24,15 +25,15 @@ for q = PRIO, 3 do
 end
 if drop == PRIO and not HEAD then ahead = ahead - 1 end
 local earliest = lim_slot(now, ahead + 1, free)
-if p == 0 then earliest = 0 elseif p then earliest = math.max(earliest, p) end
+if p == PAUSED_FOREVER then earliest = PAUSED_FOREVER elseif p ~= NOT_PAUSED then earliest = math.max(earliest, p) end
 
 if MAXQ == -1 then
   count('rejected')
-  return {3, now, 0, earliest, len, ''}
+  return {3, now, free, earliest, len, '', lim_reset_after(now)}
 end
-if earliest ~= 0 and earliest > DEADLINE then
+if earliest ~= PAUSED_FOREVER and earliest > DEADLINE then
   count('rejected')
-  return {4, now, 0, earliest, len, ''}
+  return {4, now, free, earliest, len, '', lim_reset_after(now)}
 end
 
 local evicted = ''
@@ -40,7 +41,7 @@ if len >= MAXQ then
   if drop then evicted = redis.call('LPOP', KEYS[2 + drop]) end
   if evicted == '' then
     count('rejected')
-    return {3, now, 0, earliest, len, ''}
+    return {3, now, free, earliest, len, '', lim_reset_after(now)}
   end
   local t = decode(evicted)
   if t then
@@ -55,5 +56,5 @@ end
 if HEAD then redis.call('LPUSH', KEYS[2 + PRIO], RAW) else redis.call('RPUSH', KEYS[2 + PRIO], RAW) end
 extend_ttl(KEYS[2 + PRIO], DEADLINE - now)
 count('queued')
-return {2, now, 0, earliest, len, evicted}
+return {2, now, free, earliest, len, evicted, 0}
 end

@@ -1,20 +1,24 @@
 -- admit_fast.lua + admit.lua: the fast path, then the line. Grants at once when the key is not
 -- paused, its line is empty and the limit allows; otherwise queues the ticket (evicting one under
--- DropOldest) or refuses it. The script is limits.lua, quiet.lua, this file, line.lua and
--- admit.lua: a request granted at once returns before the line's helpers are even defined.
+-- DropOldest) or refuses it. The script is limits.lua, pause.lua, quiet.lua, this file, line.lua
+-- and admit.lua: a request granted at once returns before the line's helpers are even defined.
 -- admit_many.lua admits several tickets, of several keys, in one call.
 -- KEYS, ARGV 1-6: see limits.lua.
 -- ARGV: 7 raw ticket  8 ticket id  9 priority (0-3)  10 deadline µs  11 max queue (-1: never queue)
 --       12 overflow (0 reject, 1 drop oldest)  13 head (1: a retried request, queued at the head
 --       of its priority's line)
--- Reply: {code, now µs, remaining, earliest µs (0: paused with no end), line length before, evicted raw or ''}
---   code 1 granted, 2 queued, 3 full, 4 would exceed deadline.
+-- Reply: {code, now µs, remaining, earliest µs (PAUSED_FOREVER: paused with no end), line length
+--        before, evicted raw or '', reset after µs}
+--   code 1 granted, 2 queued, 3 full, 4 would exceed deadline. remaining: granted, how many more
+--   may start now; else how many the window alone lets start (the line or a pause holds them).
+--   reset after: how long until the window is entirely free again (granted: with this grant);
+--   0 when queued, which does not read it.
 local RAW, ID, PRIO, DEADLINE = ARGV[7], ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
 local MAXQ, OVERFLOW, HEAD = tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[13] == '1'
 
 local now = now_us()
 local free = lim_free(now, true)
 if free > 0 and quiet(now) then
-  lim_record(now, {ID}) -- 'admitted' is counted by the node, keeping this path short
-  return {1, now, free - 1, 0, 0, ''}
+  local reset = lim_record(now, {ID}) -- 'admitted' is counted by the node, keeping this path short
+  return {1, now, free - 1, 0, 0, '', reset}
 end

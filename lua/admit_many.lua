@@ -4,16 +4,17 @@
 -- in the order given, are granted while the key is quiet and the limit allows (one window
 -- write for them all), and the rest go through the line one by one as separate admits would
 -- (queued, full, would exceed the deadline, evictions). The script is this file, limits.lua,
--- quiet.lua, line.lua, admit.lua and admit_many_end.lua.
+-- pause.lua, quiet.lua, line.lua, admit.lua and admit_many_end.lua.
 -- KEYS: the ten of limits.lua for each key, key after key.
 -- ARGV: 1 m, how many sets of settings follow; then m sets of nine: 1-6 see limits.lua  7 max
 --   queue  8 overflow  9 head (see admit_fast.lua); then for each key, key after key: the
 --   number of its set (1..m), n, its tickets, then n times: raw ticket, ticket id, priority,
 --   deadline µs (see admit_fast.lua). Keys of one limit share a set: most keys, at scale.
--- Reply: one entry per key: {now µs, g, free, then for each ticket after the first g: code,
---   earliest µs, line length before, evicted raw or ''} (see admit_fast.lua), where the first g
---   tickets were granted, the i-th of them with free - i remaining; or an error reply (the
---   key's tickets' answer: the other keys' stand).
+-- Reply: one entry per key: {now µs, g, free, reset, step, then for each ticket after the first
+--   g: code, remaining, earliest µs, line length before, evicted raw or '', reset after µs} (see
+--   admit_fast.lua), where the first g tickets were granted, the i-th of them with free - i
+--   remaining and reset - (g - i) * step µs until the window is free again; or an error reply
+--   (the key's tickets' answer: the other keys' stand).
 
 -- The helpers read KEYS and ARGV: these locals hold one key's part of each at a time, the
 -- first key's to begin with.

@@ -3,20 +3,21 @@
 -- Admits the key bound of n tickets whose arguments follow ALL_ARGV[at]; returns the key's reply.
 local function admit_key(at, n)
   free = lim_free(now, true)
-  local g = 0
+  local g, reset, step = 0, 0, 0
   if free > 0 and quiet(now) then
     g = math.min(free, n)
     local ids = {}
     for i = 1, g do ids[i] = ALL_ARGV[at + 4 * i - 2] end
-    lim_record(now, ids) -- 'admitted' is counted by the nodes, as after admit_fast.lua
+    reset = lim_record(now, ids) -- 'admitted' is counted by the nodes, as after admit_fast.lua
+    if ALG == 2 then step = EMIT end -- GCRA: each grant before the last freed EMIT sooner
   end
-  local out = {now, g, free}
+  local out = {now, g, free, reset, step}
   free = free - g
   for i = g + 1, n do
     local a = at + 4 * (i - 1)
     RAW, ID, PRIO, DEADLINE = ALL_ARGV[a + 1], ALL_ARGV[a + 2], tonumber(ALL_ARGV[a + 3]), tonumber(ALL_ARGV[a + 4])
     local r, o = line_admit(), #out
-    out[o + 1], out[o + 2], out[o + 3], out[o + 4] = r[1], r[4], r[5], r[6]
+    out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6] = r[1], r[3], r[4], r[5], r[6], r[7]
   end
   return out
 end

@@ -1,7 +1,7 @@
 -- enqueue.lua: puts a durable job in its key's line and stores its record. A job is never
 -- granted here, even under the limit: it goes to a node that runs its handler, which the
--- processors find in the line. The script is limits.lua, this file, line.lua, jobs.lua,
--- admit.lua and enqueue_end.lua.
+-- processors find in the line. The script is limits.lua, pause.lua, this file, line.lua,
+-- jobs.lua, admit.lua and enqueue_end.lua.
 -- KEYS: see limits.lua and jobs.lua. ARGV 1-6: see limits.lua.
 -- ARGV: 7-13 as admit_fast.lua's (13 is 0)  14 the job's record (see jobs.lua)
 -- Reply: as admit's; code 2 queued, 3 full, 4 would exceed deadline, 5 a job of that id is

@@ -5,19 +5,24 @@
 -- A durable job is granted only by a node that runs its handler, to itself, under a lease,
 -- and only while the node has a free worker; its turn holds up the line while another live
 -- node runs its handler; one whose handler no live node runs is passed over.
+-- The step runs in phases, each a local function named as its twin, a method of grantRun in
+-- queue/memgrant.go: refund_stale, reclaim_leases, pick_grants (which visits each ticket:
+-- visit_ticket, visit_job, visit_request, and drops, grant_job or grant_request), charge_window,
+-- next_visit.
 -- KEYS: see limits.lua and jobs.lua (16). ARGV 1-6: see limits.lua.
 -- ARGV: 7 this node's id  8 batch size  9 claim timeout µs  10 hold µs (how long to leave a line
 --       held up by jobs before looking again)  11 lease µs  12 free workers  13 leases a job may lose
 --       14 n, the number of dead nodes  15..14+n ids of nodes known dead (their tickets leave the
 --       line, their unclaimed grants are refunded at once)  then handler names, each '+name' (run
 --       here) or '=name' (run by another live node)
--- Reply: {paused 0/1, now µs, next µs (0: nothing to do, -1: paused with no end), {raw tickets
---   granted to this node}, {ids of other nodes whose tickets were granted}, {job id, record, ...}
---   granted to this node, busy 0/1 (a job for this node waits for a free worker), {ids of jobs
---   ended here that somebody waits for}}
+-- Reply: {paused 0/1, now µs, next µs (0: nothing to do, PAUSED_FOREVER: paused with no end),
+--   {raw tickets granted to this node}, {ids of other nodes whose tickets were granted},
+--   {job id, record, ...} granted to this node, busy 0/1 (a job for this node waits for a free
+--   worker), {ids of jobs ended here that somebody waits for}}
 local NODE, BATCH, CLAIM = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
-local HOLD, LEASE_US, SLOTS, MAX_LOST = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
-local MAX_DROPS, MAX_SKIPS = 1000, 1000
+local HOLD, LEASE_US, MAX_LOST = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[13])
+-- Bounds on one step's work (queue's maxDrops, maxSkips, maxRefunds, maxReclaims).
+local MAX_DROPS, MAX_SKIPS, MAX_REFUNDS, MAX_RECLAIMS = 1000, 1000, 1000, 100
 
 local dead, mine, others = {}, {}, {}
 local any_dead = false
@@ -29,169 +34,240 @@ for i = 15 + ndead, #ARGV do
 end
 
 local now = now_us()
-local woken = {}
-redis.call('ZREMRANGEBYSCORE', LOCAL, '-inf', I(now - 2 * CLAIM))
-local stale
-if any_dead then
-  stale = redis.call('ZRANGE', GRANTED, 0, 999, 'WITHSCORES')
-else
-  stale = redis.call('ZRANGEBYSCORE', GRANTED, '-inf', I(now - CLAIM), 'WITHSCORES', 'LIMIT', 0, 1000)
-end
-for i = 1, #stale, 2 do
-  local t = decode(stale[i])
-  local at = tonumber(stale[i + 1])
-  if at <= now - CLAIM or not t or dead[t[6]] then
-    redis.call('ZREM', GRANTED, stale[i])
-    if t then lim_refund(now, t[1], at) end
-    count('refunded')
-  end
-end
+-- The step's running state, grantRun's fields: grants the window allows still (free) and this
+-- node's free workers (slots); the n ids granted; the reply's lists (this node's own tickets
+-- granted, other owners to wake, jobs granted, jobs ended that somebody waits for) and the
+-- owners listed already; tickets dropped unserved and jobs passed over. held: a job's turn keeps
+-- tickets behind it waiting; busy: it waits for a worker of this node; halt: lower priorities
+-- wait too.
+local free, slots, n, ids = 0, tonumber(ARGV[12]), 0, {}
+local mine_t, owners, jobs, woken, owner_seen = {}, {}, {}, {}, {}
+local drops, skips, held, busy, halt = 0, 0, false, false, false
 
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', LEASE, '-inf', I(now), 'LIMIT', 0, 100)) do
-  redis.call('ZREM', LEASE, id)
-  local j = job_get(id)
-  if j and j[10] == 1 then
-    -- Its node fell silent while running it.
-    j[8] = j[8] + 1
-    count('reclaimed')
-    if j[8] > MAX_LOST then
-      if job_dead(now, id, j, 'rateltd: lease lost ' .. j[8] .. ' times') then woken[#woken + 1] = id end
-    else
-      job_requeue(now, id, j)
-    end
-  elseif j then
-    job_requeue(now, id, j)
+-- refund_stale forgets this node's own grants older than twice the claim timeout, and gives
+-- back the remote grants not claimed in time or whose owner is dead (or that are unreadable):
+-- of the earliest MAX_REFUNDS grants, those past the claim timeout unless a node is dead.
+-- Twin: grantRun.refundStale.
+local function refund_stale()
+  redis.call('ZREMRANGEBYSCORE', LOCAL, '-inf', I(now - 2 * CLAIM))
+  local stale
+  if any_dead then
+    stale = redis.call('ZRANGE', GRANTED, 0, MAX_REFUNDS - 1, 'WITHSCORES')
   else
-    local raw = redis.call('HGET', JOBS, id)
-    if raw then
-      dead_letter(raw) -- an undecodable record
-      redis.call('HDEL', JOBS, id)
+    stale = redis.call('ZRANGEBYSCORE', GRANTED, '-inf', I(now - CLAIM), 'WITHSCORES', 'LIMIT', 0, MAX_REFUNDS)
+  end
+  for i = 1, #stale, 2 do
+    local t = decode(stale[i])
+    local at = tonumber(stale[i + 1])
+    if at <= now - CLAIM or not t or dead[t[T_OWNER]] then
+      redis.call('ZREM', GRANTED, stale[i])
+      if t then lim_refund(now, t[T_ID], at) end
+      count('refunded')
     end
   end
 end
 
--- Takes the ticket at position i of line out.
+-- reclaim_leases takes back to the head of their line the durable jobs whose lease lapsed
+-- (their node fell silent while running them) or whose retry is due: the MAX_RECLAIMS due
+-- earliest. Twin: grantRun.reclaimLeases.
+local function reclaim_leases()
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', LEASE, '-inf', I(now), 'LIMIT', 0, MAX_RECLAIMS)) do
+    redis.call('ZREM', LEASE, id)
+    local j = job_get(id)
+    if j and j[J_STATE] == JOB_RUNNING then
+      j[J_LOST] = j[J_LOST] + 1
+      count('reclaimed')
+      if j[J_LOST] > MAX_LOST then
+        if job_dead(now, id, j, 'rateltd: lease lost ' .. j[J_LOST] .. ' times') then woken[#woken + 1] = id end
+      else
+        job_requeue(now, id, j)
+      end
+    elseif j then
+      job_requeue(now, id, j)
+    else
+      local raw = redis.call('HGET', JOBS, id)
+      if raw then
+        dead_letter(raw) -- an undecodable record
+        redis.call('HDEL', JOBS, id)
+      end
+    end
+  end
+end
+
+-- Takes the ticket raw at position i of line out.
 local function take(line, i, raw)
   if i == 0 then redis.call('LPOP', line) else redis.call('LREM', line, 1, raw) end
 end
 
-local p = paused(now)
-local free = 0
-if not p then free = lim_free(now, true) end
-local mine_t, owners, seen, ids, jobs = {}, {}, {}, {}, {}
-local n, drops, skips = 0, 0, 0
--- held: a job's turn keeps tickets behind it waiting; busy: it waits for a worker of this node;
--- halt: lower priorities wait too.
-local held, busy, halt = false, false, false
-for q = 5, 2, -1 do
-  local line = KEYS[q]
-  local i = 0
-  local stop = false
-  while not stop and drops < MAX_DROPS do
-    -- The tickets from position i on, as many as this step can use (and one more).
-    local chunk = redis.call('LRANGE', line, i, i + math.min(64, math.max(1, math.min(free, BATCH - n)) + 1))
-    if #chunk == 0 then break end
-    for _, raw in ipairs(chunk) do
-      local t = decode(raw)
-      if not t then
-        take(line, i, raw)
-        dead_letter(raw)
-        drops = drops + 1
-      elseif t[5] <= now then
-        take(line, i, raw)
-        count('expired')
-        drops = drops + 1
-        if t[7] then
-          local j = job_get(t[1])
-          if j and job_end(now, t[1], j, 2, '') then woken[#woken + 1] = t[1] end
-        end
-      elseif t[7] and not mine[t[7]] then
-        held = true
-        if others[t[7]] or skips >= MAX_SKIPS then
-          -- Its turn has come and another node will take it (or too many were passed over):
-          -- the line waits.
-          halt = true
-        else
-          -- No live node runs its handler: it keeps its place, the others go by.
-          skips = skips + 1
-          i = i + 1
-        end
-      elseif not t[7] and dead[t[6]] then
-        take(line, i, raw)
-        count('abandoned')
-        drops = drops + 1
-      elseif free <= 0 or n >= BATCH then
-        stop = true
-      elseif not t[7] and (redis.call('ZSCORE', LOCAL, raw) or redis.call('ZSCORE', GRANTED, raw)) then
-        -- Granted already: a second copy, queued by an admit that the Redis client sent again
-        -- after a connection error had cut its reply. One request, one grant.
-        take(line, i, raw)
-        count('duplicate')
-        drops = drops + 1
-      elseif t[7] and SLOTS <= 0 then
-        held, busy, halt = true, true, true
-      elseif t[7] then
-        take(line, i, raw)
-        local j = job_get(t[1])
-        if j then
-          j[7], j[10], j[11] = j[7] + 1, 1, NODE
-          redis.call('ZADD', LEASE, I(now + LEASE_US), t[1])
-          extend_ttl(LEASE, LEASE_US + 60000000)
-          jobs[#jobs + 1] = t[1]
-          jobs[#jobs + 1] = job_put(t[1], j, LEASE_US)
-          SLOTS = SLOTS - 1
-          n = n + 1
-          free = free - 1
-          ids[n] = t[1]
-        else
-          dead_letter(raw) -- a job ticket without its record
-          drops = drops + 1
-        end
-      else
-        take(line, i, raw)
-        n = n + 1
-        free = free - 1
-        ids[n] = t[1]
-        if t[6] == NODE then
-          mine_t[#mine_t + 1] = raw
-          redis.call('ZADD', LOCAL, I(now), raw)
-        else
-          redis.call('ZADD', GRANTED, I(now), raw)
-          if not seen[t[6]] then seen[t[6]] = true; owners[#owners + 1] = t[6] end
-        end
-      end
-      if halt then stop = true end
-      if stop or drops >= MAX_DROPS then break end
-    end
-  end
-  if halt then break end
+-- drop takes the ticket at position i of line out unserved, counted as reason; a corrupt one
+-- goes to the dead-letter list. Twin: grantRun.drop.
+local function drop(line, i, raw, reason)
+  take(line, i, raw)
+  if reason == 'corrupt' then dead_letter(raw) else count(reason) end
+  drops = drops + 1
 end
 
-if n > 0 then
+-- grant_job grants the job of ticket t, at position i of line, to this node under a lease.
+-- Twin: grantRun.grantJob.
+local function grant_job(line, i, raw, t)
+  local id = t[T_ID]
+  local j = job_get(id)
+  if not j then
+    drop(line, i, raw, 'corrupt') -- a job ticket without its record
+    return
+  end
+  take(line, i, raw)
+  j[J_RUNS], j[J_STATE], j[J_HOLDER] = j[J_RUNS] + 1, JOB_RUNNING, NODE
+  redis.call('ZADD', LEASE, I(now + LEASE_US), id)
+  extend_ttl(LEASE, LEASE_US + 60000000)
+  jobs[#jobs + 1] = id
+  jobs[#jobs + 1] = job_put(id, j, LEASE_US)
+  slots = slots - 1
+  n, free = n + 1, free - 1
+  ids[n] = id
+end
+
+-- grant_request grants request ticket t, at position i of line, to its owner: at once when
+-- the owner is this node, else in the granted set for the owner to claim. Twin:
+-- grantRun.grantRequest.
+local function grant_request(line, i, raw, t)
+  take(line, i, raw)
+  n, free = n + 1, free - 1
+  ids[n] = t[T_ID]
+  local owner = t[T_OWNER]
+  if owner == NODE then
+    mine_t[#mine_t + 1] = raw
+    redis.call('ZADD', LOCAL, I(now), raw)
+  else
+    redis.call('ZADD', GRANTED, I(now), raw)
+    if not owner_seen[owner] then owner_seen[owner] = true; owners[#owners + 1] = owner end
+  end
+end
+
+-- visit_job deals with job ticket t at position i of line. Returns the position of the next
+-- ticket, or nil when the walk of this line stops. Twin: grantRun.visitJob.
+local function visit_job(line, i, raw, t)
+  local h = t[T_HANDLER]
+  if not mine[h] then
+    held = true
+    if others[h] or skips >= MAX_SKIPS then
+      -- Its turn has come and another node will take it (or too many were passed over): the
+      -- line waits.
+      halt = true
+      return nil
+    end
+    -- No live node runs its handler: it keeps its place, the others go by.
+    skips = skips + 1
+    return i + 1
+  end
+  if free <= 0 or n >= BATCH then return nil end
+  if slots <= 0 then
+    held, busy, halt = true, true, true
+    return nil
+  end
+  grant_job(line, i, raw, t)
+  return i
+end
+
+-- visit_request deals with request ticket t at position i of line; returns as visit_job does.
+-- Twin: grantRun.visitRequest.
+local function visit_request(line, i, raw, t)
+  if dead[t[T_OWNER]] then
+    drop(line, i, raw, 'abandoned')
+  elseif free <= 0 or n >= BATCH then
+    return nil
+  elseif redis.call('ZSCORE', LOCAL, raw) or redis.call('ZSCORE', GRANTED, raw) then
+    -- Granted already: a second copy, queued by an admit that the Redis client sent again
+    -- after a connection error had cut its reply. One request, one grant.
+    drop(line, i, raw, 'duplicate')
+  else
+    grant_request(line, i, raw, t)
+  end
+  return i
+end
+
+-- visit_ticket deals with the entry raw at position i of line: drops it when corrupt or
+-- expired, else leaves it to visit_job or visit_request; returns as they do. Twin:
+-- grantRun.visitTicket.
+local function visit_ticket(line, i, raw)
+  local t = decode(raw)
+  if not t then
+    drop(line, i, raw, 'corrupt')
+  elseif t[T_DEADLINE] <= now then
+    drop(line, i, raw, 'expired')
+    if t[T_HANDLER] then
+      local j = job_get(t[T_ID])
+      if j and job_end(now, t[T_ID], j, RESULT_EXPIRED, '') then woken[#woken + 1] = t[T_ID] end
+    end
+  elseif t[T_HANDLER] then
+    return visit_job(line, i, raw, t)
+  else
+    return visit_request(line, i, raw, t)
+  end
+  return i
+end
+
+-- pick_grants walks the lines, highest priority first, each from its head, visiting tickets
+-- until the batch and the window are spent (a line stops at the first ticket it could grant
+-- but may not), a job halts the walk, or MAX_DROPS tickets were dropped. It reads a line in
+-- chunks, as many tickets as it can use and one more. Twin: grantRun.pickGrants.
+local function pick_grants()
+  for q = 5, 2, -1 do
+    local line = KEYS[q]
+    local i = 0
+    while i and drops < MAX_DROPS do
+      local chunk = redis.call('LRANGE', line, i, i + math.min(64, math.max(1, math.min(free, BATCH - n)) + 1))
+      if #chunk == 0 then break end
+      for _, raw in ipairs(chunk) do
+        i = visit_ticket(line, i, raw)
+        if not i or drops >= MAX_DROPS then break end
+      end
+    end
+    if halt then break end
+  end
+end
+
+-- charge_window records the grants in the window and keeps the grant sets for their claims.
+-- Twin: grantRun.chargeWindow.
+local function charge_window()
+  if n == 0 then return end
   lim_record(now, ids)
   count('granted', n)
   if #owners > 0 then redis.call('PEXPIRE', GRANTED, ms(2 * CLAIM)) end
   if #mine_t > 0 then redis.call('PEXPIRE', LOCAL, ms(2 * CLAIM)) end
 end
 
-local next = 0
-if line_len() > 0 then
-  if p == 0 then next = -1
-  elseif p then next = p
-  elseif drops >= MAX_DROPS then next = now
-  elseif free > 0 and held then next = now + HOLD
-  elseif free > 0 then next = now
-  else next = lim_slot(now, 1, 0) end
-end
-for _, z in ipairs({GRANTED, LEASE}) do
-  local oldest = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')[2]
-  if oldest then
-    local due = tonumber(oldest)
-    if z == GRANTED then due = due + CLAIM end
-    if next <= 0 or due < next then next = due end
+-- next_visit is when to run the step on this key again, given the pause p in force: 0 when
+-- nothing waits, else when a ticket may be granted (PAUSED_FOREVER: at no known time), and no
+-- later than the first unclaimed grant or lease lapses. Twin: grantRun.nextVisit.
+local function next_visit(p)
+  local next = 0
+  if line_len() > 0 then
+    if p ~= NOT_PAUSED then next = p
+    elseif drops >= MAX_DROPS then next = now
+    elseif free > 0 and held then next = now + HOLD
+    elseif free > 0 then next = now
+    else next = lim_slot(now, 1, 0) end
   end
+  for _, z in ipairs({GRANTED, LEASE}) do
+    local oldest = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')[2]
+    if oldest then
+      local due = tonumber(oldest)
+      if z == GRANTED then due = due + CLAIM end
+      if next <= 0 or due < next then next = due end
+    end
+  end
+  return next
 end
+
+refund_stale()
+reclaim_leases()
+local p = paused(now)
+if p == NOT_PAUSED then free = lim_free(now, true) end
+pick_grants()
+charge_window()
+local next = next_visit(p)
 local pz, hz = 0, 0
-if p then pz = 1 end
+if p ~= NOT_PAUSED then pz = 1 end
 if busy then hz = 1 end
 return {pz, now, next, mine_t, owners, jobs, hz, woken}

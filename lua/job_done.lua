@@ -8,11 +8,11 @@
 local ID, RUN, OUT, DATA, BACKOFF = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10], tonumber(ARGV[11])
 local now = now_us()
 local j = job_get(ID)
-if not j or j[7] ~= RUN or j[10] ~= 1 then return {0, 0} end
+if not j or j[J_RUNS] ~= RUN or j[J_STATE] ~= JOB_RUNNING then return {0, 0} end
 local function b(x) if x then return 1 end return 0 end
 if OUT == 1 then
   count('succeeded')
-  return {1, b(job_end(now, ID, j, 0, DATA))}
+  return {1, b(job_end(now, ID, j, RESULT_DONE, DATA))}
 end
 redis.call('ZREM', LEASE, ID)
 if OUT == 3 then
@@ -20,11 +20,11 @@ if OUT == 3 then
   return {4, 0}
 end
 count('failed')
-j[6] = j[6] + 1
-if j[6] > j[5] then return {3, b(job_dead(now, ID, j, DATA))} end
+j[J_FAILURES] = j[J_FAILURES] + 1
+if j[J_FAILURES] > j[J_MAX_RETRIES] then return {3, b(job_dead(now, ID, j, DATA))} end
 count('retried')
-j[10], j[11] = 2, ''
+j[J_STATE], j[J_HOLDER] = JOB_RETRYING, ''
 redis.call('ZADD', LEASE, I(now + BACKOFF), ID)
 extend_ttl(LEASE, BACKOFF + 60000000)
-job_put(ID, j, BACKOFF + j[9])
+job_put(ID, j, BACKOFF + j[J_WAIT])
 return {2, 0}

@@ -4,7 +4,7 @@
 -- Reply: 1 renewed, 0 the run is no longer this node's.
 local ID, RUN, LEASE_US = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9])
 local j = job_get(ID)
-if not j or j[7] ~= RUN or j[10] ~= 1 then return 0 end
+if not j or j[J_RUNS] ~= RUN or j[J_STATE] ~= JOB_RUNNING then return 0 end
 redis.call('ZADD', LEASE, I(now_us() + LEASE_US), ID)
 extend_ttl(LEASE, LEASE_US + 60000000)
 extend_ttl(JOBS, LEASE_US + 60000000)

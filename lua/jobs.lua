@@ -14,11 +14,20 @@
 -- 1 failed (data: the error), 2 expired in line, 3 evicted by Reset.
 local JOBS, LEASE, RES, REXP, WAITED, LOCAL = KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15], KEYS[16]
 
+-- The positions of a record's fields, queue.Job's fields in order.
+local J_KEY, J_HANDLER, J_PAYLOAD, J_PRIORITY, J_MAX_RETRIES, J_FAILURES, J_RUNS = 1, 2, 3, 4, 5, 6, 7
+local J_LOST, J_WAIT, J_STATE, J_HOLDER, J_OWNER, J_RESULT_TTL, J_ENQUEUED = 8, 9, 10, 11, 12, 13, 14
+-- A record's states (queue's jobInLine, jobRunning, jobRetrying) and a result's statuses
+-- (queue.ResultStatus).
+local JOB_IN_LINE, JOB_RUNNING, JOB_RETRYING = 0, 1, 2
+local RESULT_DONE, RESULT_FAILED, RESULT_EXPIRED, RESULT_EVICTED = 0, 1, 2, 3
+
 local function job_get(id)
   local raw = redis.call('HGET', JOBS, id)
   if not raw then return nil end
   local ok, j = pcall(cmsgpack.unpack, raw)
-  if not ok or type(j) ~= 'table' or type(j[2]) ~= 'string' or type(j[7]) ~= 'number' or type(j[13]) ~= 'number' then
+  if not ok or type(j) ~= 'table' or type(j[J_HANDLER]) ~= 'string' or type(j[J_RUNS]) ~= 'number'
+      or type(j[J_RESULT_TTL]) ~= 'number' then
     return nil
   end
   return j
@@ -34,7 +43,7 @@ end
 
 -- Ends job id with a result; reports whether somebody waits for it (to be woken).
 local function job_end(now, id, j, status, data)
-  local ttl = j[13] * 1000
+  local ttl = j[J_RESULT_TTL] * 1000
   redis.call('HSET', RES, id, cmsgpack.pack({status, data}))
   redis.call('ZADD', REXP, I(now + ttl), id)
   local old = redis.call('ZRANGEBYSCORE', REXP, '-inf', I(now), 'LIMIT', 0, 100)
@@ -51,16 +60,19 @@ end
 
 -- Sends job id, whose handler failed for the last time, to the dead-letter list.
 local function job_dead(now, id, j, msg)
-  to_dlq(cmsgpack.pack({'job', id, j[1], j[2], j[3], j[6], j[8], msg, now}))
+  to_dlq(cmsgpack.pack({'job', id, j[J_KEY], j[J_HANDLER], j[J_PAYLOAD], j[J_FAILURES], j[J_LOST], msg, now}))
   count('dead')
-  return job_end(now, id, j, 1, msg)
+  return job_end(now, id, j, RESULT_FAILED, msg)
 end
 
 -- Puts job id back at the head of its line, with the time in line it was given.
 local function job_requeue(now, id, j)
-  local q = KEYS[2 + j[4]]
-  redis.call('LPUSH', q, cmsgpack.pack({id, j[1], j[4], now, now + j[9], j[12], j[2]}))
-  extend_ttl(q, j[9])
-  j[10], j[11] = 0, ''
-  job_put(id, j, j[9])
+  local q = KEYS[2 + j[J_PRIORITY]]
+  local t = {}
+  t[T_ID], t[T_KEY], t[T_PRIORITY], t[T_ENQUEUED] = id, j[J_KEY], j[J_PRIORITY], now
+  t[T_DEADLINE], t[T_OWNER], t[T_HANDLER] = now + j[J_WAIT], j[J_OWNER], j[J_HANDLER]
+  redis.call('LPUSH', q, cmsgpack.pack(t))
+  extend_ttl(q, j[J_WAIT])
+  j[J_STATE], j[J_HOLDER] = JOB_IN_LINE, ''
+  job_put(id, j, j[J_WAIT])
 end

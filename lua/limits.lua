@@ -1,9 +1,9 @@
--- limits.lua: opens every per-key script; the rate-limit algorithms live here only. line.lua,
--- the helpers of the line, follows it (in admit.lua's case, after the fast path).
+-- limits.lua: opens every per-key script; the rate-limit algorithms live here only. pause.lua
+-- follows it, then line.lua, the helpers of the line (in admit's case, after the fast path).
 --
 -- KEYS (every per-key script, all with the same {hash tag}):
 --   1 w (window state)  2..5 q:0..q:3 (lines, priority low..critical)  6 granted (ZSET raw ticket -> grant µs)
---   7 paused (string: until µs, 0 = forever)  8 stats (HASH)  9 dlq (LIST)  10 evicted (ZSET id -> deadline µs)
+--   7 paused (string: until µs, -1 = forever; see pause.lua)  8 stats (HASH)  9 dlq (LIST)  10 evicted (ZSET id -> deadline µs)
 -- ARGV (every per-key script): 1 algorithm (0 sliding log, 1 fixed window, 2 GCRA)  2 max  3 window µs
 --   4 burst (GCRA)  5 stats TTL ms  6 external pause (0 none, -1 forever, else until µs)
 -- Times are µs of Redis server time. Numbers handed to redis.call go through I(), because Lua
@@ -67,12 +67,15 @@ local function lim_free(now, trim)
 end
 
 -- Records n grants at now (ids: their sliding-log members) and re-applies the window's TTL.
+-- Returns how long until the window is entirely free again, µs (lim_reset_after, unread).
 local function lim_record(now, ids)
+  local reset
   if ALG == 0 then
     local args = {}
     for i, id in ipairs(ids) do args[2 * i - 1] = I(now); args[2 * i] = id end
     redis.call('ZADD', W, unpack(args))
     redis.call('PEXPIRE', W, ms(WIN))
+    reset = WIN -- the newest entry is now's
   elseif ALG == 1 then
     local start = now - (now % WIN)
     local s = seen_s
@@ -83,13 +86,16 @@ local function lim_record(now, ids)
       redis.call('HSET', W, 's', I(start), 'n', #ids)
     end
     redis.call('PEXPIRE', W, ms(start + WIN - now))
+    reset = start + WIN - now
   else
     local cur = seen_s
     if not seen then cur = tonumber(redis.call('GET', W)) or 0 end
     local tat = math.max(cur, now) + EMIT * #ids
     redis.call('SET', W, I(tat), 'PX', ms(tat - now))
+    reset = tat - now
   end
   seen = false
+  return reset
 end
 
 -- Gives back one grant made at granted_at for id.

@@ -1,17 +1,31 @@
 -- line.lua: the helpers of the line, shared by every per-key script; follows limits.lua, whose
--- header describes KEYS and ARGV.
+-- header describes KEYS and ARGV, and pause.lua.
 
 local function line_len()
   return redis.call('LLEN', KEYS[2]) + redis.call('LLEN', KEYS[3]) + redis.call('LLEN', KEYS[4]) + redis.call('LLEN', KEYS[5])
 end
 
--- A ticket is a msgpack array {id, key, priority, enqueued, deadline, owner}; nil when corrupt.
+-- A ticket is a msgpack array; its fields are at these positions, queue.Ticket's fields in order
+-- (T_HANDLER only for a durable job).
+local T_ID, T_KEY, T_PRIORITY, T_ENQUEUED, T_DEADLINE, T_OWNER, T_HANDLER = 1, 2, 3, 4, 5, 6, 7
+
+-- The ticket a line entry holds, or nil when the entry is corrupt. The rule, also Go's (queue's
+-- lineTicket): the entry is at most MAX_ENTRY bytes (cmsgpack reads any of those without
+-- overflowing Lua's stack), is a msgpack array (its first byte says so: cmsgpack would read a
+-- map as a table too) that cmsgpack reads, whose T_ID and T_OWNER are strings of 16 bytes, whose
+-- T_DEADLINE is a number, and whose T_HANDLER, when present, is a non-empty string. The other
+-- fields are no business of the line's: the node that gets the grant checks them.
+local MAX_ENTRY = 2048
 local function decode(raw)
+  local b = string.byte(raw, 1)
+  if #raw > MAX_ENTRY or not b or not ((b >= 0x90 and b <= 0x9f) or b == 0xdc or b == 0xdd) then return nil end
   local ok, t = pcall(cmsgpack.unpack, raw)
-  if not ok or type(t) ~= 'table' or type(t[1]) ~= 'string' or #t[1] ~= 16 or type(t[5]) ~= 'number'
-      or type(t[6]) ~= 'string' or #t[6] ~= 16 then
+  if not ok or type(t) ~= 'table' or type(t[T_ID]) ~= 'string' or #t[T_ID] ~= 16 or type(t[T_DEADLINE]) ~= 'number'
+      or type(t[T_OWNER]) ~= 'string' or #t[T_OWNER] ~= 16 then
     return nil
   end
+  local h = t[T_HANDLER]
+  if h ~= nil and (type(h) ~= 'string' or h == '') then return nil end
   return t
 end
 
@@ -32,18 +46,10 @@ local function dead_letter(raw)
   count('corrupt')
 end
 
--- The pause in force: false, or 0 (forever) or the µs it lasts until. The key's own pause and
--- the external one (group or global) both count; the later end wins.
+-- The pause in force on the key (pause.lua's encoding): its own pause and the external one (its
+-- group's or everything's). Twin: memKey.paused.
 local function paused(now)
-  local own = redis.call('GET', PAUSED)
-  local p = false
-  if own then
-    own = tonumber(own)
-    if own == 0 or own > now then p = own end
-  end
-  if EXT_PAUSE == -1 then return 0 end
-  if EXT_PAUSE > now and p ~= 0 and (not p or EXT_PAUSE > p) then p = EXT_PAUSE end
-  return p
+  return pause_in_force(now, stored_pause(PAUSED), EXT_PAUSE)
 end
 
 -- Makes key live at least us more (TTLs only grow here, so the latest deadline wins).
@@ -55,6 +61,6 @@ end
 -- Records that ticket t left the line without being served, so its owner learns it on claim.
 local function mark_evicted(now, t)
   redis.call('ZREMRANGEBYSCORE', EVICTED, '-inf', I(now))
-  redis.call('ZADD', EVICTED, I(math.max(t[5], now + 1)), t[1])
-  extend_ttl(EVICTED, t[5] - now)
+  redis.call('ZADD', EVICTED, I(math.max(t[T_DEADLINE], now + 1)), t[T_ID])
+  extend_ttl(EVICTED, t[T_DEADLINE] - now)
 end

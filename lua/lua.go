@@ -1,13 +1,14 @@
 // Package lua is the engine behind package rateltd; it makes no stability promise and exports only
 // what the module uses (package queue). Its one job is to hold rateltd's Redis scripts, one per
 // file, embedded so that a missing file breaks the build. Every per-key script is limits.lua (the
-// rate-limit algorithms) and line.lua (pause, tickets, counters, TTLs) followed by its own file,
-// so that what several scripts share is written once. Admit puts its fast path, admit_fast.lua,
-// between the two, after quiet.lua (the fast path's condition: no pause, no line): a request
-// granted at once does not pay for defining the line's helpers.
-// AdmitMany, the admit of several tickets and keys in one call, opens with admit_many.lua, whose
-// locals stand in for KEYS and ARGV, so that the same helpers serve one key after another. Each
-// file's header names its KEYS, ARGV and reply; the queue package turns replies into Go values.
+// rate-limit algorithms), pause.lua (what a pause is and which one is in force) and line.lua
+// (tickets, counters, TTLs) followed by its own file, so that what several scripts share is
+// written once. Admit puts its fast path, admit_fast.lua, before line.lua, after quiet.lua (the
+// fast path's condition: no pause, no line): a request granted at once does not pay for defining
+// the line's helpers. AdmitMany, the admit of several tickets and keys in one call, opens with
+// admit_many.lua, whose locals stand in for KEYS and ARGV, so that the same helpers serve one key
+// after another. Each file's header names its KEYS, ARGV and reply; the queue package turns
+// replies into Go values.
 package lua
 
 import (
@@ -20,6 +21,8 @@ import (
 var (
 	//go:embed limits.lua
 	limits string
+	//go:embed pause.lua
+	pause string
 	//go:embed quiet.lua
 	quiet string
 	//go:embed line.lua
@@ -58,6 +61,10 @@ var (
 	enqueue string
 	//go:embed enqueue_end.lua
 	enqueueEnd string
+	//go:embed enqueue_many.lua
+	enqueueMany string
+	//go:embed enqueue_many_end.lua
+	enqueueManyEnd string
 	//go:embed job_done.lua
 	jobDone string
 	//go:embed job_renew.lua
@@ -73,9 +80,10 @@ var (
 // The scripts. The per-key ones take the KEYS and first six ARGV that limits.lua describes;
 // those that know durable jobs take the five KEYS of jobs.lua after them.
 var (
-	Admit       = NewScript(limits + quiet + admitFast + line + admit + "\nreturn line_admit()\n")
-	AdmitMany   = NewScript(admitMany + limits + quiet + line + admit + admitManyEnd)
-	Enqueue     = NewScript(limits + enqueue + line + jobs + admit + enqueueEnd)
+	Admit       = NewScript(limits + pause + quiet + admitFast + line + admit + "\nreturn line_admit()\n")
+	AdmitMany   = NewScript(admitMany + limits + pause + quiet + line + admit + admitManyEnd)
+	Enqueue     = NewScript(limits + pause + enqueue + line + jobs + admit + enqueueEnd + "\nreturn enqueue_job(ARGV[14])\n")
+	EnqueueMany = NewScript(limits + pause + enqueueMany + line + jobs + admit + enqueueEnd + enqueueManyEnd)
 	Grant       = withJobs(grant)
 	Claim       = withJobs(claim)
 	Cancel      = withJobs(cancel)
@@ -87,19 +95,20 @@ var (
 	JobRenew    = withJobs(jobRenew)
 	JobWait     = withJobs(jobWait)
 	IndexAdd    = NewScript(indexAdd)
-	PauseUntil  = NewScript(pauseUntil)
+	PauseUntil  = NewScript(pause + pauseUntil)
 	IndexRemove = NewScript(indexRemove)
 	Handlers    = NewScript(handlers)
 	Counters    = NewScript(counters)
 )
 
 // All lists every script, for loading them before they are pipelined.
-var All = []*redis.Script{Admit, AdmitMany, Enqueue, Grant, Claim, Cancel, Refund, Check, Status, Reset, JobDone, JobRenew,
+var All = []*redis.Script{Admit, AdmitMany, Enqueue, EnqueueMany, Grant, Claim, Cancel, Refund, Check, Status, Reset, JobDone,
+	JobRenew,
 	JobWait, IndexAdd, IndexRemove, PauseUntil, Handlers, Counters}
 
-func perKey(body string) *redis.Script { return NewScript(limits + line + body) }
+func perKey(body string) *redis.Script { return NewScript(limits + pause + line + body) }
 
-func withJobs(body string) *redis.Script { return NewScript(limits + line + jobs + body) }
+func withJobs(body string) *redis.Script { return NewScript(limits + pause + line + jobs + body) }
 
 // sources maps the SHA1 of every script made by NewScript to its source (go-redis's Script
 // keeps its source to itself). Written by NewScript, read by Source.

@@ -8,9 +8,9 @@ local n = 0
 for q = 2, 5 do
   for _, raw in ipairs(redis.call('LRANGE', KEYS[q], 0, -1)) do
     local t = decode(raw)
-    if t and t[7] then
-      local j = job_get(t[1])
-      if j then job_end(now, t[1], j, 3, '') end
+    if t and t[T_HANDLER] then
+      local j = job_get(t[T_ID])
+      if j then job_end(now, t[T_ID], j, RESULT_EVICTED, '') end
       n = n + 1
     elseif t then
       mark_evicted(now, t); n = n + 1

@@ -1,7 +1,7 @@
 -- status.lua: a key's state for Status. Reads only.
 -- KEYS: see limits.lua and jobs.lua. ARGV 1-6: see limits.lua.
 -- Reply: {now, used, remaining, queued low, normal, high, critical, oldest enqueued µs (0: none),
---   own pause (-2 none, 0 forever, else until µs), unclaimed grants, dead letters, {counter, value, ...},
+--   own pause (see pause.lua), unclaimed grants, dead letters, {counter, value, ...},
 --   durable jobs not ended, of them running or waiting for a retry}
 local now = now_us()
 local free = lim_free(now, false)
@@ -19,11 +19,10 @@ for q = 2, 5 do
   out[#out + 1] = redis.call('LLEN', KEYS[q])
   local head = redis.call('LINDEX', KEYS[q], 0)
   local t = head and decode(head)
-  if t and type(t[4]) == 'number' and (oldest == 0 or t[4] < oldest) then oldest = t[4] end
+  if t and type(t[T_ENQUEUED]) == 'number' and (oldest == 0 or t[T_ENQUEUED] < oldest) then oldest = t[T_ENQUEUED] end
 end
 out[#out + 1] = oldest
-local own = redis.call('GET', PAUSED)
-if own and (tonumber(own) == 0 or tonumber(own) > now) then out[#out + 1] = tonumber(own) else out[#out + 1] = -2 end
+out[#out + 1] = pause_in_force(now, stored_pause(PAUSED), NOT_PAUSED)
 out[#out + 1] = redis.call('ZCARD', GRANTED)
 out[#out + 1] = redis.call('LLEN', DLQ)
 out[#out + 1] = redis.call('HGETALL', STATS)

@@ -2,7 +2,9 @@
 // (by client IP, a header such as an API key, or a function of your own), waits in that key's
 // line up to a bound, and is served when its turn comes — or answered 429 Too Many Requests
 // with Retry-After. Answers carry RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset and
-// their X-RateLimit-* equivalents.
+// their X-RateLimit-* equivalents, read from the admission's reply (rateltd.WithDecision): a
+// request served or refused at once costs one Redis command. One that waited in line, or
+// timed out there, reads them with a Check.
 //
 //	limit, err := middleware.New(rl, middleware.Options{
 //		Key:  middleware.Header("X-API-Key"),
@@ -78,12 +80,20 @@ func New(c *rateltd.Client, opts Options) (func(http.Handler) http.Handler, erro
 			}
 			key := KeyOf(opts.Group, id)
 			ran := false
+			// The headers come from the admission's reply when it decided at once: a request
+			// served at once is one Redis command. One that waited in line reads them anew.
+			var d *rateltd.Decision
 			_, err = c.Request(r.Context(), key, func(ctx context.Context) (any, error) {
 				ran = true
-				SetRateHeaders(ctx, w.Header(), c, key)
+				if d != nil {
+					SetRateHeadersFrom(w.Header(), c, key, *d)
+				} else {
+					SetRateHeaders(ctx, w.Header(), c, key)
+				}
 				next.ServeHTTP(w, r)
 				return nil, nil
-			}, rateltd.WithPriority(opts.Priority), rateltd.WithTimeout(max(opts.Wait, time.Microsecond)))
+			}, rateltd.WithPriority(opts.Priority), rateltd.WithTimeout(max(opts.Wait, time.Microsecond)),
+				rateltd.WithDecision(func(got rateltd.Decision) { d = &got }))
 			if ran {
 				var pe *rateltd.PanicError
 				if errors.As(err, &pe) {
@@ -91,7 +101,7 @@ func New(c *rateltd.Client, opts Options) (func(http.Handler) http.Handler, erro
 				}
 				return
 			}
-			Refuse(w, r, c, key, err)
+			RefuseWith(w, r, c, key, err, d)
 		})
 	}, nil
 }
@@ -114,16 +124,29 @@ type Refused struct {
 }
 
 // Refuse answers a request that did not get its turn: 429 with Retry-After when the limit
-// kept it out, 503 when the backend is unavailable, nothing when its caller has gone.
+// kept it out, 503 when the backend is unavailable, nothing when its caller has gone. The
+// RateLimit headers and Retry-After of a 429 come from one Check.
 func Refuse(w http.ResponseWriter, r *http.Request, c *rateltd.Client, key string, err error) {
+	RefuseWith(w, r, c, key, err, nil)
+}
+
+// RefuseWith is Refuse with the Decision of the request's admission when it refused the
+// request at once (see rateltd.WithDecision; nil otherwise): then a 429 costs no Redis call.
+func RefuseWith(w http.ResponseWriter, r *http.Request, c *rateltd.Client, key string, err error, d *rateltd.Decision) {
 	switch {
 	case errors.Is(err, rateltd.ErrQueueFull), errors.Is(err, rateltd.ErrWouldExceedDeadline),
 		errors.Is(err, rateltd.ErrTimeout), errors.Is(err, rateltd.ErrEvicted):
-		ctx := context.WithoutCancel(r.Context())
-		SetRateHeaders(ctx, w.Header(), c, key)
+		if d == nil {
+			if got, cerr := c.Check(context.WithoutCancel(r.Context()), key); cerr == nil {
+				d = &got
+			}
+		}
 		retry := time.Second
-		if d, cerr := c.Check(ctx, key); cerr == nil && d.RetryAfter > 0 {
-			retry = d.RetryAfter
+		if d != nil {
+			SetRateHeadersFrom(w.Header(), c, key, *d)
+			if d.RetryAfter > 0 {
+				retry = d.RetryAfter
+			}
 		}
 		w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(retry.Seconds())), 10))
 		w.Header().Set("Content-Type", "application/json")
@@ -147,11 +170,17 @@ func writeError(w http.ResponseWriter, code int, err error) {
 // the window is entirely free) and their X-RateLimit-* equivalents for key, from a read-only
 // Check. When the backend cannot answer, it sets nothing.
 func SetRateHeaders(ctx context.Context, h http.Header, c *rateltd.Client, key string) {
-	l, err := c.LimitOf(key)
+	d, err := c.Check(ctx, key)
 	if err != nil {
 		return
 	}
-	d, err := c.Check(ctx, key)
+	SetRateHeadersFrom(h, c, key, d)
+}
+
+// SetRateHeadersFrom sets SetRateHeaders's headers from d, a Decision for key (the reply of
+// Check, or of the request's admission: see rateltd.WithDecision), with no call of its own.
+func SetRateHeadersFrom(h http.Header, c *rateltd.Client, key string, d rateltd.Decision) {
+	l, err := c.LimitOf(key)
 	if err != nil {
 		return
 	}

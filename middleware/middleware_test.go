@@ -1,6 +1,7 @@
 package middleware_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/rateltd/rateltd"
 	"github.com/rateltd/rateltd/internal/redistest"
@@ -214,5 +217,63 @@ func TestPriorityPassedThrough(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// countHook counts the commands a go-redis client sends.
+type countHook struct{ n atomic.Int64 }
+
+func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
+}
+func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(int64(len(cmds))); return next(ctx, cmds) }
+}
+
+// TestOneCommandPerRequest: a request served at once costs one Redis command, its admission,
+// which also gives its RateLimit headers; so does a request refused at once, Retry-After
+// included. The headers say what a Check would have.
+func TestOneCommandPerRequest(t *testing.T) {
+	srv := redistest.Server(t)
+	rdb := srv.Client(t)
+	hook := &countHook{}
+	rdb.AddHook(hook)
+	// A long poll keeps the processor's safety net out of the count.
+	c, err := rateltd.New(rateltd.Config{Redis: rdb, Prefix: srv.Prefix(t), PollInterval: time.Hour,
+		Limits: map[string]rateltd.Limit{"api": {Max: 2, Window: time.Minute}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	limit, err := middleware.New(c, middleware.Options{Key: middleware.Header("X-API-Key"), Group: "api"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	serve := func() (*httptest.ResponseRecorder, int64) {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/", nil)
+		req.Header.Set("X-API-Key", "alice")
+		before := hook.n.Load()
+		h.ServeHTTP(rec, req)
+		return rec, hook.n.Load() - before
+	}
+	for i := range 2 {
+		rec, n := serve()
+		if rec.Code != 200 || n != 1 {
+			t.Fatalf("served request %d: %d, %d Redis commands; want 200 and 1", i, rec.Code, n)
+		}
+		if got := rec.Header().Get("RateLimit-Remaining"); got != strconv.Itoa(1-i) {
+			t.Fatalf("served request %d: RateLimit-Remaining %q, want %d", i, got, 1-i)
+		}
+		if r, _ := strconv.Atoi(rec.Header().Get("X-RateLimit-Reset")); r < 59 || r > 60 {
+			t.Fatalf("served request %d: X-RateLimit-Reset %q, want 60", i, rec.Header().Get("X-RateLimit-Reset"))
+		}
+	}
+	rec, n := serve()
+	if ra, _ := strconv.Atoi(rec.Header().Get("Retry-After")); rec.Code != 429 || n != 1 || ra < 59 || ra > 60 ||
+		rec.Header().Get("RateLimit-Remaining") != "0" || rec.Header().Get("RateLimit-Limit") != "2" {
+		t.Fatalf("refused request: %d, %d Redis commands, %v; want 429, 1, Retry-After 60", rec.Code, n, rec.Header())
 	}
 }

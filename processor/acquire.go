@@ -77,6 +77,15 @@ type Request struct {
 	Timeout time.Duration
 	// Head queues the request at the head of its priority's line (a retry).
 	Head bool
+	// Decided, when not nil, is called with the admission's Decision when the admission
+	// granted or refused the request at once (queue.AdmitReply.Decision), on the calling
+	// goroutine before Acquire returns.
+	Decided func(queue.Decision)
+	// Degradable says that the caller has somewhere else to go when Redis is out (FailOpen,
+	// FailLocal): an admit left unanswered for minAdmitWait is then an outage at once, rather
+	// than at the request's deadline, so that a Redis client busy retrying a dead server
+	// (re-dials, backoffs) cannot spend the request's whole deadline before the fail mode.
+	Degradable bool
 }
 
 // Deadline is when a request for a key of limit l, started at start, stops waiting: the
@@ -126,7 +135,7 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 	// may take a round trip even when the line may not be waited in at all (a timeout of a
 	// microsecond means "only if at once"); only the caller's ctx bounds it harder.
 	admitBy := deadline
-	if floor := start.Add(minAdmitWait); admitBy.Before(floor) {
+	if floor := start.Add(minAdmitWait); admitBy.Before(floor) || req.Degradable {
 		admitBy = floor
 	}
 	if d, ok := ctx.Deadline(); ok && d.Before(admitBy) {
@@ -143,6 +152,9 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 		return Grant{}, admitFailure(ctx, req.Key, start, err)
 	}
 	n.observe(rep.Now)
+	if d, ok := rep.Decision(); ok && req.Decided != nil {
+		req.Decided(d)
+	}
 	if rep.Outcome == queue.Granted {
 		n.leave(ctx, w)
 		n.count(req.Key, queue.CountAdmitted) // counted here, not in the script: the fast path stays short
@@ -158,12 +170,19 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 	n.queued(ctx, req.Key, rep, t.Deadline, deadline)
 	n.Recheck(req.Key)
 
+	return n.waitTurn(ctx, w, start, deadline)
+}
+
+// waitTurn waits in line for w's delivery until deadline (or ctx's end), and then takes the
+// ticket out of the line, or gives back a grant that came as the caller gave up.
+func (n *Node) waitTurn(ctx context.Context, w *waiter, start, deadline time.Time) (Grant, error) {
+	key := w.t.Key
 	wctx, wcancel := context.WithDeadline(ctx, deadline)
 	defer wcancel()
 	select {
 	case d := <-w.ch:
 		n.unregister(w)
-		return n.outcome(d, req.Key, start)
+		return n.outcome(d, key, start)
 	case <-wctx.Done():
 	}
 	// The caller gave up. Whoever marks the waiter done first decides: if a delivery came
@@ -181,9 +200,9 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 	}
 	n.giveUp(ctx, w, grant)
 	if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return Grant{}, &config.TimeoutError{Key: req.Key}
+		return Grant{}, &config.TimeoutError{Key: key}
 	}
-	return Grant{}, ctxError(ctx.Err(), req.Key)
+	return Grant{}, ctxError(ctx.Err(), key)
 }
 
 // admitFailure is the error of an admit that got no reply, started at start. Redis counts as
@@ -305,8 +324,8 @@ func (n *Node) deliver(key string, id []byte, d delivery) bool {
 }
 
 // minAdmitWait is how long an admit may take whatever the request's own timeout, unless the
-// caller's ctx ends sooner.
-const minAdmitWait = time.Second
+// caller's ctx ends sooner: as long as the backend lets Redis be silent before it counts as out.
+const minAdmitWait = queue.SilentOutage
 
 // admit runs the backend's Admit within the request's deadline. The context carries the
 // deadline and ctx's values but no cancellation (a cancelled caller still learns whether its

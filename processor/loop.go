@@ -36,6 +36,9 @@ func (n *Node) loop(events <-chan queue.Event, stopListen func(), ready chan<- s
 				continue
 			}
 			n.handle(ev)
+			if !n.handleWaiting(events) {
+				events = nil
+			}
 		case <-n.wake:
 		case <-timer.C:
 		}
@@ -67,6 +70,26 @@ func (n *Node) loop(events <-chan queue.Event, stopListen func(), ready chan<- s
 			ready = nil
 		}
 	}
+}
+
+// maxEvents bounds the events one pass of the loop handles before it grants.
+const maxEvents = 4096
+
+// handleWaiting handles the events already waiting, up to maxEvents, so that one step grants
+// for a burst of wake-ups rather than one step each. It reports false once events is closed.
+func (n *Node) handleWaiting(events <-chan queue.Event) bool {
+	for range maxEvents {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return false
+			}
+			n.handle(ev)
+		default:
+			return true
+		}
+	}
+	return true
 }
 
 // advertising reports whether the node's handlers changed since it last recorded them.
@@ -167,8 +190,10 @@ func (n *Node) step(ctx context.Context, keys map[string]*keyState) {
 		due = due[len(chunk):]
 		n.grant(ctx, keys, chunk)
 	}
-	for _, k := range claims {
-		n.claim(ctx, k)
+	for len(claims) > 0 {
+		chunk := claims[:min(len(claims), maxPipeline)]
+		claims = claims[len(chunk):]
+		n.claim(ctx, chunk)
 	}
 }
 
@@ -202,6 +227,8 @@ func (n *Node) grant(ctx context.Context, keys map[string]*keyState, chunk []str
 		ps[i] = n.Params(k)
 	}
 	reps, errs := n.be.Grant(ctx, chunk, ps, n.grantArgs(chunk))
+	var emptied []string // keys whose line the step emptied, to leave the index
+	var before []int64
 	for i, k := range chunk {
 		ks := keys[k]
 		if errs[i] != nil {
@@ -229,50 +256,62 @@ func (n *Node) grant(ctx context.Context, keys map[string]*keyState, chunk []str
 		switch {
 		case rep.Next == 0:
 			delete(keys, k)
-			if err := n.be.Deactivate(ctx, k, rep.Now); err != nil {
-				n.log.Error("rateltd: processor: deactivate", err, "key", k)
-			}
-		case rep.Next < 0:
+			emptied, before = append(emptied, k), append(before, rep.Now)
+		case rep.Next == queue.PausedForever:
 			ks.next = time.Now().Add(n.cfg.PollInterval) // paused with no end: a wake-up or the poll
 
 		default:
 			ks.next = n.LocalTime(rep.Next)
 		}
 	}
-}
-
-// claim takes the grants other nodes made for this node's waiters of key.
-func (n *Node) claim(ctx context.Context, key string) {
-	n.mu.Lock()
-	var ws []*waiter
-	for _, w := range n.waiters[key] {
-		if !w.done {
-			ws = append(ws, w)
+	if len(emptied) > 0 {
+		if err := n.be.Deactivate(ctx, emptied, before); err != nil {
+			n.log.Error("rateltd: processor: deactivate", err, "keys", len(emptied))
 		}
 	}
-	n.mu.Unlock()
-	if len(ws) == 0 {
-		return
-	}
-	ts := make([]*queue.Ticket, len(ws))
-	raws := make([][]byte, len(ws))
-	for i, w := range ws {
-		ts[i], raws[i] = w.t, w.raw
-	}
-	p := n.Params(key)
-	st, at, err := n.be.Claim(ctx, key, p, ts, raws)
-	if err != nil {
-		n.log.Error("rateltd: processor: claim", err, "key", key)
-		return
-	}
-	for i, w := range ws {
-		switch st[i] {
-		case queue.Claimed:
-			if !n.deliver(key, w.t.ID, delivery{kind: deliverGrant, grantedAt: at[i], local: true}) {
-				n.giveBackLocal(ctx, key, p, w.t.ID, at[i], w.raw) // claimed grants wait among the local ones
+}
+
+// claim takes the grants other nodes made for this node's waiters of keys, in one round trip.
+func (n *Node) claim(ctx context.Context, keys []string) {
+	calls := make([]queue.ClaimCall, 0, len(keys))
+	var waiting [][]*waiter // waiting[i]: the waiters of calls[i], in the order of its tickets
+	n.mu.Lock()
+	for _, key := range keys {
+		var ws []*waiter
+		for _, w := range n.waiters[key] {
+			if !w.done {
+				ws = append(ws, w)
 			}
-		case queue.WasEvicted:
-			n.deliver(key, w.t.ID, delivery{kind: deliverEvicted})
+		}
+		if len(ws) == 0 {
+			continue
+		}
+		c := queue.ClaimCall{Key: key, P: n.paramsLocked(key), Tickets: make([]*queue.Ticket, len(ws)), Raws: make([][]byte, len(ws))}
+		for i, w := range ws {
+			c.Tickets[i], c.Raws[i] = w.t, w.raw
+		}
+		calls = append(calls, c)
+		waiting = append(waiting, ws)
+	}
+	n.mu.Unlock()
+	if len(calls) == 0 {
+		return
+	}
+	for i, res := range n.be.Claim(ctx, calls) {
+		key, p := calls[i].Key, calls[i].P
+		if res.Err != nil {
+			n.log.Error("rateltd: processor: claim", res.Err, "key", key)
+			continue
+		}
+		for j, w := range waiting[i] {
+			switch res.Status[j] {
+			case queue.Claimed:
+				if !n.deliver(key, w.t.ID, delivery{kind: deliverGrant, grantedAt: res.At[j], local: true}) {
+					n.giveBackLocal(ctx, key, p, w.t.ID, res.At[j], w.raw) // claimed grants wait among the local ones
+				}
+			case queue.WasEvicted:
+				n.deliver(key, w.t.ID, delivery{kind: deliverEvicted})
+			}
 		}
 	}
 }

@@ -178,17 +178,7 @@ func (n *Node) Params(key string) queue.Params {
 
 func (n *Node) paramsLocked(key string) queue.Params {
 	p := queue.Params{Limit: n.cfg.limit(key, n.runtime.Limits), StatsTTL: n.cfg.StatsTTL}
-	now := n.ServerTime(time.Now())
-	for _, name := range [2]string{"*", config.Group(key)} {
-		until, ok := n.runtime.Pauses[name]
-		switch {
-		case !ok:
-		case until == queue.PausedForever:
-			p.ExtPause = queue.PausedForever
-		case until > now && p.ExtPause != queue.PausedForever && until > p.ExtPause:
-			p.ExtPause = until
-		}
-	}
+	p.ExtPause = queue.PauseInForce(n.ServerTime(time.Now()), n.runtime.Pauses["*"], n.runtime.Pauses[config.Group(key)])
 	return p
 }
 

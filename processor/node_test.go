@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,5 +78,66 @@ func TestLimitOrder(t *testing.T) {
 	}
 	if got := o.limit("openai", nil); got.MaxQueue != config.DefaultMaxQueue || got.QueueTimeout != config.DefaultQueueTimeout {
 		t.Errorf("defaults not applied: %+v", got)
+	}
+}
+
+// grantCounter counts the grant steps run per key.
+type grantCounter struct {
+	queue.Backend
+	mu    sync.Mutex
+	steps map[string]int
+}
+
+func (g *grantCounter) Grant(ctx context.Context, keys []string, ps []queue.Params, a queue.GrantArgs) ([]queue.GrantReply, []error) {
+	g.mu.Lock()
+	for _, k := range keys {
+		g.steps[k]++
+	}
+	g.mu.Unlock()
+	return g.Backend.Grant(ctx, keys, ps, a)
+}
+
+func (g *grantCounter) count(key string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.steps[key]
+}
+
+// TestEnqueueWithoutHandlerGrantsNothing: a node that runs none of the handlers does not run a
+// grant step per Enqueue (it could grant none of those jobs, only walk past them); it looks at
+// the line when it opens, as for any key.
+func TestEnqueueWithoutHandlerGrantsNothing(t *testing.T) {
+	be := &grantCounter{Backend: queue.NewMemory(), steps: map[string]int{}}
+	o := testOptions()
+	o.PollInterval = time.Hour // keep the poll's visits out of the count
+	n, err := New(context.Background(), be, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(context.Background())
+	ctx := context.Background()
+	waitFor := func(key string, least int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); be.count(key) < least; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no grant step on %q within 10s", key)
+			}
+		}
+	}
+	if _, err := n.Enqueue(ctx, Job{Key: "jobs", Handler: "elsewhere", Payload: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("jobs", 1) // the line opened: looked at once
+	before := be.count("jobs")
+	for range 20 {
+		if _, err := n.Enqueue(ctx, Job{Key: "jobs", Handler: "elsewhere", Payload: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A step on another key, asked for after the Enqueues, runs no earlier than theirs would.
+	n.Recheck("probe")
+	waitFor("probe", 1)
+	if got := be.count("jobs") - before; got != 0 {
+		t.Errorf("20 jobs enqueued on a node without their handler ran %d grant steps, want 0", got)
 	}
 }

@@ -181,36 +181,42 @@ func parseAdmitMany(v any, n int) ([]AdmitReply, error) {
 }
 
 func parseAdmitEntry(v any, n int) ([]AdmitReply, error) {
-	s, err := replySlice(v, 3)
+	s, err := replySlice(v, 5)
 	if err != nil {
 		return nil, err
 	}
-	head, err := replyInts(s[:3])
+	head, err := replyInts(s[:5])
 	if err != nil {
 		return nil, err
 	}
-	now, granted, free := head[0], int(head[1]), int(head[2])
-	if granted < 0 || granted > n || granted > free || len(s) != 3+4*(n-granted) {
+	now, granted, free, reset, step := head[0], int(head[1]), int(head[2]), head[3], head[4]
+	if granted < 0 || granted > n || granted > free || len(s) != 5+6*(n-granted) {
 		return nil, fmt.Errorf("%d elements with %d of %d tickets granted", len(s), granted, n)
 	}
 	reps := make([]AdmitReply, n)
 	for i := range granted {
-		reps[i] = AdmitReply{Outcome: Granted, Now: now, Remaining: free - 1 - i}
+		reps[i] = AdmitReply{Outcome: Granted, Now: now, Remaining: free - 1 - i,
+			ResetAfter: reset - int64(granted-1-i)*step}
 	}
 	for i := granted; i < n; i++ {
-		e := s[3+4*(i-granted):]
-		m, err := replyInts(e[:3])
+		e := s[5+6*(i-granted):]
+		m, err := replyInts(e[:4])
 		if err != nil {
 			return nil, fmt.Errorf("ticket %d: %w", i, err)
 		}
-		ev, err := replyBytes(e[3])
+		ev, err := replyBytes(e[4])
+		if err != nil {
+			return nil, fmt.Errorf("ticket %d: %w", i, err)
+		}
+		after, err := replyInt(e[5])
 		if err != nil {
 			return nil, fmt.Errorf("ticket %d: %w", i, err)
 		}
 		if m[0] < int64(Queued) || m[0] > int64(WouldExceed) {
 			return nil, fmt.Errorf("ticket %d: unknown outcome %d", i, m[0])
 		}
-		reps[i] = AdmitReply{Outcome: Outcome(m[0]), Now: now, Earliest: m[1], LineBefore: int(m[2])}
+		reps[i] = AdmitReply{Outcome: Outcome(m[0]), Now: now, Remaining: int(m[1]), Earliest: m[2],
+			LineBefore: int(m[3]), ResetAfter: after}
 		if len(ev) > 0 {
 			reps[i].Evicted = ev
 		}

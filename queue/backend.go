@@ -29,11 +29,27 @@ type Params struct {
 	Head bool
 }
 
-// Pause values of Params.ExtPause and KeyState.PausedUntil.
+// A pause is NotPaused, PausedForever or the µs of server time it lasts until, wherever rateltd
+// keeps or passes one: Params.ExtPause, KeyState.PausedUntil, Runtime.Pauses, a key's paused
+// string in Redis, and the scripts (pause.lua's NOT_PAUSED and PAUSED_FOREVER).
 const (
 	NotPaused     int64 = 0
 	PausedForever int64 = -1
 )
+
+// PauseInForce is the pause in force at now (µs) of two pauses: PausedForever if either is,
+// else the later end if it is after now, else NotPaused. It is the one rule of precedence
+// between a key's own pause, its group's and everything's ("*"); pause.lua's pause_in_force
+// is its twin.
+func PauseInForce(now, a, b int64) int64 {
+	if a == PausedForever || b == PausedForever {
+		return PausedForever
+	}
+	if last := max(a, b); last > now {
+		return last
+	}
+	return NotPaused
+}
 
 // Outcome is the answer of Admit.
 type Outcome int
@@ -57,15 +73,37 @@ type AdmitReply struct {
 	Outcome Outcome
 	// Now is the server time of the decision, µs.
 	Now int64
-	// Remaining is, when Granted, how many more may start now.
+	// Remaining is, when Granted, how many more may start now; otherwise how many the
+	// window alone would let start now (the line or a pause holds them back).
 	Remaining int
-	// Earliest is, when not Granted, the earliest start the line allows this request, µs.
-	// Zero when the key is paused with no end.
+	// Earliest is, when not Granted, the earliest start the line allows this request, µs;
+	// PausedForever when the key is paused with no end.
 	Earliest int64
 	// LineBefore is how many tickets waited before this one was queued.
 	LineBefore int
 	// Evicted is the raw ticket dropped to make room (DropOldest), if any.
 	Evicted []byte
+	// ResetAfter is, when Granted (this grant included), Full or WouldExceed, how long until
+	// the window is entirely free again, µs; 0 otherwise.
+	ResetAfter int64
+}
+
+// Decision is the admission as Check would have answered just after it, when the admission
+// decided at once: Allowed when Granted, with the Remaining its grant left; when refused (Full,
+// WouldExceed), RetryAfter until the earliest start the line allowed (-1 when paused with no
+// end). ok is false when the ticket was queued or was a Duplicate.
+func (r AdmitReply) Decision() (d Decision, ok bool) {
+	switch r.Outcome {
+	case Granted:
+		return Decision{Allowed: true, Remaining: r.Remaining, ResetAfter: micros(r.ResetAfter)}, true
+	case Full, WouldExceed:
+		d = Decision{Remaining: r.Remaining, RetryAfter: -1, ResetAfter: micros(r.ResetAfter)}
+		if r.Earliest != PausedForever {
+			d.RetryAfter = micros(max(0, r.Earliest-r.Now))
+		}
+		return d, true
+	}
+	return Decision{}, false
 }
 
 // GrantReply is the result of one key's Grant.
@@ -123,6 +161,22 @@ const (
 	WasEvicted
 )
 
+// ClaimCall is one key's part of a Claim: the caller's tickets of Key and their raw encodings.
+type ClaimCall struct {
+	Key     string
+	P       Params
+	Tickets []*Ticket
+	Raws    [][]byte
+}
+
+// ClaimResult is what Claim found for one ClaimCall: per ticket, its status and, when Claimed,
+// when it was granted (µs); or the error that kept the step from running or being answered.
+type ClaimResult struct {
+	Status []ClaimStatus
+	At     []int64
+	Err    error
+}
+
 // CancelOutcome is what Cancel did.
 type CancelOutcome int
 
@@ -152,7 +206,7 @@ type KeyState struct {
 	Queued    [config.NumPriorities]int // waiting tickets, indexed by Priority.Line
 	// OldestEnqueued is the Enqueued time of the longest-waiting ticket, µs; 0 when none waits.
 	OldestEnqueued int64
-	// PausedUntil is the key's own pause: NotPaused, PausedForever or µs.
+	// PausedUntil is the key's own pause in force: NotPaused, PausedForever or µs.
 	PausedUntil int64
 	// Unclaimed counts grants waiting for their remote owner to claim them.
 	Unclaimed   int
@@ -200,15 +254,18 @@ type Backend interface {
 	JobBackend
 
 	// Admit grants at once when the key is not paused, its line is empty and the limit allows;
-	// otherwise queues the ticket, or refuses it (Full, WouldExceed).
+	// otherwise queues the ticket, or refuses it (Full, WouldExceed). A backend that knows its
+	// store to be out for the key may fail it at once with config.ErrUnavailable.
 	Admit(ctx context.Context, p Params, t *Ticket, raw []byte) (AdmitReply, error)
 	// Grant drops expired and corrupt tickets of each key, then grants up to batch waiting
 	// tickets per key in priority and FIFO order, as far as the limit allows. Tickets of other
 	// nodes are kept for them to claim; those unclaimed for claimTimeout are refunded.
 	// The replies and errors are per key, in the order of keys.
 	Grant(ctx context.Context, keys []string, ps []Params, g GrantArgs) ([]GrantReply, []error)
-	// Claim takes the grants made for the given tickets (all of one key, owned by the caller).
-	Claim(ctx context.Context, key string, p Params, tickets []*Ticket, raws [][]byte) ([]ClaimStatus, []int64, error)
+	// Claim takes the grants made for the tickets of each call (each call's tickets all of one
+	// key, owned by the caller), one atomic step per call; the Redis backend sends the steps of
+	// every call in one round trip. The results are per call, in the order of calls.
+	Claim(ctx context.Context, calls []ClaimCall) []ClaimResult
 	// Cancel removes a waiting ticket, or refunds its grant if it was granted and neither
 	// claimed nor delivered (a local grant whose reply was lost).
 	Cancel(ctx context.Context, p Params, t *Ticket, raw []byte) (CancelOutcome, error)
@@ -240,8 +297,9 @@ type Backend interface {
 	// Activate records in the index that key has a line, at server time at (µs); the entry
 	// lasts at least until until (µs, the deadline of the ticket that opened the line).
 	Activate(ctx context.Context, key string, at, until int64) error
-	// Deactivate removes key from the index unless it was activated at or after before (µs).
-	Deactivate(ctx context.Context, key string, before int64) error
+	// Deactivate removes each of keys from the index unless it was activated at or after its
+	// before (µs, before[i] for keys[i]), in one round trip; it returns the errors joined.
+	Deactivate(ctx context.Context, keys []string, before []int64) error
 	// ActiveKeys lists the keys in the index.
 	ActiveKeys(ctx context.Context) ([]string, error)
 	// ListKeys pages through every key that has any state (window, line, pause, counters),

@@ -120,12 +120,12 @@ func TestRemoteGrantClaimed(t *testing.T) {
 		if len(rep.Local) != 0 || len(rep.Remote) != 1 || string(rep.Remote[0]) != string(nodeA[:]) {
 			t.Fatalf("grant by node B: %+v, want one remote grant for node A", rep)
 		}
-		st, at, err := be.Claim(ctx, "k", p, []*queue.Ticket{tk}, [][]byte{raw})
+		st, at, err := claimOne(ctx, be, "k", p, []*queue.Ticket{tk}, [][]byte{raw})
 		if err != nil || st[0] != queue.Claimed || at[0] != rep.Now {
 			t.Fatalf("claim: %v %v %v", st, at, err)
 		}
 		// A claim whose reply was lost can be made again: the grant is still the node's.
-		st, at2, err := be.Claim(ctx, "k", p, []*queue.Ticket{tk}, [][]byte{raw})
+		st, at2, err := claimOne(ctx, be, "k", p, []*queue.Ticket{tk}, [][]byte{raw})
 		if err != nil || st[0] != queue.Claimed || at2[0] != rep.Now {
 			t.Fatalf("second claim: %v %v %v; want the same grant", st, at2, err)
 		}
@@ -138,7 +138,7 @@ func TestRemoteGrantClaimed(t *testing.T) {
 		if s, err := be.State(ctx, "k", p); err != nil || s.Counters[queue.CountRefunded] != 2 {
 			t.Fatalf("refunded %d, %v; want 2 (the first grant, and this one once)", s.Counters[queue.CountRefunded], err)
 		}
-		if st, _, _ = be.Claim(ctx, "k", p, []*queue.Ticket{tk}, [][]byte{raw}); st[0] != queue.StillWaiting {
+		if st, _, _ = claimOne(ctx, be, "k", p, []*queue.Ticket{tk}, [][]byte{raw}); st[0] != queue.StillWaiting {
 			t.Fatalf("claim after the grant was given back: %v", st)
 		}
 	})
@@ -192,7 +192,7 @@ func TestOverflow(t *testing.T) {
 		if string(rep.Evicted) != string(lowRaw) {
 			t.Fatalf("evicted %q, want the low ticket", rep.Evicted)
 		}
-		st, _, err := be.Claim(ctx, "k", p, []*queue.Ticket{low, high}, [][]byte{lowRaw, highRaw})
+		st, _, err := claimOne(ctx, be, "k", p, []*queue.Ticket{low, high}, [][]byte{lowRaw, highRaw})
 		if err != nil || st[0] != queue.WasEvicted || st[1] != queue.StillWaiting {
 			t.Fatalf("claim: %v %v", st, err)
 		}
@@ -433,4 +433,10 @@ func TestCancelTakesEveryCopy(t *testing.T) {
 			t.Fatalf("remaining %d, %v; want the window whole", d.Remaining, err)
 		}
 	})
+}
+
+// claimOne runs Claim for tickets of one key.
+func claimOne(ctx context.Context, be queue.Backend, key string, p queue.Params, ts []*queue.Ticket, raws [][]byte) ([]queue.ClaimStatus, []int64, error) {
+	res := be.Claim(ctx, []queue.ClaimCall{{Key: key, P: p, Tickets: ts, Raws: raws}})[0]
+	return res.Status, res.At, res.Err
 }

@@ -13,7 +13,8 @@ import (
 )
 
 // Job is a durable job's record, kept next to its key's line until the job ends. It is stored
-// msgpack-encoded as an array, in the order jobs.lua names, so that the scripts can update it.
+// msgpack-encoded as an array, in the order jobs.lua names (J_KEY for Key, and so on), so that
+// the scripts can update it.
 type Job struct {
 	Key     string
 	Handler string
@@ -38,7 +39,7 @@ type Job struct {
 	Enqueued int64
 }
 
-// Job states.
+// Job states (jobs.lua's JOB_IN_LINE, JOB_RUNNING, JOB_RETRYING).
 const (
 	jobInLine   = 0
 	jobRunning  = 1
@@ -227,6 +228,10 @@ type JobBackend interface {
 	// Enqueue puts a durable job's ticket in its line and stores its record: Queued, Full or
 	// WouldExceed, never Granted (a node that runs its handler takes it from the line).
 	Enqueue(ctx context.Context, p Params, t *Ticket, raw []byte, job []byte) (AdmitReply, error)
+	// EnqueueMany enqueues jobs of one key, one priority and one deadline (those of the first
+	// ticket) in one atomic step: each as Enqueue would, in order, until one is refused (Full
+	// or WouldExceed), after which none is tried. It returns one reply per job tried.
+	EnqueueMany(ctx context.Context, p Params, jobs []NewJob) ([]AdmitReply, error)
 	// FinishJob ends a run of a durable job granted to the calling node, and reports whether
 	// somebody waits for its result.
 	FinishJob(ctx context.Context, key string, p Params, e RunEnd) (f Finish, woken bool, err error)
@@ -241,6 +246,15 @@ type JobBackend interface {
 	// tickets as they were, durable jobs as DecodeDeadJob reads them.
 	DeadLetters(ctx context.Context, key string, n int) ([][]byte, error)
 }
+
+// NewJob is one job of EnqueueMany: its ticket, the ticket encoded and its record encoded.
+type NewJob struct {
+	Ticket      *Ticket
+	Raw, Record []byte
+}
+
+// refused reports whether rep ends an EnqueueMany: a job refused stops the jobs after it.
+func refused(rep AdmitReply) bool { return rep.Outcome == Full || rep.Outcome == WouldExceed }
 
 // DeadJob is a durable job that failed for the last time, as its key's dead-letter list keeps it.
 type DeadJob struct {

@@ -18,7 +18,7 @@ import (
 //	<prefix>:{<key>}:w         sliding-log window (ZSET); :wf fixed window (HASH); :wt GCRA (string)
 //	<prefix>:{<key>}:q:<0-3>   the lines, one LIST per priority, by Priority.Line (0 low … 3 critical)
 //	<prefix>:{<key>}:granted   ZSET raw ticket -> grant time, granted for another node to claim
-//	<prefix>:{<key>}:paused    the key's own pause (0 forever, else until µs)
+//	<prefix>:{<key>}:paused    the key's own pause (-1 forever, else until µs; see NotPaused)
 //	<prefix>:{<key>}:stats     HASH of counters
 //	<prefix>:{<key>}:dlq       LIST of corrupt tickets
 //	<prefix>:{<key>}:evicted   ZSET ticket id -> deadline, for owners to learn of evictions
@@ -204,3 +204,26 @@ func (k keyspace) node(id []byte) string { return k.prefix + ":node:" + hex.Enco
 
 // heartbeat is the key whose presence says that a node is alive.
 func (k keyspace) heartbeat(id []byte) string { return k.prefix + ":hb:" + hex.EncodeToString(id) }
+
+// clusterSlots is how many hash slots a Redis Cluster has.
+const clusterSlots = 16384
+
+// hashSlot is the cluster slot of every per-key structure of key: Redis hashes only the hash
+// tag, {key}, as crc16(key) mod 16384.
+func hashSlot(key string) uint16 { return crc16(key) % clusterSlots }
+
+// crc16 is the CRC16 of Redis Cluster's key hashing (CCITT, XMODEM).
+func crc16(s string) uint16 {
+	var crc uint16
+	for i := 0; i < len(s); i++ {
+		crc ^= uint16(s[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return crc
+}

@@ -1,159 +1,315 @@
 package queue
 
-// The in-process backend's grant step, grant.lua's twin.
+// The in-process backend's grant step, grant.lua's twin: the same phases, each a method named
+// as its Lua function (refund_stale is refundStale, and so on), taking the same steps in the
+// same order.
 
 import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
 	"github.com/rateltd/rateltd/config"
 )
 
+// Bounds on one grant step's work (grant.lua's MAX_DROPS, MAX_SKIPS, MAX_REFUNDS, MAX_RECLAIMS).
+const (
+	maxDrops    = 1000 // tickets dropped unserved
+	maxSkips    = 1000 // jobs passed over because no live node runs their handler
+	maxRefunds  = 1000 // remote grants looked at for a refund
+	maxReclaims = 100  // lapsed leases taken back
+)
+
+// grantRun is one grant step on one key: its inputs, its reply so far, and the running state
+// grant.lua keeps in the script's locals of the same names.
+type grantRun struct {
+	k     *memKey
+	s     step
+	g     *grantStep
+	claim int64 // g.ClaimTimeout, µs
+	rep   GrantReply
+	// free is how many grants the window allows still; slots, how many workers of this node
+	// are free for jobs. ids are the ids granted; ownerSeen, the owners in rep.Remote.
+	free, slots int
+	ids         []string
+	ownerSeen   map[string]bool
+	// drops counts the tickets dropped unserved, skips the jobs passed over. held: a job's turn
+	// keeps tickets behind it waiting; halt: lower priorities wait too (busy is rep.Busy).
+	drops, skips int
+	held, halt   bool
+}
+
 // grant is grant.lua.
 func (k *memKey) grant(s step, g *grantStep) GrantReply {
-	claim := g.ClaimTimeout.Microseconds()
+	r := &grantRun{k: k, s: s, g: g, claim: g.ClaimTimeout.Microseconds(), rep: GrantReply{Now: s.now},
+		slots: g.slots, ownerSeen: map[string]bool{}}
+	r.refundStale()
+	r.reclaimLeases()
+	until, paused := k.paused(s)
+	r.rep.Paused = paused
+	if !paused {
+		r.free = k.win(s.l).Free(s.l, s.now, true)
+	}
+	r.pickGrants()
+	r.chargeWindow()
+	r.rep.Next = r.nextVisit(until)
+	return r.rep
+}
+
+// scored is a member of a sorted set and its score.
+type scored struct {
+	member string
+	score  int64
+}
+
+// lowest is ZRANGEBYSCORE z -inf upTo LIMIT 0 n over a map (member -> score): the members
+// scored up to upTo, in a sorted set's order (score, then member bytes), the first n.
+func lowest(z map[string]int64, upTo int64, n int) []scored {
+	var out []scored
+	for m, sc := range z {
+		if sc <= upTo {
+			out = append(out, scored{m, sc})
+		}
+	}
+	slices.SortFunc(out, func(a, b scored) int {
+		return cmp.Or(cmp.Compare(a.score, b.score), strings.Compare(a.member, b.member))
+	})
+	return out[:min(len(out), n)]
+}
+
+// refundStale is grant.lua's refund_stale: it forgets this node's own grants older than twice
+// the claim timeout, and gives back the remote grants not claimed in time or whose owner is
+// dead (or that are unreadable): of the earliest maxRefunds grants, those past the claim
+// timeout unless a node is dead.
+func (r *grantRun) refundStale() {
+	k, now := r.k, r.s.now
 	for raw, at := range k.local {
-		if at <= s.now-2*claim {
+		if at <= now-2*r.claim {
 			delete(k.local, raw)
 		}
 	}
-	refunded := 0
-	for raw, at := range k.granted {
-		if refunded == staleRefunds {
-			break
-		}
-		t, err := DecodeTicket([]byte(raw))
-		if at <= s.now-claim || err != nil || g.dead[string(t.Owner)] {
-			delete(k.granted, raw)
-			if err == nil {
-				k.win(s.l).Refund(s.l, s.now, string(t.ID), at)
+	upTo := now - r.claim
+	if r.g.dead != nil {
+		upTo = math.MaxInt64
+	}
+	for _, e := range lowest(k.granted, upTo, maxRefunds) {
+		t := lineTicket([]byte(e.member))
+		if e.score <= now-r.claim || t == nil || r.g.dead[string(t.Owner)] {
+			delete(k.granted, e.member)
+			if t != nil {
+				k.win(r.s.l).Refund(r.s.l, now, string(t.ID), e.score)
 			}
-			k.count(s, CountRefunded, 1)
-			refunded++
+			k.count(r.s, CountRefunded, 1)
 		}
 	}
-	rep := GrantReply{Now: s.now}
-	k.reclaim(s, g.MaxLost, &rep)
-	until, paused := k.paused(s)
-	rep.Paused = paused
-	free := 0
-	if !paused {
-		free = k.win(s.l).Free(s.l, s.now, true)
+}
+
+// reclaimLeases is grant.lua's reclaim_leases: it takes back to the head of their line the
+// durable jobs whose lease lapsed (their node fell silent while running them) or whose retry
+// is due: the maxReclaims due earliest.
+func (r *grantRun) reclaimLeases() {
+	k, s := r.k, r.s
+	for _, e := range lowest(k.lease, s.now, maxReclaims) {
+		id := e.member
+		delete(k.lease, id)
+		j := k.jobs[id]
+		switch {
+		case j == nil:
+		case j.State == jobRunning:
+			j.Lost++
+			k.count(s, CountReclaimed, 1)
+			if j.Lost > r.g.MaxLost {
+				if k.deadJob(s, []byte(id), j, fmt.Sprintf("rateltd: lease lost %d times", j.Lost)) {
+					r.rep.Woken = append(r.rep.Woken, []byte(id))
+				}
+			} else {
+				k.requeueJob(s, []byte(id), j)
+			}
+		default:
+			k.requeueJob(s, []byte(id), j)
+		}
 	}
-	var ids []string
-	seen := map[string]bool{}
-	drops, skips := 0, 0
-	held, halt := false, false
-	slots := g.slots
-	for q := config.NumPriorities - 1; q >= 0 && !halt; q-- {
-		i := 0
-	line:
-		for drops < maxDrops && i < len(k.lines[q]) {
-			e := k.lines[q][i]
-			switch {
-			case e.t == nil:
-				k.take(q, i)
-				k.deadLetter(s, e.raw)
-				drops++
-			case e.t.Deadline <= s.now:
-				k.take(q, i)
-				k.count(s, CountExpired, 1)
-				drops++
-				if e.t.Handler != "" {
-					if j := k.jobs[string(e.t.ID)]; j != nil && k.endJob(s, e.t.ID, j, ResultExpired, nil) {
-						rep.Woken = append(rep.Woken, e.t.ID)
-					}
-				}
-			case e.t.Handler != "" && !g.mine[e.t.Handler]:
-				held = true
-				if g.others[e.t.Handler] || skips >= maxSkips {
-					halt = true
-					break line
-				}
-				skips++
-				i++
-			case e.t.Handler == "" && g.dead[string(e.t.Owner)]:
-				k.take(q, i)
-				k.count(s, CountAbandoned, 1)
-				drops++
-			case free <= 0 || len(ids) >= g.Batch:
-				break line
-			case e.t.Handler == "" && k.grantedAlready(e.raw):
-				k.take(q, i)
-				k.count(s, CountDuplicate, 1)
-				drops++
-			case e.t.Handler != "" && slots <= 0:
-				held, halt, rep.Busy = true, true, true
-				break line
-			case e.t.Handler != "":
-				k.take(q, i)
-				j := k.jobs[string(e.t.ID)]
-				if j == nil {
-					k.deadLetter(s, e.raw)
-					drops++
-					continue
-				}
-				j.Runs, j.State, j.Holder = j.Runs+1, jobRunning, []byte(g.node)
-				k.lease[string(e.t.ID)] = s.now + g.Lease.Microseconds()
-				k.keepJobs(s.now + g.Lease.Microseconds())
-				cp := *j
-				rep.Jobs = append(rep.Jobs, GrantedJob{ID: e.t.ID, Job: &cp})
-				slots--
-				free--
-				ids = append(ids, string(e.t.ID))
-			default:
-				k.take(q, i)
-				free--
-				ids = append(ids, string(e.t.ID))
-				if string(e.t.Owner) == g.node {
-					rep.Local = append(rep.Local, e.raw)
-					k.local[string(e.raw)] = s.now
-				} else {
-					k.granted[string(e.raw)] = s.now
-					if !seen[string(e.t.Owner)] {
-						seen[string(e.t.Owner)] = true
-						rep.Remote = append(rep.Remote, e.t.Owner)
-					}
-				}
+}
+
+// drop is grant.lua's drop: it takes the ticket at position i of line q out unserved, counted
+// as reason; a corrupt one goes to the dead-letter list.
+func (r *grantRun) drop(q, i int, raw []byte, reason string) {
+	r.k.take(q, i)
+	if reason == CountCorrupt {
+		r.k.deadLetter(r.s, raw)
+	} else {
+		r.k.count(r.s, reason, 1)
+	}
+	r.drops++
+}
+
+// grantJob is grant.lua's grant_job: it grants the job of ticket e, at position i of line q,
+// to this node under a lease.
+func (r *grantRun) grantJob(q, i int, e memTicket) {
+	k := r.k
+	id := e.t.ID
+	j := k.jobs[string(id)]
+	if j == nil {
+		r.drop(q, i, e.raw, CountCorrupt) // a job ticket without its record
+		return
+	}
+	k.take(q, i)
+	j.Runs, j.State, j.Holder = j.Runs+1, jobRunning, []byte(r.g.node)
+	lease := r.s.now + r.g.Lease.Microseconds()
+	k.lease[string(id)] = lease
+	k.keepJobs(lease)
+	cp := *j
+	r.rep.Jobs = append(r.rep.Jobs, GrantedJob{ID: id, Job: &cp})
+	r.slots--
+	r.free--
+	r.ids = append(r.ids, string(id))
+}
+
+// grantRequest is grant.lua's grant_request: it grants request ticket e, at position i of
+// line q, to its owner: at once when the owner is this node, else in the granted set for the
+// owner to claim.
+func (r *grantRun) grantRequest(q, i int, e memTicket) {
+	r.k.take(q, i)
+	r.free--
+	r.ids = append(r.ids, string(e.t.ID))
+	owner := string(e.t.Owner)
+	if owner == r.g.node {
+		r.rep.Local = append(r.rep.Local, e.raw)
+		r.k.local[string(e.raw)] = r.s.now
+		return
+	}
+	r.k.granted[string(e.raw)] = r.s.now
+	if !r.ownerSeen[owner] {
+		r.ownerSeen[owner] = true
+		r.rep.Remote = append(r.rep.Remote, e.t.Owner)
+	}
+}
+
+// visitJob is grant.lua's visit_job: it deals with job ticket e at position i of line q, and
+// returns the position of the next ticket, with ok false when the walk of this line stops.
+func (r *grantRun) visitJob(q, i int, e memTicket) (next int, ok bool) {
+	h := e.t.Handler
+	if !r.g.mine[h] {
+		r.held = true
+		if r.g.others[h] || r.skips >= maxSkips {
+			r.halt = true // its turn has come and another node will take it: the line waits
+			return i, false
+		}
+		r.skips++ // no live node runs its handler: it keeps its place, the others go by
+		return i + 1, true
+	}
+	if r.free <= 0 || len(r.ids) >= r.g.Batch {
+		return i, false
+	}
+	if r.slots <= 0 {
+		r.held, r.halt, r.rep.Busy = true, true, true
+		return i, false
+	}
+	r.grantJob(q, i, e)
+	return i, true
+}
+
+// visitRequest is grant.lua's visit_request: it deals with request ticket e at position i of
+// line q, and returns as visitJob does.
+func (r *grantRun) visitRequest(q, i int, e memTicket) (next int, ok bool) {
+	switch {
+	case r.g.dead[string(e.t.Owner)]:
+		r.drop(q, i, e.raw, CountAbandoned)
+	case r.free <= 0 || len(r.ids) >= r.g.Batch:
+		return i, false
+	case r.k.grantedAlready(e.raw):
+		r.drop(q, i, e.raw, CountDuplicate) // a second copy: one request, one grant
+	default:
+		r.grantRequest(q, i, e)
+	}
+	return i, true
+}
+
+// visitTicket is grant.lua's visit_ticket: it deals with the entry at position i of line q,
+// dropping it when corrupt or expired, else leaving it to visitJob or visitRequest; it
+// returns as they do.
+func (r *grantRun) visitTicket(q, i int) (next int, ok bool) {
+	e := r.k.lines[q][i]
+	switch {
+	case e.t == nil:
+		r.drop(q, i, e.raw, CountCorrupt)
+	case e.t.Deadline <= r.s.now:
+		r.drop(q, i, e.raw, CountExpired)
+		if e.t.Handler != "" {
+			if j := r.k.jobs[string(e.t.ID)]; j != nil && r.k.endJob(r.s, e.t.ID, j, ResultExpired, nil) {
+				r.rep.Woken = append(r.rep.Woken, e.t.ID)
 			}
 		}
+	case e.t.Handler != "":
+		return r.visitJob(q, i, e)
+	default:
+		return r.visitRequest(q, i, e)
 	}
-	if len(ids) > 0 {
-		k.win(s.l).Record(s.l, s.now, ids...)
-		k.count(s, CountGranted, int64(len(ids)))
-		if len(rep.Remote) > 0 {
-			k.grantExp = s.now + 2*claim
-		}
-		if len(rep.Local) > 0 {
-			k.localExp = s.now + 2*claim
+	return i, true
+}
+
+// pickGrants is grant.lua's pick_grants: it walks the lines, highest priority first, each from
+// its head, visiting tickets until the batch and the window are spent (a line stops at the
+// first ticket it could grant but may not), a job halts the walk, or maxDrops tickets were
+// dropped. (The script reads a line in chunks; a slice needs none.)
+func (r *grantRun) pickGrants() {
+	for q := config.NumPriorities - 1; q >= 0 && !r.halt; q-- {
+		for i, ok := 0, true; ok && r.drops < maxDrops && i < len(r.k.lines[q]); {
+			i, ok = r.visitTicket(q, i)
 		}
 	}
+}
+
+// chargeWindow is grant.lua's charge_window: it records the grants in the window and keeps
+// the grant sets for their claims.
+func (r *grantRun) chargeWindow() {
+	if len(r.ids) == 0 {
+		return
+	}
+	k, s := r.k, r.s
+	k.win(s.l).Record(s.l, s.now, r.ids...)
+	k.count(s, CountGranted, int64(len(r.ids)))
+	if len(r.rep.Remote) > 0 {
+		k.grantExp = s.now + 2*r.claim
+	}
+	if len(r.rep.Local) > 0 {
+		k.localExp = s.now + 2*r.claim
+	}
+}
+
+// nextVisit is grant.lua's next_visit: when to run the step on this key again, given the pause
+// in force: 0 when nothing waits, else when a ticket may be granted (PausedForever: at no known
+// time), and no later than the first unclaimed grant or lease lapses.
+func (r *grantRun) nextVisit(pause int64) int64 {
+	k, s := r.k, r.s
+	next := int64(0)
 	if k.lineLen() > 0 {
 		switch {
-		case paused:
-			rep.Next = until
-		case drops >= maxDrops:
-			rep.Next = s.now
-		case free > 0 && held:
-			rep.Next = s.now + g.Hold.Microseconds()
-		case free > 0:
-			rep.Next = s.now
+		case pause != NotPaused:
+			next = pause
+		case r.drops >= maxDrops:
+			next = s.now
+		case r.free > 0 && r.held:
+			next = s.now + r.g.Hold.Microseconds()
+		case r.free > 0:
+			next = s.now
 		default:
-			rep.Next = k.win(s.l).Slot(s.l, s.now, 1, 0)
+			next = k.win(s.l).Slot(s.l, s.now, 1, 0)
 		}
 	}
-	due := int64(0)
 	for _, at := range k.granted {
-		if due == 0 || at+claim < due {
-			due = at + claim
+		if due := at + r.claim; next <= 0 || due < next {
+			next = due
 		}
 	}
-	for _, at := range k.lease {
-		if due == 0 || at < due {
-			due = at
+	for _, due := range k.lease {
+		if next <= 0 || due < next {
+			next = due
 		}
 	}
-	if due != 0 && (rep.Next <= 0 || due < rep.Next) {
-		rep.Next = due
-	}
-	return rep
+	return next
 }
 
 // grantedAlready reports whether a ticket of these bytes holds a grant already (a second copy

@@ -3,7 +3,6 @@ package queue
 import (
 	"container/heap"
 	"context"
-	"fmt"
 	"slices"
 	"time"
 
@@ -11,10 +10,6 @@ import (
 )
 
 // The in-process counterparts of jobs.lua and the job scripts.
-
-// maxSkips bounds the jobs a grant step passes over because no live node runs their handler
-// (grant.lua MAX_SKIPS).
-const maxSkips = 1000
 
 // jobKeep is how long job state outlives what it was last kept for (jobs.lua's margin).
 const jobKeep = 60_000_000
@@ -118,34 +113,6 @@ func (k *memKey) requeueJob(s step, id []byte, j *Job) {
 	k.keepJobs(s.now + j.Wait)
 }
 
-// reclaim is grant.lua's taking back of jobs whose lease lapsed or whose retry is due.
-func (k *memKey) reclaim(s step, maxLost int, rep *GrantReply) {
-	n := 0
-	for id, due := range k.lease {
-		if due > s.now || n == 100 {
-			continue
-		}
-		n++
-		delete(k.lease, id)
-		j := k.jobs[id]
-		switch {
-		case j == nil:
-		case j.State == jobRunning:
-			j.Lost++
-			k.count(s, CountReclaimed, 1)
-			if j.Lost > maxLost {
-				if k.deadJob(s, []byte(id), j, fmt.Sprintf("rateltd: lease lost %d times", j.Lost)) {
-					rep.Woken = append(rep.Woken, []byte(id))
-				}
-			} else {
-				k.requeueJob(s, []byte(id), j)
-			}
-		default:
-			k.requeueJob(s, []byte(id), j)
-		}
-	}
-}
-
 // enqueue is enqueue.lua.
 func (k *memKey) enqueue(s step, t *Ticket, raw []byte, j *Job) AdmitReply {
 	if r, ok := k.results[string(t.ID)]; k.jobs[string(t.ID)] != nil || (ok && r.exp > s.now) {
@@ -197,6 +164,35 @@ func (m *Memory) Enqueue(_ context.Context, p Params, t *Ticket, raw []byte, job
 	k := m.key(t.Key, now, true)
 	defer m.drop(t.Key, k, now)
 	return k.enqueue(newStep(p, now), t, raw, j), nil
+}
+
+func (m *Memory) EnqueueMany(_ context.Context, p Params, jobs []NewJob) ([]AdmitReply, error) {
+	if len(jobs) == 0 {
+		return nil, nil
+	}
+	recs := make([]*Job, len(jobs))
+	for i, nj := range jobs {
+		j, err := decodeJob(nj.Record)
+		if err != nil {
+			return nil, err
+		}
+		recs[i] = j
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	key := jobs[0].Ticket.Key
+	k := m.key(key, now, true)
+	defer m.drop(key, k, now)
+	s := newStep(p, now)
+	reps := make([]AdmitReply, 0, len(jobs))
+	for i, nj := range jobs {
+		reps = append(reps, k.enqueue(s, nj.Ticket, nj.Raw, recs[i]))
+		if refused(reps[i]) {
+			break
+		}
+	}
+	return reps, nil
 }
 
 func (m *Memory) FinishJob(_ context.Context, key string, p Params, e RunEnd) (Finish, bool, error) {

@@ -39,7 +39,8 @@ type memKey struct {
 	resultExp resultExp
 }
 
-// memTicket is a line entry: the raw bytes and, unless they are corrupt, the decoded ticket.
+// memTicket is a line entry: the raw bytes and, unless they are corrupt, the ticket as
+// lineTicket reads it.
 type memTicket struct {
 	raw []byte
 	t   *Ticket
@@ -54,11 +55,9 @@ type step struct {
 
 func newStep(p Params, now int64) step { return step{p: p, l: p.Limit, now: now} }
 
-// Limits the scripts share (grant.lua, line.lua).
+// Limits the scripts share (line.lua; grant.lua's are in memgrant.go).
 const (
-	maxDrops      = 1000 // grant.lua MAX_DROPS
 	dlqKeep       = 1000 // dead letters kept per key
-	staleRefunds  = 1000 // stale remote grants refunded per grant step
 	ttlGraceMicro = 1_000_000
 )
 
@@ -148,13 +147,11 @@ func (k *memKey) deadLetter(s step, raw []byte) {
 // win is the window of l's algorithm.
 func (k *memKey) win(l config.Limit) *ratelimit.Window { return &k.wins[l.Algorithm] }
 
-// paused is the pause in force: ok false when none, else until (PausedForever or µs).
+// paused is line.lua's paused: the pause in force on the key, its own or the external one;
+// ok false when none, else until (PausedForever or µs).
 func (k *memKey) paused(s step) (until int64, ok bool) {
-	if s.p.ExtPause == PausedForever || k.pause == PausedForever {
-		return PausedForever, true
-	}
-	until = max(k.pause, s.p.ExtPause)
-	return until, until > s.now
+	until = PauseInForce(s.now, k.pause, s.p.ExtPause)
+	return until, until != NotPaused
 }
 
 // pop takes the head of line q; lines that empty lose their time to live, as Redis deletes them.
@@ -185,7 +182,7 @@ func (k *memKey) admit(s step, t *Ticket, raw []byte) AdmitReply {
 	free := k.win(s.l).Free(s.l, s.now, true)
 	if !paused && len0 == 0 && free > 0 {
 		k.win(s.l).Record(s.l, s.now, string(t.ID)) // CountAdmitted is the node's to count
-		return AdmitReply{Outcome: Granted, Now: s.now, Remaining: free - 1}
+		return AdmitReply{Outcome: Granted, Now: s.now, Remaining: free - 1, ResetAfter: k.win(s.l).ResetAfter(s.l, s.now)}
 	}
 	return k.queue(s, t, raw, free)
 }
@@ -216,18 +213,19 @@ func (k *memKey) queue(s step, t *Ticket, raw []byte, free int) AdmitReply {
 	earliest := k.win(s.l).Slot(s.l, s.now, ahead+1, free)
 	if until, ok := k.paused(s); ok {
 		if until == PausedForever {
-			earliest = 0
+			earliest = PausedForever
 		} else {
 			earliest = max(earliest, until)
 		}
 	}
-	rep := AdmitReply{Now: s.now, Earliest: earliest, LineBefore: len0}
-	if s.l.MaxQueue == -1 || (earliest != 0 && earliest > t.Deadline) {
+	rep := AdmitReply{Now: s.now, Remaining: free, Earliest: earliest, LineBefore: len0}
+	if s.l.MaxQueue == -1 || (earliest != PausedForever && earliest > t.Deadline) {
 		k.count(s, CountRejected, 1)
 		rep.Outcome = Full
 		if s.l.MaxQueue != -1 {
 			rep.Outcome = WouldExceed
 		}
+		rep.ResetAfter = k.win(s.l).ResetAfter(s.l, s.now)
 		return rep
 	}
 	if len0 >= s.l.MaxQueue {
@@ -238,6 +236,7 @@ func (k *memKey) queue(s step, t *Ticket, raw []byte, free int) AdmitReply {
 		if ev.raw == nil {
 			k.count(s, CountRejected, 1)
 			rep.Outcome = Full
+			rep.ResetAfter = k.win(s.l).ResetAfter(s.l, s.now)
 			return rep
 		}
 		if ev.t != nil {
@@ -248,11 +247,7 @@ func (k *memKey) queue(s step, t *Ticket, raw []byte, free int) AdmitReply {
 			k.deadLetter(s, ev.raw)
 		}
 	}
-	tk, err := DecodeTicket(raw)
-	if err != nil {
-		tk = nil
-	}
-	k.push(t.Priority.Line(), memTicket{raw: raw, t: tk}, s.p.Head, t.Deadline)
+	k.push(t.Priority.Line(), memTicket{raw: raw, t: lineTicket(raw)}, s.p.Head, t.Deadline)
 	k.count(s, CountQueued, 1)
 	rep.Outcome = Queued
 	return rep
@@ -313,7 +308,7 @@ func (k *memKey) check(s step) Decision {
 // state is status.lua.
 func (k *memKey) state(s step) KeyState {
 	st := KeyState{Now: s.now, Used: k.win(s.l).Used(s.l, s.now), Remaining: k.win(s.l).Free(s.l, s.now, false),
-		PausedUntil: k.pause, Unclaimed: len(k.granted), DeadLetters: len(k.dlq), Counters: map[string]int64{},
+		PausedUntil: PauseInForce(s.now, k.pause, NotPaused), Unclaimed: len(k.granted), DeadLetters: len(k.dlq), Counters: map[string]int64{},
 		Jobs: len(k.jobs), Leased: len(k.lease)}
 	for q, line := range k.lines {
 		st.Queued[q] = len(line)
@@ -344,7 +339,7 @@ func (k *memKey) reset(now int64) {
 		k.lines[q], k.linesExp[q] = nil, 0
 	}
 	for raw := range k.granted {
-		if t, err := DecodeTicket([]byte(raw)); err == nil {
+		if t := lineTicket([]byte(raw)); t != nil {
 			k.markEvicted(s, t)
 		}
 	}

@@ -125,7 +125,15 @@ func (m *Memory) Grant(_ context.Context, keys []string, ps []Params, g GrantArg
 	return reps, make([]error, len(keys))
 }
 
-func (m *Memory) Claim(_ context.Context, key string, _ Params, tickets []*Ticket, raws [][]byte) ([]ClaimStatus, []int64, error) {
+func (m *Memory) Claim(_ context.Context, calls []ClaimCall) []ClaimResult {
+	out := make([]ClaimResult, len(calls))
+	for i, c := range calls {
+		out[i].Status, out[i].At = m.claim(c.Key, c.Tickets, c.Raws)
+	}
+	return out
+}
+
+func (m *Memory) claim(key string, tickets []*Ticket, raws [][]byte) ([]ClaimStatus, []int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st := make([]ClaimStatus, len(tickets))
@@ -133,7 +141,7 @@ func (m *Memory) Claim(_ context.Context, key string, _ Params, tickets []*Ticke
 	now := m.now()
 	k := m.key(key, now, false)
 	if k == nil {
-		return st, at, nil
+		return st, at
 	}
 	for i, t := range tickets {
 		if g, ok := k.granted[string(raws[i])]; ok {
@@ -149,7 +157,7 @@ func (m *Memory) Claim(_ context.Context, key string, _ Params, tickets []*Ticke
 		}
 	}
 	m.drop(key, k, now)
-	return st, at, nil
+	return st, at
 }
 
 func (m *Memory) Cancel(_ context.Context, p Params, t *Ticket, raw []byte) (CancelOutcome, error) {
@@ -221,6 +229,7 @@ func (m *Memory) PauseKey(_ context.Context, key string, until int64) error {
 	return nil
 }
 
+// ExtendPause is pause_until.lua's twin.
 func (m *Memory) ExtendPause(_ context.Context, key string, until int64) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -304,11 +313,13 @@ func (m *Memory) Activate(_ context.Context, key string, at, until int64) error 
 	return nil
 }
 
-func (m *Memory) Deactivate(_ context.Context, key string, before int64) error {
+func (m *Memory) Deactivate(_ context.Context, keys []string, before []int64) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if at, ok := m.index[key]; ok && at < before {
-		delete(m.index, key)
+	for i, key := range keys {
+		if at, ok := m.index[key]; ok && at < before[i] {
+			delete(m.index, key)
+		}
 	}
 	if len(m.index) == 0 {
 		m.indexExp = 0

@@ -29,6 +29,8 @@ type Redis struct {
 	// keysApart is set once a single server refused one script call over keys of several
 	// slots (cluster mode behind a plain client): admits of several keys then go apart.
 	keysApart atomic.Bool
+	// down is where Redis failed an admission lately (per hash slot on a cluster).
+	down circuit
 }
 
 // paramCache keeps the script arguments of recently used Params boxed, the six that every
@@ -65,6 +67,7 @@ func NewRedis(rdb redis.UniversalClient, prefix string, shards int) *Redis {
 	r := &Redis{rdb: rdb, ks: keyspace{prefix: prefix, shards: shards, names: &nameCache{m: map[nameCacheKey]perKeyNames{}}}}
 	r.admit.r = r
 	r.cluster, _ = rdb.(*redis.ClusterClient)
+	r.down = newCircuit(r.cluster != nil)
 	return r
 }
 
@@ -96,8 +99,18 @@ func (r *Redis) run(ctx context.Context, s *redis.Script, key string, p Params, 
 	return r.eval(ctx, s, r.ks.perKey(key, p.Limit.Algorithm), args(p, extra...)...).Result()
 }
 
+// Admit fails at once, with ErrUnavailable, for circuitWindow after Redis failed an admission
+// of a key of the same slot (any key, unless on a cluster): while Redis is out, requests go
+// straight to their fail mode rather than each waiting for Redis to fail them. Only admissions
+// are cut short: the steps that clean up after them (cancel, refund, the grant steps) must
+// reach Redis as soon as it is back, and no caller waits for them.
 func (r *Redis) Admit(ctx context.Context, p Params, t *Ticket, raw []byte) (AdmitReply, error) {
+	if r.down.open(t.Key) {
+		return AdmitReply{}, fmt.Errorf("queue: admit %q: %w", t.Key, errCircuitOpen)
+	}
+	start := time.Now()
 	rep, err := r.admit.do(ctx, p, t, raw)
+	r.down.record(t.Key, err, time.Since(start))
 	if err != nil {
 		return AdmitReply{}, fmt.Errorf("queue: admit %q: %w", t.Key, err)
 	}
@@ -124,7 +137,7 @@ func (r *Redis) undoAdmit(p Params, t *Ticket, raw []byte, rep AdmitReply, err e
 }
 
 func parseAdmit(v any) (AdmitReply, error) {
-	s, err := replySlice(v, 6)
+	s, err := replySlice(v, 7)
 	if err != nil {
 		return AdmitReply{}, err
 	}
@@ -134,6 +147,10 @@ func parseAdmit(v any) (AdmitReply, error) {
 			return AdmitReply{}, fmt.Errorf("element %d: %w", i, err)
 		}
 	}
+	reset, err := replyInt(s[6])
+	if err != nil {
+		return AdmitReply{}, fmt.Errorf("element 6: %w", err)
+	}
 	ev, err := replyBytes(s[5])
 	if err != nil {
 		return AdmitReply{}, err
@@ -141,7 +158,8 @@ func parseAdmit(v any) (AdmitReply, error) {
 	if n[0] < int64(Granted) || n[0] > int64(Duplicate) {
 		return AdmitReply{}, fmt.Errorf("unknown outcome %d", n[0])
 	}
-	rep := AdmitReply{Outcome: Outcome(n[0]), Now: n[1], Remaining: int(n[2]), Earliest: n[3], LineBefore: int(n[4])}
+	rep := AdmitReply{Outcome: Outcome(n[0]), Now: n[1], Remaining: int(n[2]), Earliest: n[3], LineBefore: int(n[4]),
+		ResetAfter: reset}
 	if len(ev) > 0 {
 		rep.Evicted = ev
 	}
@@ -225,29 +243,46 @@ func parseGrant(v any) (GrantReply, error) {
 	return rep, nil
 }
 
-func (r *Redis) Claim(ctx context.Context, key string, p Params, tickets []*Ticket, raws [][]byte) ([]ClaimStatus, []int64, error) {
-	extra := make([]any, 0, 1+2*len(tickets))
-	extra = append(extra, keepClaimed.Milliseconds())
-	for i, t := range tickets {
-		extra = append(extra, t.ID, raws[i])
+func (r *Redis) Claim(ctx context.Context, calls []ClaimCall) []ClaimResult {
+	cmds := make([]*redis.Cmd, len(calls))
+	for i, c := range calls {
+		extra := make([]any, 0, 1+2*len(c.Tickets))
+		extra = append(extra, keepClaimed.Milliseconds())
+		for j, t := range c.Tickets {
+			extra = append(extra, t.ID, c.Raws[j])
+		}
+		cmds[i] = evalSHA(ctx, lua.Claim, r.ks.withJobs(c.Key, c.P.Limit.Algorithm), args(c.P, extra...)...)
 	}
-	v, err := r.runJobs(ctx, lua.Claim, key, p, extra...)
-	if err != nil {
-		return nil, nil, fmt.Errorf("queue: claim %q: %w", key, err)
-	}
-	s, err := replySlice(v, 2*len(tickets))
-	if err == nil {
-		var n []int64
-		if n, err = replyInts(s); err == nil {
-			st := make([]ClaimStatus, len(tickets))
-			at := make([]int64, len(tickets))
-			for i := range tickets {
-				st[i], at[i] = ClaimStatus(n[2*i]), n[2*i+1]
-			}
-			return st, at, nil
+	r.evalPipelined(ctx, cmds)
+	out := make([]ClaimResult, len(calls))
+	for i, cmd := range cmds {
+		v, err := cmd.Result()
+		if err != nil {
+			out[i].Err = fmt.Errorf("queue: claim %q: %w", calls[i].Key, err)
+			continue
+		}
+		if out[i], err = parseClaim(v, len(calls[i].Tickets)); err != nil {
+			out[i].Err = fmt.Errorf("queue: claim %q: reply: %w", calls[i].Key, err)
 		}
 	}
-	return nil, nil, fmt.Errorf("queue: claim %q: reply: %w", key, err)
+	return out
+}
+
+// parseClaim reads claim.lua's reply for n tickets.
+func parseClaim(v any, n int) (ClaimResult, error) {
+	s, err := replySlice(v, 2*n)
+	if err != nil {
+		return ClaimResult{}, err
+	}
+	ns, err := replyInts(s)
+	if err != nil {
+		return ClaimResult{}, err
+	}
+	res := ClaimResult{Status: make([]ClaimStatus, n), At: make([]int64, n)}
+	for i := range n {
+		res.Status[i], res.At[i] = ClaimStatus(ns[2*i]), ns[2*i+1]
+	}
+	return res, nil
 }
 
 func (r *Redis) Cancel(ctx context.Context, p Params, t *Ticket, raw []byte) (CancelOutcome, error) {
@@ -324,14 +359,7 @@ func parseState(v any) (KeyState, error) {
 	for i := range config.NumPriorities {
 		st.Queued[i] = int(n[3+i])
 	}
-	switch n[8] {
-	case -2:
-		st.PausedUntil = NotPaused
-	case 0:
-		st.PausedUntil = PausedForever
-	default:
-		st.PausedUntil = n[8]
-	}
+	st.PausedUntil = n[8]
 	kv, err := replySlice(s[11], 0)
 	if err != nil {
 		return KeyState{}, fmt.Errorf("counters: %w", err)
@@ -376,7 +404,7 @@ func (r *Redis) PauseKey(ctx context.Context, key string, until int64) error {
 	k := r.ks.perKey(key, config.SlidingWindow)[kPaused]
 	var err error
 	if until == PausedForever {
-		err = r.rdb.Set(ctx, k, 0, 0).Err()
+		err = r.rdb.Set(ctx, k, PausedForever, 0).Err()
 	} else {
 		// One command: the pause and its end are set together. The scripts compare the value
 		// with server time, so the key may outlive its end by the rounding to ms.

@@ -69,11 +69,19 @@ func (r *Redis) Activate(ctx context.Context, key string, at, until int64) error
 	return nil
 }
 
-func (r *Redis) Deactivate(ctx context.Context, key string, before int64) error {
-	if err := r.eval(ctx, lua.IndexRemove, []string{r.ks.shardOf(key)}, key, before).Err(); err != nil {
-		return fmt.Errorf("queue: deactivate %q: %w", key, err)
+func (r *Redis) Deactivate(ctx context.Context, keys []string, before []int64) error {
+	cmds := make([]*redis.Cmd, len(keys))
+	for i, key := range keys {
+		cmds[i] = evalSHA(ctx, lua.IndexRemove, []string{r.ks.shardOf(key)}, key, before[i])
 	}
-	return nil
+	r.evalPipelined(ctx, cmds)
+	var errs []error
+	for i, c := range cmds {
+		if err := c.Err(); err != nil {
+			errs = append(errs, fmt.Errorf("queue: deactivate %q: %w", keys[i], err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (r *Redis) ActiveKeys(ctx context.Context) ([]string, error) {
@@ -182,27 +190,52 @@ func (r *Redis) Notify(ctx context.Context, node []byte, ev Event) error {
 	return nil
 }
 
+// Listen keeps the events not yet read in a queue without duplicates rather than a bounded
+// buffer: a burst of wake-ups for many keys (a grant step's, a resume's) is delivered whole,
+// each key once, so that none of those keys waits for the next poll.
 func (r *Redis) Listen(node []byte) (<-chan Event, func()) {
 	ps := r.rdb.Subscribe(context.Background(), r.ks.events(), r.ks.node(node))
-	out := make(chan Event, 256)
+	out := make(chan Event)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		defer close(out)
-		for m := range ps.Channel() {
-			if ev, ok := decodeEvent(m.Payload); ok {
-				select {
-				case out <- ev:
-				default: // a wake-up is already pending; events are only hints
-				}
-			}
-		}
+		coalesce(ps.Channel(), out)
 	}()
 	stop := func() {
 		_ = ps.Close()
 		<-done
 	}
 	return out, stop
+}
+
+// coalesce forwards the events of in to out, in order of arrival, until in is closed; an event
+// that already waits to be read is not queued again.
+func coalesce(in <-chan *redis.Message, out chan<- Event) {
+	var queued []Event
+	waiting := map[Event]struct{}{}
+	for {
+		var send chan<- Event // nil, so never ready, while nothing waits
+		var head Event
+		if len(queued) > 0 {
+			send, head = out, queued[0]
+		}
+		select {
+		case m, ok := <-in:
+			if !ok {
+				return
+			}
+			ev, ok := decodeEvent(m.Payload)
+			if _, dup := waiting[ev]; ok && !dup {
+				waiting[ev] = struct{}{}
+				queued = append(queued, ev)
+			}
+		case send <- head:
+			delete(waiting, head)
+			queued[0] = Event{}
+			queued = queued[1:]
+		}
+	}
 }
 
 func (r *Redis) Idle(ctx context.Context) int {

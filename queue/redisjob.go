@@ -31,6 +31,52 @@ func (r *Redis) Enqueue(ctx context.Context, p Params, t *Ticket, raw []byte, jo
 	return rep, nil
 }
 
+func (r *Redis) EnqueueMany(ctx context.Context, p Params, jobs []NewJob) ([]AdmitReply, error) {
+	if len(jobs) == 0 {
+		return nil, nil
+	}
+	t := jobs[0].Ticket
+	extra := make([]any, 0, 5+3*len(jobs))
+	extra = append(extra, t.Priority.Line(), t.Deadline, p.Limit.MaxQueue, int(p.Limit.Overflow), len(jobs))
+	for _, j := range jobs {
+		extra = append(extra, j.Raw, j.Ticket.ID, j.Record)
+	}
+	v, err := r.runJobs(ctx, lua.EnqueueMany, t.Key, p, extra...)
+	if err != nil {
+		return nil, fmt.Errorf("queue: enqueue %d jobs in %q: %w", len(jobs), t.Key, err)
+	}
+	reps, err := parseEnqueueMany(v, len(jobs))
+	if err != nil {
+		return nil, fmt.Errorf("queue: enqueue %d jobs in %q: reply: %w", len(jobs), t.Key, err)
+	}
+	return reps, nil
+}
+
+// parseEnqueueMany reads enqueue_many.lua's reply to n jobs: from 1 to n replies, only the
+// last of them a refusal when fewer than n.
+func parseEnqueueMany(v any, n int) ([]AdmitReply, error) {
+	s, err := replySlice(v, 0)
+	if err != nil {
+		return nil, err
+	}
+	if len(s) == 0 || len(s) > n {
+		return nil, fmt.Errorf("%d replies to %d jobs", len(s), n)
+	}
+	reps := make([]AdmitReply, len(s))
+	for i, e := range s {
+		if reps[i], err = parseAdmit(e); err != nil {
+			return nil, fmt.Errorf("job %d: %w", i, err)
+		}
+		if refused(reps[i]) && i < len(s)-1 {
+			return nil, fmt.Errorf("job %d refused, and the jobs after it tried", i)
+		}
+	}
+	if len(s) < n && !refused(reps[len(s)-1]) {
+		return nil, fmt.Errorf("%d of %d jobs tried, none refused", len(s), n)
+	}
+	return reps, nil
+}
+
 func (r *Redis) FinishJob(ctx context.Context, key string, p Params, e RunEnd) (Finish, bool, error) {
 	v, err := r.runJobs(ctx, lua.JobDone, key, p, e.ID, e.Run, int(e.Outcome), e.Data, e.Backoff.Microseconds())
 	if err != nil {

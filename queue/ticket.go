@@ -16,9 +16,9 @@ import (
 const idLen = 16
 
 // Ticket is one waiting request. It is stored msgpack-encoded as an array, so the Lua scripts
-// read its fields by position: [1] ID, [2] Key, [3] Priority (as its Line: 0 low to 3
-// critical), [4] Enqueued, [5] Deadline, [6] Owner, and for a durable job [7] Handler. Times
-// are microseconds of Redis server time. The encoded bytes are the ticket's identity in the
+// read its fields by position, each named after its field here in line.lua: [1] T_ID, [2] T_KEY,
+// [3] T_PRIORITY (as its Line: 0 low to 3 critical), [4] T_ENQUEUED, [5] T_DEADLINE, [6] T_OWNER,
+// and for a durable job [7] T_HANDLER. Times are microseconds of Redis server time. The encoded bytes are the ticket's identity in the
 // line: cancel and claim find it by them.
 type Ticket struct {
 	// ID is a random uuid, 16 raw bytes.

@@ -13,6 +13,7 @@
 //	limit unset KEY     remove the limit set at run time
 //	serve               the HTTP API, metrics and dashboard
 //	demo                simulated callers on a few keys, with serve running
+//	bench               the fast path, the queued path and durable jobs measured on a Redis
 //
 // Global flags (also accepted after the command): --redis URL (default $REDIS_URL, else
 // redis://127.0.0.1:6379/0), --cluster host:port,..., --prefix (default rateltd), --config FILE.
@@ -94,7 +95,7 @@ type env struct {
 var commands []*command // filled by init functions of the command files
 
 // commandOrder is the order of the commands in the usage.
-var commandOrder = []string{"status", "watch", "pause", "resume", "reset", "limit", "dead", "serve", "demo"}
+var commandOrder = []string{"status", "watch", "pause", "resume", "reset", "limit", "dead", "serve", "demo", "bench"}
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	g := &globals{}

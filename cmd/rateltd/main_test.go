@@ -176,8 +176,14 @@ func TestBadInput(t *testing.T) {
 		{[]string{"dead"}, 2, "exactly one key"},
 		{[]string{"dead", "-n", "0", "k"}, 2, "-n must be 1 to 1000"},
 		{[]string{"--config", "/nonexistent.yaml", "status"}, 2, "nonexistent"},
+		{[]string{"bench", "--duration", "1ms"}, 2, "--duration"},
+		{[]string{"bench", "--goroutines", "0"}, 2, "--goroutines"},
+		{[]string{"bench", "--algorithm", "leaky"}, 2, "leaky"},
+		{[]string{"bench", "--memory"}, 2, "--memory"},
+		{[]string{"bench", "now"}, 2, "no arguments"},
 		{[]string{"--redis", "nope://x", "status"}, 2, "--redis"},
 		{[]string{"--redis", "redis://127.0.0.1:1/0", "status"}, 1, "unavailable"},
+		{[]string{"--redis", "redis://127.0.0.1:1/0", "bench"}, 1, "unavailable"},
 	}
 	for _, tc := range cases {
 		var out, errOut bytes.Buffer
@@ -200,7 +206,7 @@ func TestBadInput(t *testing.T) {
 func TestHelp(t *testing.T) {
 	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"--prefix", "p", "--help"}, {"status", "--help"},
 		{"status", "-h"}, {"watch", "--help"}, {"pause", "--help"}, {"resume", "--help"}, {"reset", "--help"},
-		{"limit", "--help"}, {"dead", "--help"}, {"serve", "--help"}, {"demo", "--help"}} {
+		{"limit", "--help"}, {"dead", "--help"}, {"serve", "--help"}, {"demo", "--help"}, {"bench", "--help"}} {
 		var out, errOut bytes.Buffer
 		code := run(context.Background(), args, &out, &errOut)
 		if code != 0 || strings.Count(out.String(), "usage: rateltd") != 1 || errOut.Len() != 0 {

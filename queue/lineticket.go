@@ -1,0 +1,135 @@
+package queue
+
+import (
+	"bytes"
+	"errors"
+	"io"
+
+	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
+
+	"github.com/rateltd/rateltd/config"
+)
+
+// maxLineEntry bounds the bytes of a line entry (line.lua's MAX_ENTRY): Redis's Lua msgpack
+// decoder reads any entry this long without overflowing its stack, and a valid ticket is
+// under 800 bytes.
+const maxLineEntry = 2048
+
+// lineTicket is line.lua's decode: the ticket a line entry holds, as the steps on a line read
+// it, or nil when the entry is corrupt (and, in a grant step, dead-lettered). Both backends
+// keep to one rule, written there and here: an entry is a ticket when it is at most
+// maxLineEntry bytes, Redis's Lua msgpack decoder reads all of it (it knows no bin and no ext)
+// and its first value is an array whose ID and Owner are strings of 16 bytes, whose Deadline
+// is a number, and whose Handler, when present, is a non-empty string. The other fields are no business of the line's: a field of
+// the wrong type is left zero here. The node that gets the grant reads the ticket with
+// DecodeTicket, which checks every field, and gives back a grant it cannot read.
+// TestCorruptTicketAlike holds both backends to the rule.
+func lineTicket(raw []byte) *Ticket {
+	if len(raw) > maxLineEntry {
+		return nil
+	}
+	dec := msgpack.NewDecoder(bytes.NewReader(raw))
+	if c, err := dec.PeekCode(); err != nil || !isArray(c) {
+		return nil
+	}
+	n, err := dec.DecodeArrayLen()
+	if err != nil {
+		return nil
+	}
+	var f [ticketFields + 1]any // by position: ID, Key, Priority, Enqueued, Deadline, Owner, Handler
+	for i := range n {
+		v, err := luaValue(dec)
+		if err != nil {
+			return nil
+		}
+		if i < len(f) {
+			f[i] = v
+		}
+	}
+	for { // Lua reads whatever follows the array too, and fails on what it cannot read
+		if _, err := dec.PeekCode(); errors.Is(err, io.EOF) {
+			break
+		}
+		if _, err := luaValue(dec); err != nil {
+			return nil
+		}
+	}
+	id, _ := f[0].(string)
+	owner, _ := f[5].(string)
+	deadline, ok := luaNumber(f[4])
+	handler, isString := f[6].(string)
+	if len(id) != idLen || len(owner) != idLen || !ok || (f[6] != nil && (!isString || handler == "")) {
+		return nil
+	}
+	t := &Ticket{ID: []byte(id), Owner: []byte(owner), Deadline: deadline, Handler: handler}
+	t.Key, _ = f[1].(string)
+	if prio, ok := luaNumber(f[2]); ok {
+		t.Priority = config.PriorityOfLine(int(prio))
+	}
+	t.Enqueued, _ = luaNumber(f[3])
+	return t
+}
+
+func isArray(c byte) bool {
+	return msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32
+}
+
+func isMap(c byte) bool { return msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32 }
+
+// luaTable stands for an array or a map, which Lua reads as a table: no field a line reads may
+// be one.
+type luaTable struct{}
+
+var errNotLua = errors.New("queue: msgpack that Redis's Lua cannot read")
+
+// luaValue reads one msgpack value as Redis's Lua decoder does: bin and ext are an error there.
+func luaValue(dec *msgpack.Decoder) (any, error) {
+	c, err := dec.PeekCode()
+	switch {
+	case err != nil:
+		return nil, err
+	case msgpcode.IsBin(c) || msgpcode.IsExt(c):
+		return nil, errNotLua
+	case isArray(c) || isMap(c):
+		var n int
+		if isArray(c) {
+			n, err = dec.DecodeArrayLen()
+		} else {
+			n, err = dec.DecodeMapLen()
+			n *= 2
+		}
+		for ; err == nil && n > 0; n-- {
+			_, err = luaValue(dec)
+		}
+		return luaTable{}, err
+	}
+	return dec.DecodeInterface()
+}
+
+// luaNumber is v as an integer when Lua would read it as a number.
+func luaNumber(v any) (int64, bool) {
+	switch n := v.(type) {
+	case int8:
+		return int64(n), true
+	case int16:
+		return int64(n), true
+	case int32:
+		return int64(n), true
+	case int64:
+		return n, true
+	case uint8:
+		return int64(n), true
+	case uint16:
+		return int64(n), true
+	case uint32:
+		return int64(n), true
+	case uint64:
+		return int64(n), true
+	case float32:
+		return int64(n), true
+	case float64:
+		return int64(n), true
+	}
+	return 0, false
+}
