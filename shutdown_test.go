@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rateltd/rateltd/internal/redistest"
 )
 
 // shutdownAsync runs c.Shutdown(ctx) on a goroutine; the channel receives its error.
@@ -245,7 +247,7 @@ func (o *jobCounter) ObserveJob(JobEvent)         { o.jobs.Add(1) }
 // nothing; the job, left with a lease that lapses, is run by another Client afterwards.
 func TestShutdownLateHandlerIsSilent(t *testing.T) {
 	eachBackend(t, func(t *testing.T, h *harness) {
-		hook := &countHook{}
+		hook := &redistest.CommandCounter{}
 		if h.rdb != nil {
 			h.rdb.AddHook(hook)
 		}
@@ -280,14 +282,14 @@ func TestShutdownLateHandlerIsSilent(t *testing.T) {
 		if err := shutdownBounded(t, c, sctx); err == nil {
 			t.Error("Shutdown: nil, want an error naming the handler and the fn")
 		}
-		commands, requests, jobs := hook.n.Load(), obs.requests.Load(), obs.jobs.Load()
+		commands, requests, jobs := hook.Count(), obs.requests.Load(), obs.jobs.Load()
 		close(release)
 		<-returned
 		if err := <-fnDone; err != nil {
 			t.Fatalf("the late fn's Request: %v", err)
 		}
 		eventually(t, 5*time.Second, "the late handler's runner ended", func() bool { return c.node.Left().Handlers == 0 })
-		if got := hook.n.Load() - commands; got != 0 {
+		if got := hook.Count() - commands; got != 0 {
 			t.Errorf("%d Redis commands after Shutdown returned, want 0", got)
 		}
 		if got := obs.requests.Load() - requests; got != 0 {

@@ -11,12 +11,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/rateltd/rateltd"
 	"github.com/rateltd/rateltd/httpapi"
@@ -322,23 +320,12 @@ func TestStream(t *testing.T) {
 	})
 }
 
-// countHook counts the Redis commands sent, a pipeline's each.
-type countHook struct{ n atomic.Int64 }
-
-func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
-}
-func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(int64(len(cmds))); return next(ctx, cmds) }
-}
-
 // TestAcquireOneCommand: an acquire granted at once, and one refused at once, each cost one
 // Redis command, their headers included: they come from the admission's reply.
 func TestAcquireOneCommand(t *testing.T) {
 	srv := redistest.Server(t)
 	rdb := srv.Client(t)
-	hook := &countHook{}
+	hook := &redistest.CommandCounter{}
 	rdb.AddHook(hook)
 	// A long poll keeps the processor's safety net out of the count.
 	c, err := rateltd.New(rateltd.Config{Redis: rdb, Prefix: srv.Prefix(t), PollInterval: time.Hour,
@@ -350,9 +337,9 @@ func TestAcquireOneCommand(t *testing.T) {
 	ts := httptest.NewServer(httpapi.NewHandler(c, httpapi.Options{}))
 	defer ts.Close()
 	for i, want := range []int{200, 429} {
-		before := hook.n.Load()
+		before := hook.Count()
 		a := call(t, ts, "POST", "/v1/acquire/k", "", "")
-		if n := hook.n.Load() - before; a.code != want || n != 1 || a.header.Get("RateLimit-Remaining") != "0" ||
+		if n := hook.Count() - before; a.code != want || n != 1 || a.header.Get("RateLimit-Remaining") != "0" ||
 			a.header.Get("RateLimit-Limit") != "1" {
 			t.Fatalf("acquire %d: %d with %d Redis commands, headers %v; want %d, one command, remaining 0 of 1", i, a.code, n, a.header, want)
 		}

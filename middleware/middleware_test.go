@@ -1,7 +1,6 @@
 package middleware_test
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -13,8 +12,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/rateltd/rateltd"
 	"github.com/rateltd/rateltd/internal/redistest"
@@ -220,24 +217,13 @@ func TestPriorityPassedThrough(t *testing.T) {
 	}
 }
 
-// countHook counts the commands a go-redis client sends.
-type countHook struct{ n atomic.Int64 }
-
-func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
-}
-func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(int64(len(cmds))); return next(ctx, cmds) }
-}
-
 // TestOneCommandPerRequest: a request served at once costs one Redis command, its admission,
 // which also gives its RateLimit headers; so does a request refused at once, Retry-After
 // included. The headers say what a Check would have.
 func TestOneCommandPerRequest(t *testing.T) {
 	srv := redistest.Server(t)
 	rdb := srv.Client(t)
-	hook := &countHook{}
+	hook := &redistest.CommandCounter{}
 	rdb.AddHook(hook)
 	// A long poll keeps the processor's safety net out of the count.
 	c, err := rateltd.New(rateltd.Config{Redis: rdb, Prefix: srv.Prefix(t), PollInterval: time.Hour,
@@ -255,9 +241,9 @@ func TestOneCommandPerRequest(t *testing.T) {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest("GET", "/", nil)
 		req.Header.Set("X-API-Key", "alice")
-		before := hook.n.Load()
+		before := hook.Count()
 		h.ServeHTTP(rec, req)
-		return rec, hook.n.Load() - before
+		return rec, hook.Count() - before
 	}
 	for i := range 2 {
 		rec, n := serve()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -77,17 +76,6 @@ func TestCircuitPerSlot(t *testing.T) {
 	}
 }
 
-// countHook counts the commands a go-redis client sends.
-type countHook struct{ n atomic.Int64 }
-
-func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
-}
-func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(int64(len(cmds))); return next(ctx, cmds) }
-}
-
 // TestAdmitCircuit: once an admission met Redis down, admissions fail at once with
 // ErrUnavailable, sending nothing, for circuitWindow; then one tries Redis again, and with
 // Redis back the key is served.
@@ -95,7 +83,7 @@ func TestAdmitCircuit(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Fresh(t)
 	rdb := srv.Client(t)
-	hook := &countHook{}
+	hook := &redistest.CommandCounter{}
 	rdb.AddHook(hook)
 	r := NewRedis(rdb, srv.Prefix(t), 1)
 	ctx := context.Background()
@@ -110,9 +98,9 @@ func TestAdmitCircuit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		before := hook.n.Load()
+		before := hook.Count()
 		_, err = r.Admit(ctx, p, tk, raw)
-		return hook.n.Load() - before, err
+		return hook.Count() - before, err
 	}
 	if _, err := admit(); err != nil {
 		t.Fatal(err)
