@@ -6,42 +6,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/rateltd/rateltd/config"
 	"github.com/rateltd/rateltd/internal/redistest"
 )
-
-// evalCounter counts the EVALSHA and EVAL commands a go-redis client sends.
-type evalCounter struct{ n atomic.Int64 }
-
-func (h *evalCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *evalCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.count(cmd)
-		return next(ctx, cmd)
-	}
-}
-
-func (h *evalCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, c := range cmds {
-			h.count(c)
-		}
-		return next(ctx, cmds)
-	}
-}
-
-func (h *evalCounter) count(c redis.Cmder) {
-	if n := strings.ToLower(c.Name()); n == "evalsha" || n == "eval" {
-		h.n.Add(1)
-	}
-}
 
 // admitCase is a key and the tickets admitted to it: what one AdmitMany entry must answer as
 // the same admits sent one by one would.
@@ -135,21 +105,11 @@ func indexOf(raws [][]byte, raw []byte) int {
 // limit allows, then queued by priority and arrival, refused when full, evictions, a paused key,
 // a key that never queues, a ticket that cannot wait long enough, retries at the head.
 func TestAdmitManyAsSequentialAdmits(t *testing.T) {
-	each := map[string]func(t *testing.T) (redis.UniversalClient, string){
-		"redis": func(t *testing.T) (redis.UniversalClient, string) {
-			srv := redistest.Server(t)
-			return srv.Client(t), srv.Prefix(t)
-		},
-		"cluster": func(t *testing.T) (redis.UniversalClient, string) {
-			cl := redistest.SharedCluster(t)
-			return cl.Client(t), cl.Prefix(t)
-		},
-	}
-	for name, open := range each {
+	for name, open := range topologies {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			rdb, prefix := open(t)
-			hook := &evalCounter{}
+			hook := &redistest.CommandCounter{Names: []string{"evalsha", "eval"}}
 			rdb.AddHook(hook)
 			r := NewRedis(rdb, prefix, 4)
 			ctx := context.Background()
@@ -182,9 +142,9 @@ func TestAdmitManyAsSequentialAdmits(t *testing.T) {
 					batch = append(batch, &admitCall{p: c.p, t: tksN[i][j], raw: rawsN[i][j]})
 				}
 			}
-			before := hook.n.Load()
+			before := hook.Count()
 			r.admitAll(ctx, batch)
-			calls := hook.n.Load() - before
+			calls := hook.Count() - before
 			if want := int64(1); name == "redis" && calls != want {
 				t.Errorf("%d admits of %d keys took %d script calls, want %d", len(batch), len(cases), calls, want)
 			}
@@ -301,7 +261,7 @@ func TestAdmitManyCrossSlotFallsBack(t *testing.T) {
 		}
 	}
 	rdb := cl.Node(0).Client(t)
-	hook := &evalCounter{}
+	hook := &redistest.CommandCounter{Names: []string{"evalsha", "eval"}}
 	rdb.AddHook(hook)
 	r := NewRedis(rdb, prefix, 4)
 	ctx := context.Background()
@@ -316,7 +276,7 @@ func TestAdmitManyCrossSlotFallsBack(t *testing.T) {
 			tks, raws := caseTickets(t, r, c, k)
 			batch = append(batch, &admitCall{p: c.p, t: tks[0], raw: raws[0]}, &admitCall{p: c.p, t: tks[1], raw: raws[1]})
 		}
-		before := hook.n.Load()
+		before := hook.Count()
 		r.admitAll(ctx, batch)
 		for i, call := range batch {
 			if call.err != nil || call.rep.Outcome != Granted {
@@ -327,7 +287,7 @@ func TestAdmitManyCrossSlotFallsBack(t *testing.T) {
 		if round == 0 {
 			want++
 		}
-		if got := hook.n.Load() - before; got != want {
+		if got := hook.Count() - before; got != want {
 			t.Errorf("round %d: %d script calls, want %d", round, got, want)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -51,40 +50,13 @@ func TestAdmitBatcherSurvivesTimeouts(t *testing.T) {
 	}
 }
 
-// evalCount counts the script calls (EVALSHA, EVAL) a go-redis client sends.
-type evalCount struct{ n atomic.Int64 }
-
-func (h *evalCount) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *evalCount) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.count(cmd)
-		return next(ctx, cmd)
-	}
-}
-
-func (h *evalCount) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, c := range cmds {
-			h.count(c)
-		}
-		return next(ctx, cmds)
-	}
-}
-
-func (h *evalCount) count(c redis.Cmder) {
-	if n := strings.ToLower(c.Name()); n == "evalsha" || n == "eval" {
-		h.n.Add(1)
-	}
-}
-
 // TestConcurrentAdmitsCoalesce: 64 concurrent admits of one key go to Redis as far fewer
 // script calls than admits (each flight's admits of the key as one call), and the limit holds:
 // exactly Max granted, the rest queued, every one in the line once.
 func TestConcurrentAdmitsCoalesce(t *testing.T) {
 	srv := redistest.Server(t)
 	rdb := srv.Client(t)
-	hook := &evalCount{}
+	hook := &redistest.CommandCounter{Names: []string{"evalsha", "eval"}}
 	rdb.AddHook(hook)
 	r := queue.NewRedis(rdb, srv.Prefix(t), 4)
 	ctx := context.Background()
@@ -95,12 +67,14 @@ func TestConcurrentAdmitsCoalesce(t *testing.T) {
 	p := params(config.Limit{Max: max, Window: 10 * time.Second, MaxQueue: n})
 	var granted, queued atomic.Int64
 	start := make(chan struct{})
-	var wg sync.WaitGroup
+	var wg, ready sync.WaitGroup
 	for range n {
 		wg.Add(1)
+		ready.Add(1)
 		go func() {
 			defer wg.Done()
 			tk, raw := ticket(t, r, "hot", nodeA, config.PriorityNormal)
+			ready.Done()
 			<-start
 			rep, err := r.Admit(ctx, p, tk, raw)
 			switch {
@@ -115,11 +89,11 @@ func TestConcurrentAdmitsCoalesce(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(100 * time.Millisecond) // every goroutine has its ticket and waits at start
-	before := hook.n.Load()
+	ready.Wait() // every goroutine has its ticket and waits at start
+	before := hook.Count()
 	close(start)
 	wg.Wait()
-	calls := hook.n.Load() - before
+	calls := hook.Count() - before
 	if granted.Load() != max || queued.Load() != n-max {
 		t.Errorf("%d granted and %d queued, want %d and %d", granted.Load(), queued.Load(), max, n-max)
 	}
@@ -144,7 +118,7 @@ func TestLateCoalescedAdmitsUndone(t *testing.T) {
 	defer px.Close()
 	rdb := redis.NewClient(&redis.Options{Addr: px.Addr()})
 	defer rdb.Close()
-	hook := &evalCount{}
+	hook := &redistest.CommandCounter{Names: []string{"evalsha", "eval"}}
 	rdb.AddHook(hook)
 	r := queue.NewRedis(rdb, srv.Prefix(t), 4)
 	ctx := context.Background()
@@ -172,7 +146,12 @@ func TestLateCoalescedAdmitsUndone(t *testing.T) {
 		}
 		first <- err
 	}()
-	time.Sleep(50 * time.Millisecond)
+	// The first admit is in the air (sent, its answer held back) before the others come.
+	for deadline := time.Now().Add(10 * time.Second); hook.Count() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first admit was not sent")
+		}
+	}
 	var wg sync.WaitGroup
 	for i := 1; i <= n; i++ {
 		wg.Add(1)
@@ -189,7 +168,7 @@ func TestLateCoalescedAdmitsUndone(t *testing.T) {
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
-	if calls := hook.n.Load(); calls != 2 {
+	if calls := hook.Count(); calls != 2 {
 		t.Errorf("%d script calls, want 2: the first admit's and one for the other %d", calls, n)
 	}
 	px.Heal()

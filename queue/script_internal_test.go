@@ -18,17 +18,7 @@ import (
 // again exactly the commands that answered NOSCRIPT, as EVAL: every counter is incremented once
 // and every command has its own script's reply, errors included. One command alone does the same.
 func TestEvalPipelinedResendsOnlyLostScripts(t *testing.T) {
-	each := map[string]func(t *testing.T) (redis.UniversalClient, string){
-		"redis": func(t *testing.T) (redis.UniversalClient, string) {
-			srv := redistest.Server(t)
-			return srv.Client(t), srv.Prefix(t)
-		},
-		"cluster": func(t *testing.T) (redis.UniversalClient, string) {
-			cl := redistest.SharedCluster(t)
-			return cl.Client(t), cl.Prefix(t)
-		},
-	}
-	for name, open := range each {
+	for name, open := range topologies {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			rdb, prefix := open(t)
@@ -107,4 +97,16 @@ func TestEvalPipelinedUnknownScript(t *testing.T) {
 	if !isNoScript(c.Err()) {
 		t.Fatalf("EVALSHA of an unknown script: %v; want its NOSCRIPT", c.Err())
 	}
+}
+
+// topologies opens the shared Redis or the shared cluster, with a prefix of the test's own.
+var topologies = map[string]func(t *testing.T) (redis.UniversalClient, string){
+	"redis": func(t *testing.T) (redis.UniversalClient, string) {
+		srv := redistest.Server(t)
+		return srv.Client(t), srv.Prefix(t)
+	},
+	"cluster": func(t *testing.T) (redis.UniversalClient, string) {
+		cl := redistest.SharedCluster(t)
+		return cl.Client(t), cl.Prefix(t)
+	},
 }

@@ -2,6 +2,8 @@ package redistest
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
@@ -9,7 +11,13 @@ import (
 
 // CommandCounter is a go-redis hook that counts the commands a client sends, each command of a
 // pipeline apart: add it with AddHook, read it with Count. Safe for concurrent use.
-type CommandCounter struct{ n atomic.Int64 }
+type CommandCounter struct {
+	// Names, when not empty, restricts the count to the commands of these names (lower case:
+	// "evalsha", "eval").
+	Names []string
+
+	n atomic.Int64
+}
 
 // Count is how many commands the client sent since the hook was added.
 func (h *CommandCounter) Count() int64 { return h.n.Load() }
@@ -17,9 +25,20 @@ func (h *CommandCounter) Count() int64 { return h.n.Load() }
 func (h *CommandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h *CommandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
+	return func(ctx context.Context, cmd redis.Cmder) error { h.count(cmd); return next(ctx, cmd) }
 }
 
 func (h *CommandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(int64(len(cmds))); return next(ctx, cmds) }
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			h.count(cmd)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func (h *CommandCounter) count(cmd redis.Cmder) {
+	if len(h.Names) == 0 || slices.Contains(h.Names, strings.ToLower(cmd.Name())) {
+		h.n.Add(1)
+	}
 }
