@@ -13,13 +13,23 @@ import (
 type Decision struct {
 	// Allowed reports whether a request would start at once.
 	Allowed bool
-	// Remaining is how many more requests could start now.
+	// Remaining is how many more requests could start now: of the limit's tightest rate (the
+	// one with the least of its Max left), in cost units when that rate counts them.
 	Remaining int
 	// RetryAfter is how long until a request could start: 0 when Allowed, -1 when the key is
 	// paused with no end.
 	RetryAfter time.Duration
 	// ResetAfter is how long until the window is entirely free again.
 	ResetAfter time.Duration
+}
+
+// RateStatus is what one rate of a key's limit counts now.
+type RateStatus struct {
+	// Rate is the rate: the limit's main one (Max per Window) or one of Also.
+	Rate Rate
+	// Used is what counts against the rate's window now: requests, or cost units when
+	// Rate.Units. A settled overage may take it above Max. Remaining is what may start still.
+	Used, Remaining int64
 }
 
 // Counters are a key's counts since its counters were last reset or expired (Config.StatsTTL
@@ -41,6 +51,8 @@ type Counters struct {
 	// MaxRetries), and an admit that had run queues its ticket twice. One request gets one
 	// grant.
 	Duplicates int64
+	// Units counts the settling of costs after their calls.
+	Units CountersUnits
 }
 
 // Status is a key's state, read at one instant of server time.
@@ -48,7 +60,12 @@ type Status struct {
 	Key   string
 	Limit Limit
 	// Used is how many grants count against the window now; Remaining how many more may start.
+	// For a limit of several rates or of cost units, these are the tightest rate's (the one
+	// with the least of its Max left), and Rates holds each.
 	Used, Remaining int
+	// Rates is what each rate of the limit counts: the main one first, then those of
+	// Limit.Also.
+	Rates []RateStatus
 	// Queued is how many requests wait, all priorities; QueuedByPriority[p], how many wait at
 	// priority p. QueuedByPriority has an entry for each of the four priorities.
 	Queued           int
@@ -68,12 +85,28 @@ type Status struct {
 	Counters          Counters
 }
 
-// Check reports whether a request for key would start now, without consuming anything.
-func (c *Client) Check(ctx context.Context, key string) (Decision, error) {
+// CountersUnits are the cost units settled after their calls (Settle), across all nodes.
+type CountersUnits struct {
+	// Settled counts the grants settled; Returned the units they gave back, Over the units
+	// they charged above their cost at the grant.
+	Settled, Returned, Over int64
+}
+
+// Check reports whether a request for key would start now, without consuming anything. Of the
+// options only WithCost counts: a request of that cost.
+func (c *Client) Check(ctx context.Context, key string, opts ...Option) (Decision, error) {
 	if err := c.usable(key); err != nil {
 		return Decision{}, err
 	}
-	d, err := c.be.Check(ctx, key, c.node.Params(key))
+	o, err := apply(opts)
+	if err != nil {
+		return Decision{}, err
+	}
+	p := c.node.Params(key)
+	if err := config.CheckCost(key, p.Limit, o.costOf()); err != nil {
+		return Decision{}, err
+	}
+	d, err := c.be.Check(ctx, key, p, o.costOf())
 	if err != nil {
 		return Decision{}, unavailable(ctx, err)
 	}
@@ -93,8 +126,13 @@ func (c *Client) Status(ctx context.Context, key string) (Status, error) {
 	if err != nil {
 		return Status{}, unavailable(ctx, err)
 	}
-	st := Status{Key: key, Limit: Limit(p.Limit), Used: ks.Used, Remaining: ks.Remaining, Unclaimed: ks.Unclaimed,
+	st := Status{Key: key, Limit: limitOf(p.Limit), Used: ks.Used, Remaining: ks.Remaining, Unclaimed: ks.Unclaimed,
 		DeadLetters: ks.DeadLetters, Jobs: ks.Jobs, JobsRunning: ks.Leased}
+	for i, r := range ks.Rates {
+		if i < p.Limit.NumRates() {
+			st.Rates = append(st.Rates, RateStatus{Rate: Rate(p.Limit.Rate(i)), Used: r.Used, Remaining: r.Remaining})
+		}
+	}
 	st.QueuedByPriority = make(map[Priority]int, config.NumPriorities)
 	for line, q := range ks.Queued {
 		st.QueuedByPriority[config.PriorityOfLine(line)] = q
@@ -116,7 +154,8 @@ func (c *Client) Status(ctx context.Context, key string) (Status, error) {
 		Cancelled: m[queue.CountCancelled], Refunded: m[queue.CountRefunded], Corrupt: m[queue.CountCorrupt],
 		Abandoned: m[queue.CountAbandoned], Retried: m[queue.CountRetried], Reclaimed: m[queue.CountReclaimed],
 		Dead: m[queue.CountDead], BadConfig: m[queue.CountBadConfig], Duplicates: m[queue.CountDuplicate],
-		Succeeded: m[queue.CountSucceeded], Failed: m[queue.CountFailed]}
+		Succeeded: m[queue.CountSucceeded], Failed: m[queue.CountFailed],
+		Units: CountersUnits{Settled: m[queue.CountSettled], Returned: m[queue.CountUnitsReturned], Over: m[queue.CountUnitsOver]}}
 	return st, nil
 }
 
@@ -162,7 +201,7 @@ func (c *Client) LimitOf(key string) (Limit, error) {
 	if err := config.ValidateKey(key); err != nil {
 		return Limit{}, err
 	}
-	return Limit(c.node.Params(key).Limit), nil
+	return limitOf(c.node.Params(key).Limit), nil
 }
 
 // Ping reports whether the backend answers.
@@ -241,7 +280,7 @@ func (c *Client) SetLimit(ctx context.Context, key string, l Limit) error {
 		return err
 	}
 	var lp *config.Limit
-	if l != (Limit{}) {
+	if !l.isZero() {
 		if err := l.Validate(); err != nil {
 			return err
 		}

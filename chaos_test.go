@@ -125,8 +125,8 @@ func (b recBackend) Claim(ctx context.Context, calls []queue.ClaimCall) []queue.
 	return res
 }
 
-func (b recBackend) Refund(ctx context.Context, key string, p queue.Params, id []byte, at int64, local []byte) error {
-	err := b.Backend.Refund(ctx, key, p, id, at, local)
+func (b recBackend) Refund(ctx context.Context, key string, p queue.Params, id []byte, at int64, local []byte, cost int64) error {
+	err := b.Backend.Refund(ctx, key, p, id, at, local, cost)
 	if err == nil {
 		b.log.remove(key, id)
 	}

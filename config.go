@@ -96,8 +96,8 @@ func (c Config) WithDefaults() Config {
 	if c.Prefix == "" {
 		c.Prefix = config.DefaultPrefix
 	}
-	if c.Default == (Limit{}) {
-		c.Default = Limit(config.DefaultLimit)
+	if c.Default.isZero() {
+		c.Default = limitOf(config.DefaultLimit)
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = config.DefaultBatchSize

@@ -50,7 +50,7 @@ func TestG1NeverOverLimit(t *testing.T) {
 				mu.Lock()
 				grants = append(grants, g.At)
 				mu.Unlock()
-				c.run(context.Background(), "llm", rec.fn(fmt.Sprint(i)))
+				c.run(context.Background(), "llm", rec.fn(fmt.Sprint(i)), g)
 			}()
 		}
 		wg.Wait()

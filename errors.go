@@ -29,6 +29,10 @@ var (
 	ErrInvalidKey = config.ErrInvalidKey
 	// ErrInvalidConfig: a Config or Limit field is out of range; the error names the field.
 	ErrInvalidConfig = config.ErrInvalidConfig
+	// ErrCostTooHigh: the request's cost (WithCost) is more than some rate of its key's limit
+	// that counts units could ever admit — above the rate's Max, or its Burst for TokenBucket
+	// — so it fails at once rather than wait forever.
+	ErrCostTooHigh = config.ErrCostTooHigh
 )
 
 // TimeoutError is the error a request (or a Wait for a durable job) returns when its deadline

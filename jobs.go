@@ -78,7 +78,7 @@ func (c *Client) Enqueue(ctx context.Context, key, handler string, payload []byt
 		return "", err
 	}
 	return c.node.Enqueue(ctx, processor.Job{Key: key, Handler: handler, Payload: payload, Priority: o.priority,
-		Timeout: o.timeout, MaxRetries: o.retries, Name: o.jobName})
+		Timeout: o.timeout, MaxRetries: o.retries, Name: o.jobName, Cost: o.cost})
 }
 
 // EnqueueMany enqueues one durable job of handler for each payload in the line of key, in
@@ -100,7 +100,7 @@ func (c *Client) EnqueueMany(ctx context.Context, key, handler string, payloads 
 		return nil, err
 	}
 	return c.node.EnqueueMany(ctx, processor.Job{Key: key, Handler: handler, Priority: o.priority, Timeout: o.timeout,
-		MaxRetries: o.retries, Name: o.jobName}, payloads)
+		MaxRetries: o.retries, Name: o.jobName, Cost: o.cost}, payloads)
 }
 
 // HandlerLive reports whether some live Client runs the durable-job handler name: this one,

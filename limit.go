@@ -1,6 +1,7 @@
 package rateltd
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/rateltd/rateltd/config"
@@ -18,6 +19,19 @@ type Limit struct {
 	// Burst is, for TokenBucket only, how many executions may start at once after a quiet
 	// period. Defaults to Max. Must be 0 for the other algorithms.
 	Burst int
+	// Units makes Max count cost units (see WithCost) rather than requests: with Units, a
+	// request of cost 5 uses 5 of Max. Defaults to false: Max counts requests, whatever
+	// their cost.
+	Units bool
+	// Also holds the key's further rates, at most 4, each kept by the key's Algorithm: a
+	// request starts only when the main rate and every rate of Also admit it at that moment,
+	// and none is charged otherwise. For example 500 requests and 30,000 tokens a minute:
+	//
+	//	Limit{Max: 500, Window: time.Minute,
+	//		Also: []Rate{{Max: 30_000, Window: time.Minute, Units: true}}}
+	//
+	// Defaults to none.
+	Also []Rate
 	// MaxQueue is how many requests may wait in the key's line, across all priorities.
 	// -1 means never queue: over the limit a request fails at once with ErrQueueFull.
 	// Defaults to 1000.
@@ -29,15 +43,67 @@ type Limit struct {
 	Overflow Overflow
 }
 
+// Rate is one further rate of a key's limit (Limit.Also).
+type Rate struct {
+	// Max is how much may start per Window: requests, or cost units when Units is set.
+	// Required, at least 1.
+	Max int
+	// Window is the rate's window, at least 1ms and at most 7 days. Required.
+	Window time.Duration
+	// Burst is, for TokenBucket only, how much may start at once after a quiet period.
+	// Defaults to Max.
+	Burst int
+	// Units makes the rate count cost units (WithCost, Settle) rather than requests.
+	// Defaults to false.
+	Units bool
+}
+
 // WithDefaults returns l with every zero field that has a default filled in: MaxQueue 1000,
-// QueueTimeout 30s, and for TokenBucket a Burst of Max.
-func (l Limit) WithDefaults() Limit { return Limit(l.engine().WithDefaults()) }
+// QueueTimeout 30s, and for TokenBucket a Burst of Max (in each rate).
+func (l Limit) WithDefaults() Limit { return limitOf(l.engine().WithDefaults()) }
 
 // Validate reports the first field of l that is out of range, naming it (Limit.Max, say). The
 // error satisfies errors.Is(err, ErrInvalidConfig).
 func (l Limit) Validate() error { return l.validate("Limit") }
 
-func (l Limit) validate(field string) error { return l.engine().Validate(field) }
+// ValidateAs is Validate naming the fields under field (limits.openai.Max, say), for limits
+// read from a file or a request.
+func (l Limit) ValidateAs(field string) error { return l.validate(field) }
+
+func (l Limit) validate(field string) error {
+	if len(l.Also) > config.MaxAlso {
+		return fmt.Errorf("%w: %s.Also: holds at most %d rates, got %d", ErrInvalidConfig, field, config.MaxAlso, len(l.Also))
+	}
+	for i, r := range l.Also {
+		if r == (Rate{}) {
+			return fmt.Errorf("%w: %s.Also[%d]: Max must be at least 1, got 0", ErrInvalidConfig, field, i)
+		}
+	}
+	return l.engine().Validate(field)
+}
 
 // engine is l as the engine takes it.
-func (l Limit) engine() config.Limit { return config.Limit(l) }
+func (l Limit) engine() config.Limit {
+	e := config.Limit{Algorithm: l.Algorithm, Max: l.Max, Window: l.Window, Burst: l.Burst, Units: l.Units,
+		MaxQueue: l.MaxQueue, QueueTimeout: l.QueueTimeout, Overflow: l.Overflow}
+	for i, r := range l.Also[:min(len(l.Also), config.MaxAlso)] {
+		e.Also[i] = config.Rate(r)
+	}
+	return e
+}
+
+// limitOf is the engine's limit e as a Limit.
+func limitOf(e config.Limit) Limit {
+	l := Limit{Algorithm: e.Algorithm, Max: e.Max, Window: e.Window, Burst: e.Burst, Units: e.Units,
+		MaxQueue: e.MaxQueue, QueueTimeout: e.QueueTimeout, Overflow: e.Overflow}
+	for _, r := range e.Also[:e.NumRates()-1] {
+		l.Also = append(l.Also, Rate(r))
+	}
+	return l
+}
+
+// equal reports whether l and o are the same limit.
+func (l Limit) equal(o Limit) bool { return l.engine() == o.engine() && len(l.Also) == len(o.Also) }
+
+// isZero reports whether l is the zero Limit.
+func (l Limit) isZero() bool { return l.engine() == config.Limit{} && len(l.Also) == 0 }

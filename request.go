@@ -20,7 +20,17 @@ type options struct {
 	timeout  time.Duration
 	retries  int
 	jobName  string
+	cost     int64 // WithCost's; 0 when not given
+	badCost  bool  // WithCost was given a cost below 1
 	decided  func(queue.Decision) // WithDecision's f, given the root's Decision
+}
+
+// costOf is the request's cost: WithCost's, or 1.
+func (o options) costOf() int64 {
+	if o.cost == 0 {
+		return 1
+	}
+	return o.cost
 }
 
 // WithPriority sets the request's priority. Defaults to PriorityNormal, which is also the
@@ -41,6 +51,16 @@ func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout =
 // any error, after a backoff (Config.RetryBackoff, doubling); a RetryAfterError pauses the key
 // and spends one retry. After the last, the job is dead-lettered and Wait returns a *JobError.
 func WithMaxRetries(n int) Option { return func(o *options) { o.retries = n } }
+
+// WithCost sets what the request counts against the rates of its key's limit that count cost
+// units (Limit.Units, Rate.Units): tokens of an LLM call, say, as estimated before it. Rates
+// that count requests count it as 1 whatever its cost. A cost more than some such rate could
+// ever admit (its Max, or its Burst for TokenBucket) fails at once with ErrCostTooHigh. Inside
+// fn (or a handler), Settle says what the call really cost. n must be at least 1. Defaults
+// to 1.
+func WithCost(n int) Option {
+	return func(o *options) { o.cost, o.badCost = int64(n), n < 1 }
+}
 
 // WithJobName names a durable job within its key, making Enqueue idempotent: the job's id
 // follows from the key and the name, and enqueuing a job of the same key and name while one
@@ -82,6 +102,9 @@ func apply(opts []Option) (options, error) {
 	}
 	if o.retries < 0 {
 		return o, fmt.Errorf("%w: WithMaxRetries: must not be negative, got %d", ErrInvalidConfig, o.retries)
+	}
+	if o.badCost || o.cost > 1<<53 {
+		return o, fmt.Errorf("%w: WithCost: must be from 1 to 2^53, got %d", ErrInvalidConfig, o.cost)
 	}
 	return o, nil
 }
@@ -149,7 +172,7 @@ func (c *Client) request(ctx context.Context, key string, fn func(context.Contex
 func (c *Client) once(ctx context.Context, key string, fn func(context.Context) (any, error), o options, head bool) (any, error) {
 	start := time.Now()
 	g, err := c.node.Acquire(ctx, processor.Request{Key: key, Priority: o.priority, Timeout: o.timeout, Head: head,
-		Decided: o.decided, Degradable: c.cfg.OnRedisError != FailClosed})
+		Cost: o.cost, Decided: o.decided, Degradable: c.cfg.OnRedisError != FailClosed})
 	if errors.Is(err, ErrUnavailable) {
 		// Only a failure of Redis or of the connection is ErrUnavailable, never a ctx that
 		// ended (see processor's admitFailure); after one, the backend fails its next
@@ -161,7 +184,7 @@ func (c *Client) once(ctx context.Context, key string, fn func(context.Context) 
 		return nil, err
 	}
 	wait := time.Since(start)
-	v, err := c.run(ctx, key, fn)
+	v, err := c.run(ctx, key, fn, g)
 	if c.cfg.Observer != nil {
 		outcome := OutcomeSucceeded
 		if err != nil {
@@ -214,8 +237,8 @@ func failure(err error) Outcome {
 
 // run runs fn with a context of its own: ctx's, also cancelled (cause ErrClosed) when Shutdown
 // gives up waiting, and when fn returns. No goroutine: Shutdown finds the cancel in c.fns.
-func (c *Client) run(ctx context.Context, key string, fn func(context.Context) (any, error)) (v any, err error) {
-	fctx, cancel := context.WithCancelCause(ctx)
+func (c *Client) run(ctx context.Context, key string, fn func(context.Context) (any, error), g processor.Grant) (v any, err error) {
+	fctx, cancel := context.WithCancelCause(c.node.WithSettlement(ctx, key, g))
 	id := c.fns.add(cancel)
 	defer func() {
 		c.fns.remove(id)

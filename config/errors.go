@@ -38,7 +38,23 @@ var (
 	// ErrJobFailed: a durable job's handler failed on its last allowed attempt; the job went
 	// to its key's dead-letter list.
 	ErrJobFailed = errors.New("rateltd: job failed")
+	// ErrCostTooHigh: a request's cost is more than some rate of its key's limit that counts
+	// units could ever admit (above its Max, or its Burst for TokenBucket): it would wait
+	// forever, so it fails at once.
+	ErrCostTooHigh = errors.New("rateltd: cost above what the limit can ever admit")
 )
+
+// CheckCost reports ErrCostTooHigh, naming key and l's capacity, when cost is more than l
+// could ever admit, and ErrInvalidConfig when cost is below 1.
+func CheckCost(key string, l Limit, cost int64) error {
+	if cost < 1 || cost > 1<<53 {
+		return fmt.Errorf("%w: cost %d: must be from 1 to 2^53", ErrInvalidConfig, cost)
+	}
+	if m := l.MaxCost(); m >= 0 && cost > m {
+		return fmt.Errorf("%w: key %q: cost %d, at most %d", ErrCostTooHigh, key, cost, m)
+	}
+	return nil
+}
 
 // TimeoutError is the error of a request, or of a wait for a durable job, whose deadline
 // passed while it waited in line; Key is the key it waited on. It satisfies errors.Is with

@@ -82,10 +82,86 @@ type Limit struct {
 	Max          int
 	Window       time.Duration
 	Burst        int
+	Units        bool // the main rate counts cost units, not requests
+	Also         [MaxAlso]Rate // the first NumRates()-1 are in use, the rest zero
 	MaxQueue     int // -1: never queue
 	QueueTimeout time.Duration
 	Overflow     Overflow
 }
+
+// Rate is one rate of a key's limit besides its main one (Limit.Max per Limit.Window), kept
+// by the key's algorithm; rateltd.Rate converts to it field for field.
+type Rate struct {
+	Max    int
+	Window time.Duration
+	Burst  int
+	Units  bool // counts cost units, not requests
+}
+
+// MaxAlso bounds Limit.Also.
+const MaxAlso = 4
+
+// Rate returns rate i of l: 0 the main one, i > 0 Also[i-1].
+func (l Limit) Rate(i int) Rate {
+	if i == 0 {
+		return Rate{Max: l.Max, Window: l.Window, Burst: l.Burst, Units: l.Units}
+	}
+	return l.Also[i-1]
+}
+
+// NumRates is how many rates l holds: the main one and those of Also in use (up to the
+// first zero one).
+func (l Limit) NumRates() int {
+	n := 1
+	for _, r := range l.Also {
+		if r == (Rate{}) {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// Only returns the limit that holds rate i of l alone as its main rate (its algorithm and
+// line settings are l's): the limit each algorithm step of rate i takes.
+func (l Limit) Only(i int) Limit {
+	r := l.Rate(i)
+	l.Max, l.Window, l.Burst, l.Units, l.Also = r.Max, r.Window, r.Burst, r.Units, [MaxAlso]Rate{}
+	return l
+}
+
+// Charge is what a request of cost c counts against rate r: c when r counts units, else 1.
+func (r Rate) Charge(c int64) int64 {
+	if r.Units {
+		return c
+	}
+	return 1
+}
+
+// Capacity is the most rate r can ever admit at once under algorithm a: Burst for TokenBucket,
+// else Max.
+func (r Rate) Capacity(a Algorithm) int64 {
+	if a == TokenBucket && r.Burst > 0 {
+		return int64(r.Burst)
+	}
+	return int64(r.Max)
+}
+
+// MaxCost is the largest cost l could ever admit: the smallest capacity of its rates that
+// count units; -1 when no rate counts units, so that any cost fits.
+func (l Limit) MaxCost() int64 {
+	m := int64(-1)
+	for i := range l.NumRates() {
+		if r := l.Rate(i); r.Units && (m < 0 || r.Capacity(l.Algorithm) < m) {
+			m = r.Capacity(l.Algorithm)
+		}
+	}
+	return m
+}
+
+// HasUnits reports whether some rate of l counts cost units.
+func (l Limit) HasUnits() bool { return l.MaxCost() >= 0 }
+
 
 // WithDefaults returns l with every zero field that has a default filled in.
 func (l Limit) WithDefaults() Limit {
@@ -97,6 +173,11 @@ func (l Limit) WithDefaults() Limit {
 	}
 	if l.Algorithm == TokenBucket && l.Burst == 0 {
 		l.Burst = l.Max
+	}
+	for i := range l.NumRates() - 1 {
+		if l.Algorithm == TokenBucket && l.Also[i].Burst == 0 {
+			l.Also[i].Burst = l.Also[i].Max
+		}
 	}
 	return l
 }
@@ -125,6 +206,30 @@ func (l Limit) Validate(field string) error {
 		return bad("QueueTimeout", "must not be negative, got %v", l.QueueTimeout)
 	case l.Overflow != Reject && l.Overflow != DropOldest:
 		return bad("Overflow", "unknown overflow policy %d", int(l.Overflow))
+	}
+	for i, r := range l.Also[:l.NumRates()-1] {
+		if err := r.validate(l.Algorithm, fmt.Sprintf("%s.Also[%d]", field, i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r Rate) validate(a Algorithm, field string) error {
+	bad := func(name, format string, args ...any) error {
+		return fmt.Errorf("%w: %s.%s: %s", ErrInvalidConfig, field, name, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case r.Max < 1:
+		return bad("Max", "must be at least 1, got %d", r.Max)
+	case r.Window < time.Millisecond:
+		return bad("Window", "must be at least 1ms, got %v", r.Window)
+	case r.Window > MaxWindow:
+		return bad("Window", "must be at most %v, got %v", MaxWindow, r.Window)
+	case r.Burst < 0:
+		return bad("Burst", "must not be negative, got %d", r.Burst)
+	case r.Burst != 0 && a != TokenBucket:
+		return bad("Burst", "applies only to TokenBucket, got %d with %v", r.Burst, a)
 	}
 	return nil
 }

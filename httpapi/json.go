@@ -53,7 +53,7 @@ func (j LimitJSON) Limit() (rateltd.Limit, error) {
 	default:
 		return l, fmt.Errorf("%w: overflow %q: want reject or drop_oldest", rateltd.ErrInvalidConfig, j.Overflow)
 	}
-	return l, config.Limit(l).Validate("limit")
+	return l, l.ValidateAs("limit")
 }
 
 func parseDuration(field, s string) (time.Duration, error) {

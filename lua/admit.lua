@@ -8,12 +8,16 @@ local len = line_len()
 
 -- Under DropOldest, a full line gives up the oldest request of the lowest priority up to PRIO
 -- (the ticket at the head of its line); durable jobs are never dropped.
-local drop = nil
+local drop, drop_cost = nil, 1
 if len >= MAXQ and OVERFLOW == 1 then
   for q = 0, PRIO do
     local head = redis.call('LINDEX', KEYS[2 + q], 0)
     local t = head and decode(head)
-    if head and not (t and t[T_HANDLER]) then drop = q; break end
+    if head and not (t and t[T_HANDLER]) then
+      drop = q
+      if t then drop_cost = cost_of(t) end
+      break
+    end
   end
 end
 
@@ -24,7 +28,12 @@ for q = PRIO, 3 do
   if q > PRIO or not HEAD then ahead = ahead + redis.call('LLEN', KEYS[2 + q]) end
 end
 if drop == PRIO and not HEAD then ahead = ahead - 1 end
-local earliest = lim_slot(now, ahead + 1, free)
+local units = nil
+if HAS_UNITS then
+  units = units_ahead(PRIO, HEAD)
+  if drop == PRIO and not HEAD then units = units - drop_cost end
+end
+local earliest = lim_slot(now, ahead + 1, units, COST)
 if p == PAUSED_FOREVER then earliest = PAUSED_FOREVER elseif p ~= NOT_PAUSED then earliest = math.max(earliest, p) end
 
 if MAXQ == -1 then

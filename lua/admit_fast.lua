@@ -6,19 +6,21 @@
 -- KEYS, ARGV 1-6: see limits.lua.
 -- ARGV: 7 raw ticket  8 ticket id  9 priority (0-3)  10 deadline µs  11 max queue (-1: never queue)
 --       12 overflow (0 reject, 1 drop oldest)  13 head (1: a retried request, queued at the head
---       of its priority's line)
+--       of its priority's line)  14 cost (see limits.lua; absent: 1)
 -- Reply: {code, now µs, remaining, earliest µs (PAUSED_FOREVER: paused with no end), line length
 --        before, evicted raw or '', reset after µs}
---   code 1 granted, 2 queued, 3 full, 4 would exceed deadline. remaining: granted, how many more
---   may start now; else how many the window alone lets start (the line or a pause holds them).
---   reset after: how long until the window is entirely free again (granted: with this grant);
---   0 when queued, which does not read it.
+--   code 1 granted, 2 queued, 3 full, 4 would exceed deadline. remaining: granted, what the
+--   tightest rate may admit still; else how many of cost 1 the window alone lets start (the line
+--   or a pause holds them). reset after: how long until the tightest rate's window is entirely
+--   free again (granted: with this grant); 0 when queued, which does not read it.
 local RAW, ID, PRIO, DEADLINE = ARGV[7], ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
 local MAXQ, OVERFLOW, HEAD = tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[13] == '1'
+local COST = tonumber(ARGV[14]) or 1
 
 local now = now_us()
 local free = lim_free(now, true)
-if free > 0 and quiet(now) then
-  local reset = lim_record(now, {ID}) -- 'admitted' is counted by the node, keeping this path short
-  return {1, now, free - 1, 0, 0, '', reset}
+if lim_fits(COST) and quiet(now) then
+  lim_take(COST)
+  local reset = lim_record(now, {ID}, {COST}) -- 'admitted' is counted by the node, keeping this path short
+  return {1, now, FREE[lim_tight()], 0, 0, '', reset}
 end

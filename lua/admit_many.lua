@@ -3,7 +3,9 @@
 -- the order given: the pause and the line are checked and the window read once; its tickets,
 -- in the order given, are granted while the key is quiet and the limit allows (one window
 -- write for them all), and the rest go through the line one by one as separate admits would
--- (queued, full, would exceed the deadline, evictions). The script is this file, limits.lua,
+-- (queued, full, would exceed the deadline, evictions). Only limits of one rate that counts
+-- requests come here, and tickets of cost 1 (queue's admitter sends the others alone). The
+-- script is this file, limits.lua,
 -- pause.lua, quiet.lua, line.lua, admit.lua and admit_many_end.lua.
 -- KEYS: the ten of limits.lua for each key, key after key.
 -- ARGV: 1 m, how many sets of settings follow; then m sets of nine: 1-6 see limits.lua  7 max
@@ -22,3 +24,4 @@ local ALL_KEYS, ALL_ARGV = KEYS, ARGV
 local KEYS, ARGV = KEYS, {unpack(ARGV, 2, 10)}
 -- The ticket line_admit admits, and the key's settings and free slots.
 local RAW, ID, PRIO, DEADLINE, MAXQ, OVERFLOW, HEAD, now, free
+local COST = 1

@@ -8,8 +8,9 @@ local function admit_key(at, n)
     g = math.min(free, n)
     local ids = {}
     for i = 1, g do ids[i] = ALL_ARGV[at + 4 * i - 2] end
+    for _ = 1, g do lim_take(1) end
     reset = lim_record(now, ids) -- 'admitted' is counted by the nodes, as after admit_fast.lua
-    if ALG == 2 then step = EMIT end -- GCRA: each grant before the last freed EMIT sooner
+    if ALG == 2 then step = R_EMIT[1] end -- GCRA: each grant before the last freed EMIT sooner
   end
   local out = {now, g, free, reset, step}
   free = free - g

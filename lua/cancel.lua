@@ -12,7 +12,8 @@ for _, z in ipairs({GRANTED, LOCAL}) do
   local at = redis.call('ZSCORE', z, RAW)
   if at then
     redis.call('ZREM', z, RAW)
-    lim_refund(now_us(), ID, tonumber(at))
+    local t = decode(RAW)
+    lim_refund(now_us(), ID, tonumber(at), t and cost_of(t) or 1)
     refunded = refunded + 1
   end
 end

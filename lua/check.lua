@@ -1,21 +1,26 @@
 -- check.lua: would a request be granted now? Reads only; consumes nothing.
 -- KEYS, ARGV 1-6: see limits.lua.
+-- ARGV: 7 cost (absent: 1)
 -- Reply: {allowed 0/1, remaining, retry after µs (PAUSED_FOREVER: paused with no end), reset after µs}
+--   remaining and reset after are the tightest rate's (see limits.lua).
+local COST = tonumber(ARGV[7]) or 1
 local now = now_us()
 local p = paused(now)
 local len = line_len()
-local free = lim_free(now, false)
-local allowed = p == NOT_PAUSED and len == 0 and free > 0
+lim_free(now, false)
+local allowed = p == NOT_PAUSED and len == 0 and lim_fits(COST)
 local retry = 0
 if not allowed then
   if p == PAUSED_FOREVER then
     retry = PAUSED_FOREVER
   else
-    local at = lim_slot(now, len + 1, free)
+    local units = nil
+    if HAS_UNITS then units = units_ahead(0, false) end
+    local at = lim_slot(now, len + 1, units, COST)
     if p ~= NOT_PAUSED then at = math.max(at, p) end
     retry = at - now
   end
 end
 local a = 0
 if allowed then a = 1 end
-return {a, free, retry, lim_reset_after(now)}
+return {a, FREE[lim_tight()], retry, lim_reset_after(now)}

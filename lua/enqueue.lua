@@ -8,5 +8,6 @@
 -- waiting, running or has its result kept (nothing written).
 local RAW, ID, PRIO, DEADLINE = ARGV[7], ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
 local MAXQ, OVERFLOW, HEAD = tonumber(ARGV[11]), tonumber(ARGV[12]), false
+local COST = 1 -- the ticket's: enqueue_job reads it
 local now = now_us()
 local free = lim_free(now, true)

@@ -6,6 +6,8 @@ local function enqueue_job(rec)
   if redis.call('HEXISTS', JOBS, ID) == 1 or (kept and tonumber(kept) > now) then
     return {5, now, 0, 0, 0, '', 0}
   end
+  local t = decode(RAW)
+  COST = t and cost_of(t) or 1
   local reply = line_admit()
   if reply[1] == 2 then
     redis.call('HSET', JOBS, ID, rec)

@@ -11,5 +11,6 @@
 local PRIO, DEADLINE = tonumber(ARGV[7]), tonumber(ARGV[8])
 local MAXQ, OVERFLOW, HEAD = tonumber(ARGV[9]), tonumber(ARGV[10]), false
 local RAW, ID
+local COST = 1 -- each ticket's: enqueue_job reads it
 local now = now_us()
 local free = lim_free(now, true)

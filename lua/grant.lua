@@ -34,13 +34,15 @@ for i = 15 + ndead, #ARGV do
 end
 
 local now = now_us()
--- The step's running state, grantRun's fields: grants the window allows still (free) and this
--- node's free workers (slots); the n ids granted; the reply's lists (this node's own tickets
+-- The step's running state, grantRun's fields: grants of cost 1 the window allows still (free;
+-- limits.lua's FREE holds what each rate allows) and this node's free workers (slots); the n
+-- ids granted and their costs; the cost of the ticket that did not fit (blocked, nil when
+-- none); the reply's lists (this node's own tickets
 -- granted, other owners to wake, jobs granted, jobs ended that somebody waits for) and the
 -- owners listed already; tickets dropped unserved and jobs passed over. held: a job's turn keeps
 -- tickets behind it waiting; busy: it waits for a worker of this node; halt: lower priorities
 -- wait too.
-local free, slots, n, ids = 0, tonumber(ARGV[12]), 0, {}
+local free, slots, n, ids, costs, blocked = 0, tonumber(ARGV[12]), 0, {}, {}, nil
 local mine_t, owners, jobs, woken, owner_seen = {}, {}, {}, {}, {}
 local drops, skips, held, busy, halt = 0, 0, false, false, false
 
@@ -61,7 +63,7 @@ local function refund_stale()
     local at = tonumber(stale[i + 1])
     if at <= now - CLAIM or not t or dead[t[T_OWNER]] then
       redis.call('ZREM', GRANTED, stale[i])
-      if t then lim_refund(now, t[T_ID], at) end
+      if t then lim_refund(now, t[T_ID], at, cost_of(t)) end
       count('refunded')
     end
   end
@@ -94,6 +96,21 @@ local function reclaim_leases()
   end
 end
 
+-- take_grant counts a grant of cost c to id. Twin: grantRun.takeGrant.
+local function take_grant(id, c)
+  lim_take(c)
+  n, free = n + 1, lim_least()
+  ids[n], costs[n] = id, c
+end
+
+-- fits reports whether ticket t's cost fits what every rate allows still, and notes its cost
+-- as blocked when it does not. Twin: grantRun.fits.
+local function fits(t)
+  if lim_fits(cost_of(t)) then return true end
+  blocked = cost_of(t)
+  return false
+end
+
 -- Takes the ticket raw at position i of line out.
 local function take(line, i, raw)
   if i == 0 then redis.call('LPOP', line) else redis.call('LREM', line, 1, raw) end
@@ -123,8 +140,7 @@ local function grant_job(line, i, raw, t)
   jobs[#jobs + 1] = id
   jobs[#jobs + 1] = job_put(id, j, LEASE_US)
   slots = slots - 1
-  n, free = n + 1, free - 1
-  ids[n] = id
+  take_grant(id, cost_of(t))
 end
 
 -- grant_request grants request ticket t, at position i of line, to its owner: at once when
@@ -132,8 +148,7 @@ end
 -- grantRun.grantRequest.
 local function grant_request(line, i, raw, t)
   take(line, i, raw)
-  n, free = n + 1, free - 1
-  ids[n] = t[T_ID]
+  take_grant(t[T_ID], cost_of(t))
   local owner = t[T_OWNER]
   if owner == NODE then
     mine_t[#mine_t + 1] = raw
@@ -160,7 +175,7 @@ local function visit_job(line, i, raw, t)
     skips = skips + 1
     return i + 1
   end
-  if free <= 0 or n >= BATCH then return nil end
+  if not fits(t) or n >= BATCH then return nil end
   if slots <= 0 then
     held, busy, halt = true, true, true
     return nil
@@ -174,7 +189,7 @@ end
 local function visit_request(line, i, raw, t)
   if dead[t[T_OWNER]] then
     drop(line, i, raw, 'abandoned')
-  elseif free <= 0 or n >= BATCH then
+  elseif not fits(t) or n >= BATCH then
     return nil
   elseif redis.call('ZSCORE', LOCAL, raw) or redis.call('ZSCORE', GRANTED, raw) then
     -- Granted already: a second copy, queued by an admit that the Redis client sent again
@@ -231,7 +246,7 @@ end
 -- Twin: grantRun.chargeWindow.
 local function charge_window()
   if n == 0 then return end
-  lim_record(now, ids)
+  lim_record(now, ids, costs)
   count('granted', n)
   if #owners > 0 then redis.call('PEXPIRE', GRANTED, ms(2 * CLAIM)) end
   if #mine_t > 0 then redis.call('PEXPIRE', LOCAL, ms(2 * CLAIM)) end
@@ -245,6 +260,7 @@ local function next_visit(p)
   if line_len() > 0 then
     if p ~= NOT_PAUSED then next = p
     elseif drops >= MAX_DROPS then next = now
+    elseif blocked then next = lim_slot(now, 1, 0, blocked)
     elseif free > 0 and held then next = now + HOLD
     elseif free > 0 then next = now
     else next = lim_slot(now, 1, 0) end
@@ -263,7 +279,7 @@ end
 refund_stale()
 reclaim_leases()
 local p = paused(now)
-if p == NOT_PAUSED then free = lim_free(now, true) end
+if p == NOT_PAUSED then free = lim_free(now, true) else lim_none() end
 pick_grants()
 charge_window()
 local next = next_visit(p)

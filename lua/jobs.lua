@@ -9,14 +9,14 @@
 -- A record is a msgpack array: 1 key  2 handler  3 payload  4 priority (0-3)  5 max retries
 --   6 failures  7 runs (the token of the current run)  8 leases lost  9 time it may wait in line µs
 --   10 state (0 in line, 1 running, 2 waiting to be retried)  11 node running it ('' none)
---   12 node that enqueued it  13 result TTL ms  14 enqueued µs
+--   12 node that enqueued it  13 result TTL ms  14 enqueued µs  15 cost (only when not 1)
 -- A result is a msgpack array {status, data}: status 0 done (data: the handler's result),
 -- 1 failed (data: the error), 2 expired in line, 3 evicted by Reset.
 local JOBS, LEASE, RES, REXP, WAITED, LOCAL = KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15], KEYS[16]
 
 -- The positions of a record's fields, queue.Job's fields in order.
 local J_KEY, J_HANDLER, J_PAYLOAD, J_PRIORITY, J_MAX_RETRIES, J_FAILURES, J_RUNS = 1, 2, 3, 4, 5, 6, 7
-local J_LOST, J_WAIT, J_STATE, J_HOLDER, J_OWNER, J_RESULT_TTL, J_ENQUEUED = 8, 9, 10, 11, 12, 13, 14
+local J_LOST, J_WAIT, J_STATE, J_HOLDER, J_OWNER, J_RESULT_TTL, J_ENQUEUED, J_COST = 8, 9, 10, 11, 12, 13, 14, 15
 -- A record's states (queue's jobInLine, jobRunning, jobRetrying) and a result's statuses
 -- (queue.ResultStatus).
 local JOB_IN_LINE, JOB_RUNNING, JOB_RETRYING = 0, 1, 2
@@ -71,6 +71,7 @@ local function job_requeue(now, id, j)
   local t = {}
   t[T_ID], t[T_KEY], t[T_PRIORITY], t[T_ENQUEUED] = id, j[J_KEY], j[J_PRIORITY], now
   t[T_DEADLINE], t[T_OWNER], t[T_HANDLER] = now + j[J_WAIT], j[J_OWNER], j[J_HANDLER]
+  if type(j[J_COST]) == 'number' and j[J_COST] ~= 1 then t[T_COST] = j[J_COST] end
   redis.call('LPUSH', q, cmsgpack.pack(t))
   extend_ttl(q, j[J_WAIT])
   j[J_STATE], j[J_HOLDER] = JOB_IN_LINE, ''

@@ -2,21 +2,36 @@
 -- follows it, then line.lua, the helpers of the line (in admit's case, after the fast path).
 --
 -- KEYS (every per-key script, all with the same {hash tag}):
---   1 w (window state)  2..5 q:0..q:3 (lines, priority low..critical)  6 granted (ZSET raw ticket -> grant µs)
---   7 paused (string: until µs, -1 = forever; see pause.lua)  8 stats (HASH)  9 dlq (LIST)  10 evicted (ZSET id -> deadline µs)
--- ARGV (every per-key script): 1 algorithm (0 sliding log, 1 fixed window, 2 GCRA)  2 max  3 window µs
---   4 burst (GCRA)  5 stats TTL ms  6 external pause (0 none, -1 forever, else until µs)
+--   1 w (window state of the main rate)  2..5 q:0..q:3 (lines, priority low..critical)
+--   6 granted (ZSET raw ticket -> grant µs)  7 paused (string: until µs, -1 = forever; see pause.lua)
+--   8 stats (HASH)  9 dlq (LIST)  10 evicted (ZSET id -> deadline µs)  then the script's own keys,
+--   and last the windows of the limit's further rates, one per rate, in order (see ARGV 1)
+-- ARGV (every per-key script): 1 the algorithm (0 sliding log, 1 fixed window, 2 GCRA), or, for
+--   a limit whose main rate counts cost units or that has further rates, "algorithm,units" and
+--   for each further rate ";max,window µs,burst,units" (units: 1 counts cost units, 0 requests)
+--   2 max  3 window µs  4 burst (GCRA)  5 stats TTL ms  6 external pause (0 none, -1 forever,
+--   else until µs)
 -- Times are µs of Redis server time. Numbers handed to redis.call go through I(), because Lua
 -- would print a 16-digit number in exponent form.
-local W, GRANTED, PAUSED, STATS, DLQ, EVICTED
-local ALG, MAX, WIN, BURST, STATS_TTL, EXT_PAUSE
-local EMIT -- GCRA emission interval, rounded up: never faster than the limit
-local TAU  -- GCRA bucket depth in µs
+--
+-- A rate counting requests charges 1 a grant, one counting units the grant's cost. A sliding
+-- log holds one entry a grant: its member is the ticket id, followed by the cost in decimal
+-- when the rate counts units and the cost is not 1, or by 'o' and the overage for an overage
+-- settled later. Twin of every lim_ function: ratelimit.Window and queue's memRates.
+local GRANTED, PAUSED, STATS, DLQ, EVICTED
+local ALG, STATS_TTL, EXT_PAUSE
+-- The rates: NR of them, 1 the main one; each with its window's key, max, window, burst,
+-- whether it counts units, and GCRA's emission interval (rounded up: never faster than the
+-- limit) and bucket depth, µs.
+local NR, HAS_UNITS = 1, false
+local R_KEY, R_MAX, R_WIN, R_BURST, R_UNITS, R_EMIT, R_TAU = {}, {}, {}, {}, {}, {}, {}
+-- FREE[i]: what rate i may admit still, as lim_free read it less what lim_take took since.
+local FREE = {}
 
--- The window as lim_free last read it (fixed window: start and count; GCRA: tat), so that
--- lim_record need not read it again. Scripts write the window only through lim_record and
--- lim_refund, which drop it.
-local seen, seen_s, seen_n = false, nil, nil
+-- Each window as lim_free last read it (fixed window: start and count; GCRA: tat), so that
+-- lim_record need not read it again. Scripts write the windows only through the lim_
+-- functions, which drop it.
+local seen, seen_s, seen_n = {}, {}, {}
 
 -- Points the helpers at the key whose names are in KEYS and whose limit is in ARGV. Every script
 -- runs it once, here; admit_many.lua again for each further key it admits to, with KEYS and ARGV
@@ -24,14 +39,36 @@ local seen, seen_s, seen_n = false, nil, nil
 -- another table than the last (keys that share settings share one table there).
 local bound
 local function bind()
-  W, GRANTED, PAUSED, STATS, DLQ, EVICTED = KEYS[1], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-  seen = false
-  if ARGV == bound then return end
-  bound = ARGV
-  ALG, MAX, WIN = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-  BURST, STATS_TTL, EXT_PAUSE = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-  EMIT = math.ceil(WIN / MAX)
-  TAU = EMIT * BURST
+  GRANTED, PAUSED, STATS, DLQ, EVICTED = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+  if ARGV ~= bound then
+    bound = ARGV
+    STATS_TTL, EXT_PAUSE = tonumber(ARGV[5]), tonumber(ARGV[6])
+    NR, R_UNITS[1] = 1, false
+    ALG = tonumber(ARGV[1])
+    if not ALG then
+      local main = true
+      for part in string.gmatch(ARGV[1], '[^;]+') do
+        if main then
+          local a, u = string.match(part, '^(%d+),(%d)$')
+          ALG, R_UNITS[1], main = tonumber(a), u == '1', false
+        else
+          local m, w, b, u = string.match(part, '^(%d+),(%d+),(%d+),(%d)$')
+          NR = NR + 1
+          R_MAX[NR], R_WIN[NR], R_BURST[NR], R_UNITS[NR] = tonumber(m), tonumber(w), tonumber(b), u == '1'
+        end
+      end
+    end
+    R_MAX[1], R_WIN[1], R_BURST[1] = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+    HAS_UNITS = false
+    for i = 1, NR do
+      R_EMIT[i] = math.ceil(R_WIN[i] / R_MAX[i])
+      R_TAU[i] = R_EMIT[i] * R_BURST[i]
+      HAS_UNITS = HAS_UNITS or R_UNITS[i]
+    end
+  end
+  R_KEY[1] = KEYS[1]
+  for i = 2, NR do R_KEY[i] = KEYS[#KEYS - NR + i] end
+  for i = 1, NR do seen[i] = false end
 end
 bind()
 
@@ -44,106 +81,271 @@ end
 
 local function ms(us) return I(math.max(1, math.ceil(us / 1000))) end
 
--- How many may start now. With trim, stale sliding-log entries are removed first.
-local function lim_free(now, trim)
+-- What a grant of cost c counts against rate i.
+local function charge(i, c)
+  if R_UNITS[i] then return c end
+  return 1
+end
+
+-- The cost of sliding-log entry m of a rate that counts units (see the header).
+local function entry_cost(m)
+  if #m == 16 then return 1 end
+  local s = string.sub(m, 17)
+  if string.byte(s, 1) == 111 then s = string.sub(s, 2) end -- 'o': an overage
+  return tonumber(s) or 1
+end
+
+-- The sliding-log member of a grant of cost c for id in rate i.
+local function member(i, id, c)
+  if R_UNITS[i] and c ~= 1 then return id .. I(c) end
+  return id
+end
+
+-- What the live entries of rate i's sliding log count (from min, exclusive).
+local function log_used(i, min)
+  if not R_UNITS[i] then return redis.call('ZCOUNT', R_KEY[i], min, '+inf') end
+  local used = 0
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', R_KEY[i], min, '+inf')) do used = used + entry_cost(m) end
+  return used
+end
+
+-- What rate i may admit now. With trim, stale sliding-log entries are removed first.
+local function rate_free(i, now, trim)
+  local W, MAX, WIN = R_KEY[i], R_MAX[i], R_WIN[i]
   local used
   if ALG == 0 then
-    if trim then
-      redis.call('ZREMRANGEBYSCORE', W, '-inf', I(now - WIN))
-      used = redis.call('ZCARD', W)
-    else
-      used = redis.call('ZCOUNT', W, '(' .. I(now - WIN), '+inf')
-    end
+    if trim then redis.call('ZREMRANGEBYSCORE', W, '-inf', I(now - WIN)) end
+    if trim and not R_UNITS[i] then used = redis.call('ZCARD', W) else used = log_used(i, '(' .. I(now - WIN)) end
   elseif ALG == 1 then
     local v = redis.call('HMGET', W, 's', 'n')
-    seen, seen_s, seen_n = true, tonumber(v[1]), tonumber(v[2])
-    if seen_s == now - (now % WIN) then used = seen_n or 0 else used = 0 end
+    seen[i], seen_s[i], seen_n[i] = true, tonumber(v[1]), tonumber(v[2])
+    if seen_s[i] == now - (now % WIN) then used = seen_n[i] or 0 else used = 0 end
   else
-    seen, seen_s = true, tonumber(redis.call('GET', W)) or 0
-    local tat = math.max(seen_s, now)
-    return math.max(0, math.min(BURST, math.floor((now + TAU - tat) / EMIT)))
+    seen[i], seen_s[i] = true, tonumber(redis.call('GET', W)) or 0
+    local tat = math.max(seen_s[i], now)
+    return math.max(0, math.min(R_BURST[i], math.floor((now + R_TAU[i] - tat) / R_EMIT[i])))
   end
   return math.max(0, MAX - used)
 end
 
--- Records n grants at now (ids: their sliding-log members) and re-applies the window's TTL.
--- Returns how long until the window is entirely free again, µs (lim_reset_after, unread).
-local function lim_record(now, ids)
-  local reset
+-- How many requests of cost 1 may start now; FREE holds what each rate may admit.
+local function lim_free(now, trim)
+  local free = nil
+  for i = 1, NR do
+    FREE[i] = rate_free(i, now, trim)
+    if not free or FREE[i] < free then free = FREE[i] end
+  end
+  return free
+end
+
+-- Whether a grant of cost c fits in what every rate may admit still (FREE).
+local function lim_fits(c)
+  for i = 1, NR do
+    if charge(i, c) > FREE[i] then return false end
+  end
+  return true
+end
+
+-- The least any rate may admit still (FREE).
+local function lim_least()
+  local least = FREE[1]
+  for i = 2, NR do least = math.min(least, FREE[i]) end
+  return least
+end
+
+-- Sets FREE to nothing: a paused key admits nothing.
+local function lim_none()
+  for i = 1, NR do FREE[i] = 0 end
+end
+
+-- Takes a grant of cost c from FREE.
+local function lim_take(c)
+  for i = 1, NR do FREE[i] = FREE[i] - charge(i, c) end
+end
+
+-- The tightest rate: the one with the least of its max left (FREE), the first of equals.
+local function lim_tight()
+  local t = 1
+  for i = 2, NR do
+    if FREE[i] * R_MAX[t] < FREE[t] * R_MAX[i] then t = i end
+  end
+  return t
+end
+
+-- How long until rate i's window is entirely free again, µs.
+local function rate_reset_after(i, now)
+  local W = R_KEY[i]
+  if ALG == 0 then
+    local last = redis.call('ZRANGE', W, -1, -1, 'WITHSCORES')[2]
+    if not last then return 0 end
+    return math.max(0, tonumber(last) + R_WIN[i] - now)
+  elseif ALG == 1 then
+    return now - (now % R_WIN[i]) + R_WIN[i] - now
+  end
+  return math.max(0, (tonumber(redis.call('GET', W)) or 0) - now)
+end
+
+-- How long until the tightest rate's window is entirely free again, µs.
+local function lim_reset_after(now) return rate_reset_after(lim_tight(), now) end
+
+-- Records in rate i grants at now, of ids with costs (nil: each 1); returns how long until
+-- the window is entirely free again, µs.
+local function rate_record(i, now, ids, costs)
+  local W, WIN = R_KEY[i], R_WIN[i]
+  local total = 0
+  for j = 1, #ids do total = total + charge(i, costs and costs[j] or 1) end
   if ALG == 0 then
     local args = {}
-    for i, id in ipairs(ids) do args[2 * i - 1] = I(now); args[2 * i] = id end
+    for j, id in ipairs(ids) do args[2 * j - 1] = I(now); args[2 * j] = member(i, id, costs and costs[j] or 1) end
     redis.call('ZADD', W, unpack(args))
     redis.call('PEXPIRE', W, ms(WIN))
-    reset = WIN -- the newest entry is now's
+    return WIN -- the newest entry is now's
   elseif ALG == 1 then
     local start = now - (now % WIN)
-    local s = seen_s
-    if not seen then s = tonumber(redis.call('HGET', W, 's')) end
+    local s = seen_s[i]
+    if not seen[i] then s = tonumber(redis.call('HGET', W, 's')) end
     if s == start then
-      redis.call('HINCRBY', W, 'n', #ids)
+      redis.call('HINCRBY', W, 'n', total)
     else
-      redis.call('HSET', W, 's', I(start), 'n', #ids)
+      redis.call('HSET', W, 's', I(start), 'n', total)
     end
     redis.call('PEXPIRE', W, ms(start + WIN - now))
-    reset = start + WIN - now
-  else
-    local cur = seen_s
-    if not seen then cur = tonumber(redis.call('GET', W)) or 0 end
-    local tat = math.max(cur, now) + EMIT * #ids
-    redis.call('SET', W, I(tat), 'PX', ms(tat - now))
-    reset = tat - now
+    return start + WIN - now
   end
-  seen = false
+  local cur = seen_s[i]
+  if not seen[i] then cur = tonumber(redis.call('GET', W)) or 0 end
+  local tat = math.max(cur, now) + R_EMIT[i] * total
+  redis.call('SET', W, I(tat), 'PX', ms(tat - now))
+  return tat - now
+end
+
+-- Records grants at now, one for each of ids, of costs (nil: each 1), in every rate. Returns
+-- how long until the tightest rate's window is entirely free again, µs.
+local function lim_record(now, ids, costs)
+  local t = lim_tight()
+  local reset = 0
+  for i = 1, NR do
+    local r = rate_record(i, now, ids, costs)
+    if i == t then reset = r end
+    seen[i] = false
+  end
   return reset
 end
 
--- Gives back one grant made at granted_at for id.
-local function lim_refund(now, id, granted_at)
-  seen = false
+-- Gives back to rate i d of the grant of cost c made at granted_at for id (all of it when
+-- d == c): its sliding-log entry keeps its time with the rest of the cost.
+local function rate_give_back(i, now, id, granted_at, c, d)
+  local W = R_KEY[i]
+  seen[i] = false
   if ALG == 0 then
-    redis.call('ZREM', W, id)
+    local m = member(i, id, c)
+    if d == c or not R_UNITS[i] then
+      redis.call('ZREM', W, m)
+    elseif redis.call('ZREM', W, m) == 1 then
+      redis.call('ZADD', W, I(granted_at), member(i, id, c - d))
+    end
   elseif ALG == 1 then
-    local start = granted_at - (granted_at % WIN)
+    local start = granted_at - (granted_at % R_WIN[i])
     local v = redis.call('HMGET', W, 's', 'n')
-    if tonumber(v[1]) == start and (tonumber(v[2]) or 0) > 0 then redis.call('HINCRBY', W, 'n', -1) end
+    if tonumber(v[1]) == start and (tonumber(v[2]) or 0) > 0 then
+      redis.call('HSET', W, 'n', I(math.max(0, tonumber(v[2]) - d)))
+    end
   else
     local tat = tonumber(redis.call('GET', W))
-    if tat and tat > now then redis.call('SET', W, I(math.max(now, tat - EMIT)), 'KEEPTTL') end
+    if tat and tat > now then redis.call('SET', W, I(math.max(now, tat - R_EMIT[i] * d)), 'KEEPTTL') end
   end
 end
 
--- The earliest time the k-th request from now may start (k >= 1) when free may start now and
--- every request ahead is served.
-local function lim_slot(now, k, free)
+-- Gives back the grant of cost c (nil: 1) made at granted_at for id, in every rate.
+local function lim_refund(now, id, granted_at, c)
+  c = c or 1
+  for i = 1, NR do rate_give_back(i, now, id, granted_at, charge(i, c), charge(i, c)) end
+end
+
+-- Changes the grant made at granted_at for id from cost charged to cost actual in every rate
+-- that counts units: less gives the difference back as of the grant's time, more charges the
+-- overage at now (a sliding log keeps it as an entry of its own).
+local function lim_settle(now, id, granted_at, charged, actual)
+  for i = 1, NR do
+    if R_UNITS[i] then
+      if actual < charged then
+        rate_give_back(i, now, id, granted_at, charged, charged - actual)
+      elseif actual > charged then
+        local d = actual - charged
+        if ALG == 0 then
+          redis.call('ZADD', R_KEY[i], I(now), id .. 'o' .. I(d))
+          redis.call('PEXPIRE', R_KEY[i], ms(R_WIN[i]))
+        else
+          seen[i] = false
+          rate_record(i, now, {id}, {d})
+        end
+        seen[i] = false
+      end
+    end
+  end
+end
+
+-- The earliest time rate i admits k more (requests or units, as it counts) when FREE[i] may
+-- start now and everything ahead is served.
+local function rate_slot(i, now, k)
+  local W, MAX, WIN, free = R_KEY[i], R_MAX[i], R_WIN[i], FREE[i]
   if k <= free then return now end
   if ALG == 0 then
     local stale = redis.call('ZCOUNT', W, '-inf', I(now - WIN))
     local c = redis.call('ZCARD', W) - stale
     if c <= 0 then return now + WIN * math.floor((k - 1) / MAX) end
-    local i = math.max(0, c - MAX) + (k - free) - 1
-    if i < c then
-      return tonumber(redis.call('ZRANGE', W, stale + i, stale + i, 'WITHSCORES')[2]) + WIN
+    if R_UNITS[i] then
+      local live = redis.call('ZRANGE', W, stale, -1, 'WITHSCORES')
+      local used = 0
+      for j = 1, #live, 2 do used = used + entry_cost(live[j]) end
+      local need = used + k - MAX
+      for j = 1, #live, 2 do
+        need = need - entry_cost(live[j])
+        if need <= 0 then return tonumber(live[j + 1]) + WIN end
+      end
+      return tonumber(live[#live]) + WIN + WIN * math.floor((k - 1) / MAX)
     end
-    local rounds = math.floor(i / c)
-    local j = i % c
+    local j = math.max(0, c - MAX) + (k - free) - 1
+    if j < c then
+      return tonumber(redis.call('ZRANGE', W, stale + j, stale + j, 'WITHSCORES')[2]) + WIN
+    end
+    local rounds = math.floor(j / c)
+    j = j % c
     return tonumber(redis.call('ZRANGE', W, stale + j, stale + j, 'WITHSCORES')[2]) + WIN * (rounds + 1)
   elseif ALG == 1 then
     return now - (now % WIN) + WIN * (1 + math.floor((k - free - 1) / MAX))
   end
   local tat = math.max(tonumber(redis.call('GET', W)) or 0, now)
-  return math.max(now, tat + EMIT * k - TAU)
+  return math.max(now, tat + R_EMIT[i] * k - R_TAU[i])
 end
 
--- How long until the window is entirely free again, µs.
-local function lim_reset_after(now)
-  if ALG == 0 then
-    local last = redis.call('ZRANGE', W, -1, -1, 'WITHSCORES')[2]
-    if not last then return 0 end
-    return math.max(0, tonumber(last) + WIN - now)
-  elseif ALG == 1 then
-    return now - (now % WIN) + WIN - now
+-- The earliest time a request of cost c may start behind k - 1 requests of units cost in all,
+-- when FREE may start now and everything ahead is served: the latest of the rates' answers.
+local function lim_slot(now, k, units, c)
+  local at = now
+  for i = 1, NR do
+    local need = k
+    if R_UNITS[i] then need = (units or (k - 1)) + (c or 1) end
+    at = math.max(at, rate_slot(i, now, need))
   end
-  return math.max(0, (tonumber(redis.call('GET', W)) or 0) - now)
+  return at
 end
 
+-- What each rate counts now, for status: {used, free} per rate.
+local function lim_used(now)
+  local out = {}
+  for i = 1, NR do
+    local used
+    if ALG == 0 then
+      used = log_used(i, '(' .. I(now - R_WIN[i]))
+    elseif ALG == 1 then
+      local v = redis.call('HMGET', R_KEY[i], 's', 'n')
+      if tonumber(v[1]) == now - (now % R_WIN[i]) then used = tonumber(v[2]) or 0 else used = 0 end
+    else
+      used = R_BURST[i] - FREE[i]
+    end
+    out[#out + 1] = used
+    out[#out + 1] = FREE[i]
+  end
+  return out
+end

@@ -6,15 +6,16 @@ local function line_len()
 end
 
 -- A ticket is a msgpack array; its fields are at these positions, queue.Ticket's fields in order
--- (T_HANDLER only for a durable job).
-local T_ID, T_KEY, T_PRIORITY, T_ENQUEUED, T_DEADLINE, T_OWNER, T_HANDLER = 1, 2, 3, 4, 5, 6, 7
+-- (T_HANDLER only for a durable job, nil for a request with a cost; T_COST only when not 1).
+local T_ID, T_KEY, T_PRIORITY, T_ENQUEUED, T_DEADLINE, T_OWNER, T_HANDLER, T_COST = 1, 2, 3, 4, 5, 6, 7, 8
 
 -- The ticket a line entry holds, or nil when the entry is corrupt. The rule, also Go's (queue's
 -- lineTicket): the entry is at most MAX_ENTRY bytes (cmsgpack reads any of those without
 -- overflowing Lua's stack), is a msgpack array (its first byte says so: cmsgpack would read a
 -- map as a table too) that cmsgpack reads, whose T_ID and T_OWNER are strings of 16 bytes, whose
--- T_DEADLINE is a number, and whose T_HANDLER, when present, is a non-empty string. The other
--- fields are no business of the line's: the node that gets the grant checks them.
+-- T_DEADLINE is a number, whose T_HANDLER, when present, is a non-empty string, and whose
+-- T_COST, when present, is a whole number from 1 to 2^53. The other fields are no business of
+-- the line's: the node that gets the grant checks them.
 local MAX_ENTRY = 2048
 local function decode(raw)
   local b = string.byte(raw, 1)
@@ -26,7 +27,27 @@ local function decode(raw)
   end
   local h = t[T_HANDLER]
   if h ~= nil and (type(h) ~= 'string' or h == '') then return nil end
+  local c = t[T_COST]
+  if c ~= nil and (type(c) ~= 'number' or c < 1 or c > 9007199254740992 or c ~= math.floor(c)) then return nil end
   return t
+end
+
+-- The cost of ticket t.
+local function cost_of(t) return t[T_COST] or 1 end
+
+-- The cost of the tickets a ticket of priority prio waits behind: those of the higher
+-- priorities, and of its own unless it goes to the head of its line.
+local function units_ahead(prio, head)
+  local units = 0
+  for q = prio, 3 do
+    if q > prio or not head then
+      for _, raw in ipairs(redis.call('LRANGE', KEYS[2 + q], 0, -1)) do
+        local t = decode(raw)
+        if t then units = units + cost_of(t) end
+      end
+    end
+  end
+  return units
 end
 
 local function count(name, n)

@@ -45,6 +45,8 @@ var (
 	refund string
 	//go:embed check.lua
 	check string
+	//go:embed settle.lua
+	settle string
 	//go:embed status.lua
 	status string
 	//go:embed reset.lua
@@ -89,6 +91,7 @@ var (
 	Cancel      = withJobs(cancel)
 	Refund      = withJobs(refund)
 	Check       = perKey(check)
+	Settle      = perKey(settle)
 	Status      = withJobs(status)
 	Reset       = withJobs(reset)
 	JobDone     = withJobs(jobDone)
@@ -102,7 +105,7 @@ var (
 )
 
 // All lists every script, for loading them before they are pipelined.
-var All = []*redis.Script{Admit, AdmitMany, Enqueue, EnqueueMany, Grant, Claim, Cancel, Refund, Check, Status, Reset, JobDone,
+var All = []*redis.Script{Admit, AdmitMany, Enqueue, EnqueueMany, Grant, Claim, Cancel, Refund, Check, Settle, Status, Reset, JobDone,
 	JobRenew,
 	JobWait, IndexAdd, IndexRemove, PauseUntil, Handlers, Counters}
 

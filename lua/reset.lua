@@ -21,5 +21,5 @@ for _, raw in ipairs(redis.call('ZRANGE', GRANTED, 0, -1)) do
   local t = decode(raw)
   if t then mark_evicted(now, t); n = n + 1 end
 end
-redis.call('DEL', W, KEYS[2], KEYS[3], KEYS[4], KEYS[5], GRANTED, STATS, DLQ, LOCAL)
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], GRANTED, STATS, DLQ, LOCAL)
 return n

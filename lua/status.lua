@@ -2,18 +2,13 @@
 -- KEYS: see limits.lua and jobs.lua. ARGV 1-6: see limits.lua.
 -- Reply: {now, used, remaining, queued low, normal, high, critical, oldest enqueued µs (0: none),
 --   own pause (see pause.lua), unclaimed grants, dead letters, {counter, value, ...},
---   durable jobs not ended, of them running or waiting for a retry}
+--   durable jobs not ended, of them running or waiting for a retry, {used, remaining} of each
+--   rate in order}; used and remaining are the tightest rate's (see limits.lua)
 local now = now_us()
-local free = lim_free(now, false)
-local used
-if ALG == 0 then
-  used = redis.call('ZCOUNT', W, '(' .. I(now - WIN), '+inf')
-elseif ALG == 1 then
-  used = MAX - free
-else
-  used = BURST - free
-end
-local out = {now, used, free}
+lim_free(now, false)
+local rates = lim_used(now)
+local tight = lim_tight()
+local out = {now, rates[2 * tight - 1], FREE[tight]}
 local oldest = 0
 for q = 2, 5 do
   out[#out + 1] = redis.call('LLEN', KEYS[q])
@@ -28,4 +23,5 @@ out[#out + 1] = redis.call('LLEN', DLQ)
 out[#out + 1] = redis.call('HGETALL', STATS)
 out[#out + 1] = redis.call('HLEN', JOBS)
 out[#out + 1] = redis.call('ZCARD', LEASE)
+out[#out + 1] = rates
 return out

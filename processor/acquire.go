@@ -67,6 +67,9 @@ type Grant struct {
 	At int64
 	// Queued reports that the request waited in line.
 	Queued bool
+	// ID is the granted ticket's id and Cost its cost, for Settle.
+	ID   [16]byte
+	Cost int64
 }
 
 // Request is what Acquire needs to know about one request.
@@ -77,6 +80,8 @@ type Request struct {
 	Timeout time.Duration
 	// Head queues the request at the head of its priority's line (a retry).
 	Head bool
+	// Cost is what the request counts against the rates that count units; 0 means 1.
+	Cost int64
 	// Decided, when not nil, is called with the admission's Decision when the admission
 	// granted or refused the request at once (queue.AdmitReply.Decision), on the calling
 	// goroutine before Acquire returns.
@@ -113,11 +118,16 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 	start := time.Now()
 	p := n.Params(req.Key)
 	p.Head = req.Head
+	if req.Cost > 1 || req.Cost < 0 {
+		if err := config.CheckCost(req.Key, p.Limit, req.Cost); err != nil {
+			return Grant{}, err
+		}
+	}
 	deadline := Deadline(ctx, start, p.Limit, req.Timeout)
 	w := &waiter{p: p, ch: make(chan delivery, 1)}
 	w.id = newTicketID()
 	w.ticket = queue.Ticket{ID: w.id[:], Key: req.Key, Priority: req.Priority, Enqueued: n.ServerTime(start),
-		Deadline: n.ServerTime(deadline), Owner: n.id}
+		Deadline: n.ServerTime(deadline), Owner: n.id, Cost: req.Cost}
 	t := &w.ticket
 	raw, err := t.Encode()
 	if err != nil {
@@ -158,7 +168,7 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 	if rep.Outcome == queue.Granted {
 		n.leave(ctx, w)
 		n.count(req.Key, queue.CountAdmitted) // counted here, not in the script: the fast path stays short
-		return Grant{At: rep.Now}, nil
+		return Grant{At: rep.Now, ID: w.id, Cost: t.CostOf()}, nil
 	}
 	if err := refusal(req.Key, rep); err != nil {
 		n.leave(ctx, w)
@@ -182,7 +192,9 @@ func (n *Node) waitTurn(ctx context.Context, w *waiter, start, deadline time.Tim
 	select {
 	case d := <-w.ch:
 		n.unregister(w)
-		return n.outcome(d, key, start)
+		g, err := n.outcome(d, key, start)
+		g.ID, g.Cost = w.id, w.t.CostOf()
+		return g, err
 	case <-wctx.Done():
 	}
 	// The caller gave up. Whoever marks the waiter done first decides: if a delivery came
@@ -400,8 +412,8 @@ func (n *Node) refund(ctx context.Context, w *waiter, d delivery) {
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backendTimeout)
 	defer cancel()
 	if d.local {
-		n.giveBackLocal(bctx, w.t.Key, w.p, w.t.ID, d.grantedAt, w.raw)
-	} else if err := n.be.Refund(bctx, w.t.Key, w.p, w.t.ID, d.grantedAt, nil); err != nil {
+		n.giveBackLocal(bctx, w.t.Key, w.p, w.t.ID, d.grantedAt, w.raw, w.t.CostOf())
+	} else if err := n.be.Refund(bctx, w.t.Key, w.p, w.t.ID, d.grantedAt, nil, w.t.CostOf()); err != nil {
 		n.log.Error("rateltd: refund", err, "key", w.t.Key)
 	}
 	n.wakeKey(bctx, w.t.Key)
@@ -447,3 +459,4 @@ func (n *Node) activate(ctx context.Context, key string, at, until int64, deadli
 		n.log.Error("rateltd: broadcast", err, "key", key)
 	}
 }
+

@@ -21,6 +21,8 @@ type Job struct {
 	// Name, when set, makes the job's id a function of Key and Name: an Enqueue of a job
 	// whose id is waiting, running or has its result kept queues nothing.
 	Name string
+	// Cost is what each run counts against the rates that count units; 0 means 1.
+	Cost int64
 }
 
 // jobNamespace derives the ids of named jobs.
@@ -117,6 +119,11 @@ func (n *Node) enqueuable(handler string, payloads ...[]byte) error {
 
 // newJob makes the ticket and the record of req's job with payload, enqueued at start.
 func (n *Node) newJob(req Job, payload []byte, start time.Time, l config.Limit) (queue.NewJob, error) {
+	if req.Cost > 1 || req.Cost < 0 {
+		if err := config.CheckCost(req.Key, l, req.Cost); err != nil {
+			return queue.NewJob{}, err
+		}
+	}
 	// The job outlives the caller: only the key's QueueTimeout and the job's own bound it.
 	deadline := Deadline(context.Background(), start, l, req.Timeout)
 	id := uuid.New()
@@ -124,14 +131,14 @@ func (n *Node) newJob(req Job, payload []byte, start time.Time, l config.Limit) 
 		id = uuid.NewSHA1(jobNamespace, []byte(req.Key+"\x00"+req.Name))
 	}
 	t := &queue.Ticket{ID: id[:], Key: req.Key, Priority: req.Priority, Enqueued: n.ServerTime(start),
-		Deadline: n.ServerTime(deadline), Owner: n.id, Handler: req.Handler}
+		Deadline: n.ServerTime(deadline), Owner: n.id, Handler: req.Handler, Cost: req.Cost}
 	raw, err := t.Encode()
 	if err != nil {
 		return queue.NewJob{}, err
 	}
 	j := &queue.Job{Key: req.Key, Handler: req.Handler, Payload: payload, Priority: req.Priority,
 		MaxRetries: req.MaxRetries, Wait: t.Deadline - t.Enqueued, Owner: n.id,
-		ResultTTL: n.cfg.ResultTTL.Milliseconds(), Enqueued: t.Enqueued}
+		ResultTTL: n.cfg.ResultTTL.Milliseconds(), Enqueued: t.Enqueued, Cost: req.Cost}
 	rec, err := j.Encode()
 	if err != nil {
 		return queue.NewJob{}, err

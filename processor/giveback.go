@@ -67,8 +67,8 @@ func (n *Node) retryGiveBacks(ctx context.Context) {
 
 // giveBackLocal gives back a grant of this node's that waits among the key's local grants
 // (made by its own grant step, or claimed) and will not run; tried again until it holds.
-func (n *Node) giveBackLocal(ctx context.Context, key string, p queue.Params, id []byte, grantedAt int64, raw []byte) {
-	do := func(ctx context.Context) error { return n.be.Refund(ctx, key, p, id, grantedAt, raw) }
+func (n *Node) giveBackLocal(ctx context.Context, key string, p queue.Params, id []byte, grantedAt int64, raw []byte, cost int64) {
+	do := func(ctx context.Context) error { return n.be.Refund(ctx, key, p, id, grantedAt, raw, cost) }
 	if err := do(ctx); err != nil {
 		n.log.Error("rateltd: processor: refund; to be tried again", err, "key", key)
 		n.later(key, n.holdsUntil(0), do)

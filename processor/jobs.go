@@ -248,7 +248,7 @@ func (n *Node) granted(ctx context.Context, key string, p queue.Params, rep queu
 	for _, j := range rep.Jobs {
 		n.jobs.busy++
 		n.runners.Add()
-		go n.runJob(key, p, j)
+		go n.runJob(key, p, j, rep.Now)
 	}
 	n.mu.Unlock()
 	if len(rep.Jobs) > 0 {

@@ -218,7 +218,11 @@ func (n *Node) deliverLocal(ctx context.Context, key string, p queue.Params, raw
 	if id == nil {
 		return // no id, no grant to find: the script records grants under the ticket's id
 	}
-	n.giveBackLocal(ctx, key, p, id, grantedAt, raw)
+	cost := int64(1)
+	if t != nil {
+		cost = t.CostOf()
+	}
+	n.giveBackLocal(ctx, key, p, id, grantedAt, raw, cost)
 }
 
 func (n *Node) grant(ctx context.Context, keys map[string]*keyState, chunk []string) {
@@ -307,7 +311,7 @@ func (n *Node) claim(ctx context.Context, keys []string) {
 			switch res.Status[j] {
 			case queue.Claimed:
 				if !n.deliver(key, w.t.ID, delivery{kind: deliverGrant, grantedAt: res.At[j], local: true}) {
-					n.giveBackLocal(ctx, key, p, w.t.ID, res.At[j], w.raw) // claimed grants wait among the local ones
+					n.giveBackLocal(ctx, key, p, w.t.ID, res.At[j], w.raw, w.t.CostOf()) // claimed grants wait among the local ones
 				}
 			case queue.WasEvicted:
 				n.deliver(key, w.t.ID, delivery{kind: deliverEvicted})

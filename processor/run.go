@@ -17,8 +17,9 @@ import (
 
 // runJob runs one granted job on a worker, renewing its lease while the handler runs, and
 // records how it ended. A job granted once the node is stopping goes back to its line without
-// running; a handler that returns once the node is sealed records nothing (see Seal).
-func (n *Node) runJob(key string, p queue.Params, g queue.GrantedJob) {
+// running; a handler that returns once the node is sealed records nothing (see Seal). The job
+// was granted at grantedAt (µs of server time): the handler may settle its cost.
+func (n *Node) runJob(key string, p queue.Params, g queue.GrantedJob, grantedAt int64) {
 	defer n.runners.Leave()
 	defer func() {
 		n.mu.Lock()
@@ -45,7 +46,9 @@ func (n *Node) runJob(key string, p queue.Params, g queue.GrantedJob) {
 	var out []byte
 	var err error
 	if !stopping {
-		out, err = callHandler(ctx, h, g.Job.Payload)
+		grant := Grant{At: grantedAt, Queued: true, Cost: max(1, g.Job.Cost)}
+		copy(grant.ID[:], g.ID)
+		out, err = callHandler(n.WithSettlement(ctx, key, grant), h, g.Job.Payload)
 	}
 	ran := time.Since(began)
 	cancel()

@@ -27,13 +27,16 @@ func (r *Redis) admitOne(ctx context.Context, p Params, t *Ticket, raw []byte) (
 // admitCmd returns the unsent EVALSHA of Admit for one ticket, built from the key names and
 // limit arguments boxed once per key (evalSHA would box them again on every call).
 func (r *Redis) admitCmd(ctx context.Context, p Params, t *Ticket, raw []byte) *redis.Cmd {
-	keys := r.ks.perKeyArgs(t.Key, p.Limit.Algorithm)
+	keys := r.ks.perKeyArgs(t.Key, p.Limit)
 	lim := r.params.args(p)
 	a := make([]any, 0, 3+len(keys)+13)
 	a = append(a, "evalsha", admitSHA, len(keys))
 	a = append(a, keys...)
 	a = append(a, lim[:6]...)
 	a = append(a, raw, t.ID, t.Priority.Line(), t.Deadline, lim[6], lim[7], lim[8])
+	if c := t.CostOf(); c != 1 {
+		a = append(a, c)
+	}
 	return redis.NewCmd(ctx, a...)
 }
 
@@ -51,7 +54,8 @@ func answerOne(cmd *redis.Cmd) (AdmitReply, error) {
 
 // admitAll sends the admits of batch and gives each call its answer. The admits of one key and
 // Params go as one AdmitMany call, in arrival order; on a single Redis every key's go in that
-// one call, on a cluster one call per key, in one pipeline. A lone admit goes as Admit.
+// one call, on a cluster one call per key, in one pipeline. A lone admit goes as Admit, and so
+// does an admit that AdmitMany does not take (see alone).
 func (r *Redis) admitAll(ctx context.Context, batch []*admitCall) {
 	if len(batch) == 1 {
 		c := batch[0]
@@ -60,15 +64,36 @@ func (r *Redis) admitAll(ctx context.Context, batch []*admitCall) {
 	}
 	groups := groupAdmits(batch)
 	if r.cluster == nil && !r.keysApart.Load() {
-		cmd := r.admitManyCmd(ctx, groups)
-		r.evalPipelined(ctx, []*redis.Cmd{cmd})
-		if !isCrossSlot(cmd.Err()) {
-			answerMany(cmd, groups)
+		var many [][]*admitCall
+		var solo []*admitCall
+		for _, g := range groups {
+			if alone(g[0]) {
+				solo = append(solo, g[0])
+			} else {
+				many = append(many, g)
+			}
+		}
+		cmds := make([]*redis.Cmd, 0, 1+len(solo))
+		if len(many) > 0 {
+			cmds = append(cmds, r.admitManyCmd(ctx, many))
+		}
+		for _, c := range solo {
+			cmds = append(cmds, r.admitCmd(ctx, c.p, c.t, c.raw))
+		}
+		r.evalPipelined(ctx, cmds)
+		for i, c := range solo {
+			c.rep, c.err = answerOne(cmds[len(cmds)-len(solo)+i])
+		}
+		if len(many) == 0 || !isCrossSlot(cmds[0].Err()) {
+			if len(many) > 0 {
+				answerMany(cmds[0], many)
+			}
 			return
 		}
 		// A server in cluster mode behind a plain client refused keys of several slots before
 		// running anything: from now on, one call per key.
 		r.keysApart.Store(true)
+		groups = many
 	}
 	cmds := make([]*redis.Cmd, len(groups))
 	for i, g := range groups {
@@ -97,7 +122,7 @@ func groupAdmits(batch []*admitCall) [][]*admitCall {
 	last := make(map[string]int, len(batch)) // key → its latest group
 	for _, c := range batch {
 		i, ok := last[c.t.Key]
-		if !ok || groups[i][0].p != c.p {
+		if !ok || groups[i][0].p != c.p || alone(c) || alone(groups[i][0]) {
 			i = len(groups)
 			last[c.t.Key] = i
 			groups = append(groups, nil)
@@ -105,6 +130,12 @@ func groupAdmits(batch []*admitCall) [][]*admitCall {
 		groups[i] = append(groups[i], c)
 	}
 	return groups
+}
+
+// alone reports whether c goes as an Admit of its own: AdmitMany takes only tickets of cost 1
+// under a limit of one rate that counts requests.
+func alone(c *admitCall) bool {
+	return c.t.CostOf() != 1 || c.p.Limit.Units || c.p.Limit.NumRates() > 1
 }
 
 // admitManyCmd returns the unsent EVALSHA of AdmitMany for groups, one entry per group, with
@@ -115,7 +146,7 @@ func (r *Redis) admitManyCmd(ctx context.Context, groups [][]*admitCall) *redis.
 	var ps []Params
 	nkeys, nargs := 0, 1
 	for i, g := range groups {
-		keys[i] = r.ks.perKeyArgs(g[0].t.Key, g[0].p.Limit.Algorithm)
+		keys[i] = r.ks.perKeyArgs(g[0].t.Key, g[0].p.Limit)
 		nkeys += len(keys[i])
 		nargs += 2 + 4*len(g)
 		if sets[i] = slices.Index(ps, g[0].p) + 1; sets[i] == 0 {

@@ -77,7 +77,7 @@ func caseTickets(t *testing.T, r *Redis, c admitCase, key string) ([]*Ticket, []
 func lines(t *testing.T, r *Redis, key string, raws [][]byte) [config.NumPriorities][]int {
 	t.Helper()
 	var out [config.NumPriorities][]int
-	names := r.ks.perKey(key, config.SlidingWindow)
+	names := r.ks.perKey(key, config.Limit{})
 	for q := range config.NumPriorities {
 		got, err := r.rdb.LRange(context.Background(), names[1+q], 0, -1).Result()
 		if err != nil {
@@ -167,7 +167,7 @@ func TestAdmitManyAsSequentialAdmits(t *testing.T) {
 							ids = append(ids, string(tk.ID))
 						}
 					}
-					w, err := r.rdb.ZRange(ctx, r.ks.perKey("many-"+c.name, config.SlidingWindow)[kWindow], 0, -1).Result()
+					w, err := r.rdb.ZRange(ctx, r.ks.perKey("many-"+c.name, config.Limit{})[kWindow], 0, -1).Result()
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -210,7 +210,7 @@ func TestAdmitManyKeyFailsAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := admitCases()[0]
-	if err := r.rdb.Set(ctx, r.ks.perKey("bad", c.p.Limit.Algorithm)[kWindow], "x", time.Minute).Err(); err != nil {
+	if err := r.rdb.Set(ctx, r.ks.perKey("bad", c.p.Limit)[kWindow], "x", time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
 	goodT, goodR := caseTickets(t, r, c, "good")

@@ -215,6 +215,15 @@ type KeyState struct {
 	// Jobs counts the key's durable jobs not yet ended; Leased, those of them running or
 	// waiting for a retry.
 	Jobs, Leased int
+	// Rates is what each rate of the limit counts, the main one first. Used and Remaining
+	// above are the tightest rate's: the one with the least of its Max left.
+	Rates []RateState
+}
+
+// RateState is what one rate of a key's limit counts now: requests, or cost units for a rate
+// that counts them. Used may pass the rate's Max after a settled overage.
+type RateState struct {
+	Used, Remaining int64
 }
 
 // Runtime is the shared configuration set at run time: limits (SetLimit) and the pauses of
@@ -274,9 +283,14 @@ type Backend interface {
 	// for a grant of the node's own grant step it is the raw ticket, and the grant is given
 	// back only if it is still among the key's local grants — a Cancel may have given it back
 	// first, and a grant is given back once.
-	Refund(ctx context.Context, key string, p Params, id []byte, grantedAt int64, local []byte) error
+	// cost is the grant's cost.
+	Refund(ctx context.Context, key string, p Params, id []byte, grantedAt int64, local []byte, cost int64) error
+	// Settle changes the grant made for id at grantedAt from cost charged to cost actual in
+	// every rate of the key's limit that counts units: less gives the difference back as of
+	// the grant's time, more charges the overage now.
+	Settle(ctx context.Context, key string, p Params, id []byte, grantedAt, charged, actual int64) error
 	// Check reports whether a request would be granted now, changing nothing.
-	Check(ctx context.Context, key string, p Params) (Decision, error)
+	Check(ctx context.Context, key string, p Params, cost int64) (Decision, error)
 	// State reads the key's window, line, pause and counters.
 	State(ctx context.Context, key string, p Params) (KeyState, error)
 	// Reset clears the key's window, line, grants and counters; tickets that waited are
@@ -366,4 +380,9 @@ const (
 	CountDead      = "dead"      // durable jobs that failed for the last time (dead-lettered)
 	CountBadConfig = "badconfig" // runtime limits (SetLimit) found unreadable, once per node and value
 	CountDuplicate = "duplicate" // second copies of a ticket dropped from the line (an admit sent twice)
+	// CountSettled counts the grants settled (Settle); CountUnitsReturned the cost units they
+	// gave back, CountUnitsOver the units they charged over what was charged at the grant.
+	CountSettled       = "settled"
+	CountUnitsReturned = "units_returned"
+	CountUnitsOver     = "units_over"
 )

@@ -107,7 +107,7 @@ func TestRemoteGrantClaimed(t *testing.T) {
 		tk, raw := ticket(t, be, "k", nodeA, config.PriorityNormal)
 		admit(t, be, p, tk, raw, queue.Queued)
 		// The first grant goes back, so the window has room once resumed.
-		if err := be.Refund(ctx, "k", p, first.ID, 0, nil); err != nil {
+		if err := be.Refund(ctx, "k", p, first.ID, 0, nil, 1); err != nil {
 			t.Fatal(err)
 		}
 		if rep := grant(t, be, "k", p, nodeB); !rep.Paused || len(rep.Local)+len(rep.Remote) != 0 {
@@ -131,7 +131,7 @@ func TestRemoteGrantClaimed(t *testing.T) {
 		}
 		// Given back twice (a refund whose reply was lost, sent again), it counts once.
 		for range 2 {
-			if err := be.Refund(ctx, "k", p, tk.ID, rep.Now, raw); err != nil {
+			if err := be.Refund(ctx, "k", p, tk.ID, rep.Now, raw, 1); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -160,13 +160,13 @@ func TestCancelAfterGrantRefunds(t *testing.T) {
 				t.Fatal(err)
 			}
 			grant(t, be, key, p, nodeB)
-			if d, _ := be.Check(ctx, key, p); d.Remaining != 1 {
+			if d, _ := be.Check(ctx, key, p, 1); d.Remaining != 1 {
 				t.Fatalf("%v: remaining %d after one grant, want 1", alg, d.Remaining)
 			}
 			if out, err := be.Cancel(ctx, p, tk, raw); err != nil || out != queue.Refunded {
 				t.Fatalf("%v: cancel: %v %v, want Refunded", alg, out, err)
 			}
-			if d, _ := be.Check(ctx, key, p); d.Remaining != 2 {
+			if d, _ := be.Check(ctx, key, p, 1); d.Remaining != 2 {
 				t.Fatalf("%v: remaining %d after the refund, want 2", alg, d.Remaining)
 			}
 		}
@@ -228,7 +228,7 @@ func TestTokenBucketAndFixedWindow(t *testing.T) {
 			}
 			admit(t, be, tb, tk, raw, want)
 		}
-		d, err := be.Check(ctx, "tb", tb)
+		d, err := be.Check(ctx, "tb", tb, 1)
 		if err != nil || d.Allowed || d.RetryAfter < 5*time.Minute || d.RetryAfter > 6*time.Minute {
 			t.Fatalf("token bucket check: %+v %v; want a retry in about 6 minutes", d, err)
 		}
@@ -237,7 +237,7 @@ func TestTokenBucketAndFixedWindow(t *testing.T) {
 			tk, raw := ticket(t, be, "fw", nodeA, config.PriorityNormal)
 			admit(t, be, fw, tk, raw, queue.Granted)
 		}
-		d, err = be.Check(ctx, "fw", fw)
+		d, err = be.Check(ctx, "fw", fw, 1)
 		if err != nil || d.Allowed || d.Remaining != 0 || d.RetryAfter <= 0 || d.RetryAfter > time.Hour || d.RetryAfter != d.ResetAfter {
 			t.Fatalf("fixed window check: %+v %v", d, err)
 		}
@@ -429,7 +429,7 @@ func TestCancelTakesEveryCopy(t *testing.T) {
 			t.Fatalf("queued %v, refunded %d, cancelled %d; want none, 1, 1", st.Queued,
 				st.Counters[queue.CountRefunded], st.Counters[queue.CountCancelled])
 		}
-		if d, err := be.Check(ctx, "k", p); err != nil || d.Remaining != 10 {
+		if d, err := be.Check(ctx, "k", p, 1); err != nil || d.Remaining != 10 {
 			t.Fatalf("remaining %d, %v; want the window whole", d.Remaining, err)
 		}
 	})

@@ -22,7 +22,7 @@ func TestCRC16MatchesRedis(t *testing.T) {
 	rdb := cl.Client(t)
 	ks := keyspace{prefix: "x"}
 	for _, key := range []string{"a", "foo", "openai", "stripe:acct_42", "ключ", "123456789"} {
-		for _, name := range ks.withJobs(key, config.SlidingWindow) {
+		for _, name := range ks.withJobs(key, config.Limit{}) {
 			want, err := rdb.ClusterKeySlot(context.Background(), name).Result()
 			if err != nil {
 				t.Fatal(err)

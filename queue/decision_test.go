@@ -32,7 +32,7 @@ func TestAdmissionDecisionIsCheck(t *testing.T) {
 					want = queue.WouldExceed // the next start is an hour away, past the ticket's minute
 				}
 				d, ok := admit(t, be, p, tk, raw, want).Decision()
-				c, err := be.Check(ctx, key, p)
+				c, err := be.Check(ctx, key, p, 1)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -53,7 +53,7 @@ func TestAdmissionDecisionIsCheck(t *testing.T) {
 		}
 		tk, raw := ticket(t, be, "decp", nodeA, config.PriorityNormal)
 		d, ok := admit(t, be, p, tk, raw, queue.Full).Decision()
-		c, err := be.Check(ctx, "decp", p)
+		c, err := be.Check(ctx, "decp", p, 1)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -37,6 +37,10 @@ type Job struct {
 	ResultTTL int64
 	// Enqueued is when the job was enqueued, µs of server time.
 	Enqueued int64
+	// Cost is what each run of the job counts against the rates that count units; 0 reads
+	// as 1. Stored only when not 1 (a record of 15 fields), so that a record of a job of cost 1
+	// reads on nodes of earlier versions.
+	Cost int64
 }
 
 // Job states (jobs.lua's JOB_IN_LINE, JOB_RUNNING, JOB_RETRYING).
@@ -51,7 +55,11 @@ const jobFields = 14
 // EncodeMsgpack writes j as jobs.lua reads it: bytes as str (Lua's msgpack knows no bin).
 func (j *Job) EncodeMsgpack(enc *msgpack.Encoder) error {
 	enc.UseCompactInts(true)
-	if err := enc.EncodeArrayLen(jobFields); err != nil {
+	n := jobFields
+	if j.Cost > 1 {
+		n++
+	}
+	if err := enc.EncodeArrayLen(n); err != nil {
 		return err
 	}
 	for _, err := range []error{
@@ -65,6 +73,9 @@ func (j *Job) EncodeMsgpack(enc *msgpack.Encoder) error {
 			return err
 		}
 	}
+	if n > jobFields {
+		return enc.EncodeInt(j.Cost)
+	}
 	return nil
 }
 
@@ -72,8 +83,9 @@ func (j *Job) EncodeMsgpack(enc *msgpack.Encoder) error {
 func (j *Job) DecodeMsgpack(dec *msgpack.Decoder) error {
 	var prio, retries, failures, runs, lost, state int64
 	var payload, holder, owner string
-	if err := decodeFields(dec, str(&j.Key), str(&j.Handler), str(&payload), num(&prio), num(&retries), num(&failures),
-		num(&runs), num(&lost), num(&j.Wait), num(&state), str(&holder), str(&owner), num(&j.ResultTTL), num(&j.Enqueued)); err != nil {
+	fields := []func(*msgpack.Decoder) error{str(&j.Key), str(&j.Handler), str(&payload), num(&prio), num(&retries), num(&failures),
+		num(&runs), num(&lost), num(&j.Wait), num(&state), str(&holder), str(&owner), num(&j.ResultTTL), num(&j.Enqueued)}
+	if err := decodeSomeFields(dec, jobFields, append(fields, num(&j.Cost))...); err != nil {
 		return err
 	}
 	j.Payload, j.Holder, j.Owner = []byte(payload), []byte(holder), []byte(owner)
@@ -83,14 +95,20 @@ func (j *Job) DecodeMsgpack(dec *msgpack.Decoder) error {
 
 // decodeFields reads a msgpack array of exactly one element per field reader.
 func decodeFields(dec *msgpack.Decoder, fields ...func(*msgpack.Decoder) error) error {
+	return decodeSomeFields(dec, len(fields), fields...)
+}
+
+// decodeSomeFields reads a msgpack array of at least need elements and at most one per field
+// reader, each by its reader in order.
+func decodeSomeFields(dec *msgpack.Decoder, need int, fields ...func(*msgpack.Decoder) error) error {
 	n, err := dec.DecodeArrayLen()
 	if err != nil {
 		return err
 	}
-	if n != len(fields) {
-		return fmt.Errorf("array of %d, want %d", n, len(fields))
+	if n < need || n > len(fields) {
+		return fmt.Errorf("array of %d, want %d to %d", n, need, len(fields))
 	}
-	for _, f := range fields {
+	for _, f := range fields[:n] {
 		if err := f(dec); err != nil {
 			return err
 		}

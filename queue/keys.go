@@ -3,7 +3,6 @@ package queue
 import (
 	"encoding/hex"
 	"hash/fnv"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 // Per-key structures carry the hash tag {key}, so each script touches a single cluster slot:
 //
 //	<prefix>:{<key>}:w         sliding-log window (ZSET); :wf fixed window (HASH); :wt GCRA (string)
+//	<prefix>:{<key>}:w:<i>     the window of the limit's further rate i (1…4), :wf:<i>, :wt:<i> alike
 //	<prefix>:{<key>}:q:<0-3>   the lines, one LIST per priority, by Priority.Line (0 low … 3 critical)
 //	<prefix>:{<key>}:granted   ZSET raw ticket -> grant time, granted for another node to claim
 //	<prefix>:{<key>}:paused    the key's own pause (-1 forever, else until µs; see NotPaused)
@@ -50,8 +50,10 @@ type nameCache struct {
 }
 
 type nameCacheKey struct {
-	key string
-	alg config.Algorithm
+	key   string
+	alg   config.Algorithm
+	rates int // the limit's number of rates
+	jobs  bool
 }
 
 // perKeyNames are a key's script KEYS, as strings and as command arguments.
@@ -67,36 +69,54 @@ const nameCacheSize = 4096
 // instead of meeting the old one's type.
 var windowSuffix = [...]string{config.SlidingWindow: "w", config.FixedWindow: "wf", config.TokenBucket: "wt"}
 
-// perKey returns the KEYS of a per-key script for a key under algorithm alg, in the order
-// limits.lua expects. The slice is shared: callers must not change it.
-func (k keyspace) perKey(key string, alg config.Algorithm) []string { return k.cached(key, alg).names }
+// perKey returns the KEYS of a per-key script for a key under limit l, in the order limits.lua
+// expects: the ten of every per-key script, then the windows of l's further rates. The slice
+// is shared: callers must not change it.
+func (k keyspace) perKey(key string, l config.Limit) []string {
+	return k.cached(nameCacheKey{key, l.Algorithm, l.NumRates(), false}).names
+}
 
 // perKeyArgs is perKey as command arguments, boxed once per key rather than once per call.
-func (k keyspace) perKeyArgs(key string, alg config.Algorithm) []any { return k.cached(key, alg).args }
+func (k keyspace) perKeyArgs(key string, l config.Limit) []any {
+	return k.cached(nameCacheKey{key, l.Algorithm, l.NumRates(), false}).args
+}
 
-// windows returns the names of key's windows under every algorithm.
+// withJobs returns the KEYS of a per-key script that knows durable jobs (see jobs.lua): the ten
+// of every per-key script, the six of jobs.lua, then the windows of l's further rates.
+func (k keyspace) withJobs(key string, l config.Limit) []string {
+	return k.cached(nameCacheKey{key, l.Algorithm, l.NumRates(), true}).names
+}
+
+// plain returns the ten names of every per-key script's KEYS for key, for reading one of them
+// (kPaused, kStats, kDLQ) outside a script.
+func (k keyspace) plain(key string) []string { return k.buildPerKey(nameCacheKey{key: key}) }
+
+// windows returns the names of key's windows under every algorithm, of every rate a limit
+// may hold.
 func (k keyspace) windows(key string) []string {
 	base := k.prefix + ":{" + key + "}:"
-	out := make([]string, len(windowSuffix))
-	for i, s := range windowSuffix {
-		out[i] = base + s
+	out := make([]string, 0, len(windowSuffix)*(1+config.MaxAlso))
+	for _, s := range windowSuffix {
+		out = append(out, base+s)
+		for i := 1; i <= config.MaxAlso; i++ {
+			out = append(out, base+s+":"+strconv.Itoa(i))
+		}
 	}
 	return out
 }
 
-func (k keyspace) cached(key string, alg config.Algorithm) perKeyNames {
+func (k keyspace) cached(ck nameCacheKey) perKeyNames {
 	c := k.names
 	if c == nil {
-		return newPerKeyNames(k.buildPerKey(key, alg))
+		return newPerKeyNames(k.buildPerKey(ck))
 	}
-	ck := nameCacheKey{key, alg}
 	c.mu.Lock()
 	n, ok := c.m[ck]
 	c.mu.Unlock()
 	if ok {
 		return n
 	}
-	n = newPerKeyNames(k.buildPerKey(key, alg))
+	n = newPerKeyNames(k.buildPerKey(ck))
 	c.mu.Lock()
 	if len(c.m) >= nameCacheSize {
 		clear(c.m)
@@ -114,10 +134,11 @@ func newPerKeyNames(names []string) perKeyNames {
 	return perKeyNames{names: names, args: args}
 }
 
-func (k keyspace) buildPerKey(key string, alg config.Algorithm) []string {
-	base := k.prefix + ":{" + key + "}:"
-	return []string{
-		base + windowSuffix[alg],
+func (k keyspace) buildPerKey(ck nameCacheKey) []string {
+	base := k.prefix + ":{" + ck.key + "}:"
+	w := base + windowSuffix[ck.alg]
+	names := []string{
+		w,
 		base + "q:0", base + "q:1", base + "q:2", base + "q:3",
 		base + "granted",
 		base + "paused",
@@ -125,12 +146,13 @@ func (k keyspace) buildPerKey(key string, alg config.Algorithm) []string {
 		base + "dlq",
 		base + "evicted",
 	}
-}
-
-// withJobs returns the KEYS of a per-key script that knows durable jobs (see jobs.lua).
-func (k keyspace) withJobs(key string, alg config.Algorithm) []string {
-	base := k.prefix + ":{" + key + "}:"
-	return append(slices.Clip(k.perKey(key, alg)), base+"jobs", base+"lease", base+"res", base+"rexp", base+"waited", base+"lg")
+	if ck.jobs {
+		names = append(names, base+"jobs", base+"lease", base+"res", base+"rexp", base+"waited", base+"lg")
+	}
+	for i := 1; i < ck.rates; i++ {
+		names = append(names, w+":"+strconv.Itoa(i))
+	}
+	return names
 }
 
 func (k keyspace) handlers() string { return k.prefix + ":handlers" }
@@ -163,8 +185,19 @@ func (k keyspace) split(name string) (key, suffix string, ok bool) {
 // windows), in the order ListKeys looks for them: a key is listed by the first of them that
 // exists, so once, however SCAN spreads its structures over batches. The counters come first
 // since nearly every key with state has them: a key found by them costs no look-up.
-var listOrder = []string{"stats", "w", "wf", "wt", "q:0", "q:1", "q:2", "q:3", "granted", "paused", "dlq", "evicted",
-	"jobs", "lease", "res", "rexp", "waited", "lg"}
+var listOrder = append([]string{"stats", "w", "wf", "wt", "q:0", "q:1", "q:2", "q:3", "granted", "paused", "dlq", "evicted",
+	"jobs", "lease", "res", "rexp", "waited", "lg"}, furtherWindows()...)
+
+// furtherWindows are the suffixes of the windows of further rates (w:1 … wt:4).
+func furtherWindows() []string {
+	var out []string
+	for _, s := range windowSuffix {
+		for i := 1; i <= config.MaxAlso; i++ {
+			out = append(out, s+":"+strconv.Itoa(i))
+		}
+	}
+	return out
+}
 
 // listNames returns the names of key's structures in listOrder.
 func (k keyspace) listNames(key string) []string {

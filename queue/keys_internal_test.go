@@ -13,7 +13,7 @@ func TestListOrderNamesEveryStructure(t *testing.T) {
 	ks := keyspace{prefix: "p:x"}
 	names := ks.windows("a:b")
 	for _, alg := range []config.Algorithm{config.SlidingWindow, config.FixedWindow, config.TokenBucket} {
-		names = append(names, ks.withJobs("a:b", alg)...)
+		names = append(names, ks.withJobs("a:b", config.Limit{Algorithm: alg})...)
 	}
 	for _, n := range names {
 		if key, suffix, ok := ks.split(n); !ok || key != "a:b" || !slices.Contains(listOrder, suffix) {

@@ -21,7 +21,8 @@ const maxLineEntry = 2048
 // keep to one rule, written there and here: an entry is a ticket when it is at most
 // maxLineEntry bytes, Redis's Lua msgpack decoder reads all of it (it knows no bin and no ext)
 // and its first value is an array whose ID and Owner are strings of 16 bytes, whose Deadline
-// is a number, and whose Handler, when present, is a non-empty string. The other fields are no business of the line's: a field of
+// is a number, whose Handler, when present, is a non-empty string, and whose Cost, when
+// present, is a whole number from 1 to 2^53. The other fields are no business of the line's: a field of
 // the wrong type is left zero here. The node that gets the grant reads the ticket with
 // DecodeTicket, which checks every field, and gives back a grant it cannot read.
 // TestCorruptTicketAlike holds both backends to the rule.
@@ -37,7 +38,7 @@ func lineTicket(raw []byte) *Ticket {
 	if err != nil {
 		return nil
 	}
-	var f [ticketFields + 1]any // by position: ID, Key, Priority, Enqueued, Deadline, Owner, Handler
+	var f [ticketFields + 2]any // by position: ID, Key, Priority, Enqueued, Deadline, Owner, Handler, Cost
 	for i := range n {
 		v, err := luaValue(dec)
 		if err != nil {
@@ -62,13 +63,35 @@ func lineTicket(raw []byte) *Ticket {
 	if len(id) != idLen || len(owner) != idLen || !ok || (f[6] != nil && (!isString || handler == "")) {
 		return nil
 	}
-	t := &Ticket{ID: []byte(id), Owner: []byte(owner), Deadline: deadline, Handler: handler}
+	cost, ok := luaCost(f[7])
+	if !ok {
+		return nil
+	}
+	t := &Ticket{ID: []byte(id), Owner: []byte(owner), Deadline: deadline, Handler: handler, Cost: cost}
 	t.Key, _ = f[1].(string)
 	if prio, ok := luaNumber(f[2]); ok {
 		t.Priority = config.PriorityOfLine(int(prio))
 	}
 	t.Enqueued, _ = luaNumber(f[3])
 	return t
+}
+
+// luaCost is line.lua's rule for T_COST: absent (0, read as 1), or a whole number from 1 to
+// maxCost.
+func luaCost(v any) (int64, bool) {
+	if v == nil {
+		return 0, true
+	}
+	switch f := v.(type) {
+	case float32:
+		return int64(f), f == float32(int64(f)) && f >= 1 && f <= maxCost
+	case float64:
+		return int64(f), f == float64(int64(f)) && f >= 1 && f <= maxCost
+	case uint64:
+		return int64(f), f >= 1 && f <= maxCost
+	}
+	n, ok := luaNumber(v)
+	return n, ok && n >= 1 && n <= maxCost
 }
 
 func isArray(c byte) bool {

@@ -30,10 +30,15 @@ type grantRun struct {
 	g     *grantStep
 	claim int64 // g.ClaimTimeout, µs
 	rep   GrantReply
-	// free is how many grants the window allows still; slots, how many workers of this node
-	// are free for jobs. ids are the ids granted; ownerSeen, the owners in rep.Remote.
+	// m holds what each rate allows still; free is how many grants of cost 1 that is; slots,
+	// how many workers of this node are free for jobs. ids are the ids granted and costs their
+	// costs; blocked, the cost of the ticket that did not fit (0: none); ownerSeen, the owners
+	// in rep.Remote.
+	m           *memRates
 	free, slots int
 	ids         []string
+	costs       []int64
+	blocked     int64
 	ownerSeen   map[string]bool
 	// drops counts the tickets dropped unserved, skips the jobs passed over. held: a job's turn
 	// keeps tickets behind it waiting; halt: lower priorities wait too (busy is rep.Busy).
@@ -44,13 +49,15 @@ type grantRun struct {
 // grant is grant.lua.
 func (k *memKey) grant(s step, g *grantStep) GrantReply {
 	r := &grantRun{k: k, s: s, g: g, claim: g.ClaimTimeout.Microseconds(), rep: GrantReply{Now: s.now},
-		slots: g.slots, ownerSeen: map[string]bool{}}
+		slots: g.slots, ownerSeen: map[string]bool{}, m: k.rates(s.l)}
 	r.refundStale()
 	r.reclaimLeases()
 	until, paused := k.paused(s)
 	r.rep.Paused = paused
 	if !paused {
-		r.free = k.win(s.l).Free(s.l, s.now, true)
+		r.free = r.m.freeNow(s.now, true)
+	} else {
+		r.m.none()
 	}
 	r.pickGrants()
 	r.chargeWindow()
@@ -99,7 +106,7 @@ func (r *grantRun) refundStale() {
 		if e.score <= now-r.claim || t == nil || r.g.dead[string(t.Owner)] {
 			delete(k.granted, e.member)
 			if t != nil {
-				k.win(r.s.l).Refund(r.s.l, now, string(t.ID), e.score)
+				k.rates(r.s.l).refund(now, string(t.ID), e.score, t.CostOf())
 			}
 			k.count(r.s, CountRefunded, 1)
 		}
@@ -163,8 +170,25 @@ func (r *grantRun) grantJob(q, i int, e memTicket) {
 	cp := *j
 	r.rep.Jobs = append(r.rep.Jobs, GrantedJob{ID: id, Job: &cp})
 	r.slots--
-	r.free--
-	r.ids = append(r.ids, string(id))
+	r.takeGrant(string(id), e.t.CostOf())
+}
+
+// takeGrant is grant.lua's take_grant: it counts a grant of cost c to id.
+func (r *grantRun) takeGrant(id string, c int64) {
+	r.m.take(c)
+	r.free = r.m.least()
+	r.ids = append(r.ids, id)
+	r.costs = append(r.costs, c)
+}
+
+// fits is grant.lua's fits: whether ticket t's cost fits what every rate allows still; when
+// it does not, its cost is noted as blocked.
+func (r *grantRun) fits(t *Ticket) bool {
+	if r.m.fits(t.CostOf()) {
+		return true
+	}
+	r.blocked = t.CostOf()
+	return false
 }
 
 // grantRequest is grant.lua's grant_request: it grants request ticket e, at position i of
@@ -172,8 +196,7 @@ func (r *grantRun) grantJob(q, i int, e memTicket) {
 // owner to claim.
 func (r *grantRun) grantRequest(q, i int, e memTicket) {
 	r.k.take(q, i)
-	r.free--
-	r.ids = append(r.ids, string(e.t.ID))
+	r.takeGrant(string(e.t.ID), e.t.CostOf())
 	owner := string(e.t.Owner)
 	if owner == r.g.node {
 		r.rep.Local = append(r.rep.Local, e.raw)
@@ -200,7 +223,7 @@ func (r *grantRun) visitJob(q, i int, e memTicket) (next int, ok bool) {
 		r.skips++ // no live node runs its handler: it keeps its place, the others go by
 		return i + 1, true
 	}
-	if r.free <= 0 || len(r.ids) >= r.g.Batch {
+	if !r.fits(e.t) || len(r.ids) >= r.g.Batch {
 		return i, false
 	}
 	if r.slots <= 0 {
@@ -217,7 +240,7 @@ func (r *grantRun) visitRequest(q, i int, e memTicket) (next int, ok bool) {
 	switch {
 	case r.g.dead[string(e.t.Owner)]:
 		r.drop(q, i, e.raw, CountAbandoned)
-	case r.free <= 0 || len(r.ids) >= r.g.Batch:
+	case !r.fits(e.t) || len(r.ids) >= r.g.Batch:
 		return i, false
 	case r.k.grantedAlready(e.raw):
 		r.drop(q, i, e.raw, CountDuplicate) // a second copy: one request, one grant
@@ -269,7 +292,7 @@ func (r *grantRun) chargeWindow() {
 		return
 	}
 	k, s := r.k, r.s
-	k.win(s.l).Record(s.l, s.now, r.ids...)
+	r.m.record(s.now, r.ids, r.costs)
 	k.count(s, CountGranted, int64(len(r.ids)))
 	if len(r.rep.Remote) > 0 {
 		k.grantExp = s.now + 2*r.claim
@@ -291,12 +314,14 @@ func (r *grantRun) nextVisit(pause int64) int64 {
 			next = pause
 		case r.drops >= maxDrops:
 			next = s.now
+		case r.blocked > 0:
+			next = r.m.slot(s.now, 1, 0, r.blocked)
 		case r.free > 0 && r.held:
 			next = s.now + r.g.Hold.Microseconds()
 		case r.free > 0:
 			next = s.now
 		default:
-			next = k.win(s.l).Slot(s.l, s.now, 1, 0)
+			next = r.m.slot(s.now, 1, 0, 1)
 		}
 	}
 	for _, at := range k.granted {

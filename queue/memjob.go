@@ -103,7 +103,7 @@ func (k *memKey) deadJob(s step, id []byte, j *Job, msg string) bool {
 
 // requeueJob is jobs.lua's job_requeue.
 func (k *memKey) requeueJob(s step, id []byte, j *Job) {
-	t := &Ticket{ID: id, Key: j.Key, Priority: j.Priority, Enqueued: s.now, Deadline: s.now + j.Wait, Owner: j.Owner, Handler: j.Handler}
+	t := &Ticket{ID: id, Key: j.Key, Priority: j.Priority, Enqueued: s.now, Deadline: s.now + j.Wait, Owner: j.Owner, Handler: j.Handler, Cost: j.Cost}
 	raw, err := t.Encode()
 	if err != nil {
 		return
@@ -118,7 +118,8 @@ func (k *memKey) enqueue(s step, t *Ticket, raw []byte, j *Job) AdmitReply {
 	if r, ok := k.results[string(t.ID)]; k.jobs[string(t.ID)] != nil || (ok && r.exp > s.now) {
 		return AdmitReply{Outcome: Duplicate, Now: s.now}
 	}
-	rep := k.queue(s, t, raw, k.win(s.l).Free(s.l, s.now, true))
+	m := k.rates(s.l)
+	rep := k.queue(s, m, t, raw, m.freeNow(s.now, true))
 	if rep.Outcome == Queued {
 		k.jobs[string(t.ID)] = j
 		k.keepJobs(t.Deadline)

@@ -13,9 +13,9 @@ import (
 // structures (see keys.go); its methods are the scripts of package lua, step for step. Each part
 // lapses at its own time, as the Redis key with its TTL would. Guarded by Memory.mu.
 type memKey struct {
-	// wins are the windows by algorithm, apart as in Redis (see windowSuffix): a key whose
-	// algorithm changes starts a fresh window.
-	wins     [3]ratelimit.Window
+	// wins are the windows by algorithm and rate (0 the main one), apart as in Redis (see
+	// windowSuffix): a key whose algorithm changes starts a fresh window.
+	wins     [3][1 + config.MaxAlso]ratelimit.Window
 	lines    [config.NumPriorities][]memTicket // by Priority.Line
 	linesExp [config.NumPriorities]int64
 	granted  map[string]int64 // raw ticket -> grant µs
@@ -66,8 +66,12 @@ const indexGrace = ttlGraceMicro
 
 // expire clears each part whose time has passed and reports whether nothing is left.
 func (k *memKey) expire(now int64) bool {
-	for i := range k.wins {
-		k.wins[i].Expire(now)
+	empty := true
+	for a := range k.wins {
+		for i := range k.wins[a] {
+			k.wins[a][i].Expire(now)
+			empty = empty && k.wins[a][i].Empty()
+		}
 	}
 	for q := range k.lines {
 		if k.linesExp[q] != 0 && k.linesExp[q] <= now {
@@ -103,7 +107,7 @@ func (k *memKey) expire(now int64) bool {
 		k.jobsExp = 0
 	}
 	k.expireResults(now)
-	return k.wins[0].Empty() && k.wins[1].Empty() && k.wins[2].Empty() && k.lineLen() == 0 && len(k.granted) == 0 && len(k.local) == 0 && k.pause == NotPaused &&
+	return empty && k.lineLen() == 0 && len(k.granted) == 0 && len(k.local) == 0 && k.pause == NotPaused &&
 		len(k.stats) == 0 && len(k.dlq) == 0 && len(k.evicted) == 0 && len(k.jobs) == 0 && len(k.results) == 0
 }
 
@@ -144,8 +148,21 @@ func (k *memKey) deadLetter(s step, raw []byte) {
 	k.count(s, CountCorrupt, 1)
 }
 
-// win is the window of l's algorithm.
-func (k *memKey) win(l config.Limit) *ratelimit.Window { return &k.wins[l.Algorithm] }
+// unitsAhead is line.lua's units_ahead: the cost of the tickets a ticket of line q waits
+// behind, those of the higher priorities and of its own unless it goes to the head.
+func (k *memKey) unitsAhead(q int, head bool) int64 {
+	var units int64
+	for p := q; p < config.NumPriorities; p++ {
+		if p > q || !head {
+			for _, e := range k.lines[p] {
+				if e.t != nil {
+					units += e.t.CostOf()
+				}
+			}
+		}
+	}
+	return units
+}
 
 // paused is line.lua's paused: the pause in force on the key, its own or the external one;
 // ok false when none, else until (PausedForever or µs).
@@ -179,24 +196,30 @@ func (k *memKey) markEvicted(s step, t *Ticket) {
 func (k *memKey) admit(s step, t *Ticket, raw []byte) AdmitReply {
 	_, paused := k.paused(s)
 	len0 := k.lineLen()
-	free := k.win(s.l).Free(s.l, s.now, true)
-	if !paused && len0 == 0 && free > 0 {
-		k.win(s.l).Record(s.l, s.now, string(t.ID)) // CountAdmitted is the node's to count
-		return AdmitReply{Outcome: Granted, Now: s.now, Remaining: free - 1, ResetAfter: k.win(s.l).ResetAfter(s.l, s.now)}
+	m := k.rates(s.l)
+	free := m.freeNow(s.now, true)
+	if c := t.CostOf(); !paused && len0 == 0 && m.fits(c) {
+		m.take(c)
+		reset := m.record(s.now, []string{string(t.ID)}, []int64{c}) // CountAdmitted is the node's to count
+		return AdmitReply{Outcome: Granted, Now: s.now, Remaining: m.remaining(), ResetAfter: reset}
 	}
-	return k.queue(s, t, raw, free)
+	return k.queue(s, m, t, raw, free)
 }
 
-// queue is admit.lua's line_admit: it queues t or refuses it.
-func (k *memKey) queue(s step, t *Ticket, raw []byte, free int) AdmitReply {
+// queue is admit.lua's line_admit: it queues t or refuses it; m holds what each rate may admit
+// now, free how many of cost 1 that is.
+func (k *memKey) queue(s step, m *memRates, t *Ticket, raw []byte, free int) AdmitReply {
 	len0 := k.lineLen()
 	// Under DropOldest, a full line gives up the oldest request of the lowest priority up to
 	// t's (the one at the head of its line); durable jobs are never dropped.
-	drop := -1
+	drop, dropCost := -1, int64(1)
 	if len0 >= s.l.MaxQueue && s.l.Overflow == config.DropOldest {
 		for q := 0; q <= t.Priority.Line(); q++ {
 			if len(k.lines[q]) > 0 && (k.lines[q][0].t == nil || k.lines[q][0].t.Handler == "") {
 				drop = q
+				if h := k.lines[q][0].t; h != nil {
+					dropCost = h.CostOf()
+				}
 				break
 			}
 		}
@@ -210,7 +233,14 @@ func (k *memKey) queue(s step, t *Ticket, raw []byte, free int) AdmitReply {
 	if drop == t.Priority.Line() && !s.p.Head {
 		ahead--
 	}
-	earliest := k.win(s.l).Slot(s.l, s.now, ahead+1, free)
+	units := int64(-1)
+	if s.l.HasUnits() {
+		units = k.unitsAhead(t.Priority.Line(), s.p.Head)
+		if drop == t.Priority.Line() && !s.p.Head {
+			units -= dropCost
+		}
+	}
+	earliest := m.slot(s.now, ahead+1, units, t.CostOf())
 	if until, ok := k.paused(s); ok {
 		if until == PausedForever {
 			earliest = PausedForever
@@ -225,7 +255,7 @@ func (k *memKey) queue(s step, t *Ticket, raw []byte, free int) AdmitReply {
 		if s.l.MaxQueue != -1 {
 			rep.Outcome = WouldExceed
 		}
-		rep.ResetAfter = k.win(s.l).ResetAfter(s.l, s.now)
+		rep.ResetAfter = m.resetAfter(s.now)
 		return rep
 	}
 	if len0 >= s.l.MaxQueue {
@@ -236,7 +266,7 @@ func (k *memKey) queue(s step, t *Ticket, raw []byte, free int) AdmitReply {
 		if ev.raw == nil {
 			k.count(s, CountRejected, 1)
 			rep.Outcome = Full
-			rep.ResetAfter = k.win(s.l).ResetAfter(s.l, s.now)
+			rep.ResetAfter = m.resetAfter(s.now)
 			return rep
 		}
 		if ev.t != nil {
@@ -266,7 +296,7 @@ func (k *memKey) cancel(s step, t *Ticket, raw []byte) CancelOutcome {
 	for _, z := range []map[string]int64{k.granted, k.local} {
 		if at, ok := z[string(raw)]; ok {
 			delete(z, string(raw))
-			k.win(s.l).Refund(s.l, s.now, string(t.ID), at)
+			k.rates(s.l).refund(s.now, string(t.ID), at, t.CostOf())
 			refunded++
 		}
 	}
@@ -284,18 +314,23 @@ func (k *memKey) cancel(s step, t *Ticket, raw []byte) CancelOutcome {
 	return Absent
 }
 
-// check is check.lua.
-func (k *memKey) check(s step) Decision {
+// check is check.lua, for a request of cost c.
+func (k *memKey) check(s step, c int64) Decision {
 	until, paused := k.paused(s)
 	n := k.lineLen()
-	free := k.win(s.l).Free(s.l, s.now, false)
-	d := Decision{Allowed: !paused && n == 0 && free > 0, Remaining: free,
-		ResetAfter: micros(k.win(s.l).ResetAfter(s.l, s.now))}
+	m := k.rates(s.l)
+	m.freeNow(s.now, false)
+	d := Decision{Allowed: !paused && n == 0 && m.fits(c), Remaining: m.remaining(),
+		ResetAfter: micros(m.resetAfter(s.now))}
 	if !d.Allowed {
 		if until == PausedForever {
 			d.RetryAfter = -1
 		} else {
-			at := k.win(s.l).Slot(s.l, s.now, n+1, free)
+			units := int64(-1)
+			if s.l.HasUnits() {
+				units = k.unitsAhead(0, false)
+			}
+			at := m.slot(s.now, n+1, units, c)
 			if paused {
 				at = max(at, until)
 			}
@@ -307,7 +342,11 @@ func (k *memKey) check(s step) Decision {
 
 // state is status.lua.
 func (k *memKey) state(s step) KeyState {
-	st := KeyState{Now: s.now, Used: k.win(s.l).Used(s.l, s.now), Remaining: k.win(s.l).Free(s.l, s.now, false),
+	m := k.rates(s.l)
+	m.freeNow(s.now, false)
+	rates := m.used(s.now)
+	tight := m.tight()
+	st := KeyState{Now: s.now, Used: int(rates[tight].Used), Remaining: int(rates[tight].Remaining), Rates: rates,
 		PausedUntil: PauseInForce(s.now, k.pause, NotPaused), Unclaimed: len(k.granted), DeadLetters: len(k.dlq), Counters: map[string]int64{},
 		Jobs: len(k.jobs), Leased: len(k.lease)}
 	for q, line := range k.lines {
@@ -343,7 +382,7 @@ func (k *memKey) reset(now int64) {
 			k.markEvicted(s, t)
 		}
 	}
-	k.wins = [3]ratelimit.Window{}
+	k.wins = [3][1 + config.MaxAlso]ratelimit.Window{}
 	clear(k.granted)
 	clear(k.local)
 	clear(k.stats)

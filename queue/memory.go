@@ -170,7 +170,7 @@ func (m *Memory) Cancel(_ context.Context, p Params, t *Ticket, raw []byte) (Can
 }
 
 // Refund is refund.lua's twin.
-func (m *Memory) Refund(_ context.Context, key string, p Params, id []byte, grantedAt int64, local []byte) error {
+func (m *Memory) Refund(_ context.Context, key string, p Params, id []byte, grantedAt int64, local []byte, cost int64) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
@@ -182,14 +182,32 @@ func (m *Memory) Refund(_ context.Context, key string, p Params, id []byte, gran
 		}
 		delete(k.local, string(local))
 	}
-	k.win(p.Limit).Refund(p.Limit, now, string(id), grantedAt)
+	k.rates(p.Limit).refund(now, string(id), grantedAt, cost)
 	k.count(s, CountRefunded, 1)
 	return nil
 }
 
-func (m *Memory) Check(_ context.Context, key string, p Params) (Decision, error) {
+// Settle is settle.lua's twin.
+func (m *Memory) Settle(_ context.Context, key string, p Params, id []byte, grantedAt, charged, actual int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	k := m.key(key, now, true)
+	s := newStep(p, now)
+	k.rates(p.Limit).settle(now, string(id), grantedAt, charged, actual)
+	k.count(s, CountSettled, 1)
+	if actual < charged {
+		k.count(s, CountUnitsReturned, charged-actual)
+	}
+	if actual > charged {
+		k.count(s, CountUnitsOver, actual-charged)
+	}
+	return nil
+}
+
+func (m *Memory) Check(_ context.Context, key string, p Params, cost int64) (Decision, error) {
 	var d Decision
-	m.read(key, p, func(k *memKey, s step) { d = k.check(s) })
+	m.read(key, p, func(k *memKey, s step) { d = k.check(s, cost) })
 	return d, nil
 }
 

@@ -23,10 +23,10 @@ func TestStoredPauseReadings(t *testing.T) {
 	p := Params{Limit: config.Limit{Max: 10, Window: time.Minute}.WithDefaults(), StatsTTL: time.Minute}
 	for _, v := range []string{"-1", "0", "soon"} {
 		key := "k" + v
-		if err := rdb.Set(ctx, r.ks.perKey(key, config.SlidingWindow)[kPaused], v, 0).Err(); err != nil {
+		if err := rdb.Set(ctx, r.ks.plain(key)[kPaused], v, 0).Err(); err != nil {
 			t.Fatal(err)
 		}
-		if d, err := r.Check(ctx, key, p); err != nil || d.Allowed || d.RetryAfter != -1 {
+		if d, err := r.Check(ctx, key, p, 1); err != nil || d.Allowed || d.RetryAfter != -1 {
 			t.Errorf("paused string %q: Check %+v, %v; want paused with no end", v, d, err)
 		}
 		if st, err := r.State(ctx, key, p); err != nil || st.PausedUntil != PausedForever {
@@ -35,7 +35,7 @@ func TestStoredPauseReadings(t *testing.T) {
 		if err := r.ResumeKey(ctx, key); err != nil {
 			t.Fatal(err)
 		}
-		if d, err := r.Check(ctx, key, p); err != nil || !d.Allowed {
+		if d, err := r.Check(ctx, key, p, 1); err != nil || !d.Allowed {
 			t.Errorf("paused string %q, resumed: Check %+v, %v; want allowed", v, d, err)
 		}
 	}

@@ -106,7 +106,7 @@ func refusedWhilePaused(t *testing.T, be queue.Backend, key string, p queue.Para
 // checkPause checks that Check sees the pause want on key.
 func checkPause(t *testing.T, be queue.Backend, key string, p queue.Params, want int64, name string) {
 	t.Helper()
-	d, err := be.Check(context.Background(), key, p)
+	d, err := be.Check(context.Background(), key, p, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

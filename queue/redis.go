@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,13 +91,28 @@ var anyParams = Params{Limit: config.DefaultLimit, StatsTTL: time.Second}
 func args(p Params, extra ...any) []any {
 	l := p.Limit
 	a := make([]any, 0, 6+len(extra))
-	a = append(a, int(l.Algorithm), l.Max, l.Window.Microseconds(), l.Burst,
+	a = append(a, rateSpec(l), l.Max, l.Window.Microseconds(), l.Burst,
 		max(p.StatsTTL.Milliseconds(), 1000), p.ExtPause)
 	return append(a, extra...)
 }
 
+// rateSpec is ARGV 1 of the per-key scripts for l (see limits.lua): the algorithm's number, or
+// for a limit whose main rate counts units or that has further rates, "algorithm,units" and
+// ";max,window µs,burst,units" for each further rate.
+func rateSpec(l config.Limit) any {
+	if !l.Units && l.NumRates() == 1 {
+		return int(l.Algorithm)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d,%d", int(l.Algorithm), b2i(l.Units))
+	for _, r := range l.Also[:l.NumRates()-1] {
+		fmt.Fprintf(&b, ";%d,%d,%d,%d", r.Max, r.Window.Microseconds(), r.Burst, b2i(r.Units))
+	}
+	return b.String()
+}
+
 func (r *Redis) run(ctx context.Context, s *redis.Script, key string, p Params, extra ...any) (any, error) {
-	return r.eval(ctx, s, r.ks.perKey(key, p.Limit.Algorithm), args(p, extra...)...).Result()
+	return r.eval(ctx, s, r.ks.perKey(key, p.Limit), args(p, extra...)...).Result()
 }
 
 // Admit fails at once, with ErrUnavailable, for circuitWindow after Redis failed an admission
@@ -131,7 +147,7 @@ func (r *Redis) undoAdmit(p Params, t *Ticket, raw []byte, rep AdmitReply, err e
 	ctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
 	defer cancel()
 	if err == nil && rep.Outcome == Granted {
-		_, _ = r.runJobs(ctx, lua.Refund, t.Key, p, t.ID, rep.Now, "", 1)
+		_, _ = r.runJobs(ctx, lua.Refund, t.Key, p, t.ID, rep.Now, "", 1, t.CostOf())
 	}
 	_, _ = r.Cancel(ctx, p, t, raw)
 }
@@ -187,7 +203,7 @@ func (r *Redis) Grant(ctx context.Context, keys []string, ps []Params, g GrantAr
 		if i < len(g.Slots) {
 			a[slotsArg] = g.Slots[i]
 		}
-		cmds[i] = evalSHA(ctx, lua.Grant, r.ks.withJobs(key, ps[i].Limit.Algorithm), a...)
+		cmds[i] = evalSHA(ctx, lua.Grant, r.ks.withJobs(key, ps[i].Limit), a...)
 	}
 	r.evalPipelined(ctx, cmds)
 	for i, cmd := range cmds {
@@ -251,7 +267,7 @@ func (r *Redis) Claim(ctx context.Context, calls []ClaimCall) []ClaimResult {
 		for j, t := range c.Tickets {
 			extra = append(extra, t.ID, c.Raws[j])
 		}
-		cmds[i] = evalSHA(ctx, lua.Claim, r.ks.withJobs(c.Key, c.P.Limit.Algorithm), args(c.P, extra...)...)
+		cmds[i] = evalSHA(ctx, lua.Claim, r.ks.withJobs(c.Key, c.P.Limit), args(c.P, extra...)...)
 	}
 	r.evalPipelined(ctx, cmds)
 	out := make([]ClaimResult, len(calls))
@@ -297,18 +313,25 @@ func (r *Redis) Cancel(ctx context.Context, p Params, t *Ticket, raw []byte) (Ca
 	return CancelOutcome(n), nil
 }
 
-func (r *Redis) Refund(ctx context.Context, key string, p Params, id []byte, grantedAt int64, local []byte) error {
+func (r *Redis) Refund(ctx context.Context, key string, p Params, id []byte, grantedAt int64, local []byte, cost int64) error {
 	if local == nil {
 		local = []byte{}
 	}
-	if _, err := r.runJobs(ctx, lua.Refund, key, p, id, grantedAt, local); err != nil {
+	if _, err := r.runJobs(ctx, lua.Refund, key, p, id, grantedAt, local, 0, cost); err != nil {
 		return fmt.Errorf("queue: refund %q: %w", key, err)
 	}
 	return nil
 }
 
-func (r *Redis) Check(ctx context.Context, key string, p Params) (Decision, error) {
-	v, err := r.run(ctx, lua.Check, key, p)
+func (r *Redis) Settle(ctx context.Context, key string, p Params, id []byte, grantedAt, charged, actual int64) error {
+	if _, err := r.run(ctx, lua.Settle, key, p, id, grantedAt, charged, actual); err != nil {
+		return fmt.Errorf("queue: settle %q: %w", key, err)
+	}
+	return nil
+}
+
+func (r *Redis) Check(ctx context.Context, key string, p Params, cost int64) (Decision, error) {
+	v, err := r.run(ctx, lua.Check, key, p, cost)
 	if err != nil {
 		return Decision{}, fmt.Errorf("queue: check %q: %w", key, err)
 	}
@@ -330,7 +353,7 @@ func (r *Redis) Check(ctx context.Context, key string, p Params) (Decision, erro
 }
 
 func (r *Redis) State(ctx context.Context, key string, p Params) (KeyState, error) {
-	v, err := r.eval(ctx, lua.Status, r.ks.withJobs(key, p.Limit.Algorithm), args(p)...).Result()
+	v, err := r.eval(ctx, lua.Status, r.ks.withJobs(key, p.Limit), args(p)...).Result()
 	if err != nil {
 		return KeyState{}, fmt.Errorf("queue: status %q: %w", key, err)
 	}
@@ -342,9 +365,17 @@ func (r *Redis) State(ctx context.Context, key string, p Params) (KeyState, erro
 }
 
 func parseState(v any) (KeyState, error) {
-	s, err := replySlice(v, 14)
+	s, err := replySlice(v, 15)
 	if err != nil {
 		return KeyState{}, err
+	}
+	rates, err := replySlice(s[14], 2)
+	if err != nil {
+		return KeyState{}, fmt.Errorf("rates: %w", err)
+	}
+	rn, err := replyInts(rates)
+	if err != nil {
+		return KeyState{}, fmt.Errorf("rates: %w", err)
 	}
 	jobs, err := replyInts(s[12:14])
 	if err != nil {
@@ -360,6 +391,9 @@ func parseState(v any) (KeyState, error) {
 		st.Queued[i] = int(n[3+i])
 	}
 	st.PausedUntil = n[8]
+	for i := 0; i+1 < len(rn); i += 2 {
+		st.Rates = append(st.Rates, RateState{Used: rn[i], Remaining: rn[i+1]})
+	}
 	kv, err := replySlice(s[11], 0)
 	if err != nil {
 		return KeyState{}, fmt.Errorf("counters: %w", err)
@@ -380,7 +414,7 @@ func parseState(v any) (KeyState, error) {
 func (r *Redis) Reset(ctx context.Context, key string) error {
 	// The windows of the other algorithms go in the same transaction (one slot). In a
 	// transaction NOSCRIPT comes at EXEC, after the DEL ran: only the script is sent again.
-	reset := evalSHA(ctx, lua.Reset, r.ks.withJobs(key, config.SlidingWindow), args(anyParams)...)
+	reset := evalSHA(ctx, lua.Reset, r.ks.withJobs(key, anyParams.Limit), args(anyParams)...)
 	windows := r.ks.windows(key)
 	delArgs := make([]any, 0, 1+len(windows))
 	delArgs = append(delArgs, "del")
@@ -401,7 +435,7 @@ func (r *Redis) Reset(ctx context.Context, key string) error {
 }
 
 func (r *Redis) PauseKey(ctx context.Context, key string, until int64) error {
-	k := r.ks.perKey(key, config.SlidingWindow)[kPaused]
+	k := r.ks.plain(key)[kPaused]
 	var err error
 	if until == PausedForever {
 		err = r.rdb.Set(ctx, k, PausedForever, 0).Err()
@@ -417,7 +451,7 @@ func (r *Redis) PauseKey(ctx context.Context, key string, until int64) error {
 }
 
 func (r *Redis) ExtendPause(ctx context.Context, key string, until int64) error {
-	k := r.ks.perKey(key, config.SlidingWindow)[kPaused]
+	k := r.ks.plain(key)[kPaused]
 	if err := r.eval(ctx, lua.PauseUntil, []string{k}, until, until/1000+1).Err(); err != nil {
 		return fmt.Errorf("queue: pause %q until %d: %w", key, until, err)
 	}
@@ -425,14 +459,14 @@ func (r *Redis) ExtendPause(ctx context.Context, key string, until int64) error 
 }
 
 func (r *Redis) ResumeKey(ctx context.Context, key string) error {
-	if err := r.rdb.Del(ctx, r.ks.perKey(key, config.SlidingWindow)[kPaused]).Err(); err != nil {
+	if err := r.rdb.Del(ctx, r.ks.plain(key)[kPaused]).Err(); err != nil {
 		return fmt.Errorf("queue: resume %q: %w", key, err)
 	}
 	return nil
 }
 
 func (r *Redis) AddCounters(ctx context.Context, key string, p Params, b CountBatch) error {
-	k := r.ks.perKey(key, config.SlidingWindow)[kStats]
+	k := r.ks.plain(key)[kStats]
 	args := make([]any, 0, 3+2*len(b.Deltas))
 	args = append(args, b.Node, b.Seq, max(p.StatsTTL, time.Second).Milliseconds())
 	for name, d := range b.Deltas {

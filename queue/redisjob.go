@@ -10,12 +10,11 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/rateltd/rateltd/config"
 	"github.com/rateltd/rateltd/lua"
 )
 
 func (r *Redis) runJobs(ctx context.Context, s *redis.Script, key string, p Params, extra ...any) (any, error) {
-	return r.eval(ctx, s, r.ks.withJobs(key, p.Limit.Algorithm), args(p, extra...)...).Result()
+	return r.eval(ctx, s, r.ks.withJobs(key, p.Limit), args(p, extra...)...).Result()
 }
 
 func (r *Redis) Enqueue(ctx context.Context, p Params, t *Ticket, raw []byte, job []byte) (AdmitReply, error) {
@@ -144,7 +143,7 @@ func (r *Redis) Handlers(ctx context.Context, names []string, ttl time.Duration)
 }
 
 func (r *Redis) DeadLetters(ctx context.Context, key string, n int) ([][]byte, error) {
-	dlq := r.ks.perKey(key, config.SlidingWindow)[kDLQ]
+	dlq := r.ks.plain(key)[kDLQ]
 	vs, err := r.rdb.LRange(ctx, dlq, int64(-n), -1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("queue: dead letters of %q: %w", key, err)

@@ -18,8 +18,9 @@ const idLen = 16
 // Ticket is one waiting request. It is stored msgpack-encoded as an array, so the Lua scripts
 // read its fields by position, each named after its field here in line.lua: [1] T_ID, [2] T_KEY,
 // [3] T_PRIORITY (as its Line: 0 low to 3 critical), [4] T_ENQUEUED, [5] T_DEADLINE, [6] T_OWNER,
-// and for a durable job [7] T_HANDLER. Times are microseconds of Redis server time. The encoded bytes are the ticket's identity in the
-// line: cancel and claim find it by them.
+// and for a durable job [7] T_HANDLER, and when the cost is not 1, [8] T_COST (with nil at [7]
+// for a request). Times are microseconds of Redis server time. The encoded bytes are the
+// ticket's identity in the line: cancel and claim find it by them.
 type Ticket struct {
 	// ID is a random uuid, 16 raw bytes.
 	ID []byte
@@ -37,6 +38,20 @@ type Ticket struct {
 	Owner []byte
 	// Handler names the handler of a durable job; empty for a request.
 	Handler string
+	// Cost is what the request counts against the rates of its key's limit that count units
+	// (see config.Rate). 0 reads as 1.
+	Cost int64
+}
+
+// maxCost bounds a ticket's cost: Lua's numbers hold whole numbers exactly up to 2^53.
+const maxCost = 1 << 53
+
+// CostOf is t's cost, 1 when unset.
+func (t *Ticket) CostOf() int64 {
+	if t.Cost <= 0 {
+		return 1
+	}
+	return t.Cost
 }
 
 // errCorruptTicket reports bytes that are not a ticket.
@@ -61,8 +76,8 @@ func (t *Ticket) DecodeMsgpack(dec *msgpack.Decoder) error {
 	if err != nil {
 		return err
 	}
-	if n != ticketFields && n != ticketFields+1 {
-		return fmt.Errorf("array of %d, want %d or %d", n, ticketFields, ticketFields+1)
+	if n < ticketFields || n > ticketFields+2 {
+		return fmt.Errorf("array of %d, want %d to %d", n, ticketFields, ticketFields+2)
 	}
 	var id, owner string
 	var prio int64
@@ -76,11 +91,23 @@ func (t *Ticket) DecodeMsgpack(dec *msgpack.Decoder) error {
 	}
 	t.ID, t.Owner, t.Priority = []byte(id), []byte(owner), config.PriorityOfLine(int(prio))
 	if n > ticketFields {
-		if t.Handler, err = dec.DecodeString(); err != nil {
+		var h *string
+		if err := dec.Decode(&h); err != nil {
 			return err
 		}
-		if t.Handler == "" {
+		if h == nil && n == ticketFields+1 || h != nil && *h == "" {
 			return errors.New("empty handler")
+		}
+		if h != nil {
+			t.Handler = *h
+		}
+	}
+	if n > ticketFields+1 {
+		if t.Cost, err = dec.DecodeInt64(); err != nil {
+			return err
+		}
+		if t.Cost < 1 || t.Cost > maxCost {
+			return fmt.Errorf("cost %d", t.Cost)
 		}
 	}
 	return nil
@@ -100,7 +127,10 @@ func (t *Ticket) Encode() ([]byte, error) {
 	if t.Handler != "" {
 		n++
 	}
-	b := make([]byte, 0, 1+4*5+3*9+len(t.ID)+len(t.Key)+len(t.Owner)+len(t.Handler))
+	if t.CostOf() != 1 {
+		n = ticketFields + 2
+	}
+	b := make([]byte, 0, 1+4*5+4*9+len(t.ID)+len(t.Key)+len(t.Owner)+len(t.Handler))
 	b = append(b, 0x90|byte(n)) // fixarray
 	b = appendStr(b, string(t.ID))
 	b = appendStr(b, t.Key)
@@ -110,6 +140,11 @@ func (t *Ticket) Encode() ([]byte, error) {
 	b = appendStr(b, string(t.Owner))
 	if t.Handler != "" {
 		b = appendStr(b, t.Handler)
+	} else if n > ticketFields {
+		b = append(b, 0xc0) // nil
+	}
+	if n > ticketFields+1 {
+		b = appendInt(b, t.CostOf())
 	}
 	return b, nil
 }

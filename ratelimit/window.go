@@ -29,8 +29,9 @@ type Window struct {
 }
 
 type entry struct {
-	at int64
-	id string
+	at   int64
+	id   string
+	cost int64
 }
 
 func emit(l config.Limit) int64 { return ceilDiv(l.Window.Microseconds(), int64(l.Max)) }
@@ -79,7 +80,7 @@ func (w *Window) Free(l config.Limit, now int64, trim bool) int {
 		if trim {
 			w.trim(l, now)
 		}
-		used = int64(len(w.log) - w.stale(l, now))
+		used = w.sum(w.stale(l, now))
 	case config.FixedWindow:
 		if w.start == now-now%l.Window.Microseconds() {
 			used = w.n
@@ -91,44 +92,62 @@ func (w *Window) Free(l config.Limit, now int64, trim bool) int {
 	return int(max(0, int64(l.Max)-used))
 }
 
-// Used is how many grants count against the window now.
+// sum is the cost of the sliding-log entries from position i on.
+func (w *Window) sum(i int) int64 {
+	var n int64
+	for _, e := range w.log[i:] {
+		n += e.cost
+	}
+	return n
+}
+
+// Used is how much counts against the window now (requests, or units when l counts them).
+// A settled overage may take it above Max.
 func (w *Window) Used(l config.Limit, now int64) int {
 	free := w.Free(l, now, false)
 	switch l.Algorithm {
 	case config.SlidingWindow:
-		return len(w.log) - w.stale(l, now)
+		return int(w.sum(w.stale(l, now)))
 	case config.FixedWindow:
+		if w.start == now-now%l.Window.Microseconds() {
+			return int(w.n)
+		}
 		return l.Max - free
 	}
 	return l.Burst - free
 }
 
-// Record records grants at now, one per id (ids are the sliding-log members).
+// Record records grants at now, one per id (ids are the sliding-log members), each of cost 1.
 func (w *Window) Record(l config.Limit, now int64, ids ...string) {
+	for _, id := range ids {
+		w.Charge(l, now, id, 1)
+	}
+}
+
+// Charge records one grant of cost c at now for id.
+func (w *Window) Charge(l config.Limit, now int64, id string, c int64) {
 	w.Expire(now)
 	win := l.Window.Microseconds()
 	switch l.Algorithm {
 	case config.SlidingWindow:
-		for _, id := range ids {
-			w.log = append(w.log, entry{at: now, id: id})
-		}
+		w.log = append(w.log, entry{at: now, id: id, cost: c})
 		w.expires = now + win
 	case config.FixedWindow:
 		start := now - now%win
 		if w.start == start {
-			w.n += int64(len(ids))
+			w.n += c
 		} else {
-			w.start, w.n = start, int64(len(ids))
+			w.start, w.n = start, c
 		}
 		w.expires = start + win
 	default:
-		w.tat = max(w.tat, now) + emit(l)*int64(len(ids))
+		w.tat = max(w.tat, now) + emit(l)*c
 		w.expires = w.tat
 	}
 }
 
-// Refund gives back one grant made at grantedAt for id.
-func (w *Window) Refund(l config.Limit, now int64, id string, grantedAt int64) {
+// Refund gives back the grant of cost c made at grantedAt for id.
+func (w *Window) Refund(l config.Limit, now int64, id string, grantedAt, c int64) {
 	w.Expire(now)
 	switch l.Algorithm {
 	case config.SlidingWindow:
@@ -141,11 +160,41 @@ func (w *Window) Refund(l config.Limit, now int64, id string, grantedAt int64) {
 	case config.FixedWindow:
 		win := l.Window.Microseconds()
 		if w.start == grantedAt-grantedAt%win && w.n > 0 {
-			w.n--
+			w.n = max(0, w.n-c)
 		}
 	default:
 		if w.tat > now {
-			w.tat = max(now, w.tat-emit(l))
+			w.tat = max(now, w.tat-emit(l)*c)
+		}
+	}
+}
+
+// Settle changes the grant made at grantedAt for id from cost charged to cost actual: less
+// gives the difference back as of the grant's time (the sliding-log entry keeps its time,
+// with the lower cost); more charges the overage at now.
+func (w *Window) Settle(l config.Limit, now int64, id string, grantedAt, charged, actual int64) {
+	w.Expire(now)
+	if actual > charged {
+		w.Charge(l, now, id, actual-charged)
+		return
+	}
+	d := charged - actual
+	switch l.Algorithm {
+	case config.SlidingWindow:
+		for i, e := range w.log {
+			if e.id == id && e.at == grantedAt {
+				w.log[i].cost = max(0, e.cost-d)
+				break
+			}
+		}
+	case config.FixedWindow:
+		win := l.Window.Microseconds()
+		if w.start == grantedAt-grantedAt%win {
+			w.n = max(0, w.n-d)
+		}
+	default:
+		if w.tat > now {
+			w.tat = max(now, w.tat-emit(l)*d)
 		}
 	}
 }
@@ -165,6 +214,9 @@ func (w *Window) Slot(l config.Limit, now int64, k, free int) int64 {
 		if c <= 0 {
 			return now + win*int64((k-1)/l.Max)
 		}
+		if l.Units {
+			return w.unitSlot(l, stale, k)
+		}
 		i := max(0, c-l.Max) + (k - free) - 1
 		if i < c {
 			return w.log[stale+i].at + win
@@ -175,6 +227,20 @@ func (w *Window) Slot(l config.Limit, now int64, k, free int) int64 {
 	}
 	tat := max(w.tat, now)
 	return max(now, tat+emit(l)*int64(k)-tau(l))
+}
+
+// unitSlot is Slot for a sliding log that counts units, k units wanted: the time the oldest
+// entries have freed enough, walking the live ones (from stale on) oldest first.
+func (w *Window) unitSlot(l config.Limit, stale, k int) int64 {
+	win := l.Window.Microseconds()
+	need := w.sum(stale) + int64(k) - int64(l.Max)
+	for _, e := range w.log[stale:] {
+		need -= e.cost
+		if need <= 0 {
+			return e.at + win
+		}
+	}
+	return w.log[len(w.log)-1].at + win + win*int64((k-1)/l.Max)
 }
 
 // ResetAfter is how long until the window is entirely free again, µs.

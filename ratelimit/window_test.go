@@ -33,7 +33,7 @@ func TestSlidingLog(t *testing.T) {
 	if got := w.Used(l, 2050); got != 2 {
 		t.Errorf("used at 2050 = %d, want 2 (the entry at 1000 left at 2000)", got)
 	}
-	w.Refund(l, 2050, "b", 1100)
+	w.Refund(l, 2050, "b", 1100, 1)
 	if f := w.Free(l, 2050, true); f != 2 {
 		t.Errorf("free after refund = %d, want 2", f)
 	}
@@ -60,7 +60,7 @@ func TestFixedWindow(t *testing.T) {
 	if s := w.Slot(l, 1900, 3, 0); s != 3000 {
 		t.Errorf("slot 3 = %d, want 3000", s)
 	}
-	w.Refund(l, 1950, "a", 1100)
+	w.Refund(l, 1950, "a", 1100, 1)
 	if f := w.Free(l, 1950, true); f != 1 {
 		t.Errorf("free after refund = %d, want 1", f)
 	}
@@ -68,7 +68,7 @@ func TestFixedWindow(t *testing.T) {
 		t.Errorf("free in the next window = %d, want 2", f)
 	}
 	w.Record(l, 2100, "c")
-	w.Refund(l, 2100, "a", 1100) // granted in the previous window: nothing to give back here
+	w.Refund(l, 2100, "a", 1100, 1) // granted in the previous window: nothing to give back here
 	if u := w.Used(l, 2100); u != 1 {
 		t.Errorf("used = %d, want 1", u)
 	}
@@ -94,7 +94,7 @@ func TestGCRA(t *testing.T) {
 	if f := w.Free(l, 6500, true); f != 1 {
 		t.Errorf("free 1.5 intervals later = %d, want 1", f)
 	}
-	w.Refund(l, 6500, "c", 5000)
+	w.Refund(l, 6500, "c", 5000, 1)
 	if f := w.Free(l, 6500, true); f != 2 {
 		t.Errorf("free after refund = %d, want 2", f)
 	}

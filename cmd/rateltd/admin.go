@@ -65,7 +65,7 @@ func init() {
 						return usageError{err.Error()}
 					}
 					l := rateltd.Limit{Algorithm: alg, Max: max, Window: window, Burst: burst}
-					if err := config.Limit(l.WithDefaults()).Validate("limit"); err != nil {
+					if err := l.WithDefaults().ValidateAs("limit"); err != nil {
 						return usageError{err.Error()}
 					}
 					if err := c.SetLimit(ctx, key, l); err != nil {

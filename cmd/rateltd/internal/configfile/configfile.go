@@ -224,7 +224,7 @@ func (p fileParser) limit(n *yaml.Node, field string) (rateltd.Limit, error) {
 			return l, err
 		}
 	}
-	if err := config.Limit(l).Validate(field); err != nil {
+	if err := l.ValidateAs(field); err != nil {
 		return l, fmt.Errorf("%s:%d: %w", p.name, n.Line, err)
 	}
 	return l, nil

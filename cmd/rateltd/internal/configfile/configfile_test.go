@@ -2,6 +2,7 @@ package configfile
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +28,7 @@ poll_interval: 500ms
 	}
 	want := rateltd.Limit{Algorithm: config.TokenBucket, Max: 100, Window: time.Second, Burst: 20, Overflow: config.DropOldest}
 	if f.RedisURL != "redis://127.0.0.1:6379/0" || f.Config.Prefix != "svc" || f.AdminToken != "s3cret" || f.ClientToken != "cl1ent" ||
-		f.Config.Default.Max != 10 || f.Config.Limits["stripe"] != want || f.Config.Limits["openai"].QueueTimeout != 2*time.Minute ||
+		f.Config.Default.Max != 10 || !reflect.DeepEqual(f.Config.Limits["stripe"], want) || f.Config.Limits["openai"].QueueTimeout != 2*time.Minute ||
 		f.Config.PollInterval != 500*time.Millisecond {
 		t.Fatalf("parsed %+v", f)
 	}
