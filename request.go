@@ -20,8 +20,8 @@ type options struct {
 	timeout  time.Duration
 	retries  int
 	jobName  string
-	cost     int64 // WithCost's; 0 when not given
-	badCost  bool  // WithCost was given a cost below 1
+	cost     int64                // WithCost's; 0 when not given
+	badCost  bool                 // WithCost was given a cost below 1
 	decided  func(queue.Decision) // WithDecision's f, given the root's Decision
 }
 

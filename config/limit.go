@@ -82,9 +82,9 @@ type Limit struct {
 	Max          int
 	Window       time.Duration
 	Burst        int
-	Units        bool // the main rate counts cost units, not requests
+	Units        bool          // the main rate counts cost units, not requests
 	Also         [MaxAlso]Rate // the first NumRates()-1 are in use, the rest zero
-	MaxQueue     int // -1: never queue
+	MaxQueue     int           // -1: never queue
 	QueueTimeout time.Duration
 	Overflow     Overflow
 }
@@ -161,7 +161,6 @@ func (l Limit) MaxCost() int64 {
 
 // HasUnits reports whether some rate of l counts cost units.
 func (l Limit) HasUnits() bool { return l.MaxCost() >= 0 }
-
 
 // WithDefaults returns l with every zero field that has a default filled in.
 func (l Limit) WithDefaults() Limit {

@@ -459,4 +459,3 @@ func (n *Node) activate(ctx context.Context, key string, at, until int64, deadli
 		n.log.Error("rateltd: broadcast", err, "key", key)
 	}
 }
-
