@@ -82,7 +82,11 @@ type Status struct {
 	// Jobs counts the key's durable jobs not yet ended (waiting in line, running or waiting
 	// for a retry); JobsRunning, those running or waiting for a retry.
 	Jobs, JobsRunning int
-	Counters          Counters
+	// InFlight counts the slots of the key's concurrency cap (Limit.Concurrency) held now:
+	// requests and job runs started and not yet returned, across all nodes. For a cap alone
+	// (no rate), Used and Remaining are the slots held and free.
+	InFlight int
+	Counters Counters
 }
 
 // CountersUnits are the cost units settled after their calls (Settle), across all nodes.
@@ -127,7 +131,7 @@ func (c *Client) Status(ctx context.Context, key string) (Status, error) {
 		return Status{}, unavailable(ctx, err)
 	}
 	st := Status{Key: key, Limit: limitOf(p.Limit), Used: ks.Used, Remaining: ks.Remaining, Unclaimed: ks.Unclaimed,
-		DeadLetters: ks.DeadLetters, Jobs: ks.Jobs, JobsRunning: ks.Leased}
+		DeadLetters: ks.DeadLetters, Jobs: ks.Jobs, JobsRunning: ks.Leased, InFlight: ks.Running}
 	for i, r := range ks.Rates {
 		if i < p.Limit.NumRates() {
 			st.Rates = append(st.Rates, RateStatus{Rate: Rate(p.Limit.Rate(i)), Used: r.Used, Remaining: r.Remaining})

@@ -13,7 +13,8 @@ import (
 
 // localLimiter is FailLocal's in-process limit: per key, the key's algorithm with Max (and
 // Burst) divided by the expected number of nodes. No line and no priorities: callers sleep
-// until the next slot and race for it. Safe for concurrent use.
+// until the next slot and race for it. It keeps the main rate only, counting requests: not
+// costs, further rates or concurrency caps. Safe for concurrent use.
 type localLimiter struct {
 	nodes int
 
@@ -36,6 +37,9 @@ func (l *localLimiter) share(lim config.Limit) config.Limit {
 // wait returns when a request for key may start under the local limit, or an error when it
 // could not start by deadline, ctx ended (ctx's error) or closing was closed (ErrClosed).
 func (l *localLimiter) wait(ctx context.Context, closing <-chan struct{}, key string, lim config.Limit, deadline time.Time) error {
+	if lim.NumRates() == 0 {
+		return nil // a concurrency cap alone: the local limit keeps rates only
+	}
 	lim = l.share(lim)
 	for {
 		l.mu.Lock()

@@ -8,7 +8,7 @@ import (
 )
 
 // Limit is the rate limit of a key and the settings of its line. The zero value is invalid:
-// Max and Window are required. A Limit is a plain value, safe to copy.
+// Max and Window are required, unless the limit is a concurrency cap alone. A Limit is a plain value, safe to copy.
 type Limit struct {
 	// Algorithm is how the window is kept. Defaults to SlidingWindow.
 	Algorithm Algorithm
@@ -32,6 +32,13 @@ type Limit struct {
 	//
 	// Defaults to none.
 	Also []Rate
+	// Concurrency caps how many of the key's requests and durable jobs run at once, across all
+	// nodes: a start needs a free slot as well as every rate. A slot is held from the grant
+	// until fn (or the handler) returns; it lives with its node's heartbeat, so a slow call
+	// keeps it and a killed node's slots come back when its heartbeat lapses. A freed slot
+	// starts the head of the line at once. Alone, with Max, Window and Also zero, the key has
+	// no rate: Limit{Concurrency: 10}. Defaults to 0: no cap.
+	Concurrency int
 	// MaxQueue is how many requests may wait in the key's line, across all priorities.
 	// -1 means never queue: over the limit a request fails at once with ErrQueueFull.
 	// Defaults to 1000.
@@ -85,7 +92,7 @@ func (l Limit) validate(field string) error {
 // engine is l as the engine takes it.
 func (l Limit) engine() config.Limit {
 	e := config.Limit{Algorithm: l.Algorithm, Max: l.Max, Window: l.Window, Burst: l.Burst, Units: l.Units,
-		MaxQueue: l.MaxQueue, QueueTimeout: l.QueueTimeout, Overflow: l.Overflow}
+		MaxQueue: l.MaxQueue, QueueTimeout: l.QueueTimeout, Overflow: l.Overflow, Concurrency: l.Concurrency}
 	for i, r := range l.Also[:min(len(l.Also), config.MaxAlso)] {
 		e.Also[i] = config.Rate(r)
 	}
@@ -95,8 +102,8 @@ func (l Limit) engine() config.Limit {
 // limitOf is the engine's limit e as a Limit.
 func limitOf(e config.Limit) Limit {
 	l := Limit{Algorithm: e.Algorithm, Max: e.Max, Window: e.Window, Burst: e.Burst, Units: e.Units,
-		MaxQueue: e.MaxQueue, QueueTimeout: e.QueueTimeout, Overflow: e.Overflow}
-	for _, r := range e.Also[:e.NumRates()-1] {
+		MaxQueue: e.MaxQueue, QueueTimeout: e.QueueTimeout, Overflow: e.Overflow, Concurrency: e.Concurrency}
+	for _, r := range e.InUse() {
 		l.Also = append(l.Also, Rate(r))
 	}
 	return l

@@ -41,6 +41,9 @@ func TestWorkerProcess(t *testing.T) {
 	case "commands":
 		commandWorker()
 		return
+	case "slots":
+		slotWorker()
+		return
 	}
 	n, _ := strconv.Atoi(os.Getenv("RATELTD_WORKER_N"))
 	limit, _ := strconv.Atoi(os.Getenv("RATELTD_WORKER_MAX"))

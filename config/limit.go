@@ -84,6 +84,7 @@ type Limit struct {
 	Burst        int
 	Units        bool          // the main rate counts cost units, not requests
 	Also         [MaxAlso]Rate // the first NumRates()-1 are in use, the rest zero
+	Concurrency  int           // at most this many running at once; 0: no cap
 	MaxQueue     int           // -1: never queue
 	QueueTimeout time.Duration
 	Overflow     Overflow
@@ -110,8 +111,11 @@ func (l Limit) Rate(i int) Rate {
 }
 
 // NumRates is how many rates l holds: the main one and those of Also in use (up to the
-// first zero one).
+// first zero one); 0 for a concurrency cap alone (Max 0).
 func (l Limit) NumRates() int {
+	if l.Max == 0 {
+		return 0
+	}
 	n := 1
 	for _, r := range l.Also {
 		if r == (Rate{}) {
@@ -181,10 +185,22 @@ func (l Limit) WithDefaults() Limit {
 	return l
 }
 
+// CapOnly reports whether l is a concurrency cap with no rate: Concurrency set, Max, Window,
+// Burst and Also zero.
+func (l Limit) CapOnly() bool {
+	return l.Concurrency > 0 && l.Max == 0 && l.Window == 0 && l.Burst == 0 && l.Also == [MaxAlso]Rate{} && !l.Units
+}
+
 // Validate reports the first field of l that is out of range, naming it as field.X.
 func (l Limit) Validate(field string) error {
 	bad := func(name, format string, args ...any) error {
 		return fmt.Errorf("%w: %s.%s: %s", ErrInvalidConfig, field, name, fmt.Sprintf(format, args...))
+	}
+	if l.Concurrency < 0 {
+		return bad("Concurrency", "must not be negative, got %d", l.Concurrency)
+	}
+	if l.CapOnly() {
+		return l.validateLine(bad)
 	}
 	switch {
 	case l.Algorithm < SlidingWindow || l.Algorithm > TokenBucket:
@@ -199,17 +215,27 @@ func (l Limit) Validate(field string) error {
 		return bad("Burst", "must not be negative, got %d", l.Burst)
 	case l.Burst != 0 && l.Algorithm != TokenBucket:
 		return bad("Burst", "applies only to TokenBucket, got %d with %v", l.Burst, l.Algorithm)
+	}
+	if err := l.validateLine(bad); err != nil {
+		return err
+	}
+	for i, r := range l.InUse() {
+		if err := r.validate(l.Algorithm, fmt.Sprintf("%s.Also[%d]", field, i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateLine checks the line's settings of l.
+func (l Limit) validateLine(bad func(name, format string, args ...any) error) error {
+	switch {
 	case l.MaxQueue < -1:
 		return bad("MaxQueue", "must be -1 (never queue), 0 (default) or positive, got %d", l.MaxQueue)
 	case l.QueueTimeout < 0:
 		return bad("QueueTimeout", "must not be negative, got %v", l.QueueTimeout)
 	case l.Overflow != Reject && l.Overflow != DropOldest:
 		return bad("Overflow", "unknown overflow policy %d", int(l.Overflow))
-	}
-	for i, r := range l.Also[:l.NumRates()-1] {
-		if err := r.validate(l.Algorithm, fmt.Sprintf("%s.Also[%d]", field, i)); err != nil {
-			return err
-		}
 	}
 	return nil
 }
@@ -232,3 +258,6 @@ func (r Rate) validate(a Algorithm, field string) error {
 	}
 	return nil
 }
+
+// InUse returns the rates of Also in use.
+func (l Limit) InUse() []Rate { return l.Also[:max(0, l.NumRates()-1)] }

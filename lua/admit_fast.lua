@@ -22,5 +22,5 @@ local free = lim_free(now, true)
 if lim_fits(COST) and quiet(now) then
   lim_take(COST)
   local reset = lim_record(now, {ID}, {COST}) -- 'admitted' is counted by the node, keeping this path short
-  return {1, now, FREE[lim_tight()], 0, 0, '', reset}
+  return {1, now, lim_remaining(), 0, 0, '', reset}
 end

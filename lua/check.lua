@@ -23,4 +23,4 @@ if not allowed then
 end
 local a = 0
 if allowed then a = 1 end
-return {a, FREE[lim_tight()], retry, lim_reset_after(now)}
+return {a, lim_remaining(), retry, lim_reset_after(now)}

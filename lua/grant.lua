@@ -260,10 +260,10 @@ local function next_visit(p)
   if line_len() > 0 then
     if p ~= NOT_PAUSED then next = p
     elseif drops >= MAX_DROPS then next = now
-    elseif blocked then next = lim_slot(now, 1, 0, blocked)
+    elseif blocked then next = lim_next(now, blocked)
     elseif free > 0 and held then next = now + HOLD
     elseif free > 0 then next = now
-    else next = lim_slot(now, 1, 0) end
+    else next = lim_next(now, 1) end
   end
   for _, z in ipairs({GRANTED, LEASE}) do
     local oldest = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')[2]

@@ -5,19 +5,22 @@
 --   1 w (window state of the main rate)  2..5 q:0..q:3 (lines, priority low..critical)
 --   6 granted (ZSET raw ticket -> grant µs)  7 paused (string: until µs, -1 = forever; see pause.lua)
 --   8 stats (HASH)  9 dlq (LIST)  10 evicted (ZSET id -> deadline µs)  then the script's own keys,
---   and last the windows of the limit's further rates, one per rate, in order (see ARGV 1)
+--   then the windows of the limit's further rates, one per rate, in order, and last, for a
+--   limit with a concurrency cap, run (ZSET id -> µs its slot lapses unless renewed) (see ARGV 1)
 -- ARGV (every per-key script): 1 the algorithm (0 sliding log, 1 fixed window, 2 GCRA), or, for
---   a limit whose main rate counts cost units or that has further rates, "algorithm,units" and
---   for each further rate ";max,window µs,burst,units" (units: 1 counts cost units, 0 requests)
---   2 max  3 window µs  4 burst (GCRA)  5 stats TTL ms  6 external pause (0 none, -1 forever,
---   else until µs)
+--   a limit whose main rate counts cost units, that has further rates or a concurrency cap,
+--   "algorithm,units,concurrency,slot lease µs" and for each further rate
+--   ";max,window µs,burst,units" (units: 1 counts cost units, 0 requests)
+--   2 max (0: no rate, only a concurrency cap)  3 window µs  4 burst (GCRA)  5 stats TTL ms
+--   6 external pause (0 none, -1 forever, else until µs)
 -- Times are µs of Redis server time. Numbers handed to redis.call go through I(), because Lua
 -- would print a 16-digit number in exponent form.
 --
 -- A rate counting requests charges 1 a grant, one counting units the grant's cost. A sliding
 -- log holds one entry a grant: its member is the ticket id, followed by the cost in decimal
 -- when the rate counts units and the cost is not 1, or by 'o' and the overage for an overage
--- settled later. Twin of every lim_ function: ratelimit.Window and queue's memRates.
+-- settled later. A concurrency cap holds one slot a grant in run, until released or lapsed.
+-- Twin of every lim_ function: ratelimit.Window and queue's memRates.
 local GRANTED, PAUSED, STATS, DLQ, EVICTED
 local ALG, STATS_TTL, EXT_PAUSE
 -- The rates: NR of them, 1 the main one; each with its window's key, max, window, burst,
@@ -27,6 +30,9 @@ local NR, HAS_UNITS = 1, false
 local R_KEY, R_MAX, R_WIN, R_BURST, R_UNITS, R_EMIT, R_TAU = {}, {}, {}, {}, {}, {}, {}
 -- FREE[i]: what rate i may admit still, as lim_free read it less what lim_take took since.
 local FREE = {}
+-- The concurrency cap (0: none), its run set, its slots' lease (µs), and the slots free (as
+-- FREE is for the rates).
+local CONC, RUN, SLOT_US, CFREE = 0, nil, 0, 0
 
 -- Each window as lim_free last read it (fixed window: start and count; GCRA: tat), so that
 -- lim_record need not read it again. Scripts write the windows only through the lim_
@@ -43,14 +49,14 @@ local function bind()
   if ARGV ~= bound then
     bound = ARGV
     STATS_TTL, EXT_PAUSE = tonumber(ARGV[5]), tonumber(ARGV[6])
-    NR, R_UNITS[1] = 1, false
+    NR, R_UNITS[1], CONC, SLOT_US = 1, false, 0, 0
     ALG = tonumber(ARGV[1])
     if not ALG then
       local main = true
       for part in string.gmatch(ARGV[1], '[^;]+') do
         if main then
-          local a, u = string.match(part, '^(%d+),(%d)$')
-          ALG, R_UNITS[1], main = tonumber(a), u == '1', false
+          local a, u, cc, sl = string.match(part, '^(%d+),(%d),(%d+),(%d+)$')
+          ALG, R_UNITS[1], CONC, SLOT_US, main = tonumber(a), u == '1', tonumber(cc), tonumber(sl), false
         else
           local m, w, b, u = string.match(part, '^(%d+),(%d+),(%d+),(%d)$')
           NR = NR + 1
@@ -59,6 +65,7 @@ local function bind()
       end
     end
     R_MAX[1], R_WIN[1], R_BURST[1] = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+    if R_MAX[1] == 0 then NR = 0 end -- a concurrency cap alone
     HAS_UNITS = false
     for i = 1, NR do
       R_EMIT[i] = math.ceil(R_WIN[i] / R_MAX[i])
@@ -66,8 +73,11 @@ local function bind()
       HAS_UNITS = HAS_UNITS or R_UNITS[i]
     end
   end
+  local last = #KEYS -- the further rates' windows end here, or before run
+  RUN = nil
+  if CONC > 0 then RUN, last = KEYS[#KEYS], #KEYS - 1 end
   R_KEY[1] = KEYS[1]
-  for i = 2, NR do R_KEY[i] = KEYS[#KEYS - NR + i] end
+  for i = 2, NR do R_KEY[i] = KEYS[last - NR + i] end
   for i = 1, NR do seen[i] = false end
 end
 bind()
@@ -128,39 +138,51 @@ local function rate_free(i, now, trim)
   return math.max(0, MAX - used)
 end
 
--- How many requests of cost 1 may start now; FREE holds what each rate may admit.
-local function lim_free(now, trim)
-  local free = nil
+-- The least any rate, and the concurrency cap, may admit still (FREE, CFREE).
+local function lim_least()
+  local least = nil
   for i = 1, NR do
-    FREE[i] = rate_free(i, now, trim)
-    if not free or FREE[i] < free then free = FREE[i] end
+    if not least or FREE[i] < least then least = FREE[i] end
   end
-  return free
+  if CONC > 0 and (not least or CFREE < least) then least = CFREE end
+  return least or 0
 end
 
--- Whether a grant of cost c fits in what every rate may admit still (FREE).
+-- How many requests of cost 1 may start now; FREE holds what each rate may admit, CFREE how
+-- many slots of the concurrency cap are free (with trim, lapsed slots are taken back first).
+local function lim_free(now, trim)
+  for i = 1, NR do FREE[i] = rate_free(i, now, trim) end
+  if CONC > 0 then
+    local running
+    if trim then
+      redis.call('ZREMRANGEBYSCORE', RUN, '-inf', I(now))
+      running = redis.call('ZCARD', RUN)
+    else
+      running = redis.call('ZCOUNT', RUN, '(' .. I(now), '+inf')
+    end
+    CFREE = math.max(0, CONC - running)
+  end
+  return lim_least()
+end
+
+-- Whether a grant of cost c fits in what every rate may admit still (FREE) and a slot is free.
 local function lim_fits(c)
   for i = 1, NR do
     if charge(i, c) > FREE[i] then return false end
   end
-  return true
+  return CONC == 0 or CFREE >= 1
 end
 
--- The least any rate may admit still (FREE).
-local function lim_least()
-  local least = FREE[1]
-  for i = 2, NR do least = math.min(least, FREE[i]) end
-  return least
-end
-
--- Sets FREE to nothing: a paused key admits nothing.
+-- Sets FREE and CFREE to nothing: a paused key admits nothing.
 local function lim_none()
   for i = 1, NR do FREE[i] = 0 end
+  CFREE = 0
 end
 
--- Takes a grant of cost c from FREE.
+-- Takes a grant of cost c from FREE, and a slot.
 local function lim_take(c)
   for i = 1, NR do FREE[i] = FREE[i] - charge(i, c) end
+  CFREE = CFREE - 1
 end
 
 -- The tightest rate: the one with the least of its max left (FREE), the first of equals.
@@ -185,8 +207,17 @@ local function rate_reset_after(i, now)
   return math.max(0, (tonumber(redis.call('GET', W)) or 0) - now)
 end
 
--- How long until the tightest rate's window is entirely free again, µs.
-local function lim_reset_after(now) return rate_reset_after(lim_tight(), now) end
+-- How long until the tightest rate's window is entirely free again, µs (0 with no rate).
+local function lim_reset_after(now)
+  if NR == 0 then return 0 end
+  return rate_reset_after(lim_tight(), now)
+end
+
+-- What the tightest rate may admit still; with no rate, the free slots.
+local function lim_remaining()
+  if NR == 0 then return CFREE end
+  return FREE[lim_tight()]
+end
 
 -- Records in rate i grants at now, of ids with costs (nil: each 1); returns how long until
 -- the window is entirely free again, µs.
@@ -229,7 +260,18 @@ local function lim_record(now, ids, costs)
     if i == t then reset = r end
     seen[i] = false
   end
+  if CONC > 0 then
+    local args = {}
+    for j, id in ipairs(ids) do args[2 * j - 1] = I(now + SLOT_US); args[2 * j] = id end
+    redis.call('ZADD', RUN, unpack(args))
+    redis.call('PEXPIRE', RUN, ms(SLOT_US))
+  end
   return reset
+end
+
+-- Frees the slot of id, if it holds one; reports whether it did.
+local function lim_release(id)
+  return CONC > 0 and redis.call('ZREM', RUN, id) == 1
 end
 
 -- Gives back to rate i d of the grant of cost c made at granted_at for id (all of it when
@@ -260,6 +302,7 @@ end
 local function lim_refund(now, id, granted_at, c)
   c = c or 1
   for i = 1, NR do rate_give_back(i, now, id, granted_at, charge(i, c), charge(i, c)) end
+  lim_release(id)
 end
 
 -- Changes the grant made at granted_at for id from cost charged to cost actual in every rate
@@ -329,6 +372,24 @@ local function lim_slot(now, k, units, c)
     at = math.max(at, rate_slot(i, now, need))
   end
   return at
+end
+
+-- When to look again at a line held up by a request of cost c: when the rates admit it, or,
+-- when only the concurrency cap holds it, when its first slot lapses (a release wakes the
+-- processors sooner).
+local function lim_next(now, c)
+  local at = lim_slot(now, 1, 0, c)
+  if at <= now and CONC > 0 and CFREE < 1 then
+    local first = redis.call('ZRANGE', RUN, 0, 0, 'WITHSCORES')[2]
+    if first then at = math.max(now + 1, tonumber(first)) else at = now + SLOT_US end
+  end
+  return at
+end
+
+-- How many hold a slot of the concurrency cap now (0 without one).
+local function lim_running(now)
+  if CONC == 0 then return 0 end
+  return redis.call('ZCOUNT', RUN, '(' .. I(now), '+inf')
 end
 
 -- What each rate counts now, for status: {used, free} per rate.

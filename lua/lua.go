@@ -47,6 +47,8 @@ var (
 	check string
 	//go:embed settle.lua
 	settle string
+	//go:embed slots.lua
+	slots string
 	//go:embed status.lua
 	status string
 	//go:embed reset.lua
@@ -92,6 +94,7 @@ var (
 	Refund      = withJobs(refund)
 	Check       = perKey(check)
 	Settle      = perKey(settle)
+	Slots       = perKey(slots)
 	Status      = withJobs(status)
 	Reset       = withJobs(reset)
 	JobDone     = withJobs(jobDone)
@@ -105,7 +108,7 @@ var (
 )
 
 // All lists every script, for loading them before they are pipelined.
-var All = []*redis.Script{Admit, AdmitMany, Enqueue, EnqueueMany, Grant, Claim, Cancel, Refund, Check, Settle, Status, Reset, JobDone,
+var All = []*redis.Script{Admit, AdmitMany, Enqueue, EnqueueMany, Grant, Claim, Cancel, Refund, Check, Settle, Slots, Status, Reset, JobDone,
 	JobRenew,
 	JobWait, IndexAdd, IndexRemove, PauseUntil, Handlers, Counters}
 

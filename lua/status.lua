@@ -3,12 +3,16 @@
 -- Reply: {now, used, remaining, queued low, normal, high, critical, oldest enqueued µs (0: none),
 --   own pause (see pause.lua), unclaimed grants, dead letters, {counter, value, ...},
 --   durable jobs not ended, of them running or waiting for a retry, {used, remaining} of each
---   rate in order}; used and remaining are the tightest rate's (see limits.lua)
+--   rate in order, how many hold a slot of the concurrency cap}; used and remaining are the
+--   tightest rate's (see limits.lua), with no rate those of the concurrency cap
 local now = now_us()
 lim_free(now, false)
 local rates = lim_used(now)
-local tight = lim_tight()
-local out = {now, rates[2 * tight - 1], FREE[tight]}
+local out = {now, lim_running(now), CFREE}
+if NR > 0 then
+  local tight = lim_tight()
+  out = {now, rates[2 * tight - 1], FREE[tight]}
+end
 local oldest = 0
 for q = 2, 5 do
   out[#out + 1] = redis.call('LLEN', KEYS[q])
@@ -24,4 +28,5 @@ out[#out + 1] = redis.call('HGETALL', STATS)
 out[#out + 1] = redis.call('HLEN', JOBS)
 out[#out + 1] = redis.call('ZCARD', LEASE)
 out[#out + 1] = rates
+out[#out + 1] = lim_running(now)
 return out

@@ -133,6 +133,7 @@ func (n *Node) poll(ctx context.Context, keys map[string]*keyState) {
 		n.log.Error("rateltd: processor: load runtime config", err)
 	}
 	n.checkLiveness(ctx)
+	n.renewSlots(ctx)
 	n.retryGiveBacks(ctx)
 	n.advertiseHandlers(ctx)
 	active, err := n.be.ActiveKeys(ctx)

@@ -70,6 +70,10 @@ type Node struct {
 	// steps. Guarded by mu.
 	owners map[string]time.Time
 	dead   [][]byte
+	// held are the slots of concurrency caps this node's calls and job runs hold, by key
+	// and id (slots.go). Written by whoever acquires or releases, read by the loop's poll,
+	// which renews them. Guarded by mu.
+	held   map[string]map[ticketID]struct{}
 	closed bool
 	// jobs is the node's share of durable jobs; advertise asks the loop to record its
 	// handlers now. Guarded by mu.
@@ -111,6 +115,7 @@ func New(ctx context.Context, be queue.Backend, cfg Options) (*Node, error) {
 		counts:  map[string]map[string]int64{},
 		unsent:  map[string]queue.CountBatch{},
 		owners:  map[string]time.Time{},
+		held:    map[string]map[ticketID]struct{}{},
 		jobs: jobState{handlers: map[string]Handler{}, jobKeys: map[string]time.Time{}, starved: map[string]struct{}{},
 			waiters: map[string]map[chan struct{}]struct{}{}},
 		jobsStop: make(chan struct{}),
@@ -177,7 +182,7 @@ func (n *Node) Params(key string) queue.Params {
 }
 
 func (n *Node) paramsLocked(key string) queue.Params {
-	p := queue.Params{Limit: n.cfg.limit(key, n.runtime.Limits), StatsTTL: n.cfg.StatsTTL}
+	p := queue.Params{Limit: n.cfg.limit(key, n.runtime.Limits), StatsTTL: n.cfg.StatsTTL, SlotLease: n.heartbeatTTL()}
 	p.ExtPause = queue.PauseInForce(n.ServerTime(time.Now()), n.runtime.Pauses["*"], n.runtime.Pauses[config.Group(key)])
 	return p
 }

@@ -45,9 +45,12 @@ func (n *Node) runJob(key string, p queue.Params, g queue.GrantedJob, grantedAt 
 	began := time.Now()
 	var out []byte
 	var err error
+	grant := Grant{At: grantedAt, Queued: true, Cost: max(1, g.Job.Cost)}
+	copy(grant.ID[:], g.ID)
+	if n.Hold(key, grant.ID) {
+		defer n.Release(n.jobCtx, key, grant.ID)
+	}
 	if !stopping {
-		grant := Grant{At: grantedAt, Queued: true, Cost: max(1, g.Job.Cost)}
-		copy(grant.ID[:], g.ID)
 		out, err = callHandler(n.WithSettlement(ctx, key, grant), h, g.Job.Payload)
 	}
 	ran := time.Since(began)

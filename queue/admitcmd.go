@@ -135,7 +135,7 @@ func groupAdmits(batch []*admitCall) [][]*admitCall {
 // alone reports whether c goes as an Admit of its own: AdmitMany takes only tickets of cost 1
 // under a limit of one rate that counts requests.
 func alone(c *admitCall) bool {
-	return c.t.CostOf() != 1 || c.p.Limit.Units || c.p.Limit.NumRates() > 1
+	return c.t.CostOf() != 1 || c.p.Limit.Units || c.p.Limit.NumRates() != 1 || c.p.Limit.Concurrency > 0
 }
 
 // admitManyCmd returns the unsent EVALSHA of AdmitMany for groups, one entry per group, with

@@ -27,6 +27,19 @@ type Params struct {
 	// Head queues an admitted ticket at the head of its priority's line rather than at its
 	// tail: a request retried after the upstream said "retry after" keeps its turn.
 	Head bool
+	// SlotLease is how long a slot of the limit's concurrency cap lives without renewal: the
+	// node's heartbeat TTL. Defaults to DefaultSlotLease.
+	SlotLease time.Duration
+}
+
+// DefaultSlotLease is Params.SlotLease when unset.
+const DefaultSlotLease = 3 * time.Second
+
+func (p Params) slotLease() time.Duration {
+	if p.SlotLease <= 0 {
+		return DefaultSlotLease
+	}
+	return p.SlotLease
 }
 
 // A pause is NotPaused, PausedForever or the µs of server time it lasts until, wherever rateltd
@@ -216,8 +229,11 @@ type KeyState struct {
 	// waiting for a retry.
 	Jobs, Leased int
 	// Rates is what each rate of the limit counts, the main one first. Used and Remaining
-	// above are the tightest rate's: the one with the least of its Max left.
+	// above are the tightest rate's: the one with the least of its Max left (with no rate,
+	// the concurrency cap's slots held and free).
 	Rates []RateState
+	// Running counts the slots of the concurrency cap held now.
+	Running int
 }
 
 // RateState is what one rate of a key's limit counts now: requests, or cost units for a rate
@@ -289,6 +305,11 @@ type Backend interface {
 	// every rate of the key's limit that counts units: less gives the difference back as of
 	// the grant's time, more charges the overage now.
 	Settle(ctx context.Context, key string, p Params, id []byte, grantedAt, charged, actual int64) error
+	// RenewSlots renews the slots of the concurrency cap of key held for ids, and returns how
+	// many were still held; ReleaseSlots frees them, and returns how many tickets wait in
+	// the key's line (when any do, the processors are to be woken).
+	RenewSlots(ctx context.Context, key string, p Params, ids [][]byte) (int, error)
+	ReleaseSlots(ctx context.Context, key string, p Params, ids [][]byte) (int, error)
 	// Check reports whether a request would be granted now, changing nothing.
 	Check(ctx context.Context, key string, p Params, cost int64) (Decision, error)
 	// State reads the key's window, line, pause and counters.

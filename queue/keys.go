@@ -16,6 +16,7 @@ import (
 //
 //	<prefix>:{<key>}:w         sliding-log window (ZSET); :wf fixed window (HASH); :wt GCRA (string)
 //	<prefix>:{<key>}:w:<i>     the window of the limit's further rate i (1…4), :wf:<i>, :wt:<i> alike
+//	<prefix>:{<key>}:run       ZSET id -> µs its slot of the concurrency cap lapses unless renewed
 //	<prefix>:{<key>}:q:<0-3>   the lines, one LIST per priority, by Priority.Line (0 low … 3 critical)
 //	<prefix>:{<key>}:granted   ZSET raw ticket -> grant time, granted for another node to claim
 //	<prefix>:{<key>}:paused    the key's own pause (-1 forever, else until µs; see NotPaused)
@@ -52,8 +53,14 @@ type nameCache struct {
 type nameCacheKey struct {
 	key   string
 	alg   config.Algorithm
-	rates int // the limit's number of rates
+	rates int  // the limit's number of rates
+	conc  bool // the limit has a concurrency cap
 	jobs  bool
+}
+
+// cacheKey is the names' cache key of key under limit l, with or without the jobs' names.
+func cacheKey(key string, l config.Limit, jobs bool) nameCacheKey {
+	return nameCacheKey{key, l.Algorithm, l.NumRates(), l.Concurrency > 0, jobs}
 }
 
 // perKeyNames are a key's script KEYS, as strings and as command arguments.
@@ -73,18 +80,18 @@ var windowSuffix = [...]string{config.SlidingWindow: "w", config.FixedWindow: "w
 // expects: the ten of every per-key script, then the windows of l's further rates. The slice
 // is shared: callers must not change it.
 func (k keyspace) perKey(key string, l config.Limit) []string {
-	return k.cached(nameCacheKey{key, l.Algorithm, l.NumRates(), false}).names
+	return k.cached(cacheKey(key, l, false)).names
 }
 
 // perKeyArgs is perKey as command arguments, boxed once per key rather than once per call.
 func (k keyspace) perKeyArgs(key string, l config.Limit) []any {
-	return k.cached(nameCacheKey{key, l.Algorithm, l.NumRates(), false}).args
+	return k.cached(cacheKey(key, l, false)).args
 }
 
 // withJobs returns the KEYS of a per-key script that knows durable jobs (see jobs.lua): the ten
 // of every per-key script, the six of jobs.lua, then the windows of l's further rates.
 func (k keyspace) withJobs(key string, l config.Limit) []string {
-	return k.cached(nameCacheKey{key, l.Algorithm, l.NumRates(), true}).names
+	return k.cached(cacheKey(key, l, true)).names
 }
 
 // plain returns the ten names of every per-key script's KEYS for key, for reading one of them
@@ -152,6 +159,9 @@ func (k keyspace) buildPerKey(ck nameCacheKey) []string {
 	for i := 1; i < ck.rates; i++ {
 		names = append(names, w+":"+strconv.Itoa(i))
 	}
+	if ck.conc {
+		names = append(names, base+"run")
+	}
 	return names
 }
 
@@ -186,7 +196,7 @@ func (k keyspace) split(name string) (key, suffix string, ok bool) {
 // exists, so once, however SCAN spreads its structures over batches. The counters come first
 // since nearly every key with state has them: a key found by them costs no look-up.
 var listOrder = append([]string{"stats", "w", "wf", "wt", "q:0", "q:1", "q:2", "q:3", "granted", "paused", "dlq", "evicted",
-	"jobs", "lease", "res", "rexp", "waited", "lg"}, furtherWindows()...)
+	"jobs", "lease", "res", "rexp", "waited", "lg", "run"}, furtherWindows()...)
 
 // furtherWindows are the suffixes of the windows of further rates (w:1 … wt:4).
 func furtherWindows() []string {

@@ -10,19 +10,19 @@ import (
 
 // encodeLimit writes a limit for the runtime configuration hash:
 // "algorithm,max,window µs,burst,max queue,queue timeout ms,overflow", then, when the main rate
-// counts units or the limit has further rates, ",units" (0 or 1) and for each further rate
-// ";max,window µs,burst,units". A node of an earlier version reads the first seven numbers and
-// ignores the rest.
+// counts units, the limit has further rates or a concurrency cap, ",units,concurrency" (units 0
+// or 1) and for each further rate ";max,window µs,burst,units". A node of an earlier version
+// reads the first seven numbers and ignores the rest.
 func encodeLimit(l config.Limit) string {
 	s := fmt.Sprintf("%d,%d,%d,%d,%d,%d,%d", int(l.Algorithm), l.Max, l.Window.Microseconds(), l.Burst,
 		l.MaxQueue, l.QueueTimeout.Milliseconds(), int(l.Overflow))
-	if !l.Units && l.NumRates() == 1 {
+	if !l.Units && l.NumRates() == 1 && l.Concurrency == 0 {
 		return s
 	}
 	var b strings.Builder
 	b.WriteString(s)
-	fmt.Fprintf(&b, ",%d", b2i(l.Units))
-	for _, r := range l.Also[:l.NumRates()-1] {
+	fmt.Fprintf(&b, ",%d,%d", b2i(l.Units), l.Concurrency)
+	for _, r := range l.InUse() {
 		fmt.Fprintf(&b, ";%d,%d,%d,%d", r.Max, r.Window.Microseconds(), r.Burst, b2i(r.Units))
 	}
 	return b.String()
@@ -45,8 +45,13 @@ func decodeLimit(s string) (config.Limit, error) {
 	}
 	main := strings.Split(parts[0], ",")
 	var units int
-	if len(main) == 8 {
+	if len(main) >= 8 {
 		if _, err := fmt.Sscanf(main[7], "%d", &units); err != nil {
+			return l, fmt.Errorf("queue: limit %q: %w", s, err)
+		}
+	}
+	if len(main) >= 9 {
+		if _, err := fmt.Sscanf(main[8], "%d", &l.Concurrency); err != nil {
 			return l, fmt.Errorf("queue: limit %q: %w", s, err)
 		}
 	}

@@ -49,7 +49,7 @@ type grantRun struct {
 // grant is grant.lua.
 func (k *memKey) grant(s step, g *grantStep) GrantReply {
 	r := &grantRun{k: k, s: s, g: g, claim: g.ClaimTimeout.Microseconds(), rep: GrantReply{Now: s.now},
-		slots: g.slots, ownerSeen: map[string]bool{}, m: k.rates(s.l)}
+		slots: g.slots, ownerSeen: map[string]bool{}, m: k.rates(s.p)}
 	r.refundStale()
 	r.reclaimLeases()
 	until, paused := k.paused(s)
@@ -106,7 +106,7 @@ func (r *grantRun) refundStale() {
 		if e.score <= now-r.claim || t == nil || r.g.dead[string(t.Owner)] {
 			delete(k.granted, e.member)
 			if t != nil {
-				k.rates(r.s.l).refund(now, string(t.ID), e.score, t.CostOf())
+				k.rates(r.s.p).refund(now, string(t.ID), e.score, t.CostOf())
 			}
 			k.count(r.s, CountRefunded, 1)
 		}
@@ -315,13 +315,13 @@ func (r *grantRun) nextVisit(pause int64) int64 {
 		case r.drops >= maxDrops:
 			next = s.now
 		case r.blocked > 0:
-			next = r.m.slot(s.now, 1, 0, r.blocked)
+			next = r.m.next(s.now, r.blocked)
 		case r.free > 0 && r.held:
 			next = s.now + r.g.Hold.Microseconds()
 		case r.free > 0:
 			next = s.now
 		default:
-			next = r.m.slot(s.now, 1, 0, 1)
+			next = r.m.next(s.now, 1)
 		}
 	}
 	for _, at := range k.granted {

@@ -118,7 +118,7 @@ func (k *memKey) enqueue(s step, t *Ticket, raw []byte, j *Job) AdmitReply {
 	if r, ok := k.results[string(t.ID)]; k.jobs[string(t.ID)] != nil || (ok && r.exp > s.now) {
 		return AdmitReply{Outcome: Duplicate, Now: s.now}
 	}
-	m := k.rates(s.l)
+	m := k.rates(s.p)
 	rep := k.queue(s, m, t, raw, m.freeNow(s.now, true))
 	if rep.Outcome == Queued {
 		k.jobs[string(t.ID)] = j

@@ -29,6 +29,7 @@ type memKey struct {
 	dlqExp   int64
 	evicted  map[string]int64 // ticket id -> deadline µs
 	evictExp int64
+	run      map[string]int64 // id -> µs its slot of the concurrency cap lapses unless renewed
 	// jobs, lease and waited are the durable jobs' records, leases (or retry times) and the
 	// ids somebody waits for; they lapse together at jobsExp. results lapse one by one.
 	jobs      map[string]*Job
@@ -107,7 +108,12 @@ func (k *memKey) expire(now int64) bool {
 		k.jobsExp = 0
 	}
 	k.expireResults(now)
-	return empty && k.lineLen() == 0 && len(k.granted) == 0 && len(k.local) == 0 && k.pause == NotPaused &&
+	for id, exp := range k.run {
+		if exp <= now {
+			delete(k.run, id)
+		}
+	}
+	return empty && len(k.run) == 0 && k.lineLen() == 0 && len(k.granted) == 0 && len(k.local) == 0 && k.pause == NotPaused &&
 		len(k.stats) == 0 && len(k.dlq) == 0 && len(k.evicted) == 0 && len(k.jobs) == 0 && len(k.results) == 0
 }
 
@@ -196,7 +202,7 @@ func (k *memKey) markEvicted(s step, t *Ticket) {
 func (k *memKey) admit(s step, t *Ticket, raw []byte) AdmitReply {
 	_, paused := k.paused(s)
 	len0 := k.lineLen()
-	m := k.rates(s.l)
+	m := k.rates(s.p)
 	free := m.freeNow(s.now, true)
 	if c := t.CostOf(); !paused && len0 == 0 && m.fits(c) {
 		m.take(c)
@@ -296,7 +302,7 @@ func (k *memKey) cancel(s step, t *Ticket, raw []byte) CancelOutcome {
 	for _, z := range []map[string]int64{k.granted, k.local} {
 		if at, ok := z[string(raw)]; ok {
 			delete(z, string(raw))
-			k.rates(s.l).refund(s.now, string(t.ID), at, t.CostOf())
+			k.rates(s.p).refund(s.now, string(t.ID), at, t.CostOf())
 			refunded++
 		}
 	}
@@ -318,7 +324,7 @@ func (k *memKey) cancel(s step, t *Ticket, raw []byte) CancelOutcome {
 func (k *memKey) check(s step, c int64) Decision {
 	until, paused := k.paused(s)
 	n := k.lineLen()
-	m := k.rates(s.l)
+	m := k.rates(s.p)
 	m.freeNow(s.now, false)
 	d := Decision{Allowed: !paused && n == 0 && m.fits(c), Remaining: m.remaining(),
 		ResetAfter: micros(m.resetAfter(s.now))}
@@ -342,13 +348,16 @@ func (k *memKey) check(s step, c int64) Decision {
 
 // state is status.lua.
 func (k *memKey) state(s step) KeyState {
-	m := k.rates(s.l)
+	m := k.rates(s.p)
 	m.freeNow(s.now, false)
 	rates := m.used(s.now)
-	tight := m.tight()
-	st := KeyState{Now: s.now, Used: int(rates[tight].Used), Remaining: int(rates[tight].Remaining), Rates: rates,
+	st := KeyState{Now: s.now, Used: m.running(s.now), Remaining: int(m.cfree), Rates: rates, Running: m.running(s.now),
 		PausedUntil: PauseInForce(s.now, k.pause, NotPaused), Unclaimed: len(k.granted), DeadLetters: len(k.dlq), Counters: map[string]int64{},
 		Jobs: len(k.jobs), Leased: len(k.lease)}
+	if len(rates) > 0 {
+		tight := m.tight()
+		st.Used, st.Remaining = int(rates[tight].Used), int(rates[tight].Remaining)
+	}
 	for q, line := range k.lines {
 		st.Queued[q] = len(line)
 		if len(line) > 0 && line[0].t != nil && (st.OldestEnqueued == 0 || line[0].t.Enqueued < st.OldestEnqueued) {

@@ -74,7 +74,7 @@ func (m *Memory) key(key string, now int64, create bool) *memKey {
 		return nil
 	}
 	if k == nil && create {
-		k = &memKey{granted: map[string]int64{}, local: map[string]int64{}, evicted: map[string]int64{}, stats: map[string]int64{},
+		k = &memKey{granted: map[string]int64{}, local: map[string]int64{}, evicted: map[string]int64{}, run: map[string]int64{}, stats: map[string]int64{},
 			jobs: map[string]*Job{}, lease: map[string]int64{}, waited: map[string]bool{}, results: map[string]memResult{}}
 		m.keys[key] = k
 	}
@@ -182,7 +182,7 @@ func (m *Memory) Refund(_ context.Context, key string, p Params, id []byte, gran
 		}
 		delete(k.local, string(local))
 	}
-	k.rates(p.Limit).refund(now, string(id), grantedAt, cost)
+	k.rates(p).refund(now, string(id), grantedAt, cost)
 	k.count(s, CountRefunded, 1)
 	return nil
 }
@@ -194,7 +194,7 @@ func (m *Memory) Settle(_ context.Context, key string, p Params, id []byte, gran
 	now := m.now()
 	k := m.key(key, now, true)
 	s := newStep(p, now)
-	k.rates(p.Limit).settle(now, string(id), grantedAt, charged, actual)
+	k.rates(p).settle(now, string(id), grantedAt, charged, actual)
 	k.count(s, CountSettled, 1)
 	if actual < charged {
 		k.count(s, CountUnitsReturned, charged-actual)
@@ -203,6 +203,35 @@ func (m *Memory) Settle(_ context.Context, key string, p Params, id []byte, gran
 		k.count(s, CountUnitsOver, actual-charged)
 	}
 	return nil
+}
+
+// RenewSlots is slots.lua's twin (renew).
+func (m *Memory) RenewSlots(_ context.Context, key string, p Params, ids [][]byte) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	k := m.key(key, now, true)
+	n := 0
+	for _, id := range ids {
+		if _, ok := k.run[string(id)]; ok && p.Limit.Concurrency > 0 {
+			k.run[string(id)] = now + p.slotLease().Microseconds()
+			n++
+		}
+	}
+	return n, nil
+}
+
+// ReleaseSlots is slots.lua's twin (release).
+func (m *Memory) ReleaseSlots(_ context.Context, key string, p Params, ids [][]byte) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	k := m.key(key, now, true)
+	r := k.rates(p)
+	for _, id := range ids {
+		r.release(string(id))
+	}
+	return k.lineLen(), nil
 }
 
 func (m *Memory) Check(_ context.Context, key string, p Params, cost int64) (Decision, error) {

@@ -6,16 +6,58 @@ import (
 )
 
 // memRates is limits.lua's lim_ functions for the in-process backend: every rate of one key's
-// limit over the key's windows, within one step. free is limits.lua's FREE: what each rate may
-// admit still, as freeNow read it less what take took since.
+// limit over the key's windows, and its concurrency cap over the key's slots, within one step.
+// free is limits.lua's FREE: what each rate may admit still, as freeNow read it less what take
+// took since; cfree is CFREE, the slots free.
 type memRates struct {
-	k    *memKey
-	l    config.Limit
-	n    int // l.NumRates()
-	free [1 + config.MaxAlso]int64
+	k     *memKey
+	l     config.Limit
+	n     int // l.NumRates()
+	free  [1 + config.MaxAlso]int64
+	conc  int
+	lease int64 // a slot's lease, µs
+	cfree int64
 }
 
-func (k *memKey) rates(l config.Limit) *memRates { return &memRates{k: k, l: l, n: l.NumRates()} }
+func (k *memKey) rates(p Params) *memRates {
+	return &memRates{k: k, l: p.Limit, n: p.Limit.NumRates(), conc: p.Limit.Concurrency, lease: p.slotLease().Microseconds()}
+}
+
+// running is lim_running: how many hold a slot now.
+func (m *memRates) running(now int64) int {
+	n := 0
+	for _, exp := range m.k.run {
+		if exp > now {
+			n++
+		}
+	}
+	return n
+}
+
+// release is lim_release: it frees the slot of id, if it holds one.
+func (m *memRates) release(id string) bool {
+	_, ok := m.k.run[id]
+	delete(m.k.run, id)
+	return ok && m.conc > 0
+}
+
+// next is lim_next: when to look again at a line held up by a request of cost c.
+func (m *memRates) next(now, c int64) int64 {
+	at := m.slot(now, 1, 0, c)
+	if at <= now && m.conc > 0 && m.cfree < 1 {
+		first := int64(0)
+		for _, exp := range m.k.run {
+			if first == 0 || exp < first {
+				first = exp
+			}
+		}
+		if first != 0 {
+			return max(now+1, first)
+		}
+		return now + m.lease
+	}
+	return at
+}
 
 // win is rate i's window and the limit its algorithm steps take.
 func (m *memRates) win(i int) (*ratelimit.Window, config.Limit) {
@@ -25,15 +67,21 @@ func (m *memRates) win(i int) (*ratelimit.Window, config.Limit) {
 // freeNow is lim_free: how many requests of cost 1 may start now; free holds what each rate
 // may admit. With trim, stale sliding-log entries are removed first.
 func (m *memRates) freeNow(now int64, trim bool) int {
-	least := int64(-1)
 	for i := range m.n {
 		w, l := m.win(i)
 		m.free[i] = int64(w.Free(l, now, trim))
-		if least < 0 || m.free[i] < least {
-			least = m.free[i]
-		}
 	}
-	return int(least)
+	if m.conc > 0 {
+		if trim {
+			for id, exp := range m.k.run {
+				if exp <= now {
+					delete(m.k.run, id)
+				}
+			}
+		}
+		m.cfree = max(0, int64(m.conc-m.running(now)))
+	}
+	return m.least()
 }
 
 // fits is lim_fits: whether a grant of cost c fits what every rate may admit still.
@@ -43,7 +91,7 @@ func (m *memRates) fits(c int64) bool {
 			return false
 		}
 	}
-	return true
+	return m.conc == 0 || m.cfree >= 1
 }
 
 // take is lim_take: it takes a grant of cost c from free.
@@ -51,19 +99,28 @@ func (m *memRates) take(c int64) {
 	for i := range m.n {
 		m.free[i] -= m.l.Rate(i).Charge(c)
 	}
+	m.cfree--
 }
 
-// least is lim_least: the least any rate may admit still.
+// least is lim_least: the least any rate, and the concurrency cap, may admit still.
 func (m *memRates) least() int {
-	least := m.free[0]
-	for i := 1; i < m.n; i++ {
-		least = min(least, m.free[i])
+	least := int64(-1)
+	for i := range m.n {
+		if least < 0 || m.free[i] < least {
+			least = m.free[i]
+		}
 	}
-	return int(least)
+	if m.conc > 0 && (least < 0 || m.cfree < least) {
+		least = m.cfree
+	}
+	return int(max(0, least))
 }
 
 // none is lim_none: a paused key admits nothing.
-func (m *memRates) none() { clear(m.free[:]) }
+func (m *memRates) none() {
+	clear(m.free[:])
+	m.cfree = 0
+}
 
 // tight is lim_tight: the rate with the least of its max left, the first of equals.
 func (m *memRates) tight() int {
@@ -76,12 +133,21 @@ func (m *memRates) tight() int {
 	return t
 }
 
-// remaining is what the tightest rate may admit still.
-func (m *memRates) remaining() int { return int(m.free[m.tight()]) }
+// remaining is lim_remaining: what the tightest rate may admit still; with no rate, the free
+// slots.
+func (m *memRates) remaining() int {
+	if m.n == 0 {
+		return int(m.cfree)
+	}
+	return int(m.free[m.tight()])
+}
 
 // resetAfter is lim_reset_after: how long until the tightest rate's window is entirely free
-// again, µs.
+// again, µs (0 with no rate).
 func (m *memRates) resetAfter(now int64) int64 {
+	if m.n == 0 {
+		return 0
+	}
 	w, l := m.win(m.tight())
 	return w.ResetAfter(l, now)
 }
@@ -101,16 +167,26 @@ func (m *memRates) record(now int64, ids []string, costs []int64) int64 {
 			w.Charge(l, now, id, r.Charge(c))
 		}
 	}
+	if m.conc > 0 {
+		for _, id := range ids {
+			m.k.run[id] = now + m.lease
+		}
+	}
+	if m.n == 0 {
+		return 0
+	}
 	w, l := m.win(t)
 	return w.ResetAfter(l, now)
 }
 
-// refund is lim_refund: it gives back the grant of cost c made at grantedAt for id.
+// refund is lim_refund: it gives back the grant of cost c made at grantedAt for id, and its
+// slot.
 func (m *memRates) refund(now int64, id string, grantedAt, c int64) {
 	for i := range m.n {
 		w, l := m.win(i)
 		w.Refund(l, now, id, grantedAt, m.l.Rate(i).Charge(c))
 	}
+	m.release(id)
 }
 
 // settle is lim_settle: it changes the grant made at grantedAt for id from cost charged to

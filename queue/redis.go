@@ -91,21 +91,23 @@ var anyParams = Params{Limit: config.DefaultLimit, StatsTTL: time.Second}
 func args(p Params, extra ...any) []any {
 	l := p.Limit
 	a := make([]any, 0, 6+len(extra))
-	a = append(a, rateSpec(l), l.Max, l.Window.Microseconds(), l.Burst,
+	a = append(a, rateSpec(p), l.Max, l.Window.Microseconds(), l.Burst,
 		max(p.StatsTTL.Milliseconds(), 1000), p.ExtPause)
 	return append(a, extra...)
 }
 
-// rateSpec is ARGV 1 of the per-key scripts for l (see limits.lua): the algorithm's number, or
-// for a limit whose main rate counts units or that has further rates, "algorithm,units" and
-// ";max,window µs,burst,units" for each further rate.
-func rateSpec(l config.Limit) any {
-	if !l.Units && l.NumRates() == 1 {
+// rateSpec is ARGV 1 of the per-key scripts for p's limit (see limits.lua): the algorithm's
+// number, or for a limit whose main rate counts units, that has further rates or a concurrency
+// cap, "algorithm,units,concurrency,slot lease µs" and ";max,window µs,burst,units" for each
+// further rate.
+func rateSpec(p Params) any {
+	l := p.Limit
+	if !l.Units && l.NumRates() == 1 && l.Concurrency == 0 {
 		return int(l.Algorithm)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d,%d", int(l.Algorithm), b2i(l.Units))
-	for _, r := range l.Also[:l.NumRates()-1] {
+	fmt.Fprintf(&b, "%d,%d,%d,%d", int(l.Algorithm), b2i(l.Units), l.Concurrency, p.slotLease().Microseconds())
+	for _, r := range l.InUse() {
 		fmt.Fprintf(&b, ";%d,%d,%d,%d", r.Max, r.Window.Microseconds(), r.Burst, b2i(r.Units))
 	}
 	return b.String()
@@ -330,6 +332,30 @@ func (r *Redis) Settle(ctx context.Context, key string, p Params, id []byte, gra
 	return nil
 }
 
+func (r *Redis) RenewSlots(ctx context.Context, key string, p Params, ids [][]byte) (int, error) {
+	return r.slots(ctx, "renew", key, p, ids)
+}
+
+func (r *Redis) ReleaseSlots(ctx context.Context, key string, p Params, ids [][]byte) (int, error) {
+	return r.slots(ctx, "release", key, p, ids)
+}
+
+func (r *Redis) slots(ctx context.Context, op, key string, p Params, ids [][]byte) (int, error) {
+	extra := make([]any, 0, 1+len(ids))
+	extra = append(extra, op)
+	for _, id := range ids {
+		extra = append(extra, id)
+	}
+	v, err := r.run(ctx, lua.Slots, key, p, extra...)
+	if err == nil {
+		var n int64
+		if n, err = replyInt(v); err == nil {
+			return int(n), nil
+		}
+	}
+	return 0, fmt.Errorf("queue: %s slots %q: %w", op, key, err)
+}
+
 func (r *Redis) Check(ctx context.Context, key string, p Params, cost int64) (Decision, error) {
 	v, err := r.run(ctx, lua.Check, key, p, cost)
 	if err != nil {
@@ -365,11 +391,15 @@ func (r *Redis) State(ctx context.Context, key string, p Params) (KeyState, erro
 }
 
 func parseState(v any) (KeyState, error) {
-	s, err := replySlice(v, 15)
+	s, err := replySlice(v, 16)
 	if err != nil {
 		return KeyState{}, err
 	}
-	rates, err := replySlice(s[14], 2)
+	running, err := replyInt(s[15])
+	if err != nil {
+		return KeyState{}, fmt.Errorf("running: %w", err)
+	}
+	rates, err := replySlice(s[14], 0)
 	if err != nil {
 		return KeyState{}, fmt.Errorf("rates: %w", err)
 	}
@@ -390,7 +420,7 @@ func parseState(v any) (KeyState, error) {
 	for i := range config.NumPriorities {
 		st.Queued[i] = int(n[3+i])
 	}
-	st.PausedUntil = n[8]
+	st.PausedUntil, st.Running = n[8], int(running)
 	for i := 0; i+1 < len(rn); i += 2 {
 		st.Rates = append(st.Rates, RateState{Used: rn[i], Remaining: rn[i+1]})
 	}
