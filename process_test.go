@@ -44,6 +44,9 @@ func TestWorkerProcess(t *testing.T) {
 	case "slots":
 		slotWorker()
 		return
+	case "costs":
+		costWorker()
+		return
 	}
 	n, _ := strconv.Atoi(os.Getenv("RATELTD_WORKER_N"))
 	limit, _ := strconv.Atoi(os.Getenv("RATELTD_WORKER_MAX"))

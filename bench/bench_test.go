@@ -260,16 +260,26 @@ func BenchmarkPeerRedisRate(b *testing.B) {
 // sizes are realistic.
 func BenchmarkLineMemory(b *testing.B) {
 	for _, waiting := range []int{5000, 20000} {
-		b.Run(strconv.Itoa(waiting), func(b *testing.B) { lineMemory(b, waiting) })
+		b.Run(strconv.Itoa(waiting), func(b *testing.B) { lineMemory(b, waiting, 0) })
 	}
+	// With a cost (a limit that counts units): the ticket carries it, 3 bytes more.
+	b.Run("5000/cost", func(b *testing.B) { lineMemory(b, 5000, 500) })
 }
 
-func lineMemory(b *testing.B, waiting int) {
+// lineMemory measures the memory of waiting requests; with cost > 0, of that cost on a limit
+// that counts units.
+func lineMemory(b *testing.B, waiting, cost int) {
+	l := rateltd.Limit{Max: 100, Window: time.Minute, MaxQueue: waiting}
+	var opts []rateltd.Option
+	if cost > 0 {
+		l.Max, l.Units = 100*cost, true
+		opts = append(opts, rateltd.WithCost(cost))
+	}
 	for range b.N {
 		srv := redistest.Fresh(b)
 		rdb := srv.Client(b)
 		ctx := context.Background()
-		c, err := rateltd.New(rateltd.Config{Redis: rdb, Default: rateltd.Limit{Max: 100, Window: time.Minute, MaxQueue: waiting}})
+		c, err := rateltd.New(rateltd.Config{Redis: rdb, Default: l})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -280,7 +290,7 @@ func lineMemory(b *testing.B, waiting int) {
 		rctx, cancel := context.WithCancel(ctx)
 		chans := make([]<-chan rateltd.Result, waiting)
 		for i := range chans {
-			chans[i] = c.RequestAsync(rctx, "openai:gpt", noop, rateltd.WithTimeout(time.Minute))
+			chans[i] = c.RequestAsync(rctx, "openai:gpt", noop, append(opts, rateltd.WithTimeout(time.Minute))...)
 		}
 		for {
 			st, err := c.Status(ctx, "openai:gpt")

@@ -3,6 +3,7 @@ package rateltd
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
@@ -11,9 +12,101 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rateltd/rateltd/processor"
 )
 
-// Concurrency caps across OS processes (G14); see process_test.go for the worker processes.
+// Costs and several rates (G13) and concurrency caps (G14) across OS processes; see
+// process_test.go for the worker processes.
+
+// costWorker makes RATELTD_WORKER_N requests of random cost 1–20 on key "costs" (10 requests
+// and 60 units per 400ms, sliding log), and prints "grant <server µs> <cost>" for each.
+func costWorker() {
+	n, _ := strconv.Atoi(os.Getenv("RATELTD_WORKER_N"))
+	seed, _ := strconv.ParseUint(os.Getenv("RATELTD_WORKER_SEED"), 10, 64)
+	rdb := workerRedis()
+	defer rdb.Close()
+	c, err := New(Config{Redis: rdb, Prefix: os.Getenv("RATELTD_WORKER_PREFIX"), PollInterval: 100 * time.Millisecond,
+		Default: costLimit})
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	defer c.Close()
+	rng := rand.New(rand.NewPCG(seed, 2))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range n {
+		cost := 1 + rng.Int64N(20)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g, err := c.node.Acquire(context.Background(), processor.Request{Key: "costs", Cost: cost})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				fmt.Println("error", err)
+				return
+			}
+			fmt.Println("grant", g.At, g.Cost)
+		}()
+	}
+	wg.Wait()
+}
+
+// costLimit is the limit of costWorker's key.
+var costLimit = Limit{Max: 10, Window: 400 * time.Millisecond, QueueTimeout: time.Minute,
+	Also: []Rate{{Max: 60, Window: 400 * time.Millisecond, Units: true}}}
+
+// TestG13AcrossProcesses: three processes make 20 requests each of random cost on a key of 10
+// requests and 60 units per 400ms: no 400ms of Redis time holds more than 10 grants or 60 units.
+func TestG13AcrossProcesses(t *testing.T) {
+	eachRedis(t, func(t *testing.T, r sharedRedis) {
+		var ws []*worker
+		for i := range 3 {
+			ws = append(ws, startProcesses(t, 1, r.env, "RATELTD_WORKER_MODE=costs", "RATELTD_WORKER_PREFIX="+r.prefix,
+				"RATELTD_WORKER_N=20", "RATELTD_WORKER_SEED="+strconv.Itoa(i+1))...)
+		}
+		var grants []costGrant
+		for i, w := range ws {
+			select {
+			case <-w.done:
+			case <-time.After(60 * time.Second):
+				t.Fatalf("worker %d did not finish", i)
+			}
+			if len(w.errs) > 0 {
+				t.Fatalf("worker %d: %v", i, w.errs)
+			}
+			for _, f := range w.fields("grant ") {
+				at, _ := strconv.ParseInt(f[0], 10, 64)
+				cost, _ := strconv.ParseInt(f[1], 10, 64)
+				grants = append(grants, costGrant{at, cost})
+			}
+		}
+		if len(grants) != 60 {
+			t.Fatalf("%d grants, want 60", len(grants))
+		}
+		slices.SortFunc(grants, func(a, b costGrant) int { return int(a.at - b.at) })
+		for i := range grants {
+			if n, u := sumWithin(grants, i, costLimit.Window); n > 10 || u > 60 {
+				t.Fatalf("%d requests, %d units within %v from grant %d", n, u, costLimit.Window, i)
+			}
+		}
+	})
+}
+
+// fields returns the fields after prefix of a worker's lines that start with it.
+func (w *worker) fields(prefix string) [][]string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out [][]string
+	for _, l := range w.lines {
+		if v, ok := strings.CutPrefix(l, prefix); ok {
+			out = append(out, strings.Fields(v))
+		}
+	}
+	return out
+}
 
 // slotWorker makes RATELTD_WORKER_N requests on key "slots", capped at RATELTD_WORKER_MAX
 // running, each holding its slot RATELTD_WORKER_HOLD; it prints "start <unix ns>" and
