@@ -375,3 +375,31 @@ func TestG13JobCost(t *testing.T) {
 		}
 	})
 }
+
+// TestG13LoweredLimitEvicts: a request of cost 8 waits on a key of 10 units a minute with 5
+// used; the limit is lowered at run time to 6 units, which can never admit it: it ends with
+// ErrEvicted rather than holding the line for ever, and the request behind it starts (after
+// the limit's new window).
+func TestG13LoweredLimitEvicts(t *testing.T) {
+	eachBackend(t, func(t *testing.T, h *harness) {
+		c := h.client(Config{Default: Limit{Max: 10, Window: time.Minute, Units: true, QueueTimeout: 2 * time.Minute}})
+		ctx := context.Background()
+		ok := func(context.Context) (any, error) { return nil, nil }
+		if _, err := c.Request(ctx, "low", ok, WithCost(5)); err != nil {
+			t.Fatal(err)
+		}
+		big := c.RequestAsync(ctx, "low", ok, WithCost(8))
+		waitQueued(t, c, "low", 1)
+		small := c.RequestAsync(ctx, "low", ok, WithCost(1))
+		waitQueued(t, c, "low", 2)
+		if err := c.SetLimit(ctx, "low", Limit{Max: 6, Window: 100 * time.Millisecond, Units: true, QueueTimeout: 2 * time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		if r := <-big; !errors.Is(r.Err, ErrEvicted) {
+			t.Fatalf("cost 8 under a limit of 6: %v, want ErrEvicted", r.Err)
+		}
+		if r := <-small; r.Err != nil {
+			t.Fatalf("cost 1 behind it: %v", r.Err)
+		}
+	})
+}

@@ -109,8 +109,6 @@ func limitOf(e config.Limit) Limit {
 	return l
 }
 
-// equal reports whether l and o are the same limit.
-func (l Limit) equal(o Limit) bool { return l.engine() == o.engine() && len(l.Also) == len(o.Also) }
 
 // isZero reports whether l is the zero Limit.
 func (l Limit) isZero() bool { return l.engine() == config.Limit{} && len(l.Also) == 0 }

@@ -202,8 +202,8 @@ local function visit_request(line, i, raw, t)
 end
 
 -- visit_ticket deals with the entry raw at position i of line: drops it when corrupt or
--- expired, else leaves it to visit_job or visit_request; returns as they do. Twin:
--- grantRun.visitTicket.
+-- expired, or evicts it when its cost is above what the limit can ever admit, else leaves it
+-- to visit_job or visit_request; returns as they do. Twin: grantRun.visitTicket.
 local function visit_ticket(line, i, raw)
   local t = decode(raw)
   if not t then
@@ -213,6 +213,15 @@ local function visit_ticket(line, i, raw)
     if t[T_HANDLER] then
       local j = job_get(t[T_ID])
       if j and job_end(now, t[T_ID], j, RESULT_EXPIRED, '') then woken[#woken + 1] = t[T_ID] end
+    end
+  elseif not lim_could_fit(cost_of(t)) then
+    -- Its cost is above what the limit, lowered since it was queued, can ever admit.
+    drop(line, i, raw, 'evicted')
+    if t[T_HANDLER] then
+      local j = job_get(t[T_ID])
+      if j and job_end(now, t[T_ID], j, RESULT_EVICTED, '') then woken[#woken + 1] = t[T_ID] end
+    else
+      mark_evicted(now, t)
     end
   elseif t[T_HANDLER] then
     return visit_job(line, i, raw, t)

@@ -179,6 +179,19 @@ local function lim_none()
   CFREE = 0
 end
 
+-- Whether some time a grant of cost c could fit: no rate that counts units holds less than c
+-- (its Max; GCRA, its burst). A limit lowered at run time may leave such tickets in the line.
+local function lim_could_fit(c)
+  for i = 1, NR do
+    if R_UNITS[i] then
+      local cap = R_MAX[i]
+      if ALG == 2 then cap = R_BURST[i] end
+      if c > cap then return false end
+    end
+  end
+  return true
+end
+
 -- Takes a grant of cost c from FREE, and a slot.
 local function lim_take(c)
   for i = 1, NR do FREE[i] = FREE[i] - charge(i, c) end

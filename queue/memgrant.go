@@ -251,8 +251,8 @@ func (r *grantRun) visitRequest(q, i int, e memTicket) (next int, ok bool) {
 }
 
 // visitTicket is grant.lua's visit_ticket: it deals with the entry at position i of line q,
-// dropping it when corrupt or expired, else leaving it to visitJob or visitRequest; it
-// returns as they do.
+// dropping it when corrupt or expired, or evicting it when its cost is above what the limit
+// can ever admit, else leaving it to visitJob or visitRequest; it returns as they do.
 func (r *grantRun) visitTicket(q, i int) (next int, ok bool) {
 	e := r.k.lines[q][i]
 	switch {
@@ -264,6 +264,16 @@ func (r *grantRun) visitTicket(q, i int) (next int, ok bool) {
 			if j := r.k.jobs[string(e.t.ID)]; j != nil && r.k.endJob(r.s, e.t.ID, j, ResultExpired, nil) {
 				r.rep.Woken = append(r.rep.Woken, e.t.ID)
 			}
+		}
+	case !r.m.couldFit(e.t.CostOf()):
+		// Its cost is above what the limit, lowered since it was queued, can ever admit.
+		r.drop(q, i, e.raw, CountEvicted)
+		if e.t.Handler != "" {
+			if j := r.k.jobs[string(e.t.ID)]; j != nil && r.k.endJob(r.s, e.t.ID, j, ResultEvicted, nil) {
+				r.rep.Woken = append(r.rep.Woken, e.t.ID)
+			}
+		} else {
+			r.k.markEvicted(r.s, e.t)
 		}
 	case e.t.Handler != "":
 		return r.visitJob(q, i, e)

@@ -94,6 +94,16 @@ func (m *memRates) fits(c int64) bool {
 	return m.conc == 0 || m.cfree >= 1
 }
 
+// couldFit is lim_could_fit: whether some time a grant of cost c could fit.
+func (m *memRates) couldFit(c int64) bool {
+	for i := range m.n {
+		if r := m.l.Rate(i); r.Units && c > r.Capacity(m.l.Algorithm) {
+			return false
+		}
+	}
+	return true
+}
+
 // take is lim_take: it takes a grant of cost c from free.
 func (m *memRates) take(c int64) {
 	for i := range m.n {
