@@ -28,6 +28,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -35,6 +36,8 @@ import (
 	"os/signal"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/rateltd/rateltd"
 )
 
 func main() {
@@ -77,7 +80,7 @@ func main() {
 		log.Fatal(err)
 	}
 	summarise(rep)
-	if rep.tooMany > 0 || rep.failed > 0 || !rep.costTooHigh {
+	if rep.tooMany > 0 || rep.failed > 0 || !errors.Is(rep.tooLarge, rateltd.ErrCostTooHigh) || rep.tooLargeRan {
 		os.Exit(1)
 	}
 }
@@ -89,4 +92,5 @@ func summarise(r report) {
 		r.estimated, r.used, r.settled, r.returned)
 	fmt.Printf("time: %.1fs; ideal %.1fs (%d tokens at %d per %v, or %d calls at %d per %v: the longer)\n",
 		r.elapsed.Seconds(), r.ideal().Seconds(), r.used, tokensPerMinute, r.window, r.calls, requestsPerMinute, r.window)
+	fmt.Printf("a prompt of up to %d tokens: %v\n", tokensPerMinute+100, r.tooLarge)
 }

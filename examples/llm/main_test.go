@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
+	"github.com/rateltd/rateltd"
 	"github.com/rateltd/rateltd/internal/redistest"
 )
 
@@ -39,8 +41,8 @@ func TestLLMWithinBothRates(t *testing.T) {
 				t.Errorf("settling gave back %d tokens in %d calls, want %d (estimated %d, used %d)",
 					r.returned, r.settled, r.estimated-r.used, r.estimated, r.used)
 			}
-			if !r.costTooHigh {
-				t.Error("a prompt over what a minute admits did not fail at once with ErrCostTooHigh")
+			if !errors.Is(r.tooLarge, rateltd.ErrCostTooHigh) || r.tooLargeRan {
+				t.Errorf("a prompt over what a minute admits: %v (fn ran: %v), want ErrCostTooHigh at once", r.tooLarge, r.tooLargeRan)
 			}
 			if bound := 2*r.ideal() + r.window; r.elapsed > bound {
 				t.Errorf("took %v, more than %v (twice the ideal %v and a minute of the API's)", r.elapsed, bound, r.ideal())

@@ -49,7 +49,8 @@ type report struct {
 	estimated, used int           // tokens: charged at the grants (WithCost), used (Settle)
 	settled         int64         // grants settled, from the key's Status
 	returned        int64         // tokens given back by settling lower, from the key's Status
-	costTooHigh     bool          // a prompt over the limit failed at once with ErrCostTooHigh
+	tooLarge        error         // what a prompt over what a minute admits got (ErrCostTooHigh)
+	tooLargeRan     bool          // whether its fn ran (it must not)
 	elapsed         time.Duration // from the first call to the end of the last
 }
 
@@ -129,7 +130,7 @@ func run(ctx context.Context, s setup) (report, error) {
 		return report{}, err
 	}
 	r.rep.settled, r.rep.returned = st.Counters.Units.Settled, st.Counters.Units.Returned
-	r.rep.costTooHigh = r.tooLarge(ctx)
+	r.rep.tooLargeRan, r.rep.tooLarge = r.askTooMuch(ctx)
 	return r.rep, nil
 }
 
@@ -242,14 +243,12 @@ func (r *runner) complete(ctx context.Context, p prompt) (answer, error) {
 	return a, nil
 }
 
-// tooLarge asks for a prompt whose estimate no minute of the API could ever admit, and
-// reports whether it failed at once with ErrCostTooHigh, its fn not run.
-func (r *runner) tooLarge(ctx context.Context) bool {
-	ran := false
-	_, err := r.clients[0].Request(ctx, key, func(ctx context.Context) (any, error) {
+// askTooMuch asks for a prompt whose estimate no minute of the API could ever admit: it
+// fails at once with ErrCostTooHigh, and its fn does not run.
+func (r *runner) askTooMuch(ctx context.Context) (ran bool, err error) {
+	_, err = r.clients[0].Request(ctx, key, func(ctx context.Context) (any, error) {
 		ran = true
 		return nil, nil
 	}, rateltd.WithCost(tokensPerMinute+100))
-	fmt.Fprintf(r.out, "a prompt of %d tokens at most: %v\n", tokensPerMinute+100, err)
-	return errors.Is(err, rateltd.ErrCostTooHigh) && !ran
+	return ran, err
 }
