@@ -113,14 +113,14 @@ func run(ctx context.Context, s setup) (report, error) {
 	defer srv.Close()
 	r.url, r.http = srv.URL+"/v1/completions", srv.Client()
 	r.rep.window = window
-	if err := r.connect(limitFor(window, s.slack)); err != nil {
-		return report{}, err
-	}
 	defer func() {
 		for _, c := range r.clients {
 			c.Close()
 		}
 	}()
+	if err := r.connect(limitFor(window, s.slack)); err != nil {
+		return report{}, err
+	}
 	r.start = time.Now()
 	r.callAll(ctx, prompts(s.calls, s.seed))
 	r.rep.elapsed = time.Since(r.start)
