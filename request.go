@@ -241,7 +241,7 @@ func (c *Client) run(ctx context.Context, key string, fn func(context.Context) (
 	fctx, cancel := context.WithCancelCause(c.node.WithSettlement(ctx, key, g))
 	id := c.fns.add(cancel)
 	if g.At != 0 && c.node.Hold(key, g.ID) {
-		defer c.node.Release(ctx, key, g.ID)
+		defer c.node.Release(key, g.ID)
 	}
 	defer func() {
 		c.fns.remove(id)

@@ -19,7 +19,10 @@
 -- A rate counting requests charges 1 a grant, one counting units the grant's cost. A sliding
 -- log holds one entry a grant: its member is the ticket id, followed by the cost in decimal
 -- when the rate counts units and the cost is not 1, or by 'o' and the overage for an overage
--- settled later. A concurrency cap holds one slot a grant in run, until released or lapsed.
+-- settled later. The log of a rate that counts units also holds the sum of its entries' costs,
+-- as the negated score of the member SUM (a NUL byte: no id is one byte long), below every
+-- time: kept by every write, it lives and lapses with the log, and makes reading the log's
+-- cost O(stale entries) rather than O(entries). A concurrency cap holds one slot a grant in run, until released or lapsed.
 -- Twin of every lim_ function: ratelimit.Window and queue's memRates.
 local GRANTED, PAUSED, STATS, DLQ, EVICTED
 local ALG, STATS_TTL, EXT_PAUSE
@@ -111,12 +114,42 @@ local function member(i, id, c)
   return id
 end
 
--- What the live entries of rate i's sliding log count (from min, exclusive).
-local function log_used(i, min)
-  if not R_UNITS[i] then return redis.call('ZCOUNT', R_KEY[i], min, '+inf') end
-  local used = 0
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', R_KEY[i], min, '+inf')) do used = used + entry_cost(m) end
-  return used
+local SUM = '\0'
+
+-- The sum of the costs in rate i's sliding log (a rate that counts units), stale entries too.
+local function log_sum(i) return -(tonumber(redis.call('ZSCORE', R_KEY[i], SUM)) or 0) end
+
+-- Adds d to the sum of the costs in rate i's sliding log.
+local function log_add(i, d)
+  if d ~= 0 then redis.call('ZADD', R_KEY[i], I(-math.max(0, log_sum(i) + d)), SUM) end
+end
+
+-- The cost of the entries of rate i's sliding log at or before edge (stale), and them.
+local function log_stale(i, edge)
+  local stale = redis.call('ZRANGEBYSCORE', R_KEY[i], '(0', I(edge))
+  local cost = 0
+  for _, m in ipairs(stale) do cost = cost + entry_cost(m) end
+  return cost, stale
+end
+
+-- What the live entries of rate i's sliding log count, those after edge. With trim, stale
+-- entries are removed first.
+local function log_used(i, edge, trim)
+  local W = R_KEY[i]
+  if not R_UNITS[i] then
+    if trim then
+      redis.call('ZREMRANGEBYSCORE', W, '-inf', I(edge))
+      return redis.call('ZCARD', W)
+    end
+    return redis.call('ZCOUNT', W, '(' .. I(edge), '+inf')
+  end
+  local cost, stale = log_stale(i, edge)
+  if trim and #stale > 0 then
+    redis.call('ZREMRANGEBYSCORE', W, '(0', I(edge))
+    log_add(i, -cost)
+    return log_sum(i)
+  end
+  return log_sum(i) - cost
 end
 
 -- What rate i may admit now. With trim, stale sliding-log entries are removed first.
@@ -124,8 +157,7 @@ local function rate_free(i, now, trim)
   local W, MAX, WIN = R_KEY[i], R_MAX[i], R_WIN[i]
   local used
   if ALG == 0 then
-    if trim then redis.call('ZREMRANGEBYSCORE', W, '-inf', I(now - WIN)) end
-    if trim and not R_UNITS[i] then used = redis.call('ZCARD', W) else used = log_used(i, '(' .. I(now - WIN)) end
+    used = log_used(i, now - WIN, trim)
   elseif ALG == 1 then
     local v = redis.call('HMGET', W, 's', 'n')
     seen[i], seen_s[i], seen_n[i] = true, tonumber(v[1]), tonumber(v[2])
@@ -242,6 +274,7 @@ local function rate_record(i, now, ids, costs)
     local args = {}
     for j, id in ipairs(ids) do args[2 * j - 1] = I(now); args[2 * j] = member(i, id, costs and costs[j] or 1) end
     redis.call('ZADD', W, unpack(args))
+    if R_UNITS[i] then log_add(i, total) end
     redis.call('PEXPIRE', W, ms(WIN))
     return WIN -- the newest entry is now's
   elseif ALG == 1 then
@@ -294,10 +327,11 @@ local function rate_give_back(i, now, id, granted_at, c, d)
   seen[i] = false
   if ALG == 0 then
     local m = member(i, id, c)
-    if d == c or not R_UNITS[i] then
+    if not R_UNITS[i] then
       redis.call('ZREM', W, m)
     elseif redis.call('ZREM', W, m) == 1 then
-      redis.call('ZADD', W, I(granted_at), member(i, id, c - d))
+      if d < c then redis.call('ZADD', W, I(granted_at), member(i, id, c - d)) end
+      log_add(i, -d)
     end
   elseif ALG == 1 then
     local start = granted_at - (granted_at % R_WIN[i])
@@ -330,6 +364,7 @@ local function lim_settle(now, id, granted_at, charged, actual)
         local d = actual - charged
         if ALG == 0 then
           redis.call('ZADD', R_KEY[i], I(now), id .. 'o' .. I(d))
+          log_add(i, d)
           redis.call('PEXPIRE', R_KEY[i], ms(R_WIN[i]))
         else
           seen[i] = false
@@ -351,15 +386,16 @@ local function rate_slot(i, now, k)
     local c = redis.call('ZCARD', W) - stale
     if c <= 0 then return now + WIN * math.floor((k - 1) / MAX) end
     if R_UNITS[i] then
-      local live = redis.call('ZRANGE', W, stale, -1, 'WITHSCORES')
-      local used = 0
-      for j = 1, #live, 2 do used = used + entry_cost(live[j]) end
-      local need = used + k - MAX
-      for j = 1, #live, 2 do
-        need = need - entry_cost(live[j])
-        if need <= 0 then return tonumber(live[j + 1]) + WIN end
+      -- The oldest live entries, in chunks, until they free enough.
+      local need = log_used(i, now - WIN, false) + k - MAX
+      for at = stale, stale + c - 1, 64 do
+        local live = redis.call('ZRANGE', W, at, at + 63, 'WITHSCORES')
+        for j = 1, #live, 2 do
+          need = need - entry_cost(live[j])
+          if need <= 0 then return tonumber(live[j + 1]) + WIN end
+        end
       end
-      return tonumber(live[#live]) + WIN + WIN * math.floor((k - 1) / MAX)
+      return tonumber(redis.call('ZRANGE', W, -1, -1, 'WITHSCORES')[2]) + WIN + WIN * math.floor((k - 1) / MAX)
     end
     local j = math.max(0, c - MAX) + (k - free) - 1
     if j < c then
@@ -411,7 +447,7 @@ local function lim_used(now)
   for i = 1, NR do
     local used
     if ALG == 0 then
-      used = log_used(i, '(' .. I(now - R_WIN[i]))
+      used = log_used(i, now - R_WIN[i], false)
     elseif ALG == 1 then
       local v = redis.call('HMGET', R_KEY[i], 's', 'n')
       if tonumber(v[1]) == now - (now % R_WIN[i]) then used = tonumber(v[2]) or 0 else used = 0 end

@@ -73,8 +73,12 @@ type Node struct {
 	// held are the slots of concurrency caps this node's calls and job runs hold, by key
 	// and id (slots.go). Written by whoever acquires or releases, read by the loop's poll,
 	// which renews them. Guarded by mu.
-	held   map[string]map[ticketID]struct{}
-	closed bool
+	held map[string]map[ticketID]struct{}
+	// releases are slots to free (slots.go), by key; releasing is set while a goroutine of bg
+	// frees them. Written by Release, taken by that goroutine. Guarded by mu.
+	releases  map[string][][]byte
+	releasing bool
+	closed    bool
 	// jobs is the node's share of durable jobs; advertise asks the loop to record its
 	// handlers now. Guarded by mu.
 	jobs      jobState
@@ -105,17 +109,18 @@ type Node struct {
 func New(ctx context.Context, be queue.Backend, cfg Options) (*Node, error) {
 	id := uuid.New()
 	n := &Node{
-		id:      id[:],
-		be:      be,
-		cfg:     cfg,
-		log:     newLogLimiter(cfg.Logger.With(slog.String("node", id.String()))),
-		waiters: map[string]map[ticketID]*waiter{},
-		pending: map[string]struct{}{},
-		claims:  map[string]struct{}{},
-		counts:  map[string]map[string]int64{},
-		unsent:  map[string]queue.CountBatch{},
-		owners:  map[string]time.Time{},
-		held:    map[string]map[ticketID]struct{}{},
+		id:       id[:],
+		be:       be,
+		cfg:      cfg,
+		log:      newLogLimiter(cfg.Logger.With(slog.String("node", id.String()))),
+		waiters:  map[string]map[ticketID]*waiter{},
+		pending:  map[string]struct{}{},
+		claims:   map[string]struct{}{},
+		counts:   map[string]map[string]int64{},
+		unsent:   map[string]queue.CountBatch{},
+		owners:   map[string]time.Time{},
+		held:     map[string]map[ticketID]struct{}{},
+		releases: map[string][][]byte{},
 		jobs: jobState{handlers: map[string]Handler{}, jobKeys: map[string]time.Time{}, starved: map[string]struct{}{},
 			waiters: map[string]map[chan struct{}]struct{}{}},
 		jobsStop: make(chan struct{}),

@@ -48,7 +48,7 @@ func (n *Node) runJob(key string, p queue.Params, g queue.GrantedJob, grantedAt 
 	grant := Grant{At: grantedAt, Queued: true, Cost: max(1, g.Job.Cost)}
 	copy(grant.ID[:], g.ID)
 	if n.Hold(key, grant.ID) {
-		defer n.Release(n.jobCtx, key, grant.ID)
+		defer n.Release(key, grant.ID)
 	}
 	if !stopping {
 		out, err = callHandler(n.WithSettlement(ctx, key, grant), h, g.Job.Payload)

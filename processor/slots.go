@@ -30,28 +30,58 @@ func (n *Node) Hold(key string, id [16]byte) bool {
 	return true
 }
 
-// Release frees the slot that Hold recorded, and wakes the processors when requests wait for
-// it. Tried again at the next polls when the backend fails; the slot lapses by itself at
-// worst.
-func (n *Node) Release(ctx context.Context, key string, id [16]byte) {
+// Release frees the slot that Hold recorded, without waiting for the backend: a goroutine of
+// the node's frees the slots released meanwhile, one command per key for all of them, and
+// wakes the processors when requests wait for them. Tried again at the next polls when the
+// backend fails; the slot lapses by itself at worst.
+func (n *Node) Release(key string, id [16]byte) {
 	n.mu.Lock()
+	defer n.mu.Unlock()
 	delete(n.held[key], ticketID(id))
 	if len(n.held[key]) == 0 {
 		delete(n.held, key)
 	}
-	n.mu.Unlock()
-	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backendTimeout)
+	n.releases[key] = append(n.releases[key], append([]byte(nil), id[:]...))
+	if !n.releasing {
+		n.releasing = true
+		n.bg.Add()
+		go n.releaseAll()
+	}
+}
+
+// releaseAll frees the slots of n.releases until none are left.
+func (n *Node) releaseAll() {
+	defer n.bg.Leave()
+	for {
+		n.mu.Lock()
+		batch := n.releases
+		if len(batch) == 0 {
+			n.releasing = false
+			n.mu.Unlock()
+			return
+		}
+		n.releases = map[string][][]byte{}
+		n.mu.Unlock()
+		for key, ids := range batch {
+			n.releaseSlots(key, ids)
+		}
+	}
+}
+
+// releaseSlots frees the slots of ids on key.
+func (n *Node) releaseSlots(key string, ids [][]byte) {
+	ctx, cancel := context.WithTimeout(context.Background(), backendTimeout)
 	defer cancel()
 	p := n.Params(key)
 	do := func(ctx context.Context) error {
-		waiting, err := n.be.ReleaseSlots(ctx, key, p, [][]byte{id[:]})
+		waiting, err := n.be.ReleaseSlots(ctx, key, p, ids)
 		if err == nil && waiting > 0 {
 			n.wakeKey(ctx, key)
 		}
 		return err
 	}
-	if err := do(bctx); err != nil {
-		n.log.Error("rateltd: processor: release slot; to be tried again", err, "key", key)
+	if err := do(ctx); err != nil {
+		n.log.Error("rateltd: processor: release slots; to be tried again", err, "key", key)
 		n.later(key, time.Now().Add(n.heartbeatTTL()), do)
 	}
 }

@@ -80,7 +80,7 @@ func (w *Window) Free(l config.Limit, now int64, trim bool) int {
 		if trim {
 			w.trim(l, now)
 		}
-		used = w.sum(w.stale(l, now))
+		used = w.used(l, w.stale(l, now))
 	case config.FixedWindow:
 		if w.start == now-now%l.Window.Microseconds() {
 			used = w.n
@@ -90,6 +90,16 @@ func (w *Window) Free(l config.Limit, now int64, trim bool) int {
 		return int(max(0, min(int64(l.Burst), (now+tau(l)-tat)/emit(l))))
 	}
 	return int(max(0, int64(l.Max)-used))
+}
+
+// used is what the sliding-log entries from position i on count: their number for a rate that
+// counts requests, their cost for one that counts units (O(entries): the in-process log keeps
+// no running sum).
+func (w *Window) used(l config.Limit, i int) int64 {
+	if !l.Units {
+		return int64(len(w.log) - i)
+	}
+	return w.sum(i)
 }
 
 // sum is the cost of the sliding-log entries from position i on.
@@ -107,7 +117,7 @@ func (w *Window) Used(l config.Limit, now int64) int {
 	free := w.Free(l, now, false)
 	switch l.Algorithm {
 	case config.SlidingWindow:
-		return int(w.sum(w.stale(l, now)))
+		return int(w.used(l, w.stale(l, now)))
 	case config.FixedWindow:
 		if w.start == now-now%l.Window.Microseconds() {
 			return int(w.n)
