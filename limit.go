@@ -109,6 +109,5 @@ func limitOf(e config.Limit) Limit {
 	return l
 }
 
-
 // isZero reports whether l is the zero Limit.
 func (l Limit) isZero() bool { return l.engine() == config.Limit{} && len(l.Also) == 0 }
