@@ -35,16 +35,27 @@ end
 -- The cost of ticket t.
 local function cost_of(t) return t[T_COST] or 1 end
 
--- The cost of the tickets a ticket of priority prio waits behind: those of the higher
--- priorities, and of its own unless it goes to the head of its line.
+-- The cost of the tickets a ticket of priority prio waits behind (those of the higher
+-- priorities, and of its own unless it goes to the head of its line), as far as the first
+-- UNITS_SCAN of them tell: each ticket past those counts 1, the least it can cost, so that the
+-- fail-fast estimate stays a lower bound (it never refuses a ticket that could make its
+-- deadline) at a bounded cost. Twin: memKey.unitsAhead.
+local UNITS_SCAN = 256
 local function units_ahead(prio, head)
-  local units = 0
+  local units, left = 0, UNITS_SCAN
   for q = prio, 3 do
     if q > prio or not head then
-      for _, raw in ipairs(redis.call('LRANGE', KEYS[2 + q], 0, -1)) do
-        local t = decode(raw)
-        if t then units = units + cost_of(t) end
+      local n = redis.call('LLEN', KEYS[2 + q])
+      if left > 0 then
+        local seen = redis.call('LRANGE', KEYS[2 + q], 0, left - 1)
+        for _, raw in ipairs(seen) do
+          local t = decode(raw)
+          if t then units = units + cost_of(t) else units = units + 1 end
+        end
+        left = left - #seen
+        n = n - #seen
       end
+      units = units + n
     end
   end
   return units

@@ -154,17 +154,31 @@ func (k *memKey) deadLetter(s step, raw []byte) {
 	k.count(s, CountCorrupt, 1)
 }
 
+// unitsScan is line.lua's UNITS_SCAN: how many tickets ahead unitsAhead reads the costs of.
+const unitsScan = 256
+
 // unitsAhead is line.lua's units_ahead: the cost of the tickets a ticket of line q waits
-// behind, those of the higher priorities and of its own unless it goes to the head.
+// behind, those of the higher priorities and of its own unless it goes to the head, as far as
+// the first unitsScan of them tell; each past those counts 1.
 func (k *memKey) unitsAhead(q int, head bool) int64 {
 	var units int64
+	left := unitsScan
 	for p := q; p < config.NumPriorities; p++ {
 		if p > q || !head {
-			for _, e := range k.lines[p] {
-				if e.t != nil {
+			for i, e := range k.lines[p] {
+				switch {
+				case i >= left:
+					units += int64(len(k.lines[p]) - i)
+				case e.t != nil:
 					units += e.t.CostOf()
+				default:
+					units++
+				}
+				if i >= left {
+					break
 				}
 			}
+			left = max(0, left-len(k.lines[p]))
 		}
 	}
 	return units
