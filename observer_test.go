@@ -92,6 +92,19 @@ type costLog struct {
 func (l *costLog) ObserveJob(e JobEvent)       { l.jobs <- e }
 func (l *costLog) ObserveSettle(e SettleEvent) { l.settles <- e }
 
+// next returns the next event of ch, failing the test when none comes within 5s.
+func next[E any](t *testing.T, ch chan E) E {
+	t.Helper()
+	select {
+	case e := <-ch:
+		return e
+	case <-time.After(5 * time.Second):
+		var zero E
+		t.Fatalf("no %T within 5s", zero)
+		return zero
+	}
+}
+
 // TestObserverCosts: request and job events carry their cost; a SettleObserver hears of each
 // grant settled — in fn, in a handler, and with fn's ctx after fn returned — with the cost it
 // was granted with and the one settled, and not of a Settle that settled nothing.
@@ -109,7 +122,7 @@ func TestObserverCosts(t *testing.T) {
 		if _, err := c.Request(ctx, "tok", settle(10), WithCost(40)); err != nil {
 			t.Fatal(err)
 		}
-		if e, s := log.last(), <-log.settles; e.Cost != 40 || s != (SettleEvent{Key: "tok", Cost: 40, Actual: 10}) {
+		if e, s := log.last(), next(t, log.settles); e.Cost != 40 || s != (SettleEvent{Key: "tok", Cost: 40, Actual: 10}) {
 			t.Fatalf("request of cost 40 settled at 10: %+v, %+v", e, s)
 		}
 		var kept context.Context
@@ -122,7 +135,7 @@ func TestObserverCosts(t *testing.T) {
 		if err := Settle(context.WithoutCancel(kept), 7); err != nil {
 			t.Fatal(err)
 		}
-		if s := <-log.settles; s != (SettleEvent{Key: "tok", Cost: 1, Actual: 7}) {
+		if s := next(t, log.settles); s != (SettleEvent{Key: "tok", Cost: 1, Actual: 7}) {
 			t.Fatalf("settled after fn: %+v", s)
 		}
 		if err := Settle(context.WithoutCancel(kept), 3); !errors.Is(err, ErrNotSettleable) {
@@ -140,7 +153,7 @@ func TestObserverCosts(t *testing.T) {
 		if _, err := c.Enqueue(ctx, "tok", "h", nil, WithCost(25)); err != nil {
 			t.Fatal(err)
 		}
-		if j, s := <-log.jobs, <-log.settles; j.Cost != 25 || j.Outcome != JobOutcomeSucceeded || s != (SettleEvent{Key: "tok", Cost: 25, Actual: 20}) {
+		if j, s := next(t, log.jobs), next(t, log.settles); j.Cost != 25 || j.Outcome != JobOutcomeSucceeded || s != (SettleEvent{Key: "tok", Cost: 25, Actual: 20}) {
 			t.Fatalf("job of cost 25 settled at 20: %+v, %+v", j, s)
 		}
 		select {
