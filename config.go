@@ -46,7 +46,9 @@ type Config struct {
 	IndexShards int
 	// Logger receives the processor's warnings and errors. Defaults to slog.Default().
 	Logger *slog.Logger
-	// Observer is told how every request ended (for metrics). Defaults to nil: none.
+	// Observer is told how every request ended (for metrics); if it is also a JobObserver, how
+	// every run of a durable job here ended, and if a SettleObserver, of every grant settled.
+	// Defaults to nil: none.
 	Observer Observer
 	// OnRedisError says what a request does when Redis cannot be reached. Defaults to
 	// FailClosed.

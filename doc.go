@@ -80,8 +80,9 @@
 //
 // # Metrics
 //
-// [Config].Observer hears how every request ended; package metrics turns that into Prometheus
-// series. Packages httpapi and middleware serve rateltd over HTTP, and the rateltd command
+// [Config].Observer hears how every request ended, with its cost (and, as a [JobObserver] and
+// a [SettleObserver], every run of a durable job and every grant settled); package metrics
+// turns that into Prometheus series. Packages httpapi and middleware serve rateltd over HTTP, and the rateltd command
 // operates it.
 //
 // # Nodes

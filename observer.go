@@ -59,6 +59,10 @@ type RequestEvent struct {
 	Wait time.Duration
 	// Run is how long fn ran; zero when it did not.
 	Run time.Duration
+	// Cost is the request's cost (WithCost, or 1): what its grant counted, when fn ran,
+	// against the rates of the key's limit that count cost units. A Settle in fn is told to a
+	// SettleObserver.
+	Cost int64
 }
 
 // JobObserver is an Observer that is also told how every run of a durable job on this Client
@@ -108,6 +112,28 @@ type JobEvent struct {
 	// Err is the handler's error, nil when it returned none: a *PanicError when it panicked,
 	// a *RetryAfterError when it asked to be run later.
 	Err error
+	// Cost is the job's cost (WithCost at Enqueue, or 1): what the run's grant counted against
+	// the rates of the key's limit that count cost units.
+	Cost int64
+}
+
+// SettleObserver is an Observer that is also told of every grant settled on this Client —
+// Settle in a request's fn or a durable job's handler, or later with the fn's ctx (as the HTTP
+// API's settle route does) — on the goroutine that called Settle, once the settle took effect.
+// It is not told of a Settle that failed, nor of one for a request that ran in a fail mode
+// (there was no grant). Config.Observer is checked for it.
+type SettleObserver interface {
+	ObserveSettle(SettleEvent)
+}
+
+// SettleEvent describes one grant settled.
+type SettleEvent struct {
+	// Key is the grant's key.
+	Key string
+	// Cost is what the grant was admitted with (WithCost, or 1); Actual what Settle said it
+	// really cost. Each rate of the limit that counts units got Cost-Actual back when Actual is
+	// less, and was charged Actual-Cost more when it is more.
+	Cost, Actual int64
 }
 
 // jobOutcomes names what a run's end did to the job.
@@ -116,5 +142,6 @@ var jobOutcomes = map[queue.Finish]JobOutcome{queue.FinishStale: JobOutcomeLost,
 
 // jobEvent is the JobEvent of the run r.
 func jobEvent(r processor.JobRun) JobEvent {
-	return JobEvent{Key: r.Key, Handler: r.Handler, Outcome: jobOutcomes[r.End], Run: r.Run, Duration: r.Duration, Err: r.Err}
+	return JobEvent{Key: r.Key, Handler: r.Handler, Outcome: jobOutcomes[r.End], Run: r.Run, Duration: r.Duration, Err: r.Err,
+		Cost: r.Cost}
 }

@@ -97,11 +97,17 @@ func New(cfg Config) (*Client, error) {
 }
 
 func newClient(ctx context.Context, cfg Config, be queue.Backend) (*Client, error) {
-	node, err := processor.New(ctx, be, cfg.options())
+	c := &Client{be: be, cfg: cfg, local: &localLimiter{nodes: cfg.ExpectedNodes}, closing: make(chan struct{})}
+	o := cfg.options()
+	if so, ok := cfg.Observer.(SettleObserver); ok {
+		// Called only from Settle, in a fn or handler: after New has returned c.
+		o.ObserveSettle = func(r processor.SettleRun) { c.observeSettle(so, r) }
+	}
+	node, err := processor.New(ctx, be, o)
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{node: node, be: be, cfg: cfg, local: &localLimiter{nodes: cfg.ExpectedNodes}, closing: make(chan struct{})}
+	c.node = node
 	return c, nil
 }
 

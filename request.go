@@ -180,7 +180,7 @@ func (c *Client) once(ctx context.Context, key string, fn func(context.Context) 
 		err = c.degrade(ctx, key, o, start, err)
 	}
 	if err != nil {
-		c.observe(key, o.priority, failure(err), false, time.Since(start), 0)
+		c.observe(key, o, failure(err), false, time.Since(start), 0)
 		return nil, err
 	}
 	wait := time.Since(start)
@@ -190,7 +190,7 @@ func (c *Client) once(ctx context.Context, key string, fn func(context.Context) 
 		if err != nil {
 			outcome = OutcomeFailed
 		}
-		c.observe(key, o.priority, outcome, g.Queued || head, wait, time.Since(start)-wait)
+		c.observe(key, o, outcome, g.Queued || head, wait, time.Since(start)-wait)
 	}
 	return v, err
 }
@@ -210,12 +210,22 @@ func (c *Client) degrade(ctx context.Context, key string, o options, start time.
 
 // observe tells the Observer how a request ended, unless Shutdown has returned (or is about
 // to: it waits for the calls under way).
-func (c *Client) observe(key string, p Priority, outcome Outcome, queued bool, wait, run time.Duration) {
+func (c *Client) observe(key string, o options, outcome Outcome, queued bool, wait, run time.Duration) {
 	if c.cfg.Observer == nil || !c.observing.Enter() {
 		return
 	}
 	defer c.observing.Leave()
-	c.cfg.Observer.ObserveRequest(RequestEvent{Key: key, Priority: p, Outcome: outcome, Queued: queued, Wait: wait, Run: run})
+	c.cfg.Observer.ObserveRequest(RequestEvent{Key: key, Priority: o.priority, Outcome: outcome, Queued: queued, Wait: wait,
+		Run: run, Cost: o.costOf()})
+}
+
+// observeSettle tells so of a grant settled, unless Shutdown has returned (as observe).
+func (c *Client) observeSettle(so SettleObserver, r processor.SettleRun) {
+	if !c.observing.Enter() {
+		return
+	}
+	defer c.observing.Leave()
+	so.ObserveSettle(SettleEvent{Key: r.Key, Cost: r.Cost, Actual: r.Actual})
 }
 
 // failure classifies the error that kept fn from running.

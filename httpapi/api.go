@@ -9,13 +9,16 @@
 //	POST /v1/keys/{key}/reset            reset; admin
 //	GET  /v1/keys/{key}/limit            the key's limit
 //	PUT  /v1/keys/{key}/limit            set it at run time, every node; admin
-//	POST /v1/acquire/{key}?wait=5s&priority=high
-//	                                     200 when granted; 429 with Retry-After when the wait
+//	POST /v1/acquire/{key}?wait=5s&priority=high&cost=N
+//	                                     200 when granted, with a settle token when the limit
+//	                                     counts cost units; 429 with Retry-After when the wait
 //	                                     would exceed wait or the line is full (see
-//	                                     middleware.Refused)
+//	                                     middleware.Refused); 413 when cost is more than the
+//	                                     limit could ever admit (rateltd.ErrCostTooHigh)
+//	POST /v1/settle/{key}/{token}?cost=N what the acquired call really cost (see settle.go)
 //	POST /v1/jobs/{key}?handler=NAME     enqueue a durable job, the body its payload: 201 {"id"};
 //	                                     422 when no live node runs NAME, unless
-//	                                     &allow_unknown=1
+//	                                     &allow_unknown=1; &cost=N as for acquire
 //	GET  /v1/jobs/{key}/{uuid}?wait=10s  its result: 200 done/failed/expired/evicted, 202 pending
 //	GET  /healthz, /readyz, /metrics
 //
@@ -23,7 +26,8 @@
 // and their X-RateLimit-* equivalents. Errors are JSON {"error": "..."}; bad input is a 400.
 // Admin routes require "Authorization: Bearer <token>" when Options.AdminToken is set; the
 // acquire, jobs and stream routes when Options.ClientToken is set (see Options). A missing or
-// wrong token gets a 401 with WWW-Authenticate: Bearer.
+// wrong token gets a 401 with WWW-Authenticate: Bearer. The settle route is guarded as
+// acquire is.
 package httpapi
 
 import (
@@ -63,13 +67,20 @@ type Options struct {
 	// MaxPayload bounds the body of POST /v1/jobs (a durable job's payload), in bytes; the
 	// Client's Config.MaxPayload applies too. Defaults to 1 MiB.
 	MaxPayload int64
+	// SettleTTL is how long the grant of an /v1/acquire may be settled (POST /v1/settle)
+	// after it was made. Defaults to 10 minutes.
+	SettleTTL time.Duration
+	// MaxSettles bounds the grants kept for settling; past it the oldest is dropped (its grant
+	// keeps the cost it was admitted with). Defaults to 100,000.
+	MaxSettles int
 }
 
 // API serves the routes. Create it with NewHandler.
 type API struct {
-	c    *rateltd.Client
-	opts Options
-	mux  *http.ServeMux
+	c       *rateltd.Client
+	opts    Options
+	mux     *http.ServeMux
+	settles *settles
 }
 
 // NewHandler returns the API over c.
@@ -83,7 +94,13 @@ func NewHandler(c *rateltd.Client, opts Options) *API {
 	if opts.MaxPayload <= 0 {
 		opts.MaxPayload = config.DefaultMaxPayload
 	}
-	a := &API{c: c, opts: opts, mux: http.NewServeMux()}
+	if opts.SettleTTL <= 0 {
+		opts.SettleTTL = 10 * time.Minute
+	}
+	if opts.MaxSettles <= 0 {
+		opts.MaxSettles = 100_000
+	}
+	a := &API{c: c, opts: opts, mux: http.NewServeMux(), settles: newSettles(opts.SettleTTL, opts.MaxSettles)}
 	// Reading keys' state needs the client token when one is set, as the stream of every
 	// key's state does.
 	a.mux.HandleFunc("GET /v1/keys", a.client(a.listKeys))
@@ -94,6 +111,7 @@ func NewHandler(c *rateltd.Client, opts Options) *API {
 	a.mux.HandleFunc("GET /v1/keys/{key}/limit", a.client(a.withKey(true, a.getLimit)))
 	a.mux.HandleFunc("PUT /v1/keys/{key}/limit", a.admin(a.withKey(true, a.putLimit)))
 	a.mux.HandleFunc("POST /v1/acquire/{key}", a.client(a.withKey(false, a.acquire))) // sets them after its outcome
+	a.mux.HandleFunc("POST /v1/settle/{key}/{token}", a.client(a.withKey(false, a.settle)))
 	a.mux.HandleFunc("POST /v1/jobs/{key}", a.client(a.withKey(false, a.enqueue)))
 	a.mux.HandleFunc("GET /v1/jobs/{key}/{uuid}", a.client(a.withKey(false, a.job)))
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -259,11 +277,15 @@ func (a *API) putLimit(w http.ResponseWriter, r *http.Request, key string) {
 	writeJSON(w, http.StatusOK, LimitToJSON(l.WithDefaults()))
 }
 
-// Acquired is the answer of a granted /v1/acquire.
+// Acquired is the answer of a granted /v1/acquire. Cost is the grant's cost (?cost=, or 1);
+// Settle, on a key whose limit counts cost units, the token that settles it (POST
+// /v1/settle/{key}/{token}?cost=N), for Options.SettleTTL.
 type Acquired struct {
 	Key      string `json:"key"`
 	Granted  bool   `json:"granted"`
 	WaitedMS int64  `json:"waited_ms"`
+	Cost     int    `json:"cost"`
+	Settle   string `json:"settle,omitempty"`
 }
 
 func (a *API) acquire(w http.ResponseWriter, r *http.Request, key string) {
@@ -278,13 +300,21 @@ func (a *API) acquire(w http.ResponseWriter, r *http.Request, key string) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
+	cost, err := costParam(q, 1)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	cost = max(cost, 1) // absent: 1
 	start := time.Now()
 	// A wait of zero answers at once: the request may only start now.
 	// The headers come from the admission's reply when it decided at once (one Redis command);
-	// a request that waited in line reads them after its grant.
+	// a request that waited in line reads them after its grant. On a limit that counts units,
+	// the ctx of fn holds the grant to settle.
 	var d *rateltd.Decision
-	_, err = a.c.Request(r.Context(), key, func(context.Context) (any, error) { return nil, nil },
-		rateltd.WithPriority(prio), rateltd.WithTimeout(max(wait, time.Microsecond)),
+	var granted context.Context
+	_, err = a.c.Request(r.Context(), key, func(ctx context.Context) (any, error) { granted = ctx; return nil, nil },
+		rateltd.WithCost(cost), rateltd.WithPriority(prio), rateltd.WithTimeout(max(wait, time.Microsecond)),
 		rateltd.WithDecision(func(got rateltd.Decision) { d = &got }))
 	if err != nil {
 		middleware.RefuseWith(w, r, a.c, key, err, d) // 429 with Retry-After, or 400, or 503
@@ -295,7 +325,11 @@ func (a *API) acquire(w http.ResponseWriter, r *http.Request, key string) {
 	} else {
 		middleware.SetRateHeaders(r.Context(), w.Header(), a.c, key)
 	}
-	writeJSON(w, http.StatusOK, Acquired{Key: key, Granted: true, WaitedMS: time.Since(start).Milliseconds()})
+	ans := Acquired{Key: key, Granted: true, WaitedMS: time.Since(start).Milliseconds(), Cost: cost}
+	if l, err := a.c.LimitOf(key); err == nil && countsUnits(l) {
+		ans.Settle = a.settles.add(key, granted)
+	}
+	writeJSON(w, http.StatusOK, ans)
 }
 
 // waitParam reads ?wait=, how long to wait: 0 to Options.MaxWait, 0 when absent.

@@ -23,6 +23,7 @@ type route struct {
 
 var guarded = []route{
 	{"acquire", "POST", "/v1/acquire/auth:k", false, 200},
+	{"settle", "POST", "/v1/settle/auth:k/00000000000000000000000000000000?cost=1", false, 404}, // let in, no such grant
 	{"jobs POST", "POST", "/v1/jobs/auth:k?handler=h&allow_unknown=1", false, 201},
 	{"jobs GET", "GET", "/v1/jobs/auth:k/00000000-0000-0000-0000-000000000000", false, 404}, // let in, no such job
 	{"stream", "GET", "/v1/stream?limit=1", false, 200},

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -180,6 +181,10 @@ func FuzzLimitBody(f *testing.F) {
 		`{"max":10,"window":"1m","burst":-5,"algorithm":"token"}`, `{"max":10,"window":"1m","queue_timeout":"-1s"}`,
 		`{"max":10,"window":"1m"} trailing`, `[]`, `null`, `""`, ``, `{`, `{"max":"10"}`, `{"colour":"red"}`,
 		`{"max":10,"window":"1m","max":20}`, `{"MAX":10,"Window":"1m"}`, "{\"max\":10,\"window\":\"1m\u0000\"}",
+		`{"max":100,"window":"1m","units":true,"also":[{"max":5,"window":"1s"},{"max":1000,"window":"1h","units":true}]}`,
+		`{"max":10,"window":"1m","algorithm":"token","also":[{"max":5,"window":"1s","burst":2,"units":true}]}`,
+		`{"max":10,"window":"1m","also":[]}`, `{"max":10,"window":"1m","also":null}`, `{"max":10,"window":"1m","also":[{}]}`,
+		`{"max":10,"window":"1m","also":[{"max":5,"window":"1s","burst":2}]}`, `{"max":10,"window":"1m","also":{"max":5}}`,
 	} {
 		f.Add(b)
 	}
@@ -201,7 +206,7 @@ func FuzzLimitBody(f *testing.F) {
 			t.Fatalf("PUT %q answered a limit that does not parse back: %s: %v", body, w.Body, err)
 		}
 		r := do(t, api, nil, "GET", "/v1/keys/fz:limit/limit", "")
-		if r.Code != http.StatusOK || json.Unmarshal(r.Body.Bytes(), &got) != nil || got != put {
+		if r.Code != http.StatusOK || json.Unmarshal(r.Body.Bytes(), &got) != nil || !reflect.DeepEqual(got, put) {
 			t.Fatalf("PUT %q answered %s, GET reads %d %s", body, w.Body, r.Code, r.Body)
 		}
 	})
@@ -232,6 +237,37 @@ func FuzzJobPayload(f *testing.F) {
 		var res httpapi.JobJSON
 		if r.Code != http.StatusOK || json.Unmarshal(r.Body.Bytes(), &res) != nil || res.State != "done" || string(res.Result) != string(payload) {
 			t.Fatalf("result of %q: %d %s", payload, r.Code, r.Body)
+		}
+	})
+}
+
+// FuzzCost: any ?cost= of acquire, jobs and settle. Acquire and jobs answer 400 exactly when
+// the cost is not a whole number from 1 to 2^53; settle takes 0 too, and answers 404 for a
+// token it never gave.
+func FuzzCost(f *testing.F) {
+	for _, s := range []string{"", "1", "0", "-1", "7", "9007199254740992", "9007199254740993", "1e3", "0x10", " 5", "5 ", "lots"} {
+		f.Add(s)
+	}
+	api := fuzzAPI(f, httpapi.Options{})
+	f.Fuzz(func(t *testing.T, cost string) {
+		n, err := strconv.ParseInt(cost, 10, 64)
+		bad := cost != "" && (err != nil || n < 1 || n > 1<<53)
+		q := "?" + url.Values{"cost": {cost}}.Encode()
+		for _, target := range []string{"/v1/acquire/fz:cost" + q, "/v1/jobs/fz:cost" + q + "&handler=echo"} {
+			w := do(t, api, nil, "POST", target, "")
+			sane(t, target, w)
+			if (w.Code == http.StatusBadRequest) != bad {
+				t.Fatalf("%s: %d %s", target, w.Code, w.Body)
+			}
+		}
+		w := do(t, api, nil, "POST", "/v1/settle/fz:cost/00000000000000000000000000000000"+q, "")
+		sane(t, "settle", w)
+		want := http.StatusNotFound
+		if cost == "" || err != nil || n < 0 || n > 1<<53 {
+			want = http.StatusBadRequest
+		}
+		if w.Code != want {
+			t.Fatalf("settle cost %q: %d %s, want %d", cost, w.Code, w.Body, want)
 		}
 	})
 }

@@ -17,8 +17,9 @@ import (
 // registered, and read its result.
 //
 //	POST /v1/jobs/{key}?handler=NAME[&priority=high][&timeout=1m][&retries=3][&name=order-42]
-//	     [&allow_unknown=1]
-//	     body: the payload. 201 {"id": "<key>/<uuid>"}; 413 over the payload limit;
+//	     [&cost=N][&allow_unknown=1]
+//	     body: the payload. 201 {"id": "<key>/<uuid>"}; 413 over the payload limit, or for a
+//	     cost more than the key's limit could ever admit (rateltd.ErrCostTooHigh);
 //	     422 when no live node runs the handler (unless allow_unknown=1: then the job waits
 //	     for one); 429 with Retry-After when the line is full or too long.
 //	GET  /v1/jobs/{key}/{uuid}?wait=10s
@@ -46,6 +47,14 @@ func (a *API) enqueue(w http.ResponseWriter, r *http.Request, key string) {
 		return
 	}
 	opts := []rateltd.Option{rateltd.WithJobName(q.Get("name")), rateltd.WithPriority(prio)}
+	cost, err := costParam(q, 1)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	if cost > 0 {
+		opts = append(opts, rateltd.WithCost(cost))
+	}
 	if s := q.Get("timeout"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d <= 0 {
@@ -78,7 +87,7 @@ func (a *API) enqueue(w http.ResponseWriter, r *http.Request, key string) {
 	}
 	id, err := a.c.Enqueue(r.Context(), key, handler, payload, opts...)
 	switch {
-	case errors.Is(err, rateltd.ErrPayloadTooLarge):
+	case errors.Is(err, rateltd.ErrPayloadTooLarge), errors.Is(err, rateltd.ErrCostTooHigh):
 		writeError(w, http.StatusRequestEntityTooLarge, err)
 	case errors.Is(err, rateltd.ErrQueueFull), errors.Is(err, rateltd.ErrWouldExceedDeadline):
 		middleware.Refuse(w, r, a.c, key, err)

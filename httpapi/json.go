@@ -10,21 +10,36 @@ import (
 )
 
 // LimitJSON is a Limit as the API reads and writes it. Durations are Go duration strings
-// ("1m", "500ms").
+// ("1m", "500ms"). Units makes max count cost units (?cost= of acquire and jobs) rather than
+// requests; Also holds the further rates (at most 4), each kept by the limit's algorithm.
 type LimitJSON struct {
-	Algorithm    string `json:"algorithm"`
-	Max          int    `json:"max"`
-	Window       string `json:"window"`
-	Burst        int    `json:"burst"`
-	MaxQueue     int    `json:"max_queue,omitempty"`
-	QueueTimeout string `json:"queue_timeout,omitempty"`
-	Overflow     string `json:"overflow,omitempty"`
+	Algorithm    string     `json:"algorithm"`
+	Max          int        `json:"max"`
+	Window       string     `json:"window"`
+	Burst        int        `json:"burst"`
+	Units        bool       `json:"units"`
+	Also         []RateJSON `json:"also,omitempty"`
+	MaxQueue     int        `json:"max_queue,omitempty"`
+	QueueTimeout string     `json:"queue_timeout,omitempty"`
+	Overflow     string     `json:"overflow,omitempty"`
+}
+
+// RateJSON is one further rate of a limit (Limit.Also): max per window, in requests or, with
+// units, in cost units; burst for the token bucket only.
+type RateJSON struct {
+	Max    int    `json:"max"`
+	Window string `json:"window"`
+	Burst  int    `json:"burst,omitempty"`
+	Units  bool   `json:"units"`
 }
 
 // LimitToJSON turns l into its JSON form.
 func LimitToJSON(l rateltd.Limit) LimitJSON {
 	j := LimitJSON{Algorithm: l.Algorithm.String(), Max: l.Max, Window: l.Window.String(), Burst: l.Burst,
-		MaxQueue: l.MaxQueue, Overflow: l.Overflow.String()}
+		Units: l.Units, MaxQueue: l.MaxQueue, Overflow: l.Overflow.String()}
+	for _, r := range l.Also {
+		j.Also = append(j.Also, RateJSON{Max: r.Max, Window: r.Window.String(), Burst: r.Burst, Units: r.Units})
+	}
 	if l.QueueTimeout != 0 {
 		j.QueueTimeout = l.QueueTimeout.String()
 	}
@@ -37,9 +52,19 @@ func (j LimitJSON) Limit() (rateltd.Limit, error) {
 	if err != nil {
 		return rateltd.Limit{}, err
 	}
-	l := rateltd.Limit{Algorithm: alg, Max: j.Max, Burst: j.Burst, MaxQueue: j.MaxQueue}
+	l := rateltd.Limit{Algorithm: alg, Max: j.Max, Burst: j.Burst, Units: j.Units, MaxQueue: j.MaxQueue}
 	if l.Window, err = parseDuration("window", j.Window); err != nil {
 		return l, err
+	}
+	if len(j.Also) > config.MaxAlso {
+		return l, fmt.Errorf("%w: also: at most %d rates, got %d", rateltd.ErrInvalidConfig, config.MaxAlso, len(j.Also))
+	}
+	for i, r := range j.Also {
+		w, err := parseDuration(fmt.Sprintf("also[%d].window", i), r.Window)
+		if err != nil {
+			return l, err
+		}
+		l.Also = append(l.Also, rateltd.Rate{Max: r.Max, Window: w, Burst: r.Burst, Units: r.Units})
 	}
 	if j.QueueTimeout != "" {
 		if l.QueueTimeout, err = parseDuration("queue_timeout", j.QueueTimeout); err != nil {
@@ -64,12 +89,17 @@ func parseDuration(field, s string) (time.Duration, error) {
 	return d, nil
 }
 
-// StatusJSON is a Status as the API, the command and the dashboard show it.
+// StatusJSON is a Status as the API, the command and the dashboard show it. Used and
+// Remaining are the tightest rate's; Rates holds each rate, the main one first. Counters has,
+// besides the counts of requests and jobs, "settled" (grants whose cost was settled after
+// their call), "units_returned" and "units_over" (the cost units those settles gave back, and
+// charged above the cost at the grant).
 type StatusJSON struct {
 	Key              string           `json:"key"`
 	Limit            LimitJSON        `json:"limit"`
 	Used             int              `json:"used"`
 	Remaining        int              `json:"remaining"`
+	Rates            []RateStatusJSON `json:"rates"`
 	Queued           int              `json:"queued"`
 	QueuedByPriority map[string]int   `json:"queued_by_priority"`
 	OldestWaitMS     int64            `json:"oldest_wait_ms"`
@@ -82,12 +112,28 @@ type StatusJSON struct {
 	Counters         map[string]int64 `json:"counters"`
 }
 
+// RateStatusJSON is what one rate of a key's limit counts now: its max per window, in
+// requests or (units) cost units, what is used of it and what remains. A settled overage may
+// take used above max.
+type RateStatusJSON struct {
+	Max       int    `json:"max"`
+	Window    string `json:"window"`
+	Burst     int    `json:"burst,omitempty"`
+	Units     bool   `json:"units"`
+	Used      int64  `json:"used"`
+	Remaining int64  `json:"remaining"`
+}
+
 // StatusToJSON turns st into its JSON form.
 func StatusToJSON(st rateltd.Status) StatusJSON {
 	j := StatusJSON{Key: st.Key, Limit: LimitToJSON(st.Limit), Used: st.Used, Remaining: st.Remaining,
-		Queued: st.Queued, QueuedByPriority: map[string]int{}, OldestWaitMS: st.OldestWait.Milliseconds(),
-		Paused: st.Paused, Unclaimed: st.Unclaimed, DeadLetters: st.DeadLetters,
-		Jobs: st.Jobs, JobsRunning: st.JobsRunning}
+		Rates: []RateStatusJSON{}, Queued: st.Queued, QueuedByPriority: map[string]int{},
+		OldestWaitMS: st.OldestWait.Milliseconds(), Paused: st.Paused, Unclaimed: st.Unclaimed,
+		DeadLetters: st.DeadLetters, Jobs: st.Jobs, JobsRunning: st.JobsRunning}
+	for _, r := range st.Rates {
+		j.Rates = append(j.Rates, RateStatusJSON{Max: r.Rate.Max, Window: r.Rate.Window.String(), Burst: r.Rate.Burst,
+			Units: r.Rate.Units, Used: r.Used, Remaining: r.Remaining})
+	}
 	for p, n := range st.QueuedByPriority {
 		j.QueuedByPriority[p.String()] = n
 	}
@@ -99,6 +145,7 @@ func StatusToJSON(st rateltd.Status) StatusJSON {
 	j.Counters = map[string]int64{"admitted": c.Admitted, "queued": c.Queued, "granted": c.Granted,
 		"expired": c.Expired, "rejected": c.Rejected, "evicted": c.Evicted, "cancelled": c.Cancelled,
 		"refunded": c.Refunded, "corrupt": c.Corrupt, "abandoned": c.Abandoned, "succeeded": c.Succeeded, "failed": c.Failed,
-		"retried": c.Retried, "reclaimed": c.Reclaimed, "dead": c.Dead}
+		"retried": c.Retried, "reclaimed": c.Reclaimed, "dead": c.Dead,
+		"settled": c.Units.Settled, "units_returned": c.Units.Returned, "units_over": c.Units.Over}
 	return j
 }

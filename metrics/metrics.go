@@ -1,7 +1,8 @@
 // Package metrics exposes rateltd to Prometheus: counters of request outcomes and histograms of
 // queue wait and fn duration, fed by the Client as its Observer (and of durable job runs and
-// handler duration, as its JobObserver), and gauges of queue depth and
-// pause read from the backend at each scrape. Every series is named rateltd_… and labelled by
+// handler duration, as its JobObserver), counters of cost units granted and settled (as its
+// SettleObserver too), and gauges of queue depth and pause read from the backend at each
+// scrape. Every series is named rateltd_… and labelled by
 // limit group (the text of a key before its first ':'), never by key, so cardinality stays
 // bounded; groups beyond Options.MaxGroups share the label "other".
 //
@@ -12,6 +13,16 @@
 //
 // Counters and histograms count what this process saw; the gauges are the shared state, the
 // same from every process.
+//
+// Cost units: rateltd_units_granted_total counts the cost (rateltd.WithCost, 1 by default) of
+// every request whose fn ran and of every run of a durable job;
+// rateltd_units_settled_total, what rateltd.Settle said those grants really cost, and
+// rateltd_units_returned_total and rateltd_units_over_total what the settles gave back to the
+// window or charged above the grant. What the rates that count units were charged in all is
+// granted - returned + over. Settles are counted from events as they happen, in the process
+// that settled, as the other counters are; the Status counters of a key (Counters.Units) are
+// cluster-wide but expire with Config.StatsTTL, so they would make neither a counter nor a
+// per-process figure.
 package metrics
 
 import (
@@ -50,6 +61,7 @@ type Metrics struct {
 	run      *prometheus.HistogramVec
 	jobs     *prometheus.CounterVec
 	jobRun   *prometheus.HistogramVec
+	units    map[string]*prometheus.CounterVec // by unitHelp's names
 	depth    *prometheus.Desc
 	paused   *prometheus.Desc
 	errors   prometheus.Counter
@@ -63,10 +75,19 @@ type Metrics struct {
 }
 
 var (
-	_ prometheus.Collector = (*Metrics)(nil)
-	_ rateltd.Observer     = (*Metrics)(nil)
-	_ rateltd.JobObserver  = (*Metrics)(nil)
+	_ prometheus.Collector   = (*Metrics)(nil)
+	_ rateltd.Observer       = (*Metrics)(nil)
+	_ rateltd.JobObserver    = (*Metrics)(nil)
+	_ rateltd.SettleObserver = (*Metrics)(nil)
 )
+
+// The counters of cost units, by the name after "rateltd_units_" and before "_total".
+var unitHelp = map[string]string{
+	"granted":  "Cost units granted (WithCost, or 1): requests whose fn ran, and each run of a durable job.",
+	"settled":  "Cost units that settled grants really cost (rateltd.Settle).",
+	"returned": "Cost units that settles gave back (a grant settled below its cost).",
+	"over":     "Cost units that settles charged above their grant's cost.",
+}
 
 // The counters, by the name after "rateltd_" and before "_total".
 var counterHelp = map[string]string{
@@ -118,11 +139,15 @@ func New(opts Options) *Metrics {
 			[]string{"group"}, nil),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "rateltd_scrape_errors_total",
 			Help: "Backend reads for the gauges that failed."}),
+		units:  map[string]*prometheus.CounterVec{},
 		groups: map[string]struct{}{},
 		keys:   map[string]time.Time{},
 	}
 	for name, help := range counterHelp {
 		m.counters[name] = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rateltd_" + name + "_total", Help: help}, []string{"group"})
+	}
+	for name, help := range unitHelp {
+		m.units[name] = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rateltd_units_" + name + "_total", Help: help}, []string{"group"})
 	}
 	return m
 }
@@ -174,6 +199,7 @@ func (m *Metrics) ObserveRequest(e rateltd.RequestEvent) {
 		} else {
 			inc("failed")
 		}
+		m.units["granted"].WithLabelValues(g).Add(float64(max(1, e.Cost)))
 		m.run.WithLabelValues(g).Observe(e.Run.Seconds())
 	case rateltd.OutcomeRejected:
 		inc("rejected")
@@ -191,11 +217,26 @@ func (m *Metrics) ObserveJob(e rateltd.JobEvent) {
 	g := m.group(e.Key)
 	m.jobs.WithLabelValues(g, e.Outcome.String()).Inc()
 	m.jobRun.WithLabelValues(g).Observe(e.Duration.Seconds())
+	m.units["granted"].WithLabelValues(g).Add(float64(max(1, e.Cost)))
+}
+
+// ObserveSettle counts the cost units of one grant settled; the Client calls it.
+func (m *Metrics) ObserveSettle(e rateltd.SettleEvent) {
+	g := m.group(e.Key)
+	m.units["settled"].WithLabelValues(g).Add(float64(e.Actual))
+	if e.Actual < e.Cost {
+		m.units["returned"].WithLabelValues(g).Add(float64(e.Cost - e.Actual))
+	} else if e.Actual > e.Cost {
+		m.units["over"].WithLabelValues(g).Add(float64(e.Actual - e.Cost))
+	}
 }
 
 // Describe sends the descriptors of every series.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, c := range m.counters {
+		c.Describe(ch)
+	}
+	for _, c := range m.units {
 		c.Describe(ch)
 	}
 	m.wait.Describe(ch)
@@ -210,6 +251,9 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 // Collect sends every series; the gauges are read from the backend now.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	for _, c := range m.counters {
+		c.Collect(ch)
+	}
+	for _, c := range m.units {
 		c.Collect(ch)
 	}
 	m.wait.Collect(ch)

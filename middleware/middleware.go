@@ -13,7 +13,9 @@
 //	http.ListenAndServe(addr, limit(mux))
 //
 // The limits are rateltd's: configure the group ("http" unless Options.Group says otherwise)
-// or its keys in rateltd.Config.
+// or its keys in rateltd.Config. A limit may count cost units (rateltd.Limit.Units, Also):
+// Options.Cost then says what each request costs, and the handler may settle the real cost
+// with rateltd.Settle(r.Context(), n).
 package middleware
 
 import (
@@ -38,6 +40,12 @@ import (
 // KeyFunc returns what identifies a request's caller; an error answers 400.
 type KeyFunc func(*http.Request) (string, error)
 
+// CostFunc returns what a request costs against the rates of its key's limit that count cost
+// units (rateltd.WithCost): the size of its body, the tokens it asks for. An error, or a cost
+// below 1, answers 400; a cost more than the limit could ever admit answers 413
+// (rateltd.ErrCostTooHigh).
+type CostFunc func(*http.Request) (int, error)
+
 // Options configure the middleware.
 type Options struct {
 	// Key identifies the caller. Required.
@@ -50,6 +58,10 @@ type Options struct {
 	Wait time.Duration
 	// Priority of the requests in line. Defaults to rateltd.PriorityNormal (the zero value).
 	Priority rateltd.Priority
+	// Cost gives each request's cost. The handler runs with a ctx (r.Context()) in which
+	// rateltd.Settle says what the request really cost, when the limit counts units. Defaults
+	// to nil: every request costs 1.
+	Cost CostFunc
 }
 
 // New returns the middleware, or an error naming a bad option.
@@ -79,6 +91,16 @@ func New(c *rateltd.Client, opts Options) (func(http.Handler) http.Handler, erro
 				return
 			}
 			key := KeyOf(opts.Group, id)
+			cost := 1
+			if opts.Cost != nil {
+				if cost, err = opts.Cost(r); err == nil && cost < 1 {
+					err = fmt.Errorf("cost %d: must be at least 1", cost)
+				}
+				if err != nil {
+					writeError(w, http.StatusBadRequest, err)
+					return
+				}
+			}
 			ran := false
 			// The headers come from the admission's reply when it decided at once: a request
 			// served at once is one Redis command. One that waited in line reads them anew.
@@ -90,9 +112,9 @@ func New(c *rateltd.Client, opts Options) (func(http.Handler) http.Handler, erro
 				} else {
 					SetRateHeaders(ctx, w.Header(), c, key)
 				}
-				next.ServeHTTP(w, r)
+				next.ServeHTTP(w, r.WithContext(ctx)) // ctx: the grant, for rateltd.Settle
 				return nil, nil
-			}, rateltd.WithPriority(opts.Priority), rateltd.WithTimeout(max(opts.Wait, time.Microsecond)),
+			}, rateltd.WithCost(cost), rateltd.WithPriority(opts.Priority), rateltd.WithTimeout(max(opts.Wait, time.Microsecond)),
 				rateltd.WithDecision(func(got rateltd.Decision) { d = &got }))
 			if ran {
 				var pe *rateltd.PanicError
@@ -132,6 +154,8 @@ func Refuse(w http.ResponseWriter, r *http.Request, c *rateltd.Client, key strin
 
 // RefuseWith is Refuse with the Decision of the request's admission when it refused the
 // request at once (see rateltd.WithDecision; nil otherwise): then a 429 costs no Redis call.
+// A request whose cost no rate of its limit could ever admit (rateltd.ErrCostTooHigh) gets a
+// 413, with the error's text; a bad key or cost, a 400.
 func RefuseWith(w http.ResponseWriter, r *http.Request, c *rateltd.Client, key string, err error, d *rateltd.Decision) {
 	switch {
 	case errors.Is(err, rateltd.ErrQueueFull), errors.Is(err, rateltd.ErrWouldExceedDeadline),
@@ -153,7 +177,9 @@ func RefuseWith(w http.ResponseWriter, r *http.Request, c *rateltd.Client, key s
 		w.WriteHeader(http.StatusTooManyRequests)
 		_ = json.NewEncoder(w).Encode(Refused{Error: err.Error(), RetryAfterMS: retry.Milliseconds()})
 	case r.Context().Err() != nil:
-	case errors.Is(err, rateltd.ErrInvalidKey):
+	case errors.Is(err, rateltd.ErrCostTooHigh):
+		writeError(w, http.StatusRequestEntityTooLarge, err)
+	case errors.Is(err, rateltd.ErrInvalidKey), errors.Is(err, rateltd.ErrInvalidConfig):
 		writeError(w, http.StatusBadRequest, err)
 	default:
 		writeError(w, http.StatusServiceUnavailable, err)

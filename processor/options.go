@@ -32,6 +32,16 @@ type Options struct {
 	// ObserveJob, when not nil, is told how every run of a durable job on this node ended, on
 	// the worker's goroutine.
 	ObserveJob func(JobRun)
+	// ObserveSettle, when not nil, is told of every grant of this node settled (Settlement.
+	// Settle), on the goroutine that settled it.
+	ObserveSettle func(SettleRun)
+}
+
+// SettleRun describes one grant settled: its key, the cost it was granted with and the cost
+// it was settled at.
+type SettleRun struct {
+	Key          string
+	Cost, Actual int64
 }
 
 // JobRun describes one run of a durable job that ended.
@@ -42,6 +52,8 @@ type JobRun struct {
 	// Run is the job's run number (1 for its first); Duration how long the handler ran.
 	Run      int
 	Duration time.Duration
+	// Cost is what the run was granted with (the job's cost, at least 1).
+	Cost int64
 	// Err is the handler's error; nil when it returned none.
 	Err error
 }

@@ -94,7 +94,8 @@ func (n *Node) runEnd(key string, g queue.GrantedJob, stopping bool, out []byte,
 // observeJob tells Options.ObserveJob, when set, how a run ended.
 func (n *Node) observeJob(key string, g queue.GrantedJob, end queue.Finish, ran time.Duration, err error) {
 	if n.cfg.ObserveJob != nil {
-		n.cfg.ObserveJob(JobRun{Key: key, Handler: g.Job.Handler, End: end, Run: g.Job.Runs, Duration: ran, Err: err})
+		n.cfg.ObserveJob(JobRun{Key: key, Handler: g.Job.Handler, End: end, Run: g.Job.Runs, Duration: ran, Err: err,
+			Cost: max(1, g.Job.Cost)})
 	}
 }
 

@@ -41,15 +41,24 @@ func SettlementOf(ctx context.Context) *Settlement {
 }
 
 // Settle settles s at cost actual once: false when it was settled before. A settlement with
-// nothing to settle (no grant, or actual equal to the grant's cost) writes nothing.
+// nothing to settle (no grant, or actual equal to the grant's cost) writes nothing. A grant
+// settled (written, or equal) is told to Options.ObserveSettle.
 func (s *Settlement) Settle(ctx context.Context, actual int64) (bool, error) {
 	if !s.settled.CompareAndSwap(false, true) {
 		return false, nil
 	}
-	if s.node == nil || actual == s.Grant.Cost {
+	if s.node == nil {
 		return true, nil
 	}
-	return true, s.node.settle(ctx, s.Key, s.Grant, actual)
+	if actual != s.Grant.Cost {
+		if err := s.node.settle(ctx, s.Key, s.Grant, actual); err != nil {
+			return true, err
+		}
+	}
+	if s.node.cfg.ObserveSettle != nil {
+		s.node.cfg.ObserveSettle(SettleRun{Key: s.Key, Cost: s.Grant.Cost, Actual: actual})
+	}
+	return true, nil
 }
 
 // settle changes grant g of key from its cost to actual in every rate that counts units (see

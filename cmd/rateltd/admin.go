@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rateltd/rateltd"
@@ -17,6 +19,8 @@ func init() {
 		max, burst int
 		window     time.Duration
 		algorithm  string
+		units      bool
+		also       alsoFlag
 		asJSON     bool
 	)
 	commands = append(commands,
@@ -32,13 +36,21 @@ func init() {
 			run: func(ctx context.Context, e *env, args []string) error {
 				return withName(ctx, e, args, "reset", (*rateltd.Client).Reset)
 			}},
-		&command{name: "limit", args: "get KEY | set KEY --max N --window D [--algorithm A] [--burst N] | unset KEY",
-			help: "Show the limit in force for KEY, set it for every node at run time, or remove the one set.",
+		&command{name: "limit", args: "get KEY | set KEY --max N --window D [--algorithm A] [--burst N] [--units] [--also MAX/WINDOW[/units][/burst=N]]... | unset KEY",
+			help: "Show the limit in force for KEY, set it for every node at run time, or remove the one set.\n" +
+				"--units makes --max count cost units (a request's cost, rateltd.WithCost or ?cost=) rather than\n" +
+				"requests. --also adds a further rate, kept by the same algorithm; repeat it, up to 4 times. A\n" +
+				"request starts only when every rate admits it. Example, 500 requests and 30,000 tokens a\n" +
+				"minute, and 10 requests a second:\n" +
+				"  rateltd limit set openai --max 500 --window 1m --also 30000/1m/units --also 10/1s",
 			flags: func(fs *flag.FlagSet) {
 				fs.IntVar(&max, "max", 0, "set: how many may start per window")
 				fs.DurationVar(&window, "window", 0, "set: the window, such as 1s or 1m")
 				fs.StringVar(&algorithm, "algorithm", "sliding", "set: sliding, fixed or token")
 				fs.IntVar(&burst, "burst", 0, "set: the token bucket's burst (token only; default max)")
+				fs.BoolVar(&units, "units", false, "set: --max counts cost units, not requests")
+				also = nil // fs.Var sets no default: each run starts with none
+				fs.Var(&also, "also", "set: a further rate MAX/WINDOW, /units to count cost units, /burst=N for token; repeatable")
 				fs.BoolVar(&asJSON, "json", false, "get: print JSON")
 			},
 			run: func(ctx context.Context, e *env, args []string) error {
@@ -64,11 +76,8 @@ func init() {
 					if err != nil {
 						return usageError{err.Error()}
 					}
-					l := rateltd.Limit{Algorithm: alg, Max: max, Window: window, Burst: burst}
-					if err := l.WithDefaults().ValidateAs("limit"); err != nil {
-						return usageError{err.Error()}
-					}
-					if err := c.SetLimit(ctx, key, l); err != nil {
+					l := rateltd.Limit{Algorithm: alg, Max: max, Window: window, Burst: burst, Units: units, Also: also}
+					if err := setLimit(ctx, c, key, l); err != nil {
 						return err
 					}
 				}
@@ -83,6 +92,59 @@ func init() {
 				return nil
 			}},
 	)
+}
+
+// setLimit sets l for key at run time; a limit out of range is a usage error.
+func setLimit(ctx context.Context, c *rateltd.Client, key string, l rateltd.Limit) error {
+	if err := l.ValidateAs("limit"); err != nil {
+		return usageError{err.Error()}
+	}
+	return c.SetLimit(ctx, key, l)
+}
+
+// alsoFlag is the repeated --also of limit set: each MAX/WINDOW[/units][/burst=N] adds a rate.
+type alsoFlag []rateltd.Rate
+
+func (f *alsoFlag) String() string {
+	if f == nil {
+		return ""
+	}
+	parts := make([]string, len(*f))
+	for i, r := range *f {
+		parts[i] = rateString(r, r.Burst != 0)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Set parses one --also: MAX/WINDOW, then /units and /burst=N in either order.
+func (f *alsoFlag) Set(s string) error {
+	parts := strings.Split(s, "/")
+	if len(parts) < 2 || len(parts) > 4 {
+		return fmt.Errorf("%q: want MAX/WINDOW[/units][/burst=N], such as 30000/1m/units", s)
+	}
+	var r rateltd.Rate
+	var err error
+	if r.Max, err = strconv.Atoi(parts[0]); err != nil {
+		return fmt.Errorf("%q: max %q is not a whole number", s, parts[0])
+	}
+	if r.Window, err = time.ParseDuration(parts[1]); err != nil {
+		return fmt.Errorf("%q: window %q is not a duration such as 1s or 1m", s, parts[1])
+	}
+	for _, p := range parts[2:] {
+		b, isBurst := strings.CutPrefix(p, "burst=")
+		switch {
+		case p == "units" && !r.Units:
+			r.Units = true
+		case isBurst && r.Burst == 0:
+			if r.Burst, err = strconv.Atoi(b); err != nil || r.Burst < 1 {
+				return fmt.Errorf("%q: burst %q: want a whole number from 1", s, b)
+			}
+		default:
+			return fmt.Errorf("%q: %q: want units or burst=N (each once) after MAX/WINDOW", s, p)
+		}
+	}
+	*f = append(*f, r)
+	return nil
 }
 
 // withName runs a one-name admin command.

@@ -10,6 +10,7 @@
 //	reset KEY           clear a key's window, line and counters
 //	limit get KEY       the limit in force for KEY
 //	limit set KEY --max N --window D [--algorithm sliding|fixed|token] [--burst N]
+//	              [--units] [--also MAX/WINDOW[/units][/burst=N]]...   (up to 4 --also)
 //	limit unset KEY     remove the limit set at run time
 //	serve               the HTTP API, metrics and dashboard
 //	demo                simulated callers on a few keys, with serve running

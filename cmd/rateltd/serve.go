@@ -99,7 +99,7 @@ func serve(ctx context.Context, e *env, addr string, t tokens, demo bool, ready 
 	}
 	var wg sync.WaitGroup
 	if demo {
-		fmt.Fprintln(e.out, "rateltd: demo: simulated callers on openai, stripe:acct_1, stripe:acct_2, github; Ctrl-C to stop")
+		fmt.Fprintln(e.out, "rateltd: demo: simulated callers on openai (requests and tokens), stripe:acct_1, stripe:acct_2, github; Ctrl-C to stop")
 		runDemo(ctx, c, &wg)
 	}
 	select {
@@ -118,12 +118,14 @@ func serve(ctx context.Context, e *env, addr string, t tokens, demo bool, ready 
 }
 
 // demoLimits are the demo's keys: small limits so that lines form and drain within seconds.
+// openai has two rates, requests and tokens (cost units), as an LLM API does.
 func demoLimits(demo bool) map[string]rateltd.Limit {
 	if !demo {
 		return nil
 	}
 	return map[string]rateltd.Limit{
-		"openai": {Max: 5, Window: time.Second, QueueTimeout: 20 * time.Second},
+		"openai": {Max: 5, Window: time.Second, QueueTimeout: 20 * time.Second,
+			Also: []rateltd.Rate{{Max: 1500, Window: time.Second, Units: true}}},
 		"stripe": {Algorithm: rateltd.TokenBucket, Max: 3, Window: time.Second, Burst: 3, QueueTimeout: 20 * time.Second},
 		"github": {Algorithm: rateltd.FixedWindow, Max: 10, Window: 2 * time.Second, QueueTimeout: 20 * time.Second},
 	}
@@ -143,10 +145,18 @@ func runDemo(ctx context.Context, c *rateltd.Client, wg *sync.WaitGroup) {
 					if ctx.Err() != nil {
 						return
 					}
-					ch := c.RequestAsync(ctx, key, func(context.Context) (any, error) {
+					// openai's calls cost tokens: estimated before, settled after.
+					cost := 1
+					if key == "openai" {
+						cost = 100 + rand.IntN(400)
+					}
+					ch := c.RequestAsync(ctx, key, func(ctx context.Context) (any, error) {
 						time.Sleep(time.Duration(20+rand.IntN(80)) * time.Millisecond) // the upstream call
+						if key == "openai" {
+							_ = rateltd.Settle(ctx, cost/2+rand.IntN(cost))
+						}
 						return nil, nil
-					}, rateltd.WithPriority(prios[rand.IntN(len(prios))]))
+					}, rateltd.WithPriority(prios[rand.IntN(len(prios))]), rateltd.WithCost(cost))
 					go func() { <-ch }()
 					time.Sleep(time.Duration(50+rand.IntN(100*(i+1))) * time.Millisecond)
 				}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,6 +22,9 @@ func init() {
 	commands = append(commands,
 		&command{name: "status", args: "[KEY...]",
 			help: "Show each key: limit, used/remaining, queued per priority, oldest wait, pause, counters.\n" +
+				"Used/remaining are the tightest rate's; keys whose limit has several rates or counts cost\n" +
+				"units get a second table with each rate (used/remaining, in requests or units) and the\n" +
+				"settled-units counters (grants settled, units given back, units charged over).\n" +
 				"Without keys, every key with state. Limits configured only in a service's code are not\n" +
 				"known here: the command shows runtime limits (limit set) and those of --config.",
 			flags: func(fs *flag.FlagSet) {
@@ -138,12 +142,60 @@ func table(w io.Writer, sts []rateltd.Status) {
 			st.Jobs, st.JobsRunning, st.DeadLetters)
 	}
 	tw.Flush()
+	rates(w, sts)
 }
 
+// rates writes, for the keys whose limit has several rates or counts cost units, what each
+// rate counts and the key's settled-units counters.
+func rates(w io.Writer, sts []rateltd.Status) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	header := false
+	for _, st := range sts {
+		if len(st.Rates) < 2 && !st.Limit.Units {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(tw, "\nKEY\tRATE\tCOUNTS\tUSED\tREMAINING\tSETTLED\tUNITS RETURNED\tUNITS OVER")
+			header = true
+		}
+		u := st.Counters.Units
+		for i, r := range st.Rates {
+			counts := "requests"
+			if r.Rate.Units {
+				counts = "units"
+			}
+			fmt.Fprintf(tw, "%s\t%d/%s\t%s\t%d\t%d", st.Key, r.Rate.Max, shortDuration(r.Rate.Window), counts, r.Used, r.Remaining)
+			if i == 0 {
+				fmt.Fprintf(tw, "\t%d\t%d\t%d", u.Settled, u.Returned, u.Over)
+			}
+			fmt.Fprintln(tw)
+		}
+	}
+	tw.Flush()
+}
+
+// limitString writes l as "500/1m sliding", its further rates after it: "500/1m sliding +
+// 30000 units/1m". A rate that counts cost units says so; a token bucket's rates, their burst.
 func limitString(l rateltd.Limit) string {
-	s := fmt.Sprintf("%d/%s %s", l.Max, shortDuration(l.Window), l.Algorithm)
+	s := rateString(rateltd.Rate{Max: l.Max, Window: l.Window, Units: l.Units}, false) + " " + l.Algorithm.String()
 	if l.Algorithm == rateltd.TokenBucket {
 		s += fmt.Sprintf(" burst %d", l.Burst)
+	}
+	for _, r := range l.Also {
+		s += " + " + rateString(r, l.Algorithm == rateltd.TokenBucket)
+	}
+	return s
+}
+
+// rateString writes r as "5/1s" or "30000 units/1m", with its burst when burst is set.
+func rateString(r rateltd.Rate, burst bool) string {
+	s := strconv.Itoa(r.Max)
+	if r.Units {
+		s += " units"
+	}
+	s += "/" + shortDuration(r.Window)
+	if burst {
+		s += fmt.Sprintf(" burst %d", r.Burst)
 	}
 	return s
 }

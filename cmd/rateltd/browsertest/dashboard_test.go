@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -53,7 +54,7 @@ func browser(t *testing.T) context.Context {
 // TestDashboardInBrowser: with a client token set, the dashboard of "rateltd serve" asks for a
 // token and its feed goes live with the client token; a key appears; pressing pause asks for
 // the admin token, shows the key paused and the library sees it paused; the queue depth
-// follows the load; resume drains it.
+// follows the load; resume drains it. A key of two rates shows both, each with what it counts.
 func TestDashboardInBrowser(t *testing.T) {
 	bctx := browser(t)
 	srv := redistest.Server(t)
@@ -103,6 +104,42 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	if got := prompts(); !slices.Equal(got, []string{"Token (client or admin)", "Admin token"}) {
 		t.Fatalf("the dashboard asked %q, want the client prompt for its feed, then the admin prompt for pause", got)
+	}
+	checkRates(t, bctx, lib)
+}
+
+// checkRates sets a limit of two rates, 5 requests and 100 cost units a minute, at run time
+// (so that the serving process has it too), spends a request of cost 30, and waits for the
+// dashboard to show both rates: 1 of 5 requests used and 30 of 100 units.
+func checkRates(t *testing.T, bctx context.Context, lib *rateltd.Client) {
+	t.Helper()
+	ctx := context.Background()
+	const key = "dash:rates"
+	l := rateltd.Limit{Max: 5, Window: time.Minute, Also: []rateltd.Rate{{Max: 100, Window: time.Minute, Units: true}}}
+	if err := lib.SetLimit(ctx, key, l); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lib.Request(ctx, key, func(context.Context) (any, error) { return nil, nil }, rateltd.WithCost(30)); err != nil {
+		t.Fatal(err)
+	}
+	row := fmt.Sprintf(`tr[data-key=%q]`, key)
+	var limit, usage string
+	err := chromedp.Do(bctx,
+		chromedp.WaitVisible(row+` .rate[data-rate="0"][data-used="1"][data-remaining="4"][data-max="5"][data-units="false"]`),
+		chromedp.WaitVisible(row+` .rate[data-rate="1"][data-used="30"][data-remaining="70"][data-max="100"][data-units="true"]`),
+	)
+	if err == nil {
+		limit, err = chromedp.Run(bctx, chromedp.Text(row+" td.limit"))
+	}
+	if err == nil {
+		usage, err = chromedp.Run(bctx, chromedp.Text(row+" td.usage"))
+	}
+	if err != nil {
+		t.Fatalf("the dashboard does not show both rates of %s: %v", key, err)
+	}
+	if limit != "5 / 1m + 100 units / 1m sliding" || !strings.Contains(usage, "1 used, 4 left of 5 req / 1m") ||
+		!strings.Contains(usage, "30 used, 70 left of 100 units / 1m") {
+		t.Fatalf("the dashboard shows limit %q and usage %q", limit, usage)
 	}
 }
 

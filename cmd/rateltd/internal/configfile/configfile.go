@@ -25,8 +25,10 @@ import (
 //	client_token: change-me-too
 //	default: {max: 100, window: 1m}
 //	limits:
-//	  openai: {max: 500, window: 1m, max_queue: 5000, queue_timeout: 2m}
+//	  openai: {max: 500, window: 1m, max_queue: 5000, queue_timeout: 2m,
+//	           also: [{max: 30000, window: 1m, units: true}]}   # and 30,000 tokens a minute
 //	  stripe: {algorithm: token, max: 100, window: 1s, burst: 20, overflow: drop_oldest}
+//	  embed: {max: 1000000, window: 1m, units: true}            # max counts cost units
 //	batch_size: 100
 //	poll_interval: 1s
 //	claim_timeout: 5s
@@ -156,6 +158,14 @@ func (p fileParser) int(n *yaml.Node, field string) (int, error) {
 	return v, nil
 }
 
+func (p fileParser) bool(n *yaml.Node, field string) (bool, error) {
+	v, err := strconv.ParseBool(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		return false, p.errf(n, field, "%q: want true or false", n.Value)
+	}
+	return v, nil
+}
+
 func (p fileParser) duration(n *yaml.Node, field string) (time.Duration, error) {
 	d, err := time.ParseDuration(n.Value)
 	if n.Kind != yaml.ScalarNode || err != nil {
@@ -186,6 +196,7 @@ func (p fileParser) limits(n *yaml.Node) (map[string]rateltd.Limit, error) {
 
 func (p fileParser) limit(n *yaml.Node, field string) (rateltd.Limit, error) {
 	var l rateltd.Limit
+	var also []*yaml.Node // the node of each rate of l.Also
 	if n.Kind != yaml.MappingNode {
 		return l, p.errf(n, field, "want a mapping such as {max: 100, window: 1m}")
 	}
@@ -204,6 +215,10 @@ func (p fileParser) limit(n *yaml.Node, field string) (rateltd.Limit, error) {
 			l.Window, err = p.duration(v, f)
 		case "burst":
 			l.Burst, err = p.int(v, f)
+		case "units":
+			l.Units, err = p.bool(v, f)
+		case "also":
+			l.Also, also, err = p.rates(v, f)
 		case "max_queue":
 			l.MaxQueue, err = p.int(v, f)
 		case "queue_timeout":
@@ -224,8 +239,55 @@ func (p fileParser) limit(n *yaml.Node, field string) (rateltd.Limit, error) {
 			return l, err
 		}
 	}
+	// Each further rate is checked at its own line (under the limit's algorithm), then the
+	// limit as a whole.
+	for i, r := range l.Also {
+		only := rateltd.Limit{Algorithm: l.Algorithm, Max: r.Max, Window: r.Window, Burst: r.Burst}
+		if err := only.ValidateAs(fmt.Sprintf("%s.also[%d]", field, i)); err != nil {
+			return l, fmt.Errorf("%s:%d: %w", p.name, also[i].Line, err)
+		}
+	}
 	if err := l.ValidateAs(field); err != nil {
 		return l, fmt.Errorf("%s:%d: %w", p.name, n.Line, err)
 	}
 	return l, nil
+}
+
+// rates parses a limit's also: a list of at most config.MaxAlso rates, each a mapping of max,
+// window, burst and units. It returns the node of each rate too.
+func (p fileParser) rates(n *yaml.Node, field string) ([]rateltd.Rate, []*yaml.Node, error) {
+	if n.Kind != yaml.SequenceNode {
+		return nil, nil, p.errf(n, field, "want a list of rates such as [{max: 30000, window: 1m, units: true}]")
+	}
+	if len(n.Content) > config.MaxAlso {
+		return nil, nil, p.errf(n, field, "at most %d rates, got %d", config.MaxAlso, len(n.Content))
+	}
+	out := make([]rateltd.Rate, len(n.Content))
+	for i, rn := range n.Content {
+		rf := fmt.Sprintf("%s[%d]", field, i)
+		if rn.Kind != yaml.MappingNode {
+			return nil, nil, p.errf(rn, rf, "want a mapping such as {max: 30000, window: 1m, units: true}")
+		}
+		for j := 0; j+1 < len(rn.Content); j += 2 {
+			k, v := rn.Content[j], rn.Content[j+1]
+			f := rf + "." + k.Value
+			var err error
+			switch k.Value {
+			case "max":
+				out[i].Max, err = p.int(v, f)
+			case "window":
+				out[i].Window, err = p.duration(v, f)
+			case "burst":
+				out[i].Burst, err = p.int(v, f)
+			case "units":
+				out[i].Units, err = p.bool(v, f)
+			default:
+				err = p.errf(k, f, "unknown setting")
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return out, n.Content, nil
 }

@@ -11,6 +11,32 @@ import (
 	"github.com/rateltd/rateltd/config"
 )
 
+// TestParseRates: a limit's units and also (a list of rates, each max, window, burst, units).
+func TestParseRates(t *testing.T) {
+	f, err := Parse("rateltd.yaml", []byte(`
+limits:
+  openai:
+    max: 500
+    window: 1m
+    also:
+      - {max: 30000, window: 1m, units: true}
+      - {max: 10, window: 1s}
+  embed: {max: 1000000, window: 1m, units: true}
+  tb: {algorithm: token, max: 10, window: 1s, also: [{max: 100, window: 1m, burst: 20, units: true}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]rateltd.Limit{
+		"openai": {Max: 500, Window: time.Minute, Also: []rateltd.Rate{{Max: 30000, Window: time.Minute, Units: true}, {Max: 10, Window: time.Second}}},
+		"embed":  {Max: 1000000, Window: time.Minute, Units: true},
+		"tb":     {Algorithm: config.TokenBucket, Max: 10, Window: time.Second, Also: []rateltd.Rate{{Max: 100, Window: time.Minute, Burst: 20, Units: true}}},
+	}
+	if !reflect.DeepEqual(f.Config.Limits, want) {
+		t.Fatalf("parsed %+v\nwant %+v", f.Config.Limits, want)
+	}
+}
+
 func TestParse(t *testing.T) {
 	f, err := Parse("rateltd.yaml", []byte(`
 redis: redis://127.0.0.1:6379/0
@@ -52,6 +78,14 @@ func TestParseErrors(t *testing.T) {
 		{"limits: [1, 2]", "f.yaml:1: limits: want a mapping"},
 		{"- a\n- b", "f.yaml:1: want a mapping of settings"},
 		{"default: {max: 5", "f.yaml"},
+		{"default: {max: 5, window: 1m, units: maybe}", "f.yaml:1: default.units: \"maybe\": want true or false"},
+		{"default: {max: 5, window: 1m, also: {max: 5}}", "f.yaml:1: default.also: want a list"},
+		{"limits:\n  a:\n    max: 5\n    window: 1m\n    also:\n      - {max: 5, window: 1s}\n      - {max: 5, window: 1 hour}", "f.yaml:7: limits.a.also[1].window"},
+		{"limits:\n  a:\n    max: 5\n    window: 1m\n    also:\n      - {max: 5, window: 1s}\n      - {max: 0, window: 1h}", "f.yaml:7: rateltd: invalid config: limits.a.also[1].Max"},
+		{"limits:\n  a:\n    max: 5\n    window: 1m\n    also:\n      - {max: 5, window: 1s, burst: 2}", "f.yaml:6: rateltd: invalid config: limits.a.also[0].Burst"},
+		{"limits:\n  a:\n    max: 5\n    window: 1m\n    also:\n      - {max: 5, window: 1s, colour: red}", "f.yaml:6: limits.a.also[0].colour: unknown setting"},
+		{"limits:\n  a:\n    max: 5\n    window: 1m\n    also:\n      - 5", "f.yaml:6: limits.a.also[0]: want a mapping"},
+		{"default: {max: 5, window: 1m, also: [{max: 1, window: 1s}, {max: 1, window: 1s}, {max: 1, window: 1s}, {max: 1, window: 1s}, {max: 1, window: 1s}]}", "f.yaml:1: default.also: at most 4 rates"},
 	}
 	for _, tc := range cases {
 		_, err := Parse("f.yaml", []byte(tc.yaml))

@@ -23,6 +23,9 @@ func FuzzParse(f *testing.F) {
 		"limits:\n  a: {max: 5, window: 1m}\n  a: {max: 6, window: 1m}", "? [a, b]\n: c", "null", "~", "[]", "{}",
 		"limits:\n  \"\": {max: 5, window: 1m}", "limits: {a: null}", "default: {window: 1m}", "stats_ttl: 0s",
 		"%YAML 1.2\n---\nprefix: a\n...\n", "---\nprefix: a\n---\nprefix: b\n", "\t", "prefix: \"\\x00\"",
+		"limits:\n  a: {max: 5, window: 1m, units: true, also: [{max: 50, window: 1h, units: true}, {max: 1, window: 1s}]}\n",
+		"default: {algorithm: token, max: 5, window: 1m, also: [{max: 9, window: 1s, burst: 3}]}", "default: {max: 5, window: 1m, also: []}",
+		"default: {max: 5, window: 1m, also: [{}]}", "default: {max: 5, window: 1m, also: [null]}", "default: {max: 5, window: 1m, units: 1}",
 	} {
 		f.Add([]byte(s))
 	}
