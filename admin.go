@@ -21,6 +21,9 @@ type Decision struct {
 	RetryAfter time.Duration
 	// ResetAfter is how long until the window is entirely free again.
 	ResetAfter time.Duration
+	// Limit is what Remaining is out of: the Max of the rate it is of (the tightest, for a
+	// limit of several rates), or the concurrency cap of a limit with no rate.
+	Limit int
 }
 
 // RateStatus is what one rate of a key's limit counts now.

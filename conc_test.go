@@ -166,3 +166,14 @@ func contains(s, sub string) bool {
 	}
 	return false
 }
+
+// TestAlsoPastFourRefused: a fifth further rate is refused, also after WithDefaults.
+func TestAlsoPastFourRefused(t *testing.T) {
+	r := Rate{Max: 1, Window: time.Second}
+	l := Limit{Max: 1, Window: time.Second, Also: []Rate{r, r, r, r, r}}
+	for _, l := range []Limit{l, l.WithDefaults()} {
+		if err := l.Validate(); !errors.Is(err, ErrInvalidConfig) || !contains(err.Error(), "Also") {
+			t.Fatalf("five further rates: %v", err)
+		}
+	}
+}

@@ -403,3 +403,29 @@ func TestG13LoweredLimitEvicts(t *testing.T) {
 		}
 	})
 }
+
+// TestG13DecisionOfTightestRate: the Decision of an admission and of Check is the tightest
+// rate's: its remaining and its Max (Limit), whichever rate that is.
+func TestG13DecisionOfTightestRate(t *testing.T) {
+	eachBackend(t, func(t *testing.T, h *harness) {
+		c := h.client(Config{Limits: map[string]Limit{
+			"two": {Max: 100, Window: time.Hour, Also: []Rate{{Max: 50, Window: time.Hour, Units: true}}},
+			"cap": {Concurrency: 4},
+		}})
+		ctx := context.Background()
+		var got Decision
+		if _, err := c.Request(ctx, "two", noop, WithCost(40), WithDecision(func(d Decision) { got = d })); err != nil {
+			t.Fatal(err)
+		}
+		// 99 of 100 requests left against 10 of 50 units: the units rate is the tighter.
+		if got.Limit != 50 || got.Remaining != 10 {
+			t.Fatalf("admission's decision %+v, want 10 remaining of 50", got)
+		}
+		if d, err := c.Check(ctx, "two"); err != nil || d.Limit != 50 || d.Remaining != 10 {
+			t.Fatalf("Check: %+v, %v; want 10 remaining of 50", d, err)
+		}
+		if d, err := c.Check(ctx, "cap"); err != nil || d.Limit != 4 || d.Remaining != 4 || !d.Allowed {
+			t.Fatalf("Check of a cap alone: %+v, %v; want 4 remaining of 4", d, err)
+		}
+	})
+}

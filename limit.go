@@ -67,7 +67,13 @@ type Rate struct {
 
 // WithDefaults returns l with every zero field that has a default filled in: MaxQueue 1000,
 // QueueTimeout 30s, and for TokenBucket a Burst of Max (in each rate).
-func (l Limit) WithDefaults() Limit { return limitOf(l.engine().WithDefaults()) }
+func (l Limit) WithDefaults() Limit {
+	d := limitOf(l.engine().WithDefaults())
+	if len(l.Also) > config.MaxAlso {
+		d.Also = append(d.Also, l.Also[config.MaxAlso:]...) // kept for Validate to refuse
+	}
+	return d
+}
 
 // Validate reports the first field of l that is out of range, naming it (Limit.Max, say). The
 // error satisfies errors.Is(err, ErrInvalidConfig).

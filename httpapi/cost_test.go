@@ -17,8 +17,8 @@ import (
 var tokens = rateltd.Limit{Max: 10, Window: time.Hour, Also: []rateltd.Rate{{Max: 100, Window: time.Hour, Units: true}}}
 
 // TestAcquireCost: ?cost= counts against the rate that counts units; a grant on such a limit
-// comes with a settle token, and settling gives the difference back (RateLimit-Remaining is the
-// tightest rate's: 40 of 100 units before 9 of 10 requests); a cost no rate could ever
+// comes with a settle token, and settling gives the difference back (the RateLimit headers are
+// the tightest rate's: 40 of 100 units before 9 of 10 requests); a cost no rate could ever
 // admit is a 413 with ErrCostTooHigh's text; a bad cost, a 400.
 func TestAcquireCost(t *testing.T) {
 	eachBackend(t, func(t *testing.T, backend string) {
@@ -28,7 +28,7 @@ func TestAcquireCost(t *testing.T) {
 		var got httpapi.Acquired
 		a := call(t, ts, "POST", "/v1/acquire/tok?cost=60", "", "")
 		if err := json.Unmarshal([]byte(a.raw), &got); err != nil || a.code != 200 || got.Cost != 60 || len(got.Settle) != 32 ||
-			a.header.Get("RateLimit-Remaining") != "40" {
+			a.header.Get("RateLimit-Remaining") != "40" || a.header.Get("RateLimit-Limit") != "100" {
 			t.Fatalf("acquire cost 60: %d %s %v", a.code, a.raw, a.header)
 		}
 		if a := call(t, ts, "POST", "/v1/acquire/tok?cost=50", "", ""); a.code != 429 {

@@ -38,11 +38,11 @@ if p == PAUSED_FOREVER then earliest = PAUSED_FOREVER elseif p ~= NOT_PAUSED the
 
 if MAXQ == -1 then
   count('rejected')
-  return {3, now, free, earliest, len, '', lim_reset_after(now)}
+  return {3, now, free, earliest, len, '', lim_reset_after(now), lim_which()}
 end
 if earliest ~= PAUSED_FOREVER and earliest > DEADLINE then
   count('rejected')
-  return {4, now, free, earliest, len, '', lim_reset_after(now)}
+  return {4, now, free, earliest, len, '', lim_reset_after(now), lim_which()}
 end
 
 local evicted = ''
@@ -50,7 +50,7 @@ if len >= MAXQ then
   if drop then evicted = redis.call('LPOP', KEYS[2 + drop]) end
   if evicted == '' then
     count('rejected')
-    return {3, now, free, earliest, len, '', lim_reset_after(now)}
+    return {3, now, free, earliest, len, '', lim_reset_after(now), lim_which()}
   end
   local t = decode(evicted)
   if t then
@@ -65,5 +65,5 @@ end
 if HEAD then redis.call('LPUSH', KEYS[2 + PRIO], RAW) else redis.call('RPUSH', KEYS[2 + PRIO], RAW) end
 extend_ttl(KEYS[2 + PRIO], DEADLINE - now)
 count('queued')
-return {2, now, free, earliest, len, evicted, 0}
+return {2, now, free, earliest, len, evicted, 0, lim_which()}
 end

@@ -8,11 +8,12 @@
 --       12 overflow (0 reject, 1 drop oldest)  13 head (1: a retried request, queued at the head
 --       of its priority's line)  14 cost (see limits.lua; absent: 1)
 -- Reply: {code, now µs, remaining, earliest µs (PAUSED_FOREVER: paused with no end), line length
---        before, evicted raw or '', reset after µs}
+--        before, evicted raw or '', reset after µs, which rate}
 --   code 1 granted, 2 queued, 3 full, 4 would exceed deadline. remaining: granted, what the
 --   tightest rate may admit still; else how many of cost 1 the window alone lets start (the line
 --   or a pause holds them). reset after: how long until the tightest rate's window is entirely
---   free again (granted: with this grant); 0 when queued, which does not read it.
+--   free again (granted: with this grant); 0 when queued, which does not read it. which rate:
+--   the one remaining and reset after are of (1-based; 0: none, the concurrency cap's).
 local RAW, ID, PRIO, DEADLINE = ARGV[7], ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
 local MAXQ, OVERFLOW, HEAD = tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[13] == '1'
 local COST = tonumber(ARGV[14]) or 1
@@ -22,5 +23,5 @@ local free = lim_free(now, true)
 if lim_fits(COST) and quiet(now) then
   lim_take(COST)
   local reset = lim_record(now, {ID}, {COST}) -- 'admitted' is counted by the node, keeping this path short
-  return {1, now, lim_remaining(), 0, 0, '', reset}
+  return {1, now, lim_remaining(), 0, 0, '', reset, lim_which()}
 end

@@ -1,8 +1,10 @@
 -- check.lua: would a request be granted now? Reads only; consumes nothing.
 -- KEYS, ARGV 1-6: see limits.lua.
 -- ARGV: 7 cost (absent: 1)
--- Reply: {allowed 0/1, remaining, retry after µs (PAUSED_FOREVER: paused with no end), reset after µs}
---   remaining and reset after are the tightest rate's (see limits.lua).
+-- Reply: {allowed 0/1, remaining, retry after µs (PAUSED_FOREVER: paused with no end), reset after µs,
+--   which rate}
+--   remaining and reset after are the tightest rate's (see limits.lua), which rate (1-based; 0:
+--   the concurrency cap's)
 local COST = tonumber(ARGV[7]) or 1
 local now = now_us()
 local p = paused(now)
@@ -23,4 +25,4 @@ if not allowed then
 end
 local a = 0
 if allowed then a = 1 end
-return {a, lim_remaining(), retry, lim_reset_after(now)}
+return {a, lim_remaining(), retry, lim_reset_after(now), lim_which()}

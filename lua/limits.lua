@@ -258,6 +258,13 @@ local function lim_reset_after(now)
   return rate_reset_after(lim_tight(), now)
 end
 
+-- Which rate remaining and reset after are of: the tightest (1-based), 0 with no rate (the
+-- concurrency cap's).
+local function lim_which()
+  if NR == 0 then return 0 end
+  return lim_tight()
+end
+
 -- What the tightest rate may admit still; with no rate, the free slots.
 local function lim_remaining()
   if NR == 0 then return CFREE end

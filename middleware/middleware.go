@@ -211,8 +211,12 @@ func SetRateHeadersFrom(h http.Header, c *rateltd.Client, key string, d rateltd.
 		return
 	}
 	reset := strconv.FormatInt(int64(math.Ceil(d.ResetAfter.Seconds())), 10)
+	max := d.Limit
+	if max == 0 {
+		max = l.Max
+	}
 	for _, p := range []string{"RateLimit-", "X-RateLimit-"} {
-		h.Set(p+"Limit", strconv.Itoa(l.Max))
+		h.Set(p+"Limit", strconv.Itoa(max))
 		h.Set(p+"Remaining", strconv.Itoa(d.Remaining))
 		h.Set(p+"Reset", reset)
 	}

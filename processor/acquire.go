@@ -162,7 +162,7 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 		return Grant{}, admitFailure(ctx, req.Key, start, err)
 	}
 	n.observe(rep.Now)
-	if d, ok := rep.Decision(); ok && req.Decided != nil {
+	if d, ok := rep.Decision(p.Limit); ok && req.Decided != nil {
 		req.Decided(d)
 	}
 	if rep.Outcome == queue.Granted {

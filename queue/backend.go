@@ -99,18 +99,21 @@ type AdmitReply struct {
 	// ResetAfter is, when Granted (this grant included), Full or WouldExceed, how long until
 	// the window is entirely free again, µs; 0 otherwise.
 	ResetAfter int64
+	// Which is the rate Remaining and ResetAfter are of, the tightest: 1-based, 0 for none
+	// (a concurrency cap alone).
+	Which int
 }
 
 // Decision is the admission as Check would have answered just after it, when the admission
 // decided at once: Allowed when Granted, with the Remaining its grant left; when refused (Full,
 // WouldExceed), RetryAfter until the earliest start the line allowed (-1 when paused with no
 // end). ok is false when the ticket was queued or was a Duplicate.
-func (r AdmitReply) Decision() (d Decision, ok bool) {
+func (r AdmitReply) Decision(l config.Limit) (d Decision, ok bool) {
 	switch r.Outcome {
 	case Granted:
-		return Decision{Allowed: true, Remaining: r.Remaining, ResetAfter: micros(r.ResetAfter)}, true
+		return Decision{Allowed: true, Remaining: r.Remaining, ResetAfter: micros(r.ResetAfter), Limit: limitOf(l, r.Which)}, true
 	case Full, WouldExceed:
-		d = Decision{Remaining: r.Remaining, RetryAfter: -1, ResetAfter: micros(r.ResetAfter)}
+		d = Decision{Remaining: r.Remaining, RetryAfter: -1, ResetAfter: micros(r.ResetAfter), Limit: limitOf(l, r.Which)}
 		if r.Earliest != PausedForever {
 			d.RetryAfter = micros(max(0, r.Earliest-r.Now))
 		}
@@ -209,6 +212,19 @@ type Decision struct {
 	Remaining  int
 	RetryAfter time.Duration
 	ResetAfter time.Duration
+	Limit      int
+}
+
+// limitOf is the Max of rate which (1-based, as the scripts answer) of l, or its concurrency
+// cap for 0: what a Decision's Remaining is out of.
+func limitOf(l config.Limit, which int) int {
+	if which < 1 || which > l.NumRates() {
+		if l.NumRates() == 0 {
+			return l.Concurrency
+		}
+		return l.Max
+	}
+	return l.Rate(which - 1).Max
 }
 
 // KeyState is a key's state as Status shows it.

@@ -31,7 +31,7 @@ func TestAdmissionDecisionIsCheck(t *testing.T) {
 				if i == 3 {
 					want = queue.WouldExceed // the next start is an hour away, past the ticket's minute
 				}
-				d, ok := admit(t, be, p, tk, raw, want).Decision()
+				d, ok := admit(t, be, p, tk, raw, want).Decision(p.Limit)
 				c, err := be.Check(ctx, key, p, 1)
 				if err != nil {
 					t.Fatal(err)
@@ -52,7 +52,7 @@ func TestAdmissionDecisionIsCheck(t *testing.T) {
 			t.Fatal(err)
 		}
 		tk, raw := ticket(t, be, "decp", nodeA, config.PriorityNormal)
-		d, ok := admit(t, be, p, tk, raw, queue.Full).Decision()
+		d, ok := admit(t, be, p, tk, raw, queue.Full).Decision(p.Limit)
 		c, err := be.Check(ctx, "decp", p, 1)
 		if err != nil {
 			t.Fatal(err)

@@ -221,7 +221,7 @@ func (k *memKey) admit(s step, t *Ticket, raw []byte) AdmitReply {
 	if c := t.CostOf(); !paused && len0 == 0 && m.fits(c) {
 		m.take(c)
 		reset := m.record(s.now, []string{string(t.ID)}, []int64{c}) // CountAdmitted is the node's to count
-		return AdmitReply{Outcome: Granted, Now: s.now, Remaining: m.remaining(), ResetAfter: reset}
+		return AdmitReply{Outcome: Granted, Now: s.now, Remaining: m.remaining(), ResetAfter: reset, Which: m.which()}
 	}
 	return k.queue(s, m, t, raw, free)
 }
@@ -268,7 +268,7 @@ func (k *memKey) queue(s step, m *memRates, t *Ticket, raw []byte, free int) Adm
 			earliest = max(earliest, until)
 		}
 	}
-	rep := AdmitReply{Now: s.now, Remaining: free, Earliest: earliest, LineBefore: len0}
+	rep := AdmitReply{Now: s.now, Remaining: free, Earliest: earliest, LineBefore: len0, Which: m.which()}
 	if s.l.MaxQueue == -1 || (earliest != PausedForever && earliest > t.Deadline) {
 		k.count(s, CountRejected, 1)
 		rep.Outcome = Full
@@ -341,7 +341,7 @@ func (k *memKey) check(s step, c int64) Decision {
 	m := k.rates(s.p)
 	m.freeNow(s.now, false)
 	d := Decision{Allowed: !paused && n == 0 && m.fits(c), Remaining: m.remaining(),
-		ResetAfter: micros(m.resetAfter(s.now))}
+		ResetAfter: micros(m.resetAfter(s.now)), Limit: limitOf(s.l, m.which())}
 	if !d.Allowed {
 		if until == PausedForever {
 			d.RetryAfter = -1

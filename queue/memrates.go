@@ -143,6 +143,14 @@ func (m *memRates) tight() int {
 	return t
 }
 
+// which is lim_which: the rate remaining and resetAfter are of, 1-based; 0 with no rate.
+func (m *memRates) which() int {
+	if m.n == 0 {
+		return 0
+	}
+	return m.tight() + 1
+}
+
 // remaining is lim_remaining: what the tightest rate may admit still; with no rate, the free
 // slots.
 func (m *memRates) remaining() int {

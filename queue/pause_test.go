@@ -93,7 +93,7 @@ func refusedWhilePaused(t *testing.T, be queue.Backend, key string, p queue.Para
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, ok := rep.Decision()
+	d, ok := rep.Decision(p.Limit)
 	wantRetry := time.Duration(-1)
 	if want != queue.PausedForever {
 		wantRetry = time.Duration(want-rep.Now) * time.Microsecond

@@ -177,7 +177,14 @@ func parseAdmit(v any) (AdmitReply, error) {
 		return AdmitReply{}, fmt.Errorf("unknown outcome %d", n[0])
 	}
 	rep := AdmitReply{Outcome: Outcome(n[0]), Now: n[1], Remaining: int(n[2]), Earliest: n[3], LineBefore: int(n[4]),
-		ResetAfter: reset}
+		ResetAfter: reset, Which: 1}
+	if len(s) > 7 {
+		w, err := replyInt(s[7])
+		if err != nil {
+			return AdmitReply{}, fmt.Errorf("element 7: %w", err)
+		}
+		rep.Which = int(w)
+	}
 	if len(ev) > 0 {
 		rep.Evicted = ev
 	}
@@ -338,7 +345,13 @@ func (r *Redis) Check(ctx context.Context, key string, p Params, cost int64) (De
 	if err != nil {
 		return Decision{}, fmt.Errorf("queue: check %q: reply: %w", key, err)
 	}
-	d := Decision{Allowed: n[0] == 1, Remaining: int(n[1]), ResetAfter: time.Duration(n[3]) * time.Microsecond}
+	d := Decision{Allowed: n[0] == 1, Remaining: int(n[1]), ResetAfter: time.Duration(n[3]) * time.Microsecond,
+		Limit: limitOf(p.Limit, 1)}
+	if len(s) > 4 {
+		if w, err := replyInt(s[4]); err == nil {
+			d.Limit = limitOf(p.Limit, int(w))
+		}
+	}
 	if n[2] < 0 {
 		d.RetryAfter = -1
 	} else {
