@@ -31,8 +31,9 @@ local ALG, STATS_TTL, EXT_PAUSE
 -- limit) and bucket depth, µs.
 local NR, HAS_UNITS = 1, false
 local R_KEY, R_MAX, R_WIN, R_BURST, R_UNITS, R_EMIT, R_TAU = {}, {}, {}, {}, {}, {}, {}
--- FREE[i]: what rate i may admit still, as lim_free read it less what lim_take took since.
-local FREE = {}
+-- FREE[i]: what rate i may admit still, as lim_free read it less what lim_take took since;
+-- TAKEN[i], what lim_take took since.
+local FREE, TAKEN = {}, {}
 -- The concurrency cap (0: none), its run set, its slots' lease (µs), and the slots free (as
 -- FREE is for the rates).
 local CONC, RUN, SLOT_US, CFREE = 0, nil, 0, 0
@@ -183,7 +184,7 @@ end
 -- How many requests of cost 1 may start now; FREE holds what each rate may admit, CFREE how
 -- many slots of the concurrency cap are free (with trim, lapsed slots are taken back first).
 local function lim_free(now, trim)
-  for i = 1, NR do FREE[i] = rate_free(i, now, trim) end
+  for i = 1, NR do FREE[i], TAKEN[i] = rate_free(i, now, trim), 0 end
   if CONC > 0 then
     local running
     if trim then
@@ -226,9 +227,13 @@ end
 
 -- Takes a grant of cost c from FREE, and a slot.
 local function lim_take(c)
-  for i = 1, NR do FREE[i] = FREE[i] - charge(i, c) end
+  for i = 1, NR do
+    FREE[i] = FREE[i] - charge(i, c)
+    TAKEN[i] = TAKEN[i] + charge(i, c)
+  end
   CFREE = CFREE - 1
 end
+
 
 -- The tightest rate: the one with the least of its max left (FREE), the first of equals.
 local function lim_tight()
@@ -269,6 +274,16 @@ end
 local function lim_remaining()
   if NR == 0 then return CFREE end
   return FREE[lim_tight()]
+end
+
+-- How long until the tightest rate's window would be entirely free again, µs, were what
+-- lim_take took since lim_free recorded at now: what lim_record will answer (0 with no rate).
+local function lim_reset_taken(now)
+  if NR == 0 then return 0 end
+  local t = lim_tight()
+  if ALG == 0 then return R_WIN[t] end
+  if ALG == 1 then return now - (now % R_WIN[t]) + R_WIN[t] - now end
+  return math.max(seen_s[t] or 0, now) + R_EMIT[t] * TAKEN[t] - now
 end
 
 -- Records in rate i grants at now, of ids with costs (nil: each 1); returns how long until

@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/rateltd/rateltd/config"
 	"github.com/rateltd/rateltd/lua"
 )
 
@@ -54,8 +55,7 @@ func answerOne(cmd *redis.Cmd) (AdmitReply, error) {
 
 // admitAll sends the admits of batch and gives each call its answer. The admits of one key and
 // Params go as one AdmitMany call, in arrival order; on a single Redis every key's go in that
-// one call, on a cluster one call per key, in one pipeline. A lone admit goes as Admit, and so
-// does an admit that AdmitMany does not take (see alone).
+// one call, on a cluster one call per key, in one pipeline. A lone admit goes as Admit.
 func (r *Redis) admitAll(ctx context.Context, batch []*admitCall) {
 	if len(batch) == 1 {
 		c := batch[0]
@@ -64,36 +64,15 @@ func (r *Redis) admitAll(ctx context.Context, batch []*admitCall) {
 	}
 	groups := groupAdmits(batch)
 	if r.cluster == nil && !r.keysApart.Load() {
-		var many [][]*admitCall
-		var solo []*admitCall
-		for _, g := range groups {
-			if alone(g[0]) {
-				solo = append(solo, g[0])
-			} else {
-				many = append(many, g)
-			}
-		}
-		cmds := make([]*redis.Cmd, 0, 1+len(solo))
-		if len(many) > 0 {
-			cmds = append(cmds, r.admitManyCmd(ctx, many))
-		}
-		for _, c := range solo {
-			cmds = append(cmds, r.admitCmd(ctx, c.p, c.t, c.raw))
-		}
-		r.evalPipelined(ctx, cmds)
-		for i, c := range solo {
-			c.rep, c.err = answerOne(cmds[len(cmds)-len(solo)+i])
-		}
-		if len(many) == 0 || !isCrossSlot(cmds[0].Err()) {
-			if len(many) > 0 {
-				answerMany(cmds[0], many)
-			}
+		cmd := r.admitManyCmd(ctx, groups)
+		r.evalPipelined(ctx, []*redis.Cmd{cmd})
+		if !isCrossSlot(cmd.Err()) {
+			answerMany(cmd, groups)
 			return
 		}
 		// A server in cluster mode behind a plain client refused keys of several slots before
 		// running anything: from now on, one call per key.
 		r.keysApart.Store(true)
-		groups = many
 	}
 	cmds := make([]*redis.Cmd, len(groups))
 	for i, g := range groups {
@@ -122,7 +101,7 @@ func groupAdmits(batch []*admitCall) [][]*admitCall {
 	last := make(map[string]int, len(batch)) // key → its latest group
 	for _, c := range batch {
 		i, ok := last[c.t.Key]
-		if !ok || groups[i][0].p != c.p || alone(c) || alone(groups[i][0]) {
+		if !ok || groups[i][0].p != c.p {
 			i = len(groups)
 			last[c.t.Key] = i
 			groups = append(groups, nil)
@@ -132,10 +111,10 @@ func groupAdmits(batch []*admitCall) [][]*admitCall {
 	return groups
 }
 
-// alone reports whether c goes as an Admit of its own: AdmitMany takes only tickets of cost 1
-// under a limit of one rate that counts requests.
-func alone(c *admitCall) bool {
-	return c.t.CostOf() != 1 || c.p.Limit.Units || c.p.Limit.NumRates() != 1 || c.p.Limit.Concurrency > 0
+// complexLimit reports whether l is more than one rate counting requests: AdmitMany then
+// tells the remaining of each grant (see admit_many.lua).
+func complexLimit(l config.Limit) bool {
+	return l.Units || l.NumRates() != 1 || l.Concurrency > 0
 }
 
 // admitManyCmd returns the unsent EVALSHA of AdmitMany for groups, one entry per group, with
@@ -144,15 +123,17 @@ func (r *Redis) admitManyCmd(ctx context.Context, groups [][]*admitCall) *redis.
 	keys := make([][]any, len(groups))
 	sets := make([]int, len(groups)) // the number of each group's Params among the distinct
 	var ps []Params
+	var perSet []int // the number of KEYS of a key of each of ps
 	nkeys, nargs := 0, 1
 	for i, g := range groups {
 		keys[i] = r.ks.perKeyArgs(g[0].t.Key, g[0].p.Limit)
 		nkeys += len(keys[i])
-		nargs += 2 + 4*len(g)
+		nargs += 2 + 5*len(g)
 		if sets[i] = slices.Index(ps, g[0].p) + 1; sets[i] == 0 {
 			ps = append(ps, g[0].p)
+			perSet = append(perSet, len(keys[i]))
 			sets[i] = len(ps)
-			nargs += 9
+			nargs += 10
 		}
 	}
 	a := make([]any, 0, 3+nkeys+nargs)
@@ -161,13 +142,14 @@ func (r *Redis) admitManyCmd(ctx context.Context, groups [][]*admitCall) *redis.
 		a = append(a, k...)
 	}
 	a = append(a, len(ps))
-	for _, p := range ps {
+	for i, p := range ps {
 		a = append(a, r.params.args(p)...)
+		a = append(a, perSet[i])
 	}
 	for i, g := range groups {
 		a = append(a, sets[i], len(g))
 		for _, c := range g {
-			a = append(a, c.raw, c.t.ID, c.t.Priority.Line(), c.t.Deadline)
+			a = append(a, c.raw, c.t.ID, c.t.Priority.Line(), c.t.Deadline, c.t.CostOf())
 		}
 	}
 	return redis.NewCmd(ctx, a...)
@@ -186,7 +168,7 @@ func answerMany(cmd *redis.Cmd, groups [][]*admitCall) {
 		var reps []AdmitReply
 		kerr := err
 		if kerr == nil {
-			reps, kerr = parseAdmitMany(entries[i], len(g))
+			reps, kerr = parseAdmitMany(entries[i], len(g), complexLimit(g[0].p.Limit))
 		}
 		for j, c := range g {
 			if kerr != nil {
@@ -200,37 +182,50 @@ func answerMany(cmd *redis.Cmd, groups [][]*admitCall) {
 
 // parseAdmitMany turns one key's entry of AdmitMany's reply into the replies of its n tickets,
 // or into the error the key's part of the script met (its tickets' answer, not the others').
-func parseAdmitMany(v any, n int) ([]AdmitReply, error) {
+func parseAdmitMany(v any, n int, complex bool) ([]AdmitReply, error) {
 	if err, ok := v.(error); ok {
 		return nil, err
 	}
-	reps, err := parseAdmitEntry(v, n)
+	reps, err := parseAdmitEntry(v, n, complex)
 	if err != nil {
 		return nil, fmt.Errorf("reply: %w", err)
 	}
 	return reps, nil
 }
 
-func parseAdmitEntry(v any, n int) ([]AdmitReply, error) {
-	s, err := replySlice(v, 5)
+// parseAdmitEntry reads one key's entry of AdmitMany's reply for n tickets; complex: of a limit
+// of more than one rate counting requests, whose grants' remaining come one by one.
+func parseAdmitEntry(v any, n int, complex bool) ([]AdmitReply, error) {
+	s, err := replySlice(v, 6)
 	if err != nil {
 		return nil, err
 	}
-	head, err := replyInts(s[:5])
+	head, err := replyInts(s[:6])
 	if err != nil {
 		return nil, err
 	}
-	now, granted, free, reset, step := head[0], int(head[1]), int(head[2]), head[3], head[4]
-	if granted < 0 || granted > n || granted > free || len(s) != 5+6*(n-granted) {
+	now, granted, free, reset, step, which := head[0], int(head[1]), int(head[2]), head[3], head[4], int(head[5])
+	told := 6 // where the refused and queued tickets' answers start
+	if complex {
+		told += 2 * max(0, granted)
+	}
+	if granted < 0 || granted > n || granted > free || len(s) != told+6*(n-granted) {
 		return nil, fmt.Errorf("%d elements with %d of %d tickets granted", len(s), granted, n)
 	}
 	reps := make([]AdmitReply, n)
 	for i := range granted {
 		reps[i] = AdmitReply{Outcome: Granted, Now: now, Remaining: free - 1 - i,
-			ResetAfter: reset - int64(granted-1-i)*step}
+			ResetAfter: reset - int64(granted-1-i)*step, Which: which}
+		if complex {
+			m, err := replyInts(s[6+2*i : 8+2*i])
+			if err != nil {
+				return nil, fmt.Errorf("ticket %d: %w", i, err)
+			}
+			reps[i].Remaining, reps[i].ResetAfter = int(m[0]), m[1]
+		}
 	}
 	for i := granted; i < n; i++ {
-		e := s[5+6*(i-granted):]
+		e := s[told+6*(i-granted):]
 		m, err := replyInts(e[:4])
 		if err != nil {
 			return nil, fmt.Errorf("ticket %d: %w", i, err)
@@ -247,7 +242,7 @@ func parseAdmitEntry(v any, n int) ([]AdmitReply, error) {
 			return nil, fmt.Errorf("ticket %d: unknown outcome %d", i, m[0])
 		}
 		reps[i] = AdmitReply{Outcome: Outcome(m[0]), Now: now, Remaining: int(m[1]), Earliest: m[2],
-			LineBefore: int(m[3]), ResetAfter: after}
+			LineBefore: int(m[3]), ResetAfter: after, Which: which}
 		if len(ev) > 0 {
 			reps[i].Evicted = ev
 		}

@@ -21,6 +21,8 @@ type admitCase struct {
 	prios []config.Priority
 	// near marks tickets due in a second, which cannot wait for a slot a minute away.
 	near map[int]bool
+	// costs are the tickets' costs, by index (nil: each 1).
+	costs []int64
 }
 
 func admitCases() []admitCase {
@@ -43,6 +45,19 @@ func admitCases() []admitCase {
 		add("paused", lim, PausedForever, false, nil)
 		add("head", drop, NotPaused, true, nil)
 		add("never", never, NotPaused, false, nil)
+		// Two rates, one of cost units, and a concurrency cap: a big ticket at the head of the
+		// line holds back a small one behind it; the cap holds back what the rates would admit.
+		units := config.Limit{Algorithm: alg, Max: 3, Window: time.Minute, Burst: 3, MaxQueue: 4,
+			Also: [config.MaxAlso]config.Rate{{Max: 10, Window: time.Minute, Units: true}}}.WithDefaults()
+		add("units", units, NotPaused, false, map[int]bool{6: true})
+		cases[len(cases)-1].costs = []int64{4, 7, 2, 5, 1, 1, 3, 2, 1, 1}
+		capped := lim
+		capped.Concurrency = 2
+		add("cap", capped, NotPaused, false, map[int]bool{6: true})
+		both := units
+		both.Concurrency, both.Overflow = 2, config.DropOldest
+		add("both", both, NotPaused, false, nil)
+		cases[len(cases)-1].costs = []int64{2, 3, 9, 1, 4, 1, 1, 2, 5, 1}
 	}
 	return cases
 }
@@ -66,6 +81,9 @@ func caseTickets(t *testing.T, r *Redis, c admitCase, key string) ([]*Ticket, []
 			due = now + time.Second.Microseconds()
 		}
 		tks[i] = &Ticket{ID: id, Key: key, Priority: prio, Enqueued: now, Deadline: due, Owner: owner}
+		if c.costs != nil {
+			tks[i].Cost = c.costs[i]
+		}
 		if raws[i], err = tks[i].Encode(); err != nil {
 			t.Fatal(err)
 		}
@@ -242,7 +260,7 @@ func TestParseAdmitManyMalformed(t *testing.T) {
 		[]any{int64(1), int64(1), int64(5), int64(0), int64(0), int64(2), int64(0), int64(0), int64(0), int64(7), int64(0)},
 		[]any{int64(1), int64(1), int64(5), int64(0), int64(0), int64(2), int64(0), int64(0), int64(0), "", "x"},
 	} {
-		if reps, err := parseAdmitMany(v, 2); err == nil {
+		if reps, err := parseAdmitMany(v, 2, false); err == nil {
 			t.Errorf("parseAdmitMany(%v) = %+v, want an error", v, reps)
 		}
 	}
