@@ -185,6 +185,8 @@ func FuzzLimitBody(f *testing.F) {
 		`{"max":10,"window":"1m","algorithm":"token","also":[{"max":5,"window":"1s","burst":2,"units":true}]}`,
 		`{"max":10,"window":"1m","also":[]}`, `{"max":10,"window":"1m","also":null}`, `{"max":10,"window":"1m","also":[{}]}`,
 		`{"max":10,"window":"1m","also":[{"max":5,"window":"1s","burst":2}]}`, `{"max":10,"window":"1m","also":{"max":5}}`,
+		`{"concurrency":5}`, `{"max":10,"window":"1m","concurrency":3}`, `{"concurrency":-1}`, `{"concurrency":5,"window":""}`,
+		`{"concurrency":5,"window":"0s"}`, `{"concurrency":5,"max":10}`, `{"concurrency":5,"units":true}`,
 	} {
 		f.Add(b)
 	}

@@ -12,13 +12,16 @@ import (
 // LimitJSON is a Limit as the API reads and writes it. Durations are Go duration strings
 // ("1m", "500ms"). Units makes max count cost units (?cost= of acquire and jobs) rather than
 // requests; Also holds the further rates (at most 4), each kept by the limit's algorithm.
+// Concurrency caps how many of the key's requests and jobs run at once (0: no cap); alone,
+// with max 0 and no window, the limit is a cap with no rate: {"concurrency": 10}.
 type LimitJSON struct {
 	Algorithm    string     `json:"algorithm"`
 	Max          int        `json:"max"`
-	Window       string     `json:"window"`
+	Window       string     `json:"window,omitempty"`
 	Burst        int        `json:"burst"`
 	Units        bool       `json:"units"`
 	Also         []RateJSON `json:"also,omitempty"`
+	Concurrency  int        `json:"concurrency,omitempty"`
 	MaxQueue     int        `json:"max_queue,omitempty"`
 	QueueTimeout string     `json:"queue_timeout,omitempty"`
 	Overflow     string     `json:"overflow,omitempty"`
@@ -35,8 +38,11 @@ type RateJSON struct {
 
 // LimitToJSON turns l into its JSON form.
 func LimitToJSON(l rateltd.Limit) LimitJSON {
-	j := LimitJSON{Algorithm: l.Algorithm.String(), Max: l.Max, Window: l.Window.String(), Burst: l.Burst,
-		Units: l.Units, MaxQueue: l.MaxQueue, Overflow: l.Overflow.String()}
+	j := LimitJSON{Algorithm: l.Algorithm.String(), Max: l.Max, Burst: l.Burst, Units: l.Units,
+		Concurrency: l.Concurrency, MaxQueue: l.MaxQueue, Overflow: l.Overflow.String()}
+	if l.Window != 0 { // a cap alone has no window
+		j.Window = l.Window.String()
+	}
 	for _, r := range l.Also {
 		j.Also = append(j.Also, RateJSON{Max: r.Max, Window: r.Window.String(), Burst: r.Burst, Units: r.Units})
 	}
@@ -52,9 +58,12 @@ func (j LimitJSON) Limit() (rateltd.Limit, error) {
 	if err != nil {
 		return rateltd.Limit{}, err
 	}
-	l := rateltd.Limit{Algorithm: alg, Max: j.Max, Burst: j.Burst, Units: j.Units, MaxQueue: j.MaxQueue}
-	if l.Window, err = parseDuration("window", j.Window); err != nil {
-		return l, err
+	l := rateltd.Limit{Algorithm: alg, Max: j.Max, Burst: j.Burst, Units: j.Units, Concurrency: j.Concurrency,
+		MaxQueue: j.MaxQueue}
+	if j.Window != "" { // absent: no window, which only a cap alone may have (Validate says so)
+		if l.Window, err = parseDuration("window", j.Window); err != nil {
+			return l, err
+		}
 	}
 	if len(j.Also) > config.MaxAlso {
 		return l, fmt.Errorf("%w: also: at most %d rates, got %d", rateltd.ErrInvalidConfig, config.MaxAlso, len(j.Also))
@@ -93,13 +102,16 @@ func parseDuration(field, s string) (time.Duration, error) {
 // Remaining are the tightest rate's; Rates holds each rate, the main one first. Counters has,
 // besides the counts of requests and jobs, "settled" (grants whose cost was settled after
 // their call), "units_returned" and "units_over" (the cost units those settles gave back, and
-// charged above the cost at the grant).
+// charged above the cost at the grant). InFlight is how many slots of the key's concurrency
+// cap are held now; for a cap alone, Used and Remaining are the slots held and free, and Rates
+// is empty.
 type StatusJSON struct {
 	Key              string           `json:"key"`
 	Limit            LimitJSON        `json:"limit"`
 	Used             int              `json:"used"`
 	Remaining        int              `json:"remaining"`
 	Rates            []RateStatusJSON `json:"rates"`
+	InFlight         int              `json:"in_flight"`
 	Queued           int              `json:"queued"`
 	QueuedByPriority map[string]int   `json:"queued_by_priority"`
 	OldestWaitMS     int64            `json:"oldest_wait_ms"`
@@ -127,7 +139,7 @@ type RateStatusJSON struct {
 // StatusToJSON turns st into its JSON form.
 func StatusToJSON(st rateltd.Status) StatusJSON {
 	j := StatusJSON{Key: st.Key, Limit: LimitToJSON(st.Limit), Used: st.Used, Remaining: st.Remaining,
-		Rates: []RateStatusJSON{}, Queued: st.Queued, QueuedByPriority: map[string]int{},
+		Rates: []RateStatusJSON{}, InFlight: st.InFlight, Queued: st.Queued, QueuedByPriority: map[string]int{},
 		OldestWaitMS: st.OldestWait.Milliseconds(), Paused: st.Paused, Unclaimed: st.Unclaimed,
 		DeadLetters: st.DeadLetters, Jobs: st.Jobs, JobsRunning: st.JobsRunning}
 	for _, r := range st.Rates {

@@ -1,8 +1,8 @@
 // Package metrics exposes rateltd to Prometheus: counters of request outcomes and histograms of
 // queue wait and fn duration, fed by the Client as its Observer (and of durable job runs and
 // handler duration, as its JobObserver), counters of cost units granted and settled (as its
-// SettleObserver too), and gauges of queue depth and pause read from the backend at each
-// scrape. Every series is named rateltd_… and labelled by
+// SettleObserver too), and gauges of queue depth, pause and the slots of concurrency caps in
+// flight read from the backend at each scrape. Every series is named rateltd_… and labelled by
 // limit group (the text of a key before its first ':'), never by key, so cardinality stays
 // bounded; groups beyond Options.MaxGroups share the label "other".
 //
@@ -64,6 +64,7 @@ type Metrics struct {
 	units    map[string]*prometheus.CounterVec // by unitHelp's names
 	depth    *prometheus.Desc
 	paused   *prometheus.Desc
+	inFlight *prometheus.Desc
 	errors   prometheus.Counter
 
 	mu sync.Mutex
@@ -136,6 +137,9 @@ func New(opts Options) *Metrics {
 		depth: prometheus.NewDesc("rateltd_queue_depth", "Requests waiting in line, all nodes, by priority.",
 			[]string{"group", "priority"}, nil),
 		paused: prometheus.NewDesc("rateltd_paused", "Keys of the group that are paused (by key, group or everything).",
+			[]string{"group"}, nil),
+		inFlight: prometheus.NewDesc("rateltd_in_flight",
+			"Slots of the group's concurrency caps (Limit.Concurrency) held now, all nodes: its capped keys' requests and jobs running. Only groups with a capped key in the scrape.",
 			[]string{"group"}, nil),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "rateltd_scrape_errors_total",
 			Help: "Backend reads for the gauges that failed."}),
@@ -246,6 +250,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.errors.Describe(ch)
 	ch <- m.depth
 	ch <- m.paused
+	ch <- m.inFlight
 }
 
 // Collect sends every series; the gauges are read from the backend now.
@@ -294,8 +299,10 @@ func (m *Metrics) collectGauges(ch chan<- prometheus.Metric) {
 		keys[k] = struct{}{}
 	}
 	type agg struct {
-		depth  [config.NumPriorities]int // by Priority.Line
-		paused int
+		depth    [config.NumPriorities]int // by Priority.Line
+		paused   int
+		inFlight int
+		capped   bool // a key of the group has a concurrency cap
 	}
 	byGroup := map[string]*agg{}
 	for k := range keys {
@@ -316,11 +323,18 @@ func (m *Metrics) collectGauges(ch chan<- prometheus.Metric) {
 		if st.Paused {
 			a.paused++
 		}
+		if st.Limit.Concurrency > 0 {
+			a.capped = true
+			a.inFlight += st.InFlight
+		}
 	}
 	for g, a := range byGroup {
 		for line, n := range a.depth {
 			ch <- prometheus.MustNewConstMetric(m.depth, prometheus.GaugeValue, float64(n), g, config.PriorityOfLine(line).String())
 		}
 		ch <- prometheus.MustNewConstMetric(m.paused, prometheus.GaugeValue, float64(a.paused), g)
+		if a.capped {
+			ch <- prometheus.MustNewConstMetric(m.inFlight, prometheus.GaugeValue, float64(a.inFlight), g)
+		}
 	}
 }

@@ -14,15 +14,18 @@ import (
 	"github.com/rateltd/rateltd/httpapi"
 )
 
+// limitFlags are the flags of limit.
+type limitFlags struct {
+	max, burst, concurrency int
+	window                  time.Duration
+	algorithm               string
+	units                   bool
+	also                    alsoFlag
+	asJSON                  bool
+}
+
 func init() {
-	var (
-		max, burst int
-		window     time.Duration
-		algorithm  string
-		units      bool
-		also       alsoFlag
-		asJSON     bool
-	)
+	var lf limitFlags
 	commands = append(commands,
 		&command{name: "pause", args: "NAME", help: "Pause NAME: a key, and every key of the group NAME; \"*\" pauses everything.",
 			run: func(ctx context.Context, e *env, args []string) error {
@@ -36,62 +39,71 @@ func init() {
 			run: func(ctx context.Context, e *env, args []string) error {
 				return withName(ctx, e, args, "reset", (*rateltd.Client).Reset)
 			}},
-		&command{name: "limit", args: "get KEY | set KEY --max N --window D [--algorithm A] [--burst N] [--units] [--also MAX/WINDOW[/units][/burst=N]]... | unset KEY",
+		&command{name: "limit",
+			args: "get KEY | set KEY --max N --window D [--algorithm A] [--burst N] [--units] [--also MAX/WINDOW[/units][/burst=N]]... [--concurrency N] | unset KEY",
 			help: "Show the limit in force for KEY, set it for every node at run time, or remove the one set.\n" +
 				"--units makes --max count cost units (a request's cost, rateltd.WithCost or ?cost=) rather than\n" +
 				"requests. --also adds a further rate, kept by the same algorithm; repeat it, up to 4 times. A\n" +
-				"request starts only when every rate admits it. Example, 500 requests and 30,000 tokens a\n" +
-				"minute, and 10 requests a second:\n" +
-				"  rateltd limit set openai --max 500 --window 1m --also 30000/1m/units --also 10/1s",
+				"request starts only when every rate admits it. --concurrency caps how many of KEY's requests\n" +
+				"and jobs run at once, across all nodes; alone, without --max and --window, it sets a cap with\n" +
+				"no rate. Examples, 500 requests and 30,000 tokens a minute, and 10 requests a second; at most\n" +
+				"4 renders running at once:\n" +
+				"  rateltd limit set openai --max 500 --window 1m --also 30000/1m/units --also 10/1s\n" +
+				"  rateltd limit set render --concurrency 4",
 			flags: func(fs *flag.FlagSet) {
-				fs.IntVar(&max, "max", 0, "set: how many may start per window")
-				fs.DurationVar(&window, "window", 0, "set: the window, such as 1s or 1m")
-				fs.StringVar(&algorithm, "algorithm", "sliding", "set: sliding, fixed or token")
-				fs.IntVar(&burst, "burst", 0, "set: the token bucket's burst (token only; default max)")
-				fs.BoolVar(&units, "units", false, "set: --max counts cost units, not requests")
-				also = nil // fs.Var sets no default: each run starts with none
-				fs.Var(&also, "also", "set: a further rate MAX/WINDOW, /units to count cost units, /burst=N for token; repeatable")
-				fs.BoolVar(&asJSON, "json", false, "get: print JSON")
+				fs.IntVar(&lf.max, "max", 0, "set: how many may start per window")
+				fs.DurationVar(&lf.window, "window", 0, "set: the window, such as 1s or 1m")
+				fs.StringVar(&lf.algorithm, "algorithm", "sliding", "set: sliding, fixed or token")
+				fs.IntVar(&lf.burst, "burst", 0, "set: the token bucket's burst (token only; default max)")
+				fs.BoolVar(&lf.units, "units", false, "set: --max counts cost units, not requests")
+				lf.also = nil // fs.Var sets no default: each run starts with none
+				fs.Var(&lf.also, "also", "set: a further rate MAX/WINDOW, /units to count cost units, /burst=N for token; repeatable")
+				fs.IntVar(&lf.concurrency, "concurrency", 0, "set: at most this many running at once (0: no cap); alone, a cap with no rate")
+				fs.BoolVar(&lf.asJSON, "json", false, "get: print JSON")
 			},
-			run: func(ctx context.Context, e *env, args []string) error {
-				if len(args) != 2 || (args[0] != "get" && args[0] != "set" && args[0] != "unset") {
-					return usagef("limit: want 'limit get KEY', 'limit set KEY --max N --window D' or 'limit unset KEY'")
-				}
-				key := args[1]
-				if err := config.ValidateKey(key); err != nil {
-					return usageError{err.Error()}
-				}
-				c, closeAll, err := e.client(ctx, false, nil)
-				if err != nil {
-					return err
-				}
-				defer closeAll()
-				if args[0] == "unset" {
-					if err := c.SetLimit(ctx, key, rateltd.Limit{}); err != nil {
-						return err
-					}
-				}
-				if args[0] == "set" {
-					alg, err := config.ParseAlgorithm(algorithm)
-					if err != nil {
-						return usageError{err.Error()}
-					}
-					l := rateltd.Limit{Algorithm: alg, Max: max, Window: window, Burst: burst, Units: units, Also: also}
-					if err := setLimit(ctx, c, key, l); err != nil {
-						return err
-					}
-				}
-				l, err := c.LimitOf(key)
-				if err != nil {
-					return err
-				}
-				if asJSON {
-					return json.NewEncoder(e.out).Encode(httpapi.LimitToJSON(l))
-				}
-				fmt.Fprintf(e.out, "%s: %s\n", key, limitString(l))
-				return nil
-			}},
+			run: func(ctx context.Context, e *env, args []string) error { return limit(ctx, e, args, lf) }},
 	)
+}
+
+// limit runs limit get, set and unset.
+func limit(ctx context.Context, e *env, args []string, lf limitFlags) error {
+	if len(args) != 2 || (args[0] != "get" && args[0] != "set" && args[0] != "unset") {
+		return usagef("limit: want 'limit get KEY', 'limit set KEY --max N --window D', 'limit set KEY --concurrency N' or 'limit unset KEY'")
+	}
+	key := args[1]
+	if err := config.ValidateKey(key); err != nil {
+		return usageError{err.Error()}
+	}
+	c, closeAll, err := e.client(ctx, false, nil)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	if args[0] == "unset" {
+		if err := c.SetLimit(ctx, key, rateltd.Limit{}); err != nil {
+			return err
+		}
+	}
+	if args[0] == "set" {
+		alg, err := config.ParseAlgorithm(lf.algorithm)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		l := rateltd.Limit{Algorithm: alg, Max: lf.max, Window: lf.window, Burst: lf.burst, Units: lf.units,
+			Also: lf.also, Concurrency: lf.concurrency}
+		if err := setLimit(ctx, c, key, l); err != nil {
+			return err
+		}
+	}
+	l, err := c.LimitOf(key)
+	if err != nil {
+		return err
+	}
+	if lf.asJSON {
+		return json.NewEncoder(e.out).Encode(httpapi.LimitToJSON(l))
+	}
+	fmt.Fprintf(e.out, "%s: %s\n", key, limitString(l))
+	return nil
 }
 
 // setLimit sets l for key at run time; a limit out of range is a usage error.

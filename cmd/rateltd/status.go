@@ -24,7 +24,9 @@ func init() {
 			help: "Show each key: limit, used/remaining, queued per priority, oldest wait, pause, counters.\n" +
 				"Used/remaining are the tightest rate's; keys whose limit has several rates or counts cost\n" +
 				"units get a second table with each rate (used/remaining, in requests or units) and the\n" +
-				"settled-units counters (grants settled, units given back, units charged over).\n" +
+				"settled-units counters (grants settled, units given back, units charged over); keys with a\n" +
+				"concurrency cap, a table of slots (cap, in flight, free). For a cap alone, used/remaining are\n" +
+				"the slots held and free.\n" +
 				"Without keys, every key with state. Limits configured only in a service's code are not\n" +
 				"known here: the command shows runtime limits (limit set) and those of --config.",
 			flags: func(fs *flag.FlagSet) {
@@ -143,6 +145,7 @@ func table(w io.Writer, sts []rateltd.Status) {
 	}
 	tw.Flush()
 	rates(w, sts)
+	slots(w, sts)
 }
 
 // rates writes, for the keys whose limit has several rates or counts cost units, what each
@@ -174,15 +177,41 @@ func rates(w io.Writer, sts []rateltd.Status) {
 	tw.Flush()
 }
 
+// slots writes, for the keys with a concurrency cap, the cap and the slots held (in flight)
+// and free now.
+func slots(w io.Writer, sts []rateltd.Status) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	header := false
+	for _, st := range sts {
+		if st.Limit.Concurrency == 0 {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(tw, "\nKEY\tCONCURRENCY\tIN FLIGHT\tFREE")
+			header = true
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", st.Key, st.Limit.Concurrency, st.InFlight, max(st.Limit.Concurrency-st.InFlight, 0))
+	}
+	tw.Flush()
+}
+
 // limitString writes l as "500/1m sliding", its further rates after it: "500/1m sliding +
 // 30000 units/1m". A rate that counts cost units says so; a token bucket's rates, their burst.
+// A concurrency cap comes last, ", concurrency 20", or alone: "concurrency 4".
 func limitString(l rateltd.Limit) string {
+	capped := fmt.Sprintf("concurrency %d", l.Concurrency)
+	if l.Max == 0 && l.Window == 0 && l.Concurrency > 0 {
+		return capped // a cap alone
+	}
 	s := rateString(rateltd.Rate{Max: l.Max, Window: l.Window, Units: l.Units}, false) + " " + l.Algorithm.String()
 	if l.Algorithm == rateltd.TokenBucket {
 		s += fmt.Sprintf(" burst %d", l.Burst)
 	}
 	for _, r := range l.Also {
 		s += " + " + rateString(r, l.Algorithm == rateltd.TokenBucket)
+	}
+	if l.Concurrency > 0 {
+		s += ", " + capped
 	}
 	return s
 }

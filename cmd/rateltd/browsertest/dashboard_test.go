@@ -54,7 +54,8 @@ func browser(t *testing.T) context.Context {
 // TestDashboardInBrowser: with a client token set, the dashboard of "rateltd serve" asks for a
 // token and its feed goes live with the client token; a key appears; pressing pause asks for
 // the admin token, shows the key paused and the library sees it paused; the queue depth
-// follows the load; resume drains it. A key of two rates shows both, each with what it counts.
+// follows the load; resume drains it. A key of two rates shows both, each with what it counts;
+// a key with a concurrency cap shows its slots in flight.
 func TestDashboardInBrowser(t *testing.T) {
 	bctx := browser(t)
 	srv := redistest.Server(t)
@@ -106,6 +107,54 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatalf("the dashboard asked %q, want the client prompt for its feed, then the admin prompt for pause", got)
 	}
 	checkRates(t, bctx, lib)
+	checkSlots(t, bctx, lib)
+}
+
+// checkSlots sets, at run time, a concurrency cap of 2 alone on one key and a rate with a cap
+// of 3 on another, holds one request of each running, and waits for the dashboard to show
+// each key's slots: 1 in flight of its cap, with the cap in the limit column.
+func checkSlots(t *testing.T, bctx context.Context, lib *rateltd.Client) {
+	t.Helper()
+	ctx := context.Background()
+	keys := map[string]rateltd.Limit{"dash:cap": {Concurrency: 2}, "dash:both": {Max: 5, Window: time.Minute, Concurrency: 3}}
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	t.Cleanup(func() { close(release); wg.Wait() })
+	for key, l := range keys {
+		if err := lib.SetLimit(ctx, key, l); err != nil {
+			t.Fatal(err)
+		}
+		running := make(chan struct{})
+		wg.Go(func() {
+			lib.Request(ctx, key, func(context.Context) (any, error) { close(running); <-release; return nil, nil })
+		})
+		select {
+		case <-running:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("a request of %s did not start within 10s", key)
+		}
+	}
+	for key, want := range map[string]struct{ limit, usage string }{
+		"dash:cap":  {"concurrency 2", "1 in flight of 2 at once"},
+		"dash:both": {"5 / 1m sliding, concurrency 3", "1 in flight of 3 at once"},
+	} {
+		row := fmt.Sprintf(`tr[data-key=%q]`, key)
+		slots := keys[key].Concurrency
+		var limit, usage string
+		err := chromedp.Do(bctx, chromedp.WaitVisible(fmt.Sprintf(`%s .slots[data-in-flight="1"][data-concurrency="%d"]`, row, slots)))
+		if err == nil {
+			limit, err = chromedp.Run(bctx, chromedp.Text(row+" td.limit"))
+		}
+		if err == nil {
+			usage, err = chromedp.Run(bctx, chromedp.Text(row+" td.usage"))
+		}
+		if err != nil {
+			t.Fatalf("the dashboard does not show the slots of %s: %v", key, err)
+		}
+		if limit != want.limit || !strings.Contains(usage, want.usage) {
+			t.Fatalf("%s: the dashboard shows limit %q and usage %q, want %q and %q", key, limit, usage, want.limit, want.usage)
+		}
+	}
 }
 
 // checkRates sets a limit of two rates, 5 requests and 100 cost units a minute, at run time

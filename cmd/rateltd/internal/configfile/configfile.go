@@ -29,6 +29,7 @@ import (
 //	           also: [{max: 30000, window: 1m, units: true}]}   # and 30,000 tokens a minute
 //	  stripe: {algorithm: token, max: 100, window: 1s, burst: 20, overflow: drop_oldest}
 //	  embed: {max: 1000000, window: 1m, units: true}            # max counts cost units
+//	  render: {concurrency: 4}                                  # at most 4 running at once, no rate
 //	batch_size: 100
 //	poll_interval: 1s
 //	claim_timeout: 5s
@@ -219,6 +220,8 @@ func (p fileParser) limit(n *yaml.Node, field string) (rateltd.Limit, error) {
 			l.Units, err = p.bool(v, f)
 		case "also":
 			l.Also, also, err = p.rates(v, f)
+		case "concurrency":
+			l.Concurrency, err = p.int(v, f)
 		case "max_queue":
 			l.MaxQueue, err = p.int(v, f)
 		case "queue_timeout":

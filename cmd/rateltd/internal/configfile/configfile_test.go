@@ -11,6 +11,26 @@ import (
 	"github.com/rateltd/rateltd/config"
 )
 
+// TestParseConcurrency: a limit's concurrency, alone (no max, no window) or beside a rate.
+func TestParseConcurrency(t *testing.T) {
+	f, err := Parse("rateltd.yaml", []byte(`
+default: {concurrency: 8}
+limits:
+  render: {concurrency: 4, max_queue: 50}
+  openai: {max: 500, window: 1m, concurrency: 20}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]rateltd.Limit{
+		"render": {Concurrency: 4, MaxQueue: 50},
+		"openai": {Max: 500, Window: time.Minute, Concurrency: 20},
+	}
+	if !reflect.DeepEqual(f.Config.Limits, want) || !reflect.DeepEqual(f.Config.Default, rateltd.Limit{Concurrency: 8}) {
+		t.Fatalf("parsed %+v, default %+v\nwant %+v", f.Config.Limits, f.Config.Default, want)
+	}
+}
+
 // TestParseRates: a limit's units and also (a list of rates, each max, window, burst, units).
 func TestParseRates(t *testing.T) {
 	f, err := Parse("rateltd.yaml", []byte(`
@@ -85,6 +105,9 @@ func TestParseErrors(t *testing.T) {
 		{"limits:\n  a:\n    max: 5\n    window: 1m\n    also:\n      - {max: 5, window: 1s, burst: 2}", "f.yaml:6: rateltd: invalid config: limits.a.also[0].Burst"},
 		{"limits:\n  a:\n    max: 5\n    window: 1m\n    also:\n      - {max: 5, window: 1s, colour: red}", "f.yaml:6: limits.a.also[0].colour: unknown setting"},
 		{"limits:\n  a:\n    max: 5\n    window: 1m\n    also:\n      - 5", "f.yaml:6: limits.a.also[0]: want a mapping"},
+		{"limits:\n  a:\n    concurrency: lots", "f.yaml:3: limits.a.concurrency: \"lots\" is not a whole number"},
+		{"limits:\n  a: {concurrency: -2}", "f.yaml:2: rateltd: invalid config: limits.a.Concurrency"},
+		{"limits:\n  a: {concurrency: 2, max: 5}", "f.yaml:2: rateltd: invalid config: limits.a.Window"},
 		{"default: {max: 5, window: 1m, also: [{max: 1, window: 1s}, {max: 1, window: 1s}, {max: 1, window: 1s}, {max: 1, window: 1s}, {max: 1, window: 1s}]}", "f.yaml:1: default.also: at most 4 rates"},
 	}
 	for _, tc := range cases {

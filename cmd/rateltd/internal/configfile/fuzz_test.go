@@ -26,6 +26,8 @@ func FuzzParse(f *testing.F) {
 		"limits:\n  a: {max: 5, window: 1m, units: true, also: [{max: 50, window: 1h, units: true}, {max: 1, window: 1s}]}\n",
 		"default: {algorithm: token, max: 5, window: 1m, also: [{max: 9, window: 1s, burst: 3}]}", "default: {max: 5, window: 1m, also: []}",
 		"default: {max: 5, window: 1m, also: [{}]}", "default: {max: 5, window: 1m, also: [null]}", "default: {max: 5, window: 1m, units: 1}",
+		"default: {concurrency: 4}", "limits:\n  a: {max: 5, window: 1m, concurrency: 2}", "default: {concurrency: -1}",
+		"default: {concurrency: 4, units: true}", "default: {concurrency: 4, algorithm: token}", "default: {concurrency: [1]}",
 	} {
 		f.Add([]byte(s))
 	}
