@@ -56,6 +56,9 @@ type Counters struct {
 	Duplicates int64
 	// Units counts the settling of costs after their calls.
 	Units CountersUnits
+	// HeldBack counts what upstreams' budgets held the key back by (Observe): requests or
+	// units taken from its rates to match what the upstream said it had left.
+	HeldBack int64
 }
 
 // Status is a key's state, read at one instant of server time.
@@ -162,7 +165,8 @@ func (c *Client) Status(ctx context.Context, key string) (Status, error) {
 		Abandoned: m[queue.CountAbandoned], Retried: m[queue.CountRetried], Reclaimed: m[queue.CountReclaimed],
 		Dead: m[queue.CountDead], BadConfig: m[queue.CountBadConfig], Duplicates: m[queue.CountDuplicate],
 		Succeeded: m[queue.CountSucceeded], Failed: m[queue.CountFailed],
-		Units: CountersUnits{Settled: m[queue.CountSettled], Returned: m[queue.CountUnitsReturned], Over: m[queue.CountUnitsOver]}}
+		Units:    CountersUnits{Settled: m[queue.CountSettled], Returned: m[queue.CountUnitsReturned], Over: m[queue.CountUnitsOver]},
+		HeldBack: m[queue.CountHeldBack]}
 	return st, nil
 }
 

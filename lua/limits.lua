@@ -367,6 +367,36 @@ local function rate_give_back(i, now, id, granted_at, c, d)
   end
 end
 
+-- Takes d from rate i now, to lapse reset µs from now (see holdback.lua).
+local function lim_hold(i, now, d, reset)
+  local W, WIN = R_KEY[i], R_WIN[i]
+  seen[i] = false
+  if ALG == 0 then
+    local at = math.min(now, math.max(now - WIN + 1, now + reset - WIN))
+    local base = string.format('%016d', now % 10000000000000000)
+    if R_UNITS[i] then
+      redis.call('ZADD', W, I(at), base .. I(d))
+      log_add(i, d)
+    else
+      local args = {}
+      for j = 1, d do args[2 * j - 1] = I(at); args[2 * j] = base .. '#' .. j end
+      redis.call('ZADD', W, unpack(args))
+    end
+    redis.call('PEXPIRE', W, ms(WIN))
+  elseif ALG == 1 then
+    local start = now - (now % WIN)
+    if tonumber(redis.call('HGET', W, 's')) == start then
+      redis.call('HINCRBY', W, 'n', d)
+    else
+      redis.call('HSET', W, 's', I(start), 'n', d)
+    end
+    redis.call('PEXPIRE', W, ms(start + WIN - now))
+  else
+    local tat = math.max(tonumber(redis.call('GET', W)) or 0, now) + R_EMIT[i] * d
+    redis.call('SET', W, I(tat), 'PX', ms(tat - now))
+  end
+end
+
 -- Gives back the grant of cost c (nil: 1) made at granted_at for id, in every rate.
 local function lim_refund(now, id, granted_at, c)
   c = c or 1

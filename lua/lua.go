@@ -49,6 +49,8 @@ var (
 	settle string
 	//go:embed slots.lua
 	slots string
+	//go:embed holdback.lua
+	holdback string
 	//go:embed status.lua
 	status string
 	//go:embed reset.lua
@@ -95,6 +97,7 @@ var (
 	Check       = perKey(check)
 	Settle      = perKey(settle)
 	Slots       = perKey(slots)
+	HoldBack    = perKey(holdback)
 	Status      = withJobs(status)
 	Reset       = withJobs(reset)
 	JobDone     = withJobs(jobDone)
@@ -108,7 +111,7 @@ var (
 )
 
 // All lists every script, for loading them before they are pipelined.
-var All = []*redis.Script{Admit, AdmitMany, Enqueue, EnqueueMany, Grant, Claim, Cancel, Refund, Check, Settle, Slots, Status, Reset, JobDone,
+var All = []*redis.Script{Admit, AdmitMany, Enqueue, EnqueueMany, Grant, Claim, Cancel, Refund, Check, Settle, Slots, HoldBack, Status, Reset, JobDone,
 	JobRenew,
 	JobWait, IndexAdd, IndexRemove, PauseUntil, Handlers, Counters}
 

@@ -325,6 +325,9 @@ type Backend interface {
 	// many were still held; ReleaseSlots frees them, and returns how many tickets wait in
 	// the key's line (when any do, the processors are to be woken).
 	RenewSlots(ctx context.Context, key string, p Params, ids [][]byte) (int, error)
+	// HoldBack holds rate (0-based) of key's limit to remaining until reset µs from now: an
+	// upstream said it has that much left. It only ever takes; it returns what it took.
+	HoldBack(ctx context.Context, key string, p Params, rate int, remaining, reset int64) (int64, error)
 	ReleaseSlots(ctx context.Context, key string, p Params, ids [][]byte) (int, error)
 	// Check reports whether a request would be granted now, changing nothing.
 	Check(ctx context.Context, key string, p Params, cost int64) (Decision, error)
@@ -422,4 +425,6 @@ const (
 	CountSettled       = "settled"
 	CountUnitsReturned = "units_returned"
 	CountUnitsOver     = "units_over"
+	// CountHeldBack counts what upstreams' budgets held keys back by (Observe).
+	CountHeldBack = "held_back"
 )

@@ -205,6 +205,26 @@ func (m *Memory) Settle(_ context.Context, key string, p Params, id []byte, gran
 	return nil
 }
 
+// HoldBack is holdback.lua's twin.
+func (m *Memory) HoldBack(_ context.Context, key string, p Params, rate int, remaining, reset int64) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	k := m.key(key, now, true)
+	r := k.rates(p)
+	if rate >= r.n {
+		return 0, nil
+	}
+	r.freeNow(now, true)
+	d := min(r.free[rate]-remaining, int64(p.Limit.Rate(rate).Max))
+	if d <= 0 {
+		return 0, nil
+	}
+	r.holdBack(rate, now, d, reset)
+	k.count(newStep(p, now), CountHeldBack, d)
+	return d, nil
+}
+
 // RenewSlots is slots.lua's twin (renew).
 func (m *Memory) RenewSlots(_ context.Context, key string, p Params, ids [][]byte) (int, error) {
 	m.mu.Lock()

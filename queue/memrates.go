@@ -197,6 +197,24 @@ func (m *memRates) record(now int64, ids []string, costs []int64) int64 {
 	return w.ResetAfter(l, now)
 }
 
+// holdBack is lim_hold: it takes d from rate i now, to lapse reset µs from now.
+func (m *memRates) holdBack(i int, now, d, reset int64) {
+	w, l := m.win(i)
+	if l.Algorithm != config.SlidingWindow {
+		w.Charge(l, now, "upstream", d)
+		return
+	}
+	win := l.Window.Microseconds()
+	at := min(now, max(now-win+1, now+reset-win))
+	if l.Units {
+		w.ChargeAt(l, now, at, "upstream", d)
+		return
+	}
+	for range d {
+		w.ChargeAt(l, now, at, "upstream", 1)
+	}
+}
+
 // refund is lim_refund: it gives back the grant of cost c made at grantedAt for id, and its
 // slot.
 func (m *memRates) refund(now int64, id string, grantedAt, c int64) {

@@ -17,6 +17,17 @@ func (r *Redis) Settle(ctx context.Context, key string, p Params, id []byte, gra
 	return nil
 }
 
+func (r *Redis) HoldBack(ctx context.Context, key string, p Params, rate int, remaining, reset int64) (int64, error) {
+	v, err := r.run(ctx, lua.HoldBack, key, p, rate, remaining, reset)
+	if err == nil {
+		var n int64
+		if n, err = replyInt(v); err == nil {
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("queue: hold back %q: %w", key, err)
+}
+
 func (r *Redis) RenewSlots(ctx context.Context, key string, p Params, ids [][]byte) (int, error) {
 	return r.slots(ctx, "renew", key, p, ids)
 }

@@ -9,6 +9,7 @@
 package ratelimit
 
 import (
+	"slices"
 	"sort"
 
 	"github.com/rateltd/rateltd/config"
@@ -154,6 +155,15 @@ func (w *Window) Charge(l config.Limit, now int64, id string, c int64) {
 		w.tat = max(w.tat, now) + emit(l)*c
 		w.expires = w.tat
 	}
+}
+
+// ChargeAt records in a sliding log an entry of cost c for id at time at (at most now), in its
+// place among the older entries.
+func (w *Window) ChargeAt(l config.Limit, now, at int64, id string, c int64) {
+	w.Expire(now)
+	i := sort.Search(len(w.log), func(i int) bool { return w.log[i].at > at })
+	w.log = slices.Insert(w.log, i, entry{at: at, id: id, cost: c})
+	w.expires = max(w.expires, now+l.Window.Microseconds())
 }
 
 // Refund gives back the grant of cost c made at grantedAt for id.
