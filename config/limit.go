@@ -202,19 +202,11 @@ func (l Limit) Validate(field string) error {
 	if l.CapOnly() {
 		return l.validateLine(bad)
 	}
-	switch {
-	case l.Algorithm < SlidingWindow || l.Algorithm > TokenBucket:
+	if l.Algorithm < SlidingWindow || l.Algorithm > TokenBucket {
 		return bad("Algorithm", "unknown algorithm %d", int(l.Algorithm))
-	case l.Max < 1:
-		return bad("Max", "must be at least 1, got %d", l.Max)
-	case l.Window < time.Millisecond:
-		return bad("Window", "must be at least 1ms, got %v", l.Window)
-	case l.Window > MaxWindow:
-		return bad("Window", "must be at most %v, got %v", MaxWindow, l.Window)
-	case l.Burst < 0:
-		return bad("Burst", "must not be negative, got %d", l.Burst)
-	case l.Burst != 0 && l.Algorithm != TokenBucket:
-		return bad("Burst", "applies only to TokenBucket, got %d with %v", l.Burst, l.Algorithm)
+	}
+	if err := l.Rate(0).validate(l.Algorithm, field); err != nil {
+		return err
 	}
 	if err := l.validateLine(bad); err != nil {
 		return err
