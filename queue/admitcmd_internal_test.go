@@ -260,7 +260,7 @@ func TestParseAdmitManyMalformed(t *testing.T) {
 		[]any{int64(1), int64(1), int64(5), int64(0), int64(0), int64(2), int64(0), int64(0), int64(0), int64(7), int64(0)},
 		[]any{int64(1), int64(1), int64(5), int64(0), int64(0), int64(2), int64(0), int64(0), int64(0), "", "x"},
 	} {
-		if reps, err := parseAdmitMany(v, 2, false); err == nil {
+		if reps, err := parseAdmitMany(v, 2, false, false); err == nil {
 			t.Errorf("parseAdmitMany(%v) = %+v, want an error", v, reps)
 		}
 	}

@@ -422,4 +422,12 @@ const (
 	CountSettled       = "settled"
 	CountUnitsReturned = "units_returned"
 	CountUnitsOver     = "units_over"
+	// What a shadow limit (config.Limit.Shadow) would have done with the requests it let run
+	// (see lua/shadow.lua): allowed, queued, refused; the queued ones' would-be waits, their
+	// sum and the largest, µs.
+	CountShadowAllowed = "shadow_allowed"
+	CountShadowQueued  = "shadow_queued"
+	CountShadowRefused = "shadow_refused"
+	CountShadowWait    = "shadow_wait_us"
+	CountShadowWaitMax = "shadow_wait_max_us"
 )

@@ -59,6 +59,9 @@ func (k *memKey) grant(s step, g *grantStep) GrantReply {
 	} else {
 		r.m.none()
 	}
+	if s.l.Shadow && !paused {
+		r.free = g.Batch
+	}
 	r.pickGrants()
 	r.chargeWindow()
 	r.rep.Next = r.nextVisit(until)
@@ -177,6 +180,9 @@ func (r *grantRun) grantJob(q, i int, e memTicket) {
 func (r *grantRun) takeGrant(id string, c int64) {
 	r.m.take(c)
 	r.free = r.m.least()
+	if r.s.l.Shadow {
+		r.free = r.g.Batch
+	}
 	r.ids = append(r.ids, id)
 	r.costs = append(r.costs, c)
 }
@@ -184,7 +190,7 @@ func (r *grantRun) takeGrant(id string, c int64) {
 // fits is grant.lua's fits: whether ticket t's cost fits what every rate allows still; when
 // it does not, its cost is noted as blocked.
 func (r *grantRun) fits(t *Ticket) bool {
-	if r.m.fits(t.CostOf()) {
+	if r.s.l.Shadow || r.m.fits(t.CostOf()) {
 		return true
 	}
 	r.blocked = t.CostOf()
