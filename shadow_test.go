@@ -116,3 +116,26 @@ func TestShadowJobsRunAtOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestShadowPauseHolds: a pause binds a shadow key as any key: a request waits in line and
+// times out; resumed, the key lets requests run at once again.
+func TestShadowPauseHolds(t *testing.T) {
+	eachBackend(t, func(t *testing.T, h *harness) {
+		c := h.client(Config{Default: Limit{Max: 5, Window: time.Second, Shadow: true}})
+		ctx := context.Background()
+		if err := c.Pause(ctx, "held"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.Request(ctx, "held", func(context.Context) (any, error) { return nil, nil }, WithTimeout(100*time.Millisecond))
+		if !errors.Is(err, ErrTimeout) {
+			t.Errorf("a request on a paused shadow key: %v, want ErrTimeout", err)
+		}
+		if err := c.Resume(ctx, "held"); err != nil {
+			t.Fatal(err)
+		}
+		shadowBurst(t, []*Client{c}, "held", 10)
+		if sh := status(t, c, "held").Counters.Shadow; sh.Allowed != 5 || sh.Queued != 5 {
+			t.Errorf("resumed: shadow counters %+v, want 5 allowed, 5 queued", sh)
+		}
+	})
+}
