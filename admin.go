@@ -59,6 +59,9 @@ type Counters struct {
 	// HeldBack counts what upstreams' budgets held the key back by (Observe): requests or
 	// units taken from its rates to match what the upstream said it had left.
 	HeldBack int64
+	// Shadow counts what a shadow limit (Limit.Shadow) would have done with the requests it
+	// let run.
+	Shadow CountersShadow
 }
 
 // Status is a key's state, read at one instant of server time.
@@ -100,6 +103,25 @@ type CountersUnits struct {
 	// Settled counts the grants settled; Returned the units they gave back, Over the units
 	// they charged above their cost at the grant.
 	Settled, Returned, Over int64
+}
+
+// CountersShadow are what a shadow limit (Limit.Shadow) would have done with the requests it
+// let run, across all nodes, each judged against the key's windows as they held the real
+// traffic before it. They stay after Shadow is turned off, until the counters lapse or Reset.
+type CountersShadow struct {
+	// Allowed counts the requests the limit would have let start at once.
+	Allowed int64
+	// Queued counts those it would have queued; Wait is the sum of their would-be waits, each
+	// until the earliest start the windows allowed it (as for the head of an empty line: a
+	// lower bound of the wait behind others over the limit, exact for a TokenBucket), and
+	// MaxWait the longest of them. A request held back only by the concurrency cap counts with
+	// no wait.
+	Queued        int64
+	Wait, MaxWait time.Duration
+	// Refused counts those it would have refused: the key never queues (MaxQueue -1), or the
+	// earliest start was past the request's deadline (ErrWouldExceedDeadline). A full line is
+	// not foreseen: a shadow key keeps no line.
+	Refused int64
 }
 
 // Check reports whether a request for key would start now, without consuming anything. Of the
@@ -166,7 +188,10 @@ func (c *Client) Status(ctx context.Context, key string) (Status, error) {
 		Dead: m[queue.CountDead], BadConfig: m[queue.CountBadConfig], Duplicates: m[queue.CountDuplicate],
 		Succeeded: m[queue.CountSucceeded], Failed: m[queue.CountFailed],
 		Units:    CountersUnits{Settled: m[queue.CountSettled], Returned: m[queue.CountUnitsReturned], Over: m[queue.CountUnitsOver]},
-		HeldBack: m[queue.CountHeldBack]}
+		HeldBack: m[queue.CountHeldBack],
+		Shadow: CountersShadow{Allowed: m[queue.CountShadowAllowed], Queued: m[queue.CountShadowQueued],
+			Refused: m[queue.CountShadowRefused], Wait: time.Duration(m[queue.CountShadowWait]) * time.Microsecond,
+			MaxWait: time.Duration(m[queue.CountShadowWaitMax]) * time.Microsecond}}
 	return st, nil
 }
 

@@ -48,6 +48,14 @@ type Limit struct {
 	QueueTimeout time.Duration
 	// Overflow is what a full line does with a newcomer. Defaults to Reject.
 	Overflow Overflow
+	// Shadow watches the limit without enforcing it, to roll a limit out and see what it
+	// would do before it binds: every request on the key runs at once (a pause still holds
+	// it), and is recorded in the key's windows as a grant is, so that they hold the real
+	// traffic. What the limit would have done with each request is counted in
+	// Status.Counters.Shadow: allowed, queued (with the wait it would have had) or refused.
+	// Durable jobs on the key run as soon as a worker is free, as if unlimited. Turn it off
+	// (SetLimit) and the limit binds at once. Defaults to false: the limit binds.
+	Shadow bool
 }
 
 // Rate is one further rate of a key's limit (Limit.Also).
@@ -98,7 +106,7 @@ func (l Limit) validate(field string) error {
 // engine is l as the engine takes it.
 func (l Limit) engine() config.Limit {
 	e := config.Limit{Algorithm: l.Algorithm, Max: l.Max, Window: l.Window, Burst: l.Burst, Units: l.Units,
-		MaxQueue: l.MaxQueue, QueueTimeout: l.QueueTimeout, Overflow: l.Overflow, Concurrency: l.Concurrency}
+		MaxQueue: l.MaxQueue, QueueTimeout: l.QueueTimeout, Overflow: l.Overflow, Concurrency: l.Concurrency, Shadow: l.Shadow}
 	for i, r := range l.Also[:min(len(l.Also), config.MaxAlso)] {
 		e.Also[i] = config.Rate(r)
 	}
@@ -108,7 +116,7 @@ func (l Limit) engine() config.Limit {
 // limitOf is the engine's limit e as a Limit.
 func limitOf(e config.Limit) Limit {
 	l := Limit{Algorithm: e.Algorithm, Max: e.Max, Window: e.Window, Burst: e.Burst, Units: e.Units,
-		MaxQueue: e.MaxQueue, QueueTimeout: e.QueueTimeout, Overflow: e.Overflow, Concurrency: e.Concurrency}
+		MaxQueue: e.MaxQueue, QueueTimeout: e.QueueTimeout, Overflow: e.Overflow, Concurrency: e.Concurrency, Shadow: e.Shadow}
 	for _, r := range e.InUse() {
 		l.Also = append(l.Also, Rate(r))
 	}

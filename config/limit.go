@@ -88,6 +88,7 @@ type Limit struct {
 	MaxQueue     int           // -1: never queue
 	QueueTimeout time.Duration
 	Overflow     Overflow
+	Shadow       bool // the limit is watched, not enforced: every request runs at once
 }
 
 // Rate is one rate of a key's limit besides its main one (Limit.Max per Limit.Window), kept
@@ -189,6 +190,13 @@ func (l Limit) WithDefaults() Limit {
 // Burst and Also zero.
 func (l Limit) CapOnly() bool {
 	return l.Concurrency > 0 && l.Max == 0 && l.Window == 0 && l.Burst == 0 && l.Also == [MaxAlso]Rate{} && !l.Units
+}
+
+// Complex reports whether l is more than one rate counting requests enforced: a rate counting
+// units, several rates, a concurrency cap or a shadow limit. The scripts then take its rates
+// as a string (see lua/limits.lua) and tell each grant's remaining apart.
+func (l Limit) Complex() bool {
+	return l.Units || l.NumRates() != 1 || l.Concurrency > 0 || l.Shadow
 }
 
 // Validate reports the first field of l that is out of range, naming it as field.X.

@@ -13,7 +13,9 @@ import (
 // ("1m", "500ms"). Units makes max count cost units (?cost= of acquire and jobs) rather than
 // requests; Also holds the further rates (at most 4), each kept by the limit's algorithm.
 // Concurrency caps how many of the key's requests and jobs run at once (0: no cap); alone,
-// with max 0 and no window, the limit is a cap with no rate: {"concurrency": 10}.
+// with max 0 and no window, the limit is a cap with no rate: {"concurrency": 10}. Shadow
+// watches the limit without enforcing it (rateltd.Limit.Shadow): every request runs at once,
+// and the status counts what the limit would have done.
 type LimitJSON struct {
 	Algorithm    string     `json:"algorithm"`
 	Max          int        `json:"max"`
@@ -25,6 +27,7 @@ type LimitJSON struct {
 	MaxQueue     int        `json:"max_queue,omitempty"`
 	QueueTimeout string     `json:"queue_timeout,omitempty"`
 	Overflow     string     `json:"overflow,omitempty"`
+	Shadow       bool       `json:"shadow,omitempty"`
 }
 
 // RateJSON is one further rate of a limit (Limit.Also): max per window, in requests or, with
@@ -39,7 +42,7 @@ type RateJSON struct {
 // LimitToJSON turns l into its JSON form.
 func LimitToJSON(l rateltd.Limit) LimitJSON {
 	j := LimitJSON{Algorithm: l.Algorithm.String(), Max: l.Max, Burst: l.Burst, Units: l.Units,
-		Concurrency: l.Concurrency, MaxQueue: l.MaxQueue, Overflow: l.Overflow.String()}
+		Concurrency: l.Concurrency, MaxQueue: l.MaxQueue, Overflow: l.Overflow.String(), Shadow: l.Shadow}
 	if l.Window != 0 { // a cap alone has no window
 		j.Window = l.Window.String()
 	}
@@ -59,7 +62,7 @@ func (j LimitJSON) Limit() (rateltd.Limit, error) {
 		return rateltd.Limit{}, err
 	}
 	l := rateltd.Limit{Algorithm: alg, Max: j.Max, Burst: j.Burst, Units: j.Units, Concurrency: j.Concurrency,
-		MaxQueue: j.MaxQueue}
+		MaxQueue: j.MaxQueue, Shadow: j.Shadow}
 	if j.Window != "" { // absent: no window, which only a cap alone may have (Validate says so)
 		if l.Window, err = parseDuration("window", j.Window); err != nil {
 			return l, err
@@ -102,7 +105,10 @@ func parseDuration(field, s string) (time.Duration, error) {
 // Remaining are the tightest rate's; Rates holds each rate, the main one first. Counters has,
 // besides the counts of requests and jobs, "settled" (grants whose cost was settled after
 // their call), "units_returned" and "units_over" (the cost units those settles gave back, and
-// charged above the cost at the grant). InFlight is how many slots of the key's concurrency
+// charged above the cost at the grant), and for a shadow limit "shadow_allowed",
+// "shadow_queued" and "shadow_refused" (what the limit would have done with the requests it let
+// run), "shadow_wait_ms" and "shadow_max_wait_ms" (the would-be waits of those it would have
+// queued: their sum and the longest). InFlight is how many slots of the key's concurrency
 // cap are held now; for a cap alone, Used and Remaining are the slots held and free, and Rates
 // is empty.
 type StatusJSON struct {
@@ -158,6 +164,8 @@ func StatusToJSON(st rateltd.Status) StatusJSON {
 		"expired": c.Expired, "rejected": c.Rejected, "evicted": c.Evicted, "cancelled": c.Cancelled,
 		"refunded": c.Refunded, "corrupt": c.Corrupt, "abandoned": c.Abandoned, "succeeded": c.Succeeded, "failed": c.Failed,
 		"retried": c.Retried, "reclaimed": c.Reclaimed, "dead": c.Dead,
-		"settled": c.Units.Settled, "units_returned": c.Units.Returned, "units_over": c.Units.Over}
+		"settled": c.Units.Settled, "units_returned": c.Units.Returned, "units_over": c.Units.Over,
+		"shadow_allowed": c.Shadow.Allowed, "shadow_queued": c.Shadow.Queued, "shadow_refused": c.Shadow.Refused,
+		"shadow_wait_ms": c.Shadow.Wait.Milliseconds(), "shadow_max_wait_ms": c.Shadow.MaxWait.Milliseconds()}
 	return j
 }

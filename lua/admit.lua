@@ -34,6 +34,7 @@ if HAS_UNITS then
   if drop == PRIO and not HEAD then units = units - drop_cost end
 end
 local earliest = lim_slot(now, ahead + 1, units, COST)
+if SHADOW then earliest = now end -- the limit holds nothing back (shadow.lua); a pause does
 if p == PAUSED_FOREVER then earliest = PAUSED_FOREVER elseif p ~= NOT_PAUSED then earliest = math.max(earliest, p) end
 
 if MAXQ == -1 then

@@ -1,6 +1,7 @@
 -- admit_fast.lua + admit.lua: the fast path, then the line. Grants at once when the key is not
--- paused, its line is empty and the limit allows; otherwise queues the ticket (evicting one under
--- DropOldest) or refuses it. The script is limits.lua, pause.lua, quiet.lua, this file, line.lua
+-- paused, its line is empty and the limit allows (a shadow limit's key: when not paused, see
+-- shadow.lua); otherwise queues the ticket (evicting one under
+-- DropOldest) or refuses it. The script is limits.lua, pause.lua, quiet.lua, shadow.lua, this file, line.lua
 -- and admit.lua: a request granted at once returns before the line's helpers are even defined.
 -- admit_many.lua admits several tickets, of several keys, in one call.
 -- KEYS, ARGV 1-6: see limits.lua.
@@ -20,6 +21,10 @@ local COST = tonumber(ARGV[14]) or 1
 
 local now = now_us()
 local free = lim_free(now, true)
+if SHADOW and not shadow_paused(now) then
+  local reset = shadow_grant(now, ID, COST, DEADLINE, MAXQ)
+  return {1, now, math.max(0, lim_remaining()), 0, 0, '', reset, lim_which()}
+end
 if lim_fits(COST) and quiet(now) then
   lim_take(COST)
   local reset = lim_record(now, {ID}, {COST}) -- 'admitted' is counted by the node, keeping this path short

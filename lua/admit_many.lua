@@ -4,8 +4,9 @@
 -- in the order given, are granted while the key is quiet and the limit allows each one's cost
 -- in every rate (and a slot of its concurrency cap), with one window write for them all, and
 -- the rest go through the line one by one as separate admits would (queued, full, would exceed
--- the deadline, evictions). The script is this file, limits.lua, pause.lua, quiet.lua,
--- line.lua, admit.lua and admit_many_end.lua.
+-- the deadline, evictions); a key of a shadow limit grants them all (shadow.lua). The script
+-- is this file, limits.lua, pause.lua, quiet.lua, shadow.lua, line.lua, admit.lua and
+-- admit_many_end.lua.
 -- KEYS: for each key, key after key, its KEYS as limits.lua gives them (ten, then the windows
 --   of further rates and the run set, as its limit has).
 -- ARGV: 1 m, how many sets of settings follow; then m sets of ten: 1-6 see limits.lua  7 max
@@ -14,7 +15,8 @@
 --   times: raw ticket, ticket id, priority, deadline µs, cost (see admit_fast.lua). Keys of one
 --   limit share a set: most keys, at scale.
 -- Reply: one entry per key: {now µs, g, free, reset, step, which rate, then for a limit of
---   several rates, of units or a concurrency cap, the remaining and reset after µs of each of
+--   several rates, of units, a concurrency cap or a shadow limit, the remaining and reset
+--   after µs of each of
 --   the g granted,
 --   then for each ticket after the first g: code, remaining, earliest µs, line length before,
 --   evicted raw or '', reset after µs} (see admit_fast.lua), where the first g tickets were

@@ -1,12 +1,28 @@
 -- admit_many_end.lua: the end of admit_many.lua.
 
--- Whether the limit bound is more than one rate counting requests: its grants' remaining are
--- told one by one.
-local function complex() return NR ~= 1 or HAS_UNITS or CONC > 0 end
+-- Whether the limit bound is more than one rate counting requests enforced: its grants'
+-- remaining are told one by one.
+local function complex() return NR ~= 1 or HAS_UNITS or CONC > 0 or SHADOW end
+
+-- Admits the key bound, of a shadow limit and not paused, n tickets whose arguments follow
+-- ALL_ARGV[at]: each is granted (shadow.lua), with the window read again before each but the
+-- first; returns the key's reply, every ticket granted.
+local function shadow_key(at, n)
+  local out, reset = {now, n, free, 0, 0, 0}, 0
+  for i = 1, n do
+    if i > 1 then lim_free(now, false) end
+    local a = at + 5 * (i - 1)
+    reset = shadow_grant(now, ALL_ARGV[a + 2], tonumber(ALL_ARGV[a + 5]), tonumber(ALL_ARGV[a + 4]), MAXQ)
+    out[5 + 2 * i], out[6 + 2 * i] = math.max(0, lim_remaining()), reset
+  end
+  out[4], out[6] = reset, lim_which()
+  return out
+end
 
 -- Admits the key bound of n tickets whose arguments follow ALL_ARGV[at]; returns the key's reply.
 local function admit_key(at, n)
   free = lim_free(now, true)
+  if SHADOW and not shadow_paused(now) then return shadow_key(at, n) end
   local g, reset, step, told = 0, 0, 0, {}
   if free > 0 and quiet(now) then
     local ids, costs = {}, {}

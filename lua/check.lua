@@ -10,7 +10,8 @@ local now = now_us()
 local p = paused(now)
 local len = line_len()
 lim_free(now, false)
-local allowed = p == NOT_PAUSED and len == 0 and lim_fits(COST)
+-- A shadow limit holds nothing back but a pause (shadow.lua).
+local allowed = p == NOT_PAUSED and (SHADOW or (len == 0 and lim_fits(COST)))
 local retry = 0
 if not allowed then
   if p == PAUSED_FOREVER then

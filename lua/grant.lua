@@ -1,7 +1,8 @@
 -- grant.lua: the processor's step for one key. Refunds grants their remote owners never claimed,
 -- takes back durable jobs whose lease lapsed (or whose retry is due) to the head of their line,
 -- drops expired and corrupt tickets, then grants up to a batch of waiting tickets, highest
--- priority first and first come first served within one, as far as pause and limit allow.
+-- priority first and first come first served within one, as far as pause and limit allow (a
+-- shadow limit allows everything: its grants are recorded, see shadow.lua).
 -- A durable job is granted only by a node that runs its handler, to itself, under a lease,
 -- and only while the node has a free worker; its turn holds up the line while another live
 -- node runs its handler; one whose handler no live node runs is passed over.
@@ -45,6 +46,8 @@ local now = now_us()
 local free, slots, n, ids, costs, blocked = 0, tonumber(ARGV[12]), 0, {}, {}, nil
 local mine_t, owners, jobs, woken, owner_seen = {}, {}, {}, {}, {}
 local drops, skips, held, busy, halt = 0, 0, false, false, false
+-- open: the key's limit is a shadow limit and no pause is in force: every ticket fits.
+local open = false
 
 -- refund_stale forgets this node's own grants older than twice the claim timeout, and gives
 -- back the remote grants not claimed in time or whose owner is dead (or that are unreadable):
@@ -100,13 +103,14 @@ end
 local function take_grant(id, c)
   lim_take(c)
   n, free = n + 1, lim_least()
+  if open then free = BATCH end
   ids[n], costs[n] = id, c
 end
 
 -- fits reports whether ticket t's cost fits what every rate allows still, and notes its cost
 -- as blocked when it does not. Twin: grantRun.fits.
 local function fits(t)
-  if lim_fits(cost_of(t)) then return true end
+  if open or lim_fits(cost_of(t)) then return true end
   blocked = cost_of(t)
   return false
 end
@@ -289,6 +293,8 @@ refund_stale()
 reclaim_leases()
 local p = paused(now)
 if p == NOT_PAUSED then free = lim_free(now, true) else lim_none() end
+open = SHADOW and p == NOT_PAUSED
+if open then free = BATCH end
 pick_grants()
 charge_window()
 local next = next_visit(p)

@@ -4,8 +4,8 @@
 // rate-limit algorithms), pause.lua (what a pause is and which one is in force) and line.lua
 // (tickets, counters, TTLs) followed by its own file, so that what several scripts share is
 // written once. Admit puts its fast path, admit_fast.lua, before line.lua, after quiet.lua (the
-// fast path's condition: no pause, no line): a request granted at once does not pay for defining
-// the line's helpers. AdmitMany, the admit of several tickets and keys in one call, opens with
+// fast path's condition: no pause, no line) and shadow.lua (a shadow limit's grants): a request
+// granted at once does not pay for defining the line's helpers. AdmitMany, the admit of several tickets and keys in one call, opens with
 // admit_many.lua, whose locals stand in for KEYS and ARGV, so that the same helpers serve one key
 // after another. Each file's header names its KEYS, ARGV and reply; the queue package turns
 // replies into Go values.
@@ -25,6 +25,8 @@ var (
 	pause string
 	//go:embed quiet.lua
 	quiet string
+	//go:embed shadow.lua
+	shadow string
 	//go:embed line.lua
 	line string
 	//go:embed admit_fast.lua
@@ -86,8 +88,8 @@ var (
 // The scripts. The per-key ones take the KEYS and first six ARGV that limits.lua describes;
 // those that know durable jobs take the five KEYS of jobs.lua after them.
 var (
-	Admit       = NewScript(limits + pause + quiet + admitFast + line + admit + "\nreturn line_admit()\n")
-	AdmitMany   = NewScript(admitMany + limits + pause + quiet + line + admit + admitManyEnd)
+	Admit       = NewScript(limits + pause + quiet + shadow + admitFast + line + admit + "\nreturn line_admit()\n")
+	AdmitMany   = NewScript(admitMany + limits + pause + quiet + shadow + line + admit + admitManyEnd)
 	Enqueue     = NewScript(limits + pause + enqueue + line + jobs + admit + enqueueEnd + "\nreturn enqueue_job(ARGV[14])\n")
 	EnqueueMany = NewScript(limits + pause + enqueueMany + line + jobs + admit + enqueueEnd + enqueueManyEnd)
 	Grant       = withJobs(grant)

@@ -2,7 +2,8 @@
 // queue wait and fn duration, fed by the Client as its Observer (and of durable job runs and
 // handler duration, as its JobObserver), counters of cost units granted and settled (as its
 // SettleObserver too), and gauges of queue depth, pause and the slots of concurrency caps in
-// flight read from the backend at each scrape. Every series is named rateltd_… and labelled by
+// flight and of what shadow limits would have done, read from the backend at each scrape. Every
+// series is named rateltd_… and labelled by
 // limit group (the text of a key before its first ':'), never by key, so cardinality stays
 // bounded; groups beyond Options.MaxGroups share the label "other".
 //
@@ -65,6 +66,7 @@ type Metrics struct {
 	depth    *prometheus.Desc
 	paused   *prometheus.Desc
 	inFlight *prometheus.Desc
+	shadow   shadowDescs
 	errors   prometheus.Counter
 
 	mu sync.Mutex
@@ -141,6 +143,7 @@ func New(opts Options) *Metrics {
 		inFlight: prometheus.NewDesc("rateltd_in_flight",
 			"Slots of the group's concurrency caps (Limit.Concurrency) held now, all nodes: its capped keys' requests and jobs running. Only groups with a capped key in the scrape.",
 			[]string{"group"}, nil),
+		shadow: newShadowDescs(),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "rateltd_scrape_errors_total",
 			Help: "Backend reads for the gauges that failed."}),
 		units:  map[string]*prometheus.CounterVec{},
@@ -251,6 +254,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.depth
 	ch <- m.paused
 	ch <- m.inFlight
+	m.shadow.describe(ch)
 }
 
 // Collect sends every series; the gauges are read from the backend now.
@@ -303,6 +307,7 @@ func (m *Metrics) collectGauges(ch chan<- prometheus.Metric) {
 		paused   int
 		inFlight int
 		capped   bool // a key of the group has a concurrency cap
+		shadow   shadowAgg
 	}
 	byGroup := map[string]*agg{}
 	for k := range keys {
@@ -327,6 +332,7 @@ func (m *Metrics) collectGauges(ch chan<- prometheus.Metric) {
 			a.capped = true
 			a.inFlight += st.InFlight
 		}
+		a.shadow.add(st)
 	}
 	for g, a := range byGroup {
 		for line, n := range a.depth {
@@ -336,5 +342,6 @@ func (m *Metrics) collectGauges(ch chan<- prometheus.Metric) {
 		if a.capped {
 			ch <- prometheus.MustNewConstMetric(m.inFlight, prometheus.GaugeValue, float64(a.inFlight), g)
 		}
+		m.shadow.collect(ch, g, &a.shadow)
 	}
 }

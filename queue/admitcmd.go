@@ -111,11 +111,9 @@ func groupAdmits(batch []*admitCall) [][]*admitCall {
 	return groups
 }
 
-// complexLimit reports whether l is more than one rate counting requests: AdmitMany then
-// tells the remaining of each grant (see admit_many.lua).
-func complexLimit(l config.Limit) bool {
-	return l.Units || l.NumRates() != 1 || l.Concurrency > 0
-}
+// complexLimit reports whether l is more than one rate counting requests enforced: AdmitMany
+// then tells the remaining of each grant (see admit_many.lua).
+func complexLimit(l config.Limit) bool { return l.Complex() }
 
 // admitManyCmd returns the unsent EVALSHA of AdmitMany for groups, one entry per group, with
 // each distinct Params given once.
@@ -168,7 +166,7 @@ func answerMany(cmd *redis.Cmd, groups [][]*admitCall) {
 		var reps []AdmitReply
 		kerr := err
 		if kerr == nil {
-			reps, kerr = parseAdmitMany(entries[i], len(g), complexLimit(g[0].p.Limit))
+			reps, kerr = parseAdmitMany(entries[i], len(g), complexLimit(g[0].p.Limit), g[0].p.Limit.Shadow)
 		}
 		for j, c := range g {
 			if kerr != nil {
@@ -182,11 +180,11 @@ func answerMany(cmd *redis.Cmd, groups [][]*admitCall) {
 
 // parseAdmitMany turns one key's entry of AdmitMany's reply into the replies of its n tickets,
 // or into the error the key's part of the script met (its tickets' answer, not the others').
-func parseAdmitMany(v any, n int, complex bool) ([]AdmitReply, error) {
+func parseAdmitMany(v any, n int, complex, shadow bool) ([]AdmitReply, error) {
 	if err, ok := v.(error); ok {
 		return nil, err
 	}
-	reps, err := parseAdmitEntry(v, n, complex)
+	reps, err := parseAdmitEntry(v, n, complex, shadow)
 	if err != nil {
 		return nil, fmt.Errorf("reply: %w", err)
 	}
@@ -194,8 +192,9 @@ func parseAdmitMany(v any, n int, complex bool) ([]AdmitReply, error) {
 }
 
 // parseAdmitEntry reads one key's entry of AdmitMany's reply for n tickets; complex: of a limit
-// of more than one rate counting requests, whose grants' remaining come one by one.
-func parseAdmitEntry(v any, n int, complex bool) ([]AdmitReply, error) {
+// of more than one rate counting requests, whose grants' remaining come one by one; shadow: of
+// a shadow limit, which grants past what the window had free.
+func parseAdmitEntry(v any, n int, complex, shadow bool) ([]AdmitReply, error) {
 	s, err := replySlice(v, 6)
 	if err != nil {
 		return nil, err
@@ -209,7 +208,7 @@ func parseAdmitEntry(v any, n int, complex bool) ([]AdmitReply, error) {
 	if complex {
 		told += 2 * max(0, granted)
 	}
-	if granted < 0 || granted > n || granted > free || len(s) != told+6*(n-granted) {
+	if granted < 0 || granted > n || (granted > free && !shadow) || len(s) != told+6*(n-granted) {
 		return nil, fmt.Errorf("%d elements with %d of %d tickets granted", len(s), granted, n)
 	}
 	reps := make([]AdmitReply, n)

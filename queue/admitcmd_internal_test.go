@@ -58,6 +58,15 @@ func admitCases() []admitCase {
 		both.Concurrency, both.Overflow = 2, config.DropOldest
 		add("both", both, NotPaused, false, nil)
 		cases[len(cases)-1].costs = []int64{2, 3, 9, 1, 4, 1, 1, 2, 5, 1}
+		// A shadow limit grants every ticket but a paused key's, counting what it would have done.
+		shadow := lim
+		shadow.Shadow = true
+		add("shadow", shadow, NotPaused, false, nil)
+		add("shadow-paused", shadow, PausedForever, false, nil)
+		shadowUnits := units
+		shadowUnits.Shadow, shadowUnits.Concurrency = true, 2
+		add("shadow-units", shadowUnits, NotPaused, false, nil)
+		cases[len(cases)-1].costs = []int64{4, 7, 2, 5, 1, 1, 3, 2, 1, 1}
 	}
 	return cases
 }
@@ -195,12 +204,40 @@ func TestAdmitManyAsSequentialAdmits(t *testing.T) {
 						t.Errorf("%s: the window holds %q, want the granted tickets' ids %q", c.name, w, ids)
 					}
 				}
+				if c.p.Limit.Shadow {
+					compareShadow(t, r, c)
+				}
 				seq, many := lines(t, r, "one-"+c.name, raws1[i]), lines(t, r, "many-"+c.name, rawsN[i])
 				if fmt.Sprint(seq) != fmt.Sprint(many) {
 					t.Errorf("%s: lines (ticket indexes by priority) %v, one by one %v", c.name, many, seq)
 				}
 			}
 		})
+	}
+}
+
+// compareShadow checks that the shadow counters of c's keys admitted one by one and in one
+// batch agree: the same counts, and the would-be waits within a second per ticket.
+func compareShadow(t *testing.T, r *Redis, c admitCase) {
+	t.Helper()
+	read := func(key string) map[string]int64 {
+		st, err := r.State(context.Background(), key, c.p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Counters
+	}
+	one, many := read("one-"+c.name), read("many-"+c.name)
+	for _, name := range []string{CountShadowAllowed, CountShadowQueued, CountShadowRefused} {
+		if one[name] != many[name] {
+			t.Errorf("%s: %s %d, one by one %d", c.name, name, many[name], one[name])
+		}
+	}
+	if d := many[CountShadowWait] - one[CountShadowWait]; max(d, -d) > int64(len(c.prios))*time.Second.Microseconds() {
+		t.Errorf("%s: would-be waits %dµs, one by one %dµs", c.name, many[CountShadowWait], one[CountShadowWait])
+	}
+	if c.p.ExtPause == NotPaused && one[CountShadowAllowed]+one[CountShadowQueued]+one[CountShadowRefused] != int64(len(c.prios)) {
+		t.Errorf("%s: shadow counters %v, want one count per ticket", c.name, one)
 	}
 }
 
@@ -260,7 +297,7 @@ func TestParseAdmitManyMalformed(t *testing.T) {
 		[]any{int64(1), int64(1), int64(5), int64(0), int64(0), int64(2), int64(0), int64(0), int64(0), int64(7), int64(0)},
 		[]any{int64(1), int64(1), int64(5), int64(0), int64(0), int64(2), int64(0), int64(0), int64(0), "", "x"},
 	} {
-		if reps, err := parseAdmitMany(v, 2, false); err == nil {
+		if reps, err := parseAdmitMany(v, 2, false, false); err == nil {
 			t.Errorf("parseAdmitMany(%v) = %+v, want an error", v, reps)
 		}
 	}

@@ -427,4 +427,12 @@ const (
 	CountUnitsOver     = "units_over"
 	// CountHeldBack counts what upstreams' budgets held keys back by (Observe).
 	CountHeldBack = "held_back"
+	// What a shadow limit (config.Limit.Shadow) would have done with the requests it let run
+	// (see lua/shadow.lua): allowed, queued, refused; the queued ones' would-be waits, their
+	// sum and the largest, µs.
+	CountShadowAllowed = "shadow_allowed"
+	CountShadowQueued  = "shadow_queued"
+	CountShadowRefused = "shadow_refused"
+	CountShadowWait    = "shadow_wait_us"
+	CountShadowWaitMax = "shadow_wait_max_us"
 )

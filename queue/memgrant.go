@@ -44,6 +44,8 @@ type grantRun struct {
 	// keeps tickets behind it waiting; halt: lower priorities wait too (busy is rep.Busy).
 	drops, skips int
 	held, halt   bool
+	// open: the key's limit is a shadow limit and no pause is in force: every ticket fits.
+	open bool
 }
 
 // grant is grant.lua.
@@ -58,6 +60,9 @@ func (k *memKey) grant(s step, g *grantStep) GrantReply {
 		r.free = r.m.freeNow(s.now, true)
 	} else {
 		r.m.none()
+	}
+	if r.open = s.l.Shadow && !paused; r.open {
+		r.free = g.Batch
 	}
 	r.pickGrants()
 	r.chargeWindow()
@@ -177,6 +182,9 @@ func (r *grantRun) grantJob(q, i int, e memTicket) {
 func (r *grantRun) takeGrant(id string, c int64) {
 	r.m.take(c)
 	r.free = r.m.least()
+	if r.open {
+		r.free = r.g.Batch
+	}
 	r.ids = append(r.ids, id)
 	r.costs = append(r.costs, c)
 }
@@ -184,7 +192,7 @@ func (r *grantRun) takeGrant(id string, c int64) {
 // fits is grant.lua's fits: whether ticket t's cost fits what every rate allows still; when
 // it does not, its cost is noted as blocked.
 func (r *grantRun) fits(t *Ticket) bool {
-	if r.m.fits(t.CostOf()) {
+	if r.open || r.m.fits(t.CostOf()) {
 		return true
 	}
 	r.blocked = t.CostOf()

@@ -218,6 +218,10 @@ func (k *memKey) admit(s step, t *Ticket, raw []byte) AdmitReply {
 	len0 := k.lineLen()
 	m := k.rates(s.p)
 	free := m.freeNow(s.now, true)
+	if s.l.Shadow && !paused {
+		reset := k.shadow(s, m, t)
+		return AdmitReply{Outcome: Granted, Now: s.now, Remaining: max(0, m.remaining()), ResetAfter: reset, Which: m.which()}
+	}
 	if c := t.CostOf(); !paused && len0 == 0 && m.fits(c) {
 		m.take(c)
 		reset := m.record(s.now, []string{string(t.ID)}, []int64{c}) // CountAdmitted is the node's to count
@@ -261,6 +265,9 @@ func (k *memKey) queue(s step, m *memRates, t *Ticket, raw []byte, free int) Adm
 		}
 	}
 	earliest := m.slot(s.now, ahead+1, units, t.CostOf())
+	if s.l.Shadow {
+		earliest = s.now // the limit holds nothing back (shadow); a pause does
+	}
 	if until, ok := k.paused(s); ok {
 		if until == PausedForever {
 			earliest = PausedForever
@@ -340,7 +347,7 @@ func (k *memKey) check(s step, c int64) Decision {
 	n := k.lineLen()
 	m := k.rates(s.p)
 	m.freeNow(s.now, false)
-	d := Decision{Allowed: !paused && n == 0 && m.fits(c), Remaining: m.remaining(),
+	d := Decision{Allowed: !paused && (s.l.Shadow || (n == 0 && m.fits(c))), Remaining: m.remaining(),
 		ResetAfter: micros(m.resetAfter(s.now)), Limit: limitOf(s.l, m.which())}
 	if !d.Allowed {
 		if until == PausedForever {

@@ -97,16 +97,16 @@ func args(p Params, extra ...any) []any {
 }
 
 // rateSpec is ARGV 1 of the per-key scripts for p's limit (see limits.lua): the algorithm's
-// number, or for a limit whose main rate counts units, that has further rates or a concurrency
-// cap, "algorithm,units,concurrency,slot lease µs" and ";max,window µs,burst,units" for each
-// further rate.
+// number, or for a limit whose main rate counts units, that has further rates, a concurrency
+// cap or is a shadow limit (config.Limit.Complex), "algorithm,units,concurrency,slot lease
+// µs,shadow" and ";max,window µs,burst,units" for each further rate.
 func rateSpec(p Params) any {
 	l := p.Limit
-	if !l.Units && l.NumRates() == 1 && l.Concurrency == 0 {
+	if !l.Complex() {
 		return int(l.Algorithm)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d,%d,%d,%d", int(l.Algorithm), b2i(l.Units), l.Concurrency, p.slotLease().Microseconds())
+	fmt.Fprintf(&b, "%d,%d,%d,%d,%d", int(l.Algorithm), b2i(l.Units), l.Concurrency, p.slotLease().Microseconds(), b2i(l.Shadow))
 	for _, r := range l.InUse() {
 		fmt.Fprintf(&b, ";%d,%d,%d,%d", r.Max, r.Window.Microseconds(), r.Burst, b2i(r.Units))
 	}

@@ -19,7 +19,7 @@ type limitFlags struct {
 	max, burst, concurrency int
 	window                  time.Duration
 	algorithm               string
-	units                   bool
+	units, shadow           bool
 	also                    alsoFlag
 	asJSON                  bool
 }
@@ -40,16 +40,19 @@ func init() {
 				return withName(ctx, e, args, "reset", (*rateltd.Client).Reset)
 			}},
 		&command{name: "limit",
-			args: "get KEY | set KEY --max N --window D [--algorithm A] [--burst N] [--units] [--also MAX/WINDOW[/units][/burst=N]]... [--concurrency N] | unset KEY",
+			args: "get KEY | set KEY --max N --window D [--algorithm A] [--burst N] [--units] [--also MAX/WINDOW[/units][/burst=N]]... [--concurrency N] [--shadow] | unset KEY",
 			help: "Show the limit in force for KEY, set it for every node at run time, or remove the one set.\n" +
 				"--units makes --max count cost units (a request's cost, rateltd.WithCost or ?cost=) rather than\n" +
 				"requests. --also adds a further rate, kept by the same algorithm; repeat it, up to 4 times. A\n" +
 				"request starts only when every rate admits it. --concurrency caps how many of KEY's requests\n" +
 				"and jobs run at once, across all nodes; alone, without --max and --window, it sets a cap with\n" +
-				"no rate. Examples, 500 requests and 30,000 tokens a minute, and 10 requests a second; at most\n" +
-				"4 renders running at once:\n" +
+				"no rate. --shadow watches the limit without enforcing it: every request runs at once, and\n" +
+				"status counts what the limit would have done (allowed, queued and for how long, refused).\n" +
+				"Examples, 500 requests and 30,000 tokens a minute, and 10 requests a second; at most 4\n" +
+				"renders running at once; 100 a second on stripe, watched before it binds:\n" +
 				"  rateltd limit set openai --max 500 --window 1m --also 30000/1m/units --also 10/1s\n" +
-				"  rateltd limit set render --concurrency 4",
+				"  rateltd limit set render --concurrency 4\n" +
+				"  rateltd limit set stripe --max 100 --window 1s --shadow",
 			flags: func(fs *flag.FlagSet) {
 				fs.IntVar(&lf.max, "max", 0, "set: how many may start per window")
 				fs.DurationVar(&lf.window, "window", 0, "set: the window, such as 1s or 1m")
@@ -59,6 +62,7 @@ func init() {
 				lf.also = nil // fs.Var sets no default: each run starts with none
 				fs.Var(&lf.also, "also", "set: a further rate MAX/WINDOW, /units to count cost units, /burst=N for token; repeatable")
 				fs.IntVar(&lf.concurrency, "concurrency", 0, "set: at most this many running at once (0: no cap); alone, a cap with no rate")
+				fs.BoolVar(&lf.shadow, "shadow", false, "set: watch the limit without enforcing it (every request runs at once)")
 				fs.BoolVar(&lf.asJSON, "json", false, "get: print JSON")
 			},
 			run: func(ctx context.Context, e *env, args []string) error { return limit(ctx, e, args, lf) }},
@@ -90,7 +94,7 @@ func limit(ctx context.Context, e *env, args []string, lf limitFlags) error {
 			return usageError{err.Error()}
 		}
 		l := rateltd.Limit{Algorithm: alg, Max: lf.max, Window: lf.window, Burst: lf.burst, Units: lf.units,
-			Also: lf.also, Concurrency: lf.concurrency}
+			Also: lf.also, Concurrency: lf.concurrency, Shadow: lf.shadow}
 		if err := setLimit(ctx, c, key, l); err != nil {
 			return err
 		}

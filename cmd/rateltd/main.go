@@ -12,6 +12,7 @@
 //	limit set KEY --max N --window D [--algorithm sliding|fixed|token] [--burst N]
 //	              [--units] [--also MAX/WINDOW[/units][/burst=N]]...   (up to 4 --also)
 //	              [--concurrency N]   (alone: a cap with no rate, limit set KEY --concurrency N)
+//	              [--shadow]   (watched, not enforced: every request runs at once)
 //	limit unset KEY     remove the limit set at run time
 //	serve               the HTTP API, metrics and dashboard
 //	demo                simulated callers on a few keys, with serve running

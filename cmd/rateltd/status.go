@@ -26,7 +26,8 @@ func init() {
 				"units get a second table with each rate (used/remaining, in requests or units) and the\n" +
 				"settled-units counters (grants settled, units given back, units charged over); keys with a\n" +
 				"concurrency cap, a table of slots (cap, in flight, free). For a cap alone, used/remaining are\n" +
-				"the slots held and free.\n" +
+				"the slots held and free. Keys with a shadow limit (limit set --shadow) get a table of what\n" +
+				"the limit would have done: allowed, would queue (longest and mean would-be wait), would refuse.\n" +
 				"Without keys, every key with state. Limits configured only in a service's code are not\n" +
 				"known here: the command shows runtime limits (limit set) and those of --config.",
 			flags: func(fs *flag.FlagSet) {
@@ -146,6 +147,32 @@ func table(w io.Writer, sts []rateltd.Status) {
 	tw.Flush()
 	rates(w, sts)
 	slots(w, sts)
+	shadows(w, sts)
+}
+
+// shadows writes, for the keys with a shadow limit, what the limit would have done with the
+// requests it let run: allowed, queued (with their would-be waits, the longest and the mean)
+// and refused.
+func shadows(w io.Writer, sts []rateltd.Status) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	header := false
+	for _, st := range sts {
+		if !st.Limit.Shadow {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(tw, "\nKEY\tSHADOW ALLOWED\tWOULD QUEUE\tLONGEST WAIT\tMEAN WAIT\tWOULD REFUSE")
+			header = true
+		}
+		sh := st.Counters.Shadow
+		mean := time.Duration(0)
+		if sh.Queued > 0 {
+			mean = sh.Wait / time.Duration(sh.Queued)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\n", st.Key, sh.Allowed, sh.Queued, sh.MaxWait.Round(time.Millisecond),
+			mean.Round(time.Millisecond), sh.Refused)
+	}
+	tw.Flush()
 }
 
 // rates writes, for the keys whose limit has several rates or counts cost units, what each
@@ -197,11 +224,16 @@ func slots(w io.Writer, sts []rateltd.Status) {
 
 // limitString writes l as "500/1m sliding", its further rates after it: "500/1m sliding +
 // 30000 units/1m". A rate that counts cost units says so; a token bucket's rates, their burst.
-// A concurrency cap comes last, ", concurrency 20", or alone: "concurrency 4".
+// A concurrency cap comes last, ", concurrency 20", or alone: "concurrency 4"; a shadow limit
+// ends with ", shadow".
 func limitString(l rateltd.Limit) string {
+	shadow := ""
+	if l.Shadow {
+		shadow = ", shadow"
+	}
 	capped := fmt.Sprintf("concurrency %d", l.Concurrency)
 	if l.Max == 0 && l.Window == 0 && l.Concurrency > 0 {
-		return capped // a cap alone
+		return capped + shadow // a cap alone
 	}
 	s := rateString(rateltd.Rate{Max: l.Max, Window: l.Window, Units: l.Units}, false) + " " + l.Algorithm.String()
 	if l.Algorithm == rateltd.TokenBucket {
@@ -213,7 +245,7 @@ func limitString(l rateltd.Limit) string {
 	if l.Concurrency > 0 {
 		s += ", " + capped
 	}
-	return s
+	return s + shadow
 }
 
 // rateString writes r as "5/1s" or "30000 units/1m", with its burst when burst is set.

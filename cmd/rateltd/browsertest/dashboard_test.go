@@ -55,7 +55,8 @@ func browser(t *testing.T) context.Context {
 // token and its feed goes live with the client token; a key appears; pressing pause asks for
 // the admin token, shows the key paused and the library sees it paused; the queue depth
 // follows the load; resume drains it. A key of two rates shows both, each with what it counts;
-// a key with a concurrency cap shows its slots in flight.
+// a key with a concurrency cap shows its slots in flight; a key with a shadow limit shows it
+// as shadow, with what the limit would have done.
 func TestDashboardInBrowser(t *testing.T) {
 	bctx := browser(t)
 	srv := redistest.Server(t)
@@ -108,6 +109,40 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	checkRates(t, bctx, lib)
 	checkSlots(t, bctx, lib)
+	checkShadow(t, bctx, lib)
+}
+
+// checkShadow sets, at run time, a shadow limit of 1 request every 10s, runs 3 requests (all
+// run at once), the last with 1ms to wait, and waits for the dashboard to show the limit as
+// shadow and what it would have done: 1 allowed, 1 queued (with its would-be wait) and 1
+// refused (its deadline was out of reach).
+func checkShadow(t *testing.T, bctx context.Context, lib *rateltd.Client) {
+	t.Helper()
+	ctx := context.Background()
+	const key = "dash:shadow"
+	if err := lib.SetLimit(ctx, key, rateltd.Limit{Max: 1, Window: 10 * time.Second, Shadow: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, timeout := range []time.Duration{time.Minute, time.Minute, time.Millisecond} {
+		if _, err := lib.Request(ctx, key, func(context.Context) (any, error) { return nil, nil }, rateltd.WithTimeout(timeout)); err != nil {
+			t.Fatalf("a request on a shadow key: %v", err)
+		}
+	}
+	row := fmt.Sprintf(`tr[data-key=%q]`, key)
+	var limit, usage string
+	err := chromedp.Do(bctx, chromedp.WaitVisible(row+` .would[data-shadow-allowed="1"][data-shadow-queued="1"][data-shadow-refused="1"]`))
+	if err == nil {
+		limit, err = chromedp.Run(bctx, chromedp.Text(row+" td.limit"))
+	}
+	if err == nil {
+		usage, err = chromedp.Run(bctx, chromedp.Text(row+" td.usage"))
+	}
+	if err != nil {
+		t.Fatalf("the dashboard does not show the shadow counts of %s: %v", key, err)
+	}
+	if limit != "1 / 10s sliding shadow" || !strings.Contains(usage, "would have: 1 allowed, 1 queued") || !strings.Contains(usage, "1 refused") {
+		t.Fatalf("the dashboard shows limit %q and usage %q", limit, usage)
+	}
 }
 
 // checkSlots sets, at run time, a concurrency cap of 2 alone on one key and a rate with a cap

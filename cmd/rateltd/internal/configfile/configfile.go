@@ -30,6 +30,7 @@ import (
 //	  stripe: {algorithm: token, max: 100, window: 1s, burst: 20, overflow: drop_oldest}
 //	  embed: {max: 1000000, window: 1m, units: true}            # max counts cost units
 //	  render: {concurrency: 4}                                  # at most 4 running at once, no rate
+//	  search: {max: 50, window: 1s, shadow: true}               # watched, not enforced yet
 //	batch_size: 100
 //	poll_interval: 1s
 //	claim_timeout: 5s
@@ -222,6 +223,8 @@ func (p fileParser) limit(n *yaml.Node, field string) (rateltd.Limit, error) {
 			l.Also, also, err = p.rates(v, f)
 		case "concurrency":
 			l.Concurrency, err = p.int(v, f)
+		case "shadow":
+			l.Shadow, err = p.bool(v, f)
 		case "max_queue":
 			l.MaxQueue, err = p.int(v, f)
 		case "queue_timeout":
