@@ -1,0 +1,48 @@
+package queue
+
+import (
+	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// TestJobRecordFields: a record has 14 fields, 15 with a cost other than 1, and 16 or 17 with
+// a trace context, the cost then written as 1 rather than left out (a hole would make Lua's
+// msgpack write a map); a record of a later version, with fields past the 17th, reads.
+func TestJobRecordFields(t *testing.T) {
+	for _, tc := range []struct {
+		job  Job
+		want int
+	}{
+		{Job{Key: "k"}, 14},
+		{Job{Key: "k", Cost: 1}, 14},
+		{Job{Key: "k", Cost: 3}, 15},
+		{Job{Key: "k", TraceParent: "tp"}, 16},
+		{Job{Key: "k", Cost: 3, TraceParent: "tp", TraceState: "ts"}, 17},
+	} {
+		b, err := tc.job.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fields []any
+		if err := msgpack.Unmarshal(b, &fields); err != nil || len(fields) != tc.want {
+			t.Fatalf("%+v: %d fields, %v; want %d", tc.job, len(fields), err, tc.want)
+		}
+		if tc.want > jobFields {
+			if c, ok := fields[jobFields].(int8); !ok || int64(c) != max(1, tc.job.Cost) {
+				t.Fatalf("%+v: cost field %#v", tc.job, fields[jobFields])
+			}
+		}
+		if tc.want < jobFields+3 {
+			continue
+		}
+		longer, err := msgpack.Marshal(append(fields, "a later field", 7))
+		if err != nil {
+			t.Fatal(err)
+		}
+		j, err := decodeJob(longer)
+		if err != nil || j.Key != "k" || j.TraceParent != tc.job.TraceParent || j.TraceState != tc.job.TraceState {
+			t.Fatalf("%+v with two more fields: read %+v, %v", tc.job, j, err)
+		}
+	}
+}
