@@ -1,6 +1,8 @@
 package queue
 
 import (
+	"bytes"
+	"errors"
 	"testing"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -45,4 +47,34 @@ func TestJobRecordFields(t *testing.T) {
 			t.Fatalf("%+v with two more fields: read %+v, %v", tc.job, j, err)
 		}
 	}
+}
+
+// FuzzDecodeJob: any bytes from Redis decode to a job record or to errCorruptJob, never a
+// panic; what decodes encodes back to the same record, its trace context included.
+func FuzzDecodeJob(f *testing.F) {
+	for _, j := range []Job{{Key: "k", Handler: "h"}, {Key: "k", Cost: 3}, {Key: "k", TraceParent: "tp", TraceState: "ts"}} {
+		raw, _ := j.Encode()
+		f.Add(raw)
+		f.Add(raw[:len(raw)/2])
+	}
+	f.Add([]byte{})
+	f.Add([]byte("\xc1 not a job"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		j, err := decodeJob(b)
+		if err != nil {
+			if !errors.Is(err, errCorruptJob) {
+				t.Fatalf("err = %v, not errCorruptJob", err)
+			}
+			return
+		}
+		again, err := j.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := decodeJob(again)
+		if err != nil || back.Key != j.Key || max(1, back.Cost) != max(1, j.Cost) || back.TraceParent != j.TraceParent ||
+			back.TraceState != j.TraceState || !bytes.Equal(back.Payload, j.Payload) {
+			t.Fatalf("re-encoded record differs: %+v vs %+v (%v)", back, j, err)
+		}
+	})
 }
