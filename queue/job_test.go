@@ -110,7 +110,7 @@ func TestJobKeepsTraceContext(t *testing.T) {
 	eachBackend(t, func(t *testing.T, be queue.Backend) {
 		ctx := context.Background()
 		p := params(config.Limit{Max: 100, Window: time.Second})
-		tk, raw := ticket(t, be, "traced", nodeA, config.PriorityNormal)
+		tk, _ := ticket(t, be, "traced", nodeA, config.PriorityNormal)
 		tk.Handler = "h"
 		raw, err := tk.Encode()
 		if err != nil {
