@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/rateltd/rateltd/config"
 	"github.com/rateltd/rateltd/processor"
@@ -50,6 +51,11 @@ type Config struct {
 	// every run of a durable job here ended, and if a SettleObserver, of every grant settled.
 	// Defaults to nil: none.
 	Observer Observer
+	// TracerProvider makes the OpenTelemetry spans of requests (rateltd.request), enqueues
+	// (rateltd.enqueue) and runs of durable jobs (rateltd.job); see "Traces" in the package
+	// doc. Defaults to nil: otel.GetTracerProvider(), the global one, also when it is set
+	// after New; no span is made while that is the default, which drops them.
+	TracerProvider trace.TracerProvider
 	// OnRedisError says what a request does when Redis cannot be reached. Defaults to
 	// FailClosed.
 	OnRedisError FailMode

@@ -85,6 +85,20 @@
 // turns that into Prometheus series. Packages httpapi and middleware serve rateltd over HTTP, and the rateltd command
 // operates it.
 //
+// # Traces
+//
+// [Config].TracerProvider (by default the global one, otel.GetTracerProvider) makes
+// OpenTelemetry spans. A request ([Client.Request], [Client.RequestAsync], [Do]) is one span,
+// rateltd.request, from the call to fn's end, a child of the span in ctx; fn's ctx carries it,
+// so spans made in fn nest under it. Its events say when it was put in line ("queued") and
+// when it was granted ("granted"), its attributes its key, group, priority, cost, time waited
+// and outcome; an error is recorded on it. [Client.Enqueue] and [Client.EnqueueMany] make a span
+// rateltd.enqueue, whose W3C trace context is kept in each job's record; each run of the job,
+// on whichever node, is a span rateltd.job, a child of the enqueue's span and linked to it, so
+// that one trace shows a job enqueued on one node and run on another. While the global
+// provider is otel's default (which drops every span), requests make no span and cost
+// nothing more.
+//
 // # Nodes
 //
 // Each Client is a node with one processor goroutine. It sleeps until a slot frees, a wake-up

@@ -77,8 +77,17 @@ func (c *Client) Enqueue(ctx context.Context, key, handler string, payload []byt
 	if err != nil {
 		return "", err
 	}
-	return c.node.Enqueue(ctx, processor.Job{Key: key, Handler: handler, Payload: payload, Priority: o.priority,
-		Timeout: o.timeout, MaxRetries: o.retries, Name: o.jobName, Cost: o.cost})
+	job := processor.Job{Key: key, Handler: handler, Payload: payload, Priority: o.priority, Timeout: o.timeout,
+		MaxRetries: o.retries, Name: o.jobName, Cost: o.cost}
+	ctx, span := c.startEnqueue(ctx, &job, 1)
+	id, err := c.node.Enqueue(ctx, job)
+	if span != nil {
+		if err == nil {
+			span.SetAttributes(attrJobID.String(id))
+		}
+		endSpan(span, err)
+	}
+	return id, err
 }
 
 // EnqueueMany enqueues one durable job of handler for each payload in the line of key, in
@@ -99,8 +108,15 @@ func (c *Client) EnqueueMany(ctx context.Context, key, handler string, payloads 
 	if err != nil {
 		return nil, err
 	}
-	return c.node.EnqueueMany(ctx, processor.Job{Key: key, Handler: handler, Priority: o.priority, Timeout: o.timeout,
-		MaxRetries: o.retries, Name: o.jobName, Cost: o.cost}, payloads)
+	job := processor.Job{Key: key, Handler: handler, Priority: o.priority, Timeout: o.timeout, MaxRetries: o.retries,
+		Name: o.jobName, Cost: o.cost}
+	ctx, span := c.startEnqueue(ctx, &job, len(payloads))
+	ids, err := c.node.EnqueueMany(ctx, job, payloads)
+	if span != nil {
+		span.SetAttributes(attrQueuedJobs.Int(len(ids)))
+		endSpan(span, err)
+	}
+	return ids, err
 }
 
 // HandlerLive reports whether some live Client runs the durable-job handler name: this one,

@@ -56,6 +56,8 @@ type Client struct {
 
 	// local is FailLocal's limiter.
 	local *localLimiter
+	// tr makes the spans of requests, enqueues and job runs; set by New, never changed.
+	tr tracing
 
 	// closed is set by Shutdown when it begins; read by every method.
 	closed atomic.Bool
@@ -97,8 +99,10 @@ func New(cfg Config) (*Client, error) {
 }
 
 func newClient(ctx context.Context, cfg Config, be queue.Backend) (*Client, error) {
-	c := &Client{be: be, cfg: cfg, local: &localLimiter{nodes: cfg.ExpectedNodes}, closing: make(chan struct{})}
+	c := &Client{be: be, cfg: cfg, local: &localLimiter{nodes: cfg.ExpectedNodes}, closing: make(chan struct{}),
+		tr: newTracing(cfg.TracerProvider)}
 	o := cfg.options()
+	o.StartJob = c.startJob
 	if so, ok := cfg.Observer.(SettleObserver); ok {
 		// Called only from Settle, in a fn or handler: after New has returned c.
 		o.ObserveSettle = func(r processor.SettleRun) { c.observeSettle(so, r) }

@@ -130,8 +130,17 @@ func (c *Client) Request(ctx context.Context, key string, fn func(context.Contex
 	return c.request(ctx, key, fn, opts...)
 }
 
-// request is Request once the call is counted in c.calls.
+// request is Request once the call is counted in c.calls: its span around its attempts.
 func (c *Client) request(ctx context.Context, key string, fn func(context.Context) (any, error), opts ...Option) (any, error) {
+	ctx, rs := c.startRequest(ctx, key)
+	v, err := c.attempts(ctx, key, fn, rs, opts)
+	rs.end(err)
+	return v, err
+}
+
+// attempts runs the attempts of a request: one, and more while fn asks to run again later
+// (RetryAfter) and its retries last.
+func (c *Client) attempts(ctx context.Context, key string, fn func(context.Context) (any, error), rs *requestSpan, opts []Option) (any, error) {
 	if err := config.ValidateKey(key); err != nil {
 		return nil, err
 	}
@@ -139,10 +148,11 @@ func (c *Client) request(ctx context.Context, key string, fn func(context.Contex
 	if err != nil {
 		return nil, err
 	}
+	rs.admitted(o)
 	start := time.Now()
 	var last error // the RetryAfterError of the previous attempt
 	for attempt := 0; ; attempt++ {
-		v, err := c.once(ctx, key, fn, o, attempt > 0)
+		v, err := c.once(ctx, key, fn, o, attempt > 0, rs)
 		ra, ok := asRetryAfter(err)
 		if !ok {
 			if last != nil && errors.Is(err, ErrWouldExceedDeadline) {
@@ -152,6 +162,7 @@ func (c *Client) request(ctx context.Context, key string, fn func(context.Contex
 			return v, err
 		}
 		last = err
+		rs.retryAfter(ra.After)
 		// The upstream asked to wait: every node holds the key until then.
 		c.node.PauseFor(ctx, key, ra.After)
 		if attempt >= o.retries {
@@ -169,27 +180,32 @@ func (c *Client) request(ctx context.Context, key string, fn func(context.Contex
 
 // once is one attempt of Request: wait for the grant (at the head of the line when retrying),
 // then run fn.
-func (c *Client) once(ctx context.Context, key string, fn func(context.Context) (any, error), o options, head bool) (any, error) {
+func (c *Client) once(ctx context.Context, key string, fn func(context.Context) (any, error), o options, head bool, rs *requestSpan) (any, error) {
 	start := time.Now()
 	g, err := c.node.Acquire(ctx, processor.Request{Key: key, Priority: o.priority, Timeout: o.timeout, Head: head,
-		Cost: o.cost, Decided: o.decided, Degradable: c.cfg.OnRedisError != FailClosed})
-	if errors.Is(err, ErrUnavailable) {
+		Cost: o.cost, Decided: o.decided, Queued: rs.queuedHook(), Degradable: c.cfg.OnRedisError != FailClosed})
+	degraded := errors.Is(err, ErrUnavailable)
+	if degraded {
 		// Only a failure of Redis or of the connection is ErrUnavailable, never a ctx that
 		// ended (see processor's admitFailure); after one, the backend fails its next
 		// admissions at once for a while (queue.Redis.Admit).
 		err = c.degrade(ctx, key, o, start, err)
 	}
 	if err != nil {
-		c.observe(key, o, failure(err), false, time.Since(start), 0)
+		outcome, wait := failure(err), time.Since(start)
+		rs.ended(outcome, wait)
+		c.observe(key, o, outcome, false, wait, 0)
 		return nil, err
 	}
 	wait := time.Since(start)
+	rs.granted(wait, degraded)
 	v, err := c.run(ctx, key, fn, g)
-	if c.cfg.Observer != nil {
+	if c.cfg.Observer != nil || rs != nil {
 		outcome := OutcomeSucceeded
 		if err != nil {
 			outcome = OutcomeFailed
 		}
+		rs.ended(outcome, 0)
 		c.observe(key, o, outcome, g.Queued || head, wait, time.Since(start)-wait)
 	}
 	return v, err

@@ -9,7 +9,10 @@
 -- A record is a msgpack array: 1 key  2 handler  3 payload  4 priority (0-3)  5 max retries
 --   6 failures  7 runs (the token of the current run)  8 leases lost  9 time it may wait in line µs
 --   10 state (0 in line, 1 running, 2 waiting to be retried)  11 node running it ('' none)
---   12 node that enqueued it  13 result TTL ms  14 enqueued µs  15 cost (only when not 1)
+--   12 node that enqueued it  13 result TTL ms  14 enqueued µs  15 cost (only when not 1, or
+--   when 16 follows)  16 traceparent and 17 tracestate (W3C trace context of the span that
+--   enqueued it; only when traced): the scripts keep what they do not read, and a record
+--   stays an array (a table with a hole would pack as a map)
 -- A result is a msgpack array {status, data}: status 0 done (data: the handler's result),
 -- 1 failed (data: the error), 2 expired in line, 3 evicted by Reset.
 local JOBS, LEASE, RES, REXP, WAITED, LOCAL = KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15], KEYS[16]
@@ -17,6 +20,7 @@ local JOBS, LEASE, RES, REXP, WAITED, LOCAL = KEYS[11], KEYS[12], KEYS[13], KEYS
 -- The positions of a record's fields, queue.Job's fields in order.
 local J_KEY, J_HANDLER, J_PAYLOAD, J_PRIORITY, J_MAX_RETRIES, J_FAILURES, J_RUNS = 1, 2, 3, 4, 5, 6, 7
 local J_LOST, J_WAIT, J_STATE, J_HOLDER, J_OWNER, J_RESULT_TTL, J_ENQUEUED, J_COST = 8, 9, 10, 11, 12, 13, 14, 15
+-- 16 and 17 (traceparent, tracestate) are read by Go only (queue.Job).
 -- A record's states (queue's jobInLine, jobRunning, jobRetrying) and a result's statuses
 -- (queue.ResultStatus).
 local JOB_IN_LINE, JOB_RUNNING, JOB_RETRYING = 0, 1, 2

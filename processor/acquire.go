@@ -86,6 +86,9 @@ type Request struct {
 	// granted or refused the request at once (queue.AdmitReply.Decision), on the calling
 	// goroutine before Acquire returns.
 	Decided func(queue.Decision)
+	// Queued, when not nil, is called when the admission put the request in line, on the
+	// calling goroutine before it waits there.
+	Queued func()
 	// Degradable says that the caller has somewhere else to go when Redis is out (FailOpen,
 	// FailLocal): an admit left unanswered for minAdmitWait is then an outage at once, rather
 	// than at the request's deadline, so that a Redis client busy retrying a dead server
@@ -179,6 +182,9 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 	n.mu.Unlock()
 	n.queued(ctx, req.Key, rep, t.Deadline, deadline)
 	n.Recheck(req.Key)
+	if req.Queued != nil {
+		req.Queued()
+	}
 
 	return n.waitTurn(ctx, w, start, deadline)
 }

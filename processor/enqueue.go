@@ -23,6 +23,9 @@ type Job struct {
 	Name string
 	// Cost is what each run counts against the rates that count units; 0 means 1.
 	Cost int64
+	// TraceParent and TraceState are the W3C trace context of the enqueue, kept in the job's
+	// record for the spans of its runs (JobStart); empty when it was not traced.
+	TraceParent, TraceState string
 }
 
 // jobNamespace derives the ids of named jobs.
@@ -138,7 +141,8 @@ func (n *Node) newJob(req Job, payload []byte, start time.Time, l config.Limit) 
 	}
 	j := &queue.Job{Key: req.Key, Handler: req.Handler, Payload: payload, Priority: req.Priority,
 		MaxRetries: req.MaxRetries, Wait: t.Deadline - t.Enqueued, Owner: n.id,
-		ResultTTL: n.cfg.ResultTTL.Milliseconds(), Enqueued: t.Enqueued, Cost: req.Cost}
+		ResultTTL: n.cfg.ResultTTL.Milliseconds(), Enqueued: t.Enqueued, Cost: req.Cost,
+		TraceParent: req.TraceParent, TraceState: req.TraceState}
 	rec, err := j.Encode()
 	if err != nil {
 		return queue.NewJob{}, err

@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -35,6 +36,25 @@ type Options struct {
 	// ObserveSettle, when not nil, is told of every grant of this node settled (Settlement.
 	// Settle), on the goroutine that settled it.
 	ObserveSettle func(SettleRun)
+	// StartJob, when not nil, is called on the worker's goroutine as a run of a durable job
+	// begins (a trace span, say): the handler runs with the ctx it returns, and end, which
+	// must not be nil, is called once as the run ends — also when its end goes unrecorded
+	// (the node sealed), as a run with End FinishStale.
+	StartJob func(ctx context.Context, s JobStart) (_ context.Context, end func(JobRun))
+}
+
+// JobStart describes one run of a durable job as it begins.
+type JobStart struct {
+	// ID is the job's id (JobID).
+	ID, Key, Handler string
+	// Run is the job's run number (1 for its first); Cost what it was granted with (the job's
+	// cost, at least 1).
+	Run  int
+	Cost int64
+	// Waited is the time from the job's enqueue to this run's grant, by the server's clock.
+	Waited time.Duration
+	// TraceParent and TraceState are the W3C trace context the job was enqueued with (Job's).
+	TraceParent, TraceState string
 }
 
 // SettleRun describes one grant settled: its key, the cost it was granted with and the cost

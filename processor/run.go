@@ -37,6 +37,7 @@ func (n *Node) runJob(key string, p queue.Params, g queue.GrantedJob, grantedAt 
 	n.mu.Unlock()
 	ctx, cancel := context.WithCancel(n.jobCtx)
 	defer cancel()
+	hctx, started := n.startJob(ctx, key, g, grantedAt)
 	lost := make(chan struct{})
 	renewed := make(chan struct{})
 	n.renewers.Add()
@@ -51,22 +52,23 @@ func (n *Node) runJob(key string, p queue.Params, g queue.GrantedJob, grantedAt 
 		defer n.Release(key, grant.ID)
 	}
 	if !stopping {
-		out, err = callHandler(n.WithSettlement(ctx, key, grant), h, g.Job.Payload)
+		out, err = callHandler(n.WithSettlement(hctx, key, grant), h, g.Job.Payload)
 	}
 	ran := time.Since(began)
 	cancel()
 	<-renewed
 	if !n.quiet.Enter() {
+		started(jobRun(key, g, queue.FinishStale, ran, err))
 		return // sealed: the lease lapses and another node runs the job again
 	}
 	defer n.quiet.Leave()
 	select {
 	case <-lost:
-		n.observeJob(key, g, queue.FinishStale, ran, err)
+		n.observeJob(started, jobRun(key, g, queue.FinishStale, ran, err))
 		return // another node runs it now; its result is that run's
 	default:
 	}
-	n.observeJob(key, g, n.finish(key, p, n.runEnd(key, g, stopping, out, err)), ran, err)
+	n.observeJob(started, jobRun(key, g, n.finish(key, p, n.runEnd(key, g, stopping, out, err)), ran, err))
 }
 
 // runEnd is how a run that returned out and err ends: given back when the node stopped before
@@ -91,11 +93,28 @@ func (n *Node) runEnd(key string, g queue.GrantedJob, stopping bool, out []byte,
 	return end
 }
 
-// observeJob tells Options.ObserveJob, when set, how a run ended.
-func (n *Node) observeJob(key string, g queue.GrantedJob, end queue.Finish, ran time.Duration, err error) {
+// startJob begins a run of g, granted at grantedAt (µs of server time), with
+// Options.StartJob, when set: the handler's ctx, and what to call as the run ends (nothing to
+// call when StartJob is not set).
+func (n *Node) startJob(ctx context.Context, key string, g queue.GrantedJob, grantedAt int64) (context.Context, func(JobRun)) {
+	if n.cfg.StartJob == nil {
+		return ctx, func(JobRun) {}
+	}
+	return n.cfg.StartJob(ctx, JobStart{ID: JobID(key, g.ID), Key: key, Handler: g.Job.Handler, Run: g.Job.Runs,
+		Cost: max(1, g.Job.Cost), Waited: time.Duration(max(0, grantedAt-g.Job.Enqueued)) * time.Microsecond,
+		TraceParent: g.Job.TraceParent, TraceState: g.Job.TraceState})
+}
+
+// jobRun describes the run of g that ended with end, after the handler ran for ran.
+func jobRun(key string, g queue.GrantedJob, end queue.Finish, ran time.Duration, err error) JobRun {
+	return JobRun{Key: key, Handler: g.Job.Handler, End: end, Run: g.Job.Runs, Duration: ran, Err: err, Cost: max(1, g.Job.Cost)}
+}
+
+// observeJob tells started (startJob's end) and Options.ObserveJob, when set, how run r ended.
+func (n *Node) observeJob(started func(JobRun), r JobRun) {
+	started(r)
 	if n.cfg.ObserveJob != nil {
-		n.cfg.ObserveJob(JobRun{Key: key, Handler: g.Job.Handler, End: end, Run: g.Job.Runs, Duration: ran, Err: err,
-			Cost: max(1, g.Job.Cost)})
+		n.cfg.ObserveJob(r)
 	}
 }
 

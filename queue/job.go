@@ -38,9 +38,14 @@ type Job struct {
 	// Enqueued is when the job was enqueued, µs of server time.
 	Enqueued int64
 	// Cost is what each run of the job counts against the rates that count units; 0 reads
-	// as 1. Stored only when not 1 (a record of 15 fields), so that a record of a job of cost 1
-	// reads on nodes of earlier versions.
+	// as 1. Stored only when not 1 or when a trace context follows (a record of 15 fields),
+	// so that a record of a job of cost 1 and no trace context reads on nodes of earlier
+	// versions.
 	Cost int64
+	// TraceParent and TraceState are the W3C trace context (the traceparent and tracestate
+	// headers) of the span that enqueued the job, for the spans of its runs to link to; empty
+	// when the enqueue was not traced. Stored only when set (16 or 17 fields).
+	TraceParent, TraceState string
 }
 
 // Job states (jobs.lua's JOB_IN_LINE, JOB_RUNNING, JOB_RETRYING).
@@ -50,15 +55,28 @@ const (
 	jobRetrying = 2
 )
 
+// jobFields is how many fields every record has: cost, traceparent and tracestate may follow,
+// and a record of a later version may carry more, which this one skips.
 const jobFields = 14
+
+// storedFields is how many fields j's record has: the optional ones are written up to the
+// last that is set, each before it too (Lua's msgpack writes a table with a hole as a map).
+func (j *Job) storedFields() int {
+	switch {
+	case j.TraceState != "":
+		return jobFields + 3
+	case j.TraceParent != "":
+		return jobFields + 2
+	case j.Cost > 1:
+		return jobFields + 1
+	}
+	return jobFields
+}
 
 // EncodeMsgpack writes j as jobs.lua reads it: bytes as str (Lua's msgpack knows no bin).
 func (j *Job) EncodeMsgpack(enc *msgpack.Encoder) error {
 	enc.UseCompactInts(true)
-	n := jobFields
-	if j.Cost > 1 {
-		n++
-	}
+	n := j.storedFields()
 	if err := enc.EncodeArrayLen(n); err != nil {
 		return err
 	}
@@ -74,7 +92,17 @@ func (j *Job) EncodeMsgpack(enc *msgpack.Encoder) error {
 		}
 	}
 	if n > jobFields {
-		return enc.EncodeInt(j.Cost)
+		if err := enc.EncodeInt(max(1, j.Cost)); err != nil {
+			return err
+		}
+	}
+	if n > jobFields+1 {
+		if err := enc.EncodeString(j.TraceParent); err != nil {
+			return err
+		}
+	}
+	if n > jobFields+2 {
+		return enc.EncodeString(j.TraceState)
 	}
 	return nil
 }
@@ -85,7 +113,8 @@ func (j *Job) DecodeMsgpack(dec *msgpack.Decoder) error {
 	var payload, holder, owner string
 	fields := []func(*msgpack.Decoder) error{str(&j.Key), str(&j.Handler), str(&payload), num(&prio), num(&retries), num(&failures),
 		num(&runs), num(&lost), num(&j.Wait), num(&state), str(&holder), str(&owner), num(&j.ResultTTL), num(&j.Enqueued)}
-	if err := decodeSomeFields(dec, jobFields, append(fields, num(&j.Cost))...); err != nil {
+	fields = append(fields, num(&j.Cost), str(&j.TraceParent), str(&j.TraceState))
+	if err := decodeLaterFields(dec, jobFields, fields...); err != nil {
 		return err
 	}
 	j.Payload, j.Holder, j.Owner = []byte(payload), []byte(holder), []byte(owner)
@@ -110,6 +139,29 @@ func decodeSomeFields(dec *msgpack.Decoder, need int, fields ...func(*msgpack.De
 	}
 	for _, f := range fields[:n] {
 		if err := f(dec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// decodeLaterFields is decodeSomeFields for a record that later versions may lengthen: the
+// elements past the last field reader are skipped.
+func decodeLaterFields(dec *msgpack.Decoder, need int, fields ...func(*msgpack.Decoder) error) error {
+	n, err := dec.DecodeArrayLen()
+	if err != nil {
+		return err
+	}
+	if n < need {
+		return fmt.Errorf("array of %d, want at least %d", n, need)
+	}
+	for i := range n {
+		if i < len(fields) {
+			err = fields[i](dec)
+		} else {
+			err = dec.Skip()
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -102,3 +102,46 @@ func TestJobLeaseFencing(t *testing.T) {
 		}
 	})
 }
+
+// TestJobKeepsTraceContext: a job's record keeps the trace context it was enqueued with through
+// its grant, a failed run and the retry's grant, on every backend; its cost of 1 stays 1.
+func TestJobKeepsTraceContext(t *testing.T) {
+	const parent, state = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "vendor=x"
+	eachBackend(t, func(t *testing.T, be queue.Backend) {
+		ctx := context.Background()
+		p := params(config.Limit{Max: 100, Window: time.Second})
+		tk, _ := ticket(t, be, "traced", nodeA, config.PriorityNormal)
+		tk.Handler = "h"
+		raw, err := tk.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		j := &queue.Job{Key: "traced", Handler: "h", Payload: []byte("p"), Priority: tk.Priority, MaxRetries: 1,
+			Wait: tk.Deadline - tk.Enqueued, Owner: nodeA[:], ResultTTL: 60_000, Enqueued: tk.Enqueued,
+			TraceParent: parent, TraceState: state}
+		rec, err := j.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep, err := be.Enqueue(ctx, p, tk, raw, rec); err != nil || rep.Outcome != queue.Queued {
+			t.Fatalf("Enqueue: %+v, %v", rep, err)
+		}
+		for run := 1; run <= 2; run++ {
+			rep := grantJobs(t, be, p, "traced", nodeA, []string{"h"}, 1, time.Minute)
+			if len(rep.Jobs) != 1 {
+				t.Fatalf("run %d: grant %+v", run, rep)
+			}
+			g := rep.Jobs[0].Job
+			if g.Runs != run || g.TraceParent != parent || g.TraceState != state || max(1, g.Cost) != 1 {
+				t.Fatalf("run %d: granted %+v; want traceparent %q, tracestate %q, cost 1", run, g, parent, state)
+			}
+			if run == 1 {
+				f, _, err := be.FinishJob(ctx, "traced", p, queue.RunEnd{ID: tk.ID, Run: 1, Outcome: queue.RunFailed,
+					Data: []byte("boom")})
+				if err != nil || f != queue.FinishRetry {
+					t.Fatalf("failed run: %v, %v; want a retry", f, err)
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,80 @@
+package queue
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// TestJobRecordFields: a record has 14 fields, 15 with a cost other than 1, and 16 or 17 with
+// a trace context, the cost then written as 1 rather than left out (a hole would make Lua's
+// msgpack write a map); a record of a later version, with fields past the 17th, reads.
+func TestJobRecordFields(t *testing.T) {
+	for _, tc := range []struct {
+		job  Job
+		want int
+	}{
+		{Job{Key: "k"}, 14},
+		{Job{Key: "k", Cost: 1}, 14},
+		{Job{Key: "k", Cost: 3}, 15},
+		{Job{Key: "k", TraceParent: "tp"}, 16},
+		{Job{Key: "k", Cost: 3, TraceParent: "tp", TraceState: "ts"}, 17},
+	} {
+		b, err := tc.job.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fields []any
+		if err := msgpack.Unmarshal(b, &fields); err != nil || len(fields) != tc.want {
+			t.Fatalf("%+v: %d fields, %v; want %d", tc.job, len(fields), err, tc.want)
+		}
+		if tc.want > jobFields {
+			if c, ok := fields[jobFields].(int8); !ok || int64(c) != max(1, tc.job.Cost) {
+				t.Fatalf("%+v: cost field %#v", tc.job, fields[jobFields])
+			}
+		}
+		if tc.want < jobFields+3 {
+			continue
+		}
+		longer, err := msgpack.Marshal(append(fields, "a later field", 7))
+		if err != nil {
+			t.Fatal(err)
+		}
+		j, err := decodeJob(longer)
+		if err != nil || j.Key != "k" || j.TraceParent != tc.job.TraceParent || j.TraceState != tc.job.TraceState {
+			t.Fatalf("%+v with two more fields: read %+v, %v", tc.job, j, err)
+		}
+	}
+}
+
+// FuzzDecodeJob: any bytes from Redis decode to a job record or to errCorruptJob, never a
+// panic; what decodes encodes back to the same record, its trace context included.
+func FuzzDecodeJob(f *testing.F) {
+	for _, j := range []Job{{Key: "k", Handler: "h"}, {Key: "k", Cost: 3}, {Key: "k", TraceParent: "tp", TraceState: "ts"}} {
+		raw, _ := j.Encode()
+		f.Add(raw)
+		f.Add(raw[:len(raw)/2])
+	}
+	f.Add([]byte{})
+	f.Add([]byte("\xc1 not a job"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		j, err := decodeJob(b)
+		if err != nil {
+			if !errors.Is(err, errCorruptJob) {
+				t.Fatalf("err = %v, not errCorruptJob", err)
+			}
+			return
+		}
+		again, err := j.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := decodeJob(again)
+		if err != nil || back.Key != j.Key || max(1, back.Cost) != max(1, j.Cost) || back.TraceParent != j.TraceParent ||
+			back.TraceState != j.TraceState || !bytes.Equal(back.Payload, j.Payload) {
+			t.Fatalf("re-encoded record differs: %+v vs %+v (%v)", back, j, err)
+		}
+	})
+}
