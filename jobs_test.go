@@ -267,8 +267,11 @@ func TestJobGivenBackOnShutdown(t *testing.T) {
 		if got, err := wait(t, second, id); err != nil || string(got) != "second" {
 			t.Fatalf("Wait = %q, %v: the job should have gone back to its line without using a retry", got, err)
 		}
-		if st := status(t, second, "k"); st.Counters.Failed != 0 || st.Counters.Granted != 2 {
-			t.Fatalf("status %+v: want 2 grants and no failure", st)
+		// No run failed and none was retried. A grant step of the first node already on its way
+		// when it began to stop may grant the job to it once more, which it gives back unrun
+		// (a stopping node runs no job): at least 2 grants, then.
+		if st := status(t, second, "k"); st.Counters.Failed != 0 || st.Counters.Retried != 0 || st.Counters.Granted < 2 {
+			t.Fatalf("status %+v: want no failure, no retry and at least 2 grants", st)
 		}
 	})
 }
