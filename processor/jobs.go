@@ -293,3 +293,16 @@ func (n *Node) advertiseHandlers(ctx context.Context) {
 	}
 	n.mu.Unlock()
 }
+
+// CancelJob cancels the durable job id of key (see queue.JobBackend.CancelJob) and wakes
+// whoever waits for its result; false when no such job waits or runs.
+func (n *Node) CancelJob(ctx context.Context, key string, id []byte) (bool, error) {
+	c, woken, err := n.be.CancelJob(ctx, key, n.Params(key), id)
+	if err != nil {
+		return false, queue.Failure(ctx, fmt.Sprintf("processor: cancel job in %q", key), err)
+	}
+	if woken {
+		n.announce(ctx, JobID(key, id))
+	}
+	return c != queue.CancelNoJob, nil
+}
