@@ -20,7 +20,7 @@ type options struct {
 	timeout  time.Duration
 	retries  int
 	jobName  string
-	runAt    time.Time // WithRunAt's, or now plus WithDelay's; zero: now
+	runAt    time.Time            // WithRunAt's, or now plus WithDelay's; zero: now
 	cost     int64                // WithCost's; 0 when not given
 	badCost  bool                 // WithCost was given a cost below 1
 	decided  func(queue.Decision) // WithDecision's f, given the root's Decision
