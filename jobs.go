@@ -179,8 +179,8 @@ func (c *Client) Wait(ctx context.Context, id string) ([]byte, error) {
 // CancelJob cancels the durable job id. A job waiting in its line, scheduled (WithDelay,
 // WithRunAt) or waiting for a retry ends at once: it never runs (again), and Wait returns
 // ErrCancelled. A running job is marked cancelled: the Client that runs it learns it when it
-// next renews the job's lease (within a third of Config.LeaseTimeout) and cancels its
-// handler's ctx with the cause ErrCancelled; unless the handler then returns a result, the
+// renews the job's lease, which a wake-up message asks it to do at once (at the latest within
+// a third of Config.LeaseTimeout), and cancels its handler's ctx with the cause ErrCancelled; unless the handler then returns a result, the
 // job ends cancelled, with no retry. It fails with ErrJobNotFound when no such job waits or
 // runs (also when it ended already), ErrClosed or ErrUnavailable.
 func (c *Client) CancelJob(ctx context.Context, id string) error {

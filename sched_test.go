@@ -164,3 +164,41 @@ func TestCancelRunningJob(t *testing.T) {
 		}
 	})
 }
+
+// TestCancelRunningJobAtOnce: with a long lease (renewed every 10s), the handler of a
+// cancelled job is stopped at once, on another Client than the one that cancels: the
+// cancel asks the node running it to renew the lease now.
+func TestCancelRunningJobAtOnce(t *testing.T) {
+	eachBackend(t, func(t *testing.T, h *harness) {
+		cfg := jobConfig()
+		cfg.LeaseTimeout = 30 * time.Second
+		worker, other := h.client(cfg), h.client(cfg)
+		running := make(chan struct{})
+		stopped := make(chan time.Time, 1)
+		if err := worker.Handle("long", func(ctx context.Context, _ []byte) ([]byte, error) {
+			close(running)
+			<-ctx.Done()
+			stopped <- time.Now()
+			return nil, context.Cause(ctx)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		id := enqueue(t, other, "k", "long", "")
+		<-running
+		asked := time.Now()
+		if err := other.CancelJob(context.Background(), id); err != nil {
+			t.Fatalf("CancelJob: %v", err)
+		}
+		select {
+		case at := <-stopped:
+			if d := at.Sub(asked); d > 3*time.Second {
+				t.Fatalf("handler stopped %v after CancelJob", d)
+			}
+		case <-time.After(8 * time.Second):
+			t.Fatal("handler not stopped within 8s of CancelJob (its lease renews every 10s)")
+		}
+		if _, err := wait(t, other, id); !errors.Is(err, ErrCancelled) {
+			t.Fatalf("Wait: %v, want ErrCancelled", err)
+		}
+	})
+}

@@ -41,8 +41,17 @@ func (n *Node) runJob(key string, p queue.Params, g queue.GrantedJob, grantedAt 
 	hctx, started := n.startJob(ctx, key, g, grantedAt)
 	lost := make(chan struct{})
 	renewed := make(chan struct{})
+	sid, now := JobID(key, g.ID), make(chan struct{}, 1)
+	n.mu.Lock()
+	n.jobs.runs[sid] = now
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		delete(n.jobs.runs, sid)
+		n.mu.Unlock()
+	}()
 	n.renewers.Add()
-	go n.renew(ctx, key, p, g, cancelCause, lost, renewed)
+	go n.renew(ctx, key, p, g, cancelCause, now, lost, renewed)
 
 	began := time.Now()
 	var out []byte
@@ -155,9 +164,11 @@ func (n *Node) finish(key string, p queue.Params, end queue.RunEnd) queue.Finish
 // renew keeps the lease of g while its handler runs; when the lease is lost (this node was
 // taken for dead), it cancels the handler and closes lost; when the job was cancelled
 // (CancelJob), it cancels the handler with the cause ErrCancelled and stops renewing (a handler
-// that does not return lets the lease lapse, and the job then ends cancelled). It closes done
-// when it returns, which is at once when the node is sealed.
-func (n *Node) renew(ctx context.Context, key string, p queue.Params, g queue.GrantedJob, cancel func(error), lost, done chan struct{}) {
+// that does not return lets the lease lapse, and the job then ends cancelled). It renews at
+// once when asked on now. It closes done when it returns, which is at once when the node is
+// sealed.
+func (n *Node) renew(ctx context.Context, key string, p queue.Params, g queue.GrantedJob, cancel func(error), now <-chan struct{},
+	lost, done chan struct{}) {
 	defer n.renewers.Leave()
 	defer close(done)
 	every := n.cfg.LeaseTimeout / 3
@@ -169,6 +180,7 @@ func (n *Node) renew(ctx context.Context, key string, p queue.Params, g queue.Gr
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-now:
 		}
 		if !n.quiet.Enter() {
 			return // sealed: the lease lapses

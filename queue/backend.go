@@ -286,6 +286,9 @@ const (
 	EventClaim byte = 'g'
 	// EventJobDone: the durable job whose id is Key ended; its waiters read the result.
 	EventJobDone byte = 'j'
+	// EventJobCancel: the durable job whose id is Key was cancelled while it ran; the node
+	// running it renews its lease at once, which tells it so.
+	EventJobCancel byte = 'x'
 )
 
 // Event is a wake-up message.
