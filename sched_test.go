@@ -202,3 +202,39 @@ func TestCancelRunningJobAtOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestScheduledJobsListedAndResetEvicts: ScheduledJobs lists a key's scheduled jobs earliest
+// first; Reset ends them with ErrEvicted, as it ends the jobs in line.
+func TestScheduledJobsListedAndResetEvicts(t *testing.T) {
+	eachBackend(t, func(t *testing.T, h *harness) {
+		c := h.client(jobConfig())
+		ctx := context.Background()
+		late := enqueue(t, c, "k", "h", "late", WithDelay(time.Hour), WithPriority(PriorityHigh))
+		soon := enqueue(t, c, "k", "h", "soon", WithDelay(time.Minute))
+		got, err := c.ScheduledJobs(ctx, "k", 10)
+		if err != nil || len(got) != 2 {
+			t.Fatalf("ScheduledJobs = %+v, %v; want 2", got, err)
+		}
+		if got[0].ID != soon || string(got[0].Payload) != "soon" || got[0].Handler != "h" || got[1].ID != late ||
+			got[1].Priority != PriorityHigh {
+			t.Fatalf("ScheduledJobs = %+v; want soon, then late (high)", got)
+		}
+		if d := time.Until(got[0].RunAt); d < 50*time.Second || d > 70*time.Second {
+			t.Fatalf("soon runs in %v, want about 1m", d)
+		}
+		if _, err := c.EnqueueMany(ctx, "k", "h", [][]byte{nil}, WithDelay(time.Second)); !errors.Is(err, ErrInvalidConfig) {
+			t.Fatalf("EnqueueMany WithDelay: %v, want ErrInvalidConfig", err)
+		}
+		if err := c.Reset(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{soon, late} {
+			if _, err := wait(t, c, id); !errors.Is(err, ErrEvicted) {
+				t.Fatalf("Wait after Reset: %v, want ErrEvicted", err)
+			}
+		}
+		if st, err := c.Status(ctx, "k"); err != nil || st.JobsScheduled != 0 || st.Jobs != 0 {
+			t.Fatalf("Status after Reset: %+v, %v", st, err)
+		}
+	})
+}

@@ -355,9 +355,19 @@ type JobBackend interface {
 	// Handlers records that node runs the handlers named (for ttl), and lists the handlers
 	// some live node runs.
 	Handlers(ctx context.Context, names []string, ttl time.Duration) ([]string, error)
+	// Scheduled returns the first n of key's scheduled jobs, the earliest due first.
+	Scheduled(ctx context.Context, key string, n int) ([]ScheduledJob, error)
 	// DeadLetters returns the last n entries of key's dead-letter list, oldest first: corrupt
 	// tickets as they were, durable jobs as DecodeDeadJob reads them.
 	DeadLetters(ctx context.Context, key string, n int) ([][]byte, error)
+}
+
+// ScheduledJob is a job waiting to join its line: its id, when it joins (µs of server time)
+// and its record (nil when unreadable, or when the job left the schedule between the reads).
+type ScheduledJob struct {
+	ID    []byte
+	RunAt int64
+	Job   *Job
 }
 
 // NewJob is one job to enqueue: its ticket, the ticket encoded and its record encoded.

@@ -175,6 +175,8 @@ const (
 	kStats   = 7
 	kDLQ     = 8
 	kEvicted = 9
+	kJobs    = 10 // of withJobs' result
+	kSched   = 16 // of withJobs' result
 )
 
 // perKeyPattern matches the names of every per-key structure (for SCAN in admin listings).

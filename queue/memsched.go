@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"math"
 	"slices"
 )
 
@@ -50,4 +51,23 @@ func (m *Memory) CancelJob(_ context.Context, key string, p Params, id []byte) (
 	defer m.drop(key, k, now)
 	c, w := k.cancelJob(newStep(p, now), id)
 	return c, w, nil
+}
+
+func (m *Memory) Scheduled(_ context.Context, key string, n int) ([]ScheduledJob, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := m.key(key, m.now(), false)
+	if k == nil {
+		return nil, nil
+	}
+	var out []ScheduledJob
+	for _, e := range lowest(k.sched, math.MaxInt64, n) {
+		sj := ScheduledJob{ID: []byte(e.member), RunAt: e.score}
+		if j := k.jobs[e.member]; j != nil {
+			c := *j
+			sj.Job = &c
+		}
+		out = append(out, sj)
+	}
+	return out, nil
 }

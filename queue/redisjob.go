@@ -176,3 +176,34 @@ func (r *Redis) DeadLetters(ctx context.Context, key string, n int) ([][]byte, e
 	}
 	return out, nil
 }
+
+func (r *Redis) Scheduled(ctx context.Context, key string, n int) ([]ScheduledJob, error) {
+	names := r.ks.withJobs(key, anyParams.Limit)
+	zs, err := r.rdb.ZRangeWithScores(ctx, names[kSched], 0, int64(n-1)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("queue: scheduled jobs of %q: %w", key, err)
+	}
+	if len(zs) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(zs))
+	for i, z := range zs {
+		id, ok := z.Member.(string)
+		if !ok {
+			return nil, fmt.Errorf("queue: scheduled jobs of %q: member %T", key, z.Member)
+		}
+		ids[i] = id
+	}
+	recs, err := r.rdb.HMGet(ctx, names[kJobs], ids...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("queue: scheduled jobs of %q: %w", key, err)
+	}
+	out := make([]ScheduledJob, len(zs))
+	for i, z := range zs {
+		out[i] = ScheduledJob{ID: []byte(ids[i]), RunAt: int64(z.Score)}
+		if s, ok := recs[i].(string); ok {
+			out[i].Job, _ = decodeJob([]byte(s)) // nil when unreadable: the grant step dead-letters it
+		}
+	}
+	return out, nil
+}
