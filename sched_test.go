@@ -132,10 +132,13 @@ func TestCancelWaitingAndScheduledJobs(t *testing.T) {
 }
 
 // TestCancelRunningJob: CancelJob of a running job cancels its handler's ctx with the cause
-// ErrCancelled, and the job ends cancelled, not retried.
+// ErrCancelled, and the job ends cancelled, not retried; the run is observed as cancelled.
 func TestCancelRunningJob(t *testing.T) {
 	eachBackend(t, func(t *testing.T, h *harness) {
-		c := h.client(jobConfig())
+		obs := &jobEvents{}
+		cfg := jobConfig()
+		cfg.Observer = obs
+		c := h.client(cfg)
 		running := make(chan struct{})
 		cause := make(chan error, 1)
 		if err := c.Handle("long", func(ctx context.Context, _ []byte) ([]byte, error) {
@@ -161,6 +164,17 @@ func TestCancelRunningJob(t *testing.T) {
 		}
 		if _, err := wait(t, c, id); !errors.Is(err, ErrCancelled) {
 			t.Fatalf("Wait: %v, want ErrCancelled", err)
+		}
+		// A run is observed after its end is recorded, so after Wait may have returned.
+		eventually(t, 5*time.Second, "the run observed", func() bool {
+			obs.mu.Lock()
+			defer obs.mu.Unlock()
+			return len(obs.events) > 0
+		})
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		if len(obs.events) != 1 || obs.events[0].Outcome != JobOutcomeCancelled {
+			t.Fatalf("job events %+v, want one cancelled", obs.events)
 		}
 	})
 }
