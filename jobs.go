@@ -66,7 +66,8 @@ func (c *Client) Handle(name string, h Handler) error {
 // or the key's QueueTimeout, not ctx) until a Client that runs handler takes it; it runs at
 // least once, also when the Client that runs it dies, and WithMaxRetries more times if its
 // handler fails. Its state lives in Redis: Wait for its result from any Client, also after a
-// restart. It fails with ErrQueueFull, ErrWouldExceedDeadline, ErrPayloadTooLarge (payload
+// restart. WithDelay or WithRunAt has it join its line later (a scheduled job: ScheduledJobs
+// lists them); CancelJob ends it. It fails with ErrQueueFull, ErrWouldExceedDeadline, ErrPayloadTooLarge (payload
 // over Config.MaxPayload), ErrInvalidKey, ErrInvalidConfig, ErrClosed or ErrUnavailable (Redis
 // unreachable, whatever Config.OnRedisError says: a durable job cannot be kept locally). When
 // the answer of a Redis that did queue the job is lost (a timeout, a cut connection), Enqueue
