@@ -88,9 +88,10 @@ type Status struct {
 	// Unclaimed counts grants waiting for their node to take them; DeadLetters, corrupt
 	// tickets and durable jobs that failed for the last time, kept for inspection.
 	Unclaimed, DeadLetters int
-	// Jobs counts the key's durable jobs not yet ended (waiting in line, running or waiting
-	// for a retry); JobsRunning, those running or waiting for a retry.
-	Jobs, JobsRunning int
+	// Jobs counts the key's durable jobs not yet ended (waiting in line, scheduled, running or
+	// waiting for a retry); JobsRunning, those running or waiting for a retry; JobsScheduled,
+	// those enqueued with WithDelay or WithRunAt whose time to join the line has not come.
+	Jobs, JobsRunning, JobsScheduled int
 	// InFlight counts the slots of the key's concurrency cap (Limit.Concurrency) held now:
 	// requests and job runs started and not yet returned, across all nodes. For a cap alone
 	// (no rate), Used and Remaining are the slots held and free.
@@ -159,7 +160,8 @@ func (c *Client) Status(ctx context.Context, key string) (Status, error) {
 		return Status{}, unavailable(ctx, err)
 	}
 	st := Status{Key: key, Limit: limitOf(p.Limit), Used: ks.Used, Remaining: ks.Remaining, Unclaimed: ks.Unclaimed,
-		DeadLetters: ks.DeadLetters, Jobs: ks.Jobs, JobsRunning: ks.Leased, InFlight: ks.Running}
+		DeadLetters: ks.DeadLetters, Jobs: ks.Jobs, JobsRunning: ks.Leased, JobsScheduled: ks.Scheduled,
+		InFlight: ks.Running}
 	for i, r := range ks.Rates {
 		if i < p.Limit.NumRates() {
 			st.Rates = append(st.Rates, RateStatus{Rate: Rate(p.Limit.Rate(i)), Used: r.Used, Remaining: r.Remaining})

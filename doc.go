@@ -55,6 +55,8 @@
 // then the job is dead-lettered ([Client.DeadLetters]) and Wait returns a [*JobError]. Make
 // handlers idempotent: a node that dies after a handler's work, before its result is kept,
 // leaves the job to run again.
+// [WithDelay] and [WithRunAt] schedule a job to join its line later; [Client.CancelJob] ends a
+// waiting or scheduled job (its Wait returns [ErrCancelled]) and stops a running one's handler.
 //
 // # Operating
 //

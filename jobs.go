@@ -24,6 +24,9 @@ var (
 	// ErrJobFailed: a durable job's handler failed on its last allowed run; the job went to
 	// its key's dead-letter list. The error is a *JobError.
 	ErrJobFailed = config.ErrJobFailed
+	// ErrCancelled: the durable job was cancelled (CancelJob); also the cause
+	// (context.Cause) of the ctx of a handler whose job was cancelled while it ran.
+	ErrCancelled = config.ErrCancelled
 )
 
 // Handler runs a durable job on a node that registered it with Handle: it gets the job's
@@ -63,7 +66,8 @@ func (c *Client) Handle(name string, h Handler) error {
 // or the key's QueueTimeout, not ctx) until a Client that runs handler takes it; it runs at
 // least once, also when the Client that runs it dies, and WithMaxRetries more times if its
 // handler fails. Its state lives in Redis: Wait for its result from any Client, also after a
-// restart. It fails with ErrQueueFull, ErrWouldExceedDeadline, ErrPayloadTooLarge (payload
+// restart. WithDelay or WithRunAt has it join its line later (a scheduled job: ScheduledJobs
+// lists them); CancelJob ends it. It fails with ErrQueueFull, ErrWouldExceedDeadline, ErrPayloadTooLarge (payload
 // over Config.MaxPayload), ErrInvalidKey, ErrInvalidConfig, ErrClosed or ErrUnavailable (Redis
 // unreachable, whatever Config.OnRedisError says: a durable job cannot be kept locally). When
 // the answer of a Redis that did queue the job is lost (a timeout, a cut connection), Enqueue
@@ -78,7 +82,7 @@ func (c *Client) Enqueue(ctx context.Context, key, handler string, payload []byt
 		return "", err
 	}
 	job := processor.Job{Key: key, Handler: handler, Payload: payload, Priority: o.priority, Timeout: o.timeout,
-		MaxRetries: o.retries, Name: o.jobName, Cost: o.cost}
+		MaxRetries: o.retries, Name: o.jobName, Cost: o.cost, RunAt: o.runAt}
 	ctx, span := c.startEnqueue(ctx, &job, 1)
 	id, err := c.node.Enqueue(ctx, job)
 	if span != nil {
@@ -107,6 +111,9 @@ func (c *Client) EnqueueMany(ctx context.Context, key, handler string, payloads 
 	o, err := apply(opts)
 	if err != nil {
 		return nil, err
+	}
+	if !o.runAt.IsZero() {
+		return nil, fmt.Errorf("%w: EnqueueMany: WithDelay and WithRunAt schedule one job at a time (Enqueue)", ErrInvalidConfig)
 	}
 	job := processor.Job{Key: key, Handler: handler, Priority: o.priority, Timeout: o.timeout, MaxRetries: o.retries,
 		Name: o.jobName, Cost: o.cost}
@@ -164,8 +171,35 @@ func (c *Client) Wait(ctx context.Context, id string) ([]byte, error) {
 		return nil, fmt.Errorf("job %s: %w", id, &TimeoutError{Key: key})
 	case r.Status == queue.ResultEvicted:
 		return nil, fmt.Errorf("%w: job %s: its key was reset", ErrEvicted, id)
+	case r.Status == queue.ResultCancelled:
+		return nil, fmt.Errorf("%w: job %s", ErrCancelled, id)
 	}
 	return nil, &JobError{ID: id, Message: string(r.Data)}
+}
+
+// CancelJob cancels the durable job id. A job waiting in its line, scheduled (WithDelay,
+// WithRunAt) or waiting for a retry ends at once: it never runs (again), and Wait returns
+// ErrCancelled. A running job is marked cancelled: the Client that runs it learns it when it
+// renews the job's lease, which a wake-up message asks it to do at once (at the latest within
+// a third of Config.LeaseTimeout), and cancels its handler's ctx with the cause ErrCancelled; unless the handler then returns a result, the
+// job ends cancelled, with no retry. It fails with ErrJobNotFound when no such job waits or
+// runs (also when it ended already), ErrClosed or ErrUnavailable.
+func (c *Client) CancelJob(ctx context.Context, id string) error {
+	if c.isClosed() {
+		return ErrClosed
+	}
+	key, raw, err := processor.ParseJobID(id)
+	if err != nil {
+		return err
+	}
+	found, err := c.node.CancelJob(ctx, key, raw)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("%w: %s", ErrJobNotFound, id)
+	}
+	return nil
 }
 
 // HandleFunc registers fn as the handler name, its payload and result msgpack-encoded: the

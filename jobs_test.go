@@ -405,7 +405,8 @@ func TestJobStateHasTTLs(t *testing.T) {
 		enqueue(t, c, "d", "block", "x")
 		<-started
 		waiting := enqueue(t, c, "e", "nobody", "x")
-		for _, id := range []string{retrying, waiting} {
+		scheduled := enqueue(t, c, "f", "ok", "x", WithDelay(time.Hour))
+		for _, id := range []string{retrying, waiting, scheduled} {
 			wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 			c.Wait(wctx, id) // marks them waited for
 			cancel()

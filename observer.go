@@ -89,9 +89,12 @@ const (
 	// dead, or Redis could not be reached); another run owns the job now and this one's end was
 	// dropped.
 	JobOutcomeLost
+	// JobOutcomeCancelled: the job was cancelled (CancelJob) while the handler ran, and ended
+	// so.
+	JobOutcomeCancelled
 )
 
-var jobOutcomeNames = [...]string{"", "succeeded", "retried", "dead", "given_back", "lost"}
+var jobOutcomeNames = [...]string{"", "succeeded", "retried", "dead", "given_back", "lost", "cancelled"}
 
 func (o JobOutcome) String() string {
 	if o > 0 && int(o) < len(jobOutcomeNames) {
@@ -138,7 +141,8 @@ type SettleEvent struct {
 
 // jobOutcomes names what a run's end did to the job.
 var jobOutcomes = map[queue.Finish]JobOutcome{queue.FinishStale: JobOutcomeLost, queue.FinishDone: JobOutcomeSucceeded,
-	queue.FinishRetry: JobOutcomeRetried, queue.FinishDead: JobOutcomeDead, queue.FinishRequeued: JobOutcomeGivenBack}
+	queue.FinishRetry: JobOutcomeRetried, queue.FinishDead: JobOutcomeDead, queue.FinishRequeued: JobOutcomeGivenBack,
+	queue.FinishCancelled: JobOutcomeCancelled}
 
 // jobEvent is the JobEvent of the run r.
 func jobEvent(r processor.JobRun) JobEvent {

@@ -20,6 +20,7 @@ type options struct {
 	timeout  time.Duration
 	retries  int
 	jobName  string
+	runAt    time.Time            // WithRunAt's, or now plus WithDelay's; zero: now
 	cost     int64                // WithCost's; 0 when not given
 	badCost  bool                 // WithCost was given a cost below 1
 	decided  func(queue.Decision) // WithDecision's f, given the root's Decision
@@ -67,6 +68,20 @@ func WithCost(n int) Option {
 // waits, runs or has its result kept (Config.ResultTTL) queues nothing and returns the same
 // id. Safe to retry after ErrUnavailable. Requests ignore it.
 func WithJobName(name string) Option { return func(o *options) { o.jobName = name } }
+
+// WithDelay has a durable job join its key's line d from now rather than at once: until then
+// it is kept in Redis (it survives restarts like any other job, and Status counts it in
+// JobsScheduled); then it joins the line at its priority, behind the jobs that joined before
+// it and ahead of those scheduled later, and its time in line (WithTimeout or the key's
+// QueueTimeout) counts from then. d ≤ 0 means now. Requests ignore it; EnqueueMany refuses it
+// (ErrInvalidConfig).
+func WithDelay(d time.Duration) Option {
+	return func(o *options) { o.runAt = time.Now().Add(d) }
+}
+
+// WithRunAt is WithDelay with a time: the job joins its line at t (by this host's clock, set
+// against Redis's). A t that is past means now.
+func WithRunAt(t time.Time) Option { return func(o *options) { o.runAt = t } }
 
 // WithDecision has a request report how its admission went, as Check would have answered
 // just after it, with no Redis call of its own: the admission's reply carries it. f is called

@@ -38,6 +38,9 @@ var (
 	// ErrJobFailed: a durable job's handler failed on its last allowed attempt; the job went
 	// to its key's dead-letter list.
 	ErrJobFailed = errors.New("rateltd: job failed")
+	// ErrCancelled: a durable job was cancelled (CancelJob): Wait's error, and the cause of
+	// the ctx of a handler whose job was cancelled while it ran.
+	ErrCancelled = errors.New("rateltd: job cancelled")
 	// ErrCostTooHigh: a request's cost is more than some rate of its key's limit that counts
 	// units could ever admit (above its Max, or its Burst for TokenBucket): it would wait
 	// forever, so it fails at once.

@@ -114,6 +114,8 @@ func NewHandler(c *rateltd.Client, opts Options) *API {
 	a.mux.HandleFunc("POST /v1/settle/{key}/{token}", a.client(a.withKey(false, a.settle)))
 	a.mux.HandleFunc("POST /v1/jobs/{key}", a.client(a.withKey(false, a.enqueue)))
 	a.mux.HandleFunc("GET /v1/jobs/{key}/{uuid}", a.client(a.withKey(false, a.job)))
+	a.mux.HandleFunc("DELETE /v1/jobs/{key}/{uuid}", a.client(a.withKey(false, a.cancelJob)))
+	a.mux.HandleFunc("GET /v1/keys/{key}/scheduled", a.client(a.withKey(true, a.scheduled)))
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -17,19 +17,20 @@ import (
 // registered, and read its result.
 //
 //	POST /v1/jobs/{key}?handler=NAME[&priority=high][&timeout=1m][&retries=3][&name=order-42]
-//	     [&cost=N][&allow_unknown=1]
+//	     [&cost=N][&allow_unknown=1][&delay=1h | &run_at=RFC3339] (see schedule.go)
 //	     body: the payload. 201 {"id": "<key>/<uuid>"}; 413 over the payload limit, or for a
 //	     cost more than the key's limit could ever admit (rateltd.ErrCostTooHigh);
 //	     422 when no live node runs the handler (unless allow_unknown=1: then the job waits
 //	     for one); 429 with Retry-After when the line is full or too long.
 //	GET  /v1/jobs/{key}/{uuid}?wait=10s
 //	     200 {"id", "state": "done", "result": base64} or "failed" (with "error"), "expired",
-//	     "evicted"; 202 {"state": "pending"} when it has not ended within wait; 404 unknown.
+//	     "evicted", "cancelled"; 202 {"state": "pending"} when it has not ended within wait;
+//	     404 unknown.
 
 // JobJSON is a durable job's state as the API shows it.
 type JobJSON struct {
 	ID     string `json:"id"`
-	State  string `json:"state"` // pending, done, failed, expired, evicted
+	State  string `json:"state"` // pending, done, failed, expired, evicted, cancelled
 	Result []byte `json:"result,omitempty"`
 	Error  string `json:"error,omitempty"`
 }
@@ -62,6 +63,14 @@ func (a *API) enqueue(w http.ResponseWriter, r *http.Request, key string) {
 			return
 		}
 		opts = append(opts, rateltd.WithTimeout(d))
+	}
+	sched, err := scheduleParam(q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	if sched != nil {
+		opts = append(opts, sched)
 	}
 	if s := q.Get("retries"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -143,6 +152,8 @@ func (a *API) job(w http.ResponseWriter, r *http.Request, key string) {
 		j.State = "expired"
 	case errors.Is(err, rateltd.ErrEvicted):
 		j.State = "evicted"
+	case errors.Is(err, rateltd.ErrCancelled):
+		j.State = "cancelled"
 	case errors.Is(err, rateltd.ErrJobNotFound):
 		writeError(w, http.StatusNotFound, err)
 		return

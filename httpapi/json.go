@@ -127,6 +127,7 @@ type StatusJSON struct {
 	DeadLetters      int              `json:"dead_letters"`
 	Jobs             int              `json:"jobs"`
 	JobsRunning      int              `json:"jobs_running"`
+	JobsScheduled    int              `json:"jobs_scheduled"`
 	Counters         map[string]int64 `json:"counters"`
 }
 
@@ -147,7 +148,8 @@ func StatusToJSON(st rateltd.Status) StatusJSON {
 	j := StatusJSON{Key: st.Key, Limit: LimitToJSON(st.Limit), Used: st.Used, Remaining: st.Remaining,
 		Rates: []RateStatusJSON{}, InFlight: st.InFlight, Queued: st.Queued, QueuedByPriority: map[string]int{},
 		OldestWaitMS: st.OldestWait.Milliseconds(), Paused: st.Paused, Unclaimed: st.Unclaimed,
-		DeadLetters: st.DeadLetters, Jobs: st.Jobs, JobsRunning: st.JobsRunning}
+		DeadLetters: st.DeadLetters, Jobs: st.Jobs, JobsRunning: st.JobsRunning,
+		JobsScheduled: st.JobsScheduled}
 	for _, r := range st.Rates {
 		j.Rates = append(j.Rates, RateStatusJSON{Max: r.Rate.Max, Window: r.Rate.Window.String(), Burst: r.Rate.Burst,
 			Units: r.Rate.Units, Used: r.Used, Remaining: r.Remaining})

@@ -2,7 +2,7 @@
 local replies = {}
 for i = 12, 11 + 3 * tonumber(ARGV[11]), 3 do
   RAW, ID = ARGV[i], ARGV[i + 1]
-  local reply = enqueue_job(ARGV[i + 2])
+  local reply = enqueue_job(ARGV[i + 2], 0)
   replies[#replies + 1] = reply
   if reply[1] == 3 or reply[1] == 4 then break end
 end

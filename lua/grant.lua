@@ -7,7 +7,7 @@
 -- and only while the node has a free worker; its turn holds up the line while another live
 -- node runs its handler; one whose handler no live node runs is passed over.
 -- The step runs in phases, each a local function named as its twin, a method of grantRun in
--- queue/memgrant.go: refund_stale, reclaim_leases, pick_grants (which visits each ticket:
+-- queue/memgrant.go: refund_stale, join_scheduled, reclaim_leases, pick_grants (which visits each ticket:
 -- visit_ticket, visit_job, visit_request, and drops, grant_job or grant_request), charge_window,
 -- next_visit.
 -- KEYS: see limits.lua and jobs.lua (16). ARGV 1-6: see limits.lua.
@@ -79,7 +79,10 @@ local function reclaim_leases()
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', LEASE, '-inf', I(now), 'LIMIT', 0, MAX_RECLAIMS)) do
     redis.call('ZREM', LEASE, id)
     local j = job_get(id)
-    if j and j[J_STATE] == JOB_RUNNING then
+    if j and j[J_STATE] == JOB_CANCELLING then
+      -- Cancelled while it ran, and its node fell silent: it ends cancelled.
+      if job_end(now, id, j, RESULT_CANCELLED, '') then woken[#woken + 1] = id end
+    elseif j and j[J_STATE] == JOB_RUNNING then
       j[J_LOST] = j[J_LOST] + 1
       count('reclaimed')
       if j[J_LOST] > MAX_LOST then
@@ -90,6 +93,25 @@ local function reclaim_leases()
     elseif j then
       job_requeue(now, id, j)
     else
+      local raw = redis.call('HGET', JOBS, id)
+      if raw then
+        dead_letter(raw) -- an undecodable record
+        redis.call('HDEL', JOBS, id)
+      end
+    end
+  end
+end
+
+-- join_scheduled moves the scheduled jobs whose time has come to the tail of their line, the
+-- MAX_RECLAIMS due earliest, earliest first: a job scheduled earlier is ahead of one scheduled
+-- later. Its time in line counts from now. Twin: grantRun.joinScheduled.
+local function join_scheduled()
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', SCHED, '-inf', I(now), 'LIMIT', 0, MAX_RECLAIMS)) do
+    redis.call('ZREM', SCHED, id)
+    local j = job_get(id)
+    if j and j[J_STATE] == JOB_SCHEDULED then
+      job_requeue(now, id, j, true)
+    elseif not j then
       local raw = redis.call('HGET', JOBS, id)
       if raw then
         dead_letter(raw) -- an undecodable record
@@ -267,7 +289,7 @@ end
 
 -- next_visit is when to run the step on this key again, given the pause p in force: 0 when
 -- nothing waits, else when a ticket may be granted (PAUSED_FOREVER: at no known time), and no
--- later than the first unclaimed grant or lease lapses. Twin: grantRun.nextVisit.
+-- later than the first unclaimed grant or lease lapses or scheduled job is due. Twin: grantRun.nextVisit.
 local function next_visit(p)
   local next = 0
   if line_len() > 0 then
@@ -278,7 +300,7 @@ local function next_visit(p)
     elseif free > 0 then next = now
     else next = lim_next(now, 1) end
   end
-  for _, z in ipairs({GRANTED, LEASE}) do
+  for _, z in ipairs({GRANTED, LEASE, SCHED}) do
     local oldest = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')[2]
     if oldest then
       local due = tonumber(oldest)
@@ -290,6 +312,7 @@ local function next_visit(p)
 end
 
 refund_stale()
+join_scheduled()
 reclaim_leases()
 local p = paused(now)
 if p == NOT_PAUSED then free = lim_free(now, true) else lim_none() end

@@ -6,25 +6,31 @@
 --      tickets lately, kept for twice the claim timeout so that a node whose grant reply was lost
 --      (a connection reset after the script ran) can still claim them, and so that a grant is
 --      given back once only (by whoever takes it out of this set: cancel or refund)
+--   17 scheduled (ZSET id -> µs the job joins its line): jobs enqueued to run later
 -- A record is a msgpack array: 1 key  2 handler  3 payload  4 priority (0-3)  5 max retries
 --   6 failures  7 runs (the token of the current run)  8 leases lost  9 time it may wait in line µs
---   10 state (0 in line, 1 running, 2 waiting to be retried)  11 node running it ('' none)
+--   10 state (0 in line, 1 running, 2 waiting to be retried, 3 scheduled, 4 running and
+--   cancelled: its node is to stop it)  11 node running it ('' none)
 --   12 node that enqueued it  13 result TTL ms  14 enqueued µs  15 cost (only when not 1, or
 --   when 16 follows)  16 traceparent and 17 tracestate (W3C trace context of the span that
 --   enqueued it; only when traced): the scripts keep what they do not read, and a record
 --   stays an array (a table with a hole would pack as a map)
 -- A result is a msgpack array {status, data}: status 0 done (data: the handler's result),
--- 1 failed (data: the error), 2 expired in line, 3 evicted by Reset.
+-- 1 failed (data: the error), 2 expired in line, 3 evicted by Reset, 4 cancelled (CancelJob).
 local JOBS, LEASE, RES, REXP, WAITED, LOCAL = KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15], KEYS[16]
+local SCHED = KEYS[17]
 
 -- The positions of a record's fields, queue.Job's fields in order.
 local J_KEY, J_HANDLER, J_PAYLOAD, J_PRIORITY, J_MAX_RETRIES, J_FAILURES, J_RUNS = 1, 2, 3, 4, 5, 6, 7
 local J_LOST, J_WAIT, J_STATE, J_HOLDER, J_OWNER, J_RESULT_TTL, J_ENQUEUED, J_COST = 8, 9, 10, 11, 12, 13, 14, 15
 -- 16 and 17 (traceparent, tracestate) are read by Go only (queue.Job).
--- A record's states (queue's jobInLine, jobRunning, jobRetrying) and a result's statuses
--- (queue.ResultStatus).
-local JOB_IN_LINE, JOB_RUNNING, JOB_RETRYING = 0, 1, 2
-local RESULT_DONE, RESULT_FAILED, RESULT_EXPIRED, RESULT_EVICTED = 0, 1, 2, 3
+-- A record's states (queue's jobInLine, jobRunning, jobRetrying, jobScheduled, jobCancelling)
+-- and a result's statuses (queue.ResultStatus).
+local JOB_IN_LINE, JOB_RUNNING, JOB_RETRYING, JOB_SCHEDULED, JOB_CANCELLING = 0, 1, 2, 3, 4
+local RESULT_DONE, RESULT_FAILED, RESULT_EXPIRED, RESULT_EVICTED, RESULT_CANCELLED = 0, 1, 2, 3, 4
+
+-- Whether record j is of a run in progress: running, or running and cancelled.
+local function job_runs(j) return j[J_STATE] == JOB_RUNNING or j[J_STATE] == JOB_CANCELLING end
 
 local function job_get(id)
   local raw = redis.call('HGET', JOBS, id)
@@ -59,6 +65,7 @@ local function job_end(now, id, j, status, data)
   extend_ttl(REXP, ttl)
   redis.call('HDEL', JOBS, id)
   redis.call('ZREM', LEASE, id)
+  redis.call('ZREM', SCHED, id)
   return redis.call('SREM', WAITED, id) == 1
 end
 
@@ -69,14 +76,15 @@ local function job_dead(now, id, j, msg)
   return job_end(now, id, j, RESULT_FAILED, msg)
 end
 
--- Puts job id back at the head of its line, with the time in line it was given.
-local function job_requeue(now, id, j)
+-- Puts job id in its line, with the time in line it was given: back at the head (a job
+-- taken back from a run or a retry), or at the tail when tail (a scheduled job whose time came).
+local function job_requeue(now, id, j, tail)
   local q = KEYS[2 + j[J_PRIORITY]]
   local t = {}
   t[T_ID], t[T_KEY], t[T_PRIORITY], t[T_ENQUEUED] = id, j[J_KEY], j[J_PRIORITY], now
   t[T_DEADLINE], t[T_OWNER], t[T_HANDLER] = now + j[J_WAIT], j[J_OWNER], j[J_HANDLER]
   if type(j[J_COST]) == 'number' and j[J_COST] ~= 1 then t[T_COST] = j[J_COST] end
-  redis.call('LPUSH', q, cmsgpack.pack(t))
+  if tail then redis.call('RPUSH', q, cmsgpack.pack(t)) else redis.call('LPUSH', q, cmsgpack.pack(t)) end
   extend_ttl(q, j[J_WAIT])
   j[J_STATE], j[J_HOLDER] = JOB_IN_LINE, ''
   job_put(id, j, j[J_WAIT])

@@ -79,6 +79,8 @@ var (
 	jobRenew string
 	//go:embed job_wait.lua
 	jobWait string
+	//go:embed job_cancel.lua
+	jobCancel string
 	//go:embed handlers.lua
 	handlers string
 	//go:embed counters.lua
@@ -90,7 +92,7 @@ var (
 var (
 	Admit       = NewScript(limits + pause + quiet + shadow + admitFast + line + admit + "\nreturn line_admit()\n")
 	AdmitMany   = NewScript(admitMany + limits + pause + quiet + shadow + line + admit + admitManyEnd)
-	Enqueue     = NewScript(limits + pause + enqueue + line + jobs + admit + enqueueEnd + "\nreturn enqueue_job(ARGV[14])\n")
+	Enqueue     = NewScript(limits + pause + enqueue + line + jobs + admit + enqueueEnd + "\nreturn enqueue_job(ARGV[14], tonumber(ARGV[15]) or 0)\n")
 	EnqueueMany = NewScript(limits + pause + enqueueMany + line + jobs + admit + enqueueEnd + enqueueManyEnd)
 	Grant       = withJobs(grant)
 	Claim       = withJobs(claim)
@@ -105,6 +107,7 @@ var (
 	JobDone     = withJobs(jobDone)
 	JobRenew    = withJobs(jobRenew)
 	JobWait     = withJobs(jobWait)
+	JobCancel   = withJobs(jobCancel)
 	IndexAdd    = NewScript(indexAdd)
 	PauseUntil  = NewScript(pause + pauseUntil)
 	IndexRemove = NewScript(indexRemove)
@@ -115,7 +118,7 @@ var (
 // All lists every script, for loading them before they are pipelined.
 var All = []*redis.Script{Admit, AdmitMany, Enqueue, EnqueueMany, Grant, Claim, Cancel, Refund, Check, Settle, Slots, HoldBack, Status, Reset, JobDone,
 	JobRenew,
-	JobWait, IndexAdd, IndexRemove, PauseUntil, Handlers, Counters}
+	JobWait, JobCancel, IndexAdd, IndexRemove, PauseUntil, Handlers, Counters}
 
 func perKey(body string) *redis.Script { return NewScript(limits + pause + line + body) }
 

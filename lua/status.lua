@@ -3,7 +3,7 @@
 -- Reply: {now, used, remaining, queued low, normal, high, critical, oldest enqueued µs (0: none),
 --   own pause (see pause.lua), unclaimed grants, dead letters, {counter, value, ...},
 --   durable jobs not ended, of them running or waiting for a retry, {used, remaining} of each
---   rate in order, how many hold a slot of the concurrency cap}; used and remaining are the
+--   rate in order, how many hold a slot of the concurrency cap, durable jobs scheduled}; used and remaining are the
 --   tightest rate's (see limits.lua), with no rate those of the concurrency cap
 local now = now_us()
 lim_free(now, false)
@@ -29,4 +29,5 @@ out[#out + 1] = redis.call('HLEN', JOBS)
 out[#out + 1] = redis.call('ZCARD', LEASE)
 out[#out + 1] = rates
 out[#out + 1] = lim_running(now)
+out[#out + 1] = redis.call('ZCARD', SCHED)
 return out

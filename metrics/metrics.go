@@ -132,7 +132,7 @@ func New(opts Options) *Metrics {
 		run: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "rateltd_fn_duration_seconds",
 			Help: "How long fn ran.", Buckets: opts.RunBuckets}, []string{"group"}),
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rateltd_job_runs_total",
-			Help: "Runs of durable jobs on this process, by how they ended: succeeded, retried, dead, given_back, lost."},
+			Help: "Runs of durable jobs on this process, by how they ended: succeeded, retried, dead, given_back, lost, cancelled."},
 			[]string{"group", "outcome"}),
 		jobRun: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "rateltd_job_duration_seconds",
 			Help: "How long durable jobs' handlers ran.", Buckets: opts.RunBuckets}, []string{"group"}),

@@ -26,6 +26,8 @@ type Job struct {
 	// TraceParent and TraceState are the W3C trace context of the enqueue, kept in the job's
 	// record for the spans of its runs (JobStart); empty when it was not traced.
 	TraceParent, TraceState string
+	// RunAt, when later than now, is when the job joins its line (a scheduled job).
+	RunAt time.Time
 }
 
 // jobNamespace derives the ids of named jobs.
@@ -47,9 +49,17 @@ func (n *Node) Enqueue(ctx context.Context, req Job) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	rep, err := n.be.Enqueue(ctx, p, nj.Ticket, nj.Raw, nj.Record)
+	rep, err := n.be.Enqueue(ctx, p, nj.Ticket, nj.Raw, nj.Record, nj.RunAt)
 	if err != nil {
 		return "", queue.Failure(ctx, fmt.Sprintf("processor: enqueue %q", req.Key), err)
+	}
+	if rep.Outcome == queue.Scheduled {
+		// The key's grant steps move the job to its line when its time comes: the index keeps
+		// the key until then, and every node looks at it now to learn when.
+		n.observe(rep.Now)
+		wait := nj.Ticket.Deadline - nj.Ticket.Enqueued
+		n.activate(ctx, req.Key, rep.Now, rep.Earliest+wait, time.Now().Add(backendTimeout))
+		return JobID(req.Key, nj.Ticket.ID), nil
 	}
 	if err := n.enqueued(ctx, req.Key, rep, nj.Ticket.Deadline); err != nil {
 		return "", err
@@ -143,11 +153,16 @@ func (n *Node) newJob(req Job, payload []byte, start time.Time, l config.Limit) 
 		MaxRetries: req.MaxRetries, Wait: t.Deadline - t.Enqueued, Owner: n.id,
 		ResultTTL: n.cfg.ResultTTL.Milliseconds(), Enqueued: t.Enqueued, Cost: req.Cost,
 		TraceParent: req.TraceParent, TraceState: req.TraceState}
+	var runAt int64
+	if req.RunAt.After(start) {
+		runAt = n.ServerTime(req.RunAt)
+		j.Schedule()
+	}
 	rec, err := j.Encode()
 	if err != nil {
 		return queue.NewJob{}, err
 	}
-	return queue.NewJob{Ticket: t, Raw: raw, Record: rec}, nil
+	return queue.NewJob{Ticket: t, Raw: raw, Record: rec, RunAt: runAt}, nil
 }
 
 // enqueued deals with the reply to a job's enqueue: the error of a refusal, and when the job

@@ -34,6 +34,9 @@ type jobState struct {
 	starved map[string]struct{}
 	// waiters are the Wait calls of this node, by job id.
 	waiters map[string]map[chan struct{}]struct{}
+	// runs are the jobs running here, by job id: a send asks the run's renewer to renew its
+	// lease now (the job may have been cancelled).
+	runs map[string]chan struct{}
 }
 
 // jobKeyMemory is how long a key seen with jobs keeps a share of the free workers.
@@ -292,4 +295,38 @@ func (n *Node) advertiseHandlers(ctx context.Context) {
 		}
 	}
 	n.mu.Unlock()
+}
+
+// CancelJob cancels the durable job id of key (see queue.JobBackend.CancelJob) and wakes
+// whoever waits for its result; false when no such job waits or runs.
+func (n *Node) CancelJob(ctx context.Context, key string, id []byte) (bool, error) {
+	c, woken, err := n.be.CancelJob(ctx, key, n.Params(key), id)
+	if err != nil {
+		return false, queue.Failure(ctx, fmt.Sprintf("processor: cancel job in %q", key), err)
+	}
+	sid := JobID(key, id)
+	switch {
+	case woken:
+		n.announce(ctx, sid)
+	case c == queue.CancelRunning:
+		// The node running it learns it at its next renewal; this asks it to renew now.
+		n.renewNow(sid)
+		if err := n.be.Broadcast(ctx, queue.Event{Kind: queue.EventJobCancel, Key: sid}); err != nil {
+			n.log.Error("rateltd: broadcast", err, "job", sid)
+		}
+	}
+	return c != queue.CancelNoJob, nil
+}
+
+// renewNow asks the renewer of the job sid, if it runs here, to renew its lease at once.
+func (n *Node) renewNow(sid string) {
+	n.mu.Lock()
+	ch := n.jobs.runs[sid]
+	n.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
 }

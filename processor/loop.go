@@ -109,6 +109,8 @@ func (n *Node) handle(ev queue.Event) {
 		n.Recheck(ev.Key)
 	case queue.EventJobDone:
 		n.jobDone(ev.Key)
+	case queue.EventJobCancel:
+		n.renewNow(ev.Key)
 	case queue.EventClaim:
 		n.mu.Lock()
 		n.claims[ev.Key] = struct{}{}

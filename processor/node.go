@@ -122,7 +122,7 @@ func New(ctx context.Context, be queue.Backend, cfg Options) (*Node, error) {
 		held:     map[string]map[ticketID]struct{}{},
 		releases: map[string][][]byte{},
 		jobs: jobState{handlers: map[string]Handler{}, jobKeys: map[string]time.Time{}, starved: map[string]struct{}{},
-			waiters: map[string]map[chan struct{}]struct{}{}},
+			waiters: map[string]map[chan struct{}]struct{}{}, runs: map[string]chan struct{}{}},
 		jobsStop: make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),

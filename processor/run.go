@@ -35,13 +35,23 @@ func (n *Node) runJob(key string, p queue.Params, g queue.GrantedJob, grantedAt 
 	h := n.jobs.handlers[g.Job.Handler]
 	stopping := n.closed
 	n.mu.Unlock()
-	ctx, cancel := context.WithCancel(n.jobCtx)
+	ctx, cancelCause := context.WithCancelCause(n.jobCtx)
+	cancel := func() { cancelCause(nil) }
 	defer cancel()
 	hctx, started := n.startJob(ctx, key, g, grantedAt)
 	lost := make(chan struct{})
 	renewed := make(chan struct{})
+	sid, now := JobID(key, g.ID), make(chan struct{}, 1)
+	n.mu.Lock()
+	n.jobs.runs[sid] = now
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		delete(n.jobs.runs, sid)
+		n.mu.Unlock()
+	}()
 	n.renewers.Add()
-	go n.renew(ctx, key, p, g, cancel, lost, renewed)
+	go n.renew(ctx, key, p, g, cancelCause, now, lost, renewed)
 
 	began := time.Now()
 	var out []byte
@@ -152,9 +162,13 @@ func (n *Node) finish(key string, p queue.Params, end queue.RunEnd) queue.Finish
 }
 
 // renew keeps the lease of g while its handler runs; when the lease is lost (this node was
-// taken for dead), it cancels the handler and closes lost. It closes done when it returns,
-// which is at once when the node is sealed.
-func (n *Node) renew(ctx context.Context, key string, p queue.Params, g queue.GrantedJob, cancel func(), lost, done chan struct{}) {
+// taken for dead), it cancels the handler and closes lost; when the job was cancelled
+// (CancelJob), it cancels the handler with the cause ErrCancelled and stops renewing (a handler
+// that does not return lets the lease lapse, and the job then ends cancelled). It renews at
+// once when asked on now. It closes done when it returns, which is at once when the node is
+// sealed.
+func (n *Node) renew(ctx context.Context, key string, p queue.Params, g queue.GrantedJob, cancel func(error), now <-chan struct{},
+	lost, done chan struct{}) {
 	defer n.renewers.Leave()
 	defer close(done)
 	every := n.cfg.LeaseTimeout / 3
@@ -166,35 +180,39 @@ func (n *Node) renew(ctx context.Context, key string, p queue.Params, g queue.Gr
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-now:
 		}
 		if !n.quiet.Enter() {
 			return // sealed: the lease lapses
 		}
-		ok, err := n.renewOnce(ctx, key, p, g, every)
+		r, err := n.renewOnce(ctx, key, p, g, every)
 		n.quiet.Leave()
 		switch {
-		case err == nil && ok:
+		case err == nil && r != queue.RenewLost:
 			last = time.Now()
+			if r == queue.RenewCancelled {
+				cancel(config.ErrCancelled)
+			}
 		case err == nil || time.Since(last) >= n.cfg.LeaseTimeout:
 			close(lost)
-			cancel()
+			cancel(nil)
 			return
 		}
 	}
 }
 
 // renewOnce renews the lease of g and keeps its key in the index, each call within every.
-func (n *Node) renewOnce(ctx context.Context, key string, p queue.Params, g queue.GrantedJob, every time.Duration) (bool, error) {
+func (n *Node) renewOnce(ctx context.Context, key string, p queue.Params, g queue.GrantedJob, every time.Duration) (queue.Renewal, error) {
 	bctx, bcancel := context.WithTimeout(ctx, every)
-	ok, err := n.be.RenewLease(bctx, key, p, g.ID, g.Job.Runs, n.cfg.LeaseTimeout)
+	r, err := n.be.RenewLease(bctx, key, p, g.ID, g.Job.Runs, n.cfg.LeaseTimeout)
 	bcancel()
-	if err == nil && ok {
+	if err == nil && r != queue.RenewLost {
 		now := n.ServerTime(time.Now())
 		bctx, bcancel := context.WithTimeout(ctx, every)
 		n.keepActive(bctx, key, now, now+n.cfg.LeaseTimeout.Microseconds())
 		bcancel()
 	}
-	return ok, err
+	return r, err
 }
 
 // backoff is the wait before the run after the failures-th failure: RetryBackoff doubled per

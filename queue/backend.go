@@ -79,6 +79,9 @@ const (
 	// Duplicate (Enqueue): a job of that id is waiting, running or has a result kept; nothing
 	// was written.
 	Duplicate
+	// Scheduled (Enqueue): the job is kept to join its line at Earliest; LineBefore is the
+	// line's length now.
+	Scheduled
 )
 
 // AdmitReply is the result of Admit.
@@ -244,6 +247,8 @@ type KeyState struct {
 	// Jobs counts the key's durable jobs not yet ended; Leased, those of them running or
 	// waiting for a retry.
 	Jobs, Leased int
+	// Scheduled counts those of them scheduled to join the line later.
+	Scheduled int
 	// Rates is what each rate of the limit counts, the main one first. Used and Remaining
 	// above are the tightest rate's: the one with the least of its Max left (with no rate,
 	// the concurrency cap's slots held and free).
@@ -281,6 +286,9 @@ const (
 	EventClaim byte = 'g'
 	// EventJobDone: the durable job whose id is Key ended; its waiters read the result.
 	EventJobDone byte = 'j'
+	// EventJobCancel: the durable job whose id is Key was cancelled while it ran; the node
+	// running it renews its lease at once, which tells it so.
+	EventJobCancel byte = 'x'
 )
 
 // Event is a wake-up message.
@@ -416,6 +424,7 @@ const (
 	CountSucceeded = "succeeded" // fn returned no error
 	CountFailed    = "failed"    // fn (or a job's handler) returned an error or panicked
 	CountRetried   = "retried"   // durable jobs put back for another run after a failure
+	CountScheduled = "scheduled" // durable jobs enqueued to join their line later
 	CountReclaimed = "reclaimed" // durable jobs whose lease lapsed while they ran
 	CountDead      = "dead"      // durable jobs that failed for the last time (dead-lettered)
 	CountBadConfig = "badconfig" // runtime limits (SetLimit) found unreadable, once per node and value

@@ -28,7 +28,7 @@ type Job struct {
 	Failures, Runs, Lost int
 	// Wait is how long, in µs, the job may wait in line each time it joins it.
 	Wait int64
-	// State is jobInLine, jobRunning or jobRetrying.
+	// State is jobInLine, jobRunning, jobRetrying, jobScheduled or jobCancelling.
 	State int
 	// Holder is the node running the job, Owner the node that enqueued it (16 bytes each;
 	// Holder is empty when the job is not running).
@@ -48,12 +48,22 @@ type Job struct {
 	TraceParent, TraceState string
 }
 
-// Job states (jobs.lua's JOB_IN_LINE, JOB_RUNNING, JOB_RETRYING).
+// Job states (jobs.lua's JOB_IN_LINE, JOB_RUNNING, JOB_RETRYING, JOB_SCHEDULED,
+// JOB_CANCELLING): a scheduled job waits for its time to join its line; a cancelling one runs,
+// and its node is to stop it.
 const (
-	jobInLine   = 0
-	jobRunning  = 1
-	jobRetrying = 2
+	jobInLine     = 0
+	jobRunning    = 1
+	jobRetrying   = 2
+	jobScheduled  = 3
+	jobCancelling = 4
 )
+
+// Schedule marks j as scheduled: enqueued to join its line later.
+func (j *Job) Schedule() { j.State = jobScheduled }
+
+// running reports whether j is of a run in progress (jobs.lua's job_runs).
+func (j *Job) running() bool { return j.State == jobRunning || j.State == jobCancelling }
 
 // jobFields is how many fields every record has: cost, traceparent and tracestate may follow,
 // and a record of a later version may carry more, which this one skips.
@@ -248,6 +258,8 @@ const (
 	FinishDead
 	// FinishRequeued: the job is back in line.
 	FinishRequeued
+	// FinishCancelled: the job was cancelled while it ran (CancelJob) and ended so.
+	FinishCancelled
 )
 
 // ResultStatus says how a durable job ended.
@@ -263,6 +275,32 @@ const (
 	ResultExpired
 	// ResultEvicted: the job was waiting when its key was reset.
 	ResultEvicted
+	// ResultCancelled: the job was cancelled (CancelJob).
+	ResultCancelled
+)
+
+// Renewal is what RenewLease found.
+type Renewal int
+
+const (
+	// RenewLost: the run is no longer the caller's (its lease lapsed).
+	RenewLost Renewal = iota
+	// RenewKept: the lease is renewed.
+	RenewKept
+	// RenewCancelled: the lease is renewed, but the job was cancelled: stop its handler.
+	RenewCancelled
+)
+
+// JobCancel is what CancelJob did.
+type JobCancel int
+
+const (
+	// CancelNoJob: no such job, or it ended already.
+	CancelNoJob JobCancel = iota
+	// CancelEnded: the job was waiting (in line, scheduled or for a retry) and ended cancelled.
+	CancelEnded
+	// CancelRunning: the job runs; its node is asked to stop it.
+	CancelRunning
 )
 
 // JobState is what Result found.
@@ -296,8 +334,10 @@ func decodeResult(b []byte) (JobResult, error) {
 // JobBackend is the part of a Backend that keeps durable jobs.
 type JobBackend interface {
 	// Enqueue puts a durable job's ticket in its line and stores its record: Queued, Full or
-	// WouldExceed, never Granted (a node that runs its handler takes it from the line).
-	Enqueue(ctx context.Context, p Params, t *Ticket, raw []byte, job []byte) (AdmitReply, error)
+	// WouldExceed, never Granted (a node that runs its handler takes it from the line). With
+	// runAt (µs of server time) later than now, it keeps the job, whose record is scheduled,
+	// to join its line then (Scheduled), and queues nothing now.
+	Enqueue(ctx context.Context, p Params, t *Ticket, raw []byte, job []byte, runAt int64) (AdmitReply, error)
 	// EnqueueMany enqueues jobs of one key, one priority and one deadline (those of the first
 	// ticket) in one atomic step: each as Enqueue would, in order, until one is refused (Full
 	// or WouldExceed), after which none is tried. It returns one reply per job tried.
@@ -305,22 +345,38 @@ type JobBackend interface {
 	// FinishJob ends a run of a durable job granted to the calling node, and reports whether
 	// somebody waits for its result.
 	FinishJob(ctx context.Context, key string, p Params, e RunEnd) (f Finish, woken bool, err error)
-	// RenewLease extends the lease of a running job; false when the run is no longer the caller's.
-	RenewLease(ctx context.Context, key string, p Params, id []byte, run int, lease time.Duration) (bool, error)
+	// RenewLease extends the lease of a running job, and says whether the job was cancelled.
+	RenewLease(ctx context.Context, key string, p Params, id []byte, run int, lease time.Duration) (Renewal, error)
+	// CancelJob ends a waiting or scheduled job with the result cancelled, or marks a running
+	// one cancelled for its node to stop; woken says somebody waits for its result.
+	CancelJob(ctx context.Context, key string, p Params, id []byte) (c JobCancel, woken bool, err error)
 	// Result reads a durable job's result, and records that somebody waits for it.
 	Result(ctx context.Context, key string, id []byte) (JobResult, error)
 	// Handlers records that node runs the handlers named (for ttl), and lists the handlers
 	// some live node runs.
 	Handlers(ctx context.Context, names []string, ttl time.Duration) ([]string, error)
+	// Scheduled returns the first n of key's scheduled jobs, the earliest due first.
+	Scheduled(ctx context.Context, key string, n int) ([]ScheduledJob, error)
 	// DeadLetters returns the last n entries of key's dead-letter list, oldest first: corrupt
 	// tickets as they were, durable jobs as DecodeDeadJob reads them.
 	DeadLetters(ctx context.Context, key string, n int) ([][]byte, error)
 }
 
-// NewJob is one job of EnqueueMany: its ticket, the ticket encoded and its record encoded.
+// ScheduledJob is a job waiting to join its line: its id, when it joins (µs of server time)
+// and its record (nil when unreadable, or when the job left the schedule between the reads).
+type ScheduledJob struct {
+	ID    []byte
+	RunAt int64
+	Job   *Job
+}
+
+// NewJob is one job to enqueue: its ticket, the ticket encoded and its record encoded.
 type NewJob struct {
 	Ticket      *Ticket
 	Raw, Record []byte
+	// RunAt is when a scheduled job joins its line (µs of server time); 0 for now. Enqueue
+	// only.
+	RunAt int64
 }
 
 // refused reports whether rep ends an EnqueueMany: a job refused stops the jobs after it.

@@ -26,7 +26,7 @@ func enqueueJob(t *testing.T, be queue.Backend, p queue.Params, key, h string, m
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := be.Enqueue(context.Background(), p, tk, raw, rec)
+	rep, err := be.Enqueue(context.Background(), p, tk, raw, rec, 0)
 	if err != nil || rep.Outcome != queue.Queued {
 		t.Fatalf("Enqueue: %+v, %v", rep, err)
 	}
@@ -66,14 +66,14 @@ func TestJobLeaseFencing(t *testing.T) {
 		if len(b.Jobs) != 1 || b.Jobs[0].Job.Runs != 2 || b.Jobs[0].Job.Lost != 1 {
 			t.Fatalf("after A's lease lapsed, grant to B: %+v", b)
 		}
-		if ok, err := be.RenewLease(ctx, "fence", p, tk.ID, 1, time.Minute); err != nil || ok {
-			t.Fatalf("A renewed a lapsed lease: %v, %v", ok, err)
+		if r, err := be.RenewLease(ctx, "fence", p, tk.ID, 1, time.Minute); err != nil || r != queue.RenewLost {
+			t.Fatalf("A renewed a lapsed lease: %v, %v", r, err)
 		}
 		if f, _, err := be.FinishJob(ctx, "fence", p, queue.RunEnd{ID: tk.ID, Run: 1, Outcome: queue.RunDone, Data: []byte("A")}); err != nil || f != queue.FinishStale {
 			t.Fatalf("A's late finish: %v, %v; want stale", f, err)
 		}
-		if ok, err := be.RenewLease(ctx, "fence", p, tk.ID, 2, time.Minute); err != nil || !ok {
-			t.Fatalf("B's renewal: %v, %v", ok, err)
+		if r, err := be.RenewLease(ctx, "fence", p, tk.ID, 2, time.Minute); err != nil || r != queue.RenewKept {
+			t.Fatalf("B's renewal: %v, %v", r, err)
 		}
 		if f, _, err := be.FinishJob(ctx, "fence", p, queue.RunEnd{ID: tk.ID, Run: 2, Outcome: queue.RunDone, Data: []byte("B")}); err != nil || f != queue.FinishDone {
 			t.Fatalf("B's finish: %v, %v", f, err)
@@ -123,7 +123,7 @@ func TestJobKeepsTraceContext(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rep, err := be.Enqueue(ctx, p, tk, raw, rec); err != nil || rep.Outcome != queue.Queued {
+		if rep, err := be.Enqueue(ctx, p, tk, raw, rec, 0); err != nil || rep.Outcome != queue.Queued {
 			t.Fatalf("Enqueue: %+v, %v", rep, err)
 		}
 		for run := 1; run <= 2; run++ {

@@ -27,6 +27,7 @@ import (
 //	<prefix>:{<key>}:lease     ZSET durable job id -> µs its lease (or its wait for a retry) ends
 //	<prefix>:{<key>}:res       HASH durable job id -> result; :rexp ZSET id -> µs the result expires
 //	<prefix>:{<key>}:waited    SET durable job ids Wait asks for (to be woken when they end)
+//	<prefix>:{<key>}:sched     ZSET durable job id -> µs it joins its line (scheduled jobs)
 //	<prefix>:{<key>}:lg        ZSET raw ticket -> grant µs, grants made for the granting node's own tickets lately
 //
 // Cross-key structures are never touched by a per-key script:
@@ -89,7 +90,7 @@ func (k keyspace) perKeyArgs(key string, l config.Limit) []any {
 }
 
 // withJobs returns the KEYS of a per-key script that knows durable jobs (see jobs.lua): the ten
-// of every per-key script, the six of jobs.lua, then the windows of l's further rates.
+// of every per-key script, the seven of jobs.lua, then the windows of l's further rates.
 func (k keyspace) withJobs(key string, l config.Limit) []string {
 	return k.cached(cacheKey(key, l, true)).names
 }
@@ -154,7 +155,7 @@ func (k keyspace) buildPerKey(ck nameCacheKey) []string {
 		base + "evicted",
 	}
 	if ck.jobs {
-		names = append(names, base+"jobs", base+"lease", base+"res", base+"rexp", base+"waited", base+"lg")
+		names = append(names, base+"jobs", base+"lease", base+"res", base+"rexp", base+"waited", base+"lg", base+"sched")
 	}
 	for i := 1; i < ck.rates; i++ {
 		names = append(names, w+":"+strconv.Itoa(i))
@@ -174,6 +175,8 @@ const (
 	kStats   = 7
 	kDLQ     = 8
 	kEvicted = 9
+	kJobs    = 10 // of withJobs' result
+	kSched   = 16 // of withJobs' result
 )
 
 // perKeyPattern matches the names of every per-key structure (for SCAN in admin listings).
@@ -196,7 +199,7 @@ func (k keyspace) split(name string) (key, suffix string, ok bool) {
 // exists, so once, however SCAN spreads its structures over batches. The counters come first
 // since nearly every key with state has them: a key found by them costs no look-up.
 var listOrder = append([]string{"stats", "w", "wf", "wt", "q:0", "q:1", "q:2", "q:3", "granted", "paused", "dlq", "evicted",
-	"jobs", "lease", "res", "rexp", "waited", "lg", "run"}, furtherWindows()...)
+	"jobs", "lease", "res", "rexp", "waited", "lg", "sched", "run"}, furtherWindows()...)
 
 // furtherWindows are the suffixes of the windows of further rates (w:1 … wt:4).
 func furtherWindows() []string {

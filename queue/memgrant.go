@@ -53,6 +53,7 @@ func (k *memKey) grant(s step, g *grantStep) GrantReply {
 	r := &grantRun{k: k, s: s, g: g, claim: g.ClaimTimeout.Microseconds(), rep: GrantReply{Now: s.now},
 		slots: g.slots, ownerSeen: map[string]bool{}, m: k.rates(s.p)}
 	r.refundStale()
+	r.joinScheduled()
 	r.reclaimLeases()
 	until, paused := k.paused(s)
 	r.rep.Paused = paused
@@ -129,6 +130,10 @@ func (r *grantRun) reclaimLeases() {
 		j := k.jobs[id]
 		switch {
 		case j == nil:
+		case j.State == jobCancelling:
+			if k.endJob(s, []byte(id), j, ResultCancelled, nil) {
+				r.rep.Woken = append(r.rep.Woken, []byte(id))
+			}
 		case j.State == jobRunning:
 			j.Lost++
 			k.count(s, CountReclaimed, 1)
@@ -137,10 +142,10 @@ func (r *grantRun) reclaimLeases() {
 					r.rep.Woken = append(r.rep.Woken, []byte(id))
 				}
 			} else {
-				k.requeueJob(s, []byte(id), j)
+				k.requeueJob(s, []byte(id), j, false)
 			}
 		default:
-			k.requeueJob(s, []byte(id), j)
+			k.requeueJob(s, []byte(id), j, false)
 		}
 	}
 }
@@ -322,7 +327,7 @@ func (r *grantRun) chargeWindow() {
 
 // nextVisit is grant.lua's next_visit: when to run the step on this key again, given the pause
 // in force: 0 when nothing waits, else when a ticket may be granted (PausedForever: at no known
-// time), and no later than the first unclaimed grant or lease lapses.
+// time), and no later than the first unclaimed grant or lease lapses or scheduled job is due.
 func (r *grantRun) nextVisit(pause int64) int64 {
 	k, s := r.k, r.s
 	next := int64(0)
@@ -347,9 +352,11 @@ func (r *grantRun) nextVisit(pause int64) int64 {
 			next = due
 		}
 	}
-	for _, due := range k.lease {
-		if next <= 0 || due < next {
-			next = due
+	for _, z := range []map[string]int64{k.lease, k.sched} {
+		for _, due := range z {
+			if next <= 0 || due < next {
+				next = due
+			}
 		}
 	}
 	return next

@@ -88,6 +88,7 @@ func (k *memKey) endJob(s step, id []byte, j *Job, status ResultStatus, data []b
 	heap.Push(&k.resultExp, resultAt{exp: exp, id: string(id)})
 	delete(k.jobs, string(id))
 	delete(k.lease, string(id))
+	delete(k.sched, string(id))
 	w := k.waited[string(id)]
 	delete(k.waited, string(id))
 	return w
@@ -101,22 +102,29 @@ func (k *memKey) deadJob(s step, id []byte, j *Job, msg string) bool {
 	return k.endJob(s, id, j, ResultFailed, []byte(msg))
 }
 
-// requeueJob is jobs.lua's job_requeue.
-func (k *memKey) requeueJob(s step, id []byte, j *Job) {
+// requeueJob is jobs.lua's job_requeue: back at the head of the line, or at its tail when tail.
+func (k *memKey) requeueJob(s step, id []byte, j *Job, tail bool) {
 	t := &Ticket{ID: id, Key: j.Key, Priority: j.Priority, Enqueued: s.now, Deadline: s.now + j.Wait, Owner: j.Owner, Handler: j.Handler, Cost: j.Cost}
 	raw, err := t.Encode()
 	if err != nil {
 		return
 	}
-	k.push(j.Priority.Line(), memTicket{raw: raw, t: t}, true, t.Deadline)
+	k.push(j.Priority.Line(), memTicket{raw: raw, t: t}, !tail, t.Deadline)
 	j.State, j.Holder = jobInLine, nil
 	k.keepJobs(s.now + j.Wait)
 }
 
 // enqueue is enqueue.lua.
-func (k *memKey) enqueue(s step, t *Ticket, raw []byte, j *Job) AdmitReply {
+func (k *memKey) enqueue(s step, t *Ticket, raw []byte, j *Job, runAt int64) AdmitReply {
 	if r, ok := k.results[string(t.ID)]; k.jobs[string(t.ID)] != nil || (ok && r.exp > s.now) {
 		return AdmitReply{Outcome: Duplicate, Now: s.now}
+	}
+	if runAt > s.now {
+		k.jobs[string(t.ID)] = j
+		k.sched[string(t.ID)] = runAt
+		k.keepJobs(runAt + t.Deadline - s.now)
+		k.count(s, CountScheduled, 1)
+		return AdmitReply{Outcome: Scheduled, Now: s.now, Earliest: runAt, LineBefore: k.lineLen(), Which: 1}
 	}
 	m := k.rates(s.p)
 	rep := k.queue(s, m, t, raw, m.freeNow(s.now, true))
@@ -130,16 +138,18 @@ func (k *memKey) enqueue(s step, t *Ticket, raw []byte, j *Job) AdmitReply {
 // finish is job_done.lua.
 func (k *memKey) finish(s step, e RunEnd) (Finish, bool) {
 	j := k.jobs[string(e.ID)]
-	if j == nil || j.Runs != e.Run || j.State != jobRunning {
+	if j == nil || j.Runs != e.Run || !j.running() {
 		return FinishStale, false
 	}
-	switch e.Outcome {
-	case RunDone:
+	switch {
+	case e.Outcome == RunDone:
 		k.count(s, CountSucceeded, 1)
 		return FinishDone, k.endJob(s, e.ID, j, ResultDone, e.Data)
-	case RunGivenBack:
+	case j.State == jobCancelling:
+		return FinishCancelled, k.endJob(s, e.ID, j, ResultCancelled, nil)
+	case e.Outcome == RunGivenBack:
 		delete(k.lease, string(e.ID))
-		k.requeueJob(s, e.ID, j)
+		k.requeueJob(s, e.ID, j, false)
 		return FinishRequeued, false
 	}
 	k.count(s, CountFailed, 1)
@@ -154,7 +164,7 @@ func (k *memKey) finish(s step, e RunEnd) (Finish, bool) {
 	return FinishRetry, false
 }
 
-func (m *Memory) Enqueue(_ context.Context, p Params, t *Ticket, raw []byte, job []byte) (AdmitReply, error) {
+func (m *Memory) Enqueue(_ context.Context, p Params, t *Ticket, raw []byte, job []byte, runAt int64) (AdmitReply, error) {
 	j, err := decodeJob(job)
 	if err != nil {
 		return AdmitReply{}, err
@@ -164,7 +174,7 @@ func (m *Memory) Enqueue(_ context.Context, p Params, t *Ticket, raw []byte, job
 	now := m.now()
 	k := m.key(t.Key, now, true)
 	defer m.drop(t.Key, k, now)
-	return k.enqueue(newStep(p, now), t, raw, j), nil
+	return k.enqueue(newStep(p, now), t, raw, j, runAt), nil
 }
 
 func (m *Memory) EnqueueMany(_ context.Context, p Params, jobs []NewJob) ([]AdmitReply, error) {
@@ -188,7 +198,7 @@ func (m *Memory) EnqueueMany(_ context.Context, p Params, jobs []NewJob) ([]Admi
 	s := newStep(p, now)
 	reps := make([]AdmitReply, 0, len(jobs))
 	for i, nj := range jobs {
-		reps = append(reps, k.enqueue(s, nj.Ticket, nj.Raw, recs[i]))
+		reps = append(reps, k.enqueue(s, nj.Ticket, nj.Raw, recs[i], 0))
 		if refused(reps[i]) {
 			break
 		}
@@ -208,21 +218,24 @@ func (m *Memory) FinishJob(_ context.Context, key string, p Params, e RunEnd) (F
 	return f, w, nil
 }
 
-func (m *Memory) RenewLease(_ context.Context, key string, _ Params, id []byte, run int, lease time.Duration) (bool, error) {
+func (m *Memory) RenewLease(_ context.Context, key string, _ Params, id []byte, run int, lease time.Duration) (Renewal, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
 	k := m.key(key, now, false)
 	if k == nil {
-		return false, nil
+		return RenewLost, nil
 	}
 	j := k.jobs[string(id)]
-	if j == nil || j.Runs != run || j.State != jobRunning {
-		return false, nil
+	if j == nil || j.Runs != run || !j.running() {
+		return RenewLost, nil
 	}
 	k.lease[string(id)] = now + lease.Microseconds()
 	k.keepJobs(now + lease.Microseconds())
-	return true, nil
+	if j.State == jobCancelling {
+		return RenewCancelled, nil
+	}
+	return RenewKept, nil
 }
 
 func (m *Memory) Result(_ context.Context, key string, id []byte) (JobResult, error) {

@@ -30,10 +30,12 @@ type memKey struct {
 	evicted  map[string]int64 // ticket id -> deadline µs
 	evictExp int64
 	run      map[string]int64 // id -> µs its slot of the concurrency cap lapses unless renewed
-	// jobs, lease and waited are the durable jobs' records, leases (or retry times) and the
-	// ids somebody waits for; they lapse together at jobsExp. results lapse one by one.
+	// jobs, lease, sched and waited are the durable jobs' records, leases (or retry times),
+	// the times scheduled jobs join the line and the ids somebody waits for; they lapse
+	// together at jobsExp. results lapse one by one.
 	jobs      map[string]*Job
 	lease     map[string]int64
+	sched     map[string]int64
 	waited    map[string]bool
 	jobsExp   int64
 	results   map[string]memResult
@@ -104,6 +106,7 @@ func (k *memKey) expire(now int64) bool {
 	if k.jobsExp != 0 && k.jobsExp <= now {
 		clear(k.jobs)
 		clear(k.lease)
+		clear(k.sched)
 		clear(k.waited)
 		k.jobsExp = 0
 	}
@@ -374,7 +377,7 @@ func (k *memKey) state(s step) KeyState {
 	rates := m.used(s.now)
 	st := KeyState{Now: s.now, Used: m.running(s.now), Remaining: int(m.cfree), Rates: rates, Running: m.running(s.now),
 		PausedUntil: PauseInForce(s.now, k.pause, NotPaused), Unclaimed: len(k.granted), DeadLetters: len(k.dlq), Counters: map[string]int64{},
-		Jobs: len(k.jobs), Leased: len(k.lease)}
+		Jobs: len(k.jobs), Leased: len(k.lease), Scheduled: len(k.sched)}
 	if len(rates) > 0 {
 		tight := m.tight()
 		st.Used, st.Remaining = int(rates[tight].Used), int(rates[tight].Remaining)
@@ -407,6 +410,12 @@ func (k *memKey) reset(now int64) {
 		}
 		k.lines[q], k.linesExp[q] = nil, 0
 	}
+	for id := range k.sched {
+		if j := k.jobs[id]; j != nil {
+			k.endJob(s, []byte(id), j, ResultEvicted, nil)
+		}
+	}
+	clear(k.sched)
 	for raw := range k.granted {
 		if t := lineTicket([]byte(raw)); t != nil {
 			k.markEvicted(s, t)

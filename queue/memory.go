@@ -75,7 +75,7 @@ func (m *Memory) key(key string, now int64, create bool) *memKey {
 	}
 	if k == nil && create {
 		k = &memKey{granted: map[string]int64{}, local: map[string]int64{}, evicted: map[string]int64{}, run: map[string]int64{}, stats: map[string]int64{},
-			jobs: map[string]*Job{}, lease: map[string]int64{}, waited: map[string]bool{}, results: map[string]memResult{}}
+			jobs: map[string]*Job{}, lease: map[string]int64{}, sched: map[string]int64{}, waited: map[string]bool{}, results: map[string]memResult{}}
 		m.keys[key] = k
 	}
 	return k

@@ -173,7 +173,7 @@ func parseAdmit(v any) (AdmitReply, error) {
 	if err != nil {
 		return AdmitReply{}, err
 	}
-	if n[0] < int64(Granted) || n[0] > int64(Duplicate) {
+	if n[0] < int64(Granted) || n[0] > int64(Scheduled) {
 		return AdmitReply{}, fmt.Errorf("unknown outcome %d", n[0])
 	}
 	rep := AdmitReply{Outcome: Outcome(n[0]), Now: n[1], Remaining: int(n[2]), Earliest: n[3], LineBefore: int(n[4]),
@@ -373,13 +373,17 @@ func (r *Redis) State(ctx context.Context, key string, p Params) (KeyState, erro
 }
 
 func parseState(v any) (KeyState, error) {
-	s, err := replySlice(v, 16)
+	s, err := replySlice(v, 17)
 	if err != nil {
 		return KeyState{}, err
 	}
 	running, err := replyInt(s[15])
 	if err != nil {
 		return KeyState{}, fmt.Errorf("running: %w", err)
+	}
+	scheduled, err := replyInt(s[16])
+	if err != nil {
+		return KeyState{}, fmt.Errorf("scheduled: %w", err)
 	}
 	rates, err := replySlice(s[14], 0)
 	if err != nil {
@@ -402,7 +406,7 @@ func parseState(v any) (KeyState, error) {
 	for i := range config.NumPriorities {
 		st.Queued[i] = int(n[3+i])
 	}
-	st.PausedUntil, st.Running = n[8], int(running)
+	st.PausedUntil, st.Running, st.Scheduled = n[8], int(running), int(scheduled)
 	for i := 0; i+1 < len(rn); i += 2 {
 		st.Rates = append(st.Rates, RateState{Used: rn[i], Remaining: rn[i+1]})
 	}

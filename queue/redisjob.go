@@ -17,9 +17,9 @@ func (r *Redis) runJobs(ctx context.Context, s *redis.Script, key string, p Para
 	return r.eval(ctx, s, r.ks.withJobs(key, p.Limit), args(p, extra...)...).Result()
 }
 
-func (r *Redis) Enqueue(ctx context.Context, p Params, t *Ticket, raw []byte, job []byte) (AdmitReply, error) {
+func (r *Redis) Enqueue(ctx context.Context, p Params, t *Ticket, raw []byte, job []byte, runAt int64) (AdmitReply, error) {
 	v, err := r.runJobs(ctx, lua.Enqueue, t.Key, p, raw, t.ID, t.Priority.Line(), t.Deadline, p.Limit.MaxQueue,
-		int(p.Limit.Overflow), 0, job)
+		int(p.Limit.Overflow), 0, job, runAt)
 	if err != nil {
 		return AdmitReply{}, fmt.Errorf("queue: enqueue %q: %w", t.Key, err)
 	}
@@ -92,16 +92,38 @@ func (r *Redis) FinishJob(ctx context.Context, key string, p Params, e RunEnd) (
 	return Finish(n[0]), n[1] == 1, nil
 }
 
-func (r *Redis) RenewLease(ctx context.Context, key string, p Params, id []byte, run int, lease time.Duration) (bool, error) {
+func (r *Redis) RenewLease(ctx context.Context, key string, p Params, id []byte, run int, lease time.Duration) (Renewal, error) {
 	v, err := r.runJobs(ctx, lua.JobRenew, key, p, id, run, lease.Microseconds())
 	if err != nil {
-		return false, fmt.Errorf("queue: renew lease in %q: %w", key, err)
+		return RenewLost, fmt.Errorf("queue: renew lease in %q: %w", key, err)
 	}
 	n, err := replyInt(v)
-	if err != nil {
-		return false, fmt.Errorf("queue: renew lease in %q: reply: %w", key, err)
+	if err == nil && (n < int64(RenewLost) || n > int64(RenewCancelled)) {
+		err = fmt.Errorf("unknown code %d", n)
 	}
-	return n == 1, nil
+	if err != nil {
+		return RenewLost, fmt.Errorf("queue: renew lease in %q: reply: %w", key, err)
+	}
+	return Renewal(n), nil
+}
+
+func (r *Redis) CancelJob(ctx context.Context, key string, p Params, id []byte) (JobCancel, bool, error) {
+	v, err := r.runJobs(ctx, lua.JobCancel, key, p, id)
+	if err != nil {
+		return CancelNoJob, false, fmt.Errorf("queue: cancel job in %q: %w", key, err)
+	}
+	s, err := replySlice(v, 2)
+	var n []int64
+	if err == nil {
+		n, err = replyInts(s)
+	}
+	if err == nil && (n[0] < int64(CancelNoJob) || n[0] > int64(CancelRunning)) {
+		err = fmt.Errorf("unknown code %d", n[0])
+	}
+	if err != nil {
+		return CancelNoJob, false, fmt.Errorf("queue: cancel job in %q: reply: %w", key, err)
+	}
+	return JobCancel(n[0]), n[1] == 1, nil
 }
 
 func (r *Redis) Result(ctx context.Context, key string, id []byte) (JobResult, error) {
@@ -151,6 +173,37 @@ func (r *Redis) DeadLetters(ctx context.Context, key string, n int) ([][]byte, e
 	out := make([][]byte, len(vs))
 	for i, v := range vs {
 		out[i] = []byte(v)
+	}
+	return out, nil
+}
+
+func (r *Redis) Scheduled(ctx context.Context, key string, n int) ([]ScheduledJob, error) {
+	names := r.ks.withJobs(key, anyParams.Limit)
+	zs, err := r.rdb.ZRangeWithScores(ctx, names[kSched], 0, int64(n-1)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("queue: scheduled jobs of %q: %w", key, err)
+	}
+	if len(zs) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(zs))
+	for i, z := range zs {
+		id, ok := z.Member.(string)
+		if !ok {
+			return nil, fmt.Errorf("queue: scheduled jobs of %q: member %T", key, z.Member)
+		}
+		ids[i] = id
+	}
+	recs, err := r.rdb.HMGet(ctx, names[kJobs], ids...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("queue: scheduled jobs of %q: %w", key, err)
+	}
+	out := make([]ScheduledJob, len(zs))
+	for i, z := range zs {
+		out[i] = ScheduledJob{ID: []byte(ids[i]), RunAt: int64(z.Score)}
+		if s, ok := recs[i].(string); ok {
+			out[i].Job, _ = decodeJob([]byte(s)) // nil when unreadable: the grant step dead-letters it
+		}
 	}
 	return out, nil
 }

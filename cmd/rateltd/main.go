@@ -98,7 +98,7 @@ type env struct {
 var commands []*command // filled by init functions of the command files
 
 // commandOrder is the order of the commands in the usage.
-var commandOrder = []string{"status", "watch", "pause", "resume", "reset", "limit", "dead", "serve", "demo", "bench"}
+var commandOrder = []string{"status", "watch", "pause", "resume", "reset", "limit", "dead", "jobs", "serve", "demo", "bench"}
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	g := &globals{}
