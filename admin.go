@@ -68,6 +68,9 @@ type Counters struct {
 type Status struct {
 	Key   string
 	Limit Limit
+	// Effective is the limit in force: Limit, or for an adaptive key (Limit.Adaptive) whose
+	// upstream cut it, Limit with every rate's Max and Burst scaled down.
+	Effective Limit
 	// Used is how many grants count against the window now; Remaining how many more may start.
 	// For a limit of several rates or of cost units, these are the tightest rate's (the one
 	// with the least of its Max left), and Rates holds each.
@@ -159,7 +162,7 @@ func (c *Client) Status(ctx context.Context, key string) (Status, error) {
 	if err != nil {
 		return Status{}, unavailable(ctx, err)
 	}
-	st := Status{Key: key, Limit: limitOf(p.Limit), Used: ks.Used, Remaining: ks.Remaining, Unclaimed: ks.Unclaimed,
+	st := Status{Key: key, Limit: limitOf(c.node.Configured(key)), Effective: limitOf(p.Limit), Used: ks.Used, Remaining: ks.Remaining, Unclaimed: ks.Unclaimed,
 		DeadLetters: ks.DeadLetters, Jobs: ks.Jobs, JobsRunning: ks.Leased, JobsScheduled: ks.Scheduled,
 		InFlight: ks.Running}
 	for i, r := range ks.Rates {

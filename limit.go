@@ -39,6 +39,14 @@ type Limit struct {
 	// starts the head of the line at once. Alone, with Max, Window and Also zero, the key has
 	// no rate: Limit{Concurrency: 10}. Defaults to 0: no cap.
 	Concurrency int
+	// Adaptive makes the rates in force follow the upstream (AIMD): an upstream's refusal — fn
+	// or a handler returning a RetryAfterError, or a 429 given to Observe — halves every rate's
+	// Max (and Burst) cluster-wide, down to 1; an upstream that states a lower limit of its
+	// own (x-ratelimit-limit-*, RateLimit-Policy) to Observe brings the key down to it; each
+	// window with successes and no refusal raises it by a tenth of the configured one, never
+	// above it. Status.Effective shows the limit in force beside Status.Limit. Defaults to
+	// false.
+	Adaptive bool
 	// MaxQueue is how many requests may wait in the key's line, across all priorities.
 	// -1 means never queue: over the limit a request fails at once with ErrQueueFull.
 	// Defaults to 1000.
@@ -106,7 +114,8 @@ func (l Limit) validate(field string) error {
 // engine is l as the engine takes it.
 func (l Limit) engine() config.Limit {
 	e := config.Limit{Algorithm: l.Algorithm, Max: l.Max, Window: l.Window, Burst: l.Burst, Units: l.Units,
-		MaxQueue: l.MaxQueue, QueueTimeout: l.QueueTimeout, Overflow: l.Overflow, Concurrency: l.Concurrency, Shadow: l.Shadow}
+		MaxQueue: l.MaxQueue, QueueTimeout: l.QueueTimeout, Overflow: l.Overflow, Concurrency: l.Concurrency, Shadow: l.Shadow,
+		Adaptive: l.Adaptive}
 	for i, r := range l.Also[:min(len(l.Also), config.MaxAlso)] {
 		e.Also[i] = config.Rate(r)
 	}
@@ -116,7 +125,8 @@ func (l Limit) engine() config.Limit {
 // limitOf is the engine's limit e as a Limit.
 func limitOf(e config.Limit) Limit {
 	l := Limit{Algorithm: e.Algorithm, Max: e.Max, Window: e.Window, Burst: e.Burst, Units: e.Units,
-		MaxQueue: e.MaxQueue, QueueTimeout: e.QueueTimeout, Overflow: e.Overflow, Concurrency: e.Concurrency, Shadow: e.Shadow}
+		MaxQueue: e.MaxQueue, QueueTimeout: e.QueueTimeout, Overflow: e.Overflow, Concurrency: e.Concurrency, Shadow: e.Shadow,
+		Adaptive: e.Adaptive}
 	for _, r := range e.InUse() {
 		l.Also = append(l.Also, Rate(r))
 	}

@@ -180,6 +180,7 @@ func (c *Client) attempts(ctx context.Context, key string, fn func(context.Conte
 		rs.retryAfter(ra.After)
 		// The upstream asked to wait: every node holds the key until then.
 		c.node.PauseFor(ctx, key, ra.After)
+		c.node.Adapt(ctx, key, processor.AdaptRefused)
 		if attempt >= o.retries {
 			return v, err
 		}
@@ -215,6 +216,9 @@ func (c *Client) once(ctx context.Context, key string, fn func(context.Context) 
 	wait := time.Since(start)
 	rs.granted(wait, degraded)
 	v, err := c.run(ctx, key, fn, g)
+	if err == nil && !degraded {
+		c.node.Adapt(ctx, key, processor.AdaptServed) // an adaptive key's limit grows back
+	}
 	if c.cfg.Observer != nil || rs != nil {
 		outcome := OutcomeSucceeded
 		if err != nil {

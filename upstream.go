@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rateltd/rateltd/config"
+	"github.com/rateltd/rateltd/processor"
 )
 
 // Budget is what an upstream said it has left of one of its limits: Remaining more until its
@@ -17,6 +18,9 @@ type Budget struct {
 	Units     bool
 	Remaining int64
 	Reset     time.Duration
+	// Limit is the upstream's own limit when it states one (x-ratelimit-limit-*,
+	// anthropic-ratelimit-*-limit, RateLimit-Limit, RateLimit-Policy's q); 0 when not.
+	Limit int64
 }
 
 // UpstreamBudgets reads what an upstream's answer headers say of its budgets:
@@ -32,25 +36,27 @@ type Budget struct {
 // none).
 func UpstreamBudgets(h http.Header) (budgets []Budget, retry time.Duration) {
 	for _, f := range []struct {
-		remaining, reset string
-		units            bool
+		remaining, reset, limit string
+		units                   bool
 	}{
-		{"X-Ratelimit-Remaining-Requests", "X-Ratelimit-Reset-Requests", false},
-		{"X-Ratelimit-Remaining-Tokens", "X-Ratelimit-Reset-Tokens", true},
-		{"Anthropic-Ratelimit-Requests-Remaining", "Anthropic-Ratelimit-Requests-Reset", false},
-		{"Anthropic-Ratelimit-Tokens-Remaining", "Anthropic-Ratelimit-Tokens-Reset", true},
-		{"Ratelimit-Remaining", "Ratelimit-Reset", false},
-		{"X-Ratelimit-Remaining", "X-Ratelimit-Reset", false},
+		{"X-Ratelimit-Remaining-Requests", "X-Ratelimit-Reset-Requests", "X-Ratelimit-Limit-Requests", false},
+		{"X-Ratelimit-Remaining-Tokens", "X-Ratelimit-Reset-Tokens", "X-Ratelimit-Limit-Tokens", true},
+		{"Anthropic-Ratelimit-Requests-Remaining", "Anthropic-Ratelimit-Requests-Reset", "Anthropic-Ratelimit-Requests-Limit", false},
+		{"Anthropic-Ratelimit-Tokens-Remaining", "Anthropic-Ratelimit-Tokens-Reset", "Anthropic-Ratelimit-Tokens-Limit", true},
+		{"Ratelimit-Remaining", "Ratelimit-Reset", "Ratelimit-Limit", false},
+		{"X-Ratelimit-Remaining", "X-Ratelimit-Reset", "X-Ratelimit-Limit", false},
 	} {
 		r, ok := parseCount(h.Get(f.remaining))
 		if !ok {
 			continue
 		}
 		if d, ok := parseReset(h.Get(f.reset)); ok {
-			budgets = append(budgets, Budget{Units: f.units, Remaining: r, Reset: d})
+			limit, _ := parseCount(h.Get(f.limit))
+			budgets = append(budgets, Budget{Units: f.units, Remaining: r, Reset: d, Limit: limit})
 		}
 	}
 	if b, ok := parseRateLimitField(h.Get("Ratelimit")); ok {
+		b.Limit = parsePolicyQuota(h.Get("Ratelimit-Policy"))
 		budgets = append(budgets, b)
 	}
 	if d, ok := parseRetryAfter(h.Get("Retry-After")); ok {
@@ -86,6 +92,18 @@ func parseReset(s string) (time.Duration, bool) {
 	return 0, false
 }
 
+// parsePolicyQuota reads the quota (q=) of the IETF RateLimit-Policy field; 0 when none.
+func parsePolicyQuota(s string) int64 {
+	for _, p := range strings.Split(s, ";") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && k == "q" {
+			if n, ok := parseCount(v); ok {
+				return n
+			}
+		}
+	}
+	return 0
+}
+
 // parseRateLimitField reads the IETF RateLimit field: `"policy";r=50;t=30`.
 func parseRateLimitField(s string) (Budget, bool) {
 	var b Budget
@@ -110,10 +128,18 @@ func parseRateLimitField(s string) (Budget, bool) {
 // back to what the upstream has left until the upstream's reset, on every node: a budget of
 // requests in the first rate of the limit that counts requests, one of tokens in the first
 // that counts units. It never raises a key above its limit. A Retry-After pauses the key
-// cluster-wide for its wait, as a RetryAfterError does. resp may be nil (nothing to read).
+// cluster-wide for its wait, as a RetryAfterError does. For an adaptive key (Limit.Adaptive),
+// a 429 cuts the limit in force, and a limit the upstream states below the key's brings it
+// down to that. resp may be nil (nothing to read).
 func (c *Client) Observe(ctx context.Context, key string, resp *http.Response) error {
 	if resp == nil {
 		return c.usable(key)
+	}
+	if resp.StatusCode == http.StatusTooManyRequests {
+		if err := c.usable(key); err != nil {
+			return err
+		}
+		c.node.Adapt(ctx, key, processor.AdaptRefused)
 	}
 	return c.ObserveHeader(ctx, key, resp.Header)
 }
@@ -126,6 +152,12 @@ func (c *Client) ObserveHeader(ctx context.Context, key string, h http.Header) e
 	budgets, retry := UpstreamBudgets(h)
 	if retry > 0 {
 		c.node.PauseFor(ctx, key, retry)
+	}
+	for _, b := range budgets {
+		// An upstream stating a lower limit than the key's brings an adaptive key down to it.
+		if i := rateFor(c.node.Configured(key), b.Units); i >= 0 && b.Limit > 0 {
+			c.node.AdaptTo(ctx, key, float64(b.Limit)/float64(c.node.Configured(key).Rate(i).Max))
+		}
 	}
 	p := c.node.Params(key)
 	for _, b := range budgets {

@@ -89,6 +89,7 @@ type Limit struct {
 	QueueTimeout time.Duration
 	Overflow     Overflow
 	Shadow       bool // the limit is watched, not enforced: every request runs at once
+	Adaptive     bool // the rates in force follow the upstream: cut on its refusals, raised on success
 }
 
 // Rate is one rate of a key's limit besides its main one (Limit.Max per Limit.Window), kept
@@ -261,3 +262,23 @@ func (r Rate) validate(a Algorithm, field string) error {
 
 // InUse returns the rates of Also in use.
 func (l Limit) InUse() []Rate { return l.Also[:max(0, l.NumRates()-1)] }
+
+// Scaled returns l with every rate's Max (and Burst) multiplied by f, at least 1 each: the
+// limit in force of an adaptive limit whose upstream allows a fraction f of it. f >= 1 (or not
+// above 0) returns l.
+func (l Limit) Scaled(f float64) Limit {
+	if f >= 1 || f <= 0 || l.NumRates() == 0 {
+		return l
+	}
+	scale := func(n int) int {
+		if n == 0 {
+			return 0
+		}
+		return max(1, int(float64(n)*f))
+	}
+	l.Max, l.Burst = scale(l.Max), scale(l.Burst)
+	for i := range l.InUse() {
+		l.Also[i].Max, l.Also[i].Burst = scale(l.Also[i].Max), scale(l.Also[i].Burst)
+	}
+	return l
+}

@@ -74,6 +74,11 @@ type Node struct {
 	// and id (slots.go). Written by whoever acquires or releases, read by the loop's poll,
 	// which renews them. Guarded by mu.
 	held map[string]map[ticketID]struct{}
+	// adapted is when each adaptive key's factor last changed on this node (adapt.go).
+	// Guarded by mu.
+	adapted map[string]time.Time
+	// cut is when this node last cut each adaptive key's factor. Guarded by mu.
+	cut map[string]time.Time
 	// releases are slots to free (slots.go), by key; releasing is set while a goroutine of bg
 	// frees them. Written by Release, taken by that goroutine. Guarded by mu.
 	releases  map[string][][]byte
@@ -120,6 +125,8 @@ func New(ctx context.Context, be queue.Backend, cfg Options) (*Node, error) {
 		unsent:   map[string]queue.CountBatch{},
 		owners:   map[string]time.Time{},
 		held:     map[string]map[ticketID]struct{}{},
+		adapted:  map[string]time.Time{},
+		cut:      map[string]time.Time{},
 		releases: map[string][][]byte{},
 		jobs: jobState{handlers: map[string]Handler{}, jobKeys: map[string]time.Time{}, starved: map[string]struct{}{},
 			waiters: map[string]map[chan struct{}]struct{}{}, runs: map[string]chan struct{}{}},
@@ -187,7 +194,11 @@ func (n *Node) Params(key string) queue.Params {
 }
 
 func (n *Node) paramsLocked(key string) queue.Params {
-	p := queue.Params{Limit: n.cfg.limit(key, n.runtime.Limits), StatsTTL: n.cfg.StatsTTL, SlotLease: n.heartbeatTTL()}
+	l := n.cfg.limit(key, n.runtime.Limits)
+	if l.Adaptive {
+		l = l.Scaled(n.factorLocked(key))
+	}
+	p := queue.Params{Limit: l, StatsTTL: n.cfg.StatsTTL, SlotLease: n.heartbeatTTL()}
 	p.ExtPause = queue.PauseInForce(n.ServerTime(time.Now()), n.runtime.Pauses["*"], n.runtime.Pauses[config.Group(key)])
 	return p
 }

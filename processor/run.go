@@ -94,6 +94,7 @@ func (n *Node) runEnd(key string, g queue.GrantedJob, stopping bool, out []byte,
 		if d, ok := retryAfterOf(err); ok {
 			end.Backoff = d
 			n.PauseFor(context.Background(), key, d)
+			n.Adapt(context.Background(), key, AdaptRefused)
 		}
 	case len(out) > n.cfg.MaxPayload:
 		end.Outcome = queue.RunFailed

@@ -268,6 +268,8 @@ type RateState struct {
 type Runtime struct {
 	Limits map[string]config.Limit
 	Pauses map[string]int64
+	// Factors are the fractions of adaptive keys' limits in force, by key (absent: 1).
+	Factors map[string]float64
 	// Bad holds the fields that could not be read, by field name ("limit:<key>" or
 	// "pause:<name>"), with why. A key whose runtime limit is unreadable keeps its configured
 	// one; an unreadable pause counts as a pause with no end (Resume clears it).
@@ -374,6 +376,9 @@ type Backend interface {
 	LoadRuntime(ctx context.Context) (Runtime, error)
 	// SetRuntimeLimit stores a limit for key; nil removes it.
 	SetRuntimeLimit(ctx context.Context, key string, l *config.Limit) error
+	// SetRuntimeFactor stores the fraction of an adaptive key's limit in force (1 removes it)
+	// and tells every node.
+	SetRuntimeFactor(ctx context.Context, key string, f float64) error
 	// SetRuntimePause pauses a group or "*" until the µs given (or PausedForever);
 	// NotPaused removes the pause.
 	SetRuntimePause(ctx context.Context, name string, until int64) error

@@ -11,18 +11,18 @@ import (
 // encodeLimit writes a limit for the runtime configuration hash:
 // "algorithm,max,window µs,burst,max queue,queue timeout ms,overflow", then, when the main rate
 // counts units, the limit has further rates, a concurrency cap or is a shadow limit,
-// ",units,concurrency,shadow" (units and shadow 0 or 1) and for each further rate
+// ",units,concurrency,shadow,adaptive" (units, shadow and adaptive 0 or 1) and for each further rate
 // ";max,window µs,burst,units". A node of an earlier version reads the first seven numbers (or
 // nine) and ignores the rest.
 func encodeLimit(l config.Limit) string {
 	s := fmt.Sprintf("%d,%d,%d,%d,%d,%d,%d", int(l.Algorithm), l.Max, l.Window.Microseconds(), l.Burst,
 		l.MaxQueue, l.QueueTimeout.Milliseconds(), int(l.Overflow))
-	if !l.Complex() {
+	if !l.Complex() && !l.Adaptive {
 		return s
 	}
 	var b strings.Builder
 	b.WriteString(s)
-	fmt.Fprintf(&b, ",%d,%d,%d", b2i(l.Units), l.Concurrency, b2i(l.Shadow))
+	fmt.Fprintf(&b, ",%d,%d,%d,%d", b2i(l.Units), l.Concurrency, b2i(l.Shadow), b2i(l.Adaptive))
 	for _, r := range l.InUse() {
 		fmt.Fprintf(&b, ";%d,%d,%d,%d", r.Max, r.Window.Microseconds(), r.Burst, b2i(r.Units))
 	}
@@ -56,9 +56,14 @@ func decodeLimit(s string) (config.Limit, error) {
 			return l, fmt.Errorf("queue: limit %q: %w", s, err)
 		}
 	}
-	var shadow int
+	var shadow, adaptive int
 	if len(main) >= 10 {
 		if _, err := fmt.Sscanf(main[9], "%d", &shadow); err != nil {
+			return l, fmt.Errorf("queue: limit %q: %w", s, err)
+		}
+	}
+	if len(main) >= 11 {
+		if _, err := fmt.Sscanf(main[10], "%d", &adaptive); err != nil {
 			return l, fmt.Errorf("queue: limit %q: %w", s, err)
 		}
 	}
@@ -66,7 +71,7 @@ func decodeLimit(s string) (config.Limit, error) {
 		return l, fmt.Errorf("queue: limit %q: %w", s, err)
 	}
 	l.Algorithm, l.Window, l.QueueTimeout, l.Overflow = config.Algorithm(alg), time.Duration(win)*time.Microsecond, time.Duration(qt)*time.Millisecond, config.Overflow(ovf)
-	l.Units, l.Shadow = units == 1, shadow == 1
+	l.Units, l.Shadow, l.Adaptive = units == 1, shadow == 1, adaptive == 1
 	for i, p := range parts[1:] {
 		var r config.Rate
 		var rw int64

@@ -13,6 +13,7 @@ import (
 func TestLimitCodecRoundTrip(t *testing.T) {
 	limits := []config.Limit{
 		{Max: 5, Window: time.Second, MaxQueue: 10, QueueTimeout: time.Second},
+		{Max: 5, Window: time.Second, MaxQueue: 10, QueueTimeout: time.Second, Adaptive: true},
 		{Max: 5, Window: time.Second, MaxQueue: 10, QueueTimeout: time.Second, Shadow: true},
 		{Algorithm: config.TokenBucket, Max: 5, Window: time.Second, Burst: 2, MaxQueue: -1, QueueTimeout: time.Second, Shadow: true},
 		{Max: 5, Window: time.Second, Units: true, Concurrency: 3, MaxQueue: 10, QueueTimeout: time.Second, Shadow: true,

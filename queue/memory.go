@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"encoding/hex"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -366,7 +367,22 @@ func (m *Memory) LoadRuntime(context.Context) (Runtime, error) {
 	for k, v := range m.runtime.Pauses {
 		rt.Pauses[k] = v
 	}
+	rt.Factors = maps.Clone(m.runtime.Factors)
 	return rt, nil
+}
+
+func (m *Memory) SetRuntimeFactor(ctx context.Context, key string, f float64) error {
+	m.mu.Lock()
+	if m.runtime.Factors == nil {
+		m.runtime.Factors = map[string]float64{}
+	}
+	if f >= 1 {
+		delete(m.runtime.Factors, key)
+	} else {
+		m.runtime.Factors[key] = f
+	}
+	m.mu.Unlock()
+	return m.Broadcast(ctx, Event{Kind: EventRuntime, Key: key})
 }
 
 func (m *Memory) SetRuntimeLimit(ctx context.Context, key string, l *config.Limit) error {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -104,6 +105,8 @@ func (r *Redis) ActiveKeys(ctx context.Context) ([]string, error) {
 const (
 	fieldLimit = RuntimeLimitField
 	fieldPause = "pause:"
+	// fieldFactor+key holds the fraction of an adaptive key's limit in force.
+	fieldFactor = "factor:"
 )
 
 // RuntimeLimitField begins the name of a runtime limit's field in Runtime.Bad: it is followed
@@ -122,7 +125,7 @@ func (r *Redis) LoadRuntime(ctx context.Context) (Runtime, error) {
 // unreadable limit is left out (the key keeps its configured one), an unreadable pause counts
 // as a pause with no end, the safe reading of an operator's pause.
 func parseRuntime(m map[string]string) Runtime {
-	rt := Runtime{Limits: map[string]config.Limit{}, Pauses: map[string]int64{}}
+	rt := Runtime{Limits: map[string]config.Limit{}, Pauses: map[string]int64{}, Factors: map[string]float64{}}
 	bad := func(f string, err error) {
 		if rt.Bad == nil {
 			rt.Bad = map[string]error{}
@@ -145,6 +148,13 @@ func parseRuntime(m map[string]string) Runtime {
 				until = PausedForever
 			}
 			rt.Pauses[f[len(fieldPause):]] = until
+		case strings.HasPrefix(f, fieldFactor):
+			x, err := strconv.ParseFloat(v, 64)
+			if err != nil || x <= 0 || x > 1 {
+				bad(f, fmt.Errorf("factor %q: want a number above 0 and at most 1", v))
+				continue
+			}
+			rt.Factors[f[len(fieldFactor):]] = x
 		}
 	}
 	return rt
@@ -159,6 +169,19 @@ func (r *Redis) SetRuntimeLimit(ctx context.Context, key string, l *config.Limit
 	}
 	if err != nil {
 		return fmt.Errorf("queue: set limit %q: %w", key, err)
+	}
+	return r.Broadcast(ctx, Event{Kind: EventRuntime, Key: key})
+}
+
+func (r *Redis) SetRuntimeFactor(ctx context.Context, key string, f float64) error {
+	var err error
+	if f >= 1 {
+		err = r.rdb.HDel(ctx, r.ks.runtime(), fieldFactor+key).Err()
+	} else {
+		err = r.rdb.HSet(ctx, r.ks.runtime(), fieldFactor+key, strconv.FormatFloat(f, 'g', 6, 64)).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("queue: set factor %q: %w", key, err)
 	}
 	return r.Broadcast(ctx, Event{Kind: EventRuntime, Key: key})
 }
