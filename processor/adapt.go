@@ -23,6 +23,17 @@ const (
 	AdaptServed
 )
 
+// stated is an upstream's stated limit, as a fraction of the key's, and until when it caps the
+// key's growth.
+type stated struct {
+	f     float64
+	until time.Time
+}
+
+// statedFor is how many windows an upstream's stated limit caps an adaptive key's growth after
+// it was last seen.
+const statedFor = 10
+
 const (
 	adaptCut   = 0.5   // the factor a refusal multiplies by
 	adaptStep  = 0.1   // what a window of successes adds
@@ -68,7 +79,12 @@ func (n *Node) Adapt(ctx context.Context, key string, a Adapting) {
 		n.adapted[key], n.cut[key] = now, now
 	case a == AdaptRefused:
 	case f < 1 && now.Sub(n.adapted[key]) >= l.Window:
-		next = min(1, f+adaptStep)
+		// Not above what the upstream stated lately, whatever the successes.
+		ceiling := 1.0
+		if c, ok := n.stated[key]; ok && now.Before(c.until) {
+			ceiling = c.f
+		}
+		next = max(f, min(ceiling, f+adaptStep))
 		n.adapted[key] = now
 	}
 	n.mu.Unlock()
@@ -83,6 +99,10 @@ func (n *Node) AdaptTo(ctx context.Context, key string, f float64) {
 	n.mu.Lock()
 	l := n.cfg.limit(key, n.runtime.Limits)
 	cur := n.factorLocked(key)
+	if l.Adaptive {
+		// Successes raise the key no higher than this for a while (statedFor windows).
+		n.stated[key] = stated{f: f, until: time.Now().Add(statedFor * l.Window)}
+	}
 	if l.Adaptive && f < cur {
 		n.adapted[key] = time.Now()
 	}

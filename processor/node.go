@@ -79,6 +79,8 @@ type Node struct {
 	adapted map[string]time.Time
 	// cut is when this node last cut each adaptive key's factor. Guarded by mu.
 	cut map[string]time.Time
+	// stated is the limit each adaptive key's upstream stated lately. Guarded by mu.
+	stated map[string]stated
 	// releases are slots to free (slots.go), by key; releasing is set while a goroutine of bg
 	// frees them. Written by Release, taken by that goroutine. Guarded by mu.
 	releases  map[string][][]byte
@@ -127,6 +129,7 @@ func New(ctx context.Context, be queue.Backend, cfg Options) (*Node, error) {
 		held:     map[string]map[ticketID]struct{}{},
 		adapted:  map[string]time.Time{},
 		cut:      map[string]time.Time{},
+		stated:   map[string]stated{},
 		releases: map[string][][]byte{},
 		jobs: jobState{handlers: map[string]Handler{}, jobKeys: map[string]time.Time{}, starved: map[string]struct{}{},
 			waiters: map[string]map[chan struct{}]struct{}{}, runs: map[string]chan struct{}{}},
