@@ -15,7 +15,8 @@ import (
 // Concurrency caps how many of the key's requests and jobs run at once (0: no cap); alone,
 // with max 0 and no window, the limit is a cap with no rate: {"concurrency": 10}. Shadow
 // watches the limit without enforcing it (rateltd.Limit.Shadow): every request runs at once,
-// and the status counts what the limit would have done.
+// and the status counts what the limit would have done. Adaptive makes the limit in force follow
+// the upstream (rateltd.Limit.Adaptive).
 type LimitJSON struct {
 	Algorithm    string     `json:"algorithm"`
 	Max          int        `json:"max"`
@@ -28,6 +29,7 @@ type LimitJSON struct {
 	QueueTimeout string     `json:"queue_timeout,omitempty"`
 	Overflow     string     `json:"overflow,omitempty"`
 	Shadow       bool       `json:"shadow,omitempty"`
+	Adaptive     bool       `json:"adaptive,omitempty"`
 }
 
 // RateJSON is one further rate of a limit (Limit.Also): max per window, in requests or, with
@@ -42,7 +44,8 @@ type RateJSON struct {
 // LimitToJSON turns l into its JSON form.
 func LimitToJSON(l rateltd.Limit) LimitJSON {
 	j := LimitJSON{Algorithm: l.Algorithm.String(), Max: l.Max, Burst: l.Burst, Units: l.Units,
-		Concurrency: l.Concurrency, MaxQueue: l.MaxQueue, Overflow: l.Overflow.String(), Shadow: l.Shadow}
+		Concurrency: l.Concurrency, MaxQueue: l.MaxQueue, Overflow: l.Overflow.String(), Shadow: l.Shadow,
+		Adaptive: l.Adaptive}
 	if l.Window != 0 { // a cap alone has no window
 		j.Window = l.Window.String()
 	}
@@ -62,7 +65,7 @@ func (j LimitJSON) Limit() (rateltd.Limit, error) {
 		return rateltd.Limit{}, err
 	}
 	l := rateltd.Limit{Algorithm: alg, Max: j.Max, Burst: j.Burst, Units: j.Units, Concurrency: j.Concurrency,
-		MaxQueue: j.MaxQueue, Shadow: j.Shadow}
+		MaxQueue: j.MaxQueue, Shadow: j.Shadow, Adaptive: j.Adaptive}
 	if j.Window != "" { // absent: no window, which only a cap alone may have (Validate says so)
 		if l.Window, err = parseDuration("window", j.Window); err != nil {
 			return l, err

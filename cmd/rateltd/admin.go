@@ -19,7 +19,7 @@ type limitFlags struct {
 	max, burst, concurrency int
 	window                  time.Duration
 	algorithm               string
-	units, shadow           bool
+	units, shadow, adaptive bool
 	also                    alsoFlag
 	asJSON                  bool
 }
@@ -48,6 +48,8 @@ func init() {
 				"and jobs run at once, across all nodes; alone, without --max and --window, it sets a cap with\n" +
 				"no rate. --shadow watches the limit without enforcing it: every request runs at once, and\n" +
 				"status counts what the limit would have done (allowed, queued and for how long, refused).\n" +
+				"--adaptive makes the limit in force follow the upstream: halved by its refusals, brought down\n" +
+				"to a limit it states, grown back by a tenth a window of successes.\n" +
 				"Examples, 500 requests and 30,000 tokens a minute, and 10 requests a second; at most 4\n" +
 				"renders running at once; 100 a second on stripe, watched before it binds:\n" +
 				"  rateltd limit set openai --max 500 --window 1m --also 30000/1m/units --also 10/1s\n" +
@@ -63,6 +65,7 @@ func init() {
 				fs.Var(&lf.also, "also", "set: a further rate MAX/WINDOW, /units to count cost units, /burst=N for token; repeatable")
 				fs.IntVar(&lf.concurrency, "concurrency", 0, "set: at most this many running at once (0: no cap); alone, a cap with no rate")
 				fs.BoolVar(&lf.shadow, "shadow", false, "set: watch the limit without enforcing it (every request runs at once)")
+				fs.BoolVar(&lf.adaptive, "adaptive", false, "set: the limit in force follows the upstream (its refusals, its stated limit)")
 				fs.BoolVar(&lf.asJSON, "json", false, "get: print JSON")
 			},
 			run: func(ctx context.Context, e *env, args []string) error { return limit(ctx, e, args, lf) }},
@@ -94,7 +97,7 @@ func limit(ctx context.Context, e *env, args []string, lf limitFlags) error {
 			return usageError{err.Error()}
 		}
 		l := rateltd.Limit{Algorithm: alg, Max: lf.max, Window: lf.window, Burst: lf.burst, Units: lf.units,
-			Also: lf.also, Concurrency: lf.concurrency, Shadow: lf.shadow}
+			Also: lf.also, Concurrency: lf.concurrency, Shadow: lf.shadow, Adaptive: lf.adaptive}
 		if err := setLimit(ctx, c, key, l); err != nil {
 			return err
 		}

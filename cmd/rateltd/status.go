@@ -225,11 +225,14 @@ func slots(w io.Writer, sts []rateltd.Status) {
 // limitString writes l as "500/1m sliding", its further rates after it: "500/1m sliding +
 // 30000 units/1m". A rate that counts cost units says so; a token bucket's rates, their burst.
 // A concurrency cap comes last, ", concurrency 20", or alone: "concurrency 4"; a shadow limit
-// ends with ", shadow".
+// ends with ", shadow", an adaptive one with ", adaptive".
 func limitString(l rateltd.Limit) string {
 	shadow := ""
 	if l.Shadow {
 		shadow = ", shadow"
+	}
+	if l.Adaptive {
+		shadow += ", adaptive"
 	}
 	capped := fmt.Sprintf("concurrency %d", l.Concurrency)
 	if l.Max == 0 && l.Window == 0 && l.Concurrency > 0 {

@@ -31,6 +31,7 @@ import (
 //	  embed: {max: 1000000, window: 1m, units: true}            # max counts cost units
 //	  render: {concurrency: 4}                                  # at most 4 running at once, no rate
 //	  search: {max: 50, window: 1s, shadow: true}               # watched, not enforced yet
+//	  partner: {max: 100, window: 1s, adaptive: true}           # follows the upstream (Observe, 429s)
 //	batch_size: 100
 //	poll_interval: 1s
 //	claim_timeout: 5s
@@ -225,6 +226,8 @@ func (p fileParser) limit(n *yaml.Node, field string) (rateltd.Limit, error) {
 			l.Concurrency, err = p.int(v, f)
 		case "shadow":
 			l.Shadow, err = p.bool(v, f)
+		case "adaptive":
+			l.Adaptive, err = p.bool(v, f)
 		case "max_queue":
 			l.MaxQueue, err = p.int(v, f)
 		case "queue_timeout":
