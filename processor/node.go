@@ -38,8 +38,14 @@ type Node struct {
 	// waiters holds this node's waiting requests by key and ticket id. Written by Acquire
 	// (add, remove) and by the loop and Stop (mark done); read by all three. Guarded by mu.
 	waiters map[string]map[ticketID]*waiter
-	// runtime is the cached runtime configuration. Written by the loop; read by Params.
-	runtime queue.Runtime
+	// runtime is the cached runtime configuration. Written by the loop and RefreshRuntime;
+	// read by Params. runtimeLoad is the number of the load it came from: loads run
+	// concurrently (the loop's, on an event, and a SetLimit's own), and one that began earlier
+	// but ends later must not put back what a later one read.
+	runtime     queue.Runtime
+	runtimeLoad uint64
+	// loads numbers the runtime configuration's loads as they begin.
+	loads atomic.Uint64
 	// badRuntime holds the unreadable runtime fields already reported, with the error
 	// reported. Written and read by RefreshRuntime. Guarded by mu.
 	badRuntime map[string]string
@@ -168,9 +174,10 @@ func (n *Node) start(ctx context.Context) (err error) {
 	if _, err := n.be.Heartbeat(ctx, n.id, n.heartbeatTTL()); err != nil {
 		return err
 	}
+	seq := n.loads.Add(1)
 	rt, err := n.be.LoadRuntime(ctx)
 	if err == nil {
-		n.setRuntime(rt)
+		n.setRuntime(rt, seq)
 	}
 	return err
 }
@@ -208,20 +215,25 @@ func (n *Node) paramsLocked(key string) queue.Params {
 
 // RefreshRuntime reads the runtime configuration now (used after this node changed it).
 func (n *Node) RefreshRuntime(ctx context.Context) error {
+	seq := n.loads.Add(1)
 	rt, err := n.be.LoadRuntime(ctx)
 	if err != nil {
 		return err
 	}
-	n.setRuntime(rt)
+	n.setRuntime(rt, seq)
 	return nil
 }
 
 // setRuntime caches rt. A field it holds that could not be read is logged and, for a key's
 // limit, counted on that key (CountBadConfig) — once per node and stored value, not at every
 // reload.
-func (n *Node) setRuntime(rt queue.Runtime) {
+func (n *Node) setRuntime(rt queue.Runtime, seq uint64) {
 	n.mu.Lock()
-	n.runtime = rt
+	if seq < n.runtimeLoad {
+		n.mu.Unlock()
+		return // a load that began before the one in place: what it read may be older
+	}
+	n.runtime, n.runtimeLoad = rt, seq
 	var fresh []string
 	for f, err := range rt.Bad {
 		if n.badRuntime == nil {
