@@ -216,7 +216,7 @@ func (c *Client) once(ctx context.Context, key string, fn func(context.Context) 
 	wait := time.Since(start)
 	rs.granted(wait, degraded)
 	v, err := c.run(ctx, key, fn, g)
-	if err == nil && !degraded {
+	if err == nil && !degraded && g.Limit.Adaptive {
 		c.node.Adapt(ctx, key, processor.AdaptServed) // an adaptive key's limit grows back
 	}
 	if c.cfg.Observer != nil || rs != nil {
@@ -285,7 +285,7 @@ func failure(err error) Outcome {
 func (c *Client) run(ctx context.Context, key string, fn func(context.Context) (any, error), g processor.Grant) (v any, err error) {
 	fctx, cancel := context.WithCancelCause(c.node.WithSettlement(ctx, key, g))
 	id := c.fns.add(cancel)
-	if g.At != 0 && c.node.Hold(key, g.ID) {
+	if g.At != 0 && g.Limit.Concurrency > 0 && c.node.Hold(key, g.ID) {
 		defer c.node.Release(key, g.ID)
 	}
 	defer func() {

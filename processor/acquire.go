@@ -67,9 +67,12 @@ type Grant struct {
 	At int64
 	// Queued reports that the request waited in line.
 	Queued bool
-	// ID is the granted ticket's id and Cost its cost, for Settle.
-	ID   [16]byte
-	Cost int64
+	// ID is the granted ticket's id and Cost its cost, for Settle; Limit is the limit the
+	// grant was made under (zero when none was), so that what follows the grant (a settle, a
+	// slot, an adaptive limit) need not resolve it again.
+	ID    [16]byte
+	Cost  int64
+	Limit config.Limit
 }
 
 // Request is what Acquire needs to know about one request.
@@ -171,7 +174,7 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 	if rep.Outcome == queue.Granted {
 		n.leave(ctx, w)
 		n.count(req.Key, queue.CountAdmitted) // counted here, not in the script: the fast path stays short
-		return Grant{At: rep.Now, ID: w.id, Cost: t.CostOf()}, nil
+		return Grant{At: rep.Now, ID: w.id, Cost: t.CostOf(), Limit: p.Limit}, nil
 	}
 	if err := refusal(req.Key, rep); err != nil {
 		n.leave(ctx, w)
@@ -199,7 +202,7 @@ func (n *Node) waitTurn(ctx context.Context, w *waiter, start, deadline time.Tim
 	case d := <-w.ch:
 		n.unregister(w)
 		g, err := n.outcome(d, key, start)
-		g.ID, g.Cost = w.id, w.t.CostOf()
+		g.ID, g.Cost, g.Limit = w.id, w.t.CostOf(), w.p.Limit
 		return g, err
 	case <-wctx.Done():
 	}

@@ -56,9 +56,9 @@ func (n *Node) runJob(key string, p queue.Params, g queue.GrantedJob, grantedAt 
 	began := time.Now()
 	var out []byte
 	var err error
-	grant := Grant{At: grantedAt, Queued: true, Cost: max(1, g.Job.Cost)}
+	grant := Grant{At: grantedAt, Queued: true, Cost: max(1, g.Job.Cost), Limit: p.Limit}
 	copy(grant.ID[:], g.ID)
-	if n.Hold(key, grant.ID) {
+	if p.Limit.Concurrency > 0 && n.Hold(key, grant.ID) {
 		defer n.Release(key, grant.ID)
 	}
 	if !stopping {

@@ -24,7 +24,11 @@ type settlementKey struct{}
 // a rate that counts units (in the others, settling changes nothing). A zero g (a request run
 // in a fail mode) settles nothing.
 func (n *Node) WithSettlement(ctx context.Context, key string, g Grant) context.Context {
-	if !n.Params(key).Limit.HasUnits() {
+	l := g.Limit
+	if g.At == 0 {
+		l = n.Params(key).Limit // no grant: the key's limit as it is
+	}
+	if !l.HasUnits() {
 		return ctx
 	}
 	s := &Settlement{Key: key, Grant: g}

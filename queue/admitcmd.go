@@ -7,7 +7,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/rateltd/rateltd/config"
 	"github.com/rateltd/rateltd/lua"
 )
 
@@ -111,10 +110,6 @@ func groupAdmits(batch []*admitCall) [][]*admitCall {
 	return groups
 }
 
-// complexLimit reports whether l is more than one rate counting requests enforced: AdmitMany
-// then tells the remaining of each grant (see admit_many.lua).
-func complexLimit(l config.Limit) bool { return l.Complex() }
-
 // admitManyCmd returns the unsent EVALSHA of AdmitMany for groups, one entry per group, with
 // each distinct Params given once.
 func (r *Redis) admitManyCmd(ctx context.Context, groups [][]*admitCall) *redis.Cmd {
@@ -166,7 +161,7 @@ func answerMany(cmd *redis.Cmd, groups [][]*admitCall) {
 		var reps []AdmitReply
 		kerr := err
 		if kerr == nil {
-			reps, kerr = parseAdmitMany(entries[i], len(g), complexLimit(g[0].p.Limit), g[0].p.Limit.Shadow)
+			reps, kerr = parseAdmitMany(entries[i], len(g), g[0].p.Limit.Complex(), g[0].p.Limit.Shadow)
 		}
 		for j, c := range g {
 			if kerr != nil {
