@@ -99,7 +99,12 @@ type Status struct {
 	// requests and job runs started and not yet returned, across all nodes. For a cap alone
 	// (no rate), Used and Remaining are the slots held and free.
 	InFlight int
-	Counters Counters
+	// Tenants are the tenants (WithTenant) with the most requests and jobs waiting in the
+	// key's line, at most TopTenants of them, the most waiting first ("" stands for those of
+	// no tenant waiting beside them); TenantsWaiting, how many tenants have any waiting.
+	Tenants        []TenantWaiting
+	TenantsWaiting int
+	Counters       Counters
 }
 
 // CountersUnits are the cost units settled after their calls (Settle), across all nodes.
@@ -165,6 +170,7 @@ func (c *Client) Status(ctx context.Context, key string) (Status, error) {
 	st := Status{Key: key, Limit: limitOf(c.node.Configured(key)), Effective: limitOf(p.Limit), Used: ks.Used, Remaining: ks.Remaining, Unclaimed: ks.Unclaimed,
 		DeadLetters: ks.DeadLetters, Jobs: ks.Jobs, JobsRunning: ks.Leased, JobsScheduled: ks.Scheduled,
 		InFlight: ks.Running}
+	st.Tenants, st.TenantsWaiting = topTenants(ks.Tenants)
 	for i, r := range ks.Rates {
 		if i < p.Limit.NumRates() {
 			st.Rates = append(st.Rates, RateStatus{Rate: Rate(p.Limit.Rate(i)), Used: r.Used, Remaining: r.Remaining})

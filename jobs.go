@@ -82,7 +82,7 @@ func (c *Client) Enqueue(ctx context.Context, key, handler string, payload []byt
 		return "", err
 	}
 	job := processor.Job{Key: key, Handler: handler, Payload: payload, Priority: o.priority, Timeout: o.timeout,
-		MaxRetries: o.retries, Name: o.jobName, Cost: o.cost, RunAt: o.runAt}
+		MaxRetries: o.retries, Name: o.jobName, Cost: o.cost, Tenant: o.tenant, RunAt: o.runAt}
 	ctx, span := c.startEnqueue(ctx, &job, 1)
 	id, err := c.node.Enqueue(ctx, job)
 	if span != nil {
@@ -116,7 +116,7 @@ func (c *Client) EnqueueMany(ctx context.Context, key, handler string, payloads 
 		return nil, fmt.Errorf("%w: EnqueueMany: WithDelay and WithRunAt schedule one job at a time (Enqueue)", ErrInvalidConfig)
 	}
 	job := processor.Job{Key: key, Handler: handler, Priority: o.priority, Timeout: o.timeout, MaxRetries: o.retries,
-		Name: o.jobName, Cost: o.cost}
+		Name: o.jobName, Cost: o.cost, Tenant: o.tenant}
 	ctx, span := c.startEnqueue(ctx, &job, len(payloads))
 	ids, err := c.node.EnqueueMany(ctx, job, payloads)
 	if span != nil {

@@ -64,6 +64,16 @@ type Limit struct {
 	// Durable jobs on the key run as soon as a worker is free, as if unlimited. Turn it off
 	// (SetLimit) and the limit binds at once. Defaults to false: the limit binds.
 	Shadow bool
+	// TenantWeights weighs the tenants' shares of the key's line (see WithTenant): a tenant of
+	// weight 3 is served three requests (or cost units) for each one of a tenant of weight 1,
+	// while both have requests waiting. Names are 1 to 64 bytes without control characters,
+	// ',', '=', '{' or '}'; weights from 1 to 1000. Defaults to none: every tenant weighs 1.
+	TenantWeights map[string]int
+	// MaxQueuePerTenant bounds how many requests and durable jobs one tenant (WithTenant) may
+	// have waiting in the key's line; past it, its newcomers fail with ErrQueueFull while the
+	// other tenants still queue. MaxQueue still bounds the whole line. Defaults to 0: no bound
+	// but MaxQueue.
+	MaxQueuePerTenant int
 }
 
 // Rate is one further rate of a key's limit (Limit.Also).
@@ -108,6 +118,9 @@ func (l Limit) validate(field string) error {
 			return fmt.Errorf("%w: %s.Also[%d]: Max must be at least 1, got 0", ErrInvalidConfig, field, i)
 		}
 	}
+	if _, err := config.WeightsString(l.TenantWeights); err != nil {
+		return fmt.Errorf("%s.TenantWeights: %w", field, err)
+	}
 	return l.engine().Validate(field)
 }
 
@@ -115,7 +128,8 @@ func (l Limit) validate(field string) error {
 func (l Limit) engine() config.Limit {
 	e := config.Limit{Algorithm: l.Algorithm, Max: l.Max, Window: l.Window, Burst: l.Burst, Units: l.Units,
 		MaxQueue: l.MaxQueue, QueueTimeout: l.QueueTimeout, Overflow: l.Overflow, Concurrency: l.Concurrency, Shadow: l.Shadow,
-		Adaptive: l.Adaptive}
+		Adaptive: l.Adaptive, MaxQueuePerTenant: l.MaxQueuePerTenant}
+	e.TenantWeights, _ = config.WeightsString(l.TenantWeights) // Validate reports an error
 	for i, r := range l.Also[:min(len(l.Also), config.MaxAlso)] {
 		e.Also[i] = config.Rate(r)
 	}
@@ -126,7 +140,7 @@ func (l Limit) engine() config.Limit {
 func limitOf(e config.Limit) Limit {
 	l := Limit{Algorithm: e.Algorithm, Max: e.Max, Window: e.Window, Burst: e.Burst, Units: e.Units,
 		MaxQueue: e.MaxQueue, QueueTimeout: e.QueueTimeout, Overflow: e.Overflow, Concurrency: e.Concurrency, Shadow: e.Shadow,
-		Adaptive: e.Adaptive}
+		Adaptive: e.Adaptive, MaxQueuePerTenant: e.MaxQueuePerTenant, TenantWeights: e.Weights()}
 	for _, r := range e.InUse() {
 		l.Also = append(l.Also, Rate(r))
 	}
@@ -134,4 +148,6 @@ func limitOf(e config.Limit) Limit {
 }
 
 // isZero reports whether l is the zero Limit.
-func (l Limit) isZero() bool { return l.engine() == config.Limit{} && len(l.Also) == 0 }
+func (l Limit) isZero() bool {
+	return l.engine() == config.Limit{} && len(l.Also) == 0 && len(l.TenantWeights) == 0
+}

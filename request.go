@@ -22,6 +22,7 @@ type options struct {
 	jobName  string
 	runAt    time.Time            // WithRunAt's, or now plus WithDelay's; zero: now
 	cost     int64                // WithCost's; 0 when not given
+	tenant   string               // WithTenant's; empty when not given
 	badCost  bool                 // WithCost was given a cost below 1
 	decided  func(queue.Decision) // WithDecision's f, given the root's Decision
 }
@@ -62,6 +63,15 @@ func WithMaxRetries(n int) Option { return func(o *options) { o.retries = n } }
 func WithCost(n int) Option {
 	return func(o *options) { o.cost, o.badCost = int64(n), n < 1 }
 }
+
+// WithTenant says whose request or durable job this is within its key: while several tenants
+// have requests waiting in the key's line, each is served in turn, weighted by
+// Limit.TenantWeights (deficit round robin by cost), and first come first served within a
+// tenant, so that one tenant's flood delays another's request by at most one turn, not by the
+// flood. Priorities stay strict above the tenants: a higher priority is served first. A tenant
+// is 1 to 64 bytes without control characters, ',', '=', '{' or '}'. Without WithTenant a
+// request is served as before (as the tenant "" when others wait with tenants).
+func WithTenant(t string) Option { return func(o *options) { o.tenant = t } }
 
 // WithJobName names a durable job within its key, making Enqueue idempotent: the job's id
 // follows from the key and the name, and enqueuing a job of the same key and name while one
@@ -120,6 +130,9 @@ func apply(opts []Option) (options, error) {
 	}
 	if o.badCost || o.cost > 1<<53 {
 		return o, fmt.Errorf("%w: WithCost: must be from 1 to 2^53, got %d", ErrInvalidConfig, o.cost)
+	}
+	if o.tenant != "" && !config.ValidTenant(o.tenant) {
+		return o, fmt.Errorf("%w: WithTenant: %q: 1 to %d bytes, no control characters, ',', '=', '{' or '}'", ErrInvalidConfig, o.tenant, config.MaxTenantLen)
 	}
 	return o, nil
 }
@@ -199,7 +212,7 @@ func (c *Client) attempts(ctx context.Context, key string, fn func(context.Conte
 func (c *Client) once(ctx context.Context, key string, fn func(context.Context) (any, error), o options, head bool, rs *requestSpan) (any, error) {
 	start := time.Now()
 	g, err := c.node.Acquire(ctx, processor.Request{Key: key, Priority: o.priority, Timeout: o.timeout, Head: head,
-		Cost: o.cost, Decided: o.decided, Queued: rs.queuedHook(), Degradable: c.cfg.OnRedisError != FailClosed})
+		Cost: o.cost, Tenant: o.tenant, Decided: o.decided, Queued: rs.queuedHook(), Degradable: c.cfg.OnRedisError != FailClosed})
 	degraded := errors.Is(err, ErrUnavailable)
 	if degraded {
 		// Only a failure of Redis or of the connection is ErrUnavailable, never a ctx that

@@ -2,6 +2,9 @@ package config
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -90,6 +93,88 @@ type Limit struct {
 	Overflow     Overflow
 	Shadow       bool // the limit is watched, not enforced: every request runs at once
 	Adaptive     bool // the rates in force follow the upstream: cut on its refusals, raised on success
+	// MaxQueuePerTenant bounds the tickets one tenant may have waiting (0: no bound).
+	MaxQueuePerTenant int
+	// TenantWeights holds the tenants' weights other than 1 as "name=weight" joined by ','
+	// in name order (a string, so that a Limit stays comparable); see WeightsString.
+	TenantWeights string
+}
+
+// MaxTenantWeight bounds a tenant's weight; MaxTenantLen a tenant's name (bytes).
+const (
+	MaxTenantWeight = 1000
+	MaxTenantLen    = 64
+)
+
+// ValidTenant reports whether t can name a tenant: 1 to MaxTenantLen bytes, none of them a
+// control character, ',', '=', '{' or '}'.
+func ValidTenant(t string) bool {
+	if t == "" || len(t) > MaxTenantLen {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		if c := t[i]; c < 0x20 || c == 0x7f || c == ',' || c == '=' || c == '{' || c == '}' {
+			return false
+		}
+	}
+	return true
+}
+
+// WeightsString is the TenantWeights of the weights w (those of 1 left out), or an error
+// naming the first tenant or weight out of range.
+func WeightsString(w map[string]int) (string, error) {
+	names := make([]string, 0, len(w))
+	for t, n := range w {
+		if !ValidTenant(t) {
+			return "", fmt.Errorf("%w: tenant %q: 1 to %d bytes, no control characters, ',', '=', '{' or '}'", ErrInvalidConfig, t, MaxTenantLen)
+		}
+		if n < 1 || n > MaxTenantWeight {
+			return "", fmt.Errorf("%w: tenant %q: weight %d, want 1 to %d", ErrInvalidConfig, t, n, MaxTenantWeight)
+		}
+		if n != 1 {
+			names = append(names, t)
+		}
+	}
+	slices.Sort(names)
+	var b strings.Builder
+	for i, t := range names {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(t)
+		b.WriteByte('=')
+		b.WriteString(strconv.Itoa(w[t]))
+	}
+	return b.String(), nil
+}
+
+// Weights returns l's tenant weights as a map (nil when none).
+func (l Limit) Weights() map[string]int {
+	if l.TenantWeights == "" {
+		return nil
+	}
+	out := map[string]int{}
+	for part := range strings.SplitSeq(l.TenantWeights, ",") {
+		t, n, _ := strings.Cut(part, "=")
+		out[t], _ = strconv.Atoi(n)
+	}
+	return out
+}
+
+// TenantWeight is tenant t's weight under l: 1 unless TenantWeights says otherwise.
+func (l Limit) TenantWeight(t string) int {
+	for s := l.TenantWeights; s != ""; {
+		var part string
+		part, s, _ = strings.Cut(s, ",")
+		if name, n, _ := strings.Cut(part, "="); name == t {
+			w, err := strconv.Atoi(n)
+			if err != nil || w < 1 {
+				return 1
+			}
+			return w
+		}
+	}
+	return 1
 }
 
 // Rate is one rate of a key's limit besides its main one (Limit.Max per Limit.Window), kept
@@ -194,10 +279,10 @@ func (l Limit) CapOnly() bool {
 }
 
 // Complex reports whether l is more than one rate counting requests enforced: a rate counting
-// units, several rates, a concurrency cap or a shadow limit. The scripts then take its rates
+// units, several rates, a concurrency cap or a shadow limit, or bounds each tenant's waiting. The scripts then take its rates
 // as a string (see lua/limits.lua) and tell each grant's remaining apart.
 func (l Limit) Complex() bool {
-	return l.Units || l.NumRates() != 1 || l.Concurrency > 0 || l.Shadow
+	return l.Units || l.NumRates() != 1 || l.Concurrency > 0 || l.Shadow || l.MaxQueuePerTenant > 0
 }
 
 // Validate reports the first field of l that is out of range, naming it as field.X.
@@ -237,6 +322,13 @@ func (l Limit) validateLine(bad func(name, format string, args ...any) error) er
 		return bad("QueueTimeout", "must not be negative, got %v", l.QueueTimeout)
 	case l.Overflow != Reject && l.Overflow != DropOldest:
 		return bad("Overflow", "unknown overflow policy %d", int(l.Overflow))
+	case l.MaxQueuePerTenant < 0:
+		return bad("MaxQueuePerTenant", "must not be negative, got %d", l.MaxQueuePerTenant)
+	}
+	if l.TenantWeights != "" {
+		if s, err := WeightsString(l.Weights()); err != nil || s != l.TenantWeights {
+			return bad("TenantWeights", "%q is not name=weight,… in name order, weights 2 to %d", l.TenantWeights, MaxTenantWeight)
+		}
 	}
 	return nil
 }

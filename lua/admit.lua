@@ -5,6 +5,9 @@
 local function line_admit()
 local p = paused(now)
 local len = line_len()
+local tk = decode(RAW)
+local tenant = tk and tk[T_TENANT]
+local place = fair_place(PRIO, tk, HEAD)
 
 -- Under DropOldest, a full line gives up the oldest request of the lowest priority up to PRIO
 -- (the ticket at the head of its line); durable jobs are never dropped.
@@ -22,22 +25,21 @@ if len >= MAXQ and OVERFLOW == 1 then
 end
 
 -- The earliest start: behind every waiting ticket of a higher priority, and of the same one
--- unless the ticket goes to the head of its line.
-local ahead = 0
-for q = PRIO, 3 do
-  if q > PRIO or not HEAD then ahead = ahead + redis.call('LLEN', KEYS[2 + q]) end
-end
-if drop == PRIO and not HEAD then ahead = ahead - 1 end
+-- those before its place (all of them unless the line is fair or it goes to its head).
+local pos = place[3]
+local ahead = pos
+for q = PRIO + 1, 3 do ahead = ahead + redis.call('LLEN', KEYS[2 + q]) end
+if drop == PRIO and pos > 0 then ahead = ahead - 1 end
 local units = nil
 if HAS_UNITS then
-  units = units_ahead(PRIO, HEAD)
-  if drop == PRIO and not HEAD then units = units - drop_cost end
+  units = units_ahead(PRIO, pos)
+  if drop == PRIO and pos > 0 then units = units - drop_cost end
 end
 local earliest = lim_slot(now, ahead + 1, units, COST)
 if SHADOW then earliest = now end -- the limit holds nothing back (shadow.lua); a pause does
 if p == PAUSED_FOREVER then earliest = PAUSED_FOREVER elseif p ~= NOT_PAUSED then earliest = math.max(earliest, p) end
 
-if MAXQ == -1 then
+if MAXQ == -1 or (tenant and MAXQT > 0 and tenant_waiting(tenant) >= MAXQT) then
   count('rejected')
   return {3, now, free, earliest, len, '', lim_reset_after(now), lim_which()}
 end
@@ -55,6 +57,8 @@ if len >= MAXQ then
   end
   local t = decode(evicted)
   if t then
+    line_left(drop, t, false)
+    evicted = t.RAW
     mark_evicted(now, t)
     count('evicted')
   else
@@ -63,8 +67,7 @@ if len >= MAXQ then
   end
 end
 
-if HEAD then redis.call('LPUSH', KEYS[2 + PRIO], RAW) else redis.call('RPUSH', KEYS[2 + PRIO], RAW) end
-extend_ttl(KEYS[2 + PRIO], DEADLINE - now)
+line_push(PRIO, RAW, tk, HEAD, place, DEADLINE - now)
 count('queued')
 return {2, now, free, earliest, len, evicted, 0, lim_which()}
 end

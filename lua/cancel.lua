@@ -7,6 +7,19 @@
 -- Reply: 1 removed from the line, 2 grant refunded (and any copy removed), 3 absent.
 local RAW, ID, PRIO = ARGV[7], ARGV[8], tonumber(ARGV[9])
 local removed = redis.call('LREM', KEYS[2 + PRIO], 0, RAW)
+if removed == 0 and redis.call('EXISTS', KEYS[11 + PRIO]) == 1 then
+  -- A line served in fair shares holds the ticket with its tag after it (fair.lua).
+  local line = KEYS[2 + PRIO]
+  for _, e in ipairs(redis.call('LRANGE', line, 0, -1)) do
+    if #e > #RAW and string.sub(e, 1, #RAW) == RAW then
+      local t = decode(e)
+      if t and t.RAW == RAW then
+        removed = removed + redis.call('LREM', line, 0, e)
+        line_left(PRIO, t, false)
+      end
+    end
+  end
+end
 local refunded = 0
 for _, z in ipairs({GRANTED, LOCAL}) do
   local at = redis.call('ZSCORE', z, RAW)

@@ -18,7 +18,7 @@ if not allowed then
     retry = PAUSED_FOREVER
   else
     local units = nil
-    if HAS_UNITS then units = units_ahead(0, false) end
+    if HAS_UNITS then units = units_ahead(0, redis.call('LLEN', KEYS[2])) end
     local at = lim_slot(now, len + 1, units, COST)
     if p ~= NOT_PAUSED then at = math.max(at, p) end
     retry = at - now

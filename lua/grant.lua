@@ -137,15 +137,19 @@ local function fits(t)
   return false
 end
 
--- Takes the ticket raw at position i of line out.
-local function take(line, i, raw)
+-- The priority of the line being walked.
+local walking = 3
+
+-- Takes the entry raw at position i of line out: ticket t (nil when corrupt), granted or not.
+local function take(line, i, raw, t, granted)
   if i == 0 then redis.call('LPOP', line) else redis.call('LREM', line, 1, raw) end
+  line_left(walking, t, granted)
 end
 
--- drop takes the ticket at position i of line out unserved, counted as reason; a corrupt one
--- goes to the dead-letter list. Twin: grantRun.drop.
-local function drop(line, i, raw, reason)
-  take(line, i, raw)
+-- drop takes the entry at position i of line, ticket t, out unserved, counted as reason; a
+-- corrupt one goes to the dead-letter list. Twin: grantRun.drop.
+local function drop(line, i, raw, reason, t)
+  take(line, i, raw, t, false)
   if reason == 'corrupt' then dead_letter(raw) else count(reason) end
   drops = drops + 1
 end
@@ -156,10 +160,10 @@ local function grant_job(line, i, raw, t)
   local id = t[T_ID]
   local j = job_get(id)
   if not j then
-    drop(line, i, raw, 'corrupt') -- a job ticket without its record
+    drop(line, i, raw, 'corrupt', t) -- a job ticket without its record
     return
   end
-  take(line, i, raw)
+  take(line, i, raw, t, true)
   j[J_RUNS], j[J_STATE], j[J_HOLDER] = j[J_RUNS] + 1, JOB_RUNNING, NODE
   redis.call('ZADD', LEASE, I(now + LEASE_US), id)
   extend_ttl(LEASE, LEASE_US + 60000000)
@@ -173,9 +177,10 @@ end
 -- the owner is this node, else in the granted set for the owner to claim. Twin:
 -- grantRun.grantRequest.
 local function grant_request(line, i, raw, t)
-  take(line, i, raw)
+  take(line, i, raw, t, true)
   take_grant(t[T_ID], cost_of(t))
   local owner = t[T_OWNER]
+  raw = t.RAW -- the ticket as its owner knows it
   if owner == NODE then
     mine_t[#mine_t + 1] = raw
     redis.call('ZADD', LOCAL, I(now), raw)
@@ -214,13 +219,13 @@ end
 -- Twin: grantRun.visitRequest.
 local function visit_request(line, i, raw, t)
   if dead[t[T_OWNER]] then
-    drop(line, i, raw, 'abandoned')
+    drop(line, i, raw, 'abandoned', t)
   elseif not fits(t) or n >= BATCH then
     return nil
-  elseif redis.call('ZSCORE', LOCAL, raw) or redis.call('ZSCORE', GRANTED, raw) then
+  elseif redis.call('ZSCORE', LOCAL, t.RAW) or redis.call('ZSCORE', GRANTED, t.RAW) then
     -- Granted already: a second copy, queued by an admit that the Redis client sent again
     -- after a connection error had cut its reply. One request, one grant.
-    drop(line, i, raw, 'duplicate')
+    drop(line, i, raw, 'duplicate', t)
   else
     grant_request(line, i, raw, t)
   end
@@ -235,14 +240,14 @@ local function visit_ticket(line, i, raw)
   if not t then
     drop(line, i, raw, 'corrupt')
   elseif t[T_DEADLINE] <= now then
-    drop(line, i, raw, 'expired')
+    drop(line, i, raw, 'expired', t)
     if t[T_HANDLER] then
       local j = job_get(t[T_ID])
       if j and job_end(now, t[T_ID], j, RESULT_EXPIRED, '') then woken[#woken + 1] = t[T_ID] end
     end
   elseif not lim_could_fit(cost_of(t)) then
     -- Its cost is above what the limit, lowered since it was queued, can ever admit.
-    drop(line, i, raw, 'evicted')
+    drop(line, i, raw, 'evicted', t)
     if t[T_HANDLER] then
       local j = job_get(t[T_ID])
       if j and job_end(now, t[T_ID], j, RESULT_EVICTED, '') then woken[#woken + 1] = t[T_ID] end
@@ -264,6 +269,7 @@ end
 local function pick_grants()
   for q = 5, 2, -1 do
     local line = KEYS[q]
+    walking = q - 2
     local i = 0
     while i and drops < MAX_DROPS do
       local chunk = redis.call('LRANGE', line, i, i + math.min(64, math.max(1, math.min(free, BATCH - n)) + 1))

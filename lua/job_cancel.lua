@@ -24,6 +24,7 @@ if j[J_STATE] == JOB_IN_LINE then
     local t = decode(raw)
     if t and t[T_ID] == ID then
       redis.call('LREM', q, 1, raw)
+      line_left(j[J_PRIORITY], t, false)
       break
     end
   end

@@ -1,28 +1,30 @@
--- jobs.lua: the helpers of durable jobs; follows line.lua in every script that takes, after the
--- ten KEYS of limits.lua, the five of a key's jobs and the local grants:
---   11 jobs (HASH id -> record)  12 lease (ZSET id -> µs its lease, or its wait for a retry, ends)
---   13 results (HASH id -> result)  14 result expiry (ZSET id -> µs)  15 waited (SET ids Wait asks for)
---   16 local grants (ZSET raw ticket -> grant µs): the grants a processor made for its own node's
+-- jobs.lua: the helpers of durable jobs; follows line.lua and fair.lua in every script that
+-- takes, after the fourteen KEYS of limits.lua, the five of a key's jobs and the local grants:
+--   15 jobs (HASH id -> record)  16 lease (ZSET id -> µs its lease, or its wait for a retry, ends)
+--   17 results (HASH id -> result)  18 result expiry (ZSET id -> µs)  19 waited (SET ids Wait asks for)
+--   20 local grants (ZSET raw ticket -> grant µs): the grants a processor made for its own node's
 --      tickets lately, kept for twice the claim timeout so that a node whose grant reply was lost
 --      (a connection reset after the script ran) can still claim them, and so that a grant is
 --      given back once only (by whoever takes it out of this set: cancel or refund)
---   17 scheduled (ZSET id -> µs the job joins its line): jobs enqueued to run later
+--   21 scheduled (ZSET id -> µs the job joins its line): jobs enqueued to run later
 -- A record is a msgpack array: 1 key  2 handler  3 payload  4 priority (0-3)  5 max retries
 --   6 failures  7 runs (the token of the current run)  8 leases lost  9 time it may wait in line µs
 --   10 state (0 in line, 1 running, 2 waiting to be retried, 3 scheduled, 4 running and
 --   cancelled: its node is to stop it)  11 node running it ('' none)
 --   12 node that enqueued it  13 result TTL ms  14 enqueued µs  15 cost (only when not 1, or
 --   when 16 follows)  16 traceparent and 17 tracestate (W3C trace context of the span that
---   enqueued it; only when traced): the scripts keep what they do not read, and a record
---   stays an array (a table with a hole would pack as a map)
+--   enqueued it; only when traced, or empty before 18)  18 tenant and 19 its weight (only
+--   with a tenant, see fair.lua): the scripts keep what they do not read, and a record stays an
+--   array (a table with a hole would pack as a map)
 -- A result is a msgpack array {status, data}: status 0 done (data: the handler's result),
 -- 1 failed (data: the error), 2 expired in line, 3 evicted by Reset, 4 cancelled (CancelJob).
-local JOBS, LEASE, RES, REXP, WAITED, LOCAL = KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15], KEYS[16]
-local SCHED = KEYS[17]
+local JOBS, LEASE, RES, REXP, WAITED, LOCAL = KEYS[15], KEYS[16], KEYS[17], KEYS[18], KEYS[19], KEYS[20]
+local SCHED = KEYS[21]
 
 -- The positions of a record's fields, queue.Job's fields in order.
 local J_KEY, J_HANDLER, J_PAYLOAD, J_PRIORITY, J_MAX_RETRIES, J_FAILURES, J_RUNS = 1, 2, 3, 4, 5, 6, 7
 local J_LOST, J_WAIT, J_STATE, J_HOLDER, J_OWNER, J_RESULT_TTL, J_ENQUEUED, J_COST = 8, 9, 10, 11, 12, 13, 14, 15
+local J_TENANT, J_WEIGHT = 18, 19
 -- 16 and 17 (traceparent, tracestate) are read by Go only (queue.Job).
 -- A record's states (queue's jobInLine, jobRunning, jobRetrying, jobScheduled, jobCancelling)
 -- and a result's statuses (queue.ResultStatus).
@@ -79,13 +81,16 @@ end
 -- Puts job id in its line, with the time in line it was given: back at the head (a job
 -- taken back from a run or a retry), or at the tail when tail (a scheduled job whose time came).
 local function job_requeue(now, id, j, tail)
-  local q = KEYS[2 + j[J_PRIORITY]]
   local t = {}
   t[T_ID], t[T_KEY], t[T_PRIORITY], t[T_ENQUEUED] = id, j[J_KEY], j[J_PRIORITY], now
   t[T_DEADLINE], t[T_OWNER], t[T_HANDLER] = now + j[J_WAIT], j[J_OWNER], j[J_HANDLER]
   if type(j[J_COST]) == 'number' and j[J_COST] ~= 1 then t[T_COST] = j[J_COST] end
-  if tail then redis.call('RPUSH', q, cmsgpack.pack(t)) else redis.call('LPUSH', q, cmsgpack.pack(t)) end
-  extend_ttl(q, j[J_WAIT])
+  if type(j[J_TENANT]) == 'string' and j[J_TENANT] ~= '' then
+    t[T_COST], t[T_TENANT] = t[T_COST] or 1, j[J_TENANT]
+    if type(j[J_WEIGHT]) == 'number' and j[J_WEIGHT] > 1 then t[T_WEIGHT] = j[J_WEIGHT] end
+  end
+  local q = j[J_PRIORITY]
+  line_push(q, cmsgpack.pack(t), t, not tail, fair_place(q, t, not tail), j[J_WAIT])
   j[J_STATE], j[J_HOLDER] = JOB_IN_LINE, ''
   job_put(id, j, j[J_WAIT])
 end

@@ -4,14 +4,16 @@
 -- KEYS (every per-key script, all with the same {hash tag}):
 --   1 w (window state of the main rate)  2..5 q:0..q:3 (lines, priority low..critical)
 --   6 granted (ZSET raw ticket -> grant µs)  7 paused (string: until µs, -1 = forever; see pause.lua)
---   8 stats (HASH)  9 dlq (LIST)  10 evicted (ZSET id -> deadline µs)  then the script's own keys,
+--   8 stats (HASH)  9 dlq (LIST)  10 evicted (ZSET id -> deadline µs)  11..14 fair:0..fair:3
+--   (HASH: the state of a line served in fair shares, see fair.lua)  then the script's own keys,
 --   then the windows of the limit's further rates, one per rate, in order, and last, for a
 --   limit with a concurrency cap, run (ZSET id -> µs its slot lapses unless renewed) (see ARGV 1)
 -- ARGV (every per-key script): 1 the algorithm (0 sliding log, 1 fixed window, 2 GCRA), or, for
 --   a limit whose main rate counts cost units, that has further rates, a concurrency cap or is
---   a shadow limit, "algorithm,units,concurrency,slot lease µs,shadow" and for each further
---   rate ";max,window µs,burst,units" (units: 1 counts cost units, 0 requests; shadow: 1 the
---   limit is watched, not enforced, see shadow.lua)
+--   a shadow limit or a bound per tenant, "algorithm,units,concurrency,slot lease µs,shadow,
+--   max queue per tenant" and for each further rate ";max,window µs,burst,units" (units: 1
+--   counts cost units, 0 requests; shadow: 1 the limit is watched, not enforced, see
+--   shadow.lua; max queue per tenant: 0 none, see fair.lua)
 --   2 max (0: no rate, only a concurrency cap)  3 window µs  4 burst (GCRA)  5 stats TTL ms
 --   6 external pause (0 none, -1 forever, else until µs)
 -- Times are µs of Redis server time. Numbers handed to redis.call go through I(), because Lua
@@ -38,8 +40,9 @@ local FREE, TAKEN = {}, {}
 -- The concurrency cap (0: none), its run set, its slots' lease (µs), and the slots free (as
 -- FREE is for the rates).
 local CONC, RUN, SLOT_US, CFREE = 0, nil, 0, 0
--- Whether the limit is a shadow limit (see shadow.lua).
-local SHADOW = false
+-- Whether the limit is a shadow limit (see shadow.lua); how many tickets one tenant may have
+-- waiting (0: no bound; see fair.lua).
+local SHADOW, MAXQT = false, 0
 
 -- Each window as lim_free last read it (fixed window: start and count; GCRA: tat), so that
 -- lim_record need not read it again. Scripts write the windows only through the lim_
@@ -56,15 +59,15 @@ local function bind()
   if ARGV ~= bound then
     bound = ARGV
     STATS_TTL, EXT_PAUSE = tonumber(ARGV[5]), tonumber(ARGV[6])
-    NR, R_UNITS[1], CONC, SLOT_US, SHADOW = 1, false, 0, 0, false
+    NR, R_UNITS[1], CONC, SLOT_US, SHADOW, MAXQT = 1, false, 0, 0, false, 0
     ALG = tonumber(ARGV[1])
     if not ALG then
       local main = true
       for part in string.gmatch(ARGV[1], '[^;]+') do
         if main then
-          local a, u, cc, sl, sh = string.match(part, '^(%d+),(%d),(%d+),(%d+),?(%d?)$')
+          local a, u, cc, sl, sh, mq = string.match(part, '^(%d+),(%d),(%d+),(%d+),?(%d?),?(%d*)$')
           ALG, R_UNITS[1], CONC, SLOT_US, main = tonumber(a), u == '1', tonumber(cc), tonumber(sl), false
-          SHADOW = sh == '1'
+          SHADOW, MAXQT = sh == '1', tonumber(mq) or 0
         else
           local m, w, b, u = string.match(part, '^(%d+),(%d+),(%d+),(%d)$')
           NR = NR + 1

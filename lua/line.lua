@@ -6,21 +6,30 @@ local function line_len()
 end
 
 -- A ticket is a msgpack array; its fields are at these positions, queue.Ticket's fields in order
--- (T_HANDLER only for a durable job, nil for a request with a cost; T_COST only when not 1).
+-- (T_HANDLER only for a durable job, nil for a request with a cost or a tenant; T_COST only when
+-- not 1 or with a tenant; T_TENANT, the tenant's name, and T_WEIGHT, its weight when not 1, only
+-- with a tenant).
 local T_ID, T_KEY, T_PRIORITY, T_ENQUEUED, T_DEADLINE, T_OWNER, T_HANDLER, T_COST = 1, 2, 3, 4, 5, 6, 7, 8
+local T_TENANT, T_WEIGHT = 9, 10
 
 -- The ticket a line entry holds, or nil when the entry is corrupt. The rule, also Go's (queue's
 -- lineTicket): the entry is at most MAX_ENTRY bytes (cmsgpack reads any of those without
 -- overflowing Lua's stack), is a msgpack array (its first byte says so: cmsgpack would read a
 -- map as a table too) that cmsgpack reads, whose T_ID and T_OWNER are strings of 16 bytes, whose
--- T_DEADLINE is a number, whose T_HANDLER, when present, is a non-empty string, and whose
--- T_COST, when present, is a whole number from 1 to 2^53. The other fields are no business of
--- the line's: the node that gets the grant checks them.
+-- T_DEADLINE is a number, whose T_HANDLER, when present, is a non-empty string, whose T_COST,
+-- when present, is a whole number from 1 to 2^53, whose T_TENANT, when present, is a string of
+-- 1 to 64 bytes and whose T_WEIGHT, when present, a whole number from 1 to 1000. The array may
+-- be followed by one more value, the ticket's tag in a line served in fair shares (see
+-- fair.lua): a whole number from 0 to 2^53 in its shortest msgpack form, kept in t.TAG, with
+-- the bytes before it (the ticket its owner knows) in t.RAW.
+-- The other fields are no business of the line's: the node that gets the grant checks them.
 local MAX_ENTRY = 2048
+local function whole(x, lo, hi) return type(x) == 'number' and x >= lo and x <= hi and x == math.floor(x) end
+local function counted(...) return select('#', ...), ... end
 local function decode(raw)
   local b = string.byte(raw, 1)
   if #raw > MAX_ENTRY or not b or not ((b >= 0x90 and b <= 0x9f) or b == 0xdc or b == 0xdd) then return nil end
-  local ok, t = pcall(cmsgpack.unpack, raw)
+  local nv, ok, t, tag = counted(pcall(cmsgpack.unpack, raw))
   if not ok or type(t) ~= 'table' or type(t[T_ID]) ~= 'string' or #t[T_ID] ~= 16 or type(t[T_DEADLINE]) ~= 'number'
       or type(t[T_OWNER]) ~= 'string' or #t[T_OWNER] ~= 16 then
     return nil
@@ -28,7 +37,17 @@ local function decode(raw)
   local h = t[T_HANDLER]
   if h ~= nil and (type(h) ~= 'string' or h == '') then return nil end
   local c = t[T_COST]
-  if c ~= nil and (type(c) ~= 'number' or c < 1 or c > 9007199254740992 or c ~= math.floor(c)) then return nil end
+  if c ~= nil and not whole(c, 1, 9007199254740992) then return nil end
+  local tn, w = t[T_TENANT], t[T_WEIGHT]
+  if tn ~= nil and (type(tn) ~= 'string' or tn == '' or #tn > 64) then return nil end
+  if w ~= nil and not whole(w, 1, 1000) then return nil end
+  if nv > 3 or (nv == 3 and not whole(tag, 0, 9007199254740992)) then return nil end
+  t.RAW = raw
+  if nv == 3 then
+    local enc = cmsgpack.pack(tag)
+    if string.sub(raw, -#enc) ~= enc then return nil end -- not in its shortest form
+    t.TAG, t.RAW = tag, string.sub(raw, 1, #raw - #enc)
+  end
   return t
 end
 
@@ -36,27 +55,26 @@ end
 local function cost_of(t) return t[T_COST] or 1 end
 
 -- The cost of the tickets a ticket of priority prio waits behind (those of the higher
--- priorities, and of its own unless it goes to the head of its line), as far as the first
--- UNITS_SCAN of them tell: each ticket past those counts 1, the least it can cost, so that the
--- fail-fast estimate stays a lower bound (it never refuses a ticket that could make its
--- deadline) at a bounded cost. Twin: memKey.unitsAhead.
+-- priorities, and the first pos of its own line), as far as the first UNITS_SCAN of them tell:
+-- each ticket past those counts 1, the least it can cost, so that the fail-fast estimate stays
+-- a lower bound (it never refuses a ticket that could make its deadline) at a bounded cost.
+-- Twin: memKey.unitsAhead.
 local UNITS_SCAN = 256
-local function units_ahead(prio, head)
+local function units_ahead(prio, pos)
   local units, left = 0, UNITS_SCAN
   for q = prio, 3 do
-    if q > prio or not head then
-      local n = redis.call('LLEN', KEYS[2 + q])
-      if left > 0 then
-        local seen = redis.call('LRANGE', KEYS[2 + q], 0, left - 1)
-        for _, raw in ipairs(seen) do
-          local t = decode(raw)
-          if t then units = units + cost_of(t) else units = units + 1 end
-        end
-        left = left - #seen
-        n = n - #seen
+    local n = pos
+    if q > prio then n = redis.call('LLEN', KEYS[2 + q]) end
+    if left > 0 and n > 0 then
+      local seen = redis.call('LRANGE', KEYS[2 + q], 0, math.min(left, n) - 1)
+      for _, raw in ipairs(seen) do
+        local t = decode(raw)
+        if t then units = units + cost_of(t) else units = units + 1 end
       end
-      units = units + n
+      left = left - #seen
+      n = n - #seen
     end
+    units = units + n
   end
   return units
 end

@@ -2,7 +2,8 @@
 // what the module uses (package queue). Its one job is to hold rateltd's Redis scripts, one per
 // file, embedded so that a missing file breaks the build. Every per-key script is limits.lua (the
 // rate-limit algorithms), pause.lua (what a pause is and which one is in force) and line.lua
-// (tickets, counters, TTLs) followed by its own file, so that what several scripts share is
+// (tickets, counters, TTLs) and fair.lua (fair shares between tenants within a line) followed by
+// its own file, so that what several scripts share is
 // written once. Admit puts its fast path, admit_fast.lua, before line.lua, after quiet.lua (the
 // fast path's condition: no pause, no line) and shadow.lua (a shadow limit's grants): a request
 // granted at once does not pay for defining the line's helpers. AdmitMany, the admit of several tickets and keys in one call, opens with
@@ -29,6 +30,8 @@ var (
 	shadow string
 	//go:embed line.lua
 	line string
+	//go:embed fair.lua
+	fair string
 	//go:embed admit_fast.lua
 	admitFast string
 	//go:embed admit.lua
@@ -90,10 +93,10 @@ var (
 // The scripts. The per-key ones take the KEYS and first six ARGV that limits.lua describes;
 // those that know durable jobs take the five KEYS of jobs.lua after them.
 var (
-	Admit       = NewScript(limits + pause + quiet + shadow + admitFast + line + admit + "\nreturn line_admit()\n")
-	AdmitMany   = NewScript(admitMany + limits + pause + quiet + shadow + line + admit + admitManyEnd)
-	Enqueue     = NewScript(limits + pause + enqueue + line + jobs + admit + enqueueEnd + "\nreturn enqueue_job(ARGV[14], tonumber(ARGV[15]) or 0)\n")
-	EnqueueMany = NewScript(limits + pause + enqueueMany + line + jobs + admit + enqueueEnd + enqueueManyEnd)
+	Admit       = NewScript(limits + pause + quiet + shadow + admitFast + line + fair + admit + "\nreturn line_admit()\n")
+	AdmitMany   = NewScript(admitMany + limits + pause + quiet + shadow + line + fair + admit + admitManyEnd)
+	Enqueue     = NewScript(limits + pause + enqueue + line + fair + jobs + admit + enqueueEnd + "\nreturn enqueue_job(ARGV[14], tonumber(ARGV[15]) or 0)\n")
+	EnqueueMany = NewScript(limits + pause + enqueueMany + line + fair + jobs + admit + enqueueEnd + enqueueManyEnd)
 	Grant       = withJobs(grant)
 	Claim       = withJobs(claim)
 	Cancel      = withJobs(cancel)
@@ -120,9 +123,11 @@ var All = []*redis.Script{Admit, AdmitMany, Enqueue, EnqueueMany, Grant, Claim, 
 	JobRenew,
 	JobWait, JobCancel, IndexAdd, IndexRemove, PauseUntil, Handlers, Counters}
 
-func perKey(body string) *redis.Script { return NewScript(limits + pause + line + body) }
+func perKey(body string) *redis.Script { return NewScript(limits + pause + line + fair + body) }
 
-func withJobs(body string) *redis.Script { return NewScript(limits + pause + line + jobs + body) }
+func withJobs(body string) *redis.Script {
+	return NewScript(limits + pause + line + fair + jobs + body)
+}
 
 // sources maps the SHA1 of every script made by NewScript to its source (go-redis's Script
 // keeps its source to itself). Written by NewScript, read by Source.

@@ -3,7 +3,8 @@
 -- Reply: {now, used, remaining, queued low, normal, high, critical, oldest enqueued µs (0: none),
 --   own pause (see pause.lua), unclaimed grants, dead letters, {counter, value, ...},
 --   durable jobs not ended, of them running or waiting for a retry, {used, remaining} of each
---   rate in order, how many hold a slot of the concurrency cap, durable jobs scheduled}; used and remaining are the
+--   rate in order, how many hold a slot of the concurrency cap, durable jobs scheduled,
+--   {tenant, tickets waiting, ...} of the tenants waiting in lines served in fair shares}; used and remaining are the
 --   tightest rate's (see limits.lua), with no rate those of the concurrency cap
 local now = now_us()
 lim_free(now, false)
@@ -30,4 +31,18 @@ out[#out + 1] = redis.call('ZCARD', LEASE)
 out[#out + 1] = rates
 out[#out + 1] = lim_running(now)
 out[#out + 1] = redis.call('ZCARD', SCHED)
+local waiting, tenants = {}, {}
+for q = 0, 3 do
+  local kv = redis.call('HGETALL', fair_key(q))
+  for i = 1, #kv, 2 do
+    local tn = string.match(kv[i], '^n:(.*)$')
+    if tn then
+      if not waiting[tn] then waiting[tn] = 0; tenants[#tenants + 1] = tn end
+      waiting[tn] = waiting[tn] + tonumber(kv[i + 1])
+    end
+  end
+end
+local tl = {}
+for _, tn in ipairs(tenants) do tl[#tl + 1] = tn; tl[#tl + 1] = waiting[tn] end
+out[#out + 1] = tl
 return out

@@ -85,6 +85,8 @@ type Request struct {
 	Head bool
 	// Cost is what the request counts against the rates that count units; 0 means 1.
 	Cost int64
+	// Tenant is whose share of the key's line the request waits in; empty for none.
+	Tenant string
 	// Decided, when not nil, is called with the admission's Decision when the admission
 	// granted or refused the request at once (queue.AdmitReply.Decision), on the calling
 	// goroutine before Acquire returns.
@@ -134,6 +136,9 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 	w.id = newTicketID()
 	w.ticket = queue.Ticket{ID: w.id[:], Key: req.Key, Priority: req.Priority, Enqueued: n.ServerTime(start),
 		Deadline: n.ServerTime(deadline), Owner: n.id, Cost: req.Cost}
+	if req.Tenant != "" {
+		w.ticket.Tenant, w.ticket.Weight = req.Tenant, int64(p.Limit.TenantWeight(req.Tenant))
+	}
 	t := &w.ticket
 	raw, err := t.Encode()
 	if err != nil {

@@ -23,6 +23,8 @@ type Job struct {
 	Name string
 	// Cost is what each run counts against the rates that count units; 0 means 1.
 	Cost int64
+	// Tenant is whose share of the key's line the job waits in; empty for none.
+	Tenant string
 	// TraceParent and TraceState are the W3C trace context of the enqueue, kept in the job's
 	// record for the spans of its runs (JobStart); empty when it was not traced.
 	TraceParent, TraceState string
@@ -145,6 +147,9 @@ func (n *Node) newJob(req Job, payload []byte, start time.Time, l config.Limit) 
 	}
 	t := &queue.Ticket{ID: id[:], Key: req.Key, Priority: req.Priority, Enqueued: n.ServerTime(start),
 		Deadline: n.ServerTime(deadline), Owner: n.id, Handler: req.Handler, Cost: req.Cost}
+	if req.Tenant != "" {
+		t.Tenant, t.Weight = req.Tenant, int64(l.TenantWeight(req.Tenant))
+	}
 	raw, err := t.Encode()
 	if err != nil {
 		return queue.NewJob{}, err
@@ -152,7 +157,7 @@ func (n *Node) newJob(req Job, payload []byte, start time.Time, l config.Limit) 
 	j := &queue.Job{Key: req.Key, Handler: req.Handler, Payload: payload, Priority: req.Priority,
 		MaxRetries: req.MaxRetries, Wait: t.Deadline - t.Enqueued, Owner: n.id,
 		ResultTTL: n.cfg.ResultTTL.Milliseconds(), Enqueued: t.Enqueued, Cost: req.Cost,
-		TraceParent: req.TraceParent, TraceState: req.TraceState}
+		TraceParent: req.TraceParent, TraceState: req.TraceState, Tenant: t.Tenant, Weight: t.Weight}
 	var runAt int64
 	if req.RunAt.After(start) {
 		runAt = n.ServerTime(req.RunAt)

@@ -255,6 +255,9 @@ type KeyState struct {
 	Rates []RateState
 	// Running counts the slots of the concurrency cap held now.
 	Running int
+	// Tenants holds how many tickets each tenant has waiting in the key's lines served in fair
+	// shares ("" for those of no tenant there); nil when none is.
+	Tenants map[string]int
 }
 
 // RateState is what one rate of a key's limit counts now: requests, or cost units for a rate

@@ -44,8 +44,13 @@ type Job struct {
 	Cost int64
 	// TraceParent and TraceState are the W3C trace context (the traceparent and tracestate
 	// headers) of the span that enqueued the job, for the spans of its runs to link to; empty
-	// when the enqueue was not traced. Stored only when set (16 or 17 fields).
+	// when the enqueue was not traced. Stored only when set (16 or 17 fields, or empty before
+	// a tenant).
 	TraceParent, TraceState string
+	// Tenant is the job's tenant within its key (see fair.lua), empty for none; Weight its
+	// weight, 0 read as 1. Stored only with a tenant (18 and 19 fields).
+	Tenant string
+	Weight int64
 }
 
 // Job states (jobs.lua's JOB_IN_LINE, JOB_RUNNING, JOB_RETRYING, JOB_SCHEDULED,
@@ -65,7 +70,8 @@ func (j *Job) Schedule() { j.State = jobScheduled }
 // running reports whether j is of a run in progress (jobs.lua's job_runs).
 func (j *Job) running() bool { return j.State == jobRunning || j.State == jobCancelling }
 
-// jobFields is how many fields every record has: cost, traceparent and tracestate may follow,
+// jobFields is how many fields every record has: cost, traceparent, tracestate, tenant and
+// weight may follow,
 // and a record of a later version may carry more, which this one skips.
 const jobFields = 14
 
@@ -73,6 +79,8 @@ const jobFields = 14
 // last that is set, each before it too (Lua's msgpack writes a table with a hole as a map).
 func (j *Job) storedFields() int {
 	switch {
+	case j.Tenant != "":
+		return jobFields + 5
 	case j.TraceState != "":
 		return jobFields + 3
 	case j.TraceParent != "":
@@ -112,7 +120,15 @@ func (j *Job) EncodeMsgpack(enc *msgpack.Encoder) error {
 		}
 	}
 	if n > jobFields+2 {
-		return enc.EncodeString(j.TraceState)
+		if err := enc.EncodeString(j.TraceState); err != nil {
+			return err
+		}
+	}
+	if n > jobFields+3 {
+		if err := enc.EncodeString(j.Tenant); err != nil {
+			return err
+		}
+		return enc.EncodeInt(max(1, j.Weight))
 	}
 	return nil
 }
@@ -123,7 +139,7 @@ func (j *Job) DecodeMsgpack(dec *msgpack.Decoder) error {
 	var payload, holder, owner string
 	fields := []func(*msgpack.Decoder) error{str(&j.Key), str(&j.Handler), str(&payload), num(&prio), num(&retries), num(&failures),
 		num(&runs), num(&lost), num(&j.Wait), num(&state), str(&holder), str(&owner), num(&j.ResultTTL), num(&j.Enqueued)}
-	fields = append(fields, num(&j.Cost), str(&j.TraceParent), str(&j.TraceState))
+	fields = append(fields, num(&j.Cost), str(&j.TraceParent), str(&j.TraceState), str(&j.Tenant), num(&j.Weight))
 	if err := decodeLaterFields(dec, jobFields, fields...); err != nil {
 		return err
 	}

@@ -11,20 +11,24 @@ import (
 // encodeLimit writes a limit for the runtime configuration hash:
 // "algorithm,max,window µs,burst,max queue,queue timeout ms,overflow", then, when the main rate
 // counts units, the limit has further rates, a concurrency cap or is a shadow limit,
-// ",units,concurrency,shadow,adaptive" (units, shadow and adaptive 0 or 1) and for each further rate
-// ";max,window µs,burst,units". A node of an earlier version reads the first seven numbers (or
-// nine) and ignores the rest.
+// ",units,concurrency,shadow,adaptive,max queue per tenant" (units, shadow and adaptive 0 or 1)
+// and for each further rate ";max,window µs,burst,units", and last, when tenants have weights,
+// "|" and config.Limit.TenantWeights. A node of an earlier version reads the first seven
+// numbers (or nine) and ignores the rest.
 func encodeLimit(l config.Limit) string {
 	s := fmt.Sprintf("%d,%d,%d,%d,%d,%d,%d", int(l.Algorithm), l.Max, l.Window.Microseconds(), l.Burst,
 		l.MaxQueue, l.QueueTimeout.Milliseconds(), int(l.Overflow))
-	if !l.Complex() && !l.Adaptive {
+	if !l.Complex() && !l.Adaptive && l.TenantWeights == "" {
 		return s
 	}
 	var b strings.Builder
 	b.WriteString(s)
-	fmt.Fprintf(&b, ",%d,%d,%d,%d", b2i(l.Units), l.Concurrency, b2i(l.Shadow), b2i(l.Adaptive))
+	fmt.Fprintf(&b, ",%d,%d,%d,%d,%d", b2i(l.Units), l.Concurrency, b2i(l.Shadow), b2i(l.Adaptive), l.MaxQueuePerTenant)
 	for _, r := range l.InUse() {
 		fmt.Fprintf(&b, ";%d,%d,%d,%d", r.Max, r.Window.Microseconds(), r.Burst, b2i(r.Units))
+	}
+	if l.TenantWeights != "" {
+		b.WriteString("|" + l.TenantWeights)
 	}
 	return b.String()
 }
@@ -40,6 +44,7 @@ func decodeLimit(s string) (config.Limit, error) {
 	var alg, ovf int
 	var win, qt int64
 	var l config.Limit
+	s, l.TenantWeights, _ = strings.Cut(s, "|")
 	parts := strings.Split(s, ";")
 	if len(parts) > 1+config.MaxAlso {
 		return l, fmt.Errorf("queue: limit %q: %d rates", s, len(parts))
@@ -64,6 +69,11 @@ func decodeLimit(s string) (config.Limit, error) {
 	}
 	if len(main) >= 11 {
 		if _, err := fmt.Sscanf(main[10], "%d", &adaptive); err != nil {
+			return l, fmt.Errorf("queue: limit %q: %w", s, err)
+		}
+	}
+	if len(main) >= 12 {
+		if _, err := fmt.Sscanf(main[11], "%d", &l.MaxQueuePerTenant); err != nil {
 			return l, fmt.Errorf("queue: limit %q: %w", s, err)
 		}
 	}

@@ -30,7 +30,8 @@ func lineTicket(raw []byte) *Ticket {
 	if len(raw) > maxLineEntry {
 		return nil
 	}
-	dec := msgpack.NewDecoder(bytes.NewReader(raw))
+	r := bytes.NewReader(raw)
+	dec := msgpack.NewDecoder(r)
 	if c, err := dec.PeekCode(); err != nil || !isArray(c) {
 		return nil
 	}
@@ -38,7 +39,7 @@ func lineTicket(raw []byte) *Ticket {
 	if err != nil {
 		return nil
 	}
-	var f [ticketFields + 2]any // by position: ID, Key, Priority, Enqueued, Deadline, Owner, Handler, Cost
+	var f [ticketFields + 4]any // by position: ID, Key, Priority, Enqueued, Deadline, Owner, Handler, Cost, Tenant, Weight
 	for i := range n {
 		v, err := luaValue(dec)
 		if err != nil {
@@ -48,13 +49,9 @@ func lineTicket(raw []byte) *Ticket {
 			f[i] = v
 		}
 	}
-	for { // Lua reads whatever follows the array too, and fails on what it cannot read
-		if _, err := dec.PeekCode(); errors.Is(err, io.EOF) {
-			break
-		}
-		if _, err := luaValue(dec); err != nil {
-			return nil
-		}
+	tag, tagged, ok := lineTag(raw, r, dec)
+	if !ok {
+		return nil
 	}
 	id, _ := f[0].(string)
 	owner, _ := f[5].(string)
@@ -67,7 +64,15 @@ func lineTicket(raw []byte) *Ticket {
 	if !ok {
 		return nil
 	}
-	t := &Ticket{ID: []byte(id), Owner: []byte(owner), Deadline: deadline, Handler: handler, Cost: cost}
+	tenant, isString := f[8].(string)
+	weight, wok := luaWhole(f[9], 1, MaxWeight)
+	if f[8] != nil && (!isString || tenant == "" || len(tenant) > MaxTenantLen) || f[9] != nil && !wok {
+		return nil
+	}
+	t := &Ticket{ID: []byte(id), Owner: []byte(owner), Deadline: deadline, Handler: handler, Cost: cost, Tenant: tenant, Weight: weight}
+	if tagged {
+		t.tag, t.tagged = tag, true
+	}
 	t.Key, _ = f[1].(string)
 	if prio, ok := luaNumber(f[2]); ok {
 		t.Priority = config.PriorityOfLine(int(prio))
@@ -82,16 +87,42 @@ func luaCost(v any) (int64, bool) {
 	if v == nil {
 		return 0, true
 	}
+	return luaWhole(v, 1, maxCost)
+}
+
+// luaWhole is line.lua's whole: v is a whole number from lo to hi.
+func luaWhole(v any, lo, hi int64) (int64, bool) {
 	switch f := v.(type) {
+	case nil:
+		return 0, false
 	case float32:
-		return int64(f), f == float32(int64(f)) && f >= 1 && f <= maxCost
+		return int64(f), f == float32(int64(f)) && f >= float32(lo) && f <= float32(hi)
 	case float64:
-		return int64(f), f == float64(int64(f)) && f >= 1 && f <= maxCost
+		return int64(f), f == float64(int64(f)) && f >= float64(lo) && f <= float64(hi)
 	case uint64:
-		return int64(f), f >= 1 && f <= maxCost
+		return int64(f), f >= uint64(lo) && f <= uint64(hi)
 	}
 	n, ok := luaNumber(v)
-	return n, ok && n >= 1 && n <= maxCost
+	return n, ok && n >= lo && n <= hi
+}
+
+// lineTag reads what follows the ticket's array in raw (r and dec positioned after it): at
+// most one value, the entry's tag in a line served in fair shares, a whole number from 0 to
+// 2^53 in its shortest form (line.lua's decode). ok is false when the entry is corrupt.
+func lineTag(raw []byte, r *bytes.Reader, dec *msgpack.Decoder) (tag int64, tagged, ok bool) {
+	at := len(raw) - r.Len()
+	if _, err := dec.PeekCode(); errors.Is(err, io.EOF) {
+		return 0, false, true
+	}
+	v, err := luaValue(dec)
+	if err != nil {
+		return 0, false, false
+	}
+	if _, err := dec.PeekCode(); !errors.Is(err, io.EOF) {
+		return 0, false, false // a second value, or one Lua cannot read
+	}
+	tag, ok = luaWhole(v, 0, maxCost)
+	return tag, true, ok && bytes.Equal(raw[at:], appendInt(nil, tag))
 }
 
 func isArray(c byte) bool {

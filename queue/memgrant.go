@@ -153,7 +153,7 @@ func (r *grantRun) reclaimLeases() {
 // drop is grant.lua's drop: it takes the ticket at position i of line q out unserved, counted
 // as reason; a corrupt one goes to the dead-letter list.
 func (r *grantRun) drop(q, i int, raw []byte, reason string) {
-	r.k.take(q, i)
+	r.k.take(q, i, false)
 	if reason == CountCorrupt {
 		r.k.deadLetter(r.s, raw)
 	} else {
@@ -172,7 +172,7 @@ func (r *grantRun) grantJob(q, i int, e memTicket) {
 		r.drop(q, i, e.raw, CountCorrupt) // a job ticket without its record
 		return
 	}
-	k.take(q, i)
+	k.take(q, i, true)
 	j.Runs, j.State, j.Holder = j.Runs+1, jobRunning, []byte(r.g.node)
 	lease := r.s.now + r.g.Lease.Microseconds()
 	k.lease[string(id)] = lease
@@ -208,7 +208,7 @@ func (r *grantRun) fits(t *Ticket) bool {
 // line q, to its owner: at once when the owner is this node, else in the granted set for the
 // owner to claim.
 func (r *grantRun) grantRequest(q, i int, e memTicket) {
-	r.k.take(q, i)
+	r.k.take(q, i, true)
 	r.takeGrant(string(e.t.ID), e.t.CostOf())
 	owner := string(e.t.Owner)
 	if owner == r.g.node {
@@ -370,11 +370,13 @@ func (k *memKey) grantedAlready(raw []byte) bool {
 	return local || remote
 }
 
-// take removes the ticket at position i of line q.
-func (k *memKey) take(q, i int) {
+// take removes the ticket at position i of line q, granted or not (grant.lua's take).
+func (k *memKey) take(q, i int, granted bool) {
+	e := k.lines[q][i]
 	if i == 0 {
 		k.pop(q)
-		return
+	} else {
+		k.lines[q] = append(k.lines[q][:i], k.lines[q][i+1:]...)
 	}
-	k.lines[q] = append(k.lines[q][:i], k.lines[q][i+1:]...)
+	k.lineLeft(q, e, granted)
 }

@@ -18,7 +18,8 @@ type memKey struct {
 	wins     [3][1 + config.MaxAlso]ratelimit.Window
 	lines    [config.NumPriorities][]memTicket // by Priority.Line
 	linesExp [config.NumPriorities]int64
-	granted  map[string]int64 // raw ticket -> grant µs
+	fair     [config.NumPriorities]*memFair // nil: the line is served first come first served (memfair.go)
+	granted  map[string]int64               // raw ticket -> grant µs
 	grantExp int64
 	local    map[string]int64 // raw ticket -> grant µs: grants for the granting node's own tickets lately
 	localExp int64
@@ -78,7 +79,7 @@ func (k *memKey) expire(now int64) bool {
 	}
 	for q := range k.lines {
 		if k.linesExp[q] != 0 && k.linesExp[q] <= now {
-			k.lines[q], k.linesExp[q] = nil, 0
+			k.lines[q], k.linesExp[q], k.fair[q] = nil, 0, nil
 		}
 	}
 	if k.grantExp != 0 && k.grantExp <= now {
@@ -161,28 +162,30 @@ func (k *memKey) deadLetter(s step, raw []byte) {
 const unitsScan = 256
 
 // unitsAhead is line.lua's units_ahead: the cost of the tickets a ticket of line q waits
-// behind, those of the higher priorities and of its own unless it goes to the head, as far as
-// the first unitsScan of them tell; each past those counts 1.
-func (k *memKey) unitsAhead(q int, head bool) int64 {
+// behind, those of the higher priorities and the first pos of its own line, as far as the
+// first unitsScan of them tell; each past those counts 1.
+func (k *memKey) unitsAhead(q, pos int) int64 {
 	var units int64
 	left := unitsScan
 	for p := q; p < config.NumPriorities; p++ {
-		if p > q || !head {
-			for i, e := range k.lines[p] {
-				switch {
-				case i >= left:
-					units += int64(len(k.lines[p]) - i)
-				case e.t != nil:
-					units += e.t.CostOf()
-				default:
-					units++
-				}
-				if i >= left {
-					break
-				}
-			}
-			left = max(0, left-len(k.lines[p]))
+		line := k.lines[p]
+		if p == q {
+			line = line[:pos]
 		}
+		for i, e := range line {
+			switch {
+			case i >= left:
+				units += int64(len(line) - i)
+			case e.t != nil:
+				units += e.t.CostOf()
+			default:
+				units++
+			}
+			if i >= left {
+				break
+			}
+		}
+		left = max(0, left-len(line))
 	}
 	return units
 }
@@ -237,6 +240,7 @@ func (k *memKey) admit(s step, t *Ticket, raw []byte) AdmitReply {
 // now, free how many of cost 1 that is.
 func (k *memKey) queue(s step, m *memRates, t *Ticket, raw []byte, free int) AdmitReply {
 	len0 := k.lineLen()
+	pl := k.fairPlace(t.Priority.Line(), t, s.p.Head)
 	// Under DropOldest, a full line gives up the oldest request of the lowest priority up to
 	// t's (the one at the head of its line); durable jobs are never dropped.
 	drop, dropCost := -1, int64(1)
@@ -251,19 +255,17 @@ func (k *memKey) queue(s step, m *memRates, t *Ticket, raw []byte, free int) Adm
 			}
 		}
 	}
-	ahead := 0
-	for q := t.Priority.Line(); q < config.NumPriorities; q++ {
-		if q > t.Priority.Line() || !s.p.Head {
-			ahead += len(k.lines[q])
-		}
+	ahead := pl.pos
+	for q := t.Priority.Line() + 1; q < config.NumPriorities; q++ {
+		ahead += len(k.lines[q])
 	}
-	if drop == t.Priority.Line() && !s.p.Head {
+	if drop == t.Priority.Line() && pl.pos > 0 {
 		ahead--
 	}
 	units := int64(-1)
 	if s.l.HasUnits() {
-		units = k.unitsAhead(t.Priority.Line(), s.p.Head)
-		if drop == t.Priority.Line() && !s.p.Head {
+		units = k.unitsAhead(t.Priority.Line(), pl.pos)
+		if drop == t.Priority.Line() && pl.pos > 0 {
 			units -= dropCost
 		}
 	}
@@ -279,10 +281,11 @@ func (k *memKey) queue(s step, m *memRates, t *Ticket, raw []byte, free int) Adm
 		}
 	}
 	rep := AdmitReply{Now: s.now, Remaining: free, Earliest: earliest, LineBefore: len0, Which: m.which()}
-	if s.l.MaxQueue == -1 || (earliest != PausedForever && earliest > t.Deadline) {
+	tenantFull := t.Tenant != "" && s.l.MaxQueuePerTenant > 0 && k.tenantWaiting(t.Tenant) >= s.l.MaxQueuePerTenant
+	if s.l.MaxQueue == -1 || tenantFull || (earliest != PausedForever && earliest > t.Deadline) {
 		k.count(s, CountRejected, 1)
 		rep.Outcome = Full
-		if s.l.MaxQueue != -1 {
+		if s.l.MaxQueue != -1 && !tenantFull {
 			rep.Outcome = WouldExceed
 		}
 		rep.ResetAfter = m.resetAfter(s.now)
@@ -292,6 +295,7 @@ func (k *memKey) queue(s step, m *memRates, t *Ticket, raw []byte, free int) Adm
 		var ev memTicket
 		if drop >= 0 {
 			ev = k.pop(drop)
+			k.lineLeft(drop, ev, false)
 		}
 		if ev.raw == nil {
 			k.count(s, CountRejected, 1)
@@ -307,7 +311,7 @@ func (k *memKey) queue(s step, m *memRates, t *Ticket, raw []byte, free int) Adm
 			k.deadLetter(s, ev.raw)
 		}
 	}
-	k.push(t.Priority.Line(), memTicket{raw: raw, t: lineTicket(raw)}, s.p.Head, t.Deadline)
+	k.linePush(t.Priority.Line(), memTicket{raw: raw, t: lineTicket(raw)}, s.p.Head, pl, t.Deadline)
 	k.count(s, CountQueued, 1)
 	rep.Outcome = Queued
 	return rep
@@ -317,10 +321,20 @@ func (k *memKey) queue(s step, m *memRates, t *Ticket, raw []byte, free int) Adm
 func (k *memKey) cancel(s step, t *Ticket, raw []byte) CancelOutcome {
 	q := t.Priority.Line()
 	before := len(k.lines[q])
-	k.lines[q] = slices.DeleteFunc(k.lines[q], func(e memTicket) bool { return bytes.Equal(e.raw, raw) })
+	var gone []memTicket
+	k.lines[q] = slices.DeleteFunc(k.lines[q], func(e memTicket) bool {
+		if bytes.Equal(e.raw, raw) {
+			gone = append(gone, e)
+			return true
+		}
+		return false
+	})
 	removed := before - len(k.lines[q])
 	if len(k.lines[q]) == 0 {
 		k.lines[q], k.linesExp[q] = nil, 0
+	}
+	for _, e := range gone {
+		k.lineLeft(q, e, false)
 	}
 	refunded := 0
 	for _, z := range []map[string]int64{k.granted, k.local} {
@@ -358,7 +372,7 @@ func (k *memKey) check(s step, c int64) Decision {
 		} else {
 			units := int64(-1)
 			if s.l.HasUnits() {
-				units = k.unitsAhead(0, false)
+				units = k.unitsAhead(0, len(k.lines[0]))
 			}
 			at := m.slot(s.now, n+1, units, c)
 			if paused {
@@ -377,7 +391,7 @@ func (k *memKey) state(s step) KeyState {
 	rates := m.used(s.now)
 	st := KeyState{Now: s.now, Used: m.running(s.now), Remaining: int(m.cfree), Rates: rates, Running: m.running(s.now),
 		PausedUntil: PauseInForce(s.now, k.pause, NotPaused), Unclaimed: len(k.granted), DeadLetters: len(k.dlq), Counters: map[string]int64{},
-		Jobs: len(k.jobs), Leased: len(k.lease), Scheduled: len(k.sched)}
+		Jobs: len(k.jobs), Leased: len(k.lease), Scheduled: len(k.sched), Tenants: k.tenants()}
 	if len(rates) > 0 {
 		tight := m.tight()
 		st.Used, st.Remaining = int(rates[tight].Used), int(rates[tight].Remaining)
@@ -408,7 +422,7 @@ func (k *memKey) reset(now int64) {
 				k.markEvicted(s, e.t)
 			}
 		}
-		k.lines[q], k.linesExp[q] = nil, 0
+		k.lines[q], k.linesExp[q], k.fair[q] = nil, 0, nil
 	}
 	for id := range k.sched {
 		if j := k.jobs[id]; j != nil {

@@ -33,7 +33,7 @@ func (k *memKey) cancelJob(s step, id []byte) (JobCancel, bool) {
 	case j.State == jobInLine:
 		q := j.Priority.Line()
 		if i := slices.IndexFunc(k.lines[q], func(e memTicket) bool { return e.t != nil && string(e.t.ID) == string(id) }); i >= 0 {
-			k.take(q, i)
+			k.take(q, i, false)
 		}
 	}
 	k.count(s, CountCancelled, 1)

@@ -98,15 +98,15 @@ func args(p Params, extra ...any) []any {
 
 // rateSpec is ARGV 1 of the per-key scripts for p's limit (see limits.lua): the algorithm's
 // number, or for a limit whose main rate counts units, that has further rates, a concurrency
-// cap or is a shadow limit (config.Limit.Complex), "algorithm,units,concurrency,slot lease
-// µs,shadow" and ";max,window µs,burst,units" for each further rate.
+// cap, is a shadow limit or bounds each tenant's waiting (config.Limit.Complex), "algorithm,units,
+// concurrency,slot lease µs,shadow,max queue per tenant" and ";max,window µs,burst,units" for each further rate.
 func rateSpec(p Params) any {
 	l := p.Limit
 	if !l.Complex() {
 		return int(l.Algorithm)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d,%d,%d,%d,%d", int(l.Algorithm), b2i(l.Units), l.Concurrency, p.slotLease().Microseconds(), b2i(l.Shadow))
+	fmt.Fprintf(&b, "%d,%d,%d,%d,%d,%d", int(l.Algorithm), b2i(l.Units), l.Concurrency, p.slotLease().Microseconds(), b2i(l.Shadow), l.MaxQueuePerTenant)
 	for _, r := range l.InUse() {
 		fmt.Fprintf(&b, ";%d,%d,%d,%d", r.Max, r.Window.Microseconds(), r.Burst, b2i(r.Units))
 	}
@@ -358,73 +358,6 @@ func (r *Redis) Check(ctx context.Context, key string, p Params, cost int64) (De
 		d.RetryAfter = time.Duration(n[2]) * time.Microsecond
 	}
 	return d, nil
-}
-
-func (r *Redis) State(ctx context.Context, key string, p Params) (KeyState, error) {
-	v, err := r.eval(ctx, lua.Status, r.ks.withJobs(key, p.Limit), args(p)...).Result()
-	if err != nil {
-		return KeyState{}, fmt.Errorf("queue: status %q: %w", key, err)
-	}
-	st, err := parseState(v)
-	if err != nil {
-		return KeyState{}, fmt.Errorf("queue: status %q: reply: %w", key, err)
-	}
-	return st, nil
-}
-
-func parseState(v any) (KeyState, error) {
-	s, err := replySlice(v, 17)
-	if err != nil {
-		return KeyState{}, err
-	}
-	running, err := replyInt(s[15])
-	if err != nil {
-		return KeyState{}, fmt.Errorf("running: %w", err)
-	}
-	scheduled, err := replyInt(s[16])
-	if err != nil {
-		return KeyState{}, fmt.Errorf("scheduled: %w", err)
-	}
-	rates, err := replySlice(s[14], 0)
-	if err != nil {
-		return KeyState{}, fmt.Errorf("rates: %w", err)
-	}
-	rn, err := replyInts(rates)
-	if err != nil {
-		return KeyState{}, fmt.Errorf("rates: %w", err)
-	}
-	jobs, err := replyInts(s[12:14])
-	if err != nil {
-		return KeyState{}, err
-	}
-	n, err := replyInts(s[:11])
-	if err != nil {
-		return KeyState{}, err
-	}
-	st := KeyState{Now: n[0], Used: int(n[1]), Remaining: int(n[2]), OldestEnqueued: n[7], Unclaimed: int(n[9]),
-		DeadLetters: int(n[10]), Jobs: int(jobs[0]), Leased: int(jobs[1])}
-	for i := range config.NumPriorities {
-		st.Queued[i] = int(n[3+i])
-	}
-	st.PausedUntil, st.Running, st.Scheduled = n[8], int(running), int(scheduled)
-	for i := 0; i+1 < len(rn); i += 2 {
-		st.Rates = append(st.Rates, RateState{Used: rn[i], Remaining: rn[i+1]})
-	}
-	kv, err := replySlice(s[11], 0)
-	if err != nil {
-		return KeyState{}, fmt.Errorf("counters: %w", err)
-	}
-	st.Counters = make(map[string]int64, len(kv)/2)
-	for i := 0; i+1 < len(kv); i += 2 {
-		name, ok := kv[i].(string)
-		if !ok {
-			return KeyState{}, fmt.Errorf("counter name: got %T", kv[i])
-		}
-		if st.Counters[name], err = replyInt(kv[i+1]); err != nil {
-			return KeyState{}, fmt.Errorf("counter %s: %w", name, err)
-		}
-	}
-	return st, nil
 }
 
 func (r *Redis) Reset(ctx context.Context, key string) error {

@@ -41,6 +41,14 @@ type Ticket struct {
 	// Cost is what the request counts against the rates of its key's limit that count units
 	// (see config.Rate). 0 reads as 1.
 	Cost int64
+	// Tenant is whose share of the key's line the ticket waits in (see fair.lua); empty for
+	// none. Weight is the tenant's weight, 0 read as 1.
+	Tenant string
+	Weight int64
+	// tag is the ticket's tag in a line served in fair shares, when tagged (see fair.lua):
+	// set by lineTicket, never encoded with the ticket.
+	tag    int64
+	tagged bool
 }
 
 // maxCost bounds a ticket's cost: Lua's numbers hold whole numbers exactly up to 2^53.
@@ -76,8 +84,8 @@ func (t *Ticket) DecodeMsgpack(dec *msgpack.Decoder) error {
 	if err != nil {
 		return err
 	}
-	if n < ticketFields || n > ticketFields+2 {
-		return fmt.Errorf("array of %d, want %d to %d", n, ticketFields, ticketFields+2)
+	if n < ticketFields || n > ticketFields+4 {
+		return fmt.Errorf("array of %d, want %d to %d", n, ticketFields, ticketFields+4)
 	}
 	var id, owner string
 	var prio int64
@@ -110,8 +118,30 @@ func (t *Ticket) DecodeMsgpack(dec *msgpack.Decoder) error {
 			return fmt.Errorf("cost %d", t.Cost)
 		}
 	}
+	if n > ticketFields+2 {
+		if t.Tenant, err = dec.DecodeString(); err != nil {
+			return err
+		}
+		if t.Tenant == "" || len(t.Tenant) > MaxTenantLen {
+			return fmt.Errorf("tenant of %d bytes", len(t.Tenant))
+		}
+	}
+	if n > ticketFields+3 {
+		if t.Weight, err = dec.DecodeInt64(); err != nil {
+			return err
+		}
+		if t.Weight < 1 || t.Weight > MaxWeight {
+			return fmt.Errorf("weight %d", t.Weight)
+		}
+	}
 	return nil
 }
+
+// MaxTenantLen and MaxWeight bound a ticket's tenant and weight (line.lua's rule).
+const (
+	MaxTenantLen = 64
+	MaxWeight    = 1000
+)
 
 func decodeInto[T any](f func() (T, error), dst *T) error {
 	v, err := f()
@@ -130,7 +160,13 @@ func (t *Ticket) Encode() ([]byte, error) {
 	if t.CostOf() != 1 {
 		n = ticketFields + 2
 	}
-	b := make([]byte, 0, 1+4*5+4*9+len(t.ID)+len(t.Key)+len(t.Owner)+len(t.Handler))
+	if t.Tenant != "" {
+		n = ticketFields + 3
+		if t.Weight > 1 {
+			n++
+		}
+	}
+	b := make([]byte, 0, 1+4*7+4*9+len(t.ID)+len(t.Key)+len(t.Owner)+len(t.Handler)+len(t.Tenant))
 	b = append(b, 0x90|byte(n)) // fixarray
 	b = appendStr(b, string(t.ID))
 	b = appendStr(b, t.Key)
@@ -145,6 +181,12 @@ func (t *Ticket) Encode() ([]byte, error) {
 	}
 	if n > ticketFields+1 {
 		b = appendInt(b, t.CostOf())
+	}
+	if n > ticketFields+2 {
+		b = appendStr(b, t.Tenant)
+	}
+	if n > ticketFields+3 {
+		b = appendInt(b, t.Weight)
 	}
 	return b, nil
 }

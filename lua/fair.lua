@@ -1,0 +1,134 @@
+-- fair.lua: fair shares between tenants within a line (follows line.lua; twin: queue's
+-- memFair). A line holding no ticket of a tenant is today's: first come first served, no state.
+-- Once a ticket with a tenant joins line q, the line is served by start-time fair queueing,
+-- which gives each tenant with tickets waiting its weighted share, as deficit round robin does:
+-- every entry carries a tag after its ticket (see decode), the line is kept in order of tags
+-- (ties: first come first served), and the grant step still serves it from its head. A ticket's
+-- tag is where its tenant's previous one ends, or the line's virtual time when that is later
+-- (a tenant that had nothing waiting starts at once); it ends TAG_UNIT * cost / weight later. So
+-- a tenant with 10,000 waiting delays another tenant's single request by one turn, not 10,000.
+-- Tickets without a tenant are those of the tenant '' (weight 1). The line's state, KEYS[11 + q]
+-- (HASH): 'v' the virtual time, the tag of the latest ticket granted; 'f:<tenant>' where its
+-- next ticket starts; 'n:<tenant>' how many it has waiting. A tenant's fields go with its last
+-- ticket; the whole state with the line.
+
+-- The tag of a ticket of cost 1 at weight 1: weights 1 to 10 divide it, so their shares are exact.
+local TAG_UNIT = 2520
+
+local function fair_key(q) return KEYS[11 + q] end
+
+-- The tag an entry holds, -1 when none (a line being made fair: see fair_begin).
+local function entry_tag(raw)
+  local t = raw and decode(raw)
+  return (t and t.TAG) or -1
+end
+
+-- How far a ticket of tag tag goes in line q: the number of entries of a tag up to its own.
+local function fair_position(q, tag)
+  local line = KEYS[2 + q]
+  local n = redis.call('LLEN', line)
+  if n == 0 or entry_tag(redis.call('LINDEX', line, -1)) <= tag then return n end
+  local lo, hi = 0, n - 1 -- the entry at hi has a later tag
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if entry_tag(redis.call('LINDEX', line, mid)) <= tag then lo = mid + 1 else hi = mid end
+  end
+  return lo
+end
+
+-- Where ticket t would join line q (at its head when head): {fair, tag, position}; fair is
+-- false for a line served first come first served (tag nil). Reads only.
+local function fair_place(q, t, head)
+  local fk = fair_key(q)
+  local n = redis.call('LLEN', KEYS[2 + q])
+  local on = redis.call('EXISTS', fk) == 1 and n > 0
+  local tenant = t and t[T_TENANT]
+  if not on and not tenant then
+    if head then return {false, nil, 0} end
+    return {false, nil, n}
+  end
+  local v = on and tonumber(redis.call('HGET', fk, 'v')) or 0
+  if head then
+    local first = on and entry_tag(redis.call('LINDEX', KEYS[2 + q], 0)) or 0
+    return {true, math.max(0, math.min(v, first)), 0}
+  end
+  local tag = math.max(v, on and tonumber(redis.call('HGET', fk, 'f:' .. (tenant or ''))) or 0)
+  if not on then return {true, tag, math.min(n, 1)} end -- after the first of the untagged (fair_begin)
+  return {true, tag, fair_position(q, tag)}
+end
+
+-- The tag length of a ticket of cost c for a tenant of weight w.
+local function tag_span(c, w) return math.max(1, math.floor(TAG_UNIT * c / w)) end
+
+-- Makes line q fair: its entries, none tagged yet and none of a tenant, become the tenant ''s,
+-- tagged in their order.
+local function fair_begin(q)
+  local line, fk = KEYS[2 + q], fair_key(q)
+  local all = redis.call('LRANGE', line, 0, -1)
+  local tag, out = 0, {}
+  for i, raw in ipairs(all) do
+    local t = decode(raw)
+    out[i] = raw .. cmsgpack.pack(tag)
+    tag = tag + tag_span(t and cost_of(t) or 1, 1)
+  end
+  redis.call('DEL', fk)
+  redis.call('HSET', fk, 'v', 0)
+  if #all > 0 then
+    local ttl = redis.call('PTTL', line)
+    redis.call('DEL', line)
+    for i = 1, #out, 1000 do redis.call('RPUSH', line, unpack(out, i, math.min(#out, i + 999))) end
+    if ttl > 0 then redis.call('PEXPIRE', line, ttl) end
+    redis.call('HSET', fk, 'f:', tag, 'n:', #all)
+  end
+end
+
+-- Puts ticket raw (t decoded) in line q where place (fair_place's) says, alive until deadline.
+local function line_push(q, raw, t, head, place, deadline_in)
+  local line = KEYS[2 + q]
+  if not place[1] then
+    if head then redis.call('LPUSH', line, raw) else redis.call('RPUSH', line, raw) end
+    extend_ttl(line, deadline_in)
+    return
+  end
+  local fk = fair_key(q)
+  if not (redis.call('EXISTS', fk) == 1 and redis.call('LLEN', line) > 0) then fair_begin(q) end
+  local tenant, tag = (t and t[T_TENANT]) or '', place[2]
+  local e = raw .. cmsgpack.pack(tag)
+  if head then
+    redis.call('LPUSH', line, e)
+  else
+    redis.call('HSET', fk, 'f:' .. tenant, tag + tag_span(t and cost_of(t) or 1, (t and t[T_WEIGHT]) or 1))
+    local pos = fair_position(q, tag)
+    if pos >= redis.call('LLEN', line) then
+      redis.call('RPUSH', line, e)
+    else
+      redis.call('LINSERT', line, 'BEFORE', redis.call('LINDEX', line, pos), e)
+    end
+  end
+  redis.call('HINCRBY', fk, 'n:' .. tenant, 1)
+  extend_ttl(line, deadline_in)
+  extend_ttl(fk, deadline_in)
+end
+
+-- Notes that ticket t left line q, granted or not: its tenant has one fewer waiting (its state
+-- goes with its last), the virtual time moves to a granted ticket's tag, and the state goes
+-- with the line's last entry.
+local function line_left(q, t, granted)
+  local fk = fair_key(q)
+  if not t then -- a corrupt entry, which a fair line may hold too
+    if redis.call('LLEN', KEYS[2 + q]) == 0 then redis.call('DEL', fk) end
+    return
+  end
+  if not t.TAG then return end
+  local tenant = t[T_TENANT] or ''
+  if redis.call('HINCRBY', fk, 'n:' .. tenant, -1) <= 0 then redis.call('HDEL', fk, 'n:' .. tenant, 'f:' .. tenant) end
+  if granted and t.TAG > (tonumber(redis.call('HGET', fk, 'v')) or 0) then redis.call('HSET', fk, 'v', t.TAG) end
+  if redis.call('LLEN', KEYS[2 + q]) == 0 then redis.call('DEL', fk) end
+end
+
+-- How many tickets tenant has waiting in the key's lines.
+local function tenant_waiting(tenant)
+  local n = 0
+  for q = 0, 3 do n = n + (tonumber(redis.call('HGET', fair_key(q), 'n:' .. tenant)) or 0) end
+  return n
+end

@@ -1,0 +1,168 @@
+package queue
+
+import (
+	"sort"
+
+	"github.com/rateltd/rateltd/config"
+)
+
+// memFair is fair.lua's state of one line served in fair shares: the virtual time (the tag of
+// the latest ticket granted), each tenant's next tag and how many it has waiting.
+type memFair struct {
+	v    int64
+	next map[string]int64
+	n    map[string]int
+}
+
+// tagUnit is fair.lua's TAG_UNIT.
+const tagUnit = 2520
+
+// tagSpan is fair.lua's tag_span: the tag length of a ticket of cost c at weight w.
+func tagSpan(c, w int64) int64 { return max(1, tagUnit*c/max(1, w)) }
+
+// fairPlace is fair.lua's fair_place: where ticket t would join line q (at its head when head).
+type fairPlace struct {
+	fair bool
+	tag  int64
+	pos  int
+}
+
+func (k *memKey) fairPlace(q int, t *Ticket, head bool) fairPlace {
+	f, n := k.fair[q], len(k.lines[q])
+	on := f != nil && n > 0
+	if !on && (t == nil || t.Tenant == "") {
+		if head {
+			return fairPlace{}
+		}
+		return fairPlace{pos: n}
+	}
+	var v int64
+	if on {
+		v = f.v
+	}
+	if head {
+		first := int64(0)
+		if on {
+			first = k.lines[q][0].tagOf()
+		}
+		return fairPlace{fair: true, tag: max(0, min(v, first))}
+	}
+	tag := v
+	if on {
+		tag = max(v, f.next[t.Tenant])
+		return fairPlace{fair: true, tag: tag, pos: k.fairPosition(q, tag)}
+	}
+	return fairPlace{fair: true, tag: tag, pos: min(n, 1)}
+}
+
+// tagOf is fair.lua's entry_tag: e's tag, -1 when it has none.
+func (e memTicket) tagOf() int64 {
+	if e.t == nil || !e.t.tagged {
+		return -1
+	}
+	return e.t.tag
+}
+
+// fairPosition is fair.lua's fair_position: the number of entries of line q of a tag up to tag.
+func (k *memKey) fairPosition(q int, tag int64) int {
+	line := k.lines[q]
+	return sort.Search(len(line), func(i int) bool { return line[i].tagOf() > tag })
+}
+
+// fairBegin is fair.lua's fair_begin: line q's entries become the tenant ""'s, tagged in order.
+func (k *memKey) fairBegin(q int) {
+	f := &memFair{next: map[string]int64{}, n: map[string]int{}}
+	k.fair[q] = f
+	var tag int64
+	for i, e := range k.lines[q] {
+		c := int64(1)
+		if e.t != nil {
+			c = e.t.CostOf()
+			t := *e.t
+			t.tag, t.tagged = tag, true
+			k.lines[q][i].t = &t
+		}
+		tag += tagSpan(c, 1)
+	}
+	if n := len(k.lines[q]); n > 0 {
+		f.next[""], f.n[""] = tag, n
+	}
+}
+
+// linePush is fair.lua's line_push: it puts e (ticket t) in line q where pl says, alive until
+// deadline (µs).
+func (k *memKey) linePush(q int, e memTicket, head bool, pl fairPlace, deadline int64) {
+	if !pl.fair {
+		k.push(q, e, head, deadline)
+		return
+	}
+	if k.fair[q] == nil || len(k.lines[q]) == 0 {
+		k.fairBegin(q)
+	}
+	f := k.fair[q]
+	t := *e.t
+	t.tag, t.tagged = pl.tag, true
+	e.t = &t
+	if head {
+		k.push(q, e, true, deadline)
+	} else {
+		w := t.Weight
+		f.next[t.Tenant] = pl.tag + tagSpan(t.CostOf(), w)
+		i := k.fairPosition(q, pl.tag)
+		k.lines[q] = append(k.lines[q], memTicket{})
+		copy(k.lines[q][i+1:], k.lines[q][i:])
+		k.lines[q][i] = e
+		k.linesExp[q] = max(k.linesExp[q], deadline+ttlGraceMicro)
+	}
+	f.n[t.Tenant]++
+}
+
+// lineLeft is fair.lua's line_left: entry e left line q, granted or not.
+func (k *memKey) lineLeft(q int, e memTicket, granted bool) {
+	f := k.fair[q]
+	if e.t == nil && len(k.lines[q]) == 0 { // a corrupt entry, which a fair line may hold too
+		k.fair[q] = nil
+	}
+	if e.t == nil || !e.t.tagged || f == nil {
+		return
+	}
+	tn := e.t.Tenant
+	if f.n[tn]--; f.n[tn] <= 0 {
+		delete(f.n, tn)
+		delete(f.next, tn)
+	}
+	if granted && e.t.tag > f.v {
+		f.v = e.t.tag
+	}
+	if len(k.lines[q]) == 0 {
+		k.fair[q] = nil
+	}
+}
+
+// tenantWaiting is fair.lua's tenant_waiting: how many tickets tenant has waiting.
+func (k *memKey) tenantWaiting(tenant string) int {
+	n := 0
+	for _, f := range k.fair {
+		if f != nil {
+			n += f.n[tenant]
+		}
+	}
+	return n
+}
+
+// tenants returns how many tickets each tenant has waiting in the key's lines ("" for the
+// tickets of no tenant in a line served in fair shares).
+func (k *memKey) tenants() map[string]int {
+	var out map[string]int
+	for q := range config.NumPriorities {
+		if f := k.fair[q]; f != nil {
+			for t, n := range f.n {
+				if out == nil {
+					out = map[string]int{}
+				}
+				out[t] += n
+			}
+		}
+	}
+	return out
+}
