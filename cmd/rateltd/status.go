@@ -27,7 +27,9 @@ func init() {
 				"settled-units counters (grants settled, units given back, units charged over); keys with a\n" +
 				"concurrency cap, a table of slots (cap, in flight, free). For a cap alone, used/remaining are\n" +
 				"the slots held and free. Keys with a shadow limit (limit set --shadow) get a table of what\n" +
-				"the limit would have done: allowed, would queue (longest and mean would-be wait), would refuse.\n" +
+				"the limit would have done: allowed, would queue (longest and mean would-be wait), would refuse;\n" +
+				"keys with an adaptive limit (limit set --adaptive), the limit configured and the one in force\n" +
+				"now (lower where the upstream cut it). --json carries it as \"effective\" beside \"limit\".\n" +
 				"Without keys, every key with state. Limits configured only in a service's code are not\n" +
 				"known here: the command shows runtime limits (limit set) and those of --config.",
 			flags: func(fs *flag.FlagSet) {
@@ -148,6 +150,27 @@ func table(w io.Writer, sts []rateltd.Status) {
 	rates(w, sts)
 	slots(w, sts)
 	shadows(w, sts)
+	adaptives(w, sts)
+}
+
+// adaptives writes, for the keys with an adaptive limit, the limit configured and the one in
+// force now (Status.Effective): the same, or, where the upstream cut it, its rates scaled down.
+func adaptives(w io.Writer, sts []rateltd.Status) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	header := false
+	for _, st := range sts {
+		if !st.Limit.Adaptive {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(tw, "\nKEY\tADAPTIVE LIMIT\tIN FORCE")
+			header = true
+		}
+		configured, effective := st.Limit, st.Effective
+		configured.Adaptive, effective.Adaptive = false, false
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", st.Key, limitString(configured), limitString(effective))
+	}
+	tw.Flush()
 }
 
 // shadows writes, for the keys with a shadow limit, what the limit would have done with the
