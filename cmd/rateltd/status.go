@@ -21,7 +21,8 @@ func init() {
 	var asJSON bool
 	commands = append(commands,
 		&command{name: "status", args: "[KEY...]",
-			help: "Show each key: limit, used/remaining, queued per priority, oldest wait, pause, counters.\n" +
+			help: "Show each key: limit, used/remaining, queued per priority, oldest wait, pause, counters,\n" +
+				"durable jobs (not ended, running, scheduled: enqueued with a delay or a time to run at).\n" +
 				"Used/remaining are the tightest rate's; keys whose limit has several rates or counts cost\n" +
 				"units get a second table with each rate (used/remaining, in requests or units) and the\n" +
 				"settled-units counters (grants settled, units given back, units charged over); keys with a\n" +
@@ -130,7 +131,7 @@ func table(w io.Writer, sts []rateltd.Status) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "KEY\tLIMIT\tUSED\tREMAINING\tQUEUED crit/high/norm/low\tOLDEST WAIT\tPAUSED\tADMITTED\tGRANTED\tEXPIRED\tREJECTED\tFAILED\tJOBS (running)\tDEAD LETTERS")
+	fmt.Fprintln(tw, "KEY\tLIMIT\tUSED\tREMAINING\tQUEUED crit/high/norm/low\tOLDEST WAIT\tPAUSED\tADMITTED\tGRANTED\tEXPIRED\tREJECTED\tFAILED\tJOBS (running)\tSCHEDULED\tDEAD LETTERS")
 	for _, st := range sts {
 		q := st.QueuedByPriority
 		paused := "no"
@@ -141,10 +142,10 @@ func table(w io.Writer, sts []rateltd.Status) {
 			}
 		}
 		c := st.Counters
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d (%d/%d/%d/%d)\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d (%d)\t%d\n", st.Key, limitString(st.Limit), st.Used, st.Remaining,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d (%d/%d/%d/%d)\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d (%d)\t%d\t%d\n", st.Key, limitString(st.Limit), st.Used, st.Remaining,
 			st.Queued, q[rateltd.PriorityCritical], q[rateltd.PriorityHigh], q[rateltd.PriorityNormal], q[rateltd.PriorityLow],
 			st.OldestWait.Round(time.Millisecond), paused, c.Admitted, c.Granted, c.Expired, c.Rejected, c.Failed,
-			st.Jobs, st.JobsRunning, st.DeadLetters)
+			st.Jobs, st.JobsRunning, st.JobsScheduled, st.DeadLetters)
 	}
 	tw.Flush()
 	rates(w, sts)
