@@ -27,7 +27,9 @@
 // Admin routes require "Authorization: Bearer <token>" when Options.AdminToken is set; the
 // acquire, jobs and stream routes when Options.ClientToken is set (see Options). A missing or
 // wrong token gets a 401 with WWW-Authenticate: Bearer. The settle route is guarded as
-// acquire is.
+// acquire is. A request carrying its caller's trace context (W3C traceparent) continues that
+// trace: the spans of acquire (rateltd.request) and of a job's enqueue (rateltd.enqueue) are
+// children of the caller's span (see middleware.ContinueTrace).
 package httpapi
 
 import (
@@ -129,7 +131,10 @@ func NewHandler(c *rateltd.Client, opts Options) *API {
 // Handle adds a route to the API's mux (the dashboard uses it).
 func (a *API) Handle(pattern string, h http.Handler) { a.mux.Handle(pattern, h) }
 
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+// ServeHTTP serves r, continuing its caller's trace (middleware.ContinueTrace).
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a.mux.ServeHTTP(w, middleware.ContinueTrace(r))
+}
 
 // Error is the body of every error answer.
 type Error struct {

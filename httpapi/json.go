@@ -104,8 +104,11 @@ func parseDuration(field, s string) (time.Duration, error) {
 	return d, nil
 }
 
-// StatusJSON is a Status as the API, the command and the dashboard show it. Used and
-// Remaining are the tightest rate's; Rates holds each rate, the main one first. Counters has,
+// StatusJSON is a Status as the API, the command and the dashboard show it. Limit is the
+// key's limit as configured; Effective the limit in force (rateltd.Status.Effective): the same,
+// but for an adaptive key (limit "adaptive": true) whose upstream cut it, every rate's max (and
+// burst) scaled down; Rates and Remaining count against Effective. Used and Remaining are the
+// tightest rate's; Rates holds each rate, the main one first. Counters has,
 // besides the counts of requests and jobs, "settled" (grants whose cost was settled after
 // their call), "units_returned" and "units_over" (the cost units those settles gave back, and
 // charged above the cost at the grant), and for a shadow limit "shadow_allowed",
@@ -117,6 +120,7 @@ func parseDuration(field, s string) (time.Duration, error) {
 type StatusJSON struct {
 	Key              string           `json:"key"`
 	Limit            LimitJSON        `json:"limit"`
+	Effective        LimitJSON        `json:"effective"`
 	Used             int              `json:"used"`
 	Remaining        int              `json:"remaining"`
 	Rates            []RateStatusJSON `json:"rates"`
@@ -148,7 +152,7 @@ type RateStatusJSON struct {
 
 // StatusToJSON turns st into its JSON form.
 func StatusToJSON(st rateltd.Status) StatusJSON {
-	j := StatusJSON{Key: st.Key, Limit: LimitToJSON(st.Limit), Used: st.Used, Remaining: st.Remaining,
+	j := StatusJSON{Key: st.Key, Limit: LimitToJSON(st.Limit), Effective: LimitToJSON(st.Effective), Used: st.Used, Remaining: st.Remaining,
 		Rates: []RateStatusJSON{}, InFlight: st.InFlight, Queued: st.Queued, QueuedByPriority: map[string]int{},
 		OldestWaitMS: st.OldestWait.Milliseconds(), Paused: st.Paused, Unclaimed: st.Unclaimed,
 		DeadLetters: st.DeadLetters, Jobs: st.Jobs, JobsRunning: st.JobsRunning,

@@ -16,6 +16,10 @@
 // or its keys in rateltd.Config. A limit may count cost units (rateltd.Limit.Units, Also):
 // Options.Cost then says what each request costs, and the handler may settle the real cost
 // with rateltd.Settle(r.Context(), n).
+//
+// A request carrying its caller's trace context (W3C traceparent) continues that trace: the
+// span rateltd makes for it (rateltd.request) is a child of the caller's span, and the
+// handler's ctx carries it (see ContinueTrace).
 package middleware
 
 import (
@@ -85,6 +89,7 @@ func New(c *rateltd.Client, opts Options) (func(http.Handler) http.Handler, erro
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r = ContinueTrace(r)
 			id, err := opts.Key(r)
 			if err != nil {
 				writeError(w, http.StatusBadRequest, err)

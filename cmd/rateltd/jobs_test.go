@@ -13,7 +13,7 @@ import (
 )
 
 // TestJobsScheduledAndCancel: `rateltd jobs scheduled KEY` lists a scheduled job, as a table
-// and as JSON; `rateltd jobs cancel ID` cancels it, and its Wait returns ErrCancelled.
+// and as JSON, and status counts it under SCHEDULED; `rateltd jobs cancel ID` cancels it, and its Wait returns ErrCancelled.
 func TestJobsScheduledAndCancel(t *testing.T) {
 	c := newCLI(t)
 	ctx := context.Background()
@@ -27,7 +27,13 @@ func TestJobsScheduledAndCancel(t *testing.T) {
 	if code, out, errOut := c.run("jobs", "scheduled", "jobs:k"); code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "RUN AT") {
 		t.Fatalf("scheduled: %d %q %q", code, out, errOut)
 	}
-	code, out, _ := c.run("jobs", "scheduled", "jobs:k", "--json")
+	// The status table counts it: one job, none running, one scheduled.
+	code, out, _ := c.run("status", "jobs:k")
+	if flat := strings.Join(strings.Fields(out), " "); code != 0 || !strings.Contains(flat, "JOBS (running) SCHEDULED DEAD LETTERS") ||
+		!strings.HasSuffix(flat, " 1 (0) 1 0") {
+		t.Fatalf("status of a key with a scheduled job: %d %q", code, out)
+	}
+	code, out, _ = c.run("jobs", "scheduled", "jobs:k", "--json")
 	var sjs []httpapi.ScheduledJSON
 	if code != 0 || json.Unmarshal([]byte(out), &sjs) != nil || len(sjs) != 1 || sjs[0].ID != id || sjs[0].Handler != "mail" {
 		t.Fatalf("scheduled --json: %d %q", code, out)

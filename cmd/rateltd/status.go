@@ -21,13 +21,16 @@ func init() {
 	var asJSON bool
 	commands = append(commands,
 		&command{name: "status", args: "[KEY...]",
-			help: "Show each key: limit, used/remaining, queued per priority, oldest wait, pause, counters.\n" +
+			help: "Show each key: limit, used/remaining, queued per priority, oldest wait, pause, counters,\n" +
+				"durable jobs (not ended, running, scheduled: enqueued with a delay or a time to run at).\n" +
 				"Used/remaining are the tightest rate's; keys whose limit has several rates or counts cost\n" +
 				"units get a second table with each rate (used/remaining, in requests or units) and the\n" +
 				"settled-units counters (grants settled, units given back, units charged over); keys with a\n" +
 				"concurrency cap, a table of slots (cap, in flight, free). For a cap alone, used/remaining are\n" +
 				"the slots held and free. Keys with a shadow limit (limit set --shadow) get a table of what\n" +
-				"the limit would have done: allowed, would queue (longest and mean would-be wait), would refuse.\n" +
+				"the limit would have done: allowed, would queue (longest and mean would-be wait), would refuse;\n" +
+				"keys with an adaptive limit (limit set --adaptive), the limit configured and the one in force\n" +
+				"now (lower where the upstream cut it). --json carries it as \"effective\" beside \"limit\".\n" +
 				"Without keys, every key with state. Limits configured only in a service's code are not\n" +
 				"known here: the command shows runtime limits (limit set) and those of --config.",
 			flags: func(fs *flag.FlagSet) {
@@ -128,7 +131,7 @@ func table(w io.Writer, sts []rateltd.Status) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "KEY\tLIMIT\tUSED\tREMAINING\tQUEUED crit/high/norm/low\tOLDEST WAIT\tPAUSED\tADMITTED\tGRANTED\tEXPIRED\tREJECTED\tFAILED\tJOBS (running)\tDEAD LETTERS")
+	fmt.Fprintln(tw, "KEY\tLIMIT\tUSED\tREMAINING\tQUEUED crit/high/norm/low\tOLDEST WAIT\tPAUSED\tADMITTED\tGRANTED\tEXPIRED\tREJECTED\tFAILED\tJOBS (running)\tSCHEDULED\tDEAD LETTERS")
 	for _, st := range sts {
 		q := st.QueuedByPriority
 		paused := "no"
@@ -139,15 +142,36 @@ func table(w io.Writer, sts []rateltd.Status) {
 			}
 		}
 		c := st.Counters
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d (%d/%d/%d/%d)\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d (%d)\t%d\n", st.Key, limitString(st.Limit), st.Used, st.Remaining,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d (%d/%d/%d/%d)\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d (%d)\t%d\t%d\n", st.Key, limitString(st.Limit), st.Used, st.Remaining,
 			st.Queued, q[rateltd.PriorityCritical], q[rateltd.PriorityHigh], q[rateltd.PriorityNormal], q[rateltd.PriorityLow],
 			st.OldestWait.Round(time.Millisecond), paused, c.Admitted, c.Granted, c.Expired, c.Rejected, c.Failed,
-			st.Jobs, st.JobsRunning, st.DeadLetters)
+			st.Jobs, st.JobsRunning, st.JobsScheduled, st.DeadLetters)
 	}
 	tw.Flush()
 	rates(w, sts)
 	slots(w, sts)
 	shadows(w, sts)
+	adaptives(w, sts)
+}
+
+// adaptives writes, for the keys with an adaptive limit, the limit configured and the one in
+// force now (Status.Effective): the same, or, where the upstream cut it, its rates scaled down.
+func adaptives(w io.Writer, sts []rateltd.Status) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	header := false
+	for _, st := range sts {
+		if !st.Limit.Adaptive {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(tw, "\nKEY\tADAPTIVE LIMIT\tIN FORCE")
+			header = true
+		}
+		configured, effective := st.Limit, st.Effective
+		configured.Adaptive, effective.Adaptive = false, false
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", st.Key, limitString(configured), limitString(effective))
+	}
+	tw.Flush()
 }
 
 // shadows writes, for the keys with a shadow limit, what the limit would have done with the

@@ -3,6 +3,7 @@ package browsertest
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,7 +57,8 @@ func browser(t *testing.T) context.Context {
 // the admin token, shows the key paused and the library sees it paused; the queue depth
 // follows the load; resume drains it. A key of two rates shows both, each with what it counts;
 // a key with a concurrency cap shows its slots in flight; a key with a shadow limit shows it
-// as shadow, with what the limit would have done.
+// as shadow, with what the limit would have done; an adaptive key cut by its upstream shows
+// the limit in force under the configured one; scheduled durable jobs are counted.
 func TestDashboardInBrowser(t *testing.T) {
 	bctx := browser(t)
 	srv := redistest.Server(t)
@@ -110,6 +112,67 @@ func TestDashboardInBrowser(t *testing.T) {
 	checkRates(t, bctx, lib)
 	checkSlots(t, bctx, lib)
 	checkShadow(t, bctx, lib)
+	checkEffective(t, bctx, lib)
+	checkScheduled(t, bctx, lib)
+}
+
+// checkEffective sets, at run time, an adaptive limit of 20 a minute, cuts it to 10 with an
+// upstream's 429 (Observe), and waits for the dashboard to show the limit in force, 10 a
+// minute, under the configured one.
+func checkEffective(t *testing.T, bctx context.Context, lib *rateltd.Client) {
+	t.Helper()
+	ctx := context.Background()
+	const key = "dash:adaptive"
+	if err := lib.SetLimit(ctx, key, rateltd.Limit{Max: 20, Window: time.Minute, Adaptive: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lib.Request(ctx, key, func(context.Context) (any, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	refused := &http.Response{StatusCode: http.StatusTooManyRequests, Header: http.Header{}}
+	if err := lib.Observe(ctx, key, refused); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := lib.Status(ctx, key); err != nil || st.Effective.Max != 10 {
+		t.Fatalf("the library holds %+v in force, want 10: %v", st.Effective, err)
+	}
+	row := fmt.Sprintf(`tr[data-key=%q]`, key)
+	var limit string
+	err := chromedp.Do(bctx, chromedp.WaitVisible(row+` .effective[data-max="10"]`))
+	if err == nil {
+		limit, err = chromedp.Run(bctx, chromedp.Text(row+" td.limit"))
+	}
+	if err != nil {
+		t.Fatalf("the dashboard does not show the limit in force of %s: %v", key, err)
+	}
+	if !strings.HasPrefix(limit, "20 / 1m sliding adaptive") || !strings.Contains(limit, "in force now: 10 / 1m") {
+		t.Fatalf("the dashboard shows limit %q", limit)
+	}
+}
+
+// checkScheduled enqueues two durable jobs to run in an hour and waits for the dashboard to
+// count them as scheduled.
+func checkScheduled(t *testing.T, bctx context.Context, lib *rateltd.Client) {
+	t.Helper()
+	ctx := context.Background()
+	const key = "dash:later"
+	for range 2 {
+		if _, err := lib.Enqueue(ctx, key, "mail", []byte("later"), rateltd.WithDelay(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	row := fmt.Sprintf(`tr[data-key=%q]`, key)
+	var jobs string
+	err := chromedp.Do(bctx, chromedp.WaitVisible(row+` td.jobs[data-jobs="2"][data-jobs-scheduled="2"]`))
+	if err == nil {
+		jobs, err = chromedp.Run(bctx, chromedp.Text(row+" td.jobs"))
+	}
+	if err != nil {
+		t.Fatalf("the dashboard does not show the scheduled jobs of %s: %v", key, err)
+	}
+	if !strings.Contains(jobs, "2 scheduled") {
+		t.Fatalf("the dashboard shows jobs %q", jobs)
+	}
 }
 
 // checkShadow sets, at run time, a shadow limit of 1 request every 10s, runs 3 requests (all
