@@ -93,7 +93,7 @@ local function line_push(q, raw, t, head, place, deadline_in)
   local fk = fair_key(q)
   if not (redis.call('EXISTS', fk) == 1 and redis.call('LLEN', line) > 0) then fair_begin(q) end
   local tenant, tag = (t and t[T_TENANT]) or '', place[2]
-  local e = raw .. cmsgpack.pack(tag)
+  local e = ((t and t.RAW) or raw) .. cmsgpack.pack(tag) -- t.RAW: without a tag it came with
   if head then
     redis.call('LPUSH', line, e)
   else

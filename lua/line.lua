@@ -45,8 +45,11 @@ local function decode(raw)
   t.RAW = raw
   if nv == 3 then
     local enc = cmsgpack.pack(tag)
-    if string.sub(raw, -#enc) ~= enc then return nil end -- not in its shortest form
     t.TAG, t.RAW = tag, string.sub(raw, 1, #raw - #enc)
+    -- In its shortest form: the bytes before it are the ticket alone.
+    if string.sub(raw, -#enc) ~= enc then return nil end
+    local n1, ok1 = counted(pcall(cmsgpack.unpack, t.RAW))
+    if not ok1 or n1 ~= 2 then return nil end
   end
   return t
 end

@@ -240,7 +240,8 @@ func (k *memKey) admit(s step, t *Ticket, raw []byte) AdmitReply {
 // now, free how many of cost 1 that is.
 func (k *memKey) queue(s step, m *memRates, t *Ticket, raw []byte, free int) AdmitReply {
 	len0 := k.lineLen()
-	pl := k.fairPlace(t.Priority.Line(), t, s.p.Head)
+	lt := lineTicket(raw) // the ticket as the line reads it, as admit.lua's decode(RAW)
+	pl := k.fairPlace(t.Priority.Line(), lt, s.p.Head)
 	// Under DropOldest, a full line gives up the oldest request of the lowest priority up to
 	// t's (the one at the head of its line); durable jobs are never dropped.
 	drop, dropCost := -1, int64(1)
@@ -281,7 +282,7 @@ func (k *memKey) queue(s step, m *memRates, t *Ticket, raw []byte, free int) Adm
 		}
 	}
 	rep := AdmitReply{Now: s.now, Remaining: free, Earliest: earliest, LineBefore: len0, Which: m.which()}
-	tenantFull := t.Tenant != "" && s.l.MaxQueuePerTenant > 0 && k.tenantWaiting(t.Tenant) >= s.l.MaxQueuePerTenant
+	tenantFull := lt != nil && lt.Tenant != "" && s.l.MaxQueuePerTenant > 0 && k.tenantWaiting(lt.Tenant) >= s.l.MaxQueuePerTenant
 	if s.l.MaxQueue == -1 || tenantFull || (earliest != PausedForever && earliest > t.Deadline) {
 		k.count(s, CountRejected, 1)
 		rep.Outcome = Full
@@ -311,7 +312,7 @@ func (k *memKey) queue(s step, m *memRates, t *Ticket, raw []byte, free int) Adm
 			k.deadLetter(s, ev.raw)
 		}
 	}
-	k.linePush(t.Priority.Line(), memTicket{raw: raw, t: lineTicket(raw)}, s.p.Head, pl, t.Deadline)
+	k.linePush(t.Priority.Line(), memTicket{raw: raw, t: lt}, s.p.Head, pl, t.Deadline)
 	k.count(s, CountQueued, 1)
 	rep.Outcome = Queued
 	return rep
