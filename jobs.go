@@ -101,7 +101,9 @@ func (c *Client) Enqueue(ctx context.Context, key, handler string, payload []byt
 // first refused (ErrQueueFull, ErrWouldExceedDeadline) stops the batch, and EnqueueMany returns
 // the ids of the jobs queued before it with the error: a prefix of payloads, in line. A payload
 // over Config.MaxPayload fails the call with ErrPayloadTooLarge before any job is sent;
-// WithJobName, which names one job, fails it with ErrInvalidConfig. On ErrUnavailable the ids
+// WithJobName, which names one job, fails it with ErrInvalidConfig. With WithDelay or
+// WithRunAt every job of the batch is scheduled for the same time, and joins its line then,
+// in the order of payloads. On ErrUnavailable the ids
 // returned are of the jobs known queued; those of the round trip that failed may be queued
 // too, as with Enqueue.
 func (c *Client) EnqueueMany(ctx context.Context, key, handler string, payloads [][]byte, opts ...Option) ([]string, error) {
@@ -112,11 +114,8 @@ func (c *Client) EnqueueMany(ctx context.Context, key, handler string, payloads 
 	if err != nil {
 		return nil, err
 	}
-	if !o.runAt.IsZero() {
-		return nil, fmt.Errorf("%w: EnqueueMany: WithDelay and WithRunAt schedule one job at a time (Enqueue)", ErrInvalidConfig)
-	}
 	job := processor.Job{Key: key, Handler: handler, Priority: o.priority, Timeout: o.timeout, MaxRetries: o.retries,
-		Name: o.jobName, Cost: o.cost, Tenant: o.tenant}
+		Name: o.jobName, Cost: o.cost, Tenant: o.tenant, RunAt: o.runAt}
 	ctx, span := c.startEnqueue(ctx, &job, len(payloads))
 	ids, err := c.node.EnqueueMany(ctx, job, payloads)
 	if span != nil {

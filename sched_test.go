@@ -3,6 +3,7 @@ package rateltd
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -28,6 +29,52 @@ func TestScheduledJobStartsAtItsTime(t *testing.T) {
 		at := (<-started).Sub(before)
 		if at < 300*time.Millisecond || at > 3*time.Second {
 			t.Fatalf("a job delayed 300ms started after %v", at)
+		}
+	})
+}
+
+// TestEnqueueManyScheduled: a batch enqueued WithDelay(300ms) is counted scheduled at once,
+// does not start before its time, and runs in the order of its payloads (one worker).
+func TestEnqueueManyScheduled(t *testing.T) {
+	eachBackend(t, func(t *testing.T, h *harness) {
+		cfg := jobConfig()
+		cfg.Workers = 1
+		c := h.client(cfg)
+		var mu sync.Mutex
+		var order []string
+		var first time.Time
+		if err := c.Handle("many-at", func(_ context.Context, p []byte) ([]byte, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if first.IsZero() {
+				first = time.Now()
+			}
+			order = append(order, string(p))
+			return nil, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		before := time.Now()
+		ids, err := c.EnqueueMany(ctx, "k", "many-at", [][]byte{[]byte("1"), []byte("2"), []byte("3")}, WithDelay(300*time.Millisecond))
+		if err != nil || len(ids) != 3 {
+			t.Fatalf("EnqueueMany: %d ids, %v", len(ids), err)
+		}
+		if st := status(t, c, "k"); st.JobsScheduled+len(order) != 3 {
+			t.Fatalf("%d scheduled, want 3", st.JobsScheduled)
+		}
+		for _, id := range ids {
+			if _, err := wait(t, c, id); err != nil {
+				t.Fatalf("Wait: %v", err)
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if at := first.Sub(before); at < 300*time.Millisecond || at > 3*time.Second {
+			t.Fatalf("a batch delayed 300ms started after %v", at)
+		}
+		if got := fmt.Sprint(order); got != "[1 2 3]" {
+			t.Fatalf("ran %s, want [1 2 3]", got)
 		}
 	})
 }

@@ -5,9 +5,10 @@
 -- and enqueue_many_end.lua.
 -- KEYS: see limits.lua and jobs.lua. ARGV 1-6: see limits.lua.
 -- ARGV: 7 priority line  8 deadline µs  9 max queue  10 overflow  11 n, the number of jobs
---       then n times: the job's raw ticket, its id, its record (see jobs.lua)
--- Reply: one reply of enqueue.lua's per job tried, in order; the last is a refusal (code 3 or
--- 4) when fewer than n.
+--       then n times: the job's raw ticket, its id, its record (see jobs.lua); then µs at which
+--       the jobs are to join the line (0 or absent: now; their records' state is then scheduled)
+-- Reply: one reply of enqueue.lua's per job tried, in order (code 6 for a scheduled one); the
+-- last is a refusal (code 3 or 4) when fewer than n.
 local PRIO, DEADLINE = tonumber(ARGV[7]), tonumber(ARGV[8])
 local MAXQ, OVERFLOW, HEAD = tonumber(ARGV[9]), tonumber(ARGV[10]), false
 local RAW, ID

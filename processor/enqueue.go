@@ -104,7 +104,13 @@ func (n *Node) EnqueueMany(ctx context.Context, req Job, payloads [][]byte) ([]s
 			return ids, queue.Failure(ctx, fmt.Sprintf("processor: enqueue %d jobs in %q", len(jobs), req.Key), err)
 		}
 		for i, rep := range reps {
-			if err := n.enqueued(ctx, req.Key, rep, jobs[i].Ticket.Deadline); err != nil {
+			if rep.Outcome == queue.Scheduled {
+				if i == 0 { // one run time for the batch: the index keeps the key until then
+					n.observe(rep.Now)
+					wait := jobs[i].Ticket.Deadline - jobs[i].Ticket.Enqueued
+					n.activate(ctx, req.Key, rep.Now, rep.Earliest+wait, time.Now().Add(backendTimeout))
+				}
+			} else if err := n.enqueued(ctx, req.Key, rep, jobs[i].Ticket.Deadline); err != nil {
 				return ids, err
 			}
 			ids = append(ids, JobID(req.Key, jobs[i].Ticket.ID))

@@ -390,8 +390,8 @@ type ScheduledJob struct {
 type NewJob struct {
 	Ticket      *Ticket
 	Raw, Record []byte
-	// RunAt is when a scheduled job joins its line (µs of server time); 0 for now. Enqueue
-	// only.
+	// RunAt is when a scheduled job joins its line (µs of server time); 0 for now. The jobs
+	// of one EnqueueMany share the first one's.
 	RunAt int64
 }
 

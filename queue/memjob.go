@@ -200,7 +200,11 @@ func (m *Memory) EnqueueMany(_ context.Context, p Params, jobs []NewJob) ([]Admi
 	s := newStep(p, now)
 	reps := make([]AdmitReply, 0, len(jobs))
 	for i, nj := range jobs {
-		reps = append(reps, k.enqueue(s, nj.Ticket, nj.Raw, recs[i], 0))
+		runAt := jobs[0].RunAt
+		if runAt > 0 {
+			runAt += int64(i) // a µs apart, so that the jobs join their line in the order given
+		}
+		reps = append(reps, k.enqueue(s, nj.Ticket, nj.Raw, recs[i], runAt))
 		if refused(reps[i]) {
 			break
 		}

@@ -40,6 +40,7 @@ func (r *Redis) EnqueueMany(ctx context.Context, p Params, jobs []NewJob) ([]Adm
 	for _, j := range jobs {
 		extra = append(extra, j.Raw, j.Ticket.ID, j.Record)
 	}
+	extra = append(extra, jobs[0].RunAt)
 	v, err := r.runJobs(ctx, lua.EnqueueMany, t.Key, p, extra...)
 	if err != nil {
 		return nil, fmt.Errorf("queue: enqueue %d jobs in %q: %w", len(jobs), t.Key, err)
