@@ -227,7 +227,7 @@ func (c *Client) once(ctx context.Context, key string, fn func(context.Context) 
 		return nil, err
 	}
 	wait := time.Since(start)
-	rs.granted(wait, degraded)
+	rs.granted(g, wait, degraded)
 	v, err := c.run(ctx, key, fn, g)
 	if err == nil && !degraded && g.Limit.Adaptive {
 		c.node.Adapt(ctx, key, processor.AdaptServed) // an adaptive key's limit grows back

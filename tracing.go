@@ -47,6 +47,8 @@ const (
 	attrJobs       = attribute.Key("rateltd.jobs")
 	attrQueuedJobs = attribute.Key("rateltd.jobs_queued")
 	attrRun        = attribute.Key("rateltd.run")
+	attrShadow     = attribute.Key("rateltd.shadow")
+	attrShadowWait = attribute.Key("rateltd.shadow_wait_ms")
 )
 
 // globalPkg is the package of the TracerProvider otel.GetTracerProvider returns until
@@ -168,9 +170,10 @@ func (r *requestSpan) queuedHook() func() {
 	return r.onQueued
 }
 
-// granted records an attempt's grant after wait; degraded when no grant was asked for (Redis
-// out, Config.OnRedisError).
-func (r *requestSpan) granted(wait time.Duration, degraded bool) {
+// granted records an attempt's grant g after wait; degraded when no grant was asked for (Redis
+// out, Config.OnRedisError). A grant on a shadow key says what the limit would have done
+// (rateltd.shadow: allowed, queued or refused) and the wait it would have had.
+func (r *requestSpan) granted(g processor.Grant, wait time.Duration, degraded bool) {
 	if r == nil {
 		return
 	}
@@ -178,6 +181,9 @@ func (r *requestSpan) granted(wait time.Duration, degraded bool) {
 	if degraded {
 		r.span.AddEvent(eventGranted, trace.WithAttributes(attrDegraded.Bool(true)))
 		return
+	}
+	if g.Shadow != 0 {
+		r.span.SetAttributes(attrShadow.String(g.Shadow.String()), attrShadowWait.Float64(ms(g.ShadowWait)))
 	}
 	r.span.AddEvent(eventGranted)
 }

@@ -268,3 +268,34 @@ func TestTraceGlobalProvider(t *testing.T) {
 		t.Fatalf("spans of keys %v; want one of trace-global (the global provider), none of trace-noop", keys)
 	}
 }
+
+// TestTraceShadow: a request on a shadow key says on its span what the limit would have done —
+// allowed, queued with its would-be wait, refused — on every backend.
+func TestTraceShadow(t *testing.T) {
+	eachBackend(t, func(t *testing.T, h *harness) {
+		tp, sr := newRecorder(t)
+		c := h.client(Config{TracerProvider: tp, Limits: map[string]Limit{
+			"watch": {Max: 1, Window: 10 * time.Second, Shadow: true},
+			"never": {Max: 1, Window: time.Hour, Shadow: true, MaxQueue: -1},
+		}})
+		ctx := context.Background()
+		ok := func(context.Context) (any, error) { return nil, nil }
+		for _, key := range []string{"watch", "watch", "never", "never"} {
+			if _, err := c.Request(ctx, key, ok); err != nil {
+				t.Fatal(err)
+			}
+		}
+		spans := spansNamed(sr, spanRequest)
+		if len(spans) != 4 {
+			t.Fatalf("%d request spans, want 4", len(spans))
+		}
+		for i, want := range []string{"allowed", "queued", "allowed", "refused"} {
+			if got := attr(t, spans[i], attrShadow).AsString(); got != want {
+				t.Errorf("span %d: rateltd.shadow %q, want %q", i, got, want)
+			}
+		}
+		if w := attr(t, spans[1], attrShadowWait).AsFloat64(); w < 5_000 || w > 10_000 {
+			t.Errorf("the queued one's would-be wait %vms, want about 10s", w)
+		}
+	})
+}

@@ -15,6 +15,8 @@
 --   or a pause holds them). reset after: how long until the tightest rate's window is entirely
 --   free again (granted: with this grant); 0 when queued, which does not read it. which rate:
 --   the one remaining and reset after are of (1-based; 0: none, the concurrency cap's).
+--   A grant on a shadow key adds what the limit would have done (shadow.lua's SHADOW_*) and
+--   the would-be wait, µs.
 local RAW, ID, PRIO, DEADLINE = ARGV[7], ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
 local MAXQ, OVERFLOW, HEAD = tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[13] == '1'
 local COST = tonumber(ARGV[14]) or 1
@@ -22,8 +24,8 @@ local COST = tonumber(ARGV[14]) or 1
 local now = now_us()
 local free = lim_free(now, true)
 if SHADOW and not shadow_paused(now) then
-  local reset = shadow_grant(now, ID, COST, DEADLINE, MAXQ)
-  return {1, now, math.max(0, lim_remaining()), 0, 0, '', reset, lim_which()}
+  local reset, verdict, wait = shadow_grant(now, ID, COST, DEADLINE, MAXQ)
+  return {1, now, math.max(0, lim_remaining()), 0, 0, '', reset, lim_which(), verdict, wait}
 end
 if lim_fits(COST) and quiet(now) then
   lim_take(COST)

@@ -16,8 +16,8 @@
 --   limit share a set: most keys, at scale.
 -- Reply: one entry per key: {now µs, g, free, reset, step, which rate, then for a limit of
 --   several rates, of units, a concurrency cap or a shadow limit, the remaining and reset
---   after µs of each of
---   the g granted,
+--   after µs of each of the g granted, then for a shadow key not paused (all n granted) what
+--   the limit would have done with each and its would-be wait µs (see shadow.lua),
 --   then for each ticket after the first g: code, remaining, earliest µs, line length before,
 --   evicted raw or '', reset after µs} (see admit_fast.lua), where the first g tickets were
 --   granted, the i-th of them (of a limit of one rate counting requests) with free - i

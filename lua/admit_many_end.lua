@@ -6,14 +6,16 @@ local function complex() return NR ~= 1 or HAS_UNITS or CONC > 0 or SHADOW end
 
 -- Admits the key bound, of a shadow limit and not paused, n tickets whose arguments follow
 -- ALL_ARGV[at]: each is granted (shadow.lua), with the window read again before each but the
--- first; returns the key's reply, every ticket granted.
+-- first; returns the key's reply, every ticket granted, followed by what the limit would have
+-- done with each and its would-be wait (shadow_grant's).
 local function shadow_key(at, n)
-  local out, reset = {now, n, free, 0, 0, 0}, 0
+  local out, reset, verdict, wait = {now, n, free, 0, 0, 0}, 0, 0, 0
   for i = 1, n do
     if i > 1 then lim_free(now, false) end
     local a = at + 5 * (i - 1)
-    reset = shadow_grant(now, ALL_ARGV[a + 2], tonumber(ALL_ARGV[a + 5]), tonumber(ALL_ARGV[a + 4]), MAXQ)
+    reset, verdict, wait = shadow_grant(now, ALL_ARGV[a + 2], tonumber(ALL_ARGV[a + 5]), tonumber(ALL_ARGV[a + 4]), MAXQ)
     out[5 + 2 * i], out[6 + 2 * i] = math.max(0, lim_remaining()), reset
+    out[5 + 2 * n + 2 * i], out[6 + 2 * n + 2 * i] = verdict, wait
   end
   out[4], out[6] = reset, lim_which()
   return out

@@ -21,17 +21,24 @@ local function shadow_count(name, n)
   redis.call('HINCRBY', STATS, name, I(n))
 end
 
+-- What the limit would have done with a request on a shadow key (queue.ShadowVerdict).
+local SHADOW_ALLOWED, SHADOW_QUEUED, SHADOW_REFUSED = 1, 2, 3
+
 -- Grants id, of cost c and deadline µs, at now on a shadow key, with FREE and CFREE read by
 -- lim_free at now; counts what the limit would have done, with max queue maxq. Returns how
--- long until the tightest rate's window is entirely free again, µs.
+-- long until the tightest rate's window is entirely free again, µs, what the limit would have
+-- done (SHADOW_*) and the would-be wait, µs (queued, or refused for its deadline).
 local function shadow_grant(now, id, c, deadline, maxq)
+  local verdict, wait = SHADOW_ALLOWED, 0
   if lim_fits(c) then
     shadow_count('shadow_allowed', 1)
   else
-    local wait = lim_slot(now, 1, 0, c) - now
+    wait = lim_slot(now, 1, 0, c) - now
     if maxq == -1 or now + wait > deadline then
+      verdict = SHADOW_REFUSED
       shadow_count('shadow_refused', 1)
     else
+      verdict = SHADOW_QUEUED
       shadow_count('shadow_queued', 1)
       shadow_count('shadow_wait_us', wait)
       if wait > (tonumber(redis.call('HGET', STATS, 'shadow_wait_max_us')) or 0) then
@@ -41,5 +48,5 @@ local function shadow_grant(now, id, c, deadline, maxq)
   end
   redis.call('PEXPIRE', STATS, STATS_TTL)
   lim_take(c)
-  return lim_record(now, {id}, {c})
+  return lim_record(now, {id}, {c}), verdict, wait
 end

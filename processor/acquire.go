@@ -73,6 +73,10 @@ type Grant struct {
 	ID    [16]byte
 	Cost  int64
 	Limit config.Limit
+	// Shadow is, for a grant on a key of a shadow limit, what the limit would have done, and
+	// ShadowWait the wait it would have had.
+	Shadow     queue.ShadowVerdict
+	ShadowWait time.Duration
 }
 
 // Request is what Acquire needs to know about one request.
@@ -179,7 +183,8 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 	if rep.Outcome == queue.Granted {
 		n.leave(ctx, w)
 		n.count(req.Key, queue.CountAdmitted) // counted here, not in the script: the fast path stays short
-		return Grant{At: rep.Now, ID: w.id, Cost: t.CostOf(), Limit: p.Limit}, nil
+		return Grant{At: rep.Now, ID: w.id, Cost: t.CostOf(), Limit: p.Limit, Shadow: rep.Shadow,
+			ShadowWait: time.Duration(rep.ShadowWait) * time.Microsecond}, nil
 	}
 	if err := refusal(req.Key, rep); err != nil {
 		n.leave(ctx, w)

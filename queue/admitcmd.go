@@ -203,6 +203,10 @@ func parseAdmitEntry(v any, n int, complex, shadow bool) ([]AdmitReply, error) {
 	if complex {
 		told += 2 * max(0, granted)
 	}
+	verdicts := told // where a shadow key's verdicts start, when all were granted
+	if shadow && granted > 0 {
+		told += 2 * granted
+	}
 	if granted < 0 || granted > n || (granted > free && !shadow) || len(s) != told+6*(n-granted) {
 		return nil, fmt.Errorf("%d elements with %d of %d tickets granted", len(s), granted, n)
 	}
@@ -216,6 +220,13 @@ func parseAdmitEntry(v any, n int, complex, shadow bool) ([]AdmitReply, error) {
 				return nil, fmt.Errorf("ticket %d: %w", i, err)
 			}
 			reps[i].Remaining, reps[i].ResetAfter = int(m[0]), m[1]
+		}
+		if shadow {
+			m, err := replyInts(s[verdicts+2*i : verdicts+2+2*i])
+			if err != nil || m[0] < int64(ShadowAllowed) || m[0] > int64(ShadowRefused) {
+				return nil, fmt.Errorf("ticket %d: shadow verdict %v (%v)", i, s[verdicts+2*i], err)
+			}
+			reps[i].Shadow, reps[i].ShadowWait = ShadowVerdict(m[0]), m[1]
 		}
 	}
 	for i := granted; i < n; i++ {

@@ -105,6 +105,33 @@ type AdmitReply struct {
 	// Which is the rate Remaining and ResetAfter are of, the tightest: 1-based, 0 for none
 	// (a concurrency cap alone).
 	Which int
+	// Shadow is, for a grant on a key of a shadow limit, what the limit would have done, and
+	// ShadowWait the wait it would have had (queued, or refused for its deadline), µs.
+	Shadow     ShadowVerdict
+	ShadowWait int64
+}
+
+// ShadowVerdict is what a shadow limit would have done with a request it let run (shadow.lua's
+// SHADOW_*); 0 for a request on a key that is not one.
+type ShadowVerdict uint8
+
+const (
+	ShadowAllowed ShadowVerdict = iota + 1
+	ShadowQueued
+	ShadowRefused
+)
+
+// String is the verdict as spans and logs name it.
+func (v ShadowVerdict) String() string {
+	switch v {
+	case ShadowAllowed:
+		return "allowed"
+	case ShadowQueued:
+		return "queued"
+	case ShadowRefused:
+		return "refused"
+	}
+	return ""
 }
 
 // Decision is the admission as Check would have answered just after it, when the admission

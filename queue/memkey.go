@@ -225,8 +225,9 @@ func (k *memKey) admit(s step, t *Ticket, raw []byte) AdmitReply {
 	m := k.rates(s.p)
 	free := m.freeNow(s.now, true)
 	if s.l.Shadow && !paused {
-		reset := k.shadow(s, m, t)
-		return AdmitReply{Outcome: Granted, Now: s.now, Remaining: max(0, m.remaining()), ResetAfter: reset, Which: m.which()}
+		reset, v, wait := k.shadow(s, m, t)
+		return AdmitReply{Outcome: Granted, Now: s.now, Remaining: max(0, m.remaining()), ResetAfter: reset, Which: m.which(),
+			Shadow: v, ShadowWait: wait}
 	}
 	if c := t.CostOf(); !paused && len0 == 0 && m.fits(c) {
 		m.take(c)

@@ -185,6 +185,14 @@ func parseAdmit(v any) (AdmitReply, error) {
 		}
 		rep.Which = int(w)
 	}
+	if len(s) > 9 { // a shadow grant's verdict and would-be wait
+		v, err1 := replyInt(s[8])
+		w, err2 := replyInt(s[9])
+		if err1 != nil || err2 != nil || v < int64(ShadowAllowed) || v > int64(ShadowRefused) {
+			return AdmitReply{}, fmt.Errorf("elements 8-9: shadow verdict %v %v", s[8], s[9])
+		}
+		rep.Shadow, rep.ShadowWait = ShadowVerdict(v), w
+	}
 	if len(ev) > 0 {
 		rep.Evicted = ev
 	}
