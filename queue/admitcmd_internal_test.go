@@ -243,11 +243,11 @@ func compareShadow(t *testing.T, r *Redis, c admitCase) {
 
 // compareAdmit checks that got, an answer of AdmitMany, says what want, the same admit's
 // answer when sent on its own, said (evicted tickets by their index in their own key's raws;
-// times to within the second that separates the admits sent one by one, far less than the
-// windows and emission intervals of the cases).
+// times to within 5 seconds, more than separates the admits sent one by one even on a loaded
+// machine (1.2s seen on the cluster), far less than the minute-long windows of the cases).
 func compareAdmit(t *testing.T, what string, want AdmitReply, wantRaws [][]byte, got AdmitReply, gotRaws [][]byte) {
 	t.Helper()
-	near := func(a, b int64) bool { return max(a-b, b-a) <= time.Second.Microseconds() }
+	near := func(a, b int64) bool { return max(a-b, b-a) <= 5*time.Second.Microseconds() }
 	if got.Outcome != want.Outcome || got.Remaining != want.Remaining || got.LineBefore != want.LineBefore ||
 		indexOf(gotRaws, got.Evicted) != indexOf(wantRaws, want.Evicted) ||
 		(got.Earliest == PausedForever) != (want.Earliest == PausedForever) || !near(got.ResetAfter, want.ResetAfter) ||

@@ -19,15 +19,17 @@ import (
 var ErrNoAnswer = errors.New("queue: no answer by the deadline")
 
 // outageReplies are the prefixes of the error replies of a server that cannot serve now but
-// will: loading its data set, a cluster without quorum or in a resharding, a replica cut from
-// its master or written to after a failover, a script running too long, no free connection.
-var outageReplies = []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY ",
+// will: loading its data set, a cluster without quorum or in a resharding, a slot moving while
+// a failover settles (a MOVED or ASK that outlasted the client's redirects: seen in
+// TestChaosClusterFailover), a replica cut from its master or written to after a failover, a
+// script running too long, no free connection.
+var outageReplies = []string{"LOADING", "CLUSTERDOWN", "TRYAGAIN", "MOVED ", "ASK ", "MASTERDOWN", "READONLY", "BUSY ",
 	"ERR max number of clients reached"}
 
 // Outage reports whether err, the error of a backend call, is a failure of Redis or of the
 // connection to it: a dial or I/O error, the Redis client's own read or write timeout, or the
-// reply of a server that cannot serve now (LOADING, CLUSTERDOWN, TRYAGAIN, MASTERDOWN,
-// READONLY, BUSY). It is false for a context that ended (the caller gave up, which tells
+// reply of a server that cannot serve now (LOADING, CLUSTERDOWN, TRYAGAIN, MOVED, ASK,
+// MASTERDOWN, READONLY, BUSY). It is false for a context that ended (the caller gave up, which tells
 // nothing about Redis), for ErrNoAnswer, for a pool with no free connection (back-pressure,
 // not an outage), for a client closed by its owner, and for a script's error or a malformed
 // reply (a bug, which retrying elsewhere would not cure).

@@ -92,6 +92,8 @@ func TestOutage(t *testing.T) {
 		{"LOADING", reply("LOADING Redis is loading the dataset in memory"), true},
 		{"CLUSTERDOWN", reply("CLUSTERDOWN The cluster is down"), true},
 		{"TRYAGAIN", reply("TRYAGAIN Multiple keys request during rehashing of slot"), true},
+		{"MOVED past the client's redirects", reply("MOVED 8958 127.0.0.1:35075"), true},
+		{"ASK past the client's redirects", reply("ASK 8958 127.0.0.1:35075"), true},
 		{"READONLY", reply("READONLY You can't write against a read only replica."), true},
 	} {
 		if c.err == nil {
