@@ -5,7 +5,9 @@
 local function line_admit()
 local p = paused(now)
 local len = line_len()
-local tk = decode(RAW)
+-- Only a ticket of nine fields or more can have a tenant: the others are not decoded here.
+local tk, b1 = nil, string.byte(RAW, 1)
+if b1 and (b1 >= 0x99 and b1 <= 0x9f or b1 == 0xdc or b1 == 0xdd) then tk = decode(RAW) end
 local tenant = tk and tk[T_TENANT]
 local place = fair_place(PRIO, tk, HEAD)
 
@@ -67,6 +69,7 @@ if len >= MAXQ then
   end
 end
 
+if place[1] and not tk then tk = decode(RAW) end -- a fair line tags it by its cost
 line_push(PRIO, RAW, tk, HEAD, place, DEADLINE - now)
 count('queued')
 return {2, now, free, earliest, len, evicted, 0, lim_which()}
