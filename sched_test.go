@@ -285,9 +285,6 @@ func TestScheduledJobsListedAndResetEvicts(t *testing.T) {
 		if d := time.Until(got[0].RunAt); d < 50*time.Second || d > 70*time.Second {
 			t.Fatalf("soon runs in %v, want about 1m", d)
 		}
-		if _, err := c.EnqueueMany(ctx, "k", "h", [][]byte{nil}, WithDelay(time.Second)); !errors.Is(err, ErrInvalidConfig) {
-			t.Fatalf("EnqueueMany WithDelay: %v, want ErrInvalidConfig", err)
-		}
 		if err := c.Reset(ctx, "k"); err != nil {
 			t.Fatal(err)
 		}
