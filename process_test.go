@@ -47,6 +47,9 @@ func TestWorkerProcess(t *testing.T) {
 	case "costs":
 		costWorker()
 		return
+	case "tenants":
+		tenantWorker()
+		return
 	}
 	n, _ := strconv.Atoi(os.Getenv("RATELTD_WORKER_N"))
 	limit, _ := strconv.Atoi(os.Getenv("RATELTD_WORKER_MAX"))

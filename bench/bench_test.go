@@ -260,15 +260,18 @@ func BenchmarkPeerRedisRate(b *testing.B) {
 // sizes are realistic.
 func BenchmarkLineMemory(b *testing.B) {
 	for _, waiting := range []int{5000, 20000} {
-		b.Run(strconv.Itoa(waiting), func(b *testing.B) { lineMemory(b, waiting, 0) })
+		b.Run(strconv.Itoa(waiting), func(b *testing.B) { lineMemory(b, waiting, 0, 0) })
 	}
 	// With a cost (a limit that counts units): the ticket carries it, 3 bytes more.
-	b.Run("5000/cost", func(b *testing.B) { lineMemory(b, 5000, 500) })
+	b.Run("5000/cost", func(b *testing.B) { lineMemory(b, 5000, 500, 0) })
+	// With tenants (WithTenant, "acct_0000" to "acct_0009" in turn): each ticket carries its
+	// tenant and weight, each entry its tag, and the line has a fair state (fair-B/waiting).
+	b.Run("5000/tenants10", func(b *testing.B) { lineMemory(b, 5000, 0, 10) })
 }
 
 // lineMemory measures the memory of waiting requests; with cost > 0, of that cost on a limit
-// that counts units.
-func lineMemory(b *testing.B, waiting, cost int) {
+// that counts units; with tenants > 0, of requests of that many tenants in turn.
+func lineMemory(b *testing.B, waiting, cost, tenants int) {
 	l := rateltd.Limit{Max: 100, Window: time.Minute, MaxQueue: waiting}
 	var opts []rateltd.Option
 	if cost > 0 {
@@ -290,7 +293,11 @@ func lineMemory(b *testing.B, waiting, cost int) {
 		rctx, cancel := context.WithCancel(ctx)
 		chans := make([]<-chan rateltd.Result, waiting)
 		for i := range chans {
-			chans[i] = c.RequestAsync(rctx, "openai:gpt", noop, append(opts, rateltd.WithTimeout(time.Minute))...)
+			o := append(slices.Clip(opts), rateltd.WithTimeout(time.Minute))
+			if tenants > 0 {
+				o = append(o, rateltd.WithTenant(fmt.Sprintf("acct_%04d", i%tenants)))
+			}
+			chans[i] = c.RequestAsync(rctx, "openai:gpt", noop, o...)
 		}
 		for {
 			st, err := c.Status(ctx, "openai:gpt")
@@ -314,6 +321,13 @@ func lineMemory(b *testing.B, waiting, cost int) {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(line)/float64(waiting), "line-B/waiting")
+		if tenants > 0 {
+			fair, err := rdb.MemoryUsage(ctx, "rateltd:{openai:gpt}:fair:"+strconv.Itoa(rateltd.PriorityNormal.Line()), 0).Result()
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(fair)/float64(waiting), "fair-B/waiting")
+		}
 		cancel()
 		for _, ch := range chans {
 			<-ch
