@@ -55,7 +55,7 @@ func TestTenant(t *testing.T) {
 					t.Fatalf("status %+v %v after 20s; want 3 queued", st, err)
 				}
 			}
-			if want := []rateltd.TenantWaiting{{"", 1}, {"a", 1}, {"b", 1}}; fmt.Sprint(st.Tenants) != fmt.Sprint(want) || st.TenantsWaiting != 3 {
+			if want := []rateltd.TenantWaiting{{Tenant: "", Waiting: 1}, {Tenant: "a", Waiting: 1}, {Tenant: "b", Waiting: 1}}; fmt.Sprint(st.Tenants) != fmt.Sprint(want) || st.TenantsWaiting != 3 {
 				t.Fatalf("tenants %v (%d), want %v (3)", st.Tenants, st.TenantsWaiting, want)
 			}
 			if code := serve("a"); code != http.StatusTooManyRequests {
