@@ -49,6 +49,7 @@ const (
 	attrRun        = attribute.Key("rateltd.run")
 	attrShadow     = attribute.Key("rateltd.shadow")
 	attrShadowWait = attribute.Key("rateltd.shadow_wait_ms")
+	attrTenant     = attribute.Key("rateltd.tenant")
 )
 
 // globalPkg is the package of the TracerProvider otel.GetTracerProvider returns until
@@ -159,6 +160,9 @@ func (c *Client) startRequest(ctx context.Context, key string) (context.Context,
 func (r *requestSpan) admitted(o options) {
 	if r != nil {
 		r.span.SetAttributes(attrPriority.String(o.priority.String()), attrCost.Int64(o.costOf()))
+		if o.tenant != "" {
+			r.span.SetAttributes(attrTenant.String(o.tenant))
+		}
 	}
 }
 
@@ -251,6 +255,9 @@ func (c *Client) startEnqueue(ctx context.Context, job *processor.Job, n int) (c
 	}
 	attrs := append(keyAttrs(job.Key), attrHandler.String(job.Handler), attrPriority.String(job.Priority.String()),
 		attrCost.Int64(max(1, job.Cost)), attrJobs.Int(n))
+	if job.Tenant != "" {
+		attrs = append(attrs, attrTenant.String(job.Tenant))
+	}
 	ctx, span := c.tr.start(ctx, spanEnqueue, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
 	if span != nil {
 		var carrier jobCarrier
@@ -266,9 +273,12 @@ func (c *Client) startJob(ctx context.Context, s processor.JobStart) (context.Co
 	if c.tr.off() {
 		return ctx, func(processor.JobRun) {}
 	}
-	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(append(keyAttrs(s.Key),
-		attrHandler.String(s.Handler), attrJobID.String(s.ID), attrRun.Int(s.Run), attrCost.Int64(s.Cost),
-		attrWait.Float64(ms(s.Waited)))...)}
+	attrs := append(keyAttrs(s.Key), attrHandler.String(s.Handler), attrJobID.String(s.ID), attrRun.Int(s.Run),
+		attrCost.Int64(s.Cost), attrWait.Float64(ms(s.Waited)))
+	if s.Tenant != "" {
+		attrs = append(attrs, attrTenant.String(s.Tenant))
+	}
+	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...)}
 	carrier := jobCarrier{parent: s.TraceParent, state: s.TraceState}
 	if enq := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), &carrier)); enq.IsValid() {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, enq)

@@ -9,7 +9,7 @@
 //	POST /v1/keys/{key}/reset            reset; admin
 //	GET  /v1/keys/{key}/limit            the key's limit
 //	PUT  /v1/keys/{key}/limit            set it at run time, every node; admin
-//	POST /v1/acquire/{key}?wait=5s&priority=high&cost=N
+//	POST /v1/acquire/{key}?wait=5s&priority=high&cost=N&tenant=T
 //	                                     200 when granted, with a settle token when the limit
 //	                                     counts cost units; 429 with Retry-After when the wait
 //	                                     would exceed wait or the line is full (see
@@ -18,7 +18,7 @@
 //	POST /v1/settle/{key}/{token}?cost=N what the acquired call really cost (see settle.go)
 //	POST /v1/jobs/{key}?handler=NAME     enqueue a durable job, the body its payload: 201 {"id"};
 //	                                     422 when no live node runs NAME, unless
-//	                                     &allow_unknown=1; &cost=N as for acquire
+//	                                     &allow_unknown=1; &cost=N, &tenant=T as for acquire
 //	GET  /v1/jobs/{key}/{uuid}?wait=10s  its result: 200 done/failed/expired/evicted, 202 pending
 //	GET  /healthz, /readyz, /metrics
 //
@@ -29,7 +29,9 @@
 // wrong token gets a 401 with WWW-Authenticate: Bearer. The settle route is guarded as
 // acquire is. A request carrying its caller's trace context (W3C traceparent) continues that
 // trace: the spans of acquire (rateltd.request) and of a job's enqueue (rateltd.enqueue) are
-// children of the caller's span (see middleware.ContinueTrace).
+// children of the caller's span (see middleware.ContinueTrace). ?tenant= says whose request or
+// job it is within its key (rateltd.WithTenant): tenants waiting share the key's line by the
+// limit's tenant_weights; a tenant that rateltd.WithTenant would refuse is a 400.
 package httpapi
 
 import (
@@ -313,6 +315,11 @@ func (a *API) acquire(w http.ResponseWriter, r *http.Request, key string) {
 		return
 	}
 	cost = max(cost, 1) // absent: 1
+	tenant, err := tenantParam(q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
 	start := time.Now()
 	// A wait of zero answers at once: the request may only start now.
 	// The headers come from the admission's reply when it decided at once (one Redis command);
@@ -322,7 +329,7 @@ func (a *API) acquire(w http.ResponseWriter, r *http.Request, key string) {
 	var granted context.Context
 	_, err = a.c.Request(r.Context(), key, func(ctx context.Context) (any, error) { granted = ctx; return nil, nil },
 		rateltd.WithCost(cost), rateltd.WithPriority(prio), rateltd.WithTimeout(max(wait, time.Microsecond)),
-		rateltd.WithDecision(func(got rateltd.Decision) { d = &got }))
+		rateltd.WithTenant(tenant), rateltd.WithDecision(func(got rateltd.Decision) { d = &got }))
 	if err != nil {
 		middleware.RefuseWith(w, r, a.c, key, err, d) // 429 with Retry-After, or 400, or 503
 		return
@@ -358,6 +365,15 @@ func priorityParam(q url.Values) (rateltd.Priority, error) {
 		return config.ParsePriority(s)
 	}
 	return rateltd.PriorityNormal, nil
+}
+
+// tenantParam reads ?tenant=, "" (no tenant) when absent.
+func tenantParam(q url.Values) (string, error) {
+	t := q.Get("tenant")
+	if t != "" && !config.ValidTenant(t) {
+		return "", fmt.Errorf("%w: tenant %q: 1 to %d bytes, no control characters, ',', '=', '{' or '}'", rateltd.ErrInvalidConfig, t, config.MaxTenantLen)
+	}
+	return t, nil
 }
 
 func (a *API) ready(w http.ResponseWriter, r *http.Request) {

@@ -17,7 +17,7 @@ import (
 // registered, and read its result.
 //
 //	POST /v1/jobs/{key}?handler=NAME[&priority=high][&timeout=1m][&retries=3][&name=order-42]
-//	     [&cost=N][&allow_unknown=1][&delay=1h | &run_at=RFC3339] (see schedule.go)
+//	     [&cost=N][&tenant=T][&allow_unknown=1][&delay=1h | &run_at=RFC3339] (see schedule.go)
 //	     body: the payload. 201 {"id": "<key>/<uuid>"}; 413 over the payload limit, or for a
 //	     cost more than the key's limit could ever admit (rateltd.ErrCostTooHigh);
 //	     422 when no live node runs the handler (unless allow_unknown=1: then the job waits
@@ -56,6 +56,12 @@ func (a *API) enqueue(w http.ResponseWriter, r *http.Request, key string) {
 	if cost > 0 {
 		opts = append(opts, rateltd.WithCost(cost))
 	}
+	tenant, err := tenantParam(q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	opts = append(opts, rateltd.WithTenant(tenant))
 	if s := q.Get("timeout"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d <= 0 {

@@ -16,7 +16,9 @@ import (
 // with max 0 and no window, the limit is a cap with no rate: {"concurrency": 10}. Shadow
 // watches the limit without enforcing it (rateltd.Limit.Shadow): every request runs at once,
 // and the status counts what the limit would have done. Adaptive makes the limit in force follow
-// the upstream (rateltd.Limit.Adaptive).
+// the upstream (rateltd.Limit.Adaptive). TenantWeights weighs the tenants' shares of the key's
+// line (rateltd.Limit.TenantWeights: name to weight, 1 to 1000; a tenant not named weighs 1);
+// MaxQueuePerTenant bounds what one tenant may have waiting (rateltd.Limit.MaxQueuePerTenant).
 type LimitJSON struct {
 	Algorithm    string     `json:"algorithm"`
 	Max          int        `json:"max"`
@@ -30,6 +32,9 @@ type LimitJSON struct {
 	Overflow     string     `json:"overflow,omitempty"`
 	Shadow       bool       `json:"shadow,omitempty"`
 	Adaptive     bool       `json:"adaptive,omitempty"`
+
+	TenantWeights     map[string]int `json:"tenant_weights,omitempty"`
+	MaxQueuePerTenant int            `json:"max_queue_per_tenant,omitempty"`
 }
 
 // RateJSON is one further rate of a limit (Limit.Also): max per window, in requests or, with
@@ -45,7 +50,7 @@ type RateJSON struct {
 func LimitToJSON(l rateltd.Limit) LimitJSON {
 	j := LimitJSON{Algorithm: l.Algorithm.String(), Max: l.Max, Burst: l.Burst, Units: l.Units,
 		Concurrency: l.Concurrency, MaxQueue: l.MaxQueue, Overflow: l.Overflow.String(), Shadow: l.Shadow,
-		Adaptive: l.Adaptive}
+		Adaptive: l.Adaptive, TenantWeights: l.TenantWeights, MaxQueuePerTenant: l.MaxQueuePerTenant}
 	if l.Window != 0 { // a cap alone has no window
 		j.Window = l.Window.String()
 	}
@@ -65,7 +70,8 @@ func (j LimitJSON) Limit() (rateltd.Limit, error) {
 		return rateltd.Limit{}, err
 	}
 	l := rateltd.Limit{Algorithm: alg, Max: j.Max, Burst: j.Burst, Units: j.Units, Concurrency: j.Concurrency,
-		MaxQueue: j.MaxQueue, Shadow: j.Shadow, Adaptive: j.Adaptive}
+		MaxQueue: j.MaxQueue, Shadow: j.Shadow, Adaptive: j.Adaptive, TenantWeights: j.TenantWeights,
+		MaxQueuePerTenant: j.MaxQueuePerTenant}
 	if j.Window != "" { // absent: no window, which only a cap alone may have (Validate says so)
 		if l.Window, err = parseDuration("window", j.Window); err != nil {
 			return l, err
@@ -135,7 +141,15 @@ type StatusJSON struct {
 	Jobs             int              `json:"jobs"`
 	JobsRunning      int              `json:"jobs_running"`
 	JobsScheduled    int              `json:"jobs_scheduled"`
+	Tenants          []TenantJSON     `json:"tenants"`
+	TenantsWaiting   int              `json:"tenants_waiting"`
 	Counters         map[string]int64 `json:"counters"`
+}
+
+// TenantJSON is how many requests and jobs one tenant has waiting in a key's line.
+type TenantJSON struct {
+	Tenant  string `json:"tenant"`
+	Waiting int    `json:"waiting"`
 }
 
 // RateStatusJSON is what one rate of a key's limit counts now: its max per window, in
@@ -156,7 +170,10 @@ func StatusToJSON(st rateltd.Status) StatusJSON {
 		Rates: []RateStatusJSON{}, InFlight: st.InFlight, Queued: st.Queued, QueuedByPriority: map[string]int{},
 		OldestWaitMS: st.OldestWait.Milliseconds(), Paused: st.Paused, Unclaimed: st.Unclaimed,
 		DeadLetters: st.DeadLetters, Jobs: st.Jobs, JobsRunning: st.JobsRunning,
-		JobsScheduled: st.JobsScheduled}
+		JobsScheduled: st.JobsScheduled, Tenants: []TenantJSON{}, TenantsWaiting: st.TenantsWaiting}
+	for _, t := range st.Tenants {
+		j.Tenants = append(j.Tenants, TenantJSON{Tenant: t.Tenant, Waiting: t.Waiting})
+	}
 	for _, r := range st.Rates {
 		j.Rates = append(j.Rates, RateStatusJSON{Max: r.Rate.Max, Window: r.Rate.Window.String(), Burst: r.Rate.Burst,
 			Units: r.Rate.Units, Used: r.Used, Remaining: r.Remaining})

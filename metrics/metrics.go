@@ -1,8 +1,8 @@
 // Package metrics exposes rateltd to Prometheus: counters of request outcomes and histograms of
 // queue wait and fn duration, fed by the Client as its Observer (and of durable job runs and
 // handler duration, as its JobObserver), counters of cost units granted and settled (as its
-// SettleObserver too), and gauges of queue depth, pause and the slots of concurrency caps in
-// flight and of what shadow limits would have done, read from the backend at each scrape. Every
+// SettleObserver too), and gauges of queue depth, pause, tenants waiting, the slots of
+// concurrency caps in flight and what shadow limits would have done, read from the backend at each scrape. Every
 // series is named rateltd_… and labelled by
 // limit group (the text of a key before its first ':'), never by key, so cardinality stays
 // bounded; groups beyond Options.MaxGroups share the label "other".
@@ -66,6 +66,7 @@ type Metrics struct {
 	depth    *prometheus.Desc
 	paused   *prometheus.Desc
 	inFlight *prometheus.Desc
+	tenants  *prometheus.Desc
 	shadow   shadowDescs
 	errors   prometheus.Counter
 
@@ -142,6 +143,9 @@ func New(opts Options) *Metrics {
 			[]string{"group"}, nil),
 		inFlight: prometheus.NewDesc("rateltd_in_flight",
 			"Slots of the group's concurrency caps (Limit.Concurrency) held now, all nodes: its capped keys' requests and jobs running. Only groups with a capped key in the scrape.",
+			[]string{"group"}, nil),
+		tenants: prometheus.NewDesc("rateltd_tenants_waiting",
+			"Tenants (rateltd.WithTenant) with requests or jobs waiting in the lines of the group's keys, all nodes, added up over its keys (Status.TenantsWaiting: those of no tenant waiting beside tenants count as one; a tenant waiting in two keys counts twice).",
 			[]string{"group"}, nil),
 		shadow: newShadowDescs(),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "rateltd_scrape_errors_total",
@@ -254,6 +258,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.depth
 	ch <- m.paused
 	ch <- m.inFlight
+	ch <- m.tenants
 	m.shadow.describe(ch)
 }
 
@@ -306,6 +311,7 @@ func (m *Metrics) collectGauges(ch chan<- prometheus.Metric) {
 		depth    [config.NumPriorities]int // by Priority.Line
 		paused   int
 		inFlight int
+		tenants  int
 		capped   bool // a key of the group has a concurrency cap
 		shadow   shadowAgg
 	}
@@ -332,6 +338,7 @@ func (m *Metrics) collectGauges(ch chan<- prometheus.Metric) {
 			a.capped = true
 			a.inFlight += st.InFlight
 		}
+		a.tenants += st.TenantsWaiting
 		a.shadow.add(st)
 	}
 	for g, a := range byGroup {
@@ -339,6 +346,7 @@ func (m *Metrics) collectGauges(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(m.depth, prometheus.GaugeValue, float64(n), g, config.PriorityOfLine(line).String())
 		}
 		ch <- prometheus.MustNewConstMetric(m.paused, prometheus.GaugeValue, float64(a.paused), g)
+		ch <- prometheus.MustNewConstMetric(m.tenants, prometheus.GaugeValue, float64(a.tenants), g)
 		if a.capped {
 			ch <- prometheus.MustNewConstMetric(m.inFlight, prometheus.GaugeValue, float64(a.inFlight), g)
 		}

@@ -15,7 +15,8 @@
 // The limits are rateltd's: configure the group ("http" unless Options.Group says otherwise)
 // or its keys in rateltd.Config. A limit may count cost units (rateltd.Limit.Units, Also):
 // Options.Cost then says what each request costs, and the handler may settle the real cost
-// with rateltd.Settle(r.Context(), n).
+// with rateltd.Settle(r.Context(), n). Options.Tenant says whose request it is within its key
+// (rateltd.WithTenant), so that tenants sharing a key share its line fairly.
 //
 // A request carrying its caller's trace context (W3C traceparent) continues that trace: the
 // span rateltd makes for it (rateltd.request) is a child of the caller's span, and the
@@ -66,6 +67,12 @@ type Options struct {
 	// rateltd.Settle says what the request really cost, when the limit counts units. Defaults
 	// to nil: every request costs 1.
 	Cost CostFunc
+	// Tenant says whose request it is within its key (rateltd.WithTenant): the account behind
+	// an API key, a header such as X-Tenant. Tenants waiting in the key's line share it by the
+	// limit's TenantWeights, and MaxQueuePerTenant bounds what one may have waiting. An empty
+	// tenant is no tenant; one rateltd.WithTenant refuses answers 400. Defaults to nil: no
+	// request has a tenant.
+	Tenant func(*http.Request) string
 }
 
 // New returns the middleware, or an error naming a bad option.
@@ -106,6 +113,10 @@ func New(c *rateltd.Client, opts Options) (func(http.Handler) http.Handler, erro
 					return
 				}
 			}
+			tenant := ""
+			if opts.Tenant != nil {
+				tenant = opts.Tenant(r)
+			}
 			ran := false
 			// The headers come from the admission's reply when it decided at once: a request
 			// served at once is one Redis command. One that waited in line reads them anew.
@@ -120,7 +131,7 @@ func New(c *rateltd.Client, opts Options) (func(http.Handler) http.Handler, erro
 				next.ServeHTTP(w, r.WithContext(ctx)) // ctx: the grant, for rateltd.Settle
 				return nil, nil
 			}, rateltd.WithCost(cost), rateltd.WithPriority(opts.Priority), rateltd.WithTimeout(max(opts.Wait, time.Microsecond)),
-				rateltd.WithDecision(func(got rateltd.Decision) { d = &got }))
+				rateltd.WithTenant(tenant), rateltd.WithDecision(func(got rateltd.Decision) { d = &got }))
 			if ran {
 				var pe *rateltd.PanicError
 				if errors.As(err, &pe) {

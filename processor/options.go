@@ -55,6 +55,8 @@ type JobStart struct {
 	Waited time.Duration
 	// TraceParent and TraceState are the W3C trace context the job was enqueued with (Job's).
 	TraceParent, TraceState string
+	// Tenant is the job's tenant within its key (Job's); empty for none.
+	Tenant string
 }
 
 // SettleRun describes one grant settled: its key, the cost it was granted with and the cost

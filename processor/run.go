@@ -113,7 +113,7 @@ func (n *Node) startJob(ctx context.Context, key string, g queue.GrantedJob, gra
 	}
 	return n.cfg.StartJob(ctx, JobStart{ID: JobID(key, g.ID), Key: key, Handler: g.Job.Handler, Run: g.Job.Runs,
 		Cost: max(1, g.Job.Cost), Waited: time.Duration(max(0, grantedAt-g.Job.Enqueued)) * time.Microsecond,
-		TraceParent: g.Job.TraceParent, TraceState: g.Job.TraceState})
+		TraceParent: g.Job.TraceParent, TraceState: g.Job.TraceState, Tenant: g.Job.Tenant})
 }
 
 // jobRun describes the run of g that ended with end, after the handler ran for ran.

@@ -21,6 +21,8 @@ type limitFlags struct {
 	algorithm               string
 	units, shadow, adaptive bool
 	also                    alsoFlag
+	weights                 weightsFlag
+	maxQueuePerTenant       int
 	asJSON                  bool
 }
 
@@ -40,7 +42,7 @@ func init() {
 				return withName(ctx, e, args, "reset", (*rateltd.Client).Reset)
 			}},
 		&command{name: "limit",
-			args: "get KEY | set KEY --max N --window D [--algorithm A] [--burst N] [--units] [--also MAX/WINDOW[/units][/burst=N]]... [--concurrency N] [--shadow] | unset KEY",
+			args: "get KEY | set KEY --max N --window D [--algorithm A] [--burst N] [--units] [--also MAX/WINDOW[/units][/burst=N]]... [--concurrency N] [--shadow] [--tenant-weight NAME=W]... [--max-queue-per-tenant N] | unset KEY",
 			help: "Show the limit in force for KEY, set it for every node at run time, or remove the one set.\n" +
 				"--units makes --max count cost units (a request's cost, rateltd.WithCost or ?cost=) rather than\n" +
 				"requests. --also adds a further rate, kept by the same algorithm; repeat it, up to 4 times. A\n" +
@@ -50,11 +52,16 @@ func init() {
 				"status counts what the limit would have done (allowed, queued and for how long, refused).\n" +
 				"--adaptive makes the limit in force follow the upstream: halved by its refusals, brought down\n" +
 				"to a limit it states, grown back by a tenth a window of successes.\n" +
+				"--tenant-weight NAME=W weighs tenant NAME's share of KEY's line (rateltd.WithTenant, ?tenant=):\n" +
+				"while several tenants wait, one of weight 3 is served 3 for each 1 of a tenant of weight 1\n" +
+				"(the default); repeat it per tenant. --max-queue-per-tenant N bounds how many one tenant may\n" +
+				"have waiting; past it that tenant is refused while others still queue.\n" +
 				"Examples, 500 requests and 30,000 tokens a minute, and 10 requests a second; at most 4\n" +
 				"renders running at once; 100 a second on stripe, watched before it binds:\n" +
 				"  rateltd limit set openai --max 500 --window 1m --also 30000/1m/units --also 10/1s\n" +
 				"  rateltd limit set render --concurrency 4\n" +
-				"  rateltd limit set stripe --max 100 --window 1s --shadow",
+				"  rateltd limit set stripe --max 100 --window 1s --shadow\n" +
+				"  rateltd limit set shared --max 100 --window 1s --tenant-weight gold=3 --max-queue-per-tenant 100",
 			flags: func(fs *flag.FlagSet) {
 				fs.IntVar(&lf.max, "max", 0, "set: how many may start per window")
 				fs.DurationVar(&lf.window, "window", 0, "set: the window, such as 1s or 1m")
@@ -66,6 +73,9 @@ func init() {
 				fs.IntVar(&lf.concurrency, "concurrency", 0, "set: at most this many running at once (0: no cap); alone, a cap with no rate")
 				fs.BoolVar(&lf.shadow, "shadow", false, "set: watch the limit without enforcing it (every request runs at once)")
 				fs.BoolVar(&lf.adaptive, "adaptive", false, "set: the limit in force follows the upstream (its refusals, its stated limit)")
+				lf.weights = nil
+				fs.Var(&lf.weights, "tenant-weight", "set: tenant NAME=W weighs W (1 to 1000) in the line's fair shares; repeatable")
+				fs.IntVar(&lf.maxQueuePerTenant, "max-queue-per-tenant", 0, "set: at most this many waiting per tenant (0: no bound)")
 				fs.BoolVar(&lf.asJSON, "json", false, "get: print JSON")
 			},
 			run: func(ctx context.Context, e *env, args []string) error { return limit(ctx, e, args, lf) }},
@@ -97,7 +107,8 @@ func limit(ctx context.Context, e *env, args []string, lf limitFlags) error {
 			return usageError{err.Error()}
 		}
 		l := rateltd.Limit{Algorithm: alg, Max: lf.max, Window: lf.window, Burst: lf.burst, Units: lf.units,
-			Also: lf.also, Concurrency: lf.concurrency, Shadow: lf.shadow, Adaptive: lf.adaptive}
+			Also: lf.also, Concurrency: lf.concurrency, Shadow: lf.shadow, Adaptive: lf.adaptive,
+			TenantWeights: lf.weights, MaxQueuePerTenant: lf.maxQueuePerTenant}
 		if err := setLimit(ctx, c, key, l); err != nil {
 			return err
 		}
@@ -163,6 +174,37 @@ func (f *alsoFlag) Set(s string) error {
 		}
 	}
 	*f = append(*f, r)
+	return nil
+}
+
+// weightsFlag is the repeated --tenant-weight of limit set: each NAME=W weighs a tenant.
+type weightsFlag map[string]int
+
+func (f *weightsFlag) String() string {
+	if f == nil {
+		return ""
+	}
+	s, _ := config.WeightsString(*f)
+	return s
+}
+
+// Set parses one --tenant-weight NAME=W.
+func (f *weightsFlag) Set(s string) error {
+	name, w, ok := strings.Cut(s, "=")
+	n, err := strconv.Atoi(w)
+	if !ok || err != nil {
+		return fmt.Errorf("%q: want NAME=W, such as gold=3", s)
+	}
+	if _, err := config.WeightsString(map[string]int{name: n}); err != nil {
+		return err
+	}
+	if _, dup := (*f)[name]; dup {
+		return fmt.Errorf("%q: tenant %q given twice", s, name)
+	}
+	if *f == nil {
+		*f = weightsFlag{}
+	}
+	(*f)[name] = n
 	return nil
 }
 

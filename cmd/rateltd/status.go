@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rateltd/rateltd"
+	"github.com/rateltd/rateltd/config"
 	"github.com/rateltd/rateltd/httpapi"
 )
 
@@ -31,6 +33,9 @@ func init() {
 				"the limit would have done: allowed, would queue (longest and mean would-be wait), would refuse;\n" +
 				"keys with an adaptive limit (limit set --adaptive), the limit configured and the one in force\n" +
 				"now (lower where the upstream cut it). --json carries it as \"effective\" beside \"limit\".\n" +
+				"Keys with tenants waiting (rateltd.WithTenant, ?tenant=) get a table of how many tenants wait\n" +
+				"and the 10 with the most waiting (\"-\" for requests of no tenant); --json has them as\n" +
+				"\"tenants\" and \"tenants_waiting\".\n" +
 				"Without keys, every key with state. Limits configured only in a service's code are not\n" +
 				"known here: the command shows runtime limits (limit set) and those of --config.",
 			flags: func(fs *flag.FlagSet) {
@@ -152,6 +157,31 @@ func table(w io.Writer, sts []rateltd.Status) {
 	slots(w, sts)
 	shadows(w, sts)
 	adaptives(w, sts)
+	tenants(w, sts)
+}
+
+// tenants writes, for the keys with tenants waiting, how many tenants wait and those with the
+// most waiting (Status.Tenants), one a line; "-" stands for the requests of no tenant.
+func tenants(w io.Writer, sts []rateltd.Status) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	header := false
+	for _, st := range sts {
+		if st.TenantsWaiting == 0 {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(tw, "\nKEY\tTENANTS WAITING\tTENANT\tWAITING")
+			header = true
+		}
+		for i, t := range st.Tenants {
+			key, n := "", ""
+			if i == 0 {
+				key, n = st.Key, strconv.Itoa(st.TenantsWaiting)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", key, n, cmp.Or(t.Tenant, "-"), t.Waiting)
+		}
+	}
+	tw.Flush()
 }
 
 // adaptives writes, for the keys with an adaptive limit, the limit configured and the one in
@@ -249,7 +279,8 @@ func slots(w io.Writer, sts []rateltd.Status) {
 // limitString writes l as "500/1m sliding", its further rates after it: "500/1m sliding +
 // 30000 units/1m". A rate that counts cost units says so; a token bucket's rates, their burst.
 // A concurrency cap comes last, ", concurrency 20", or alone: "concurrency 4"; a shadow limit
-// ends with ", shadow", an adaptive one with ", adaptive".
+// ends with ", shadow", an adaptive one with ", adaptive"; then the tenants' weights,
+// ", tenant weights gold=3,silver=2", and ", max 100 queued per tenant".
 func limitString(l rateltd.Limit) string {
 	shadow := ""
 	if l.Shadow {
@@ -257,6 +288,12 @@ func limitString(l rateltd.Limit) string {
 	}
 	if l.Adaptive {
 		shadow += ", adaptive"
+	}
+	if w, err := config.WeightsString(l.TenantWeights); err == nil && w != "" {
+		shadow += ", tenant weights " + w
+	}
+	if l.MaxQueuePerTenant > 0 {
+		shadow += fmt.Sprintf(", max %d queued per tenant", l.MaxQueuePerTenant)
 	}
 	capped := fmt.Sprintf("concurrency %d", l.Concurrency)
 	if l.Max == 0 && l.Window == 0 && l.Concurrency > 0 {

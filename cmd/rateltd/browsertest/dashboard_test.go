@@ -58,7 +58,8 @@ func browser(t *testing.T) context.Context {
 // follows the load; resume drains it. A key of two rates shows both, each with what it counts;
 // a key with a concurrency cap shows its slots in flight; a key with a shadow limit shows it
 // as shadow, with what the limit would have done; an adaptive key cut by its upstream shows
-// the limit in force under the configured one; scheduled durable jobs are counted.
+// the limit in force under the configured one; scheduled durable jobs are counted; a key with
+// tenants waiting shows how many and the top ones.
 func TestDashboardInBrowser(t *testing.T) {
 	bctx := browser(t)
 	srv := redistest.Server(t)
@@ -114,6 +115,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	checkShadow(t, bctx, lib)
 	checkEffective(t, bctx, lib)
 	checkScheduled(t, bctx, lib)
+	checkTenants(t, bctx, lib)
 }
 
 // checkEffective sets, at run time, an adaptive limit of 20 a minute, cuts it to 10 with an

@@ -32,6 +32,8 @@ import (
 //	  render: {concurrency: 4}                                  # at most 4 running at once, no rate
 //	  search: {max: 50, window: 1s, shadow: true}               # watched, not enforced yet
 //	  partner: {max: 100, window: 1s, adaptive: true}           # follows the upstream (Observe, 429s)
+//	  shared: {max: 100, window: 1s, tenant_weights: {gold: 3}, max_queue_per_tenant: 100}
+//	                                                            # tenants' shares (WithTenant)
 //	batch_size: 100
 //	poll_interval: 1s
 //	claim_timeout: 5s
@@ -230,6 +232,10 @@ func (p fileParser) limit(n *yaml.Node, field string) (rateltd.Limit, error) {
 			l.Adaptive, err = p.bool(v, f)
 		case "max_queue":
 			l.MaxQueue, err = p.int(v, f)
+		case "max_queue_per_tenant":
+			l.MaxQueuePerTenant, err = p.int(v, f)
+		case "tenant_weights":
+			l.TenantWeights, err = p.weights(v, f)
 		case "queue_timeout":
 			l.QueueTimeout, err = p.duration(v, f)
 		case "overflow":
@@ -260,6 +266,27 @@ func (p fileParser) limit(n *yaml.Node, field string) (rateltd.Limit, error) {
 		return l, fmt.Errorf("%s:%d: %w", p.name, n.Line, err)
 	}
 	return l, nil
+}
+
+// weights parses a limit's tenant_weights: a mapping of tenant to weight, each checked at its
+// own line.
+func (p fileParser) weights(n *yaml.Node, field string) (map[string]int, error) {
+	if n.Kind != yaml.MappingNode {
+		return nil, p.errf(n, field, "want a mapping of tenant to weight such as {gold: 3}")
+	}
+	out := make(map[string]int, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		w, err := p.int(v, field+"."+k.Value)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := config.WeightsString(map[string]int{k.Value: w}); err != nil {
+			return nil, fmt.Errorf("%s:%d: %s: %w", p.name, k.Line, field, err)
+		}
+		out[k.Value] = w
+	}
+	return out, nil
 }
 
 // rates parses a limit's also: a list of at most config.MaxAlso rates, each a mapping of max,
