@@ -70,7 +70,7 @@ if len >= MAXQ then
 end
 
 if place[1] and not tk then tk = decode(RAW) end -- a fair line tags it by its cost
-line_push(PRIO, RAW, tk, HEAD, place, DEADLINE - now)
+line_push(PRIO, RAW, tk, HEAD, place, DEADLINE - now, drop == PRIO)
 count('queued')
 return {2, now, free, earliest, len, evicted, 0, lim_which()}
 end

@@ -36,25 +36,26 @@ local function fair_position(q, tag)
   return lo
 end
 
--- Where ticket t would join line q (at its head when head): {fair, tag, position}; fair is
--- false for a line served first come first served (tag nil). Reads only.
+-- Where ticket t would join line q (at its head when head): {fair, tag, position, the line
+-- is fair already, its length}; fair is false for a line served first come first served (tag
+-- nil). Reads only.
 local function fair_place(q, t, head)
   local fk = fair_key(q)
   local n = redis.call('LLEN', KEYS[2 + q])
-  local on = redis.call('EXISTS', fk) == 1 and n > 0
+  local on = n > 0 and redis.call('EXISTS', fk) == 1
   local tenant = t and t[T_TENANT]
   if not on and not tenant then
-    if head then return {false, nil, 0} end
-    return {false, nil, n}
+    if head then return {false, nil, 0, on, n} end
+    return {false, nil, n, on, n}
   end
   local v = on and tonumber(redis.call('HGET', fk, 'v')) or 0
   if head then
     local first = on and entry_tag(redis.call('LINDEX', KEYS[2 + q], 0)) or 0
-    return {true, math.max(0, math.min(v, first)), 0}
+    return {true, math.max(0, math.min(v, first)), 0, on, n}
   end
   local tag = math.max(v, on and tonumber(redis.call('HGET', fk, 'f:' .. (tenant or ''))) or 0)
-  if not on then return {true, tag, math.min(n, 1)} end -- after the first of the untagged (fair_begin)
-  return {true, tag, fair_position(q, tag)}
+  if not on then return {true, tag, math.min(n, 1), on, n} end -- after the first of the untagged (fair_begin)
+  return {true, tag, fair_position(q, tag), on, n}
 end
 
 -- The tag length of a ticket of cost c for a tenant of weight w.
@@ -82,8 +83,10 @@ local function fair_begin(q)
   end
 end
 
--- Puts ticket raw (t decoded) in line q where place (fair_place's) says, alive until deadline.
-local function line_push(q, raw, t, head, place, deadline_in)
+-- Puts ticket raw (t decoded) in line q where place (fair_place's) says, alive until deadline;
+-- stale: the line changed since fair_place read it (an entry dropped), so its place is found
+-- again.
+local function line_push(q, raw, t, head, place, deadline_in, stale)
   local line = KEYS[2 + q]
   if not place[1] then
     if head then redis.call('LPUSH', line, raw) else redis.call('RPUSH', line, raw) end
@@ -91,15 +94,22 @@ local function line_push(q, raw, t, head, place, deadline_in)
     return
   end
   local fk = fair_key(q)
-  if not (redis.call('EXISTS', fk) == 1 and redis.call('LLEN', line) > 0) then fair_begin(q) end
+  local n = place[5]
+  if stale then
+    n = redis.call('LLEN', line)
+    if not (n > 0 and redis.call('EXISTS', fk) == 1) then fair_begin(q) end
+  elseif not place[4] then
+    fair_begin(q)
+  end
   local tenant, tag = (t and t[T_TENANT]) or '', place[2]
   local e = ((t and t.RAW) or raw) .. cmsgpack.pack(tag) -- t.RAW: without a tag it came with
   if head then
     redis.call('LPUSH', line, e)
   else
     redis.call('HSET', fk, 'f:' .. tenant, tag + tag_span(t and cost_of(t) or 1, (t and t[T_WEIGHT]) or 1))
-    local pos = fair_position(q, tag)
-    if pos >= redis.call('LLEN', line) then
+    local pos = place[3]
+    if stale then pos = fair_position(q, tag) end
+    if pos >= n then
       redis.call('RPUSH', line, e)
     else
       redis.call('LINSERT', line, 'BEFORE', redis.call('LINDEX', line, pos), e)
