@@ -1,18 +1,20 @@
 -- fair.lua: fair shares between tenants within a line (follows line.lua; twin: queue's
 -- memFair). A line holding no ticket of a tenant is today's: first come first served, no state.
--- Once a ticket with a tenant joins line q, the line is served by start-time fair queueing,
--- which gives each tenant with tickets waiting its weighted share, as deficit round robin does:
--- every entry carries a tag after its ticket (see decode), the line is kept in order of tags
--- (ties: first come first served), and the grant step still serves it from its head. A ticket's
--- tag is where its tenant's previous one ends, or the line's virtual time when that is later
--- (a tenant that had nothing waiting starts at once); it ends TAG_UNIT * cost / weight later. So
--- a tenant with 10,000 waiting delays another tenant's single request by one turn, not 10,000.
--- Tickets without a tenant are those of the tenant '' (weight 1). The line's state, KEYS[11 + q]
--- (HASH): 'v' the virtual time, the tag of the latest ticket granted; 'f:<tenant>' where its
--- next ticket starts; 'n:<tenant>' how many it has waiting. A tenant's fields go with its last
--- ticket; the whole state with the line.
+-- Once a ticket with a tenant joins line q, the line is served by weighted deficit round robin
+-- with a quantum of the tenant's weight in cost units a round: every entry carries its round
+-- after its ticket (see decode), the line is kept in order of rounds (within a round, first
+-- come first served), and the grant step still serves it from its head. A tenant's tickets
+-- take the rounds its credit reaches: each costs cost / weight rounds, counted in units of
+-- 1/TAG_UNIT of a round, from where its previous one ended, or from the round being served when
+-- that is later (a tenant that had nothing waiting joins the current round). So a tenant with
+-- 10,000 waiting delays another tenant's single request by at most one round — each tenant's
+-- weight in requests —, not 10,000. Tickets without a tenant are those of the tenant '' (weight
+-- 1). The line's state, KEYS[11 + q] (HASH): 'v' the round of the latest ticket granted;
+-- 'f:<tenant>' where its next ticket starts (units); 'n:<tenant>' how many it has waiting. A
+-- tenant's fields go with its last ticket; the whole state with the line. Rounds stay small
+-- numbers (a byte or three after each entry): the state starts afresh when the line empties.
 
--- The tag of a ticket of cost 1 at weight 1: weights 1 to 10 divide it, so their shares are exact.
+-- A round in units: weights 1 to 10 divide it, so their shares are exact.
 local TAG_UNIT = 2520
 
 local function fair_key(q) return KEYS[11 + q] end
@@ -36,9 +38,9 @@ local function fair_position(q, tag)
   return lo
 end
 
--- Where ticket t would join line q (at its head when head): {fair, tag, position, the line
--- is fair already, its length}; fair is false for a line served first come first served (tag
--- nil). Reads only.
+-- Where ticket t would join line q (at its head when head): {fair, tag (its round), position,
+-- the line is fair already, its length, where in units its round starts it}; fair is false for
+-- a line served first come first served (tag nil). Reads only.
 local function fair_place(q, t, head)
   local fk = fair_key(q)
   local n = redis.call('LLEN', KEYS[2 + q])
@@ -53,25 +55,27 @@ local function fair_place(q, t, head)
     local first = on and entry_tag(redis.call('LINDEX', KEYS[2 + q], 0)) or 0
     return {true, math.max(0, math.min(v, first)), 0, on, n}
   end
-  local tag = math.max(v, on and tonumber(redis.call('HGET', fk, 'f:' .. (tenant or ''))) or 0)
-  if not on then return {true, tag, math.min(n, 1), on, n} end -- after the first of the untagged (fair_begin)
-  return {true, tag, fair_position(q, tag), on, n}
+  local start = math.max(v * TAG_UNIT, on and tonumber(redis.call('HGET', fk, 'f:' .. (tenant or ''))) or 0)
+  local tag = math.floor(start / TAG_UNIT)
+  if not on then return {true, tag, math.min(n, 1), on, n, start} end -- after the first of the untagged (fair_begin)
+  return {true, tag, fair_position(q, tag), on, n, start}
 end
 
--- The tag length of a ticket of cost c for a tenant of weight w.
+-- How many units of rounds a ticket of cost c for a tenant of weight w takes.
 local function tag_span(c, w) return math.max(1, math.floor(TAG_UNIT * c / w)) end
 
 -- Makes line q fair: its entries, none tagged yet and none of a tenant, become the tenant ''s,
--- tagged in their order.
+-- tagged with their rounds in their order.
 local function fair_begin(q)
   local line, fk = KEYS[2 + q], fair_key(q)
   local all = redis.call('LRANGE', line, 0, -1)
-  local tag, out = 0, {}
+  local units, out = 0, {}
   for i, raw in ipairs(all) do
     local t = decode(raw)
-    out[i] = raw .. cmsgpack.pack(tag)
-    tag = tag + tag_span(t and cost_of(t) or 1, 1)
+    out[i] = raw .. cmsgpack.pack(math.floor(units / TAG_UNIT))
+    units = units + tag_span(t and cost_of(t) or 1, 1)
   end
+  local tag = units
   redis.call('DEL', fk)
   redis.call('HSET', fk, 'v', 0)
   if #all > 0 then
@@ -106,7 +110,7 @@ local function line_push(q, raw, t, head, place, deadline_in, stale)
   if head then
     redis.call('LPUSH', line, e)
   else
-    redis.call('HSET', fk, 'f:' .. tenant, tag + tag_span(t and cost_of(t) or 1, (t and t[T_WEIGHT]) or 1))
+    redis.call('HSET', fk, 'f:' .. tenant, place[6] + tag_span(t and cost_of(t) or 1, (t and t[T_WEIGHT]) or 1))
     local pos = place[3]
     if stale then pos = fair_position(q, tag) end
     if pos >= n then
@@ -121,7 +125,7 @@ local function line_push(q, raw, t, head, place, deadline_in, stale)
 end
 
 -- Notes that ticket t left line q, granted or not: its tenant has one fewer waiting (its state
--- goes with its last), the virtual time moves to a granted ticket's tag, and the state goes
+-- goes with its last), the round served moves to a granted ticket's, and the state goes
 -- with the line's last entry.
 local function line_left(q, t, granted)
   local fk = fair_key(q)

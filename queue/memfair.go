@@ -6,8 +6,9 @@ import (
 	"github.com/rateltd/rateltd/config"
 )
 
-// memFair is fair.lua's state of one line served in fair shares: the virtual time (the tag of
-// the latest ticket granted), each tenant's next tag and how many it has waiting.
+// memFair is fair.lua's state of one line served in fair shares: the round of the latest ticket
+// granted, where each tenant's next ticket starts (units of 1/tagUnit of a round) and how many
+// it has waiting.
 type memFair struct {
 	v    int64
 	next map[string]int64
@@ -17,14 +18,15 @@ type memFair struct {
 // tagUnit is fair.lua's TAG_UNIT.
 const tagUnit = 2520
 
-// tagSpan is fair.lua's tag_span: the tag length of a ticket of cost c at weight w.
+// tagSpan is fair.lua's tag_span: the units of rounds a ticket of cost c at weight w takes.
 func tagSpan(c, w int64) int64 { return max(1, tagUnit*c/max(1, w)) }
 
 // fairPlace is fair.lua's fair_place: where ticket t would join line q (at its head when head).
 type fairPlace struct {
-	fair bool
-	tag  int64
-	pos  int
+	fair  bool
+	tag   int64 // the ticket's round
+	pos   int
+	start int64 // where in units its round starts it
 }
 
 func (k *memKey) fairPlace(q int, t *Ticket, head bool) fairPlace {
@@ -47,12 +49,13 @@ func (k *memKey) fairPlace(q int, t *Ticket, head bool) fairPlace {
 		}
 		return fairPlace{fair: true, tag: max(0, min(v, first))}
 	}
-	tag := v
+	start := v * tagUnit
 	if on {
-		tag = max(v, f.next[t.Tenant])
-		return fairPlace{fair: true, tag: tag, pos: k.fairPosition(q, tag)}
+		start = max(start, f.next[t.Tenant])
+		tag := start / tagUnit
+		return fairPlace{fair: true, tag: tag, pos: k.fairPosition(q, tag), start: start}
 	}
-	return fairPlace{fair: true, tag: tag, pos: min(n, 1)}
+	return fairPlace{fair: true, tag: start / tagUnit, pos: min(n, 1), start: start}
 }
 
 // tagOf is fair.lua's entry_tag: e's tag, -1 when it has none.
@@ -73,19 +76,19 @@ func (k *memKey) fairPosition(q int, tag int64) int {
 func (k *memKey) fairBegin(q int) {
 	f := &memFair{next: map[string]int64{}, n: map[string]int{}}
 	k.fair[q] = f
-	var tag int64
+	var units int64
 	for i, e := range k.lines[q] {
 		c := int64(1)
 		if e.t != nil {
 			c = e.t.CostOf()
 			t := *e.t
-			t.tag, t.tagged = tag, true
+			t.tag, t.tagged = units/tagUnit, true
 			k.lines[q][i].t = &t
 		}
-		tag += tagSpan(c, 1)
+		units += tagSpan(c, 1)
 	}
 	if n := len(k.lines[q]); n > 0 {
-		f.next[""], f.n[""] = tag, n
+		f.next[""], f.n[""] = units, n
 	}
 }
 
@@ -107,7 +110,7 @@ func (k *memKey) linePush(q int, e memTicket, head bool, pl fairPlace, deadline 
 		k.push(q, e, true, deadline)
 	} else {
 		w := t.Weight
-		f.next[t.Tenant] = pl.tag + tagSpan(t.CostOf(), w)
+		f.next[t.Tenant] = pl.start + tagSpan(t.CostOf(), w)
 		i := k.fairPosition(q, pl.tag)
 		k.lines[q] = append(k.lines[q], memTicket{})
 		copy(k.lines[q][i+1:], k.lines[q][i:])
