@@ -1,6 +1,7 @@
 -- admit.lua: the second half of the admit script (see admit_fast.lua), and of enqueue.lua's:
 -- the line. line_admit queues the ticket or refuses it, and returns the reply (admit_fast.lua's
--- header says what it holds).
+-- header says what it holds; when queued, the reset after's place holds the ticket's round
+-- plus 1 in a line served in fair shares, 0 in any other).
 
 local function line_admit()
 local p = paused(now)
@@ -72,5 +73,8 @@ end
 if place[1] and not tk then tk = decode(RAW) end -- a fair line tags it by its cost
 line_push(PRIO, RAW, tk, HEAD, place, DEADLINE - now, drop == PRIO)
 count('queued')
-return {2, now, free, earliest, len, evicted, 0, lim_which()}
+-- In place of the reset after (not read when queued): its round plus 1 in a fair line.
+local tagged = 0
+if place[1] then tagged = place[2] + 1 end
+return {2, now, free, earliest, len, evicted, tagged, lim_which()}
 end

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/rateltd/rateltd/config"
@@ -59,6 +60,17 @@ type waiter struct {
 	// line: only then may rejoin put it back in line (before, the admit may still be on its
 	// way, and a second admit would make a second grant).
 	queued bool
+	// lineTag is the ticket's round in a line served in fair shares, as its latest admit
+	// answered (queue.AdmitReply.Tag): with it a cancel finds the entry at once.
+	lineTag atomic.Int64
+}
+
+// cancelTicket is w's ticket as a cancel takes it out of its line: with its round, when its
+// line is served in fair shares.
+func (w *waiter) cancelTicket() *queue.Ticket {
+	t := *w.t
+	t.LineTag = w.lineTag.Load()
+	return &t
 }
 
 // Grant is the permission to run one execution now.
@@ -190,6 +202,7 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 		n.leave(ctx, w)
 		return Grant{}, err
 	}
+	w.lineTag.Store(rep.Tag)
 	n.mu.Lock()
 	w.queued = true
 	n.mu.Unlock()
@@ -411,7 +424,7 @@ func (n *Node) giveUp(ctx context.Context, w *waiter, grant *delivery) {
 func (n *Node) cancel(ctx context.Context, w *waiter) {
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backendTimeout)
 	defer cancel()
-	if _, err := n.be.Cancel(bctx, w.p, w.t, w.raw); err != nil {
+	if _, err := n.be.Cancel(bctx, w.p, w.cancelTicket(), w.raw); err != nil {
 		n.log.Error("rateltd: cancel; to be tried again", err, "key", w.t.Key)
 		n.cancelLater(w)
 	}
@@ -421,7 +434,7 @@ func (n *Node) cancel(ctx context.Context, w *waiter) {
 // changes nothing when it ran already).
 func (n *Node) cancelLater(w *waiter) {
 	n.later(w.t.Key, n.holdsUntil(w.t.Deadline), func(ctx context.Context) error {
-		_, err := n.be.Cancel(ctx, w.p, w.t, w.raw)
+		_, err := n.be.Cancel(ctx, w.p, w.cancelTicket(), w.raw)
 		return err
 	})
 }

@@ -123,7 +123,7 @@ func (n *Node) rejoin(ctx context.Context) {
 		}
 		// Each of its own time: the poll's context would not last for a long line of them.
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backendTimeout)
-		if _, err := n.be.Cancel(bctx, w.p, w.t, w.raw); err != nil {
+		if _, err := n.be.Cancel(bctx, w.p, w.cancelTicket(), w.raw); err != nil {
 			cancel()
 			n.log.Error("rateltd: processor: rejoin", err, "key", w.t.Key)
 			continue
@@ -142,6 +142,7 @@ func (n *Node) rejoin(ctx context.Context) {
 				n.refund(bctx, w, delivery{kind: deliverGrant, grantedAt: rep.Now}) // its caller left meanwhile
 			}
 		case queue.Queued:
+			w.lineTag.Store(rep.Tag)
 			n.queued(bctx, w.t.Key, rep, w.t.Deadline, deadline)
 			n.Recheck(w.t.Key)
 		}

@@ -248,6 +248,9 @@ func parseAdmitEntry(v any, n int, complex, shadow bool) ([]AdmitReply, error) {
 		}
 		reps[i] = AdmitReply{Outcome: Outcome(m[0]), Now: now, Remaining: int(m[1]), Earliest: m[2],
 			LineBefore: int(m[3]), ResetAfter: after, Which: which}
+		if reps[i].Outcome == Queued { // as parseAdmit's
+			reps[i].Tag, reps[i].ResetAfter = after, 0
+		}
 		if len(ev) > 0 {
 			reps[i].Evicted = ev
 		}

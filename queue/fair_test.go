@@ -38,7 +38,11 @@ func TestFairStepsAlike(t *testing.T) {
 			}
 			q := p
 			q.Head = head
-			admit(t, be, q, tk, raw, queue.Queued)
+			rep := admit(t, be, q, tk, raw, queue.Queued)
+			if tenant != "" && rep.Tag == 0 {
+				t.Fatalf("%s queued in a fair line with no round", name)
+			}
+			tk.LineTag = rep.Tag
 			names[string(tk.ID)], raws[name], tks[name] = name, raw, tk
 		}
 		for _, n := range []string{"u1", "u2", "u3"} {
@@ -53,6 +57,11 @@ func TestFairStepsAlike(t *testing.T) {
 		add("h", "", 1, true)
 		if out, err := be.Cancel(ctx, p, tks["a2"], raws["a2"]); err != nil || out != queue.Removed {
 			t.Fatalf("cancel a2: %v, %v", out, err)
+		}
+		add("x", "a", 1, false) // cancelled without its round: the line is searched for it
+		tks["x"].LineTag = 0
+		if out, err := be.Cancel(ctx, p, tks["x"], raws["x"]); err != nil || out != queue.Removed {
+			t.Fatalf("cancel x: %v, %v", out, err)
 		}
 		st, err := be.State(ctx, "f", p)
 		if err != nil {

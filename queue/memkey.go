@@ -316,6 +316,9 @@ func (k *memKey) queue(s step, m *memRates, t *Ticket, raw []byte, free int) Adm
 	k.linePush(t.Priority.Line(), memTicket{raw: raw, t: lt}, s.p.Head, pl, t.Deadline)
 	k.count(s, CountQueued, 1)
 	rep.Outcome = Queued
+	if pl.fair {
+		rep.Tag = pl.tag + 1
+	}
 	return rep
 }
 

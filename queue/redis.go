@@ -178,6 +178,9 @@ func parseAdmit(v any) (AdmitReply, error) {
 	}
 	rep := AdmitReply{Outcome: Outcome(n[0]), Now: n[1], Remaining: int(n[2]), Earliest: n[3], LineBefore: int(n[4]),
 		ResetAfter: reset, Which: 1}
+	if rep.Outcome == Queued { // the element of the reset after carries the round (admit.lua)
+		rep.Tag, rep.ResetAfter = reset, 0
+	}
 	if len(s) > 7 {
 		w, err := replyInt(s[7])
 		if err != nil {
@@ -319,7 +322,7 @@ func parseClaim(v any, n int) (ClaimResult, error) {
 }
 
 func (r *Redis) Cancel(ctx context.Context, p Params, t *Ticket, raw []byte) (CancelOutcome, error) {
-	v, err := r.runJobs(ctx, lua.Cancel, t.Key, p, raw, t.ID, t.Priority.Line())
+	v, err := r.runJobs(ctx, lua.Cancel, t.Key, p, raw, t.ID, t.Priority.Line(), t.LineTag)
 	if err != nil {
 		return 0, fmt.Errorf("queue: cancel %q: %w", t.Key, err)
 	}

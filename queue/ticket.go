@@ -45,6 +45,9 @@ type Ticket struct {
 	// none. Weight is the tenant's weight, 0 read as 1.
 	Tenant string
 	Weight int64
+	// LineTag is, for a cancel, the ticket's round plus 1 in a line served in fair shares, as
+	// its admit answered (AdmitReply.Tag); 0 when not known. Never encoded with the ticket.
+	LineTag int64
 	// tag is the ticket's tag in a line served in fair shares, when tagged (see fair.lua):
 	// set by lineTicket, never encoded with the ticket.
 	tag    int64
