@@ -256,7 +256,8 @@ func BenchmarkPeerRedisRate(b *testing.B) {
 // of a private Redis; reported are the growth of used_memory once client buffers have settled
 // (B/waiting; what does not grow with the line, such as client buffers, counts less the
 // longer the line) and the size of the line itself by MEMORY USAGE (line-B/waiting), each divided by
-// the number waiting. The prefix is the default "rateltd" and the key "openai:gpt", so ticket
+// the number waiting, and the growth of used_memory less the clients' buffers
+// (data-B/waiting). The prefix is the default "rateltd" and the key "openai:gpt", so ticket
 // sizes are realistic.
 func BenchmarkLineMemory(b *testing.B) {
 	for _, waiting := range []int{5000, 20000} {
@@ -289,7 +290,7 @@ func lineMemory(b *testing.B, waiting, cost, tenants int) {
 		if err := c.Pause(ctx, "openai:gpt"); err != nil {
 			b.Fatal(err)
 		}
-		before := usedMemory(b, rdb)
+		before, beforeData := usedMemory(b, rdb), dataMemory(b, rdb)
 		rctx, cancel := context.WithCancel(ctx)
 		chans := make([]<-chan rateltd.Result, waiting)
 		for i := range chans {
@@ -316,6 +317,7 @@ func lineMemory(b *testing.B, waiting, cost, tenants int) {
 			after = min(after, usedMemory(b, rdb))
 		}
 		b.ReportMetric(float64(after-before)/float64(waiting), "B/waiting")
+		b.ReportMetric(float64(dataMemory(b, rdb)-beforeData)/float64(waiting), "data-B/waiting")
 		line, err := rdb.MemoryUsage(ctx, "rateltd:{openai:gpt}:q:"+strconv.Itoa(rateltd.PriorityNormal.Line()), 0).Result()
 		if err != nil {
 			b.Fatal(err)
@@ -339,12 +341,28 @@ func lineMemory(b *testing.B, waiting, cost, tenants int) {
 func usedMemory(b testing.TB, rdb interface {
 	Info(context.Context, ...string) *redis.StringCmd
 }) int64 {
+	return memoryField(b, rdb, "used_memory")
+}
+
+// dataMemory is used_memory less the buffers of the clients (mem_clients_normal): the memory
+// of the data set and the server's own, which client buffers grown by a burst of admits do
+// not blur.
+func dataMemory(b testing.TB, rdb interface {
+	Info(context.Context, ...string) *redis.StringCmd
+}) int64 {
+	return memoryField(b, rdb, "used_memory") - memoryField(b, rdb, "mem_clients_normal")
+}
+
+// memoryField reads one field of INFO memory.
+func memoryField(b testing.TB, rdb interface {
+	Info(context.Context, ...string) *redis.StringCmd
+}, field string) int64 {
 	info, err := rdb.Info(context.Background(), "memory").Result()
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, line := range strings.Split(info, "\r\n") {
-		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
 				b.Fatal(err)
@@ -352,7 +370,7 @@ func usedMemory(b testing.TB, rdb interface {
 			return n
 		}
 	}
-	b.Fatal("no used_memory in INFO")
+	b.Fatalf("no %s in INFO", field)
 	return 0
 }
 

@@ -1,16 +1,15 @@
 -- admit.lua: the second half of the admit script (see admit_fast.lua), and of enqueue.lua's:
 -- the line. line_admit queues the ticket or refuses it, and returns the reply (admit_fast.lua's
--- header says what it holds; when queued, the reset after's place holds the ticket's round
--- plus 1 in a line served in fair shares, 0 in any other).
+-- header says what it holds; when queued, the reset after's place holds what follows the
+-- ticket in its entry of a line served in fair shares, '' in any other). TENANT ('' none) and
+-- WEIGHT are the ticket's tenant and its weight (see fair.lua).
 
 local function line_admit()
 local p = paused(now)
 local len = line_len()
--- Only a ticket of nine fields or more can have a tenant: the others are not decoded here.
-local tk, b1 = nil, string.byte(RAW, 1)
-if b1 and (b1 >= 0x99 and b1 <= 0x9f or b1 == 0xdc or b1 == 0xdd) then tk = decode(RAW) end
-local tenant = tk and tk[T_TENANT]
-local place = fair_place(PRIO, tk, HEAD)
+local tenant = nil
+if TENANT ~= '' then tenant = TENANT end
+local place = fair_place(PRIO, tenant, HEAD)
 
 -- Under DropOldest, a full line gives up the oldest request of the lowest priority up to PRIO
 -- (the ticket at the head of its line); durable jobs are never dropped.
@@ -70,11 +69,9 @@ if len >= MAXQ then
   end
 end
 
-if place[1] and not tk then tk = decode(RAW) end -- a fair line tags it by its cost
-line_push(PRIO, RAW, tk, HEAD, place, DEADLINE - now, drop == PRIO)
+local suffix = line_push(PRIO, RAW, tenant, WEIGHT, COST, HEAD, place, DEADLINE - now, drop == PRIO)
 count('queued')
--- In place of the reset after (not read when queued): its round plus 1 in a fair line.
-local tagged = 0
-if place[1] then tagged = place[2] + 1 end
-return {2, now, free, earliest, len, evicted, tagged, lim_which()}
+-- In place of the reset after (not read when queued): what follows the ticket in its entry of
+-- a fair line ('' in any other), for a cancel to find it by.
+return {2, now, free, earliest, len, evicted, suffix, lim_which()}
 end

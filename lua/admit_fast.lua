@@ -7,7 +7,8 @@
 -- KEYS, ARGV 1-6: see limits.lua.
 -- ARGV: 7 raw ticket  8 ticket id  9 priority (0-3)  10 deadline µs  11 max queue (-1: never queue)
 --       12 overflow (0 reject, 1 drop oldest)  13 head (1: a retried request, queued at the head
---       of its priority's line)  14 cost (see limits.lua; absent: 1)
+--       of its priority's line)  14 cost (see limits.lua; absent: 1)  15 tenant ('' or absent:
+--       none; see fair.lua)  16 its weight (absent: 1)
 -- Reply: {code, now µs, remaining, earliest µs (PAUSED_FOREVER: paused with no end), line length
 --        before, evicted raw or '', reset after µs, which rate}
 --   code 1 granted, 2 queued, 3 full, 4 would exceed deadline. remaining: granted, what the
@@ -20,6 +21,7 @@
 local RAW, ID, PRIO, DEADLINE = ARGV[7], ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
 local MAXQ, OVERFLOW, HEAD = tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[13] == '1'
 local COST = tonumber(ARGV[14]) or 1
+local TENANT, WEIGHT = ARGV[15] or '', tonumber(ARGV[16]) or 1
 
 local now = now_us()
 local free = lim_free(now, true)

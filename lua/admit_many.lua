@@ -30,3 +30,4 @@ local ALL_KEYS, ALL_ARGV = KEYS, ARGV
 local KEYS, ARGV = KEYS, {unpack(ARGV, 2, 11)}
 -- The ticket line_admit admits, and the key's settings and free slots.
 local RAW, ID, PRIO, DEADLINE, MAXQ, OVERFLOW, HEAD, now, free, COST
+local TENANT, WEIGHT = '', 1 -- a ticket of a tenant is admitted on its own (queue's admitAll)

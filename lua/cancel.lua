@@ -3,14 +3,15 @@
 -- neither claimed nor delivered (in the granted set, or among the local grants: one whose
 -- reply was lost). Twin: memKey.cancel.
 -- KEYS: see limits.lua and jobs.lua. ARGV 1-6: see limits.lua.
--- ARGV: 7 raw ticket  8 ticket id  9 priority (0-3)  10 its round plus 1 in a line served in
---       fair shares, as its admit answered (0 or absent: not known; the line is then searched)
+-- ARGV: 7 raw ticket  8 ticket id  9 priority (0-3)  10 what follows it in its entry of a line
+--       served in fair shares, as its admit answered ('' or absent: not known; a fair line is
+--       then searched)
 -- Reply: 1 removed from the line, 2 grant refunded (and any copy removed), 3 absent.
-local RAW, ID, PRIO, TAG = ARGV[7], ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10]) or 0
+local RAW, ID, PRIO, SUFFIX = ARGV[7], ARGV[8], tonumber(ARGV[9]), ARGV[10] or ''
 local removed = 0
-if TAG > 0 then
-  -- Its round in a fair line, as its admit answered: the entry is the ticket and the round.
-  local e = RAW .. cmsgpack.pack(TAG - 1)
+if SUFFIX ~= '' then
+  -- What follows it in its entry of a fair line, as its admit answered.
+  local e = RAW .. SUFFIX
   removed = redis.call('LREM', KEYS[2 + PRIO], 0, e)
   if removed > 0 then line_left(PRIO, decode(e), false) end
 end

@@ -85,12 +85,11 @@ local function job_requeue(now, id, j, tail)
   t[T_ID], t[T_KEY], t[T_PRIORITY], t[T_ENQUEUED] = id, j[J_KEY], j[J_PRIORITY], now
   t[T_DEADLINE], t[T_OWNER], t[T_HANDLER] = now + j[J_WAIT], j[J_OWNER], j[J_HANDLER]
   if type(j[J_COST]) == 'number' and j[J_COST] ~= 1 then t[T_COST] = j[J_COST] end
-  if type(j[J_TENANT]) == 'string' and j[J_TENANT] ~= '' then
-    t[T_COST], t[T_TENANT] = t[T_COST] or 1, j[J_TENANT]
-    if type(j[J_WEIGHT]) == 'number' and j[J_WEIGHT] > 1 then t[T_WEIGHT] = j[J_WEIGHT] end
-  end
+  local tenant, w = nil, 1
+  if type(j[J_TENANT]) == 'string' and j[J_TENANT] ~= '' then tenant = j[J_TENANT] end
+  if type(j[J_WEIGHT]) == 'number' and j[J_WEIGHT] > 1 then w = j[J_WEIGHT] end
   local q = j[J_PRIORITY]
-  line_push(q, cmsgpack.pack(t), t, not tail, fair_place(q, t, not tail), j[J_WAIT])
+  line_push(q, cmsgpack.pack(t), tenant, w, cost_of(t), not tail, fair_place(q, tenant, not tail), j[J_WAIT])
   j[J_STATE], j[J_HOLDER] = JOB_IN_LINE, ''
   job_put(id, j, j[J_WAIT])
 end

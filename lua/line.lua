@@ -18,10 +18,11 @@ local T_TENANT, T_WEIGHT = 9, 10
 -- map as a table too) that cmsgpack reads, whose T_ID and T_OWNER are strings of 16 bytes, whose
 -- T_DEADLINE is a number, whose T_HANDLER, when present, is a non-empty string, whose T_COST,
 -- when present, is a whole number from 1 to 2^53, whose T_TENANT, when present, is a string of
--- 1 to 64 bytes and whose T_WEIGHT, when present, a whole number from 1 to 1000. The array may
--- be followed by one more value, the ticket's tag in a line served in fair shares (see
--- fair.lua): a whole number from 0 to 2^53 in its shortest msgpack form, kept in t.TAG, with
--- the bytes before it (the ticket its owner knows) in t.RAW.
+-- 1 to 64 bytes and whose T_WEIGHT, when present, a whole number from 1 to 1000 (the line
+-- reads neither: the admit names the tenant). In a line served in fair shares (see fair.lua)
+-- the array is followed by two more values, its tenant's number in the line and its round,
+-- whole numbers from 0 to 2^53 in their shortest msgpack forms, kept in t.TENANT and t.TAG,
+-- with the bytes before them (the ticket its owner sent) in t.RAW; nothing else may follow.
 -- The other fields are no business of the line's: the node that gets the grant checks them.
 local MAX_ENTRY = 2048
 local function whole(x, lo, hi) return type(x) == 'number' and x >= lo and x <= hi and x == math.floor(x) end
@@ -29,7 +30,7 @@ local function counted(...) return select('#', ...), ... end
 local function decode(raw)
   local b = string.byte(raw, 1)
   if #raw > MAX_ENTRY or not b or not ((b >= 0x90 and b <= 0x9f) or b == 0xdc or b == 0xdd) then return nil end
-  local nv, ok, t, tag = counted(pcall(cmsgpack.unpack, raw))
+  local nv, ok, t, tid, tag = counted(pcall(cmsgpack.unpack, raw))
   if not ok or type(t) ~= 'table' or type(t[T_ID]) ~= 'string' or #t[T_ID] ~= 16 or type(t[T_DEADLINE]) ~= 'number'
       or type(t[T_OWNER]) ~= 'string' or #t[T_OWNER] ~= 16 then
     return nil
@@ -41,16 +42,15 @@ local function decode(raw)
   local tn, w = t[T_TENANT], t[T_WEIGHT]
   if tn ~= nil and (type(tn) ~= 'string' or tn == '' or #tn > 64) then return nil end
   if w ~= nil and not whole(w, 1, 1000) then return nil end
-  if nv > 3 or (nv == 3 and not whole(tag, 0, 9007199254740992)) then return nil end
   t.RAW = raw
-  if nv == 3 then
-    local enc = cmsgpack.pack(tag)
-    t.TAG, t.RAW = tag, string.sub(raw, 1, #raw - #enc)
-    -- In its shortest form: the bytes before it are the ticket alone.
-    if string.sub(raw, -#enc) ~= enc then return nil end
-    local n1, ok1 = counted(pcall(cmsgpack.unpack, t.RAW))
-    if not ok1 or n1 ~= 2 then return nil end
-  end
+  if nv == 2 then return t end
+  if nv ~= 4 or not whole(tid, 0, 9007199254740992) or not whole(tag, 0, 9007199254740992) then return nil end
+  local enc = cmsgpack.pack(tid) .. cmsgpack.pack(tag)
+  t.TENANT, t.TAG, t.RAW = tid, tag, string.sub(raw, 1, #raw - #enc)
+  -- In their shortest forms: the bytes before them are the ticket alone.
+  if string.sub(raw, -#enc) ~= enc then return nil end
+  local n1, ok1 = counted(pcall(cmsgpack.unpack, t.RAW))
+  if not ok1 or n1 ~= 2 then return nil end
   return t
 end
 

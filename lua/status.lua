@@ -34,8 +34,14 @@ out[#out + 1] = redis.call('ZCARD', SCHED)
 local waiting, tenants = {}, {}
 for q = 0, 3 do
   local kv = redis.call('HGETALL', fair_key(q))
+  local names = {['0'] = ''}
   for i = 1, #kv, 2 do
-    local tn = string.match(kv[i], '^n:(.*)$')
+    local id = string.match(kv[i], '^nm:(%d+)$')
+    if id then names[id] = kv[i + 1] end
+  end
+  for i = 1, #kv, 2 do
+    local id = string.match(kv[i], '^n:(%d+)$')
+    local tn = id and names[id]
     if tn then
       if not waiting[tn] then waiting[tn] = 0; tenants[#tenants + 1] = tn end
       waiting[tn] = waiting[tn] + tonumber(kv[i + 1])

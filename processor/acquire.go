@@ -60,16 +60,19 @@ type waiter struct {
 	// line: only then may rejoin put it back in line (before, the admit may still be on its
 	// way, and a second admit would make a second grant).
 	queued bool
-	// lineTag is the ticket's round in a line served in fair shares, as its latest admit
-	// answered (queue.AdmitReply.Tag): with it a cancel finds the entry at once.
-	lineTag atomic.Int64
+	// lineSuffix is what follows the ticket in its entry of a line served in fair shares, as
+	// its latest admit answered (queue.AdmitReply.LineSuffix): with it a cancel finds the
+	// entry at once.
+	lineSuffix atomic.Pointer[[]byte]
 }
 
 // cancelTicket is w's ticket as a cancel takes it out of its line: with its round, when its
 // line is served in fair shares.
 func (w *waiter) cancelTicket() *queue.Ticket {
 	t := *w.t
-	t.LineTag = w.lineTag.Load()
+	if sfx := w.lineSuffix.Load(); sfx != nil {
+		t.LineSuffix = *sfx
+	}
 	return &t
 }
 
@@ -202,7 +205,7 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 		n.leave(ctx, w)
 		return Grant{}, err
 	}
-	w.lineTag.Store(rep.Tag)
+	w.lineSuffix.Store(&rep.LineSuffix)
 	n.mu.Lock()
 	w.queued = true
 	n.mu.Unlock()

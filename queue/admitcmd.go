@@ -34,8 +34,11 @@ func (r *Redis) admitCmd(ctx context.Context, p Params, t *Ticket, raw []byte) *
 	a = append(a, keys...)
 	a = append(a, lim[:6]...)
 	a = append(a, raw, t.ID, t.Priority.Line(), t.Deadline, lim[6], lim[7], lim[8])
-	if c := t.CostOf(); c != 1 {
+	if c := t.CostOf(); c != 1 || t.Tenant != "" {
 		a = append(a, c)
+	}
+	if t.Tenant != "" {
+		a = append(a, t.Tenant, max(1, t.Weight))
 	}
 	return redis.NewCmd(ctx, a...)
 }
@@ -59,6 +62,10 @@ func (r *Redis) admitAll(ctx context.Context, batch []*admitCall) {
 	if len(batch) == 1 {
 		c := batch[0]
 		c.rep, c.err = r.admitOne(ctx, c.p, c.t, c.raw)
+		return
+	}
+	if slices.ContainsFunc(batch, func(c *admitCall) bool { return c.t.Tenant != "" }) {
+		r.admitTenants(ctx, batch)
 		return
 	}
 	groups := groupAdmits(batch)
@@ -88,6 +95,30 @@ func (r *Redis) admitAll(ctx context.Context, batch []*admitCall) {
 		} else {
 			answerMany(cmds[i], groups[i:i+1])
 		}
+	}
+}
+
+// admitTenants sends a batch that holds admits of tenants (WithTenant): those as Admit calls of
+// their own, in one pipeline after the others' (AdmitMany does not take tenants).
+func (r *Redis) admitTenants(ctx context.Context, batch []*admitCall) {
+	var plain, own []*admitCall
+	for _, c := range batch {
+		if c.t.Tenant != "" {
+			own = append(own, c)
+		} else {
+			plain = append(plain, c)
+		}
+	}
+	if len(plain) > 0 {
+		r.admitAll(ctx, plain)
+	}
+	cmds := make([]*redis.Cmd, len(own))
+	for i, c := range own {
+		cmds[i] = r.admitCmd(ctx, c.p, c.t, c.raw)
+	}
+	r.evalPipelined(ctx, cmds)
+	for i, c := range own {
+		c.rep, c.err = answerOne(cmds[i])
 	}
 }
 
@@ -239,18 +270,17 @@ func parseAdmitEntry(v any, n int, complex, shadow bool) ([]AdmitReply, error) {
 		if err != nil {
 			return nil, fmt.Errorf("ticket %d: %w", i, err)
 		}
-		after, err := replyInt(e[5])
-		if err != nil {
-			return nil, fmt.Errorf("ticket %d: %w", i, err)
+		var after int64
+		if b, ok := e[5].(string); !ok || b != "" { // '': queued, nothing after the ticket in its entry
+			if after, err = replyInt(e[5]); err != nil {
+				return nil, fmt.Errorf("ticket %d: %w", i, err)
+			}
 		}
 		if m[0] < int64(Queued) || m[0] > int64(WouldExceed) {
 			return nil, fmt.Errorf("ticket %d: unknown outcome %d", i, m[0])
 		}
 		reps[i] = AdmitReply{Outcome: Outcome(m[0]), Now: now, Remaining: int(m[1]), Earliest: m[2],
 			LineBefore: int(m[3]), ResetAfter: after, Which: which}
-		if reps[i].Outcome == Queued { // as parseAdmit's
-			reps[i].Tag, reps[i].ResetAfter = after, 0
-		}
 		if len(ev) > 0 {
 			reps[i].Evicted = ev
 		}

@@ -105,9 +105,9 @@ type AdmitReply struct {
 	// Which is the rate Remaining and ResetAfter are of, the tightest: 1-based, 0 for none
 	// (a concurrency cap alone).
 	Which int
-	// Tag is, when Queued in a line served in fair shares, the ticket's round there plus 1
-	// (for Cancel: Ticket.LineTag); 0 otherwise.
-	Tag int64
+	// LineSuffix is, when Queued in a line served in fair shares on Redis, what follows the
+	// ticket in its entry (for Cancel: Ticket.LineSuffix); nil otherwise.
+	LineSuffix []byte
 	// Shadow is, for a grant on a key of a shadow limit, what the limit would have done, and
 	// ShadowWait the wait it would have had (queued, or refused for its deadline), µs.
 	Shadow     ShadowVerdict

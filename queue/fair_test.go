@@ -39,10 +39,10 @@ func TestFairStepsAlike(t *testing.T) {
 			q := p
 			q.Head = head
 			rep := admit(t, be, q, tk, raw, queue.Queued)
-			if tenant != "" && rep.Tag == 0 {
-				t.Fatalf("%s queued in a fair line with no round", name)
+			if _, mem := be.(*queue.Memory); tenant != "" && !mem && len(rep.LineSuffix) == 0 {
+				t.Fatalf("%s queued in a fair line, and its entry's suffix not told", name)
 			}
-			tk.LineTag = rep.Tag
+			tk.LineSuffix = rep.LineSuffix
 			names[string(tk.ID)], raws[name], tks[name] = name, raw, tk
 		}
 		for _, n := range []string{"u1", "u2", "u3"} {
@@ -59,7 +59,7 @@ func TestFairStepsAlike(t *testing.T) {
 			t.Fatalf("cancel a2: %v, %v", out, err)
 		}
 		add("x", "a", 1, false) // cancelled without its round: the line is searched for it
-		tks["x"].LineTag = 0
+		tks["x"].LineSuffix = nil
 		if out, err := be.Cancel(ctx, p, tks["x"], raws["x"]); err != nil || out != queue.Removed {
 			t.Fatalf("cancel x: %v, %v", out, err)
 		}

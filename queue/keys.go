@@ -24,8 +24,8 @@ import (
 //	<prefix>:{<key>}:dlq       LIST of corrupt tickets
 //	<prefix>:{<key>}:evicted   ZSET ticket id -> deadline, for owners to learn of evictions
 //	<prefix>:{<key>}:fair:<0-3> HASH the state of the line of that priority while it is served
-//	                           in fair shares between tenants (fair.lua): the round served, tenants'
-//	                           next tags and waiting counts
+//	                           in fair shares between tenants (fair.lua): the round served, the
+//	                           tenants' numbers, credits and waiting counts
 //	<prefix>:{<key>}:jobs      HASH durable job id -> record
 //	<prefix>:{<key>}:lease     ZSET durable job id -> µs its lease (or its wait for a retry) ends
 //	<prefix>:{<key>}:res       HASH durable job id -> result; :rexp ZSET id -> µs the result expires

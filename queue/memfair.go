@@ -29,10 +29,10 @@ type fairPlace struct {
 	start int64 // where in units its round starts it
 }
 
-func (k *memKey) fairPlace(q int, t *Ticket, head bool) fairPlace {
+func (k *memKey) fairPlace(q int, tenant string, head bool) fairPlace {
 	f, n := k.fair[q], len(k.lines[q])
 	on := f != nil && n > 0
-	if !on && (t == nil || t.Tenant == "") {
+	if !on && tenant == "" {
 		if head {
 			return fairPlace{}
 		}
@@ -51,7 +51,7 @@ func (k *memKey) fairPlace(q int, t *Ticket, head bool) fairPlace {
 	}
 	start := v * tagUnit
 	if on {
-		start = max(start, f.next[t.Tenant])
+		start = max(start, f.next[tenant])
 		tag := start / tagUnit
 		return fairPlace{fair: true, tag: tag, pos: k.fairPosition(q, tag), start: start}
 	}
@@ -92,9 +92,9 @@ func (k *memKey) fairBegin(q int) {
 	}
 }
 
-// linePush is fair.lua's line_push: it puts e (ticket t) in line q where pl says, alive until
-// deadline (µs).
-func (k *memKey) linePush(q int, e memTicket, head bool, pl fairPlace, deadline int64) {
+// linePush is fair.lua's line_push: it puts e, of tenant (of weight w), in line q where pl
+// says, alive until deadline (µs).
+func (k *memKey) linePush(q int, e memTicket, tenant string, w int64, head bool, pl fairPlace, deadline int64) {
 	if !pl.fair {
 		k.push(q, e, head, deadline)
 		return
@@ -103,21 +103,26 @@ func (k *memKey) linePush(q int, e memTicket, head bool, pl fairPlace, deadline 
 		k.fairBegin(q)
 	}
 	f := k.fair[q]
-	t := *e.t
-	t.tag, t.tagged = pl.tag, true
-	e.t = &t
+	if e.t != nil { // a corrupt entry stays untagged, as the line's rule reads it
+		t := *e.t
+		t.tag, t.tagged, t.Tenant = pl.tag, true, tenant
+		e.t = &t
+	}
 	if head {
 		k.push(q, e, true, deadline)
 	} else {
-		w := t.Weight
-		f.next[t.Tenant] = pl.start + tagSpan(t.CostOf(), w)
+		c := int64(1)
+		if e.t != nil {
+			c = e.t.CostOf()
+		}
+		f.next[tenant] = pl.start + tagSpan(c, w)
 		i := k.fairPosition(q, pl.tag)
 		k.lines[q] = append(k.lines[q], memTicket{})
 		copy(k.lines[q][i+1:], k.lines[q][i:])
 		k.lines[q][i] = e
 		k.linesExp[q] = max(k.linesExp[q], deadline+ttlGraceMicro)
 	}
-	f.n[t.Tenant]++
+	f.n[tenant]++
 }
 
 // lineLeft is fair.lua's line_left: entry e left line q, granted or not.

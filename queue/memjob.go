@@ -105,13 +105,13 @@ func (k *memKey) deadJob(s step, id []byte, j *Job, msg string) bool {
 // requeueJob is jobs.lua's job_requeue: back at the head of the line, or at its tail when tail.
 func (k *memKey) requeueJob(s step, id []byte, j *Job, tail bool) {
 	t := &Ticket{ID: id, Key: j.Key, Priority: j.Priority, Enqueued: s.now, Deadline: s.now + j.Wait, Owner: j.Owner, Handler: j.Handler,
-		Cost: j.Cost, Tenant: j.Tenant, Weight: j.Weight}
+		Cost: j.Cost}
 	raw, err := t.Encode()
 	if err != nil {
 		return
 	}
 	q := j.Priority.Line()
-	k.linePush(q, memTicket{raw: raw, t: t}, !tail, k.fairPlace(q, t, !tail), t.Deadline)
+	k.linePush(q, memTicket{raw: raw, t: t}, j.Tenant, j.Weight, !tail, k.fairPlace(q, j.Tenant, !tail), t.Deadline)
 	j.State, j.Holder = jobInLine, nil
 	k.keepJobs(s.now + j.Wait)
 }

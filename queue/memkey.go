@@ -241,8 +241,7 @@ func (k *memKey) admit(s step, t *Ticket, raw []byte) AdmitReply {
 // now, free how many of cost 1 that is.
 func (k *memKey) queue(s step, m *memRates, t *Ticket, raw []byte, free int) AdmitReply {
 	len0 := k.lineLen()
-	lt := lineTicket(raw) // the ticket as the line reads it, as admit.lua's decode(RAW)
-	pl := k.fairPlace(t.Priority.Line(), lt, s.p.Head)
+	pl := k.fairPlace(t.Priority.Line(), t.Tenant, s.p.Head)
 	// Under DropOldest, a full line gives up the oldest request of the lowest priority up to
 	// t's (the one at the head of its line); durable jobs are never dropped.
 	drop, dropCost := -1, int64(1)
@@ -283,7 +282,7 @@ func (k *memKey) queue(s step, m *memRates, t *Ticket, raw []byte, free int) Adm
 		}
 	}
 	rep := AdmitReply{Now: s.now, Remaining: free, Earliest: earliest, LineBefore: len0, Which: m.which()}
-	tenantFull := lt != nil && lt.Tenant != "" && s.l.MaxQueuePerTenant > 0 && k.tenantWaiting(lt.Tenant) >= s.l.MaxQueuePerTenant
+	tenantFull := t.Tenant != "" && s.l.MaxQueuePerTenant > 0 && k.tenantWaiting(t.Tenant) >= s.l.MaxQueuePerTenant
 	if s.l.MaxQueue == -1 || tenantFull || (earliest != PausedForever && earliest > t.Deadline) {
 		k.count(s, CountRejected, 1)
 		rep.Outcome = Full
@@ -313,12 +312,10 @@ func (k *memKey) queue(s step, m *memRates, t *Ticket, raw []byte, free int) Adm
 			k.deadLetter(s, ev.raw)
 		}
 	}
-	k.linePush(t.Priority.Line(), memTicket{raw: raw, t: lt}, s.p.Head, pl, t.Deadline)
+	k.linePush(t.Priority.Line(), memTicket{raw: raw, t: lineTicket(raw)}, t.Tenant, t.Weight, s.p.Head, pl, t.Deadline)
 	k.count(s, CountQueued, 1)
 	rep.Outcome = Queued
-	if pl.fair {
-		rep.Tag = pl.tag + 1
-	}
+
 	return rep
 }
 

@@ -165,9 +165,12 @@ func parseAdmit(v any) (AdmitReply, error) {
 			return AdmitReply{}, fmt.Errorf("element %d: %w", i, err)
 		}
 	}
-	reset, err := replyInt(s[6])
-	if err != nil {
-		return AdmitReply{}, fmt.Errorf("element 6: %w", err)
+	var reset int64
+	suffix, isStr := s[6].(string) // queued: what follows the ticket in its entry (admit.lua)
+	if !isStr {
+		if reset, err = replyInt(s[6]); err != nil {
+			return AdmitReply{}, fmt.Errorf("element 6: %w", err)
+		}
 	}
 	ev, err := replyBytes(s[5])
 	if err != nil {
@@ -178,8 +181,8 @@ func parseAdmit(v any) (AdmitReply, error) {
 	}
 	rep := AdmitReply{Outcome: Outcome(n[0]), Now: n[1], Remaining: int(n[2]), Earliest: n[3], LineBefore: int(n[4]),
 		ResetAfter: reset, Which: 1}
-	if rep.Outcome == Queued { // the element of the reset after carries the round (admit.lua)
-		rep.Tag, rep.ResetAfter = reset, 0
+	if rep.Outcome == Queued && suffix != "" {
+		rep.LineSuffix = []byte(suffix)
 	}
 	if len(s) > 7 {
 		w, err := replyInt(s[7])
@@ -322,7 +325,7 @@ func parseClaim(v any, n int) (ClaimResult, error) {
 }
 
 func (r *Redis) Cancel(ctx context.Context, p Params, t *Ticket, raw []byte) (CancelOutcome, error) {
-	v, err := r.runJobs(ctx, lua.Cancel, t.Key, p, raw, t.ID, t.Priority.Line(), t.LineTag)
+	v, err := r.runJobs(ctx, lua.Cancel, t.Key, p, raw, t.ID, t.Priority.Line(), t.LineSuffix)
 	if err != nil {
 		return 0, fmt.Errorf("queue: cancel %q: %w", t.Key, err)
 	}

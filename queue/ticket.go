@@ -42,12 +42,14 @@ type Ticket struct {
 	// (see config.Rate). 0 reads as 1.
 	Cost int64
 	// Tenant is whose share of the key's line the ticket waits in (see fair.lua); empty for
-	// none. Weight is the tenant's weight, 0 read as 1.
+	// none. Weight is the tenant's weight, 0 read as 1. Neither is encoded with the ticket:
+	// the admit names them, and the line keeps a number for the tenant.
 	Tenant string
 	Weight int64
-	// LineTag is, for a cancel, the ticket's round plus 1 in a line served in fair shares, as
-	// its admit answered (AdmitReply.Tag); 0 when not known. Never encoded with the ticket.
-	LineTag int64
+	// LineSuffix is, for a cancel, what follows the ticket in its entry of a line served in
+	// fair shares, as its admit answered (AdmitReply.LineSuffix); nil when not known. Never
+	// encoded with the ticket.
+	LineSuffix []byte
 	// tag is the ticket's tag in a line served in fair shares, when tagged (see fair.lua):
 	// set by lineTicket, never encoded with the ticket.
 	tag    int64
@@ -163,13 +165,7 @@ func (t *Ticket) Encode() ([]byte, error) {
 	if t.CostOf() != 1 {
 		n = ticketFields + 2
 	}
-	if t.Tenant != "" {
-		n = ticketFields + 3
-		if t.Weight > 1 {
-			n++
-		}
-	}
-	b := make([]byte, 0, 1+4*7+4*9+len(t.ID)+len(t.Key)+len(t.Owner)+len(t.Handler)+len(t.Tenant))
+	b := make([]byte, 0, 1+4*5+4*9+len(t.ID)+len(t.Key)+len(t.Owner)+len(t.Handler))
 	b = append(b, 0x90|byte(n)) // fixarray
 	b = appendStr(b, string(t.ID))
 	b = appendStr(b, t.Key)
@@ -184,12 +180,6 @@ func (t *Ticket) Encode() ([]byte, error) {
 	}
 	if n > ticketFields+1 {
 		b = appendInt(b, t.CostOf())
-	}
-	if n > ticketFields+2 {
-		b = appendStr(b, t.Tenant)
-	}
-	if n > ticketFields+3 {
-		b = appendInt(b, t.Weight)
 	}
 	return b, nil
 }
