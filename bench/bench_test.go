@@ -268,11 +268,17 @@ func BenchmarkLineMemory(b *testing.B) {
 	// With tenants (WithTenant, "acct_0000" to "acct_0009" in turn): each ticket carries its
 	// tenant and weight, each entry its tag, and the line has a fair state (fair-B/waiting).
 	b.Run("5000/tenants10", func(b *testing.B) { lineMemory(b, 5000, 0, 10) })
+	// The same tenants queued one after the other, in turn: every ticket joins the line's tail
+	// (no LINSERT), which shows what inserts in the middle of the line cost.
+	b.Run("5000/tenants10-in-turn", func(b *testing.B) { lineMemory(b, 5000, 0, -10) })
 }
 
 // lineMemory measures the memory of waiting requests; with cost > 0, of that cost on a limit
-// that counts units; with tenants > 0, of requests of that many tenants in turn.
+// that counts units; with tenants > 0, of requests of that many tenants in turn, sent at once;
+// with tenants < 0, of -tenants tenants in turn, each request queued before the next is sent.
 func lineMemory(b *testing.B, waiting, cost, tenants int) {
+	inTurn := tenants < 0
+	tenants = max(tenants, -tenants)
 	l := rateltd.Limit{Max: 100, Window: time.Minute, MaxQueue: waiting}
 	var opts []rateltd.Option
 	if cost > 0 {
@@ -299,6 +305,15 @@ func lineMemory(b *testing.B, waiting, cost, tenants int) {
 				o = append(o, rateltd.WithTenant(fmt.Sprintf("acct_%04d", i%tenants)))
 			}
 			chans[i] = c.RequestAsync(rctx, "openai:gpt", noop, o...)
+			for inTurn {
+				st, err := c.Status(ctx, "openai:gpt")
+				if err != nil {
+					b.Fatal(err)
+				}
+				if st.Queued == i+1 {
+					break
+				}
+			}
 		}
 		for {
 			st, err := c.Status(ctx, "openai:gpt")
