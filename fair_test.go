@@ -244,7 +244,7 @@ func TestG15MaxQueuePerTenant(t *testing.T) {
 			t.Fatalf("tenants %v after the line emptied, want none", st.Tenants)
 		}
 		if h.rdb != nil {
-			n, err := h.rdb.Exists(ctx, h.prefix+":{k}:fair:2").Result()
+			n, err := h.rdb.Exists(ctx, h.prefix+":{k}:fair").Result()
 			if err != nil || n != 0 {
 				t.Fatalf("the line's fair state is left after its last ticket (%d, %v)", n, err)
 			}

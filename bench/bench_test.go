@@ -339,7 +339,7 @@ func lineMemory(b *testing.B, waiting, cost, tenants int) {
 		}
 		b.ReportMetric(float64(line)/float64(waiting), "line-B/waiting")
 		if tenants > 0 {
-			fair, err := rdb.MemoryUsage(ctx, "rateltd:{openai:gpt}:fair:"+strconv.Itoa(rateltd.PriorityNormal.Line()), 0).Result()
+			fair, err := rdb.MemoryUsage(ctx, "rateltd:{openai:gpt}:fair", 0).Result()
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -7,7 +7,7 @@
 -- the deadline, evictions); a key of a shadow limit grants them all (shadow.lua). The script
 -- is this file, limits.lua, pause.lua, quiet.lua, shadow.lua, line.lua, admit.lua and
 -- admit_many_end.lua.
--- KEYS: for each key, key after key, its KEYS as limits.lua gives them (fourteen, then the windows
+-- KEYS: for each key, key after key, its KEYS as limits.lua gives them (eleven, then the windows
 --   of further rates and the run set, as its limit has).
 -- ARGV: 1 m, how many sets of settings follow; then m sets of ten: 1-6 see limits.lua  7 max
 --   queue  8 overflow  9 head (see admit_fast.lua)  10 how many KEYS a key of these settings

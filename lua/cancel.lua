@@ -16,7 +16,7 @@ if SUFFIX ~= '' then
   if removed > 0 then line_left(PRIO, decode(e), false) end
 end
 if removed == 0 then removed = redis.call('LREM', KEYS[2 + PRIO], 0, RAW) end
-if removed == 0 and redis.call('EXISTS', KEYS[11 + PRIO]) == 1 then
+if removed == 0 and redis.call('HEXISTS', FAIR, 'v' .. PRIO) == 1 then
   -- A line served in fair shares holds the ticket with its tag after it (fair.lua).
   local line = KEYS[2 + PRIO]
   for _, e in ipairs(redis.call('LRANGE', line, 0, -1)) do

@@ -11,90 +11,114 @@
 -- most one round — each tenant's weight in requests —, not 10,000. The tenant is not in the
 -- ticket: the admit names it (ARGV), the line keeps a number for it (0 for the tickets of no
 -- tenant, the tenant ''), so an entry grows by two or four bytes, not by the tenant's name.
--- The line's state, KEYS[11 + q] (HASH): 'v' the round of the latest ticket granted; 'seq' the
--- last number given; 'id:<tenant>' its number and 'nm:<number>' its name; 'f:<number>' where its
--- next ticket starts (units); 'n:<number>' how many it has waiting. A tenant's fields go with
--- its last ticket; the whole state with the line. Rounds and numbers stay small (a byte or
--- three each): the state starts afresh when the line empties.
+-- The state of the key's fair lines, KEYS[11] (HASH, one for the four lines): 'v<q>' the round
+-- of the latest ticket granted in line q (present while line q is fair); 'seq' the last number
+-- given; 'id:<tenant>' a tenant's number and 'nm:<number>' its name; 'f<q>:<number>' where its
+-- next ticket in line q starts (units); 'n<q>:<number>' how many it has waiting there. A
+-- tenant's fields go with its last ticket; a line's with its last entry, the hash with the
+-- last fair line. Rounds and numbers stay small (a byte or three each): they start afresh when
+-- the lines empty.
 
 -- A round in units: weights 1 to 10 divide it, so their shares are exact.
+-- The helpers of this file that no other file calls, as fields of one table: a script's main
+-- function may hold no more than 200 locals.
+local fair = {}
+
 local TAG_UNIT = 2520
 
-local function fair_key(q) return KEYS[11 + q] end
+-- Whether line q is served in fair shares (its state has its round), given its length n.
+function fair.on(q, n) return n > 0 and redis.call('HEXISTS', FAIR, 'v' .. q) == 1 end
 
--- The round an entry holds, -1 when none (a line being made fair: see fair_begin).
-local function entry_tag(raw)
+-- The round an entry holds, -1 when none (a line being made fair: see fair.begin).
+function fair.entry_tag(raw)
   local t = raw and decode(raw)
   return (t and t.TAG) or -1
 end
 
 -- How far a ticket of round tag goes in line q: the number of entries of a round up to its own.
-local function fair_position(q, tag)
+function fair.position(q, tag)
   local line = KEYS[2 + q]
   local n = redis.call('LLEN', line)
-  if n == 0 or entry_tag(redis.call('LINDEX', line, -1)) <= tag then return n end
+  if n == 0 or fair.entry_tag(redis.call('LINDEX', line, -1)) <= tag then return n end
   local lo, hi = 0, n - 1 -- the entry at hi has a later round
   while lo < hi do
     local mid = math.floor((lo + hi) / 2)
-    if entry_tag(redis.call('LINDEX', line, mid)) <= tag then lo = mid + 1 else hi = mid end
+    if fair.entry_tag(redis.call('LINDEX', line, mid)) <= tag then lo = mid + 1 else hi = mid end
   end
   return lo
 end
 
--- tenant's number in the state fk, nil when it has none ('' is 0).
-local function tenant_id(fk, tenant)
+-- tenant's number, nil when it has none ('' is 0).
+function fair.tenant_id(tenant)
   if tenant == '' then return 0 end
-  return tonumber(redis.call('HGET', fk, 'id:' .. tenant))
+  return tonumber(redis.call('HGET', FAIR, 'id:' .. tenant))
 end
 
 -- Where a ticket of tenant (nil: none) would join line q (at its head when head): {fair, tag
 -- (its round), position, the line is fair already, its length, where in units its round starts
 -- it}; fair is false for a line served first come first served (tag nil). Reads only.
 local function fair_place(q, tenant, head)
-  local fk = fair_key(q)
   local n = redis.call('LLEN', KEYS[2 + q])
-  local on = n > 0 and redis.call('EXISTS', fk) == 1
+  local on = fair.on(q, n)
   if not on and not tenant then
     if head then return {false, nil, 0, on, n} end
     return {false, nil, n, on, n}
   end
-  local v = on and tonumber(redis.call('HGET', fk, 'v')) or 0
+  local v = on and tonumber(redis.call('HGET', FAIR, 'v' .. q)) or 0
   if head then
-    local first = on and entry_tag(redis.call('LINDEX', KEYS[2 + q], 0)) or 0
+    local first = on and fair.entry_tag(redis.call('LINDEX', KEYS[2 + q], 0)) or 0
     return {true, math.max(0, math.min(v, first)), 0, on, n}
   end
-  local id = on and tenant_id(fk, tenant or '')
-  local start = math.max(v * TAG_UNIT, id and tonumber(redis.call('HGET', fk, 'f:' .. id)) or 0)
+  local id = on and fair.tenant_id(tenant or '')
+  local start = math.max(v * TAG_UNIT, id and tonumber(redis.call('HGET', FAIR, 'f' .. q .. ':' .. id)) or 0)
   local tag = math.floor(start / TAG_UNIT)
-  if not on then return {true, tag, math.min(n, 1), on, n, start} end -- after the first of the untagged (fair_begin)
-  return {true, tag, fair_position(q, tag), on, n, start}
+  if not on then return {true, tag, math.min(n, 1), on, n, start} end -- after the first of the untagged (fair.begin)
+  return {true, tag, fair.position(q, tag), on, n, start}
 end
 
 -- How many units of rounds a ticket of cost c for a tenant of weight w takes.
-local function tag_span(c, w) return math.max(1, math.floor(TAG_UNIT * c / w)) end
+function fair.tag_span(c, w) return math.max(1, math.floor(TAG_UNIT * c / w)) end
 
 -- The bytes after a ticket in a fair line: its tenant's number and its round.
-local function entry_suffix(id, tag) return cmsgpack.pack(id) .. cmsgpack.pack(tag) end
+function fair.entry_suffix(id, tag) return cmsgpack.pack(id) .. cmsgpack.pack(tag) end
 
 -- Makes line q fair: its entries, none tagged yet and none of a tenant, become the tenant ''s,
 -- tagged with their rounds in their order.
-local function fair_begin(q)
-  local line, fk = KEYS[2 + q], fair_key(q)
+-- Drops line q's fields from the state: its round, and its tenants' credits and counts (left
+-- only by entries that lapsed or were corrupt); the hash goes when no line is fair.
+function fair.clear(q)
+  local gone = {'v' .. q}
+  local pf, pn = 'f' .. q .. ':', 'n' .. q .. ':'
+  for _, f in ipairs(redis.call('HKEYS', FAIR)) do
+    local head = string.sub(f, 1, #pf)
+    if head == pf or head == pn then gone[#gone + 1] = f end
+  end
+  redis.call('HDEL', FAIR, unpack(gone))
+  if redis.call('HLEN', FAIR) > 0 then
+    local left = redis.call('HMGET', FAIR, 'v0', 'v1', 'v2', 'v3')
+    if not (left[1] or left[2] or left[3] or left[4]) then redis.call('DEL', FAIR) end
+  end
+end
+
+-- Makes line q fair: its entries, none tagged yet and none of a tenant, become the tenant ''s,
+-- tagged with their rounds in their order.
+function fair.begin(q)
+  local line = KEYS[2 + q]
   local all = redis.call('LRANGE', line, 0, -1)
   local units, out = 0, {}
   for i, raw in ipairs(all) do
     local t = decode(raw)
-    out[i] = raw .. entry_suffix(0, math.floor(units / TAG_UNIT))
-    units = units + tag_span(t and cost_of(t) or 1, 1)
+    out[i] = raw .. fair.entry_suffix(0, math.floor(units / TAG_UNIT))
+    units = units + fair.tag_span(t and cost_of(t) or 1, 1)
   end
-  redis.call('DEL', fk)
-  redis.call('HSET', fk, 'v', 0)
+  fair.clear(q)
+  redis.call('HSET', FAIR, 'v' .. q, 0)
   if #all > 0 then
     local ttl = redis.call('PTTL', line)
     redis.call('DEL', line)
     for i = 1, #out, 1000 do redis.call('RPUSH', line, unpack(out, i, math.min(#out, i + 999))) end
     if ttl > 0 then redis.call('PEXPIRE', line, ttl) end
-    redis.call('HSET', fk, 'f:0', units, 'n:0', #all)
+    redis.call('HSET', FAIR, 'f' .. q .. ':0', units, 'n' .. q .. ':0', #all)
   end
 end
 
@@ -109,38 +133,37 @@ local function line_push(q, raw, tenant, w, c, head, place, deadline_in, stale)
     extend_ttl(line, deadline_in)
     return ''
   end
-  local fk = fair_key(q)
   local n = place[5]
   if stale then
     n = redis.call('LLEN', line)
-    if not (n > 0 and redis.call('EXISTS', fk) == 1) then fair_begin(q) end
+    if not fair.on(q, n) then fair.begin(q) end
   elseif not place[4] then
-    fair_begin(q)
+    fair.begin(q)
   end
   tenant = tenant or ''
-  local id = tenant_id(fk, tenant)
+  local id = fair.tenant_id(tenant)
   if not id then
-    id = redis.call('HINCRBY', fk, 'seq', 1)
-    redis.call('HSET', fk, 'id:' .. tenant, id, 'nm:' .. id, tenant)
+    id = redis.call('HINCRBY', FAIR, 'seq', 1)
+    redis.call('HSET', FAIR, 'id:' .. tenant, id, 'nm:' .. id, tenant)
   end
   local tag = place[2]
-  local suffix = entry_suffix(id, tag)
+  local suffix = fair.entry_suffix(id, tag)
   local e = raw .. suffix
   if head then
     redis.call('LPUSH', line, e)
   else
-    redis.call('HSET', fk, 'f:' .. id, place[6] + tag_span(c, w))
+    redis.call('HSET', FAIR, 'f' .. q .. ':' .. id, place[6] + fair.tag_span(c, w))
     local pos = place[3]
-    if stale then pos = fair_position(q, tag) end
+    if stale then pos = fair.position(q, tag) end
     if pos >= n then
       redis.call('RPUSH', line, e)
     else
       redis.call('LINSERT', line, 'BEFORE', redis.call('LINDEX', line, pos), e)
     end
   end
-  redis.call('HINCRBY', fk, 'n:' .. id, 1)
+  redis.call('HINCRBY', FAIR, 'n' .. q .. ':' .. id, 1)
   extend_ttl(line, deadline_in)
-  extend_ttl(fk, deadline_in)
+  extend_ttl(FAIR, deadline_in)
   return suffix
 end
 
@@ -148,29 +171,35 @@ end
 -- goes with its last), the round served moves to a granted ticket's, and the state goes with
 -- the line's last entry.
 local function line_left(q, t, granted)
-  local fk = fair_key(q)
-  if not t then -- a corrupt entry, which a fair line may hold too
-    if redis.call('LLEN', KEYS[2 + q]) == 0 then redis.call('DEL', fk) end
+  local empty = redis.call('LLEN', KEYS[2 + q]) == 0
+  if not t or not t.TAG then -- a corrupt entry, which a fair line may hold too, or an untagged one
+    if empty and redis.call('HEXISTS', FAIR, 'v' .. q) == 1 then fair.clear(q) end
     return
   end
-  if not t.TAG then return end
   local id = t.TENANT
-  if redis.call('HINCRBY', fk, 'n:' .. id, -1) <= 0 then
-    local name = redis.call('HGET', fk, 'nm:' .. id)
-    redis.call('HDEL', fk, 'n:' .. id, 'f:' .. id, 'nm:' .. id)
-    if name then redis.call('HDEL', fk, 'id:' .. name) end
+  if redis.call('HINCRBY', FAIR, 'n' .. q .. ':' .. id, -1) <= 0 then
+    redis.call('HDEL', FAIR, 'n' .. q .. ':' .. id, 'f' .. q .. ':' .. id)
+    local other = redis.call('HMGET', FAIR, 'n0:' .. id, 'n1:' .. id, 'n2:' .. id, 'n3:' .. id)
+    if id ~= 0 and not (other[1] or other[2] or other[3] or other[4]) then
+      local name = redis.call('HGET', FAIR, 'nm:' .. id)
+      redis.call('HDEL', FAIR, 'nm:' .. id)
+      if name then redis.call('HDEL', FAIR, 'id:' .. name) end
+    end
   end
-  if granted and t.TAG > (tonumber(redis.call('HGET', fk, 'v')) or 0) then redis.call('HSET', fk, 'v', t.TAG) end
-  if redis.call('LLEN', KEYS[2 + q]) == 0 then redis.call('DEL', fk) end
+  if empty then
+    fair.clear(q)
+  elseif granted and t.TAG > (tonumber(redis.call('HGET', FAIR, 'v' .. q)) or 0) then
+    redis.call('HSET', FAIR, 'v' .. q, t.TAG)
+  end
 end
 
 -- How many tickets tenant has waiting in the key's lines.
 local function tenant_waiting(tenant)
+  local id = fair.tenant_id(tenant)
+  if not id then return 0 end
   local n = 0
-  for q = 0, 3 do
-    local fk = fair_key(q)
-    local id = tenant_id(fk, tenant)
-    if id then n = n + (tonumber(redis.call('HGET', fk, 'n:' .. id)) or 0) end
+  for _, c in ipairs(redis.call('HMGET', FAIR, 'n0:' .. id, 'n1:' .. id, 'n2:' .. id, 'n3:' .. id)) do
+    n = n + (tonumber(c) or 0)
   end
   return n
 end

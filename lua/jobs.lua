@@ -1,12 +1,12 @@
 -- jobs.lua: the helpers of durable jobs; follows line.lua and fair.lua in every script that
--- takes, after the fourteen KEYS of limits.lua, the five of a key's jobs and the local grants:
---   15 jobs (HASH id -> record)  16 lease (ZSET id -> µs its lease, or its wait for a retry, ends)
---   17 results (HASH id -> result)  18 result expiry (ZSET id -> µs)  19 waited (SET ids Wait asks for)
---   20 local grants (ZSET raw ticket -> grant µs): the grants a processor made for its own node's
+-- takes, after the eleven KEYS of limits.lua, the five of a key's jobs and the local grants:
+--   12 jobs (HASH id -> record)  13 lease (ZSET id -> µs its lease, or its wait for a retry, ends)
+--   14 results (HASH id -> result)  15 result expiry (ZSET id -> µs)  16 waited (SET ids Wait asks for)
+--   17 local grants (ZSET raw ticket -> grant µs): the grants a processor made for its own node's
 --      tickets lately, kept for twice the claim timeout so that a node whose grant reply was lost
 --      (a connection reset after the script ran) can still claim them, and so that a grant is
 --      given back once only (by whoever takes it out of this set: cancel or refund)
---   21 scheduled (ZSET id -> µs the job joins its line): jobs enqueued to run later
+--   18 scheduled (ZSET id -> µs the job joins its line): jobs enqueued to run later
 -- A record is a msgpack array: 1 key  2 handler  3 payload  4 priority (0-3)  5 max retries
 --   6 failures  7 runs (the token of the current run)  8 leases lost  9 time it may wait in line µs
 --   10 state (0 in line, 1 running, 2 waiting to be retried, 3 scheduled, 4 running and
@@ -18,8 +18,8 @@
 --   array (a table with a hole would pack as a map)
 -- A result is a msgpack array {status, data}: status 0 done (data: the handler's result),
 -- 1 failed (data: the error), 2 expired in line, 3 evicted by Reset, 4 cancelled (CancelJob).
-local JOBS, LEASE, RES, REXP, WAITED, LOCAL = KEYS[15], KEYS[16], KEYS[17], KEYS[18], KEYS[19], KEYS[20]
-local SCHED = KEYS[21]
+local JOBS, LEASE, RES, REXP, WAITED, LOCAL = KEYS[12], KEYS[13], KEYS[14], KEYS[15], KEYS[16], KEYS[17]
+local SCHED = KEYS[18]
 
 -- The positions of a record's fields, queue.Job's fields in order.
 local J_KEY, J_HANDLER, J_PAYLOAD, J_PRIORITY, J_MAX_RETRIES, J_FAILURES, J_RUNS = 1, 2, 3, 4, 5, 6, 7

@@ -4,8 +4,8 @@
 -- KEYS (every per-key script, all with the same {hash tag}):
 --   1 w (window state of the main rate)  2..5 q:0..q:3 (lines, priority low..critical)
 --   6 granted (ZSET raw ticket -> grant µs)  7 paused (string: until µs, -1 = forever; see pause.lua)
---   8 stats (HASH)  9 dlq (LIST)  10 evicted (ZSET id -> deadline µs)  11..14 fair:0..fair:3
---   (HASH: the state of a line served in fair shares, see fair.lua)  then the script's own keys,
+--   8 stats (HASH)  9 dlq (LIST)  10 evicted (ZSET id -> deadline µs)  11 fair (HASH: the
+--   state of the key's lines served in fair shares, see fair.lua)  then the script's own keys,
 --   then the windows of the limit's further rates, one per rate, in order, and last, for a
 --   limit with a concurrency cap, run (ZSET id -> µs its slot lapses unless renewed) (see ARGV 1)
 -- ARGV (every per-key script): 1 the algorithm (0 sliding log, 1 fixed window, 2 GCRA), or, for
@@ -27,7 +27,7 @@
 -- time: kept by every write, it lives and lapses with the log, and makes reading the log's
 -- cost O(stale entries) rather than O(entries). A concurrency cap holds one slot a grant in run, until released or lapsed.
 -- Twin of every lim_ function: ratelimit.Window and queue's memRates.
-local GRANTED, PAUSED, STATS, DLQ, EVICTED
+local GRANTED, PAUSED, STATS, DLQ, EVICTED, FAIR
 local ALG, STATS_TTL, EXT_PAUSE
 -- The rates: NR of them, 1 the main one; each with its window's key, max, window, burst,
 -- whether it counts units, and GCRA's emission interval (rounded up: never faster than the
@@ -55,7 +55,7 @@ local seen, seen_s, seen_n = {}, {}, {}
 -- another table than the last (keys that share settings share one table there).
 local bound
 local function bind()
-  GRANTED, PAUSED, STATS, DLQ, EVICTED = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+  GRANTED, PAUSED, STATS, DLQ, EVICTED, FAIR = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
   if ARGV ~= bound then
     bound = ARGV
     STATS_TTL, EXT_PAUSE = tonumber(ARGV[5]), tonumber(ARGV[6])

@@ -27,5 +27,5 @@ for _, raw in ipairs(redis.call('ZRANGE', GRANTED, 0, -1)) do
   local t = decode(raw)
   if t then mark_evicted(now, t); n = n + 1 end
 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], GRANTED, STATS, DLQ, LOCAL, SCHED, KEYS[11], KEYS[12], KEYS[13], KEYS[14])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], GRANTED, STATS, DLQ, LOCAL, SCHED, FAIR)
 return n

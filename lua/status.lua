@@ -32,20 +32,18 @@ out[#out + 1] = rates
 out[#out + 1] = lim_running(now)
 out[#out + 1] = redis.call('ZCARD', SCHED)
 local waiting, tenants = {}, {}
-for q = 0, 3 do
-  local kv = redis.call('HGETALL', fair_key(q))
-  local names = {['0'] = ''}
-  for i = 1, #kv, 2 do
-    local id = string.match(kv[i], '^nm:(%d+)$')
-    if id then names[id] = kv[i + 1] end
-  end
-  for i = 1, #kv, 2 do
-    local id = string.match(kv[i], '^n:(%d+)$')
-    local tn = id and names[id]
-    if tn then
-      if not waiting[tn] then waiting[tn] = 0; tenants[#tenants + 1] = tn end
-      waiting[tn] = waiting[tn] + tonumber(kv[i + 1])
-    end
+local kv = redis.call('HGETALL', FAIR)
+local names = {['0'] = ''}
+for i = 1, #kv, 2 do
+  local id = string.match(kv[i], '^nm:(%d+)$')
+  if id then names[id] = kv[i + 1] end
+end
+for i = 1, #kv, 2 do
+  local id = string.match(kv[i], '^n%d:(%d+)$')
+  local tn = id and names[id]
+  if tn then
+    if not waiting[tn] then waiting[tn] = 0; tenants[#tenants + 1] = tn end
+    waiting[tn] = waiting[tn] + tonumber(kv[i + 1])
   end
 end
 local tl = {}

@@ -23,9 +23,9 @@ import (
 //	<prefix>:{<key>}:stats     HASH of counters
 //	<prefix>:{<key>}:dlq       LIST of corrupt tickets
 //	<prefix>:{<key>}:evicted   ZSET ticket id -> deadline, for owners to learn of evictions
-//	<prefix>:{<key>}:fair:<0-3> HASH the state of the line of that priority while it is served
-//	                           in fair shares between tenants (fair.lua): the round served, the
-//	                           tenants' numbers, credits and waiting counts
+//	<prefix>:{<key>}:fair      HASH the state of the key's lines served in fair shares between
+//	                           tenants (fair.lua): each line's round, the tenants' numbers,
+//	                           credits and waiting counts
 //	<prefix>:{<key>}:jobs      HASH durable job id -> record
 //	<prefix>:{<key>}:lease     ZSET durable job id -> µs its lease (or its wait for a retry) ends
 //	<prefix>:{<key>}:res       HASH durable job id -> result; :rexp ZSET id -> µs the result expires
@@ -81,7 +81,7 @@ const nameCacheSize = 4096
 var windowSuffix = [...]string{config.SlidingWindow: "w", config.FixedWindow: "wf", config.TokenBucket: "wt"}
 
 // perKey returns the KEYS of a per-key script for a key under limit l, in the order limits.lua
-// expects: the fourteen of every per-key script, then the windows of l's further rates. The slice
+// expects: the eleven of every per-key script, then the windows of l's further rates. The slice
 // is shared: callers must not change it.
 func (k keyspace) perKey(key string, l config.Limit) []string {
 	return k.cached(cacheKey(key, l, false)).names
@@ -92,13 +92,13 @@ func (k keyspace) perKeyArgs(key string, l config.Limit) []any {
 	return k.cached(cacheKey(key, l, false)).args
 }
 
-// withJobs returns the KEYS of a per-key script that knows durable jobs (see jobs.lua): the fourteen
+// withJobs returns the KEYS of a per-key script that knows durable jobs (see jobs.lua): the eleven
 // of every per-key script, the seven of jobs.lua, then the windows of l's further rates.
 func (k keyspace) withJobs(key string, l config.Limit) []string {
 	return k.cached(cacheKey(key, l, true)).names
 }
 
-// plain returns the fourteen names of every per-key script's KEYS for key, for reading one of them
+// plain returns the eleven names of every per-key script's KEYS for key, for reading one of them
 // (kPaused, kStats, kDLQ) outside a script.
 func (k keyspace) plain(key string) []string { return k.buildPerKey(nameCacheKey{key: key}) }
 
@@ -156,7 +156,7 @@ func (k keyspace) buildPerKey(ck nameCacheKey) []string {
 		base + "stats",
 		base + "dlq",
 		base + "evicted",
-		base + "fair:0", base + "fair:1", base + "fair:2", base + "fair:3",
+		base + "fair",
 	}
 	if ck.jobs {
 		names = append(names, base+"jobs", base+"lease", base+"res", base+"rexp", base+"waited", base+"lg", base+"sched")
@@ -179,9 +179,9 @@ const (
 	kStats   = 7
 	kDLQ     = 8
 	kEvicted = 9
-	kFair    = 10 // the first of four
-	kJobs    = 14 // of withJobs' result
-	kSched   = 20 // of withJobs' result
+	kFair    = 10
+	kJobs    = 11 // of withJobs' result
+	kSched   = 17 // of withJobs' result
 )
 
 // perKeyPattern matches the names of every per-key structure (for SCAN in admin listings).
@@ -204,7 +204,7 @@ func (k keyspace) split(name string) (key, suffix string, ok bool) {
 // exists, so once, however SCAN spreads its structures over batches. The counters come first
 // since nearly every key with state has them: a key found by them costs no look-up.
 var listOrder = append([]string{"stats", "w", "wf", "wt", "q:0", "q:1", "q:2", "q:3", "granted", "paused", "dlq", "evicted",
-	"fair:0", "fair:1", "fair:2", "fair:3",
+	"fair",
 	"jobs", "lease", "res", "rexp", "waited", "lg", "sched", "run"}, furtherWindows()...)
 
 // furtherWindows are the suffixes of the windows of further rates (w:1 … wt:4).
