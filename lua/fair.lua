@@ -19,187 +19,213 @@
 -- last fair line. Rounds and numbers stay small (a byte or three each): they start afresh when
 -- the lines empty.
 
--- A round in units: weights 1 to 10 divide it, so their shares are exact.
--- The helpers of this file that no other file calls, as fields of one table: a script's main
--- function may hold no more than 200 locals.
-local fair = {}
+-- The helpers are made by fair_lib, on the first call that needs them, as fields of one
+-- table: a script runs its whole text on every call, and a request granted by the coalesced
+-- admit, or a grant step on lines of no tenant, does not pay for defining them; and a script's
+-- main function may hold no more than 200 locals.
+local fair_made
+local function fair_lib()
+  if fair_made then return fair_made end
+  local fair = {}
 
-local TAG_UNIT = 2520
+  -- A round in units: weights 1 to 10 divide it, so their shares are exact.
+  fair.UNIT = 2520
 
--- Whether line q is served in fair shares (its state has its round), given its length n.
-function fair.on(q, n) return n > 0 and redis.call('HEXISTS', FAIR, 'v' .. q) == 1 end
+  -- Whether line q is served in fair shares (its state has its round), given its length n.
+  function fair.on(q, n) return n > 0 and redis.call('HEXISTS', FAIR, 'v' .. q) == 1 end
 
--- The round an entry holds, -1 when none (a line being made fair: see fair.begin).
-function fair.entry_tag(raw)
-  local t = raw and decode(raw)
-  return (t and t.TAG) or -1
-end
-
--- How far a ticket of round tag goes in line q: the number of entries of a round up to its own.
-function fair.position(q, tag)
-  local line = KEYS[2 + q]
-  local n = redis.call('LLEN', line)
-  if n == 0 or fair.entry_tag(redis.call('LINDEX', line, -1)) <= tag then return n end
-  local lo, hi = 0, n - 1 -- the entry at hi has a later round
-  while lo < hi do
-    local mid = math.floor((lo + hi) / 2)
-    if fair.entry_tag(redis.call('LINDEX', line, mid)) <= tag then lo = mid + 1 else hi = mid end
+  -- The round an entry holds, -1 when none (a line being made fair: see fair.begin).
+  function fair.entry_tag(raw)
+    local t = raw and decode(raw)
+    return (t and t.TAG) or -1
   end
-  return lo
-end
 
--- tenant's number, nil when it has none ('' is 0).
-function fair.tenant_id(tenant)
-  if tenant == '' then return 0 end
-  return tonumber(redis.call('HGET', FAIR, 'id:' .. tenant))
-end
+  -- How far a ticket of round tag goes in line q: the number of entries of a round up to its own.
+  function fair.position(q, tag)
+    local line = KEYS[2 + q]
+    local n = redis.call('LLEN', line)
+    if n == 0 or fair.entry_tag(redis.call('LINDEX', line, -1)) <= tag then return n end
+    local lo, hi = 0, n - 1 -- the entry at hi has a later round
+    while lo < hi do
+      local mid = math.floor((lo + hi) / 2)
+      if fair.entry_tag(redis.call('LINDEX', line, mid)) <= tag then lo = mid + 1 else hi = mid end
+    end
+    return lo
+  end
 
--- Where a ticket of tenant (nil: none) would join line q (at its head when head): {fair, tag
--- (its round), position, the line is fair already, its length, where in units its round starts
--- it}; fair is false for a line served first come first served (tag nil). Reads only.
-local function fair_place(q, tenant, head)
-  local n = redis.call('LLEN', KEYS[2 + q])
-  local on = fair.on(q, n)
-  if not on and not tenant then
-    if head then return {false, nil, 0, on, n} end
-    return {false, nil, n, on, n}
+  -- tenant's number, nil when it has none ('' is 0).
+  function fair.tenant_id(tenant)
+    if tenant == '' then return 0 end
+    return tonumber(redis.call('HGET', FAIR, 'id:' .. tenant))
   end
-  local v = on and tonumber(redis.call('HGET', FAIR, 'v' .. q)) or 0
-  if head then
-    local first = on and fair.entry_tag(redis.call('LINDEX', KEYS[2 + q], 0)) or 0
-    return {true, math.max(0, math.min(v, first)), 0, on, n}
-  end
-  local id = on and fair.tenant_id(tenant or '')
-  local start = math.max(v * TAG_UNIT, id and tonumber(redis.call('HGET', FAIR, 'f' .. q .. ':' .. id)) or 0)
-  local tag = math.floor(start / TAG_UNIT)
-  if not on then return {true, tag, math.min(n, 1), on, n, start} end -- after the first of the untagged (fair.begin)
-  return {true, tag, fair.position(q, tag), on, n, start}
-end
 
--- How many units of rounds a ticket of cost c for a tenant of weight w takes.
-function fair.tag_span(c, w) return math.max(1, math.floor(TAG_UNIT * c / w)) end
+  -- Where a ticket of tenant (nil: none) would join line q (at its head when head): {fair, tag
+  -- (its round), position, the line is fair already, its length, where in units its round starts
+  -- it}; fair is false for a line served first come first served (tag nil). Reads only.
+  function fair.place(q, tenant, head)
+    local n = redis.call('LLEN', KEYS[2 + q])
+    local on = fair.on(q, n)
+    if not on and not tenant then
+      if head then return {false, nil, 0, on, n} end
+      return {false, nil, n, on, n}
+    end
+    local v = on and tonumber(redis.call('HGET', FAIR, 'v' .. q)) or 0
+    if head then
+      local first = on and fair.entry_tag(redis.call('LINDEX', KEYS[2 + q], 0)) or 0
+      return {true, math.max(0, math.min(v, first)), 0, on, n}
+    end
+    local id = on and fair.tenant_id(tenant or '')
+    local start = math.max(v * fair.UNIT, id and tonumber(redis.call('HGET', FAIR, 'f' .. q .. ':' .. id)) or 0)
+    local tag = math.floor(start / fair.UNIT)
+    if not on then return {true, tag, math.min(n, 1), on, n, start} end -- after the first of the untagged (fair.begin)
+    return {true, tag, fair.position(q, tag), on, n, start}
+  end
 
--- The bytes after a ticket in a fair line: its tenant's number and its round.
-function fair.entry_suffix(id, tag) return cmsgpack.pack(id) .. cmsgpack.pack(tag) end
+  -- How many units of rounds a ticket of cost c for a tenant of weight w takes.
+  function fair.tag_span(c, w) return math.max(1, math.floor(fair.UNIT * c / w)) end
 
--- Makes line q fair: its entries, none tagged yet and none of a tenant, become the tenant ''s,
--- tagged with their rounds in their order.
--- Drops line q's fields from the state: its round, and its tenants' credits and counts (left
--- only by entries that lapsed or were corrupt); the hash goes when no line is fair.
-function fair.clear(q)
-  local gone = {'v' .. q}
-  local pf, pn = 'f' .. q .. ':', 'n' .. q .. ':'
-  for _, f in ipairs(redis.call('HKEYS', FAIR)) do
-    local head = string.sub(f, 1, #pf)
-    if head == pf or head == pn then gone[#gone + 1] = f end
-  end
-  redis.call('HDEL', FAIR, unpack(gone))
-  if redis.call('HLEN', FAIR) > 0 then
-    local left = redis.call('HMGET', FAIR, 'v0', 'v1', 'v2', 'v3')
-    if not (left[1] or left[2] or left[3] or left[4]) then redis.call('DEL', FAIR) end
-  end
-end
+  -- The bytes after a ticket in a fair line: its tenant's number and its round.
+  function fair.entry_suffix(id, tag) return cmsgpack.pack(id) .. cmsgpack.pack(tag) end
 
--- Makes line q fair: its entries, none tagged yet and none of a tenant, become the tenant ''s,
--- tagged with their rounds in their order.
-function fair.begin(q)
-  local line = KEYS[2 + q]
-  local all = redis.call('LRANGE', line, 0, -1)
-  local units, out = 0, {}
-  for i, raw in ipairs(all) do
-    local t = decode(raw)
-    out[i] = raw .. fair.entry_suffix(0, math.floor(units / TAG_UNIT))
-    units = units + fair.tag_span(t and cost_of(t) or 1, 1)
-  end
-  fair.clear(q)
-  redis.call('HSET', FAIR, 'v' .. q, 0)
-  if #all > 0 then
-    local ttl = redis.call('PTTL', line)
-    redis.call('DEL', line)
-    for i = 1, #out, 1000 do redis.call('RPUSH', line, unpack(out, i, math.min(#out, i + 999))) end
-    if ttl > 0 then redis.call('PEXPIRE', line, ttl) end
-    redis.call('HSET', FAIR, 'f' .. q .. ':0', units, 'n' .. q .. ':0', #all)
-  end
-end
-
--- Puts ticket raw, of tenant (nil: none) of weight w and of cost c, in line q where place
--- (fair_place's) says, alive until deadline_in µs from now; stale: the line changed since
--- fair_place read it (an entry dropped), so its place is found again. Returns what follows
--- the ticket in its entry ('' in a line served first come first served).
-local function line_push(q, raw, tenant, w, c, head, place, deadline_in, stale)
-  local line = KEYS[2 + q]
-  if not place[1] then
-    if head then redis.call('LPUSH', line, raw) else redis.call('RPUSH', line, raw) end
-    extend_ttl(line, deadline_in)
-    return ''
-  end
-  local n = place[5]
-  if stale then
-    n = redis.call('LLEN', line)
-    if not fair.on(q, n) then fair.begin(q) end
-  elseif not place[4] then
-    fair.begin(q)
-  end
-  tenant = tenant or ''
-  local id = fair.tenant_id(tenant)
-  if not id then
-    id = redis.call('HINCRBY', FAIR, 'seq', 1)
-    redis.call('HSET', FAIR, 'id:' .. tenant, id, 'nm:' .. id, tenant)
-  end
-  local tag = place[2]
-  local suffix = fair.entry_suffix(id, tag)
-  local e = raw .. suffix
-  if head then
-    redis.call('LPUSH', line, e)
-  else
-    redis.call('HSET', FAIR, 'f' .. q .. ':' .. id, place[6] + fair.tag_span(c, w))
-    local pos = place[3]
-    if stale then pos = fair.position(q, tag) end
-    if pos >= n then
-      redis.call('RPUSH', line, e)
-    else
-      redis.call('LINSERT', line, 'BEFORE', redis.call('LINDEX', line, pos), e)
+  -- Makes line q fair: its entries, none tagged yet and none of a tenant, become the tenant ''s,
+  -- tagged with their rounds in their order.
+  -- Drops line q's fields from the state: its round, and its tenants' credits and counts (left
+  -- only by entries that lapsed or were corrupt); the hash goes when no line is fair.
+  function fair.clear(q)
+    local gone = {'v' .. q}
+    local pf, pn = 'f' .. q .. ':', 'n' .. q .. ':'
+    for _, f in ipairs(redis.call('HKEYS', FAIR)) do
+      local head = string.sub(f, 1, #pf)
+      if head == pf or head == pn then gone[#gone + 1] = f end
+    end
+    redis.call('HDEL', FAIR, unpack(gone))
+    if redis.call('HLEN', FAIR) > 0 then
+      local left = redis.call('HMGET', FAIR, 'v0', 'v1', 'v2', 'v3')
+      if not (left[1] or left[2] or left[3] or left[4]) then redis.call('DEL', FAIR) end
     end
   end
-  redis.call('HINCRBY', FAIR, 'n' .. q .. ':' .. id, 1)
-  extend_ttl(line, deadline_in)
-  extend_ttl(FAIR, deadline_in)
-  return suffix
-end
 
--- Notes that ticket t left line q, granted or not: its tenant has one fewer waiting (its state
--- goes with its last), the round served moves to a granted ticket's, and the state goes with
--- the line's last entry.
-local function line_left(q, t, granted)
-  local empty = redis.call('LLEN', KEYS[2 + q]) == 0
-  if not t or not t.TAG then -- a corrupt entry, which a fair line may hold too, or an untagged one
-    if empty and redis.call('HEXISTS', FAIR, 'v' .. q) == 1 then fair.clear(q) end
-    return
-  end
-  local id = t.TENANT
-  if redis.call('HINCRBY', FAIR, 'n' .. q .. ':' .. id, -1) <= 0 then
-    redis.call('HDEL', FAIR, 'n' .. q .. ':' .. id, 'f' .. q .. ':' .. id)
-    local other = redis.call('HMGET', FAIR, 'n0:' .. id, 'n1:' .. id, 'n2:' .. id, 'n3:' .. id)
-    if id ~= 0 and not (other[1] or other[2] or other[3] or other[4]) then
-      local name = redis.call('HGET', FAIR, 'nm:' .. id)
-      redis.call('HDEL', FAIR, 'nm:' .. id)
-      if name then redis.call('HDEL', FAIR, 'id:' .. name) end
+  -- Makes line q fair: its entries, none tagged yet and none of a tenant, become the tenant ''s,
+  -- tagged with their rounds in their order.
+  function fair.begin(q)
+    local line = KEYS[2 + q]
+    local all = redis.call('LRANGE', line, 0, -1)
+    local units, out = 0, {}
+    for i, raw in ipairs(all) do
+      local t = decode(raw)
+      out[i] = raw .. fair.entry_suffix(0, math.floor(units / fair.UNIT))
+      units = units + fair.tag_span(t and cost_of(t) or 1, 1)
     end
-  end
-  if empty then
     fair.clear(q)
-  elseif granted and t.TAG > (tonumber(redis.call('HGET', FAIR, 'v' .. q)) or 0) then
-    redis.call('HSET', FAIR, 'v' .. q, t.TAG)
+    redis.call('HSET', FAIR, 'v' .. q, 0)
+    if #all > 0 then
+      local ttl = redis.call('PTTL', line)
+      redis.call('DEL', line)
+      for i = 1, #out, 1000 do redis.call('RPUSH', line, unpack(out, i, math.min(#out, i + 999))) end
+      if ttl > 0 then redis.call('PEXPIRE', line, ttl) end
+      redis.call('HSET', FAIR, 'f' .. q .. ':0', units, 'n' .. q .. ':0', #all)
+    end
   end
+
+  -- Puts ticket raw, of tenant (nil: none) of weight w and of cost c, in line q where place
+  -- (fair_place's) says, alive until deadline_in µs from now; stale: the line changed since
+  -- fair_place read it (an entry dropped), so its place is found again. Returns what follows
+  -- the ticket in its entry ('' in a line served first come first served).
+  function fair.push(q, raw, tenant, w, c, head, place, deadline_in, stale)
+    local line = KEYS[2 + q]
+    if not place[1] then
+      if head then redis.call('LPUSH', line, raw) else redis.call('RPUSH', line, raw) end
+      extend_ttl(line, deadline_in)
+      return ''
+    end
+    local n = place[5]
+    if stale then
+      n = redis.call('LLEN', line)
+      if not fair.on(q, n) then fair.begin(q) end
+    elseif not place[4] then
+      fair.begin(q)
+    end
+    tenant = tenant or ''
+    local id = fair.tenant_id(tenant)
+    if not id then
+      id = redis.call('HINCRBY', FAIR, 'seq', 1)
+      redis.call('HSET', FAIR, 'id:' .. tenant, id, 'nm:' .. id, tenant)
+    end
+    local tag = place[2]
+    local suffix = fair.entry_suffix(id, tag)
+    local e = raw .. suffix
+    if head then
+      redis.call('LPUSH', line, e)
+    else
+      redis.call('HSET', FAIR, 'f' .. q .. ':' .. id, place[6] + fair.tag_span(c, w))
+      local pos = place[3]
+      if stale then pos = fair.position(q, tag) end
+      if pos >= n then
+        redis.call('RPUSH', line, e)
+      else
+        redis.call('LINSERT', line, 'BEFORE', redis.call('LINDEX', line, pos), e)
+      end
+    end
+    redis.call('HINCRBY', FAIR, 'n' .. q .. ':' .. id, 1)
+    extend_ttl(line, deadline_in)
+    extend_ttl(FAIR, deadline_in)
+    return suffix
+  end
+
+  -- Notes that ticket t left line q, granted or not: its tenant has one fewer waiting (its state
+  -- goes with its last), the round served moves to a granted ticket's, and the state goes with
+  -- the line's last entry.
+  function fair.left(q, t, granted)
+    local empty = redis.call('LLEN', KEYS[2 + q]) == 0
+    if not t or not t.TAG then -- a corrupt entry, which a fair line may hold too, or an untagged one
+      if empty and redis.call('HEXISTS', FAIR, 'v' .. q) == 1 then fair.clear(q) end
+      return
+    end
+    local id = t.TENANT
+    if redis.call('HINCRBY', FAIR, 'n' .. q .. ':' .. id, -1) <= 0 then
+      redis.call('HDEL', FAIR, 'n' .. q .. ':' .. id, 'f' .. q .. ':' .. id)
+      local other = redis.call('HMGET', FAIR, 'n0:' .. id, 'n1:' .. id, 'n2:' .. id, 'n3:' .. id)
+      if id ~= 0 and not (other[1] or other[2] or other[3] or other[4]) then
+        local name = redis.call('HGET', FAIR, 'nm:' .. id)
+        redis.call('HDEL', FAIR, 'nm:' .. id)
+        if name then redis.call('HDEL', FAIR, 'id:' .. name) end
+      end
+    end
+    if empty then
+      fair.clear(q)
+    elseif granted and t.TAG > (tonumber(redis.call('HGET', FAIR, 'v' .. q)) or 0) then
+      redis.call('HSET', FAIR, 'v' .. q, t.TAG)
+    end
+  end
+
+  -- How many tickets tenant has waiting in the key's lines.
+  function fair.waiting(tenant)
+    local id = fair.tenant_id(tenant)
+    if not id then return 0 end
+    local n = 0
+    for _, c in ipairs(redis.call('HMGET', FAIR, 'n0:' .. id, 'n1:' .. id, 'n2:' .. id, 'n3:' .. id)) do
+      n = n + (tonumber(c) or 0)
+    end
+    return n
+  end
+  fair_made = fair
+  return fair
+end
+
+-- Where a ticket of tenant (nil: none) would join line q: see fair.place.
+local function fair_place(q, tenant, head) return fair_lib().place(q, tenant, head) end
+
+-- Puts ticket raw in line q where place says: see fair.push.
+local function line_push(q, raw, tenant, w, c, head, place, deadline_in, stale)
+  return fair_lib().push(q, raw, tenant, w, c, head, place, deadline_in, stale)
+end
+
+-- Notes that ticket t left line q, granted or not: see fair.left. An untagged ticket (of a line
+-- served first come first served) leaves nothing to note.
+local function line_left(q, t, granted)
+  if t and not t.TAG then return end
+  fair_lib().left(q, t, granted)
 end
 
 -- How many tickets tenant has waiting in the key's lines.
-local function tenant_waiting(tenant)
-  local id = fair.tenant_id(tenant)
-  if not id then return 0 end
-  local n = 0
-  for _, c in ipairs(redis.call('HMGET', FAIR, 'n0:' .. id, 'n1:' .. id, 'n2:' .. id, 'n3:' .. id)) do
-    n = n + (tonumber(c) or 0)
-  end
-  return n
-end
+local function tenant_waiting(tenant) return fair_lib().waiting(tenant) end
