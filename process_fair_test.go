@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,21 +34,10 @@ var fairLimits = map[string]Limit{
 // the requests, and makes n requests on key; each prints "granted <key> <server µs>" when
 // granted. It prints "ready" once its Client runs, and runs until it is killed.
 func tenantWorker() {
-	tenant, prefix := os.Getenv("RATELTD_WORKER_TENANT"), os.Getenv("RATELTD_WORKER_PREFIX")
-	rdb := workerRedis()
-	defer rdb.Close()
-	c, err := New(Config{Redis: rdb, Prefix: prefix, PollInterval: 100 * time.Millisecond, Limits: fairLimits})
-	if err != nil {
-		fmt.Println("error", err)
-		os.Exit(1)
-	}
-	defer c.Close()
-	var mu sync.Mutex
-	say := func(format string, args ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Printf(format+"\n", args...)
-	}
+	tenant := os.Getenv("RATELTD_WORKER_TENANT")
+	c, stop := workerClient(Config{Limits: fairLimits})
+	defer stop()
+	say := lineWriter()
 	say("ready")
 	ctx := context.Background()
 	sc := bufio.NewScanner(os.Stdin)
@@ -60,7 +48,7 @@ func tenantWorker() {
 			say("error %q: %v", sc.Text(), err)
 			continue
 		}
-		now, err := keyTime(ctx, rdb, key)
+		now, err := keyTime(ctx, c.cfg.Redis, key)
 		if err != nil {
 			say("error time of %s: %v", key, err)
 			continue

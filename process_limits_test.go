@@ -115,21 +115,9 @@ func slotWorker() {
 	n, _ := strconv.Atoi(os.Getenv("RATELTD_WORKER_N"))
 	capN, _ := strconv.Atoi(os.Getenv("RATELTD_WORKER_MAX"))
 	hold, _ := time.ParseDuration(os.Getenv("RATELTD_WORKER_HOLD"))
-	rdb := workerRedis()
-	defer rdb.Close()
-	c, err := New(Config{Redis: rdb, Prefix: os.Getenv("RATELTD_WORKER_PREFIX"), PollInterval: 100 * time.Millisecond,
-		Default: Limit{Concurrency: capN, QueueTimeout: time.Minute}})
-	if err != nil {
-		fmt.Println("error", err)
-		os.Exit(1)
-	}
-	defer c.Close()
-	var mu sync.Mutex
-	say := func(format string, args ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Printf(format+"\n", args...)
-	}
+	c, stop := workerClient(Config{Default: Limit{Concurrency: capN, QueueTimeout: time.Minute}})
+	defer stop()
+	say := lineWriter()
 	var wg sync.WaitGroup
 	for range n {
 		wg.Add(1)

@@ -128,21 +128,9 @@ var orderLimit = Limit{Max: 1, Window: 300 * time.Millisecond, QueueTimeout: tim
 // a Request returns "ok <label>" or "err <label> <timeout|cancelled|other> <waited> [error]".
 // When stdin ends it waits for its requests and exits.
 func commandWorker() {
-	rdb := workerRedis()
-	defer rdb.Close()
-	c, err := New(Config{Redis: rdb, Prefix: os.Getenv("RATELTD_WORKER_PREFIX"), PollInterval: 100 * time.Millisecond,
-		Default: orderLimit})
-	if err != nil {
-		fmt.Println("error", err)
-		os.Exit(1)
-	}
-	defer c.Close()
-	var mu sync.Mutex
-	say := func(format string, args ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Printf(format+"\n", args...)
-	}
+	c, stop := workerClient(Config{Default: orderLimit})
+	defer stop()
+	say := lineWriter()
 	say("ready")
 	cancels := map[string]context.CancelFunc{}
 	var wg sync.WaitGroup
@@ -262,6 +250,36 @@ func eachRedis(t *testing.T, f func(t *testing.T, r sharedRedis)) {
 }
 
 // workerRedis is a worker's client of the Redis its test names.
+// workerClient is a worker process's Client with cfg: on its Redis (workerRedis), under the
+// test's prefix, polling every 100ms unless cfg says; stop closes it, then its Redis client. A
+// Client that cannot start ends the process, printing "error".
+func workerClient(cfg Config) (c *Client, stop func()) {
+	rdb := workerRedis()
+	cfg.Redis, cfg.Prefix = rdb, os.Getenv("RATELTD_WORKER_PREFIX")
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = 100 * time.Millisecond
+	}
+	c, err := New(cfg)
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	return c, func() {
+		c.Close()
+		rdb.Close()
+	}
+}
+
+// lineWriter returns a printf that writes whole lines, from any goroutine.
+func lineWriter() func(format string, args ...any) {
+	var mu sync.Mutex
+	return func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Printf(format+"\n", args...)
+	}
+}
+
 func workerRedis() redis.UniversalClient {
 	if addrs := os.Getenv("RATELTD_WORKER_CLUSTER"); addrs != "" {
 		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(addrs, ",")})
