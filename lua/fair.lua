@@ -127,17 +127,12 @@ local function fair_lib()
     end
   end
 
-  -- Puts ticket raw, of tenant (nil: none) of weight w and of cost c, in line q where place
-  -- (fair_place's) says, alive until deadline_in µs from now; stale: the line changed since
-  -- fair_place read it (an entry dropped), so its place is found again. Returns what follows
-  -- the ticket in its entry ('' in a line served first come first served).
+  -- Puts ticket raw, of tenant (nil: none) of weight w and of cost c, in fair line q where
+  -- place (fair_place's) says, alive until deadline_in µs from now; stale: the line changed
+  -- since fair_place read it (an entry dropped), so its place is found again. Returns what
+  -- follows the ticket in its entry.
   function fair.push(q, raw, tenant, w, c, head, place, deadline_in, stale)
     local line = KEYS[2 + q]
-    if not place[1] then
-      if head then redis.call('LPUSH', line, raw) else redis.call('RPUSH', line, raw) end
-      extend_ttl(line, deadline_in)
-      return ''
-    end
     local n = place[5]
     if stale then
       n = redis.call('LLEN', line)
@@ -212,12 +207,26 @@ local function fair_lib()
   return fair
 end
 
--- Where a ticket of tenant (nil: none) would join line q: see fair.place.
-local function fair_place(q, tenant, head) return fair_lib().place(q, tenant, head) end
+-- Where a ticket of tenant (nil: none) would join line q: see fair.place. A ticket of no tenant
+-- in a line served first come first served does not need the helpers.
+local function fair_place(q, tenant, head)
+  local n = redis.call('LLEN', KEYS[2 + q])
+  if not tenant and (n == 0 or redis.call('HEXISTS', FAIR, 'v' .. q) == 0) then
+    if head then return {false, nil, 0, false, n} end
+    return {false, nil, n, false, n}
+  end
+  return fair_lib().place(q, tenant, head)
+end
 
--- Puts ticket raw in line q where place says: see fair.push.
+-- Puts ticket raw in line q where place says (see fair.push; in a line served first come
+-- first served, at its head or tail), alive until deadline_in µs from now. Returns what
+-- follows the ticket in its entry.
 local function line_push(q, raw, tenant, w, c, head, place, deadline_in, stale)
-  return fair_lib().push(q, raw, tenant, w, c, head, place, deadline_in, stale)
+  if place[1] then return fair_lib().push(q, raw, tenant, w, c, head, place, deadline_in, stale) end
+  local line = KEYS[2 + q]
+  if head then redis.call('LPUSH', line, raw) else redis.call('RPUSH', line, raw) end
+  extend_ttl(line, deadline_in)
+  return ''
 end
 
 -- Notes that ticket t left line q, granted or not: see fair.left. An untagged ticket (of a line
