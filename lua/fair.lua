@@ -24,10 +24,9 @@
 -- admit, or a grant step on lines of no tenant, does not pay for defining them; and a script's
 -- main function may hold no more than 200 locals.
 local fair_made
-local function fair_lib()
-  if fair_made then return fair_made end
-  local fair = {}
 
+-- Each of the three adds its part of the helpers to the table fair.
+local function fair_lib_place(fair)
   -- A round in units: weights 1 to 10 divide it, so their shares are exact.
   fair.UNIT = 2520
 
@@ -87,8 +86,6 @@ local function fair_lib()
   -- The bytes after a ticket in a fair line: its tenant's number and its round.
   function fair.entry_suffix(id, tag) return cmsgpack.pack(id) .. cmsgpack.pack(tag) end
 
-  -- Makes line q fair: its entries, none tagged yet and none of a tenant, become the tenant ''s,
-  -- tagged with their rounds in their order.
   -- Drops line q's fields from the state: its round, and its tenants' credits and counts (left
   -- only by entries that lapsed or were corrupt); the hash goes when no line is fair.
   function fair.clear(q)
@@ -104,7 +101,9 @@ local function fair_lib()
       if not (left[1] or left[2] or left[3] or left[4]) then redis.call('DEL', FAIR) end
     end
   end
+end
 
+local function fair_lib_push(fair)
   -- Makes line q fair: its entries, none tagged yet and none of a tenant, become the tenant ''s,
   -- tagged with their rounds in their order.
   function fair.begin(q)
@@ -166,7 +165,9 @@ local function fair_lib()
     extend_ttl(FAIR, deadline_in)
     return suffix
   end
+end
 
+local function fair_lib_left(fair)
   -- Notes that ticket t left line q, granted or not: its tenant has one fewer waiting (its state
   -- goes with its last), the round served moves to a granted ticket's, and the state goes with
   -- the line's last entry.
@@ -203,6 +204,14 @@ local function fair_lib()
     end
     return n
   end
+end
+
+local function fair_lib()
+  if fair_made then return fair_made end
+  local fair = {}
+  fair_lib_place(fair)
+  fair_lib_push(fair)
+  fair_lib_left(fair)
   fair_made = fair
   return fair
 end
