@@ -67,7 +67,7 @@ func WithCost(n int) Option {
 // WithTenant says whose request or durable job this is within its key: while several tenants
 // have requests waiting in the key's line, each is served in turn, weighted by
 // Limit.TenantWeights (deficit round robin by cost), and first come first served within a
-// tenant, so that one tenant's flood delays another's request by at most one turn, not by the
+// tenant, so that one tenant's flood delays another's request by at most one round, not by the
 // flood. Priorities stay strict above the tenants: a higher priority is served first. A tenant
 // is 1 to 64 bytes without control characters, ',', '=', '{' or '}'. Without WithTenant a
 // request is served as before (as the tenant "" when others wait with tenants).
