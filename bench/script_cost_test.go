@@ -1,0 +1,119 @@
+package bench
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rateltd/rateltd"
+	"github.com/rateltd/rateltd/internal/redistest"
+	"github.com/rateltd/rateltd/lua"
+)
+
+// BenchmarkScriptCost: where a lone admit's Redis time goes. Each part runs one caller's
+// calls on a private Redis and reports Redis's own time per call (INFO commandstats, usec
+// per call of EVALSHA): "return" a script that returns at once, with no keys; "args" the same
+// with the KEYS and ARGV of an admit (eleven key names, the limit and the ticket); "prelude"
+// the admit script cut just before its fast path begins (the rate-limit and pause helpers
+// defined, the limit bound, then return); "admit" a request granted at once (sliding window);
+// "redis_rate" go-redis/redis_rate's Allow, for comparison.
+func BenchmarkScriptCost(b *testing.B) {
+	src, ok := lua.Source(lua.Admit.Hash())
+	cut := strings.Index(src, "-- admit_fast.lua")
+	if !ok || cut < 0 {
+		b.Fatal("no admit script source")
+	}
+	prelude := redis.NewScript(src[:cut] + "\ndo return 1 end\n")
+	ret := redis.NewScript("return 1")
+	keys := []string{"rateltd:{k}:w", "rateltd:{k}:q:0", "rateltd:{k}:q:1", "rateltd:{k}:q:2", "rateltd:{k}:q:3",
+		"rateltd:{k}:granted", "rateltd:{k}:paused", "rateltd:{k}:stats", "rateltd:{k}:dlq", "rateltd:{k}:evicted", "rateltd:{k}:fair"}
+	ticket := strings.Repeat("t", 70)
+	argv := func(i int) []any {
+		return []any{0, 50_000_000, 1_000_000, 0, 60_000, 0, ticket, "id" + strconv.Itoa(i), 1, time.Now().UnixMicro() + 30_000_000, 1000, 0, 0}
+	}
+	run := func(b *testing.B, call func(ctx context.Context, rdb *redis.Client, i int) error) {
+		srv := redistest.Fresh(b)
+		rdb := srv.Client(b)
+		ctx := context.Background()
+		if err := call(ctx, rdb, -1); err != nil { // loads what it needs
+			b.Fatal(err)
+		}
+		before := evalshaStats(b, rdb)
+		b.ResetTimer()
+		for i := range b.N {
+			if err := call(ctx, rdb, i); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		after := evalshaStats(b, rdb)
+		if calls := after[0] - before[0]; calls > 0 {
+			b.ReportMetric(float64(after[1]-before[1])/float64(calls), "redis-µs/call")
+		}
+	}
+	b.Run("return", func(b *testing.B) {
+		run(b, func(ctx context.Context, rdb *redis.Client, _ int) error { return ret.Run(ctx, rdb, nil).Err() })
+	})
+	b.Run("args", func(b *testing.B) {
+		run(b, func(ctx context.Context, rdb *redis.Client, i int) error { return ret.Run(ctx, rdb, keys, argv(i)...).Err() })
+	})
+	b.Run("prelude", func(b *testing.B) {
+		run(b, func(ctx context.Context, rdb *redis.Client, i int) error {
+			return prelude.Run(ctx, rdb, keys, argv(i)...).Err()
+		})
+	})
+	b.Run("admit", func(b *testing.B) {
+		var c *rateltd.Client
+		run(b, func(ctx context.Context, rdb *redis.Client, _ int) error {
+			if c == nil {
+				var err error
+				if c, err = rateltd.New(rateltd.Config{Redis: rdb, Default: rateltd.Limit{Max: 50_000_000, Window: time.Second}}); err != nil {
+					return err
+				}
+				b.Cleanup(func() { c.Close() })
+			}
+			_, err := c.Request(ctx, "k", noop)
+			return err
+		})
+	})
+	b.Run("redis_rate", func(b *testing.B) {
+		var lim *redis_rate.Limiter
+		run(b, func(ctx context.Context, rdb *redis.Client, _ int) error {
+			if lim == nil {
+				lim = redis_rate.NewLimiter(rdb)
+			}
+			_, err := lim.Allow(ctx, "k", redis_rate.PerSecond(50_000_000))
+			return err
+		})
+	})
+}
+
+// evalshaStats returns EVALSHA's calls and usec from INFO commandstats.
+func evalshaStats(b *testing.B, rdb *redis.Client) [2]int64 {
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out [2]int64
+	for _, line := range strings.Split(info, "\r\n") {
+		v, ok := strings.CutPrefix(line, "cmdstat_evalsha:")
+		if !ok {
+			continue
+		}
+		for _, kv := range strings.Split(v, ",") {
+			k, n, _ := strings.Cut(kv, "=")
+			switch k {
+			case "calls":
+				out[0], _ = strconv.ParseInt(n, 10, 64)
+			case "usec":
+				out[1], _ = strconv.ParseInt(n, 10, 64)
+			}
+		}
+	}
+	return out
+}
