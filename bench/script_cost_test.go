@@ -18,17 +18,28 @@ import (
 // BenchmarkScriptCost: where a lone admit's Redis time goes. Each part runs one caller's
 // calls on a private Redis and reports Redis's own time per call (INFO commandstats, usec
 // per call of EVALSHA): "return" a script that returns at once, with no keys; "args" the same
-// with the KEYS and ARGV of an admit (eleven key names, the limit and the ticket); "prelude"
-// the admit script cut just before its fast path begins (the rate-limit and pause helpers
-// defined, the limit bound, then return); "admit" a request granted at once (sliding window);
+// with the KEYS and ARGV of an admit (eleven key names, the limit and the ticket); "prelude/…"
+// the admit script cut at the marks of preludeMarks, up to just before its fast path begins
+// (the rate-limit and pause helpers defined, the limit bound, then return); "admit" a request
+// granted at once (sliding window);
 // "redis_rate" go-redis/redis_rate's Allow, for comparison.
 func BenchmarkScriptCost(b *testing.B) {
 	src, ok := lua.Source(lua.Admit.Hash())
-	cut := strings.Index(src, "-- admit_fast.lua")
-	if !ok || cut < 0 {
+	if !ok {
 		b.Fatal("no admit script source")
 	}
-	prelude := redis.NewScript(src[:cut] + "\ndo return 1 end\n")
+	// The admit script cut at each mark (after it, for bind's call), returning there.
+	var preludes []*redis.Script
+	for _, m := range preludeMarks {
+		i := strings.Index(src, m.text)
+		if i < 0 {
+			b.Fatalf("no %q in the admit script", m.text)
+		}
+		if m.after {
+			i += len(m.text)
+		}
+		preludes = append(preludes, redis.NewScript(src[:i]+"\ndo return 1 end\n"))
+	}
 	ret := redis.NewScript("return 1")
 	keys := []string{"rateltd:{k}:w", "rateltd:{k}:q:0", "rateltd:{k}:q:1", "rateltd:{k}:q:2", "rateltd:{k}:q:3",
 		"rateltd:{k}:granted", "rateltd:{k}:paused", "rateltd:{k}:stats", "rateltd:{k}:dlq", "rateltd:{k}:evicted", "rateltd:{k}:fair"}
@@ -62,11 +73,13 @@ func BenchmarkScriptCost(b *testing.B) {
 	b.Run("args", func(b *testing.B) {
 		run(b, func(ctx context.Context, rdb *redis.Client, i int) error { return ret.Run(ctx, rdb, keys, argv(i)...).Err() })
 	})
-	b.Run("prelude", func(b *testing.B) {
-		run(b, func(ctx context.Context, rdb *redis.Client, i int) error {
-			return prelude.Run(ctx, rdb, keys, argv(i)...).Err()
+	for i, m := range preludeMarks {
+		b.Run("prelude/"+m.name, func(b *testing.B) {
+			run(b, func(ctx context.Context, rdb *redis.Client, n int) error {
+				return preludes[i].Run(ctx, rdb, keys, argv(n)...).Err()
+			})
 		})
-	})
+	}
 	b.Run("admit", func(b *testing.B) {
 		var c *rateltd.Client
 		run(b, func(ctx context.Context, rdb *redis.Client, _ int) error {
@@ -91,6 +104,19 @@ func BenchmarkScriptCost(b *testing.B) {
 			return err
 		})
 	})
+}
+
+// preludeMarks cut the admit script into the parts BenchmarkScriptCost times: limits.lua's
+// state declared; then bound to the key and its limit (bind); all of limits.lua (its helpers
+// defined); and everything before the fast path (pause.lua, quiet.lua, shadow.lua too).
+var preludeMarks = []struct {
+	name, text string
+	after      bool
+}{
+	{"declared", "local bound\n", false},
+	{"bound", "\nbind()\n", true},
+	{"limits", "-- pause.lua:", false},
+	{"all", "-- admit_fast.lua", false},
 }
 
 // evalshaStats returns EVALSHA's calls and usec from INFO commandstats.
