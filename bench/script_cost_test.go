@@ -80,6 +80,15 @@ func BenchmarkScriptCost(b *testing.B) {
 			})
 		})
 	}
+	// Closures made on every call: 36 functions each capturing 10 of 40 chunk-level locals (as
+	// limits.lua's helpers capture its state), the same reading the 40 from one table, and the
+	// 40 locals alone.
+	for _, shape := range []string{"locals", "table", "none"} {
+		s := redis.NewScript(capturesScript(shape))
+		b.Run("captures/"+shape, func(b *testing.B) {
+			run(b, func(ctx context.Context, rdb *redis.Client, _ int) error { return s.Run(ctx, rdb, nil).Err() })
+		})
+	}
 	b.Run("admit", func(b *testing.B) {
 		var c *rateltd.Client
 		run(b, func(ctx context.Context, rdb *redis.Client, _ int) error {
@@ -104,6 +113,44 @@ func BenchmarkScriptCost(b *testing.B) {
 			return err
 		})
 	})
+}
+
+// capturesScript is BenchmarkScriptCost's synthetic script of the given shape: "locals" 40
+// chunk-level locals and 36 functions each capturing 10 of them; "table" the same functions
+// reading the 40 as fields of one table; "none" the 40 locals and no function.
+func capturesScript(shape string) string {
+	var b strings.Builder
+	name := func(i int) string { return "v" + strconv.Itoa(i%40) }
+	if shape == "table" {
+		b.WriteString("local S = {")
+		for i := range 40 {
+			b.WriteString(name(i) + " = " + strconv.Itoa(i) + ", ")
+		}
+		b.WriteString("}\n")
+	} else {
+		b.WriteString("local v0")
+		for i := 1; i < 40; i++ {
+			b.WriteString(", " + name(i))
+		}
+		b.WriteString(" = 0")
+		for i := 1; i < 40; i++ {
+			b.WriteString(", " + strconv.Itoa(i))
+		}
+		b.WriteString("\n")
+	}
+	for f := 0; shape != "none" && f < 36; f++ {
+		b.WriteString("local function f" + strconv.Itoa(f) + "() return 0")
+		for k := range 10 {
+			v := name(f*7 + k)
+			if shape == "table" {
+				v = "S." + v
+			}
+			b.WriteString(" + " + v)
+		}
+		b.WriteString(" end\n")
+	}
+	b.WriteString("return 1\n")
+	return b.String()
 }
 
 // preludeMarks cut the admit script into the parts BenchmarkScriptCost times: limits.lua's
