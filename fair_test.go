@@ -276,3 +276,64 @@ func TestG15Validation(t *testing.T) {
 		}
 	}
 }
+
+// TestG15JobsKeepTheirTenant: a durable job keeps its tenant when it joins its line later
+// (WithDelay) and when it goes back to it after a failed run: on a paused key it waits as its
+// tenant's, and it runs once the key resumes.
+func TestG15JobsKeepTheirTenant(t *testing.T) {
+	eachBackend(t, func(t *testing.T, h *harness) {
+		c := h.client(Config{PollInterval: 50 * time.Millisecond, RetryBackoff: 50 * time.Millisecond,
+			Default: Limit{Max: 1000, Window: time.Second, QueueTimeout: time.Minute}})
+		ctx := context.Background()
+		var mu sync.Mutex
+		runs := 0
+		c.Handle("t", func(ctx context.Context, _ []byte) ([]byte, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if runs++; runs == 1 { // its retry finds the key paused, and waits in line
+				if err := c.Pause(ctx, "r"); err != nil {
+					return nil, err
+				}
+				return nil, errors.New("first run fails")
+			}
+			return nil, nil
+		})
+		retried, err := c.Enqueue(ctx, "r", "t", nil, WithTenant("acct_r"), WithMaxRetries(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 5*time.Second, "the retried job waiting as acct_r's", func() bool {
+			mu.Lock()
+			ran := runs
+			mu.Unlock()
+			st := status(t, c, "r")
+			return ran == 1 && st.Paused && st.JobsRunning == 0 && st.TenantsWaiting == 1 && st.Tenants[0] == TenantWaiting{"acct_r", 1}
+		})
+		if err := c.Resume(ctx, "r"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Wait(ctx, retried); err != nil {
+			t.Fatalf("the retried job: %v", err)
+		}
+		if err := c.Pause(ctx, "s"); err != nil {
+			t.Fatal(err)
+		}
+		later, err := c.Enqueue(ctx, "s", "t", nil, WithTenant("acct_s"), WithDelay(200*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 5*time.Second, "the scheduled job waiting as acct_s's", func() bool {
+			st := status(t, c, "s")
+			return st.TenantsWaiting == 1 && st.Tenants[0] == TenantWaiting{"acct_s", 1}
+		})
+		if err := c.Resume(ctx, "s"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Wait(ctx, later); err != nil {
+			t.Fatalf("the scheduled job: %v", err)
+		}
+		if st := status(t, c, "s"); st.Tenants != nil {
+			t.Fatalf("tenants %v after the job ran", st.Tenants)
+		}
+	})
+}
