@@ -71,7 +71,9 @@ func BenchmarkScriptCost(b *testing.B) {
 		run(b, func(ctx context.Context, rdb *redis.Client, _ int) error { return ret.Run(ctx, rdb, nil).Err() })
 	})
 	b.Run("args", func(b *testing.B) {
-		run(b, func(ctx context.Context, rdb *redis.Client, i int) error { return ret.Run(ctx, rdb, keys, argv(i)...).Err() })
+		run(b, func(ctx context.Context, rdb *redis.Client, i int) error {
+			return ret.Run(ctx, rdb, keys, argv(i)...).Err()
+		})
 	})
 	for i, m := range preludeMarks {
 		b.Run("prelude/"+m.name, func(b *testing.B) {
