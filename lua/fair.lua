@@ -58,16 +58,10 @@ local function fair_lib_place(fair)
     return tonumber(redis.call('HGET', FAIR, 'id:' .. tenant))
   end
 
-  -- Where a ticket of tenant (nil: none) would join line q (at its head when head): {fair, tag
-  -- (its round), position, the line is fair already, its length, where in units its round starts
-  -- it}; fair is false for a line served first come first served (tag nil). Reads only.
-  function fair.place(q, tenant, head)
-    local n = redis.call('LLEN', KEYS[2 + q])
-    local on = fair.on(q, n)
-    if not on and not tenant then
-      if head then return {false, nil, 0, on, n} end
-      return {false, nil, n, on, n}
-    end
+  -- Where a ticket of tenant (nil: none) would join line q of length n, fair already when on,
+  -- at its head when head, given that it joins in fair shares (fair_place decides that):
+  -- {true, tag (its round), position, on, n, where in units its round starts it}. Reads only.
+  function fair.place(q, tenant, head, n, on)
     local v = on and tonumber(redis.call('HGET', FAIR, 'v' .. q)) or 0
     if head then
       local first = on and fair.entry_tag(redis.call('LINDEX', KEYS[2 + q], 0)) or 0
@@ -218,13 +212,16 @@ end
 
 -- Where a ticket of tenant (nil: none) would join line q: see fair.place. A ticket of no tenant
 -- in a line served first come first served does not need the helpers.
+-- {fair, tag, position, the line is fair already, its length, start}; fair is false for a line
+-- served first come first served (tag nil).
 local function fair_place(q, tenant, head)
   local n = redis.call('LLEN', KEYS[2 + q])
-  if not tenant and (n == 0 or redis.call('HEXISTS', FAIR, 'v' .. q) == 0) then
+  local on = n > 0 and redis.call('HEXISTS', FAIR, 'v' .. q) == 1
+  if not on and not tenant then
     if head then return {false, nil, 0, false, n} end
     return {false, nil, n, false, n}
   end
-  return fair_lib().place(q, tenant, head)
+  return fair_lib().place(q, tenant, head, n, on)
 end
 
 -- Puts ticket raw in line q where place says (see fair.push; in a line served first come

@@ -66,16 +66,6 @@ type waiter struct {
 	lineSuffix atomic.Pointer[[]byte]
 }
 
-// cancelTicket is w's ticket as a cancel takes it out of its line: with its round, when its
-// line is served in fair shares.
-func (w *waiter) cancelTicket() *queue.Ticket {
-	t := *w.t
-	if sfx := w.lineSuffix.Load(); sfx != nil {
-		t.LineSuffix = *sfx
-	}
-	return &t
-}
-
 // Grant is the permission to run one execution now.
 type Grant struct {
 	// At is the server time of the grant, µs.
@@ -205,7 +195,7 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 		n.leave(ctx, w)
 		return Grant{}, err
 	}
-	w.lineSuffix.Store(&rep.LineSuffix)
+	w.keepLineSuffix(rep.LineSuffix)
 	n.mu.Lock()
 	w.queued = true
 	n.mu.Unlock()

@@ -142,7 +142,7 @@ func (n *Node) rejoin(ctx context.Context) {
 				n.refund(bctx, w, delivery{kind: deliverGrant, grantedAt: rep.Now}) // its caller left meanwhile
 			}
 		case queue.Queued:
-			w.lineSuffix.Store(&rep.LineSuffix)
+			w.keepLineSuffix(rep.LineSuffix)
 			n.queued(bctx, w.t.Key, rep, w.t.Deadline, deadline)
 			n.Recheck(w.t.Key)
 		}
