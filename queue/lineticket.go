@@ -49,7 +49,7 @@ func lineTicket(raw []byte) *Ticket {
 			f[i] = v
 		}
 	}
-	_, tag, tagged, ok := lineTag(raw, r, dec)
+	tag, tagged, ok := lineTag(raw, r, dec)
 	if !ok {
 		return nil
 	}
@@ -108,26 +108,26 @@ func luaWhole(v any, lo, hi int64) (int64, bool) {
 
 // lineTag reads what follows the ticket's array in raw (r and dec positioned after it): nothing,
 // or in a line served in fair shares exactly two values, the tenant's number and the round,
-// whole numbers from 0 to 2^53 in their shortest forms (line.lua's decode). ok is false when
-// the entry is corrupt.
-func lineTag(raw []byte, r *bytes.Reader, dec *msgpack.Decoder) (tenant, tag int64, tagged, ok bool) {
+// whole numbers from 0 to 2^53 in their shortest forms (line.lua's decode); it returns the
+// round. ok is false when the entry is corrupt.
+func lineTag(raw []byte, r *bytes.Reader, dec *msgpack.Decoder) (tag int64, tagged, ok bool) {
 	at := len(raw) - r.Len()
 	if _, err := dec.PeekCode(); errors.Is(err, io.EOF) {
-		return 0, 0, false, true
+		return 0, false, true
 	}
 	var v [2]any
 	for i := range v {
 		var err error
 		if v[i], err = luaValue(dec); err != nil {
-			return 0, 0, false, false // one value only, or one Lua cannot read
+			return 0, false, false // one value only, or one Lua cannot read
 		}
 	}
 	if _, err := dec.PeekCode(); !errors.Is(err, io.EOF) {
-		return 0, 0, false, false // a third value
+		return 0, false, false // a third value
 	}
 	tenant, ok1 := luaWhole(v[0], 0, maxCost)
 	tag, ok2 := luaWhole(v[1], 0, maxCost)
-	return tenant, tag, true, ok1 && ok2 && bytes.Equal(raw[at:], appendInt(appendInt(nil, tenant), tag))
+	return tag, true, ok1 && ok2 && bytes.Equal(raw[at:], appendInt(appendInt(nil, tenant), tag))
 }
 
 func isArray(c byte) bool {
