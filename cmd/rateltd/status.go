@@ -160,73 +160,67 @@ func table(w io.Writer, sts []rateltd.Status) {
 	tenants(w, sts)
 }
 
+// keyTable writes, under header, a table of the keys of sts that keep says belong in it, each
+// key's lines written by rows; nothing when no key does.
+func keyTable(w io.Writer, sts []rateltd.Status, header string, keep func(rateltd.Status) bool, rows func(io.Writer, rateltd.Status)) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	headed := false
+	for _, st := range sts {
+		if !keep(st) {
+			continue
+		}
+		if !headed {
+			fmt.Fprintln(tw, "\n"+header)
+			headed = true
+		}
+		rows(tw, st)
+	}
+	tw.Flush()
+}
+
 // tenants writes, for the keys with tenants waiting, how many tenants wait and those with the
 // most waiting (Status.Tenants), one a line; "-" stands for the requests of no tenant.
 func tenants(w io.Writer, sts []rateltd.Status) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	header := false
-	for _, st := range sts {
-		if st.TenantsWaiting == 0 {
-			continue
-		}
-		if !header {
-			fmt.Fprintln(tw, "\nKEY\tTENANTS WAITING\tTENANT\tWAITING")
-			header = true
-		}
-		for i, t := range st.Tenants {
-			key, n := "", ""
-			if i == 0 {
-				key, n = st.Key, strconv.Itoa(st.TenantsWaiting)
+	keyTable(w, sts, "KEY\tTENANTS WAITING\tTENANT\tWAITING",
+		func(st rateltd.Status) bool { return st.TenantsWaiting > 0 },
+		func(tw io.Writer, st rateltd.Status) {
+			for i, t := range st.Tenants {
+				key, n := "", ""
+				if i == 0 {
+					key, n = st.Key, strconv.Itoa(st.TenantsWaiting)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", key, n, cmp.Or(t.Tenant, "-"), t.Waiting)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", key, n, cmp.Or(t.Tenant, "-"), t.Waiting)
-		}
-	}
-	tw.Flush()
+		})
 }
 
 // adaptives writes, for the keys with an adaptive limit, the limit configured and the one in
 // force now (Status.Effective): the same, or, where the upstream cut it, its rates scaled down.
 func adaptives(w io.Writer, sts []rateltd.Status) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	header := false
-	for _, st := range sts {
-		if !st.Limit.Adaptive {
-			continue
-		}
-		if !header {
-			fmt.Fprintln(tw, "\nKEY\tADAPTIVE LIMIT\tIN FORCE")
-			header = true
-		}
-		configured, effective := st.Limit, st.Effective
-		configured.Adaptive, effective.Adaptive = false, false
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", st.Key, limitString(configured), limitString(effective))
-	}
-	tw.Flush()
+	keyTable(w, sts, "KEY\tADAPTIVE LIMIT\tIN FORCE",
+		func(st rateltd.Status) bool { return st.Limit.Adaptive },
+		func(tw io.Writer, st rateltd.Status) {
+			configured, effective := st.Limit, st.Effective
+			configured.Adaptive, effective.Adaptive = false, false
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", st.Key, limitString(configured), limitString(effective))
+		})
 }
 
 // shadows writes, for the keys with a shadow limit, what the limit would have done with the
 // requests it let run: allowed, queued (with their would-be waits, the longest and the mean)
 // and refused.
 func shadows(w io.Writer, sts []rateltd.Status) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	header := false
-	for _, st := range sts {
-		if !st.Limit.Shadow {
-			continue
-		}
-		if !header {
-			fmt.Fprintln(tw, "\nKEY\tSHADOW ALLOWED\tWOULD QUEUE\tLONGEST WAIT\tMEAN WAIT\tWOULD REFUSE")
-			header = true
-		}
-		sh := st.Counters.Shadow
-		mean := time.Duration(0)
-		if sh.Queued > 0 {
-			mean = sh.Wait / time.Duration(sh.Queued)
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\n", st.Key, sh.Allowed, sh.Queued, sh.MaxWait.Round(time.Millisecond),
-			mean.Round(time.Millisecond), sh.Refused)
-	}
-	tw.Flush()
+	keyTable(w, sts, "KEY\tSHADOW ALLOWED\tWOULD QUEUE\tLONGEST WAIT\tMEAN WAIT\tWOULD REFUSE",
+		func(st rateltd.Status) bool { return st.Limit.Shadow },
+		func(tw io.Writer, st rateltd.Status) {
+			sh := st.Counters.Shadow
+			mean := time.Duration(0)
+			if sh.Queued > 0 {
+				mean = sh.Wait / time.Duration(sh.Queued)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\n", st.Key, sh.Allowed, sh.Queued, sh.MaxWait.Round(time.Millisecond),
+				mean.Round(time.Millisecond), sh.Refused)
+		})
 }
 
 // rates writes, for the keys whose limit has several rates or counts cost units, what each
