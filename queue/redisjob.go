@@ -18,8 +18,11 @@ func (r *Redis) runJobs(ctx context.Context, s *redis.Script, key string, p Para
 }
 
 func (r *Redis) Enqueue(ctx context.Context, p Params, t *Ticket, raw []byte, job []byte, runAt int64) (AdmitReply, error) {
-	v, err := r.runJobs(ctx, lua.Enqueue, t.Key, p, raw, t.ID, t.Priority.Line(), t.Deadline, p.Limit.MaxQueue,
-		int(p.Limit.Overflow), 0, job, runAt, t.Tenant, max(1, t.Weight))
+	extra := []any{raw, t.ID, t.Priority.Line(), t.Deadline, p.Limit.MaxQueue, int(p.Limit.Overflow), 0, job, runAt}
+	if t.Tenant != "" {
+		extra = append(extra, t.Tenant, max(1, t.Weight))
+	}
+	v, err := r.runJobs(ctx, lua.Enqueue, t.Key, p, extra...)
 	if err != nil {
 		return AdmitReply{}, fmt.Errorf("queue: enqueue %q: %w", t.Key, err)
 	}
@@ -40,7 +43,10 @@ func (r *Redis) EnqueueMany(ctx context.Context, p Params, jobs []NewJob) ([]Adm
 	for _, j := range jobs {
 		extra = append(extra, j.Raw, j.Ticket.ID, j.Record)
 	}
-	extra = append(extra, jobs[0].RunAt, t.Tenant, max(1, t.Weight))
+	extra = append(extra, jobs[0].RunAt)
+	if t.Tenant != "" {
+		extra = append(extra, t.Tenant, max(1, t.Weight))
+	}
 	v, err := r.runJobs(ctx, lua.EnqueueMany, t.Key, p, extra...)
 	if err != nil {
 		return nil, fmt.Errorf("queue: enqueue %d jobs in %q: %w", len(jobs), t.Key, err)
