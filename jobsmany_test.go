@@ -128,7 +128,8 @@ func (h *scriptHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 func (h *scriptHook) note(cmd redis.Cmder) {
 	a := cmd.Args()
 	src, _ := lua.Source(h.s.Hash())
-	if len(a) > 1 && (a[0] == "evalsha" || a[0] == "eval") && (a[1] == h.s.Hash() || a[1] == src) {
+	fn, _, _ := lua.Function(h.s.Hash())
+	if len(a) > 1 && (a[0] == "evalsha" || a[0] == "eval" || a[0] == "fcall") && (a[1] == h.s.Hash() || a[1] == src || a[1] == fn) {
 		h.mu.Lock()
 		h.n++
 		h.mu.Unlock()

@@ -20,8 +20,10 @@ import (
 // per call of EVALSHA): "return" a script that returns at once, with no keys; "args" the same
 // with the KEYS and ARGV of an admit (eleven key names, the limit and the ticket); "prelude/…"
 // the admit script cut at the marks of preludeMarks, up to just before its fast path begins
-// (the rate-limit and pause helpers defined, the limit bound, then return); "admit" a request
-// granted at once (sliding window);
+// (the rate-limit and pause helpers defined, the limit bound, then return); "admit/script" and
+// "admit/function" the admit script granting at once (sliding window) as EVALSHA and as FCALL
+// of its function (lua.Library); "admit" a request granted at once through the client (which
+// calls the function);
 // "redis_rate" go-redis/redis_rate's Allow, for comparison.
 func BenchmarkScriptCost(b *testing.B) {
 	src, ok := lua.Source(lua.Admit.Hash())
@@ -91,6 +93,28 @@ func BenchmarkScriptCost(b *testing.B) {
 			run(b, func(ctx context.Context, rdb *redis.Client, _ int) error { return s.Run(ctx, rdb, nil).Err() })
 		})
 	}
+	// The admit script itself, granted at once (sliding window), as EVALSHA of the script and as
+	// FCALL of its function (lua.Library): what running the script from its first line costs.
+	admitArgv := func(i int) []any {
+		return []any{0, 50_000_000, 1_000_000, 0, 60_000, 0, ticket, strings.Repeat("i", 8) + strconv.Itoa(100000000+i), 1,
+			time.Now().UnixMicro() + 30_000_000, 1000, 0, 0}
+	}
+	b.Run("admit/script", func(b *testing.B) {
+		run(b, func(ctx context.Context, rdb *redis.Client, i int) error {
+			return lua.Admit.Run(ctx, rdb, keys, admitArgv(i)...).Err()
+		})
+	})
+	fn, lib, _ := lua.Function(lua.Admit.Hash())
+	b.Run("admit/function", func(b *testing.B) {
+		run(b, func(ctx context.Context, rdb *redis.Client, i int) error {
+			if i < 0 {
+				if err := rdb.FunctionLoadReplace(ctx, lib).Err(); err != nil {
+					return err
+				}
+			}
+			return rdb.FCall(ctx, fn, keys, admitArgv(i)...).Err()
+		})
+	})
 	b.Run("admit", func(b *testing.B) {
 		var c *rateltd.Client
 		run(b, func(ctx context.Context, rdb *redis.Client, _ int) error {
@@ -162,13 +186,13 @@ var preludeMarks = []struct {
 	name, text string
 	after      bool
 }{
-	{"declared", "local bound\n", false},
+	{"declared", "local function bind()", false},
 	{"bound", "\nbind()\n", true},
 	{"limits", "-- pause.lua:", false},
 	{"all", "-- admit_fast.lua", false},
 }
 
-// evalshaStats returns EVALSHA's calls and usec from INFO commandstats.
+// evalshaStats returns the calls and usec of EVALSHA and FCALL, summed, from INFO commandstats.
 func evalshaStats(b *testing.B, rdb *redis.Client) [2]int64 {
 	info, err := rdb.Info(context.Background(), "commandstats").Result()
 	if err != nil {
@@ -178,15 +202,18 @@ func evalshaStats(b *testing.B, rdb *redis.Client) [2]int64 {
 	for _, line := range strings.Split(info, "\r\n") {
 		v, ok := strings.CutPrefix(line, "cmdstat_evalsha:")
 		if !ok {
-			continue
+			if v, ok = strings.CutPrefix(line, "cmdstat_fcall:"); !ok {
+				continue
+			}
 		}
 		for _, kv := range strings.Split(v, ",") {
 			k, n, _ := strings.Cut(kv, "=")
+			x, _ := strconv.ParseInt(n, 10, 64)
 			switch k {
 			case "calls":
-				out[0], _ = strconv.ParseInt(n, 10, 64)
+				out[0] += x
 			case "usec":
-				out[1], _ = strconv.ParseInt(n, 10, 64)
+				out[1] += x
 			}
 		}
 	}

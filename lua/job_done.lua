@@ -6,10 +6,10 @@
 --   2 to be retried, 3 failed for the last time (dead-lettered), 4 back in line, 5 cancelled
 --   (CancelJob asked while it ran: unless the handler returned a result, the job ends with the
 --   result "cancelled", not a retry); woken 1 when somebody waits for the result.
-local ID, RUN, OUT, DATA, BACKOFF = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10], tonumber(ARGV[11])
+local ID, RUN_NO, OUT, DATA, BACKOFF = ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10], tonumber(ARGV[11])
 local now = now_us()
 local j = job_get(ID)
-if not j or j[J_RUNS] ~= RUN or not job_runs(j) then return {0, 0} end
+if not j or j[J_RUNS] ~= RUN_NO or not job_runs(j) then return {0, 0} end
 local function b(x) if x then return 1 end return 0 end
 if OUT == 1 then
   count('succeeded')

@@ -28,36 +28,41 @@
 -- cost O(stale entries) rather than O(entries). A concurrency cap holds one slot a grant in run, until released or lapsed.
 -- Twin of every lim_ function: ratelimit.Window and queue's memRates.
 local GRANTED, PAUSED, STATS, DLQ, EVICTED, FAIR
-local ALG, STATS_TTL, EXT_PAUSE
+-- The limit, as bind last read it from ARGV 1-6 (LAST): a script reads it on every call; a
+-- Redis function keeps it between calls (marked "kept between calls": see lua.Library), so that
+-- a call with the limit of the call before reads none of it again.
+local ALG, STATS_TTL, EXT_PAUSE -- kept between calls
+local LAST = {} -- kept between calls
 -- The rates: NR of them, 1 the main one; each with its window's key, max, window, burst,
 -- whether it counts units, and GCRA's emission interval (rounded up: never faster than the
 -- limit) and bucket depth, µs.
-local NR, HAS_UNITS = 1, false
-local R_KEY, R_MAX, R_WIN, R_BURST, R_UNITS, R_EMIT, R_TAU = {}, {}, {}, {}, {}, {}, {}
+local NR, HAS_UNITS = 1, false -- kept between calls
+local R_KEY, R_MAX, R_WIN, R_BURST, R_UNITS, R_EMIT, R_TAU = {}, {}, {}, {}, {}, {}, {} -- kept between calls
 -- FREE[i]: what rate i may admit still, as lim_free read it less what lim_take took since;
 -- TAKEN[i], what lim_take took since.
 local FREE, TAKEN = {}, {}
--- The concurrency cap (0: none), its run set, its slots' lease (µs), and the slots free (as
+-- The concurrency cap (0: none) and its slots' lease (µs); its run set and the slots free (as
 -- FREE is for the rates).
-local CONC, RUN, SLOT_US, CFREE = 0, nil, 0, 0
+local CONC, SLOT_US = 0, 0 -- kept between calls
+local RUN, CFREE = nil, 0
 -- Whether the limit is a shadow limit (see shadow.lua); how many tickets one tenant may have
 -- waiting (0: no bound; see fair.lua).
-local SHADOW, MAXQT = false, 0
+local SHADOW, MAXQT = false, 0 -- kept between calls
 
 -- Each window as lim_free last read it (fixed window: start and count; GCRA: tat), so that
 -- lim_record need not read it again. Scripts write the windows only through the lim_
--- functions, which drop it.
-local seen, seen_s, seen_n = {}, {}, {}
+-- functions, which drop it; bind forgets it.
+local seen, seen_s, seen_n = {}, {}, {} -- kept between calls
 
 -- Points the helpers at the key whose names are in KEYS and whose limit is in ARGV. Every script
 -- runs it once, here; admit_many.lua again for each further key it admits to, with KEYS and ARGV
--- its own locals, which it sets to that key's part. The limit is read again only when ARGV is
--- another table than the last (keys that share settings share one table there).
-local bound
+-- its own locals, which it sets to that key's part. The limit is read again only when ARGV 1-6
+-- differ from those it read last (keys that share settings share them there).
 local function bind()
   GRANTED, PAUSED, STATS, DLQ, EVICTED, FAIR = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
-  if ARGV ~= bound then
-    bound = ARGV
+  local L = LAST
+  if ARGV[1] ~= L[1] or ARGV[2] ~= L[2] or ARGV[3] ~= L[3] or ARGV[4] ~= L[4] or ARGV[5] ~= L[5] or ARGV[6] ~= L[6] then
+    L[1] = nil -- read afresh until read whole
     STATS_TTL, EXT_PAUSE = tonumber(ARGV[5]), tonumber(ARGV[6])
     NR, R_UNITS[1], CONC, SLOT_US, SHADOW, MAXQT = 1, false, 0, 0, false, 0
     ALG = tonumber(ARGV[1])
@@ -83,6 +88,7 @@ local function bind()
       R_TAU[i] = R_EMIT[i] * R_BURST[i]
       HAS_UNITS = HAS_UNITS or R_UNITS[i]
     end
+    L[1], L[2], L[3], L[4], L[5], L[6] = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
   end
   local last = #KEYS -- the further rates' windows end here, or before run
   RUN = nil

@@ -9,7 +9,9 @@
 // granted at once does not pay for defining the line's helpers. AdmitMany, the admit of several tickets and keys in one call, opens with
 // admit_many.lua, whose locals stand in for KEYS and ARGV, so that the same helpers serve one key
 // after another. Each file's header names its KEYS, ARGV and reply; the queue package turns
-// replies into Go values.
+// replies into Go values. Each script is also a Redis function library (library.go): the same
+// source, with its helpers made once when Redis loads it rather than on every call; package
+// queue calls the functions where Redis has them and the scripts elsewhere.
 package lua
 
 import (
@@ -129,23 +131,55 @@ func withJobs(body string) *redis.Script {
 	return NewScript(limits + pause + line + fair + jobs + body)
 }
 
-// sources maps the SHA1 of every script made by NewScript to its source (go-redis's Script
-// keeps its source to itself). Written by NewScript, read by Source.
-var sources sync.Map
+// scripts maps the SHA1 of every script made by NewScript, and the name of its function, to
+// its source and library (go-redis's Script keeps its source to itself). Written by NewScript,
+// read by Source, Function and FunctionScript.
+var scripts sync.Map
 
-// NewScript returns the script of src and keeps src for Source. Safe for concurrent use.
+// script is what NewScript keeps of a script.
+type script struct {
+	sha, src string
+	fn, lib  string // the name of its function, the source of its library (see Library)
+}
+
+// NewScript returns the script of src and keeps src for Source, and src as a Redis function
+// (Library) for Function. Safe for concurrent use. It panics when src cannot be a library: a
+// script of this package's making always can, which its tests check.
 func NewScript(src string) *redis.Script {
 	s := redis.NewScript(src)
-	sources.Store(s.Hash(), src)
+	sc := &script{sha: s.Hash(), src: src, fn: FunctionPrefix + s.Hash()[:20]}
+	lib, err := Library(sc.fn, src)
+	if err != nil {
+		panic(err)
+	}
+	sc.lib = lib
+	scripts.Store(sc.sha, sc)
+	scripts.Store(sc.fn, sc)
 	return s
 }
 
-// Source returns the source of the script made by NewScript whose SHA1 is sha, for sending it
-// as EVAL when Redis has lost it (NOSCRIPT); false when no such script was made.
+// FunctionPrefix opens the name of every script's function and library: rateltd_ and the first
+// 20 hex digits of the script's SHA1, so that nodes of different versions each find their own.
+const FunctionPrefix = "rateltd_"
+
+// Source returns the source of the script made by NewScript whose SHA1 (or function's name) is
+// sha, for sending it as EVAL when Redis has lost it (NOSCRIPT, or the function not found);
+// false when no such script was made.
 func Source(sha string) (string, bool) {
-	v, ok := sources.Load(sha)
+	v, ok := scripts.Load(sha)
 	if !ok {
 		return "", false
 	}
-	return v.(string), true
+	return v.(*script).src, true
+}
+
+// Function returns the name of the function of the script whose SHA1 is sha and the source of
+// its library, for FUNCTION LOAD and FCALL; false when NewScript made no such script.
+func Function(sha string) (name, lib string, ok bool) {
+	v, ok := scripts.Load(sha)
+	if !ok {
+		return "", "", false
+	}
+	sc := v.(*script)
+	return sc.fn, sc.lib, true
 }

@@ -136,7 +136,7 @@ func TestAdmitManyAsSequentialAdmits(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			rdb, prefix := open(t)
-			hook := &redistest.CommandCounter{Names: []string{"evalsha", "eval"}}
+			hook := &redistest.CommandCounter{Names: []string{"evalsha", "eval", "fcall"}}
 			rdb.AddHook(hook)
 			r := NewRedis(rdb, prefix, 4)
 			ctx := context.Background()
@@ -317,7 +317,7 @@ func TestAdmitManyCrossSlotFallsBack(t *testing.T) {
 		}
 	}
 	rdb := cl.Node(0).Client(t)
-	hook := &redistest.CommandCounter{Names: []string{"evalsha", "eval"}}
+	hook := &redistest.CommandCounter{Names: []string{"evalsha", "eval", "fcall"}}
 	rdb.AddHook(hook)
 	r := NewRedis(rdb, prefix, 4)
 	ctx := context.Background()

@@ -56,7 +56,7 @@ func TestAdmitBatcherSurvivesTimeouts(t *testing.T) {
 func TestConcurrentAdmitsCoalesce(t *testing.T) {
 	srv := redistest.Server(t)
 	rdb := srv.Client(t)
-	hook := &redistest.CommandCounter{Names: []string{"evalsha", "eval"}}
+	hook := &redistest.CommandCounter{Names: []string{"evalsha", "eval", "fcall"}}
 	rdb.AddHook(hook)
 	r := queue.NewRedis(rdb, srv.Prefix(t), 4)
 	ctx := context.Background()
@@ -118,7 +118,7 @@ func TestLateCoalescedAdmitsUndone(t *testing.T) {
 	defer px.Close()
 	rdb := redis.NewClient(&redis.Options{Addr: px.Addr()})
 	defer rdb.Close()
-	hook := &redistest.CommandCounter{Names: []string{"evalsha", "eval"}}
+	hook := &redistest.CommandCounter{Names: []string{"evalsha", "eval", "fcall"}}
 	rdb.AddHook(hook)
 	r := queue.NewRedis(rdb, srv.Prefix(t), 4)
 	ctx := context.Background()

@@ -228,22 +228,37 @@ func TestG12ScriptsFlushedUnderLoad(t *testing.T) {
 }
 
 // TestG12ResetAfterScriptsLost: Reset sends its script in a transaction, where Redis answers
-// NOSCRIPT only at EXEC: the script alone is sent again and the key is reset.
+// NOSCRIPT (or, for a function, that it has none) only at EXEC: the script alone is sent again
+// and the key is reset. As scripts (no LoadScripts) and as functions.
 func TestG12ResetAfterScriptsLost(t *testing.T) {
 	eachFreshRedis(t, func(t *testing.T, rdb redis.UniversalClient, prefix string) {
 		ctx := context.Background()
-		r := queue.NewRedis(rdb, prefix, 4)
-		p := params(config.Limit{Max: 5, Window: time.Minute})
-		tk, raw := ticket(t, r, "k", nodeA, config.PriorityNormal)
-		admit(t, r, p, tk, raw, queue.Granted)
-		if err := redistest.FlushScripts(ctx, rdb); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.Reset(ctx, "k"); err != nil {
-			t.Fatalf("reset with the scripts lost: %v", err)
-		}
-		if st, err := r.State(ctx, "k", p); err != nil || st.Used != 0 {
-			t.Fatalf("after the reset: %d used, %v; want 0", st.Used, err)
+		for i, functions := range []bool{false, true} {
+			r := queue.NewRedis(rdb, fmt.Sprintf("%s%d", prefix, i), 4)
+			if functions {
+				if err := r.LoadScripts(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p := params(config.Limit{Max: 5, Window: time.Minute})
+			tk, raw := ticket(t, r, "k", nodeA, config.PriorityNormal)
+			admit(t, r, p, tk, raw, queue.Granted)
+			if err := redistest.FlushScripts(ctx, rdb); err != nil {
+				t.Fatal(err)
+			}
+			before, err := redistest.NoScriptReplies(ctx, rdb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Reset(ctx, "k"); err != nil {
+				t.Fatalf("functions %v: reset with the scripts lost: %v", functions, err)
+			}
+			if st, err := r.State(ctx, "k", p); err != nil || st.Used != 0 {
+				t.Fatalf("functions %v: after the reset: %d used, %v; want 0", functions, st.Used, err)
+			}
+			if after, err := redistest.NoScriptReplies(ctx, rdb); err != nil || after == before {
+				t.Fatalf("functions %v: the reset met no lost script (%d replies, %v): the test shows nothing", functions, after-before, err)
+			}
 		}
 	})
 }

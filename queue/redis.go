@@ -32,6 +32,11 @@ type Redis struct {
 	keysApart atomic.Bool
 	// down is where Redis failed an admission lately (per hash slot on a cluster).
 	down circuit
+	// functions is set once Redis (every master of a cluster) has loaded every script as a
+	// function library: scripts then go as FCALL (script.go). reloading guards the reload of
+	// the libraries Redis lost.
+	functions atomic.Bool
+	reloading sync.Mutex
 }
 
 // paramCache keeps the script arguments of recently used Params boxed, the six that every
@@ -72,10 +77,21 @@ func NewRedis(rdb redis.UniversalClient, prefix string, shards int) *Redis {
 	return r
 }
 
-// LoadScripts loads every script into Redis (every master of a cluster), so that the first
-// EVALSHAs find them. Needed for no correctness: a script Redis lost is sent again as EVAL by
-// the command that met NOSCRIPT (evalPipelined), which also puts it back in the cache.
+// LoadScripts loads every script into Redis (every master of a cluster) as a function library,
+// so that scripts go as FCALL; where Redis refuses a library (a server without functions, or
+// an ACL that does not allow FUNCTION LOAD) it loads them as scripts, for EVALSHA. Needed for no
+// correctness: a script or function Redis lost is sent again as EVAL by the command that met
+// its loss (evalPipelined), which also has the lost library loaded again.
 func (r *Redis) LoadScripts(ctx context.Context) error {
+	err := r.loadLibraries(ctx, lua.All)
+	if err == nil {
+		r.functions.Store(true)
+		return nil
+	}
+	var reply redis.Error
+	if !errors.As(err, &reply) || Outage(err) {
+		return fmt.Errorf("queue: load scripts: %w", err)
+	}
 	for _, s := range lua.All {
 		if err := s.Load(ctx, r.rdb).Err(); err != nil {
 			return fmt.Errorf("queue: load scripts: %w", err)
@@ -385,6 +401,7 @@ func (r *Redis) Reset(ctx context.Context, key string) error {
 		delArgs = append(delArgs, w)
 	}
 	del := redis.NewIntCmd(ctx, delArgs...)
+	r.asFunctions([]*redis.Cmd{reset})
 	_, _ = r.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 		_ = pipe.Process(ctx, reset)
 		_ = pipe.Process(ctx, del)

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -69,13 +70,87 @@ func (r *Redis) afterFailure(ctx context.Context, cmds []*redis.Cmd) {
 	}
 }
 
+// asFunctions turns the EVALSHAs of cmds into FCALLs of their scripts' functions when Redis
+// has them (LoadScripts); commands of scripts NewScript did not make stay as they are.
+func (r *Redis) asFunctions(cmds []*redis.Cmd) {
+	if !r.functions.Load() {
+		return
+	}
+	for _, c := range cmds {
+		a := c.Args()
+		if len(a) < 2 || a[0] != "evalsha" {
+			continue
+		}
+		sha, _ := a[1].(string)
+		if name, _, ok := lua.Function(sha); ok {
+			a[0], a[1] = "fcall", name
+		}
+	}
+}
+
+// loadLibraries loads the function library of each of scripts into Redis, every master of a
+// cluster, in one round trip per server, replacing a library of the same name.
+func (r *Redis) loadLibraries(ctx context.Context, scripts []*redis.Script) error {
+	load := func(ctx context.Context, c *redis.Client) error {
+		cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, s := range scripts {
+				if _, lib, ok := lua.Function(s.Hash()); ok {
+					p.FunctionLoadReplace(ctx, lib)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, c := range cmds {
+			if err := c.Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	switch c := r.rdb.(type) {
+	case *redis.ClusterClient:
+		return c.ForEachMaster(ctx, load)
+	case *redis.Client:
+		return load(ctx, c)
+	}
+	return fmt.Errorf("queue: function libraries on a %T", r.rdb)
+}
+
+// reloadLost loads again the libraries of the functions that lost, commands that Redis answered
+// that it has no such function: a restart without persistence, FUNCTION FLUSH, a new master. At
+// most one caller at a time reloads; the others go on (their commands are sent again as EVAL
+// meanwhile). A failure to load is left to the next loss.
+func (r *Redis) reloadLost(ctx context.Context, lost []*redis.Cmd) {
+	if !r.reloading.TryLock() {
+		return
+	}
+	defer r.reloading.Unlock()
+	var scripts []*redis.Script
+	seen := map[string]bool{}
+	for _, c := range lost {
+		name, _ := c.Args()[1].(string)
+		if src, ok := lua.Source(name); ok && !seen[name] {
+			seen[name] = true
+			scripts = append(scripts, redis.NewScript(src))
+		}
+	}
+	_ = r.loadLibraries(context.WithoutCancel(ctx), scripts)
+}
+
 // resendLost sends again, as EVAL of the script's source, exactly the commands of cmds (sent,
 // answered EVALSHAs) that answered NOSCRIPT, in one round trip, and gives each its new reply.
 // The others are left as they are. A script lua does not know keeps its NOSCRIPT.
 func (r *Redis) resendLost(ctx context.Context, cmds []*redis.Cmd) {
-	var lost, again []*redis.Cmd // allocated only when a script was lost
+	var lost, again, fns []*redis.Cmd // allocated only when a script was lost
 	for _, c := range cmds {
-		if !isNoScript(c.Err()) {
+		switch {
+		case isNoScript(c.Err()):
+		case isNoFunction(c.Err()):
+			fns = append(fns, c)
+		default:
 			continue
 		}
 		a := c.Args()
@@ -90,6 +165,9 @@ func (r *Redis) resendLost(ctx context.Context, cmds []*redis.Cmd) {
 		lost = append(lost, c)
 		again = append(again, redis.NewCmd(ctx, e...))
 	}
+	if len(fns) > 0 {
+		r.reloadLost(ctx, fns)
+	}
 	if len(again) == 0 {
 		return
 	}
@@ -103,6 +181,7 @@ func (r *Redis) resendLost(ctx context.Context, cmds []*redis.Cmd) {
 // send sends cmds in one round trip: a plain command when there is one, else a pipeline. Each
 // command keeps its own reply or error.
 func (r *Redis) send(ctx context.Context, cmds []*redis.Cmd) {
+	r.asFunctions(cmds)
 	if len(cmds) == 1 {
 		_ = r.rdb.Process(ctx, cmds[0])
 		return
@@ -112,6 +191,12 @@ func (r *Redis) send(ctx context.Context, cmds []*redis.Cmd) {
 		_ = pipe.Process(ctx, c)
 	}
 	_, _ = pipe.Exec(ctx)
+}
+
+// isNoFunction reports whether err is Redis's answer to an FCALL of a function it does not
+// have.
+func isNoFunction(err error) bool {
+	return err != nil && redis.HasErrorPrefix(err, "Function not found")
 }
 
 // isNoScript reports whether err is Redis's answer to an EVALSHA of a script it does not have.

@@ -12,15 +12,25 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// FlushScripts empties the script cache of rdb's server, or of every master of a cluster, as a
-// restart without persistence or a failover to a replica would.
+// FlushScripts empties the script cache and deletes the function libraries of rdb's server, or
+// of every master of a cluster, as a restart without persistence would (a failover to a
+// replica loses the scripts, not the functions).
 func FlushScripts(ctx context.Context, rdb redis.UniversalClient) error {
-	if cc, ok := rdb.(*redis.ClusterClient); ok {
-		return cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
-			return m.ScriptFlush(ctx).Err()
+	flush := func(ctx context.Context, c *redis.Client) error {
+		_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.ScriptFlush(ctx)
+			p.FunctionFlush(ctx)
+			return nil
 		})
+		return err
 	}
-	return rdb.ScriptFlush(ctx).Err()
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, flush)
+	}
+	if c, ok := rdb.(*redis.Client); ok {
+		return flush(ctx, c)
+	}
+	return fmt.Errorf("redistest: flush the scripts of a %T", rdb)
 }
 
 // FlushScriptsEvery flushes rdb's scripts (FlushScripts) every interval, from a goroutine of its
@@ -62,20 +72,30 @@ func FlushScriptsEvery(tb testing.TB, rdb redis.UniversalClient, every time.Dura
 	return stop
 }
 
-// NoScriptReplies returns how many NOSCRIPT errors rdb's server (every master of a cluster) has
-// replied since it started (INFO errorstats), to show that a test met lost scripts.
+// NoScriptReplies returns how many replies rdb's server (every master of a cluster) has given
+// since it started that said it had lost a script (INFO errorstats), to show that a test met
+// lost scripts: NOSCRIPT to an EVALSHA, and ERR, the error Redis answers an FCALL of a function
+// it does not have with (which it counts with every other ERR: these tests meet no other).
 func NoScriptReplies(ctx context.Context, rdb redis.UniversalClient) (int, error) {
 	count := func(c *redis.Client) (int, error) {
 		info, err := c.Info(ctx, "errorstats").Result()
 		if err != nil {
 			return 0, err
 		}
+		n := 0
 		for _, line := range strings.Split(info, "\n") {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "errorstat_NOSCRIPT:count="); ok {
-				return strconv.Atoi(v)
+			line = strings.TrimSpace(line)
+			for _, stat := range []string{"errorstat_NOSCRIPT:count=", "errorstat_ERR:count="} {
+				if v, ok := strings.CutPrefix(line, stat); ok {
+					k, err := strconv.Atoi(v)
+					if err != nil {
+						return 0, err
+					}
+					n += k
+				}
 			}
 		}
-		return 0, nil
+		return n, nil
 	}
 	switch c := rdb.(type) {
 	case *redis.ClusterClient:
