@@ -6,10 +6,14 @@
 
 local function line_admit()
 local p = paused(now)
-local len = line_len()
+-- The lines' lengths, read once: nothing below changes a line before the ticket joins, but
+-- the drop of a head up to PRIO, which the count ahead allows for.
+local lens = {[0] = redis.call('LLEN', KEYS[2]), redis.call('LLEN', KEYS[3]), redis.call('LLEN', KEYS[4]),
+  redis.call('LLEN', KEYS[5])}
+local len = lens[0] + lens[1] + lens[2] + lens[3]
 local tenant = nil
 if TENANT ~= '' then tenant = TENANT end
-local place = fair_place(PRIO, tenant, HEAD)
+local place = fair_place(PRIO, tenant, HEAD, lens[PRIO])
 
 -- Under DropOldest, a full line gives up the oldest request of the lowest priority up to PRIO
 -- (the ticket at the head of its line); durable jobs are never dropped.
@@ -30,7 +34,7 @@ end
 -- those before its place (all of them unless the line is fair or it goes to its head).
 local pos = place[3]
 local ahead = pos
-for q = PRIO + 1, 3 do ahead = ahead + redis.call('LLEN', KEYS[2 + q]) end
+for q = PRIO + 1, 3 do ahead = ahead + lens[q] end
 if drop == PRIO and pos > 0 then ahead = ahead - 1 end
 local units = nil
 if HAS_UNITS then

@@ -18,7 +18,7 @@ func (r *Redis) runJobs(ctx context.Context, s *redis.Script, key string, p Para
 }
 
 func (r *Redis) Enqueue(ctx context.Context, p Params, t *Ticket, raw []byte, job []byte, runAt int64) (AdmitReply, error) {
-	extra := []any{raw, t.ID, t.Priority.Line(), t.Deadline, p.Limit.MaxQueue, int(p.Limit.Overflow), 0, job, runAt}
+	extra := []any{raw, t.ID, t.Priority.Line(), t.Deadline, p.Limit.MaxQueue, int(p.Limit.Overflow), 0, job, runAt, t.CostOf()}
 	if t.Tenant != "" {
 		extra = append(extra, t.Tenant, max(1, t.Weight))
 	}

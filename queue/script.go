@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -82,10 +83,26 @@ func (r *Redis) asFunctions(cmds []*redis.Cmd) {
 			continue
 		}
 		sha, _ := a[1].(string)
-		if name, _, ok := lua.Function(sha); ok {
+		if name, ok := functionName(sha); ok {
 			a[0], a[1] = "fcall", name
 		}
 	}
+}
+
+// functionNames maps a script's SHA1 to the name of its function, boxed once (boxing the
+// string on every call would cost the fast path an allocation).
+var functionNames sync.Map
+
+func functionName(sha string) (any, bool) {
+	if v, ok := functionNames.Load(sha); ok {
+		return v, true
+	}
+	name, _, ok := lua.Function(sha)
+	if !ok {
+		return nil, false
+	}
+	v, _ := functionNames.LoadOrStore(sha, any(name))
+	return v, true
 }
 
 // loadLibraries loads the function library of each of scripts into Redis, every master of a
