@@ -1,0 +1,249 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rateltd/rateltd/lua"
+	"github.com/rateltd/rateltd/queue"
+)
+
+var instructionsFlag = flag.Bool("instructions", false, "TestInstructions: count Redis's instructions per call under callgrind (else a brief check)")
+
+// TestInstructions counts the instructions redis-server runs for one call of each script, as a
+// script (EVALSHA) and as a function (FCALL), and of each peer's call, under valgrind's
+// callgrind: a count that does not move with the load of the machine, unlike Redis's CPU time
+// (the same binary and calls give the same count within 1 %). Each case starts its own
+// redis-server under callgrind, makes its calls from this process (no background traffic),
+// and counts the instructions of 1,200 calls less those of 200, divided by 1,000. Needs
+// valgrind; about half a minute:
+//
+//	cd bench && go test -run '^TestInstructions$' -count=1 -instructions
+//
+// Without -instructions, where valgrind is installed, it counts 60 calls less 10 and checks
+// only that each script costs Redis fewer instructions as a function than as a script.
+func TestInstructions(t *testing.T) {
+	for _, tool := range []string{"valgrind", "callgrind_control", "redis-server"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s: %v", tool, err)
+		}
+	}
+	few, many := 10, 60
+	if *instructionsFlag {
+		few, many = 200, 1200
+	}
+	var rows []string
+	peer, script := map[string]float64{}, map[string]float64{}
+	for _, c := range instructionCases() {
+		n := countInstructions(t, c, few, many)
+		ratio := ""
+		switch {
+		case c.peer:
+			peer[c.group] = n
+		case strings.HasSuffix(c.name, ", script"):
+			script[c.group] = n
+		case strings.HasSuffix(c.name, ", function") && n >= script[c.group]:
+			t.Errorf("%s: %.0f instructions a call as a function, %.0f as a script", c.group, n, script[c.group])
+		}
+		if p := peer[c.group]; p > 0 && !c.peer {
+			ratio = fmt.Sprintf("%.2f", n/p)
+		}
+		rows = append(rows, fmt.Sprintf("| %s | %s | %.0fk | %s |", c.group, c.name, n/1000, ratio))
+	}
+	table := fmt.Sprintf("\n| call | side | Redis instructions per call | ÷ peer |\n|---|---|---|---|\n%s\n", strings.Join(rows, "\n"))
+	if *instructionsFlag {
+		fmt.Print(table)
+	} else {
+		t.Log(table)
+	}
+}
+
+// instructionCase is one kind of call: setup runs once on a fresh server, call i makes the
+// i-th call. The peer of a group comes first in it.
+type instructionCase struct {
+	group, name string
+	peer        bool
+	setup       func(ctx context.Context, rdb *redis.Client) error
+	call        func(ctx context.Context, rdb *redis.Client, i int) error
+}
+
+func instructionCases() []instructionCase {
+	keys := []string{"rateltd:{k}:w", "rateltd:{k}:q:0", "rateltd:{k}:q:1", "rateltd:{k}:q:2", "rateltd:{k}:q:3",
+		"rateltd:{k}:granted", "rateltd:{k}:paused", "rateltd:{k}:stats", "rateltd:{k}:dlq", "rateltd:{k}:evicted", "rateltd:{k}:fair"}
+	jobKeys := append(append([]string{}, keys...), "rateltd:{k}:jobs", "rateltd:{k}:lease", "rateltd:{k}:results",
+		"rateltd:{k}:rexp", "rateltd:{k}:waited", "rateltd:{k}:local", "rateltd:{k}:sched")
+	// A request granted at once on a sliding window far from its limit.
+	admit := func(i int) []any {
+		return []any{0, 50_000_000, 1_000_000, 0, 60_000, 0, strings.Repeat("t", 70), fmt.Sprintf("id%014d", i), 1,
+			time.Now().UnixMicro() + 30_000_000, 1000, 0, 0}
+	}
+	// A durable job of 100 bytes, queued (no worker).
+	node := uuid.New()
+	enqueue := func(i int) []any {
+		id := uuid.New()
+		now := time.Now().UnixMicro()
+		tk := &queue.Ticket{ID: id[:], Key: "k", Priority: 1, Enqueued: now, Deadline: now + 600_000_000, Owner: node[:], Handler: "echo"}
+		raw, _ := tk.Encode()
+		return []any{0, 50_000_000, 1_000_000, 0, 60_000, 0, raw, id[:], 1, tk.Deadline, 10_000_000, 0, 0,
+			strings.Repeat("r", 140), 0, 1}
+	}
+	load := func(s *redis.Script) func(context.Context, *redis.Client) error {
+		return func(ctx context.Context, rdb *redis.Client) error {
+			_, lib, _ := lua.Function(s.Hash())
+			return errors.Join(s.Load(ctx, rdb).Err(), rdb.FunctionLoad(ctx, lib).Err())
+		}
+	}
+	fcall := func(s *redis.Script, ks []string, argv func(int) []any) func(context.Context, *redis.Client, int) error {
+		name, _, _ := lua.Function(s.Hash())
+		return func(ctx context.Context, rdb *redis.Client, i int) error {
+			return rdb.FCall(ctx, name, ks, argv(i)...).Err()
+		}
+	}
+	evalsha := func(s *redis.Script, ks []string, argv func(int) []any) func(context.Context, *redis.Client, int) error {
+		return func(ctx context.Context, rdb *redis.Client, i int) error {
+			return s.EvalSha(ctx, rdb, ks, argv(i)...).Err()
+		}
+	}
+	payload := make([]byte, payloadSize)
+	var limiter *redis_rate.Limiter
+	var client *asynq.Client
+	return []instructionCase{
+		{group: "request granted at once", name: "redis_rate Allow", peer: true,
+			setup: func(_ context.Context, rdb *redis.Client) error {
+				limiter = redis_rate.NewLimiter(rdb)
+				return nil
+			},
+			call: func(ctx context.Context, _ *redis.Client, _ int) error {
+				_, err := limiter.Allow(ctx, "k", redis_rate.PerSecond(50_000_000))
+				return err
+			}},
+		{group: "request granted at once", name: "rateltd admit, script", setup: load(lua.Admit), call: evalsha(lua.Admit, keys, admit)},
+		{group: "request granted at once", name: "rateltd admit, function", setup: load(lua.Admit), call: fcall(lua.Admit, keys, admit)},
+		{group: "durable job enqueued", name: "asynq Enqueue", peer: true,
+			setup: func(_ context.Context, rdb *redis.Client) error {
+				client = asynq.NewClientFromRedisClient(rdb)
+				return nil
+			},
+			call: func(ctx context.Context, _ *redis.Client, _ int) error {
+				_, err := client.EnqueueContext(ctx, asynq.NewTask("echo", payload))
+				return err
+			}},
+		{group: "durable job enqueued", name: "rateltd enqueue, script", setup: load(lua.Enqueue), call: evalsha(lua.Enqueue, jobKeys, enqueue)},
+		{group: "durable job enqueued", name: "rateltd enqueue, function", setup: load(lua.Enqueue), call: fcall(lua.Enqueue, jobKeys, enqueue)},
+	}
+}
+
+// countInstructions runs c on a fresh redis-server under callgrind and returns the server's
+// instructions per call: those of many calls less those of few, over many - few.
+func countInstructions(t *testing.T, c instructionCase, few, many int) float64 {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := t.TempDir()
+	srv := exec.Command("valgrind", "--tool=callgrind", "--callgrind-out-file="+filepath.Join(dir, "cg.%p"),
+		"redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = srv.Process.Kill()
+		_ = srv.Wait()
+	}()
+	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), ReadTimeout: time.Minute, WriteTimeout: time.Minute})
+	defer rdb.Close()
+	ctx := context.Background()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("redis-server under valgrind did not listen within a minute")
+		}
+	}
+	if err := c.setup(ctx, rdb); err != nil {
+		t.Fatal(err)
+	}
+	next := 0
+	calls := func(n int) {
+		for range n {
+			if err := c.call(ctx, rdb, next); err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			next++
+		}
+	}
+	calls(50) // warm: the first calls load what the later ones find
+	counted := func(n int) float64 {
+		control(t, srv.Process.Pid, "-z")
+		calls(n)
+		control(t, srv.Process.Pid, "-d")
+		return dumped(t, dir)
+	}
+	a, b := counted(few), counted(many)
+	return (b - a) / float64(many-few)
+}
+
+// control runs callgrind_control with flag (-z zero the counts, -d dump them) on pid.
+func control(t *testing.T, pid int, flag string) {
+	t.Helper()
+	if out, err := exec.Command("callgrind_control", flag, strconv.Itoa(pid)).CombinedOutput(); err != nil {
+		t.Fatalf("callgrind_control %s: %v: %s", flag, err, out)
+	}
+}
+
+// dumped returns the instructions of the latest dump in dir (the part numbered highest, its
+// "summary:" line), waiting for it to be written.
+func dumped(t *testing.T, dir string) float64 {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		files, _ := filepath.Glob(filepath.Join(dir, "cg.*.*"))
+		latest, part := "", -1
+		for _, f := range files {
+			if n, err := strconv.Atoi(f[strings.LastIndexByte(f, '.')+1:]); err == nil && n > part {
+				latest, part = f, n
+			}
+		}
+		if latest == "" || part <= dumps[dir] {
+			continue
+		}
+		b, err := os.ReadFile(latest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "summary: "); ok {
+				n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				dumps[dir] = part
+				return n
+			}
+		}
+	}
+	t.Fatalf("no callgrind dump in %s", dir)
+	return 0
+}
+
+// dumps holds the part of the last dump read, by directory (one test goroutine).
+var dumps = map[string]int{}
