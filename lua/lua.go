@@ -15,7 +15,9 @@
 package lua
 
 import (
+	"crypto/sha1"
 	_ "embed"
+	"fmt"
 	"sync"
 
 	"github.com/redis/go-redis/v9"
@@ -147,19 +149,24 @@ type script struct {
 // script of this package's making always can, which its tests check.
 func NewScript(src string) *redis.Script {
 	s := redis.NewScript(src)
-	sc := &script{sha: s.Hash(), src: src, fn: FunctionPrefix + s.Hash()[:20]}
-	lib, err := Library(sc.fn, src)
+	// The name is the library's own digest (made under a stand-in name), so that a library made
+	// differently from the same script is another library.
+	draft, err := Library("rateltd", src)
 	if err != nil {
 		panic(err)
 	}
-	sc.lib = lib
+	sc := &script{sha: s.Hash(), src: src, fn: FunctionPrefix + fmt.Sprintf("%x", sha1.Sum([]byte(draft)))[:20]}
+	if sc.lib, err = Library(sc.fn, src); err != nil {
+		panic(err)
+	}
 	scripts.Store(sc.sha, sc)
 	scripts.Store(sc.fn, sc)
 	return s
 }
 
 // FunctionPrefix opens the name of every script's function and library: rateltd_ and the first
-// 20 hex digits of the script's SHA1, so that nodes of different versions each find their own.
+// 20 hex digits of the SHA1 of the library, so that nodes of different versions each find their
+// own, and a library of that name always holds the same code.
 const FunctionPrefix = "rateltd_"
 
 // Source returns the source of the script made by NewScript whose SHA1 (or function's name) is

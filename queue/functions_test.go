@@ -3,6 +3,8 @@ package queue_test
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +12,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rateltd/rateltd/config"
+	"github.com/rateltd/rateltd/internal/redistest"
+	"github.com/rateltd/rateltd/lua"
 	"github.com/rateltd/rateltd/queue"
 )
 
@@ -59,4 +63,47 @@ func TestLimitsKeptBetweenCalls(t *testing.T) {
 			run(t, r)
 		}
 	})
+}
+
+// TestLoadScriptsLoadsWhatIsMissing: a Client's start loads only the function libraries Redis
+// does not have (each costs Redis about a millisecond of compiling, during which it serves
+// nothing else): all of them on a fresh server, none on the next start, and only a deleted one
+// after that.
+func TestLoadScriptsLoadsWhatIsMissing(t *testing.T) {
+	srv := redistest.Fresh(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	loads := func() int {
+		info, err := rdb.Info(ctx, "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(info, "\r\n") {
+			if v, ok := strings.CutPrefix(line, "cmdstat_function|load:calls="); ok {
+				n, _ := strconv.Atoi(v[:strings.IndexByte(v, ',')])
+				return n
+			}
+		}
+		return 0
+	}
+	start := func(want int) {
+		t.Helper()
+		before := loads()
+		r := queue.NewRedis(rdb, "p", 4)
+		if err := r.LoadScripts(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := loads() - before; got != want {
+			t.Fatalf("%d libraries loaded, want %d", got, want)
+		}
+		tk, raw := ticket(t, r, "k", nodeA, config.PriorityNormal)
+		admit(t, r, params(config.Limit{Max: 100, Window: time.Minute}), tk, raw, queue.Granted)
+	}
+	start(len(lua.All))
+	start(0)
+	name, _, _ := lua.Function(lua.Admit.Hash())
+	if err := rdb.FunctionDelete(ctx, name).Err(); err != nil {
+		t.Fatal(err)
+	}
+	start(1)
 }

@@ -83,7 +83,7 @@ func NewRedis(rdb redis.UniversalClient, prefix string, shards int) *Redis {
 // correctness: a script or function Redis lost is sent again as EVAL by the command that met
 // its loss (evalPipelined), which also has the lost library loaded again.
 func (r *Redis) LoadScripts(ctx context.Context) error {
-	err := r.loadLibraries(ctx, lua.All)
+	err := r.loadLibraries(ctx, lua.All, true)
 	if err == nil {
 		r.functions.Store(true)
 		return nil

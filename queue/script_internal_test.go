@@ -13,56 +13,82 @@ import (
 	"github.com/rateltd/rateltd/lua"
 )
 
-// TestEvalPipelinedResendsOnlyLostScripts: a pipeline mixes EVALSHAs of loaded scripts and of
+// TestEvalPipelinedResendsOnlyLostScripts: a pipeline mixes calls of loaded scripts and of
 // scripts Redis does not have, some replying a script error after their write. The helper sends
-// again exactly the commands that answered NOSCRIPT, as EVAL: every counter is incremented once
-// and every command has its own script's reply, errors included. One command alone does the same.
+// again exactly the commands that answered NOSCRIPT (as EVALSHA) or that the function was not
+// found (as FCALL), as EVAL: every counter is incremented once and every command has its own
+// script's reply, errors included. One command alone does the same. As scripts and as functions;
+// a function lost is loaded again.
 func TestEvalPipelinedResendsOnlyLostScripts(t *testing.T) {
 	for name, open := range topologies {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			rdb, prefix := open(t)
-			ctx := context.Background()
-			// Scripts of this test's own (a random comment makes their SHA1 new to the server):
-			// each increments KEYS[1] and replies {its name, the count, ARGV[1]}; the "fail"
-			// ones write, then reply an error.
-			nonce := make([]byte, 8)
-			rand.Read(nonce)
-			script := func(name, reply string) *redis.Script {
-				return lua.NewScript(fmt.Sprintf("-- %s %x\nlocal n = redis.call('INCR', KEYS[1])\n%s", name, nonce, reply))
+			for _, functions := range []bool{false, true} {
+				resendsOnlyLost(t, rdb, fmt.Sprintf("%s:%v", prefix, functions), functions)
 			}
-			ok := "return {'%s', n, ARGV[1]}"
-			loaded := script("loaded", fmt.Sprintf(ok, "loaded"))
-			lost := script("lost", fmt.Sprintf(ok, "lost"))
-			loadedFail := script("loadedFail", "return redis.error_reply('loadedFail ' .. ARGV[1])")
-			lostFail := script("lostFail", "return redis.error_reply('lostFail ' .. ARGV[1])")
-			for _, s := range []*redis.Script{loaded, loadedFail} {
-				if err := s.Load(ctx, rdb).Err(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			r := NewRedis(rdb, prefix, 4)
-			scripts := []*redis.Script{loaded, lost, loadedFail, lostFail}
-			const n = 40
-			cmds := make([]*redis.Cmd, n)
-			keys := make([]string, n)
-			for i := range cmds {
-				// A hash tag per command spreads them over a cluster's masters.
-				keys[i] = fmt.Sprintf("%s:{c%d}", prefix, i)
-				cmds[i] = evalSHA(ctx, scripts[i%len(scripts)], []string{keys[i]}, "arg"+fmt.Sprint(i))
-			}
-			r.evalPipelined(ctx, cmds)
-			for i, c := range cmds {
-				check(t, rdb, c, keys[i], i%len(scripts), i)
-			}
-
-			// One command alone, of a script Redis does not have.
-			one := script("one", fmt.Sprintf(ok, "lost"))
-			key := prefix + ":{one}"
-			c := evalSHA(ctx, one, []string{key}, "arg7")
-			r.evalPipelined(ctx, []*redis.Cmd{c})
-			check(t, rdb, c, key, 1, 7)
 		})
+	}
+}
+
+func resendsOnlyLost(t *testing.T, rdb redis.UniversalClient, prefix string, functions bool) {
+	ctx := context.Background()
+	// Scripts of this test's own (a random comment makes their SHA1 new to the server): each
+	// increments KEYS[1] and replies {its name, the count, ARGV[1]}; the "fail" ones write,
+	// then reply an error.
+	nonce := make([]byte, 8)
+	rand.Read(nonce)
+	script := func(name, reply string) *redis.Script {
+		return lua.NewScript(fmt.Sprintf("-- %s %x\nlocal n = redis.call('INCR', KEYS[1])\n%s", name, nonce, reply))
+	}
+	ok := "return {'%s', n, ARGV[1]}"
+	loaded := script("loaded", fmt.Sprintf(ok, "loaded"))
+	lost := script("lost", fmt.Sprintf(ok, "lost"))
+	loadedFail := script("loadedFail", "return redis.error_reply('loadedFail ' .. ARGV[1])")
+	lostFail := script("lostFail", "return redis.error_reply('lostFail ' .. ARGV[1])")
+	r := NewRedis(rdb, prefix, 4)
+	if functions {
+		r.functions.Store(true)
+		if err := r.loadLibraries(ctx, []*redis.Script{loaded, loadedFail}, false); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		for _, s := range []*redis.Script{loaded, loadedFail} {
+			if err := s.Load(ctx, rdb).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	scripts := []*redis.Script{loaded, lost, loadedFail, lostFail}
+	const n = 40
+	cmds := make([]*redis.Cmd, n)
+	keys := make([]string, n)
+	for i := range cmds {
+		// A hash tag per command spreads them over a cluster's masters.
+		keys[i] = fmt.Sprintf("%s:{c%d}", prefix, i)
+		cmds[i] = evalSHA(ctx, scripts[i%len(scripts)], []string{keys[i]}, "arg"+fmt.Sprint(i))
+	}
+	r.evalPipelined(ctx, cmds)
+	for i, c := range cmds {
+		if want := map[bool]string{false: "evalsha", true: "fcall"}[functions]; c.Args()[0] != want {
+			t.Fatalf("command %d went as %v, want %s", i, c.Args()[0], want)
+		}
+		check(t, rdb, c, keys[i], i%len(scripts), i)
+	}
+
+	// One command alone, of a script Redis does not have.
+	one := script("one", fmt.Sprintf(ok, "lost"))
+	key := prefix + ":{one}"
+	c := evalSHA(ctx, one, []string{key}, "arg7")
+	r.evalPipelined(ctx, []*redis.Cmd{c})
+	check(t, rdb, c, key, 1, 7)
+	if !functions {
+		return
+	}
+	// The lost functions were loaded again: they answer as functions now.
+	name, _, _ := lua.Function(lost.Hash())
+	if v, err := rdb.FCall(ctx, name, []string{prefix + ":{again}"}, "x").Slice(); err != nil || v[0] != "lost" {
+		t.Fatalf("the lost function, called again: %v, %v", v, err)
 	}
 }
 
