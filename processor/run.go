@@ -61,6 +61,12 @@ func (n *Node) runJob(key string, p queue.Params, g queue.GrantedJob, grantedAt 
 	if p.Limit.Concurrency > 0 && n.Hold(key, grant.ID) {
 		defer n.Release(key, grant.ID)
 	}
+	if !stopping && !n.leaseHeld(ctx, key, p, g, grantedAt) {
+		cancel()
+		<-renewed
+		n.observeJob(started, jobRun(key, g, queue.FinishStale, 0, nil))
+		return // another node runs the job, or will when the lease lapses
+	}
 	if !stopping {
 		out, err = callHandler(n.WithSettlement(hctx, key, grant), h, g.Job.Payload)
 	}
@@ -79,6 +85,20 @@ func (n *Node) runJob(key string, p queue.Params, g queue.GrantedJob, grantedAt 
 	default:
 	}
 	n.observeJob(started, jobRun(key, g, n.finish(key, p, n.runEnd(key, g, stopping, out, err)), ran, err))
+}
+
+// leaseHeld reports whether the node may start the handler of g, granted at grantedAt (µs of
+// server time). A node that stood still between the grant and now for a third of a lease or more
+// (a stopped or starved process: TestChaosStopped) may have let the lease lapse while another
+// node took the job and ran it; it starts the handler only on a lease renewed now. A renewal that
+// fails says no as well: the lease lapses and the job runs again, once, elsewhere or here.
+func (n *Node) leaseHeld(ctx context.Context, key string, p queue.Params, g queue.GrantedJob, grantedAt int64) bool {
+	every := n.cfg.LeaseTimeout / 3
+	if n.ServerTime(time.Now())-grantedAt < every.Microseconds() {
+		return true
+	}
+	r, err := n.renewOnce(ctx, key, p, g, every)
+	return err == nil && r != queue.RenewLost
 }
 
 // runEnd is how a run that returned out and err ends: given back when the node stopped before
