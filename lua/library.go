@@ -279,7 +279,8 @@ func blockDelta(t token) int {
 
 // topLevel splits src into its top-level statements: a statement opens with a token that
 // begins its line outside every block and bracket (the scripts' layout: a top-level statement
-// starts in the first column and its further lines are indented or close it).
+// starts in the first column and its further lines are indented or close it), or that follows
+// a semicolon there.
 func topLevel(src string) ([]libraryStatement, error) {
 	toks, err := tokens(src)
 	if err != nil {
@@ -288,7 +289,8 @@ func topLevel(src string) ([]libraryStatement, error) {
 	var starts []int
 	depth, brackets := 0, 0
 	for i, t := range toks {
-		if i == 0 || t.bol && depth == 0 && brackets == 0 && src[t.at-1] == '\n' {
+		top := depth == 0 && brackets == 0
+		if i == 0 || top && (t.bol && src[t.at-1] == '\n' || toks[i-1].text == ";") {
 			starts = append(starts, i)
 		}
 		depth += blockDelta(t)

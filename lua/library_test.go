@@ -38,6 +38,7 @@ func TestLibraryAsScript(t *testing.T) {
 		{"a function as a value", "local f = function() return 'inner' end\nlocal g = f()\nreturn g .. ARGV[1]\n", []any{"!"}},
 		{"long strings and comments", "local s = [[a\nreturn 'no']] -- [[\n--[[ return 'comment'\n]]\nlocal t = [==[\n]]\n]==]\nreturn s .. t\n", nil},
 		{"a helper reading later state", "local x\nlocal function get() return x end\nx = ARGV[1]\nreturn get()\n", []any{"v"}},
+		{"two statements on a line", "local a = ARGV[1]; local b = a .. '!'\nlocal function f() return b end\nreturn f()\n", []any{"x"}},
 		{"redis.call per call", "local n = redis.call('INCR', KEYS[1])\nreturn n\n", nil},
 		{"many locals", many.String(), nil},
 	}
