@@ -14,8 +14,9 @@ import (
 // The chaos scenarios of Redis itself: the nodes reach a private Redis (or cluster) straight,
 // and the fault is done to the server.
 
-// TestChaosScriptFlush: SCRIPT FLUSH every 20-50ms for 10s, on every master. G12: lost scripts
-// cost one re-send of the commands that got NOSCRIPT, nothing else — so Redis never looks down
+// TestChaosScriptFlush: SCRIPT FLUSH and FUNCTION FLUSH every 20-50ms for 10s, on every master.
+// G12: lost scripts and functions cost one re-send of the commands that got NOSCRIPT or
+// "Function not found" (and a reload of the lost libraries), nothing else — so Redis never looks down
 // (no ErrUnavailable), every patient caller is served, no admit is charged twice (the limit is
 // served: 90% of it in every key at the heal), and the counters add up.
 func TestChaosScriptFlush(t *testing.T) {
@@ -25,8 +26,8 @@ func TestChaosScriptFlush(t *testing.T) {
 			ctx := context.Background()
 			for end := time.Now().Add(10 * time.Second); time.Now().Before(end); {
 				for _, m := range masters {
-					if err := m.ScriptFlush(ctx).Err(); err != nil {
-						t.Errorf("SCRIPT FLUSH: %v", err)
+					if err := redistest.FlushScripts(ctx, m); err != nil {
+						t.Errorf("SCRIPT FLUSH, FUNCTION FLUSH: %v", err)
 					}
 				}
 				time.Sleep(time.Duration(20+rand.IntN(30)) * time.Millisecond) // the fault's rhythm
