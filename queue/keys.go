@@ -98,6 +98,11 @@ func (k keyspace) withJobs(key string, l config.Limit) []string {
 	return k.cached(cacheKey(key, l, true)).names
 }
 
+// withJobsArgs is withJobs boxed as command arguments.
+func (k keyspace) withJobsArgs(key string, l config.Limit) []any {
+	return k.cached(cacheKey(key, l, true)).args
+}
+
 // plain returns the eleven names of every per-key script's KEYS for key, for reading one of them
 // (kPaused, kStats, kDLQ) outside a script.
 func (k keyspace) plain(key string) []string { return k.buildPerKey(nameCacheKey{key: key}) }

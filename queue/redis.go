@@ -130,7 +130,9 @@ func rateSpec(p Params) any {
 }
 
 func (r *Redis) run(ctx context.Context, s *redis.Script, key string, p Params, extra ...any) (any, error) {
-	return r.eval(ctx, s, r.ks.perKey(key, p.Limit), args(p, extra...)...).Result()
+	c := evalSHAArgs(ctx, s, r.ks.perKeyArgs(key, p.Limit), args(p, extra...)...)
+	r.evalPipelined(ctx, []*redis.Cmd{c})
+	return c.Result()
 }
 
 // Admit fails at once, with ErrUnavailable, for circuitWindow after Redis failed an admission
@@ -242,7 +244,7 @@ func (r *Redis) Grant(ctx context.Context, keys []string, ps []Params, g GrantAr
 		if i < len(g.Slots) {
 			a[slotsArg] = g.Slots[i]
 		}
-		cmds[i] = evalSHA(ctx, lua.Grant, r.ks.withJobs(key, ps[i].Limit), a...)
+		cmds[i] = evalSHAArgs(ctx, lua.Grant, r.ks.withJobsArgs(key, ps[i].Limit), a...)
 	}
 	r.evalPipelined(ctx, cmds)
 	for i, cmd := range cmds {
@@ -306,7 +308,7 @@ func (r *Redis) Claim(ctx context.Context, calls []ClaimCall) []ClaimResult {
 		for j, t := range c.Tickets {
 			extra = append(extra, t.ID, c.Raws[j])
 		}
-		cmds[i] = evalSHA(ctx, lua.Claim, r.ks.withJobs(c.Key, c.P.Limit), args(c.P, extra...)...)
+		cmds[i] = evalSHAArgs(ctx, lua.Claim, r.ks.withJobsArgs(c.Key, c.P.Limit), args(c.P, extra...)...)
 	}
 	r.evalPipelined(ctx, cmds)
 	out := make([]ClaimResult, len(calls))

@@ -14,7 +14,9 @@ import (
 )
 
 func (r *Redis) runJobs(ctx context.Context, s *redis.Script, key string, p Params, extra ...any) (any, error) {
-	return r.eval(ctx, s, r.ks.withJobs(key, p.Limit), args(p, extra...)...).Result()
+	c := evalSHAArgs(ctx, s, r.ks.withJobsArgs(key, p.Limit), args(p, extra...)...)
+	r.evalPipelined(ctx, []*redis.Cmd{c})
+	return c.Result()
 }
 
 func (r *Redis) Enqueue(ctx context.Context, p Params, t *Ticket, raw []byte, job []byte, runAt int64) (AdmitReply, error) {

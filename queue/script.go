@@ -22,11 +22,31 @@ import (
 // evalSHA returns the unsent EVALSHA of s over keys with args.
 func evalSHA(ctx context.Context, s *redis.Script, keys []string, args ...any) *redis.Cmd {
 	a := make([]any, 0, 3+len(keys)+len(args))
-	a = append(a, "evalsha", s.Hash(), len(keys))
+	a = append(a, "evalsha", shaArg(s), len(keys))
 	for _, k := range keys {
 		a = append(a, k)
 	}
 	return redis.NewCmd(ctx, append(a, args...)...)
+}
+
+// evalSHAArgs is evalSHA over key names boxed already (keyspace's perKeyArgs, withJobsArgs):
+// boxing a job script's eighteen names cost every call eighteen allocations.
+func evalSHAArgs(ctx context.Context, s *redis.Script, keys []any, args ...any) *redis.Cmd {
+	a := make([]any, 0, 3+len(keys)+len(args))
+	a = append(a, "evalsha", shaArg(s), len(keys))
+	a = append(a, keys...)
+	return redis.NewCmd(ctx, append(a, args...)...)
+}
+
+// shaArgs maps a script to its SHA1, boxed once.
+var shaArgs sync.Map
+
+func shaArg(s *redis.Script) any {
+	if v, ok := shaArgs.Load(s); ok {
+		return v
+	}
+	v, _ := shaArgs.LoadOrStore(s, any(s.Hash()))
+	return v
 }
 
 // eval runs s once over keys with args and returns its command, answered.
