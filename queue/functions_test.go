@@ -107,3 +107,26 @@ func TestLoadScriptsLoadsWhatIsMissing(t *testing.T) {
 	}
 	start(1)
 }
+
+// TestLoadScriptsWithoutFunctions: where Redis refuses FUNCTION LOAD (here an ACL user without
+// the function commands), LoadScripts loads the scripts and the calls go as EVALSHA.
+func TestLoadScriptsWithoutFunctions(t *testing.T) {
+	srv := redistest.Fresh(t)
+	ctx := context.Background()
+	if err := srv.Client(t).Do(ctx, "acl", "setuser", "nofn", "on", ">pw", "~*", "&*", "+@all", "-function").Err(); err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), Username: "nofn", Password: "pw"})
+	defer rdb.Close()
+	hook := &redistest.CommandCounter{Names: []string{"evalsha"}}
+	rdb.AddHook(hook)
+	r := queue.NewRedis(rdb, "p", 4)
+	if err := r.LoadScripts(ctx); err != nil {
+		t.Fatalf("LoadScripts as a user without FUNCTION: %v", err)
+	}
+	tk, raw := ticket(t, r, "k", nodeA, config.PriorityNormal)
+	admit(t, r, params(config.Limit{Max: 100, Window: time.Minute}), tk, raw, queue.Granted)
+	if hook.Count() != 1 {
+		t.Fatalf("%d EVALSHAs for one admit, want 1", hook.Count())
+	}
+}

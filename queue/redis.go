@@ -89,7 +89,7 @@ func (r *Redis) LoadScripts(ctx context.Context) error {
 		return nil
 	}
 	var reply redis.Error
-	if !errors.As(err, &reply) || Outage(err) {
+	if !errors.Is(err, errNoLibraries) && (!errors.As(err, &reply) || Outage(err)) {
 		return fmt.Errorf("queue: load scripts: %w", err)
 	}
 	for _, s := range lua.All {

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -165,8 +166,12 @@ func (r *Redis) loadLibraries(ctx context.Context, scripts []*redis.Script, miss
 	case *redis.Client:
 		return load(ctx, c)
 	}
-	return fmt.Errorf("queue: function libraries on a %T", r.rdb)
+	return fmt.Errorf("queue: function libraries on a %T: %w", r.rdb, errNoLibraries)
 }
+
+// errNoLibraries: the client is of a kind loadLibraries cannot reach every master of; its
+// scripts go as EVALSHA.
+var errNoLibraries = errors.New("not a client of one server or of a cluster")
 
 // reloadLost loads again the libraries of the functions that lost, commands that Redis answered
 // that it has no such function: a restart without persistence, FUNCTION FLUSH, a new master. At
