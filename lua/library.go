@@ -49,15 +49,30 @@ const maxStepUpvalues = 50
 // over with the same meaning: one that declares a top-level name twice (a statement between
 // the two would read the second).
 func Library(name, src string) (string, error) {
+	body, err := libraryBody(src)
+	if err != nil {
+		return "", fmt.Errorf("lua: %s: %w", name, err)
+	}
+	return named(name, body), nil
+}
+
+// named is the library of body (libraryBody's) under name.
+func named(name, body string) string {
+	return fmt.Sprintf("#!lua name=%s\n%sredis.register_function(%q, step.run)\n", name, body, name)
+}
+
+// libraryBody is what a library of src holds but its name: the library-level locals, the
+// helpers, the steps and step.run, which runs them.
+func libraryBody(src string) (string, error) {
 	stmts, err := topLevel(src)
 	if err != nil {
 		return "", err
 	}
 	var lib strings.Builder
-	fmt.Fprintf(&lib, "#!lua name=%s\nlocal KEYS, ARGV\n", name)
+	lib.WriteString("local KEYS, ARGV\n")
 	calls, declared, err := hoist(&lib, stmts)
 	if err != nil {
-		return "", fmt.Errorf("lua: %s: %w", name, err)
+		return "", err
 	}
 	lib.WriteString("local step = {}\n")
 	var run strings.Builder
@@ -69,7 +84,9 @@ func Library(name, src string) (string, error) {
 		lib.WriteString("end\n")
 		fmt.Fprintf(&run, "  local done, reply = step[%d]()\n  if done then return reply end\n", i+1)
 	}
-	fmt.Fprintf(&lib, "redis.register_function(%q, function(keys, args)\n  KEYS, ARGV = keys, args\n%send)\n", name, run.String())
+	// A field, not a local: a script's main function holds at most 200 locals, and the biggest
+	// scripts are near that.
+	fmt.Fprintf(&lib, "step.run = function(keys, args)\n  KEYS, ARGV = keys, args\n%send\n", run.String())
 	return lib.String(), nil
 }
 

@@ -135,7 +135,7 @@ func withJobs(body string) *redis.Script {
 
 // scripts maps the SHA1 of every script made by NewScript, and the name of its function, to
 // its source and library (go-redis's Script keeps its source to itself). Written by NewScript,
-// read by Source, Function and FunctionScript.
+// read by Source and Function.
 var scripts sync.Map
 
 // script is what NewScript keeps of a script.
@@ -149,16 +149,14 @@ type script struct {
 // script of this package's making always can, which its tests check.
 func NewScript(src string) *redis.Script {
 	s := redis.NewScript(src)
-	// The name is the library's own digest (made under a stand-in name), so that a library made
-	// differently from the same script is another library.
-	draft, err := Library("rateltd", src)
+	body, err := libraryBody(src)
 	if err != nil {
-		panic(err)
+		panic(fmt.Errorf("lua: script %s: %w", s.Hash(), err))
 	}
-	sc := &script{sha: s.Hash(), src: src, fn: FunctionPrefix + fmt.Sprintf("%x", sha1.Sum([]byte(draft)))[:20]}
-	if sc.lib, err = Library(sc.fn, src); err != nil {
-		panic(err)
-	}
+	// The name is the digest of the library's body, so that a library made differently from
+	// the same script is another library.
+	sc := &script{sha: s.Hash(), src: src, fn: FunctionPrefix + fmt.Sprintf("%x", sha1.Sum([]byte(body)))[:20]}
+	sc.lib = named(sc.fn, body)
 	scripts.Store(sc.sha, sc)
 	scripts.Store(sc.fn, sc)
 	return s

@@ -83,7 +83,7 @@ func NewRedis(rdb redis.UniversalClient, prefix string, shards int) *Redis {
 // correctness: a script or function Redis lost is sent again as EVAL by the command that met
 // its loss (evalPipelined), which also has the lost library loaded again.
 func (r *Redis) LoadScripts(ctx context.Context) error {
-	err := r.loadLibraries(ctx, lua.All, true)
+	err := r.loadLibraries(ctx, allScripts, true)
 	if err == nil {
 		r.functions.Store(true)
 		return nil
@@ -99,6 +99,15 @@ func (r *Redis) LoadScripts(ctx context.Context) error {
 	}
 	return nil
 }
+
+// allScripts are the SHA1s of lua.All.
+var allScripts = func() []string {
+	out := make([]string, len(lua.All))
+	for i, s := range lua.All {
+		out[i] = s.Hash()
+	}
+	return out
+}()
 
 // anyParams are the Params of scripts that read no limit (reset, job_wait): any valid ones do.
 var anyParams = Params{Limit: config.DefaultLimit, StatsTTL: time.Second}
@@ -130,9 +139,7 @@ func rateSpec(p Params) any {
 }
 
 func (r *Redis) run(ctx context.Context, s *redis.Script, key string, p Params, extra ...any) (any, error) {
-	c := evalSHAArgs(ctx, s, r.ks.perKeyArgs(key, p.Limit), args(p, extra...)...)
-	r.evalPipelined(ctx, []*redis.Cmd{c})
-	return c.Result()
+	return r.eval(ctx, s, r.ks.perKeyArgs(key, p.Limit), args(p, extra...)...).Result()
 }
 
 // Admit fails at once, with ErrUnavailable, for circuitWindow after Redis failed an admission
@@ -244,7 +251,7 @@ func (r *Redis) Grant(ctx context.Context, keys []string, ps []Params, g GrantAr
 		if i < len(g.Slots) {
 			a[slotsArg] = g.Slots[i]
 		}
-		cmds[i] = evalSHAArgs(ctx, lua.Grant, r.ks.withJobsArgs(key, ps[i].Limit), a...)
+		cmds[i] = evalSHA(ctx, lua.Grant, r.ks.withJobsArgs(key, ps[i].Limit), a...)
 	}
 	r.evalPipelined(ctx, cmds)
 	for i, cmd := range cmds {
@@ -308,7 +315,7 @@ func (r *Redis) Claim(ctx context.Context, calls []ClaimCall) []ClaimResult {
 		for j, t := range c.Tickets {
 			extra = append(extra, t.ID, c.Raws[j])
 		}
-		cmds[i] = evalSHAArgs(ctx, lua.Claim, r.ks.withJobsArgs(c.Key, c.P.Limit), args(c.P, extra...)...)
+		cmds[i] = evalSHA(ctx, lua.Claim, r.ks.withJobsArgs(c.Key, c.P.Limit), args(c.P, extra...)...)
 	}
 	r.evalPipelined(ctx, cmds)
 	out := make([]ClaimResult, len(calls))
@@ -395,7 +402,7 @@ func (r *Redis) Check(ctx context.Context, key string, p Params, cost int64) (De
 func (r *Redis) Reset(ctx context.Context, key string) error {
 	// The windows of the other algorithms go in the same transaction (one slot). In a
 	// transaction NOSCRIPT comes at EXEC, after the DEL ran: only the script is sent again.
-	reset := evalSHA(ctx, lua.Reset, r.ks.withJobs(key, anyParams.Limit), args(anyParams)...)
+	reset := evalSHA(ctx, lua.Reset, r.ks.withJobsArgs(key, anyParams.Limit), args(anyParams)...)
 	windows := r.ks.windows(key)
 	delArgs := make([]any, 0, 1+len(windows))
 	delArgs = append(delArgs, "del")
@@ -434,7 +441,7 @@ func (r *Redis) PauseKey(ctx context.Context, key string, until int64) error {
 
 func (r *Redis) ExtendPause(ctx context.Context, key string, until int64) error {
 	k := r.ks.plain(key)[kPaused]
-	if err := r.eval(ctx, lua.PauseUntil, []string{k}, until, until/1000+1).Err(); err != nil {
+	if err := r.eval(ctx, lua.PauseUntil, []any{k}, until, until/1000+1).Err(); err != nil {
 		return fmt.Errorf("queue: pause %q until %d: %w", key, until, err)
 	}
 	return nil
@@ -454,7 +461,7 @@ func (r *Redis) AddCounters(ctx context.Context, key string, p Params, b CountBa
 	for name, d := range b.Deltas {
 		args = append(args, name, d)
 	}
-	if err := r.eval(ctx, lua.Counters, []string{k}, args...).Err(); err != nil {
+	if err := r.eval(ctx, lua.Counters, []any{k}, args...).Err(); err != nil {
 		return fmt.Errorf("queue: add counters %q: %w", key, err)
 	}
 	return nil

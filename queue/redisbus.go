@@ -63,7 +63,7 @@ func (r *Redis) Time(ctx context.Context) (int64, error) {
 
 func (r *Redis) Activate(ctx context.Context, key string, at, until int64) error {
 	ttl := max(until-at+indexGrace, indexGrace) / 1000
-	err := r.eval(ctx, lua.IndexAdd, []string{r.ks.shardOf(key)}, key, at, ttl).Err()
+	err := r.eval(ctx, lua.IndexAdd, []any{r.ks.shardOf(key)}, key, at, ttl).Err()
 	if err != nil {
 		return fmt.Errorf("queue: activate %q: %w", key, err)
 	}
@@ -73,7 +73,7 @@ func (r *Redis) Activate(ctx context.Context, key string, at, until int64) error
 func (r *Redis) Deactivate(ctx context.Context, keys []string, before []int64) error {
 	cmds := make([]*redis.Cmd, len(keys))
 	for i, key := range keys {
-		cmds[i] = evalSHA(ctx, lua.IndexRemove, []string{r.ks.shardOf(key)}, key, before[i])
+		cmds[i] = evalSHA(ctx, lua.IndexRemove, []any{r.ks.shardOf(key)}, key, before[i])
 	}
 	r.evalPipelined(ctx, cmds)
 	var errs []error

@@ -14,9 +14,7 @@ import (
 )
 
 func (r *Redis) runJobs(ctx context.Context, s *redis.Script, key string, p Params, extra ...any) (any, error) {
-	c := evalSHAArgs(ctx, s, r.ks.withJobsArgs(key, p.Limit), args(p, extra...)...)
-	r.evalPipelined(ctx, []*redis.Cmd{c})
-	return c.Result()
+	return r.eval(ctx, s, r.ks.withJobsArgs(key, p.Limit), args(p, extra...)...).Result()
 }
 
 func (r *Redis) Enqueue(ctx context.Context, p Params, t *Ticket, raw []byte, job []byte, runAt int64) (AdmitReply, error) {
@@ -166,7 +164,7 @@ func (r *Redis) Handlers(ctx context.Context, names []string, ttl time.Duration)
 	for _, n := range names {
 		a = append(a, n)
 	}
-	live, err := r.eval(ctx, lua.Handlers, []string{r.ks.handlers()}, a...).StringSlice()
+	live, err := r.eval(ctx, lua.Handlers, []any{r.ks.handlers()}, a...).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("queue: handlers: %w", err)
 	}

@@ -10,7 +10,7 @@ import (
 
 // State runs status.lua for key and reads its reply.
 func (r *Redis) State(ctx context.Context, key string, p Params) (KeyState, error) {
-	v, err := r.eval(ctx, lua.Status, r.ks.withJobs(key, p.Limit), args(p)...).Result()
+	v, err := r.eval(ctx, lua.Status, r.ks.withJobsArgs(key, p.Limit), args(p)...).Result()
 	if err != nil {
 		return KeyState{}, fmt.Errorf("queue: status %q: %w", key, err)
 	}

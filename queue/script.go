@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,19 +21,10 @@ import (
 // of the source, which cannot meet NOSCRIPT however often the cache is flushed, and which puts
 // the script back in the cache of the server that ran it, so later EVALSHAs find it again.
 
-// evalSHA returns the unsent EVALSHA of s over keys with args.
-func evalSHA(ctx context.Context, s *redis.Script, keys []string, args ...any) *redis.Cmd {
-	a := make([]any, 0, 3+len(keys)+len(args))
-	a = append(a, "evalsha", shaArg(s), len(keys))
-	for _, k := range keys {
-		a = append(a, k)
-	}
-	return redis.NewCmd(ctx, append(a, args...)...)
-}
-
-// evalSHAArgs is evalSHA over key names boxed already (keyspace's perKeyArgs, withJobsArgs):
-// boxing a job script's eighteen names cost every call eighteen allocations.
-func evalSHAArgs(ctx context.Context, s *redis.Script, keys []any, args ...any) *redis.Cmd {
+// evalSHA returns the unsent EVALSHA of s over keys with args. The key names come boxed
+// (keyspace's perKeyArgs, withJobsArgs keep a key's boxed once: boxing a job script's eighteen
+// names cost every call eighteen allocations).
+func evalSHA(ctx context.Context, s *redis.Script, keys []any, args ...any) *redis.Cmd {
 	a := make([]any, 0, 3+len(keys)+len(args))
 	a = append(a, "evalsha", shaArg(s), len(keys))
 	a = append(a, keys...)
@@ -51,7 +43,7 @@ func shaArg(s *redis.Script) any {
 }
 
 // eval runs s once over keys with args and returns its command, answered.
-func (r *Redis) eval(ctx context.Context, s *redis.Script, keys []string, args ...any) *redis.Cmd {
+func (r *Redis) eval(ctx context.Context, s *redis.Script, keys []any, args ...any) *redis.Cmd {
 	c := evalSHA(ctx, s, keys, args...)
 	r.evalPipelined(ctx, []*redis.Cmd{c})
 	return c
@@ -126,11 +118,12 @@ func functionName(sha string) (any, bool) {
 	return v, true
 }
 
-// loadLibraries loads the function library of each of scripts into Redis, every master of a
-// cluster, in one round trip per server, replacing a library of the same name; with missing,
-// only those a server does not list (a library's name is its code's digest), one round trip
-// more. Redis compiles a library in about a millisecond, during which it serves nothing else.
-func (r *Redis) loadLibraries(ctx context.Context, scripts []*redis.Script, missing bool) error {
+// loadLibraries loads the function library of each script of scripts (SHA1s or functions'
+// names, as lua.Function takes them) into Redis, every master of a cluster, in one round trip
+// per server, replacing a library of the same name; with missing, only those a server does not
+// list (a library's name is its code's digest), one round trip more. Redis compiles a library
+// in about a millisecond, during which it serves nothing else.
+func (r *Redis) loadLibraries(ctx context.Context, scripts []string, missing bool) error {
 	load := func(ctx context.Context, c *redis.Client) error {
 		has := map[string]bool{}
 		if missing {
@@ -144,7 +137,7 @@ func (r *Redis) loadLibraries(ctx context.Context, scripts []*redis.Script, miss
 		}
 		cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, s := range scripts {
-				if name, lib, ok := lua.Function(s.Hash()); ok && !has[name] {
+				if name, lib, ok := lua.Function(s); ok && !has[name] {
 					p.FunctionLoadReplace(ctx, lib)
 				}
 			}
@@ -182,16 +175,13 @@ func (r *Redis) reloadLost(ctx context.Context, lost []*redis.Cmd) {
 		return
 	}
 	defer r.reloading.Unlock()
-	var scripts []*redis.Script
-	seen := map[string]bool{}
+	var names []string
 	for _, c := range lost {
-		name, _ := c.Args()[1].(string)
-		if src, ok := lua.Source(name); ok && !seen[name] {
-			seen[name] = true
-			scripts = append(scripts, redis.NewScript(src))
+		if name, _ := c.Args()[1].(string); !slices.Contains(names, name) {
+			names = append(names, name)
 		}
 	}
-	_ = r.loadLibraries(context.WithoutCancel(ctx), scripts, false)
+	_ = r.loadLibraries(context.WithoutCancel(ctx), names, false)
 }
 
 // resendLost sends again, as EVAL of the script's source, exactly the commands of cmds (sent,

@@ -49,7 +49,7 @@ func resendsOnlyLost(t *testing.T, rdb redis.UniversalClient, prefix string, fun
 	r := NewRedis(rdb, prefix, 4)
 	if functions {
 		r.functions.Store(true)
-		if err := r.loadLibraries(ctx, []*redis.Script{loaded, loadedFail}, false); err != nil {
+		if err := r.loadLibraries(ctx, []string{loaded.Hash(), loadedFail.Hash()}, false); err != nil {
 			t.Fatal(err)
 		}
 	} else {
@@ -66,7 +66,7 @@ func resendsOnlyLost(t *testing.T, rdb redis.UniversalClient, prefix string, fun
 	for i := range cmds {
 		// A hash tag per command spreads them over a cluster's masters.
 		keys[i] = fmt.Sprintf("%s:{c%d}", prefix, i)
-		cmds[i] = evalSHA(ctx, scripts[i%len(scripts)], []string{keys[i]}, "arg"+fmt.Sprint(i))
+		cmds[i] = evalSHA(ctx, scripts[i%len(scripts)], []any{keys[i]}, "arg"+fmt.Sprint(i))
 	}
 	r.evalPipelined(ctx, cmds)
 	for i, c := range cmds {
@@ -79,7 +79,7 @@ func resendsOnlyLost(t *testing.T, rdb redis.UniversalClient, prefix string, fun
 	// One command alone, of a script Redis does not have.
 	one := script("one", fmt.Sprintf(ok, "lost"))
 	key := prefix + ":{one}"
-	c := evalSHA(ctx, one, []string{key}, "arg7")
+	c := evalSHA(ctx, one, []any{key}, "arg7")
 	r.evalPipelined(ctx, []*redis.Cmd{c})
 	check(t, rdb, c, key, 1, 7)
 	if !functions {
