@@ -340,7 +340,7 @@ func TestG13LineStaysLine(t *testing.T) {
 // TestG13JobCost: a durable job enqueued at cost 6 on a key of 10 units an hour is charged 6
 // when granted and settles 2 in its handler; a job of cost 11 fails at once with
 // ErrCostTooHigh; a job of cost 9 with 8 left waits (its Enqueue is refused at once with a
-// short timeout).
+// short timeout; so is EnqueueMany's).
 func TestG13JobCost(t *testing.T) {
 	eachBackend(t, func(t *testing.T, h *harness) {
 		c := h.client(Config{Default: Limit{Max: 10, Window: time.Hour, Units: true}})
@@ -372,6 +372,9 @@ func TestG13JobCost(t *testing.T) {
 		}
 		if _, err := c.Enqueue(ctx, "jobs", "h", nil, WithCost(9), WithTimeout(100*time.Millisecond)); !errors.Is(err, ErrWouldExceedDeadline) {
 			t.Fatalf("Enqueue cost 9 with 8 left: %v, want ErrWouldExceedDeadline", err)
+		}
+		if ids, err := c.EnqueueMany(ctx, "jobs", "h", [][]byte{nil, nil}, WithCost(9), WithTimeout(100*time.Millisecond)); len(ids) != 0 || !errors.Is(err, ErrWouldExceedDeadline) {
+			t.Fatalf("EnqueueMany cost 9 with 8 left: %v, %v; want none queued and ErrWouldExceedDeadline", ids, err)
 		}
 	})
 }

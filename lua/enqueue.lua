@@ -12,7 +12,7 @@
 -- the time it joins its line).
 local RAW, ID, PRIO, DEADLINE = ARGV[7], ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
 local MAXQ, OVERFLOW, HEAD = tonumber(ARGV[11]), tonumber(ARGV[12]), false
-local COST = 1 -- the ticket's: enqueue_job sets it
+local COST = tonumber(ARGV[16]) or 1 -- the ticket's: enqueue_job reads it
 local TENANT, WEIGHT = ARGV[17] or '', tonumber(ARGV[18]) or 1
 local now = now_us()
 local free = lim_free(now, true)

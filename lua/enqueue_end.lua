@@ -1,11 +1,10 @@
 -- enqueue_end.lua: the end of enqueue.lua and enqueue_many.lua. enqueue_job queues the ticket RAW
--- of the job ID, of the given cost (nil: the ticket's, read from it), and stores its record
--- rec, unless a job of that id is waiting, running or has its
--- result kept (reply code 5, nothing written); it returns admit's reply. A job to run at RUN_AT
--- (µs), later than now, is kept with its record (whose state says scheduled) in the scheduled
--- set, not the line, until the grant step moves it there (reply code 6; the line's length in
--- place of the earliest start).
-local function enqueue_job(rec, run_at, cost)
+-- of the job ID, of cost COST, and stores its record rec, unless a job of that id is waiting,
+-- running or has its result kept (reply code 5, nothing written); it returns admit's reply. A
+-- job to run at RUN_AT (µs), later than now, is kept with its record (whose state says
+-- scheduled) in the scheduled set, not the line, until the grant step moves it there (reply
+-- code 6; the line's length in place of the earliest start).
+local function enqueue_job(rec, run_at)
   local kept = redis.call('ZSCORE', REXP, ID)
   if redis.call('HEXISTS', JOBS, ID) == 1 or (kept and tonumber(kept) > now) then
     return {5, now, 0, 0, 0, '', 0}
@@ -18,12 +17,6 @@ local function enqueue_job(rec, run_at, cost)
     extend_ttl(SCHED, keep)
     count('scheduled')
     return {6, now, 0, run_at, line_len(), '', 0}
-  end
-  if cost then
-    COST = cost
-  else
-    local t = decode(RAW)
-    COST = t and cost_of(t) or 1
   end
   local reply = line_admit()
   if reply[1] == 2 then

@@ -99,7 +99,7 @@ var (
 var (
 	Admit       = NewScript(limits + pause + quiet + shadow + admitFast + line + fair + admit + "\nreturn line_admit()\n")
 	AdmitMany   = NewScript(admitMany + limits + pause + quiet + shadow + line + fair + admit + admitManyEnd)
-	Enqueue     = NewScript(limits + pause + enqueue + line + fair + jobs + admit + enqueueEnd + "\nreturn enqueue_job(ARGV[14], tonumber(ARGV[15]) or 0, tonumber(ARGV[16]))\n")
+	Enqueue     = NewScript(limits + pause + enqueue + line + fair + jobs + admit + enqueueEnd + "\nreturn enqueue_job(ARGV[14], tonumber(ARGV[15]) or 0)\n")
 	EnqueueMany = NewScript(limits + pause + enqueueMany + line + fair + jobs + admit + enqueueEnd + enqueueManyEnd)
 	Grant       = withJobs(grant)
 	Claim       = withJobs(claim)

@@ -61,18 +61,17 @@ func (n *Node) runJob(key string, p queue.Params, g queue.GrantedJob, grantedAt 
 	if p.Limit.Concurrency > 0 && n.Hold(key, grant.ID) {
 		defer n.Release(key, grant.ID)
 	}
-	if !stopping && !n.leaseHeld(ctx, key, p, g, grantedAt) {
-		cancel()
-		<-renewed
-		n.observeJob(started, jobRun(key, g, queue.FinishStale, 0, nil))
-		return // another node runs the job, or will when the lease lapses
-	}
-	if !stopping {
+	held := stopping || n.leaseHeld(ctx, key, p, g, grantedAt)
+	if !stopping && held {
 		out, err = callHandler(n.WithSettlement(hctx, key, grant), h, g.Job.Payload)
 	}
 	ran := time.Since(began)
 	cancel()
 	<-renewed
+	if !held {
+		n.observeJob(started, jobRun(key, g, queue.FinishStale, ran, err))
+		return // another node runs the job, or will when the lease lapses
+	}
 	if !n.quiet.Enter() {
 		started(jobRun(key, g, queue.FinishStale, ran, err))
 		return // sealed: the lease lapses and another node runs the job again

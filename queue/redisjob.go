@@ -43,7 +43,7 @@ func (r *Redis) EnqueueMany(ctx context.Context, p Params, jobs []NewJob) ([]Adm
 	for _, j := range jobs {
 		extra = append(extra, j.Raw, j.Ticket.ID, j.Record)
 	}
-	extra = append(extra, jobs[0].RunAt)
+	extra = append(extra, jobs[0].RunAt, t.CostOf())
 	if t.Tenant != "" {
 		extra = append(extra, t.Tenant, max(1, t.Weight))
 	}
