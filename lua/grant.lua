@@ -26,9 +26,8 @@ local HOLD, LEASE_US, MAX_LOST = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumbe
 local MAX_DROPS, MAX_SKIPS, MAX_REFUNDS, MAX_RECLAIMS = 1000, 1000, 1000, 100
 
 local dead, mine, others = {}, {}, {}
-local any_dead = false
 local ndead = tonumber(ARGV[14])
-for i = 15, 14 + ndead do dead[ARGV[i]] = true; any_dead = true end
+for i = 15, 14 + ndead do dead[ARGV[i]] = true end
 for i = 15 + ndead, #ARGV do
   local h = ARGV[i]
   if string.sub(h, 1, 1) == '+' then mine[string.sub(h, 2)] = true else others[string.sub(h, 2)] = true end
@@ -48,6 +47,9 @@ local mine_t, owners, jobs, woken, owner_seen = {}, {}, {}, {}, {}
 local drops, skips, held, busy, halt = 0, 0, false, false, false
 -- open: the key's limit is a shadow limit and no pause is in force: every ticket fits.
 local open = false
+-- sets: any of the key's sets of grants for other nodes, leases and scheduled jobs holds
+-- anything (one call, where looking into each takes five, and most keys hold none).
+local sets = false
 
 -- refund_stale forgets this node's own grants older than twice the claim timeout, and gives
 -- back the remote grants not claimed in time or whose owner is dead (or that are unreadable):
@@ -55,8 +57,9 @@ local open = false
 -- Twin: grantRun.refundStale.
 local function refund_stale()
   redis.call('ZREMRANGEBYSCORE', LOCAL, '-inf', I(now - 2 * CLAIM))
+  if not sets then return end
   local stale
-  if any_dead then
+  if ndead > 0 then
     stale = redis.call('ZRANGE', GRANTED, 0, MAX_REFUNDS - 1, 'WITHSCORES')
   else
     stale = redis.call('ZRANGEBYSCORE', GRANTED, '-inf', I(now - CLAIM), 'WITHSCORES', 'LIMIT', 0, MAX_REFUNDS)
@@ -121,6 +124,9 @@ local function join_scheduled()
   end
 end
 
+-- The lines' lengths by priority, as pick_grants read them and take changed them since.
+local lens = {}
+
 -- take_grant counts a grant of cost c to id. Twin: grantRun.takeGrant.
 local function take_grant(id, c)
   lim_take(c)
@@ -143,6 +149,7 @@ local walking = 3
 -- Takes the entry raw at position i of line out: ticket t (nil when corrupt), granted or not.
 local function take(line, i, raw, t, granted)
   if i == 0 then redis.call('LPOP', line) else redis.call('LREM', line, 1, raw) end
+  lens[walking] = lens[walking] - 1
   line_left(walking, t, granted)
 end
 
@@ -265,19 +272,23 @@ end
 -- pick_grants walks the lines, highest priority first, each from its head, visiting tickets
 -- until the batch and the window are spent (a line stops at the first ticket it could grant
 -- but may not), a job halts the walk, or MAX_DROPS tickets were dropped. It reads a line in
--- chunks, as many tickets as it can use and one more. Twin: grantRun.pickGrants.
+-- chunks, as many tickets as it can use and one more (none of an empty line; no more once a
+-- chunk came short: nothing joins a line during the walk). Twin: grantRun.pickGrants.
 local function pick_grants()
+  for q = 0, 3 do lens[q] = redis.call('LLEN', KEYS[2 + q]) end
   for q = 5, 2, -1 do
     local line = KEYS[q]
     walking = q - 2
     local i = 0
-    while i and drops < MAX_DROPS do
-      local chunk = redis.call('LRANGE', line, i, i + math.min(64, math.max(1, math.min(free, BATCH - n)) + 1))
+    while i and drops < MAX_DROPS and lens[walking] > 0 do
+      local want = math.min(64, math.max(1, math.min(free, BATCH - n))) + 2
+      local chunk = redis.call('LRANGE', line, i, i + want - 1)
       if #chunk == 0 then break end
       for _, raw in ipairs(chunk) do
         i = visit_ticket(line, i, raw)
         if not i or drops >= MAX_DROPS then break end
       end
+      if #chunk < want then break end
     end
     if halt then break end
   end
@@ -298,7 +309,7 @@ end
 -- later than the first unclaimed grant or lease lapses or scheduled job is due. Twin: grantRun.nextVisit.
 local function next_visit(p)
   local next = 0
-  if line_len() > 0 then
+  if lens[0] + lens[1] + lens[2] + lens[3] > 0 then
     if p ~= NOT_PAUSED then next = p
     elseif drops >= MAX_DROPS then next = now
     elseif blocked then next = lim_next(now, blocked)
@@ -306,6 +317,7 @@ local function next_visit(p)
     elseif free > 0 then next = now
     else next = lim_next(now, 1) end
   end
+  if not sets and #owners == 0 then return next end
   for _, z in ipairs({GRANTED, LEASE, SCHED}) do
     local oldest = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')[2]
     if oldest then
@@ -317,9 +329,12 @@ local function next_visit(p)
   return next
 end
 
+sets = redis.call('EXISTS', GRANTED, LEASE, SCHED) > 0
 refund_stale()
-join_scheduled()
-reclaim_leases()
+if sets then
+  join_scheduled()
+  reclaim_leases()
+end
 local p = paused(now)
 if p == NOT_PAUSED then free = lim_free(now, true) else lim_none() end
 open = SHADOW and p == NOT_PAUSED
@@ -327,7 +342,4 @@ if open then free = BATCH end
 pick_grants()
 charge_window()
 local next = next_visit(p)
-local pz, hz = 0, 0
-if p ~= NOT_PAUSED then pz = 1 end
-if busy then hz = 1 end
-return {pz, now, next, mine_t, owners, jobs, hz, woken}
+return {p ~= NOT_PAUSED and 1 or 0, now, next, mine_t, owners, jobs, busy and 1 or 0, woken}
