@@ -199,8 +199,7 @@ func (n *Node) Acquire(ctx context.Context, req Request) (Grant, error) {
 	n.mu.Lock()
 	w.queued = true
 	n.mu.Unlock()
-	n.queued(ctx, req.Key, rep, t.Deadline, deadline)
-	n.Recheck(req.Key)
+	n.queued(ctx, req.Key, rep, t.Deadline)
 	if req.Queued != nil {
 		req.Queued()
 	}
@@ -293,15 +292,26 @@ func refusal(key string, rep queue.AdmitReply) error {
 }
 
 // queued follows an admit that queued a ticket due by until (server µs): it tells the owner
-// of a ticket evicted to make room, and, when the line was empty, puts the key in the index
-// and wakes every node, waiting for the backend no later than deadline.
-func (n *Node) queued(ctx context.Context, key string, rep queue.AdmitReply, until int64, deadline time.Time) {
+// of a ticket evicted to make room, and has the loop grant the key — when the line was empty,
+// at the ticket's earliest start, after putting the key in the index and waking every node
+// (all in its next step, with the other lines opened meanwhile); else at once, for the node
+// to learn when it may grant the key next. A claim is not needed: another node's grant of the
+// ticket comes with a wake-up (EventClaim), and the poll claims where one may have been lost.
+func (n *Node) queued(ctx context.Context, key string, rep queue.AdmitReply, until int64) {
 	if rep.Evicted != nil {
 		n.evicted(ctx, key, rep.Evicted)
 	}
+	n.mu.Lock()
 	if rep.LineBefore == 0 {
-		n.activate(ctx, key, rep.Now, until, deadline)
+		n.opened = append(n.opened, queue.Activation{Key: key, At: rep.Now, Until: until, Wake: true})
 	}
+	if rep.LineBefore == 0 && rep.Earliest > 0 {
+		n.dueAt[key] = n.LocalTime(rep.Earliest)
+	} else {
+		n.pending[key] = struct{}{}
+	}
+	n.mu.Unlock()
+	n.poke()
 }
 
 func (n *Node) outcome(d delivery, key string, start time.Time) (Grant, error) {
@@ -469,18 +479,16 @@ func (n *Node) evicted(ctx context.Context, key string, raw []byte) {
 	}
 }
 
-// activate records that key has a line, so that every node's processor takes it up. It
-// waits for the backend no longer than the request's deadline.
+// activate records that key has a line and wakes every node's processor to take it up (a
+// durable job's line: the node that runs its handler must), waiting for the backend no longer
+// than deadline.
 func (n *Node) activate(ctx context.Context, key string, at, until int64, deadline time.Time) {
 	if limit := time.Now().Add(backendTimeout); limit.Before(deadline) {
 		deadline = limit
 	}
 	bctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
-	if err := n.be.Activate(bctx, key, at, until); err != nil {
+	if err := n.be.Activate(bctx, []queue.Activation{{Key: key, At: at, Until: until, Wake: true}}); err != nil {
 		n.log.Error("rateltd: activate", err, "key", key)
-	}
-	if err := n.be.Broadcast(bctx, queue.Event{Kind: queue.EventQueued, Key: key}); err != nil {
-		n.log.Error("rateltd: broadcast", err, "key", key)
 	}
 }

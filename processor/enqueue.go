@@ -186,7 +186,13 @@ func (n *Node) enqueued(ctx context.Context, key string, rep queue.AdmitReply, d
 	if err := refusal(key, rep); err != nil {
 		return err
 	}
-	n.queued(ctx, key, rep, deadline, time.Now().Add(backendTimeout))
+	if rep.Evicted != nil {
+		n.evicted(ctx, key, rep.Evicted)
+	}
+	if rep.LineBefore == 0 {
+		// Before Enqueue returns: the job must be found even if this process ends next.
+		n.activate(ctx, key, rep.Now, deadline, time.Now().Add(backendTimeout))
+	}
 	return nil
 }
 

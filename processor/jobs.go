@@ -263,7 +263,7 @@ func (n *Node) granted(ctx context.Context, key string, p queue.Params, rep queu
 // keepActive keeps key in the index of active keys until at least until (server µs), without
 // waking anyone: the key has leased or retrying jobs that other nodes must find if this one dies.
 func (n *Node) keepActive(ctx context.Context, key string, at, until int64) {
-	if err := n.be.Activate(ctx, key, at, until); err != nil {
+	if err := n.be.Activate(ctx, []queue.Activation{{Key: key, At: at, Until: until}}); err != nil {
 		n.log.Error("rateltd: activate", err, "key", key)
 	}
 }

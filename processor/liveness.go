@@ -143,8 +143,8 @@ func (n *Node) rejoin(ctx context.Context) {
 			}
 		case queue.Queued:
 			w.keepLineSuffix(rep.LineSuffix)
-			n.queued(bctx, w.t.Key, rep, w.t.Deadline, deadline)
-			n.Recheck(w.t.Key)
+			n.queued(bctx, w.t.Key, rep, w.t.Deadline)
+			n.Recheck(w.t.Key) // and claim: grants for its tickets of before may wait
 		}
 		// Refused (line full, deadline out of reach): the request ends by its deadline.
 		cancel()

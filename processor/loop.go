@@ -3,6 +3,7 @@ package processor
 import (
 	"cmp"
 	"context"
+	"slices"
 	"time"
 
 	"github.com/rateltd/rateltd/queue"
@@ -50,8 +51,8 @@ func (n *Node) loop(events <-chan queue.Event, stopListen func(), ready chan<- s
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.PollInterval+backendTimeout)
 		now := time.Now()
 		if !now.Before(nextPoll) {
-			n.poll(ctx, keys)
 			nextPoll = now.Add(n.cfg.PollInterval)
+			n.poll(ctx, keys, nextPoll)
 		} else if n.advertising() {
 			n.advertiseHandlers(ctx)
 		}
@@ -102,6 +103,13 @@ func (n *Node) advertising() bool {
 func (n *Node) handle(ev queue.Event) {
 	switch ev.Kind {
 	case queue.EventQueued:
+		if c := n.announced[ev.Key]; c > 0 {
+			// The echo of this node's own wake-up: it scheduled the key when it sent it.
+			if n.announced[ev.Key] = c - 1; c == 1 {
+				delete(n.announced, ev.Key)
+			}
+			return
+		}
 		n.mu.Lock()
 		n.pending[ev.Key] = struct{}{}
 		n.mu.Unlock()
@@ -128,9 +136,13 @@ func (n *Node) handle(ev queue.Event) {
 	}
 }
 
-// poll is the safety net: it reloads the runtime configuration, takes up every key of the
-// index, claims for every key this node waits on, and writes pending counts.
-func (n *Node) poll(ctx context.Context, keys map[string]*keyState) {
+// poll is the safety net: it reloads the runtime configuration, makes due every key of the
+// index and every key this node waits on that is not to be granted before the next poll (at
+// horizon) anyway, claims for every key this node waits on where a claim could find anything,
+// and writes pending counts. So each key with a line is looked at once a poll interval at
+// least, whatever wake-ups were lost, and the poll's work grows with the keys it could serve,
+// not with all keys.
+func (n *Node) poll(ctx context.Context, keys map[string]*keyState, horizon time.Time) {
 	if err := n.RefreshRuntime(ctx); err != nil {
 		n.log.Error("rateltd: processor: load runtime config", err)
 	}
@@ -142,31 +154,76 @@ func (n *Node) poll(ctx context.Context, keys map[string]*keyState) {
 	if err != nil {
 		n.log.Error("rateltd: processor: read active keys", err)
 	}
+	unscheduled := func(k string) bool {
+		ks := keys[k]
+		return ks == nil || ks.next.IsZero() || ks.next.After(horizon)
+	}
 	n.mu.Lock()
 	for _, k := range active {
-		n.pending[k] = struct{}{}
+		if unscheduled(k) {
+			n.pending[k] = struct{}{}
+		}
 	}
 	for k := range keys {
-		n.pending[k] = struct{}{}
+		if unscheduled(k) {
+			n.pending[k] = struct{}{}
+		}
 	}
+	var waited []string
 	for k, byID := range n.waiters {
 		if len(byID) == 0 {
 			delete(n.waiters, k)
 			continue
 		}
 		// A node grants every key it waits on, whether or not the index still lists it.
-		n.claims[k] = struct{}{}
-		n.pending[k] = struct{}{}
+		if unscheduled(k) {
+			n.pending[k] = struct{}{}
+		}
+		waited = append(waited, k)
 	}
+	for k := range n.claimAgain {
+		n.claims[k] = struct{}{}
+	}
+	clear(n.claimAgain)
 	n.mu.Unlock()
+	clear(n.announced)
+	n.claimWhereAny(ctx, waited)
 	_ = n.flushCounts(ctx) // logged
 }
 
-// step grants every due key and claims for every key that asked.
+// claimWhereAny asks the next step to claim for those of keys where other nodes' grants or
+// evictions wait (all of them when the backend cannot tell): a lost wake-up of another node's
+// (EventClaim) costs a poll interval at most.
+func (n *Node) claimWhereAny(ctx context.Context, keys []string) {
+	found, err := n.be.Claimable(ctx, keys)
+	if err != nil {
+		n.log.Error("rateltd: processor: look for grants to claim", err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for i, k := range keys {
+		if err != nil || found[i] {
+			n.claims[k] = struct{}{}
+		}
+	}
+}
+
+// step announces the lines opened since the last step, grants every due key and claims for
+// every key that asked.
 func (n *Node) step(ctx context.Context, keys map[string]*keyState) {
 	n.mu.Lock()
+	opened := n.opened
+	n.opened = nil
 	all := n.all
 	n.all = false
+	for k, at := range n.dueAt {
+		if ks := keys[k]; ks == nil {
+			keys[k] = &keyState{next: at}
+		} else if !ks.next.IsZero() && at.Before(ks.next) {
+			ks.next = at
+		}
+	}
+	clear(n.dueAt)
 	for k := range n.pending {
 		if keys[k] == nil {
 			keys[k] = &keyState{}
@@ -180,6 +237,7 @@ func (n *Node) step(ctx context.Context, keys map[string]*keyState) {
 	}
 	clear(n.claims)
 	n.mu.Unlock()
+	n.announceOpened(ctx, opened)
 
 	now := time.Now()
 	var due []string
@@ -197,6 +255,21 @@ func (n *Node) step(ctx context.Context, keys map[string]*keyState) {
 		chunk := claims[:min(len(claims), maxPipeline)]
 		claims = claims[len(chunk):]
 		n.claim(ctx, chunk)
+	}
+}
+
+// announceOpened puts the keys of lines opened in the index and wakes every node for them, in
+// one round trip, noting the wake-ups whose echo the loop is to skip.
+func (n *Node) announceOpened(ctx context.Context, opened []queue.Activation) {
+	if len(opened) == 0 {
+		return
+	}
+	if err := n.be.Activate(ctx, opened); err != nil {
+		n.log.Error("rateltd: activate", err, "keys", len(opened))
+		return
+	}
+	for _, a := range opened {
+		n.announced[a.Key]++
 	}
 }
 
@@ -308,6 +381,9 @@ func (n *Node) claim(ctx context.Context, keys []string) {
 		key, p := calls[i].Key, calls[i].P
 		if res.Err != nil {
 			n.log.Error("rateltd: processor: claim", res.Err, "key", key)
+			n.mu.Lock()
+			n.claimAgain[key] = struct{}{}
+			n.mu.Unlock()
 			continue
 		}
 		for j, w := range waiting[i] {
@@ -326,10 +402,10 @@ func (n *Node) claim(ctx context.Context, keys []string) {
 // FlushCounts writes key's counts gathered since the last flush now, so that a Status read
 // next includes this node's own.
 func (n *Node) FlushCounts(ctx context.Context, key string) error {
-	return n.flushKey(ctx, key)
+	return n.flush(ctx, []string{key})
 }
 
-// flushCounts writes the outcome counts gathered since the last flush, key by key.
+// flushCounts writes the outcome counts gathered since the last flush, of every key.
 func (n *Node) flushCounts(ctx context.Context) error {
 	n.mu.Lock()
 	keys := make([]string, 0, len(n.counts)+len(n.unsent))
@@ -342,44 +418,65 @@ func (n *Node) flushCounts(ctx context.Context) error {
 		}
 	}
 	n.mu.Unlock()
+	return n.flush(ctx, keys)
+}
+
+// maxCountCalls bounds the keys whose counts one round trip writes.
+const maxCountCalls = 1024
+
+// flush writes the counts of keys, maxCountCalls keys a round trip: first a key's batch whose
+// sending failed before, sent again as it was (the backend adds a batch once, so a batch that
+// was added although its reply was lost is not added twice), then what was counted since, as a
+// new batch. A batch that fails stays for the next flush; counts gathered meanwhile wait beside
+// it, so a key has at most one unsent batch whatever the outage's length. Flushes do not
+// overlap (flushMu).
+func (n *Node) flush(ctx context.Context, keys []string) error {
+	n.flushMu.Lock()
+	defer n.flushMu.Unlock()
 	var first error
-	for _, k := range keys {
-		if err := n.flushKey(ctx, k); err != nil {
-			n.log.Error("rateltd: processor: write counters; kept to send again", err, "key", k)
-			first = cmp.Or(first, err)
+	for range 2 { // an unsent batch, then the counts since
+		calls := n.countCalls(keys)
+		if len(calls) == 0 {
+			break
+		}
+		keys = keys[:0]
+		for chunk := range slices.Chunk(calls, maxCountCalls) {
+			errs := n.be.AddCounters(ctx, chunk)
+			n.mu.Lock()
+			for i, err := range errs {
+				if err != nil {
+					n.log.Error("rateltd: processor: write counters; kept to send again", err, "key", chunk[i].Key)
+					first = cmp.Or(first, err)
+					continue
+				}
+				delete(n.unsent, chunk[i].Key)
+				keys = append(keys, chunk[i].Key)
+			}
+			n.mu.Unlock()
 		}
 	}
 	return first
 }
 
-// flushKey writes key's counts: first a batch whose sending failed before, sent again as it
-// was (the backend adds a batch once, so a batch that was added although its reply was lost
-// is not added twice), then what was counted since, as a new batch. A batch that fails stays
-// for the next flush; counts gathered meanwhile wait beside it, so a key has at most one
-// unsent batch whatever the outage's length. Flushes of one key do not overlap (flushMu).
-func (n *Node) flushKey(ctx context.Context, key string) error {
-	n.flushMu.Lock()
-	defer n.flushMu.Unlock()
-	for {
-		n.mu.Lock()
+// countCalls returns the batch to send of each of keys that has one: its unsent batch, or a new
+// batch of what was counted (kept as unsent until written).
+func (n *Node) countCalls(keys []string) []queue.CountCall {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	calls := make([]queue.CountCall, 0, len(keys))
+	for _, key := range keys {
 		b, ok := n.unsent[key]
 		if !ok {
 			c := n.counts[key]
 			if c == nil {
-				n.mu.Unlock()
-				return nil
+				continue
 			}
 			delete(n.counts, key)
 			n.countSeq++
 			b = queue.CountBatch{Node: n.id, Seq: n.countSeq, Deltas: c}
 			n.unsent[key] = b
 		}
-		n.mu.Unlock()
-		if err := n.be.AddCounters(ctx, key, n.Params(key), b); err != nil {
-			return err
-		}
-		n.mu.Lock()
-		delete(n.unsent, key)
-		n.mu.Unlock()
+		calls = append(calls, queue.CountCall{Key: key, P: n.paramsLocked(key), Batch: b})
 	}
+	return calls
 }

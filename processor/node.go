@@ -53,6 +53,20 @@ type Node struct {
 	// Written by Acquire and the loop's event handling; drained by the loop. Guarded by mu.
 	pending map[string]struct{}
 	claims  map[string]struct{}
+	// claimAgain are keys whose claim failed, for the next poll to claim for whatever they
+	// hold (the poll claims elsewhere only where Claimable says a claim could find anything).
+	// Guarded by mu.
+	claimAgain map[string]struct{}
+	// opened are the lines this node's requests opened, for the loop to put in the index and
+	// announce to every node in its next step, all in one round trip; dueAt, keys the loop is
+	// to grant at the time given rather than at once (such a line: its ticket's turn comes no
+	// sooner). Guarded by mu.
+	opened []queue.Activation
+	dueAt  map[string]time.Time
+	// announced counts per key the wake-ups (EventQueued) the loop sent whose echo it has not
+	// had back: it skips them, the key being scheduled already. Only the loop goroutine touches
+	// it; every poll empties it (an echo lost with a connection is not waited for).
+	announced map[string]int
 	// all asks the loop to grant every key it knows (the runtime configuration changed).
 	// Written by event handling, drained by the loop. Guarded by mu.
 	all bool
@@ -122,21 +136,24 @@ type Node struct {
 func New(ctx context.Context, be queue.Backend, cfg Options) (*Node, error) {
 	id := uuid.New()
 	n := &Node{
-		id:       id[:],
-		be:       be,
-		cfg:      cfg,
-		log:      newLogLimiter(cfg.Logger.With(slog.String("node", id.String()))),
-		waiters:  map[string]map[ticketID]*waiter{},
-		pending:  map[string]struct{}{},
-		claims:   map[string]struct{}{},
-		counts:   map[string]map[string]int64{},
-		unsent:   map[string]queue.CountBatch{},
-		owners:   map[string]time.Time{},
-		held:     map[string]map[ticketID]struct{}{},
-		adapted:  map[string]time.Time{},
-		cut:      map[string]time.Time{},
-		stated:   map[string]stated{},
-		releases: map[string][][]byte{},
+		id:         id[:],
+		be:         be,
+		cfg:        cfg,
+		log:        newLogLimiter(cfg.Logger.With(slog.String("node", id.String()))),
+		waiters:    map[string]map[ticketID]*waiter{},
+		pending:    map[string]struct{}{},
+		claims:     map[string]struct{}{},
+		claimAgain: map[string]struct{}{},
+		dueAt:      map[string]time.Time{},
+		announced:  map[string]int{},
+		counts:     map[string]map[string]int64{},
+		unsent:     map[string]queue.CountBatch{},
+		owners:     map[string]time.Time{},
+		held:       map[string]map[ticketID]struct{}{},
+		adapted:    map[string]time.Time{},
+		cut:        map[string]time.Time{},
+		stated:     map[string]stated{},
+		releases:   map[string][][]byte{},
 		jobs: jobState{handlers: map[string]Handler{}, jobKeys: map[string]time.Time{}, starved: map[string]struct{}{},
 			waiters: map[string]map[chan struct{}]struct{}{}, runs: map[string]chan struct{}{}},
 		jobsStop: make(chan struct{}),

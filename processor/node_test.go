@@ -3,7 +3,9 @@ package processor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -139,5 +141,77 @@ func TestEnqueueWithoutHandlerGrantsNothing(t *testing.T) {
 	waitFor("probe", 1)
 	if got := be.count("jobs") - before; got != 0 {
 		t.Errorf("20 jobs enqueued on a node without their handler ran %d grant steps, want 0", got)
+	}
+}
+
+// countWriter records AddCounters' calls; the keys in lose have their next batch applied and
+// its reply lost (an error after the write), as a connection cut after Redis ran it.
+type countWriter struct {
+	queue.Backend
+	mu    sync.Mutex
+	calls []int // the keys of each call
+	lose  map[string]bool
+}
+
+func (w *countWriter) AddCounters(ctx context.Context, calls []queue.CountCall) []error {
+	errs := w.Backend.AddCounters(ctx, calls)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.calls = append(w.calls, len(calls))
+	for i, c := range calls {
+		if w.lose[c.Key] {
+			delete(w.lose, c.Key)
+			errs[i] = errInjected
+		}
+	}
+	return errs
+}
+
+// TestCountsFlushedTogether: the counts of many keys are written maxCountCalls keys a round
+// trip, not a round trip per key; a key whose batch's reply was lost keeps it, sends it again
+// as it was with its later counts beside it, and is counted once.
+func TestCountsFlushedTogether(t *testing.T) {
+	be := &countWriter{Backend: queue.NewMemory(), lose: map[string]bool{"k7": true}}
+	o := testOptions()
+	o.PollInterval = time.Hour // the loop's own flush stays out of the way
+	n, err := New(context.Background(), be, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(context.Background())
+	ctx := context.Background()
+	const keys = 2*maxCountCalls + 10
+	for i := range keys {
+		for range 1 + i%3 {
+			n.count(fmt.Sprintf("k%d", i), queue.CountSucceeded)
+		}
+	}
+	if err := n.flushCounts(ctx); !errors.Is(err, errInjected) {
+		t.Fatalf("flush: %v; want the lost reply's error", err)
+	}
+	n.count("k7", queue.CountSucceeded) // counted while k7's batch waits to be sent again
+	if err := n.flushCounts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	be.mu.Lock()
+	calls := slices.Clone(be.calls)
+	be.mu.Unlock()
+	// Three round trips for every key's first batch, then k7's batch again and its count since.
+	if want := []int{maxCountCalls, maxCountCalls, 10, 1, 1}; !slices.Equal(calls, want) {
+		t.Errorf("AddCounters took %v keys a call; want %v", calls, want)
+	}
+	for i := range keys {
+		want := int64(1 + i%3)
+		if i == 7 {
+			want++
+		}
+		key := fmt.Sprintf("k%d", i)
+		st, err := be.State(ctx, key, n.Params(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.Counters[queue.CountSucceeded]; got != want {
+			t.Fatalf("%s: succeeded %d; want %d", key, got, want)
+		}
 	}
 }

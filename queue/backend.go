@@ -350,6 +350,10 @@ type Backend interface {
 	// key, owned by the caller), one atomic step per call; the Redis backend sends the steps of
 	// every call in one round trip. The results are per call, in the order of calls.
 	Claim(ctx context.Context, calls []ClaimCall) []ClaimResult
+	// Claimable reports, for each of keys, whether a claim could find anything there for the
+	// tickets of a node that has missed no grant reply of its own: grants made for another
+	// node to claim, or tickets evicted. One round trip; cheap where Claim runs a step per key.
+	Claimable(ctx context.Context, keys []string) ([]bool, error)
 	// Cancel removes a waiting ticket, or refunds its grant if it was granted and neither
 	// claimed nor delivered (a local grant whose reply was lost).
 	Cancel(ctx context.Context, p Params, t *Ticket, raw []byte) (CancelOutcome, error)
@@ -384,16 +388,18 @@ type Backend interface {
 	// ExtendPause pauses the key until the µs given unless it is paused as long already.
 	ExtendPause(ctx context.Context, key string, until int64) error
 	ResumeKey(ctx context.Context, key string) error
-	// AddCounters adds a batch of counts to the key's counters (outcomes that happen outside
-	// a script), once: a batch sent again after an error changes nothing if the first sending
-	// had been applied.
-	AddCounters(ctx context.Context, key string, p Params, b CountBatch) error
+	// AddCounters adds each call's batch of counts to its key's counters (outcomes that happen
+	// outside a script), once: a batch sent again after an error changes nothing if the first
+	// sending had been applied. All in one round trip; errs[i] is calls[i]'s error.
+	AddCounters(ctx context.Context, calls []CountCall) (errs []error)
 	// Time is the backend's clock, µs.
 	Time(ctx context.Context) (int64, error)
 
-	// Activate records in the index that key has a line, at server time at (µs); the entry
-	// lasts at least until until (µs, the deadline of the ticket that opened the line).
-	Activate(ctx context.Context, key string, at, until int64) error
+	// Activate records in the index that each key has a line, at server time At (µs); the
+	// entry lasts at least until Until (µs, the deadline of the ticket that opened the line).
+	// The keys of activations with Wake are announced to every node (EventQueued), in the same
+	// round trip. It returns the errors joined.
+	Activate(ctx context.Context, acts []Activation) error
 	// Deactivate removes each of keys from the index unless it was activated at or after its
 	// before (µs, before[i] for keys[i]), in one round trip; it returns the errors joined.
 	Deactivate(ctx context.Context, keys []string, before []int64) error
@@ -439,47 +445,9 @@ type Backend interface {
 // to them (claim.lua): long enough for the claiming node to run it or give it back.
 const keepClaimed = time.Minute
 
-// CountBatch is one node's counts for one key, numbered so that sending it twice adds it once.
-type CountBatch struct {
-	// Node is the counting node's id; Seq increases with each batch the node makes for a key.
-	Node   []byte
-	Seq    int64
-	Deltas map[string]int64
+// Activation is one key's entry in the index of keys with a line, for Activate.
+type Activation struct {
+	Key       string
+	At, Until int64
+	Wake      bool // announce the key to every node: a line opened
 }
-
-// Counter names, as kept per key and shown by Status.
-const (
-	CountAdmitted  = "admitted"  // granted at once on arrival (counted by the node, not by Admit)
-	CountQueued    = "queued"    // put in line
-	CountGranted   = "granted"   // granted from the line
-	CountExpired   = "expired"   // dropped from the line at their deadline
-	CountRejected  = "rejected"  // refused: line full or would exceed deadline
-	CountEvicted   = "evicted"   // dropped from the line to make room, or by Reset
-	CountCancelled = "cancelled" // left the line because their caller gave up
-	CountRefunded  = "refunded"  // grants given back to the window
-	CountCorrupt   = "corrupt"   // undecodable tickets moved to the dead-letter list
-	CountAbandoned = "abandoned" // left the line because their node died
-	CountSucceeded = "succeeded" // fn returned no error
-	CountFailed    = "failed"    // fn (or a job's handler) returned an error or panicked
-	CountRetried   = "retried"   // durable jobs put back for another run after a failure
-	CountScheduled = "scheduled" // durable jobs enqueued to join their line later
-	CountReclaimed = "reclaimed" // durable jobs whose lease lapsed while they ran
-	CountDead      = "dead"      // durable jobs that failed for the last time (dead-lettered)
-	CountBadConfig = "badconfig" // runtime limits (SetLimit) found unreadable, once per node and value
-	CountDuplicate = "duplicate" // second copies of a ticket dropped from the line (an admit sent twice)
-	// CountSettled counts the grants settled (Settle); CountUnitsReturned the cost units they
-	// gave back, CountUnitsOver the units they charged over what was charged at the grant.
-	CountSettled       = "settled"
-	CountUnitsReturned = "units_returned"
-	CountUnitsOver     = "units_over"
-	// CountHeldBack counts what upstreams' budgets held keys back by (Observe).
-	CountHeldBack = "held_back"
-	// What a shadow limit (config.Limit.Shadow) would have done with the requests it let run
-	// (see lua/shadow.lua): allowed, queued, refused; the queued ones' would-be waits, their
-	// sum and the largest, µs.
-	CountShadowAllowed = "shadow_allowed"
-	CountShadowQueued  = "shadow_queued"
-	CountShadowRefused = "shadow_refused"
-	CountShadowWait    = "shadow_wait_us"
-	CountShadowWaitMax = "shadow_wait_max_us"
-)

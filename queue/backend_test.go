@@ -326,7 +326,8 @@ func TestHeartbeats(t *testing.T) {
 }
 
 // TestCountersAddedOnce: a batch of counts sent again (its first reply lost) is added once; a
-// later batch of the node, and another node's batch of the same number, are added.
+// later batch of the node, and another node's batch of the same number, are added; the batches
+// of several keys sent in one call each reach their key.
 func TestCountersAddedOnce(t *testing.T) {
 	eachBackend(t, func(t *testing.T, be queue.Backend) {
 		ctx := context.Background()
@@ -339,7 +340,7 @@ func TestCountersAddedOnce(t *testing.T) {
 			{Node: b[:], Seq: 1, Deltas: map[string]int64{queue.CountSucceeded: 10}},
 			{Node: a[:], Seq: 2, Deltas: map[string]int64{queue.CountSucceeded: 1, queue.CountFailed: 2}}, // again
 		} {
-			if err := be.AddCounters(ctx, "k", p, batch); err != nil {
+			if err := be.AddCounters(ctx, []queue.CountCall{{Key: "k", P: p, Batch: batch}})[0]; err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -352,6 +353,27 @@ func TestCountersAddedOnce(t *testing.T) {
 		}
 		if got := st.Counters[queue.CountFailed]; got != 2 {
 			t.Errorf("failed = %d; want 2", got)
+		}
+
+		// Several keys' batches in one call, one of them twice: each key gets its own.
+		var calls []queue.CountCall
+		for i, key := range []string{"x", "y", "z", "x"} {
+			calls = append(calls, queue.CountCall{Key: key, P: p,
+				Batch: queue.CountBatch{Node: a[:], Seq: 3, Deltas: map[string]int64{queue.CountSucceeded: int64(len(key) + i%3)}}})
+		}
+		for i, err := range be.AddCounters(ctx, calls) {
+			if err != nil {
+				t.Fatalf("call %d: %v", i, err)
+			}
+		}
+		for key, want := range map[string]int64{"x": 1, "y": 2, "z": 3, "k": 14} {
+			st, err := be.State(ctx, key, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := st.Counters[queue.CountSucceeded]; got != want {
+				t.Errorf("%s: succeeded = %d; want %d", key, got, want)
+			}
 		}
 	})
 }

@@ -180,6 +180,7 @@ func (k keyspace) handlers() string { return k.prefix + ":handlers" }
 // Positions in perKey's result.
 const (
 	kWindow  = 0
+	kGranted = 5
 	kPaused  = 6
 	kStats   = 7
 	kDLQ     = 8

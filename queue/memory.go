@@ -134,6 +134,19 @@ func (m *Memory) Claim(_ context.Context, calls []ClaimCall) []ClaimResult {
 	return out
 }
 
+func (m *Memory) Claimable(_ context.Context, keys []string) ([]bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	out := make([]bool, len(keys))
+	for i, key := range keys {
+		if k := m.key(key, now, false); k != nil {
+			out[i] = len(k.granted) > 0 || len(k.evicted) > 0
+		}
+	}
+	return out, nil
+}
+
 func (m *Memory) claim(key string, tickets []*Ticket, raws [][]byte) ([]ClaimStatus, []int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -286,31 +299,40 @@ func (m *Memory) ResumeKey(_ context.Context, key string) error {
 
 // AddCounters is counters.lua's twin: a batch whose number is not above the last one added for
 // its node changes nothing.
-func (m *Memory) AddCounters(_ context.Context, key string, p Params, b CountBatch) error {
+func (m *Memory) AddCounters(_ context.Context, calls []CountCall) []error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
-	k := m.key(key, now, true)
-	field := "seq:" + string(b.Node)
-	if b.Seq <= k.stats[field] {
-		return nil
+	for _, c := range calls {
+		k := m.key(c.Key, now, true)
+		field := "seq:" + string(c.Batch.Node)
+		if c.Batch.Seq <= k.stats[field] {
+			continue
+		}
+		s := newStep(c.P, now)
+		for name, d := range c.Batch.Deltas {
+			k.count(s, name, d)
+		}
+		k.stats[field] = c.Batch.Seq
 	}
-	s := newStep(p, now)
-	for name, d := range b.Deltas {
-		k.count(s, name, d)
-	}
-	k.stats[field] = b.Seq
-	return nil
+	return make([]error, len(calls))
 }
 
 func (m *Memory) Time(context.Context) (int64, error) { return m.now(), nil }
 
-func (m *Memory) Activate(_ context.Context, key string, at, until int64) error {
+func (m *Memory) Activate(ctx context.Context, acts []Activation) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.key(key, m.now(), false) // sweeps a lapsed index first
-	m.index[key] = max(m.index[key], at)
-	m.indexExp = max(m.indexExp, until+indexGrace)
+	for _, a := range acts {
+		m.key(a.Key, m.now(), false) // sweeps a lapsed index first
+		m.index[a.Key] = max(m.index[a.Key], a.At)
+		m.indexExp = max(m.indexExp, a.Until+indexGrace)
+	}
+	m.mu.Unlock()
+	for _, a := range acts {
+		if a.Wake {
+			_ = m.Broadcast(ctx, Event{Kind: EventQueued, Key: a.Key}) // never fails
+		}
+	}
 	return nil
 }
 

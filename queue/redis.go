@@ -307,6 +307,25 @@ func parseGrant(v any) (GrantReply, error) {
 	return rep, nil
 }
 
+func (r *Redis) Claimable(ctx context.Context, keys []string) ([]bool, error) {
+	cmds := make([]*redis.IntCmd, len(keys))
+	pipe := r.rdb.Pipeline()
+	for i, key := range keys {
+		names := r.ks.plain(key)
+		cmds[i] = pipe.Exists(ctx, names[kGranted], names[kEvicted])
+	}
+	if len(keys) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, fmt.Errorf("queue: claimable: %w", err)
+		}
+	}
+	out := make([]bool, len(keys))
+	for i, c := range cmds {
+		out[i] = c.Val() > 0
+	}
+	return out, nil
+}
+
 func (r *Redis) Claim(ctx context.Context, calls []ClaimCall) []ClaimResult {
 	cmds := make([]*redis.Cmd, len(calls))
 	for i, c := range calls {
@@ -454,15 +473,22 @@ func (r *Redis) ResumeKey(ctx context.Context, key string) error {
 	return nil
 }
 
-func (r *Redis) AddCounters(ctx context.Context, key string, p Params, b CountBatch) error {
-	k := r.ks.plain(key)[kStats]
-	args := make([]any, 0, 3+2*len(b.Deltas))
-	args = append(args, b.Node, b.Seq, max(p.StatsTTL, time.Second).Milliseconds())
-	for name, d := range b.Deltas {
-		args = append(args, name, d)
+func (r *Redis) AddCounters(ctx context.Context, calls []CountCall) []error {
+	cmds := make([]*redis.Cmd, len(calls))
+	for i, c := range calls {
+		args := make([]any, 0, 3+2*len(c.Batch.Deltas))
+		args = append(args, c.Batch.Node, c.Batch.Seq, max(c.P.StatsTTL, time.Second).Milliseconds())
+		for name, d := range c.Batch.Deltas {
+			args = append(args, name, d)
+		}
+		cmds[i] = evalSHA(ctx, lua.Counters, []any{r.ks.perKeyArgs(c.Key, c.P.Limit)[kStats]}, args...)
 	}
-	if err := r.eval(ctx, lua.Counters, []any{k}, args...).Err(); err != nil {
-		return fmt.Errorf("queue: add counters %q: %w", key, err)
+	r.evalPipelined(ctx, cmds)
+	errs := make([]error, len(calls))
+	for i, c := range cmds {
+		if err := c.Err(); err != nil {
+			errs[i] = fmt.Errorf("queue: add counters %q: %w", calls[i].Key, err)
+		}
 	}
-	return nil
+	return errs
 }

@@ -61,13 +61,26 @@ func (r *Redis) Time(ctx context.Context) (int64, error) {
 	return t.UnixMicro(), nil
 }
 
-func (r *Redis) Activate(ctx context.Context, key string, at, until int64) error {
-	ttl := max(until-at+indexGrace, indexGrace) / 1000
-	err := r.eval(ctx, lua.IndexAdd, []any{r.ks.shardOf(key)}, key, at, ttl).Err()
-	if err != nil {
-		return fmt.Errorf("queue: activate %q: %w", key, err)
+func (r *Redis) Activate(ctx context.Context, acts []Activation) error {
+	cmds := make([]*redis.Cmd, 0, 2*len(acts))
+	keys := make([]string, 0, 2*len(acts)) // keys[i]: the key of cmds[i]
+	for _, a := range acts {
+		ttl := max(a.Until-a.At+indexGrace, indexGrace) / 1000
+		cmds = append(cmds, evalSHA(ctx, lua.IndexAdd, []any{r.ks.shardOf(a.Key)}, a.Key, a.At, ttl))
+		keys = append(keys, a.Key)
+		if a.Wake {
+			cmds = append(cmds, redis.NewCmd(ctx, "publish", r.ks.events(), encodeEvent(Event{Kind: EventQueued, Key: a.Key})))
+			keys = append(keys, a.Key)
+		}
 	}
-	return nil
+	r.evalPipelined(ctx, cmds)
+	var errs []error
+	for i, c := range cmds {
+		if err := c.Err(); err != nil {
+			errs = append(errs, fmt.Errorf("queue: activate %q: %w", keys[i], err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (r *Redis) Deactivate(ctx context.Context, keys []string, before []int64) error {
