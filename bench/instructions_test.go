@@ -28,7 +28,8 @@ var instructionsFlag = flag.Bool("instructions", false, "TestInstructions: count
 // TestInstructions counts the instructions redis-server runs for one call of each script, as a
 // script (EVALSHA) and as a function (FCALL), and of each peer's call, under valgrind's
 // callgrind: a count that does not move with the load of the machine, unlike Redis's CPU time
-// (the same binary and calls give the same count within 1 %). Each case starts its own
+// (the same binary and calls give the same count within 1 %); with them, the calls behind a
+// grant from the line and two floors of a call shaped as admit's (stepCases). Each case starts its own
 // redis-server under callgrind, makes its calls from this process (no background traffic),
 // and counts the instructions of 1,200 calls less those of 200, divided by 1,000. Needs
 // valgrind; about half a minute:
@@ -49,7 +50,7 @@ func TestInstructions(t *testing.T) {
 	}
 	var rows []string
 	peer, script := map[string]float64{}, map[string]float64{}
-	for _, c := range instructionCases() {
+	for _, c := range append(instructionCases(), stepCases()...) {
 		n := countInstructions(t, c, few, many)
 		ratio := ""
 		switch {
@@ -57,7 +58,7 @@ func TestInstructions(t *testing.T) {
 			peer[c.group] = n
 		case strings.HasSuffix(c.name, ", script"):
 			script[c.group] = n
-		case strings.HasSuffix(c.name, ", function") && n >= script[c.group]:
+		case strings.HasSuffix(c.name, ", function") && script[c.group] > 0 && n >= script[c.group]:
 			t.Errorf("%s: %.0f instructions a call as a function, %.0f as a script", c.group, n, script[c.group])
 		}
 		if p := peer[c.group]; p > 0 && !c.peer {
@@ -82,16 +83,24 @@ type instructionCase struct {
 	call        func(ctx context.Context, rdb *redis.Client, i int) error
 }
 
-func instructionCases() []instructionCase {
-	keys := []string{"rateltd:{k}:w", "rateltd:{k}:q:0", "rateltd:{k}:q:1", "rateltd:{k}:q:2", "rateltd:{k}:q:3",
+// The KEYS of the per-key scripts for key k (queue's keyspace.perKey), and with the jobs' names
+// (keyspace.withJobs).
+var (
+	instrKeys = []string{"rateltd:{k}:w", "rateltd:{k}:q:0", "rateltd:{k}:q:1", "rateltd:{k}:q:2", "rateltd:{k}:q:3",
 		"rateltd:{k}:granted", "rateltd:{k}:paused", "rateltd:{k}:stats", "rateltd:{k}:dlq", "rateltd:{k}:evicted", "rateltd:{k}:fair"}
-	jobKeys := append(append([]string{}, keys...), "rateltd:{k}:jobs", "rateltd:{k}:lease", "rateltd:{k}:results",
+	instrJobKeys = append(append([]string{}, instrKeys...), "rateltd:{k}:jobs", "rateltd:{k}:lease", "rateltd:{k}:results",
 		"rateltd:{k}:rexp", "rateltd:{k}:waited", "rateltd:{k}:local", "rateltd:{k}:sched")
-	// A request granted at once on a sliding window far from its limit.
-	admit := func(i int) []any {
-		return []any{0, 50_000_000, 1_000_000, 0, 60_000, 0, strings.Repeat("t", 70), fmt.Sprintf("id%014d", i), 1,
-			time.Now().UnixMicro() + 30_000_000, 1000, 0, 0}
-	}
+)
+
+// instrAdmit is the i-th admit's ARGV: a request on a sliding window far from its limit
+// (granted at once).
+func instrAdmit(i int) []any {
+	return []any{0, 50_000_000, 1_000_000, 0, 60_000, 0, strings.Repeat("t", 70), fmt.Sprintf("id%014d", i), 1,
+		time.Now().UnixMicro() + 30_000_000, 1000, 0, 0}
+}
+
+func instructionCases() []instructionCase {
+	keys, jobKeys, admit := instrKeys, instrJobKeys, instrAdmit
 	// A durable job of 100 bytes, queued (no worker).
 	node := uuid.New()
 	enqueue := func(i int) []any {
@@ -102,18 +111,7 @@ func instructionCases() []instructionCase {
 		return []any{0, 50_000_000, 1_000_000, 0, 60_000, 0, raw, id[:], 1, tk.Deadline, 10_000_000, 0, 0,
 			strings.Repeat("r", 140), 0, 1}
 	}
-	load := func(s *redis.Script) func(context.Context, *redis.Client) error {
-		return func(ctx context.Context, rdb *redis.Client) error {
-			_, lib, _ := lua.Function(s.Hash())
-			return errors.Join(s.Load(ctx, rdb).Err(), rdb.FunctionLoad(ctx, lib).Err())
-		}
-	}
-	fcall := func(s *redis.Script, ks []string, argv func(int) []any) func(context.Context, *redis.Client, int) error {
-		name, _, _ := lua.Function(s.Hash())
-		return func(ctx context.Context, rdb *redis.Client, i int) error {
-			return rdb.FCall(ctx, name, ks, argv(i)...).Err()
-		}
-	}
+	load, fcall := loadScript, fcallOf
 	evalsha := func(s *redis.Script, ks []string, argv func(int) []any) func(context.Context, *redis.Client, int) error {
 		return func(ctx context.Context, rdb *redis.Client, i int) error {
 			return s.EvalSha(ctx, rdb, ks, argv(i)...).Err()
@@ -145,6 +143,66 @@ func instructionCases() []instructionCase {
 			}},
 		{group: "durable job enqueued", name: "rateltd enqueue, script", setup: load(lua.Enqueue), call: evalsha(lua.Enqueue, jobKeys, enqueue)},
 		{group: "durable job enqueued", name: "rateltd enqueue, function", setup: load(lua.Enqueue), call: fcall(lua.Enqueue, jobKeys, enqueue)},
+	}
+}
+
+// loadScript loads s as a script and as a function library.
+func loadScript(s *redis.Script) func(context.Context, *redis.Client) error {
+	return func(ctx context.Context, rdb *redis.Client) error {
+		_, lib, _ := lua.Function(s.Hash())
+		return errors.Join(s.Load(ctx, rdb).Err(), rdb.FunctionLoad(ctx, lib).Err())
+	}
+}
+
+// fcallOf calls s's function with KEYS ks and the ARGV argv gives for each call.
+func fcallOf(s *redis.Script, ks []string, argv func(int) []any) func(context.Context, *redis.Client, int) error {
+	name, _, _ := lua.Function(s.Hash())
+	return func(ctx context.Context, rdb *redis.Client, i int) error {
+		return rdb.FCall(ctx, name, ks, argv(i)...).Err()
+	}
+}
+
+// stepCases are the calls behind a grant from the line — the admit that queues the request
+// and the grant step that grants it — and two floors of any call shaped as admit's: a
+// function that returns at once, and one that makes the fast path's six Redis calls and
+// nothing else.
+func stepCases() []instructionCase {
+	owner := uuid.New()
+	queued := func(i int) []any {
+		a := instrAdmit(i)
+		a[5], a[10] = -1, 1_000_000 // paused for good (ARGV 6): queued, whatever the window; a long line allowed
+		return a
+	}
+	bare := func(name, body string) instructionCase {
+		lib := fmt.Sprintf("#!lua name=%s\nredis.register_function('%s', function(KEYS, ARGV) %s end)", name, name, body)
+		return instructionCase{group: "floor of admit's call", name: name,
+			setup: func(ctx context.Context, rdb *redis.Client) error { return rdb.FunctionLoad(ctx, lib).Err() },
+			call: func(ctx context.Context, rdb *redis.Client, i int) error {
+				return rdb.FCall(ctx, name, instrKeys, instrAdmit(i)...).Err()
+			}}
+	}
+	grantName, _, _ := lua.Function(lua.Grant.Hash())
+	return []instructionCase{
+		{group: "request queued", name: "rateltd admit, function", setup: loadScript(lua.Admit), call: fcallOf(lua.Admit, instrKeys, queued)},
+		{group: "grant step granting one request", name: "rateltd grant, function (with the RPUSH that queues it, ~6k)", setup: loadScript(lua.Grant),
+			call: func(ctx context.Context, rdb *redis.Client, _ int) error {
+				id := uuid.New()
+				now := time.Now().UnixMicro()
+				raw, err := (&queue.Ticket{ID: id[:], Key: "k", Priority: 1, Enqueued: now, Deadline: now + 600_000_000, Owner: owner[:]}).Encode()
+				if err != nil {
+					return err
+				}
+				if err := rdb.RPush(ctx, instrKeys[2], raw).Err(); err != nil {
+					return err
+				}
+				// ARGV: the limit (1-6), this node, batch, claim timeout, hold, lease, free workers, leases lost, no dead node.
+				return rdb.FCall(ctx, grantName, instrJobKeys, 0, 50_000_000, 1_000_000, 0, 60_000, 0, owner[:], 100,
+					5_000_000, 1_000_000, 30_000_000, 0, 3, 0).Err()
+			}},
+		bare("returns_at_once", "return 1"),
+		bare("six_calls", "local t = redis.call('TIME'); redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t[1]); "+
+			"local n = redis.call('ZCARD', KEYS[1]); redis.call('EXISTS', KEYS[7], KEYS[2], KEYS[3], KEYS[4], KEYS[5]); "+
+			"redis.call('ZADD', KEYS[1], t[1], ARGV[8]); redis.call('PEXPIRE', KEYS[1], 60000); return {1, t[1], n, 0, 0, '', 0, 1}"),
 	}
 }
 
