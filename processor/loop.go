@@ -439,7 +439,7 @@ func (n *Node) flush(ctx context.Context, keys []string) error {
 		if len(calls) == 0 {
 			break
 		}
-		keys = keys[:0]
+		written := make([]string, 0, len(calls)) // the keys whose counts since are sent next
 		for chunk := range slices.Chunk(calls, maxCountCalls) {
 			errs := n.be.AddCounters(ctx, chunk)
 			n.mu.Lock()
@@ -450,10 +450,11 @@ func (n *Node) flush(ctx context.Context, keys []string) error {
 					continue
 				}
 				delete(n.unsent, chunk[i].Key)
-				keys = append(keys, chunk[i].Key)
+				written = append(written, chunk[i].Key)
 			}
 			n.mu.Unlock()
 		}
+		keys = written
 	}
 	return first
 }

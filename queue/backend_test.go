@@ -116,14 +116,17 @@ func TestRemoteGrantClaimed(t *testing.T) {
 		if err := be.ResumeKey(ctx, "k"); err != nil {
 			t.Fatal(err)
 		}
+		claimable(t, be, "k", false)
 		rep := grant(t, be, "k", p, nodeB)
 		if len(rep.Local) != 0 || len(rep.Remote) != 1 || string(rep.Remote[0]) != string(nodeA[:]) {
 			t.Fatalf("grant by node B: %+v, want one remote grant for node A", rep)
 		}
+		claimable(t, be, "k", true)
 		st, at, err := claimOne(ctx, be, "k", p, []*queue.Ticket{tk}, [][]byte{raw})
 		if err != nil || st[0] != queue.Claimed || at[0] != rep.Now {
 			t.Fatalf("claim: %v %v %v", st, at, err)
 		}
+		claimable(t, be, "k", false) // claimed: among the node's own grants now
 		// A claim whose reply was lost can be made again: the grant is still the node's.
 		st, at2, err := claimOne(ctx, be, "k", p, []*queue.Ticket{tk}, [][]byte{raw})
 		if err != nil || st[0] != queue.Claimed || at2[0] != rep.Now {
@@ -141,6 +144,42 @@ func TestRemoteGrantClaimed(t *testing.T) {
 		if st, _, _ = claimOne(ctx, be, "k", p, []*queue.Ticket{tk}, [][]byte{raw}); st[0] != queue.StillWaiting {
 			t.Fatalf("claim after the grant was given back: %v", st)
 		}
+	})
+}
+
+// claimable checks what Claimable says of key, and of a key that never had anything.
+func claimable(t *testing.T, be queue.Backend, key string, want bool) {
+	t.Helper()
+	got, err := be.Claimable(context.Background(), []string{"nothing-here", key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0] || got[1] != want {
+		t.Fatalf("claimable %v; want [false %v]", got, want)
+	}
+}
+
+// TestEvictionClaimable: a ticket evicted to make room (DropOldest) makes its key claimable
+// until its owner claims the eviction.
+func TestEvictionClaimable(t *testing.T) {
+	eachBackend(t, func(t *testing.T, be queue.Backend) {
+		ctx := context.Background()
+		p := params(config.Limit{Max: 1, Window: time.Minute, MaxQueue: 1, Overflow: config.DropOldest})
+		if err := be.PauseKey(ctx, "k", queue.PausedForever); err != nil {
+			t.Fatal(err)
+		}
+		old, oldRaw := ticket(t, be, "k", nodeA, config.PriorityNormal)
+		admit(t, be, p, old, oldRaw, queue.Queued)
+		claimable(t, be, "k", false)
+		tk, raw := ticket(t, be, "k", nodeB, config.PriorityNormal)
+		if rep := admit(t, be, p, tk, raw, queue.Queued); rep.Evicted == nil {
+			t.Fatalf("nothing evicted: %+v", rep)
+		}
+		claimable(t, be, "k", true)
+		if st, _, err := claimOne(ctx, be, "k", p, []*queue.Ticket{old}, [][]byte{oldRaw}); err != nil || st[0] != queue.WasEvicted {
+			t.Fatalf("claim: %v, %v; want the eviction", st, err)
+		}
+		claimable(t, be, "k", false)
 	})
 }
 
