@@ -18,19 +18,23 @@
 --   the one remaining and reset after are of (1-based; 0: none, the concurrency cap's).
 --   A grant on a shadow key adds what the limit would have done (shadow.lua's SHADOW_*) and
 --   the would-be wait, µs.
-local RAW, ID, PRIO, DEADLINE = ARGV[7], ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
-local MAXQ, OVERFLOW, HEAD = tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[13] == '1'
+-- The arguments only the line reads are read once the fast path has not granted (each
+-- tonumber of a string costs as much as a small Redis command).
+local RAW, ID, PRIO, DEADLINE = ARGV[7], ARGV[8], nil, nil
+local MAXQ, OVERFLOW, HEAD = nil, nil, nil
 local COST = tonumber(ARGV[14]) or 1
 local TENANT, WEIGHT = ARGV[15] or '', tonumber(ARGV[16]) or 1
 
 local now = now_us()
 local free = lim_free(now, true)
 if SHADOW and not shadow_paused(now) then
-  local reset, verdict, wait = shadow_grant(now, ID, COST, DEADLINE, MAXQ)
+  local reset, verdict, wait = shadow_grant(now, ID, COST, tonumber(ARGV[10]), tonumber(ARGV[11]))
   return {1, now, math.max(0, lim_remaining()), 0, 0, '', reset, lim_which(), verdict, wait}
 end
 if lim_fits(COST) and quiet(now) then
   lim_take(COST)
-  local reset = lim_record(now, {ID}, {COST}) -- 'admitted' is counted by the node, keeping this path short
+  local reset = lim_record(now, {ID}, COST ~= 1 and {COST} or nil) -- 'admitted' is counted by the node, keeping this path short
   return {1, now, lim_remaining(), 0, 0, '', reset, lim_which()}
 end
+PRIO, DEADLINE = tonumber(ARGV[9]), tonumber(ARGV[10])
+MAXQ, OVERFLOW, HEAD = tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[13] == '1'

@@ -306,9 +306,13 @@ local function rate_record(i, now, ids, costs)
   local total = 0
   for j = 1, #ids do total = total + charge(i, costs and costs[j] or 1) end
   if ALG == 0 then
-    local args = {}
-    for j, id in ipairs(ids) do args[2 * j - 1] = I(now); args[2 * j] = member(i, id, costs and costs[j] or 1) end
-    redis.call('ZADD', W, unpack(args))
+    if #ids == 1 then
+      redis.call('ZADD', W, I(now), member(i, ids[1], costs and costs[1] or 1))
+    else
+      local args = {}
+      for j, id in ipairs(ids) do args[2 * j - 1] = I(now); args[2 * j] = member(i, id, costs and costs[j] or 1) end
+      redis.call('ZADD', W, unpack(args))
+    end
     if R_UNITS[i] then log_add(i, total) end
     redis.call('PEXPIRE', W, ms(WIN))
     return WIN -- the newest entry is now's
