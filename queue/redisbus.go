@@ -73,14 +73,7 @@ func (r *Redis) Activate(ctx context.Context, acts []Activation) error {
 			keys = append(keys, a.Key)
 		}
 	}
-	r.evalPipelined(ctx, cmds)
-	var errs []error
-	for i, c := range cmds {
-		if err := c.Err(); err != nil {
-			errs = append(errs, fmt.Errorf("queue: activate %q: %w", keys[i], err))
-		}
-	}
-	return errors.Join(errs...)
+	return r.evalJoined(ctx, "activate", cmds, keys)
 }
 
 func (r *Redis) Deactivate(ctx context.Context, keys []string, before []int64) error {
@@ -88,11 +81,17 @@ func (r *Redis) Deactivate(ctx context.Context, keys []string, before []int64) e
 	for i, key := range keys {
 		cmds[i] = evalSHA(ctx, lua.IndexRemove, []any{r.ks.shardOf(key)}, key, before[i])
 	}
+	return r.evalJoined(ctx, "deactivate", cmds, keys)
+}
+
+// evalJoined sends cmds in one round trip and returns their errors joined, each named by what
+// and keys[i], the key cmds[i] is for.
+func (r *Redis) evalJoined(ctx context.Context, what string, cmds []*redis.Cmd, keys []string) error {
 	r.evalPipelined(ctx, cmds)
 	var errs []error
 	for i, c := range cmds {
 		if err := c.Err(); err != nil {
-			errs = append(errs, fmt.Errorf("queue: deactivate %q: %w", keys[i], err))
+			errs = append(errs, fmt.Errorf("queue: %s %q: %w", what, keys[i], err))
 		}
 	}
 	return errors.Join(errs...)
