@@ -87,7 +87,9 @@ func TestG7PauseKeyGroupAll(t *testing.T) {
 // once its window, deadlines and counters' TTL have passed.
 func TestG9BoundedState(t *testing.T) {
 	eachBackend(t, func(t *testing.T, h *harness) {
-		c := h.client(Config{StatsTTL: time.Second, Default: Limit{Max: 2, Window: 200 * time.Millisecond}})
+		// The node's own grants are kept twice the claim timeout (the default's 10 s is the whole
+		// wait below): 4 s here.
+		c := h.client(Config{StatsTTL: time.Second, ClaimTimeout: 2 * time.Second, Default: Limit{Max: 2, Window: 200 * time.Millisecond}})
 		ctx := context.Background()
 		var chans []<-chan Result
 		for i := range 8 {
