@@ -456,6 +456,23 @@ func TestDuplicateTicketGrantedOnce(t *testing.T) {
 			t.Fatalf("granted %d, duplicates %d, queued %v; want 1, 2, none", st.Counters[queue.CountGranted],
 				st.Counters[queue.CountDuplicate], st.Queued)
 		}
+
+		// Two copies granted by another node in one step: one grant for the owner to claim.
+		if err := be.PauseKey(ctx, "r", queue.PausedForever); err != nil {
+			t.Fatal(err)
+		}
+		tr, rawR := ticket(t, be, "r", nodeA, config.PriorityNormal)
+		admit(t, be, p, tr, rawR, queue.Queued)
+		admit(t, be, p, tr, rawR, queue.Queued)
+		if err := be.ResumeKey(ctx, "r"); err != nil {
+			t.Fatal(err)
+		}
+		if rep := grant(t, be, "r", p, nodeB); len(rep.Remote) != 1 || len(rep.Local) != 0 {
+			t.Fatalf("grant by another node: %+v; want one remote grant", rep)
+		}
+		if st, err := be.State(ctx, "r", p); err != nil || st.Counters[queue.CountGranted] != 1 || st.Counters[queue.CountDuplicate] != 1 {
+			t.Fatalf("granted %d, duplicates %d (%v); want 1, 1", st.Counters[queue.CountGranted], st.Counters[queue.CountDuplicate], err)
+		}
 	})
 }
 
