@@ -306,7 +306,7 @@ local function rate_record(i, now, ids, costs)
   local total = 0
   for j = 1, #ids do total = total + charge(i, costs and costs[j] or 1) end
   if ALG == 0 then
-    if #ids == 1 then
+    if #ids == 1 then -- the fast path's: without the argument table and unpack
       redis.call('ZADD', W, I(now), member(i, ids[1], costs and costs[1] or 1))
     else
       local args = {}

@@ -10,12 +10,6 @@ import (
 	"github.com/rateltd/rateltd/lua"
 )
 
-// The SHA1s of the admit scripts, boxed once: the fast path would box them on every call.
-var (
-	admitSHA     any = lua.Admit.Hash()
-	admitManySHA any = lua.AdmitMany.Hash()
-)
-
 // admitOne sends one admit on its own: the Admit script, whose fast path returns before the
 // line's helpers are even defined.
 func (r *Redis) admitOne(ctx context.Context, p Params, t *Ticket, raw []byte) (AdmitReply, error) {
@@ -30,7 +24,7 @@ func (r *Redis) admitCmd(ctx context.Context, p Params, t *Ticket, raw []byte) *
 	keys := r.ks.perKeyArgs(t.Key, p.Limit)
 	lim := r.params.args(p)
 	a := make([]any, 0, 3+len(keys)+13)
-	a = append(a, "evalsha", admitSHA, len(keys))
+	a = append(a, "evalsha", shaArg(lua.Admit), len(keys))
 	a = append(a, keys...)
 	a = append(a, lim[:6]...)
 	a = append(a, raw, t.ID, t.Priority.Line(), t.Deadline, lim[6], lim[7], lim[8])
@@ -161,7 +155,7 @@ func (r *Redis) admitManyCmd(ctx context.Context, groups [][]*admitCall) *redis.
 		}
 	}
 	a := make([]any, 0, 3+nkeys+nargs)
-	a = append(a, "evalsha", admitManySHA, nkeys)
+	a = append(a, "evalsha", shaArg(lua.AdmitMany), nkeys)
 	for _, k := range keys {
 		a = append(a, k...)
 	}

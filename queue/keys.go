@@ -150,8 +150,11 @@ func newPerKeyNames(names []string) perKeyNames {
 	return perKeyNames{names: names, args: args}
 }
 
+// base begins every per-key name of key.
+func (k keyspace) base(key string) string { return k.prefix + ":{" + key + "}:" }
+
 func (k keyspace) buildPerKey(ck nameCacheKey) []string {
-	base := k.prefix + ":{" + ck.key + "}:"
+	base := k.base(ck.key)
 	w := base + windowSuffix[ck.alg]
 	names := []string{
 		w,
@@ -180,7 +183,6 @@ func (k keyspace) handlers() string { return k.prefix + ":handlers" }
 // Positions in perKey's result.
 const (
 	kWindow  = 0
-	kGranted = 5
 	kPaused  = 6
 	kStats   = 7
 	kDLQ     = 8

@@ -311,8 +311,8 @@ func (r *Redis) Claimable(ctx context.Context, keys []string) ([]bool, error) {
 	cmds := make([]*redis.IntCmd, len(keys))
 	pipe := r.rdb.Pipeline()
 	for i, key := range keys {
-		names := r.ks.plain(key)
-		cmds[i] = pipe.Exists(ctx, names[kGranted], names[kEvicted])
+		base := r.ks.base(key) // the two names alone: the poll asks for every key it waits on
+		cmds[i] = pipe.Exists(ctx, base+"granted", base+"evicted")
 	}
 	if len(keys) > 0 {
 		if _, err := pipe.Exec(ctx); err != nil {
