@@ -159,30 +159,6 @@ func claimable(t *testing.T, be queue.Backend, key string, want bool) {
 	}
 }
 
-// TestEvictionClaimable: a ticket evicted to make room (DropOldest) makes its key claimable
-// until its owner claims the eviction.
-func TestEvictionClaimable(t *testing.T) {
-	eachBackend(t, func(t *testing.T, be queue.Backend) {
-		ctx := context.Background()
-		p := params(config.Limit{Max: 1, Window: time.Minute, MaxQueue: 1, Overflow: config.DropOldest})
-		if err := be.PauseKey(ctx, "k", queue.PausedForever); err != nil {
-			t.Fatal(err)
-		}
-		old, oldRaw := ticket(t, be, "k", nodeA, config.PriorityNormal)
-		admit(t, be, p, old, oldRaw, queue.Queued)
-		claimable(t, be, "k", false)
-		tk, raw := ticket(t, be, "k", nodeB, config.PriorityNormal)
-		if rep := admit(t, be, p, tk, raw, queue.Queued); rep.Evicted == nil {
-			t.Fatalf("nothing evicted: %+v", rep)
-		}
-		claimable(t, be, "k", true)
-		if st, _, err := claimOne(ctx, be, "k", p, []*queue.Ticket{old}, [][]byte{oldRaw}); err != nil || st[0] != queue.WasEvicted {
-			t.Fatalf("claim: %v, %v; want the eviction", st, err)
-		}
-		claimable(t, be, "k", false)
-	})
-}
-
 // Cancelling a ticket granted but not yet claimed refunds its slot.
 func TestCancelAfterGrantRefunds(t *testing.T) {
 	eachBackend(t, func(t *testing.T, be queue.Backend) {
@@ -212,8 +188,8 @@ func TestCancelAfterGrantRefunds(t *testing.T) {
 	})
 }
 
-// DropOldest evicts the oldest ticket of the lowest priority; its owner learns it on claim.
-// Reject refuses the newcomer.
+// DropOldest evicts the oldest ticket of the lowest priority; its owner learns it on claim
+// (the key is Claimable until then). Reject refuses the newcomer.
 func TestOverflow(t *testing.T) {
 	eachBackend(t, func(t *testing.T, be queue.Backend) {
 		ctx := context.Background()
@@ -225,16 +201,19 @@ func TestOverflow(t *testing.T) {
 		low, lowRaw := ticket(t, be, "k", nodeA, config.PriorityLow)
 		admit(t, be, p, high, highRaw, queue.Queued)
 		admit(t, be, p, low, lowRaw, queue.Queued)
+		claimable(t, be, "k", false)
 		// A low newcomer may evict the low one, but never the high one.
 		nl, nlRaw := ticket(t, be, "k", nodeB, config.PriorityLow)
 		rep := admit(t, be, p, nl, nlRaw, queue.Queued)
 		if string(rep.Evicted) != string(lowRaw) {
 			t.Fatalf("evicted %q, want the low ticket", rep.Evicted)
 		}
+		claimable(t, be, "k", true) // until its owner claims the eviction
 		st, _, err := claimOne(ctx, be, "k", p, []*queue.Ticket{low, high}, [][]byte{lowRaw, highRaw})
 		if err != nil || st[0] != queue.WasEvicted || st[1] != queue.StillWaiting {
 			t.Fatalf("claim: %v %v", st, err)
 		}
+		claimable(t, be, "k", false)
 		// Now high and the new low wait; a second low newcomer evicts the first low newcomer.
 		n2, n2Raw := ticket(t, be, "k", nodeB, config.PriorityLow)
 		if rep := admit(t, be, p, n2, n2Raw, queue.Queued); string(rep.Evicted) != string(nlRaw) {
