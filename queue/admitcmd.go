@@ -12,8 +12,8 @@ import (
 
 // admitOne sends one admit on its own: the Admit script, whose fast path returns before the
 // line's helpers are even defined.
-func (r *Redis) admitOne(ctx context.Context, p Params, t *Ticket, raw []byte) (AdmitReply, error) {
-	cmd := r.admitCmd(ctx, p, t, raw)
+func (r *Redis) admitOne(ctx context.Context, a callArgs) (AdmitReply, error) {
+	cmd := r.admitCmd(ctx, a.p, a.t, a.raw)
 	r.evalPipelined(ctx, []*redis.Cmd{cmd})
 	return answerOne(cmd)
 }
@@ -52,17 +52,17 @@ func answerOne(cmd *redis.Cmd) (AdmitReply, error) {
 // admitAll sends the admits of batch and gives each call its answer. The admits of one key and
 // Params go as one AdmitMany call, in arrival order; on a single Redis every key's go in that
 // one call, on a cluster one call per key, in one pipeline. A lone admit goes as Admit.
-func (r *Redis) admitAll(ctx context.Context, batch []*admitCall) {
+func (r *Redis) admitAll(ctx context.Context, batch []*batchCall) {
 	if len(batch) == 1 {
 		c := batch[0]
-		c.rep, c.err = r.admitOne(ctx, c.p, c.t, c.raw)
+		c.rep, c.err = r.admitOne(ctx, c.callArgs)
 		return
 	}
-	if slices.ContainsFunc(batch, func(c *admitCall) bool { return c.t.Tenant != "" }) {
+	if slices.ContainsFunc(batch, func(c *batchCall) bool { return c.t.Tenant != "" }) {
 		r.admitTenants(ctx, batch)
 		return
 	}
-	groups := groupAdmits(batch)
+	groups := groupCalls(batch, func(a, b *batchCall) bool { return a.p == b.p })
 	if r.cluster == nil && !r.keysApart.Load() {
 		cmd := r.admitManyCmd(ctx, groups)
 		r.evalPipelined(ctx, []*redis.Cmd{cmd})
@@ -94,8 +94,8 @@ func (r *Redis) admitAll(ctx context.Context, batch []*admitCall) {
 
 // admitTenants sends a batch that holds admits of tenants (WithTenant): those as Admit calls of
 // their own, in one pipeline after the others' (AdmitMany does not take tenants).
-func (r *Redis) admitTenants(ctx context.Context, batch []*admitCall) {
-	var plain, own []*admitCall
+func (r *Redis) admitTenants(ctx context.Context, batch []*batchCall) {
+	var plain, own []*batchCall
 	for _, c := range batch {
 		if c.t.Tenant != "" {
 			own = append(own, c)
@@ -116,16 +116,17 @@ func (r *Redis) admitTenants(ctx context.Context, batch []*admitCall) {
 	}
 }
 
-// groupAdmits splits batch into runs of admits that one AdmitMany entry may take together:
-// each group holds admits of one key and Params in arrival order, and the groups of one key
-// stand in the order of their admits (a key's admits with other Params in between start a
-// new group), so that the script admits every key's tickets in the order they came.
-func groupAdmits(batch []*admitCall) [][]*admitCall {
-	groups := make([][]*admitCall, 0, len(batch))
+// groupCalls splits batch into runs of calls that one script call (an AdmitMany entry, an
+// EnqueueMany) may take together: each group holds calls of one key, alike by same, in arrival
+// order, and the groups of one key stand in the order of their calls (a key's calls unlike
+// them in between start a new group), so that every key's tickets are taken in the order
+// they came.
+func groupCalls(batch []*batchCall, same func(a, b *batchCall) bool) [][]*batchCall {
+	groups := make([][]*batchCall, 0, len(batch))
 	last := make(map[string]int, len(batch)) // key → its latest group
 	for _, c := range batch {
 		i, ok := last[c.t.Key]
-		if !ok || groups[i][0].p != c.p {
+		if !ok || !same(groups[i][0], c) {
 			i = len(groups)
 			last[c.t.Key] = i
 			groups = append(groups, nil)
@@ -137,7 +138,7 @@ func groupAdmits(batch []*admitCall) [][]*admitCall {
 
 // admitManyCmd returns the unsent EVALSHA of AdmitMany for groups, one entry per group, with
 // each distinct Params given once.
-func (r *Redis) admitManyCmd(ctx context.Context, groups [][]*admitCall) *redis.Cmd {
+func (r *Redis) admitManyCmd(ctx context.Context, groups [][]*batchCall) *redis.Cmd {
 	keys := make([][]any, len(groups))
 	sets := make([]int, len(groups)) // the number of each group's Params among the distinct
 	var ps []Params
@@ -174,7 +175,7 @@ func (r *Redis) admitManyCmd(ctx context.Context, groups [][]*admitCall) *redis.
 }
 
 // answerMany gives the calls of groups their answers from cmd, an AdmitMany over groups.
-func answerMany(cmd *redis.Cmd, groups [][]*admitCall) {
+func answerMany(cmd *redis.Cmd, groups [][]*batchCall) {
 	v, err := cmd.Result()
 	var entries []any
 	if err == nil {

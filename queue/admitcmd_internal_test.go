@@ -150,7 +150,7 @@ func TestAdmitManyAsSequentialAdmits(t *testing.T) {
 				tks, raws := caseTickets(t, r, c, "one-"+c.name)
 				raws1[i] = raws
 				for j, tk := range tks {
-					rep, err := r.admitOne(ctx, c.p, tk, raws[j])
+					rep, err := r.admitOne(ctx, callArgs{p: c.p, t: tk, raw: raws[j]})
 					if err != nil {
 						t.Fatalf("%s: ticket %d: %v", c.name, j, err)
 					}
@@ -158,7 +158,7 @@ func TestAdmitManyAsSequentialAdmits(t *testing.T) {
 				}
 			}
 			// The same, every key's tickets in one batch, taking turns.
-			var batch []*admitCall
+			var batch []*batchCall
 			rawsN := make([][][]byte, len(cases))
 			tksN := make([][]*Ticket, len(cases))
 			for i, c := range cases {
@@ -166,7 +166,7 @@ func TestAdmitManyAsSequentialAdmits(t *testing.T) {
 			}
 			for j := range cases[0].prios {
 				for i, c := range cases {
-					batch = append(batch, &admitCall{p: c.p, t: tksN[i][j], raw: rawsN[i][j]})
+					batch = append(batch, &batchCall{callArgs: callArgs{p: c.p, t: tksN[i][j], raw: rawsN[i][j]}})
 				}
 			}
 			before := hook.Count()
@@ -271,8 +271,8 @@ func TestAdmitManyKeyFailsAlone(t *testing.T) {
 	}
 	goodT, goodR := caseTickets(t, r, c, "good")
 	badT, badR := caseTickets(t, r, c, "bad")
-	batch := []*admitCall{{p: c.p, t: goodT[0], raw: goodR[0]}, {p: c.p, t: badT[0], raw: badR[0]},
-		{p: c.p, t: badT[1], raw: badR[1]}, {p: c.p, t: goodT[1], raw: goodR[1]}}
+	batch := []*batchCall{{callArgs: callArgs{p: c.p, t: goodT[0], raw: goodR[0]}}, {callArgs: callArgs{p: c.p, t: badT[0], raw: badR[0]}},
+		{callArgs: callArgs{p: c.p, t: badT[1], raw: badR[1]}}, {callArgs: callArgs{p: c.p, t: goodT[1], raw: goodR[1]}}}
 	r.admitAll(ctx, batch)
 	for _, i := range []int{0, 3} {
 		if batch[i].err != nil || batch[i].rep.Outcome != Granted {
@@ -327,10 +327,10 @@ func TestAdmitManyCrossSlotFallsBack(t *testing.T) {
 	c := admitCases()[0]
 	c.p.Limit.Max = 1000
 	for round := range 2 {
-		var batch []*admitCall
+		var batch []*batchCall
 		for _, k := range keys {
 			tks, raws := caseTickets(t, r, c, k)
-			batch = append(batch, &admitCall{p: c.p, t: tks[0], raw: raws[0]}, &admitCall{p: c.p, t: tks[1], raw: raws[1]})
+			batch = append(batch, &batchCall{callArgs: callArgs{p: c.p, t: tks[0], raw: raws[0]}}, &batchCall{callArgs: callArgs{p: c.p, t: tks[1], raw: raws[1]}})
 		}
 		before := hook.Count()
 		r.admitAll(ctx, batch)

@@ -10,54 +10,66 @@ import (
 	"github.com/rateltd/rateltd/internal/track"
 )
 
-// admitBatcher sends concurrent admits together: those of one key (and Params) as one script
-// call that admits them all (AdmitMany), and on a single Redis the admits of every key in that
-// same call; on a cluster, one call per key, in one pipeline. Up to maxFlights such sends fly
-// at once. Whoever arrives while fewer fly leads: it sends every admit pending by then, its own
+// batcher sends concurrent calls of one kind together: admits (Redis.admit), whose flight is
+// one script call that admits every key's (admitAll), or enqueues of durable jobs
+// (Redis.enqueues), one script call for each key's (enqueueAll). Up to maxFlights sends fly at
+// once. Whoever arrives while fewer fly leads: it sends every call pending by then, its own
 // included. Whoever arrives when all fly waits; when one lands, the oldest waiter leads the
-// next. No goroutine of its own, and a lone caller waits for nobody: it sends its admit alone
-// (the Admit script), from its own goroutine. A flight that runs on a goroutine of its own (see
+// next. No goroutine of its own, and a lone caller waits for nobody: it sends its call alone
+// (one), from its own goroutine. A flight that runs on a goroutine of its own (see
 // farDeadline) is counted in flights, for the Client's shutdown.
-type admitBatcher struct {
-	r *Redis
+type batcher struct {
+	// one sends a call alone; all sends a batch and gives each call its answer; undo undoes
+	// what a call did whose answer landed after its caller left (nil: nothing to undo).
+	one  func(ctx context.Context, a callArgs) (AdmitReply, error)
+	all  func(ctx context.Context, batch []*batchCall)
+	undo func(a callArgs, rep AdmitReply, err error)
 
 	flights track.Count
 
 	mu sync.Mutex
 	// pending and flying are guarded by mu; written by every caller of do.
-	pending []*admitCall
+	pending []*batchCall
 	flying  int
 }
 
-// admitCall is one admit in the batcher: the admit's own (p, t, raw), kept also to undo it
-// should its answer land after its caller left.
-type admitCall struct {
-	p      Params
-	t      *Ticket
-	raw    []byte
+// callArgs is what one call sends: an admit's Params, ticket and its encoding, and for a job's
+// enqueue its record and when it joins its line (0: now).
+type callArgs struct {
+	p     Params
+	t     *Ticket
+	raw   []byte
+	job   []byte
+	runAt int64
+}
+
+// batchCall is one call in the batcher, its arguments kept also to undo it should its answer
+// land after its caller left.
+type batchCall struct {
+	callArgs
 	ctx    context.Context
 	rep    AdmitReply
 	err    error
 	done   chan struct{} // closed when rep and err are set
 	lead   chan struct{} // buffered 1: this call is to send the next batch
-	handed bool          // the lead was sent on lead; guarded by admitBatcher.mu
+	handed bool          // the lead was sent on lead; guarded by batcher.mu
 	// state settles who has the answer, whoever comes first: the flight (answered) or the
 	// caller who stopped waiting at its deadline (left). A flight that lands after its caller
-	// left undoes what the admit did (Redis.undoAdmit).
+	// left undoes what the call did (batcher.undo).
 	state atomic.Int32
 }
 
-// States of an admitCall.
+// States of a batchCall.
 const (
 	callWaiting int32 = iota
 	callAnswered
 	callLeft
 )
 
-// maxBatch bounds one flight's admits; maxFlights, the flights in the air at once. One: while
-// it flies, the admits that come wait for it to land and then go together, one script call for
-// each key's, which costs Redis and this process less per admit than several flights of a few
-// (measured on one key at 16 and 128 goroutines: about 1.2 to 2 times the throughput of four
+// maxBatch bounds one flight's calls; maxFlights, the flights in the air at once (of each
+// batcher). One: while it flies, the calls that come wait for it to land and then go together,
+// which costs Redis and this process less per call than several flights of a few (measured
+// with admits on one key at 16 and 128 goroutines: about 1.2 to 2 times the throughput of four
 // flights; over 1,000 keys, no worse).
 const (
 	maxBatch   = 256
@@ -70,8 +82,8 @@ const (
 // waiting at its deadline whatever the client does.
 const farDeadline = 10 * time.Second
 
-// do sends one admit and waits for its answer, or until ctx's deadline when that is near.
-func (b *admitBatcher) do(ctx context.Context, p Params, t *Ticket, raw []byte) (AdmitReply, error) {
+// do sends one call and waits for its answer, or until ctx's deadline when that is near.
+func (b *batcher) do(ctx context.Context, a callArgs) (AdmitReply, error) {
 	var timeout <-chan time.Time
 	if d, ok := ctx.Deadline(); ok && time.Until(d) < farDeadline {
 		t := time.NewTimer(time.Until(d))
@@ -80,16 +92,16 @@ func (b *admitBatcher) do(ctx context.Context, p Params, t *Ticket, raw []byte) 
 	}
 	b.mu.Lock()
 	if timeout == nil && len(b.pending) == 0 && b.flying < maxFlights {
-		// Alone: the admit goes at once, from here, with nothing to hand over.
+		// Alone: the call goes at once, from here, with nothing to hand over.
 		b.flying++
 		b.mu.Unlock()
-		rep, err := b.r.admitOne(context.WithoutCancel(ctx), p, t, raw)
+		rep, err := b.one(context.WithoutCancel(ctx), a)
 		b.mu.Lock()
 		b.landed()
 		b.mu.Unlock()
 		return rep, err
 	}
-	c := &admitCall{p: p, t: t, raw: raw, ctx: ctx, done: make(chan struct{}), lead: make(chan struct{}, 1)}
+	c := &batchCall{callArgs: a, ctx: ctx, done: make(chan struct{}), lead: make(chan struct{}, 1)}
 	// fly runs a flight: inline when nothing bounds the wait, else on its own goroutine.
 	fly := func() {
 		if timeout == nil {
@@ -140,7 +152,7 @@ func (b *admitBatcher) do(ctx context.Context, p Params, t *Ticket, raw []byte) 
 }
 
 // answered returns c's answer; a lead handed to c after another flight took it is passed on.
-func (b *admitBatcher) answered(c *admitCall) (AdmitReply, error) {
+func (b *batcher) answered(c *batchCall) (AdmitReply, error) {
 	select {
 	case <-c.lead:
 		b.goFly()
@@ -150,7 +162,7 @@ func (b *admitBatcher) answered(c *admitCall) (AdmitReply, error) {
 }
 
 // goFly runs a flight on a goroutine of its own, counted in flights.
-func (b *admitBatcher) goFly() {
+func (b *batcher) goFly() {
 	b.flights.Add()
 	go func() {
 		defer b.flights.Leave()
@@ -158,14 +170,14 @@ func (b *admitBatcher) goFly() {
 	}()
 }
 
-// fly sends the pending admits and hands the lead to the oldest admit that came meanwhile.
-func (b *admitBatcher) fly() {
+// fly sends the pending calls and hands the lead to the oldest call that came meanwhile.
+func (b *batcher) fly() {
 	b.mu.Lock()
 	n := min(len(b.pending), maxBatch)
 	batch := b.pending[:n:n]
 	b.pending = b.pending[n:]
 	b.mu.Unlock()
-	if n > 0 { // another leader may have taken every pending admit, this one's too
+	if n > 0 { // another leader may have taken every pending call, this one's too
 		b.send(batch)
 	}
 	b.mu.Lock()
@@ -173,9 +185,9 @@ func (b *admitBatcher) fly() {
 	b.landed()
 }
 
-// landed ends a flight: it hands the lead to the oldest pending admit that has none, or, when
+// landed ends a flight: it hands the lead to the oldest pending call that has none, or, when
 // there is none, counts the flight out. Called with mu held.
-func (b *admitBatcher) landed() {
+func (b *batcher) landed() {
 	for _, c := range b.pending {
 		if !c.handed { // it stays pending: its own flight takes it
 			c.handed = true
@@ -187,16 +199,16 @@ func (b *admitBatcher) landed() {
 }
 
 // send runs a batch with the values of its first call's context but none of the callers'
-// cancellation: an admit sent for one caller must be answered for all. The Redis client's own
+// cancellation: a call sent for one caller must be answered for all. The Redis client's own
 // timeouts bound it.
-func (b *admitBatcher) send(batch []*admitCall) {
-	b.r.admitAll(context.WithoutCancel(batch[0].ctx), batch)
+func (b *batcher) send(batch []*batchCall) {
+	b.all(context.WithoutCancel(batch[0].ctx), batch)
 	for _, c := range batch {
-		if !c.state.CompareAndSwap(callWaiting, callAnswered) {
+		if !c.state.CompareAndSwap(callWaiting, callAnswered) && b.undo != nil {
 			b.flights.Add()
 			go func() {
 				defer b.flights.Leave()
-				b.r.undoAdmit(c.p, c.t, c.raw, c.rep, c.err)
+				b.undo(c.callArgs, c.rep, c.err)
 			}()
 		}
 		close(c.done)

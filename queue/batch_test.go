@@ -187,3 +187,67 @@ func TestLateCoalescedAdmitsUndone(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestConcurrentEnqueuesCoalesce: 64 concurrent enqueues of one key go to Redis as far fewer
+// script calls than jobs, and each job is in its line once, with its record; the line's bound
+// refuses exactly the jobs past it.
+func TestConcurrentEnqueuesCoalesce(t *testing.T) {
+	srv := redistest.Server(t)
+	rdb := srv.Client(t)
+	hook := &redistest.CommandCounter{Names: []string{"evalsha", "eval", "fcall"}}
+	rdb.AddHook(hook)
+	r := queue.NewRedis(rdb, srv.Prefix(t), 4)
+	ctx := context.Background()
+	if err := r.LoadScripts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const n, maxQueue = 64, 50
+	p := params(config.Limit{Max: 1000, Window: time.Second, MaxQueue: maxQueue})
+	var queued, full atomic.Int64
+	ids := make(chan string, n)
+	start := make(chan struct{})
+	var wg, ready sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		ready.Add(1)
+		go func() {
+			defer wg.Done()
+			tk, raw, rec := newJob(t, r, "jobs", "h", []byte{byte(i)}, 0)
+			ready.Done()
+			<-start
+			rep, err := r.Enqueue(ctx, p, tk, raw, rec, 0)
+			switch {
+			case err != nil:
+				t.Error(err)
+			case rep.Outcome == queue.Queued:
+				queued.Add(1)
+				ids <- string(tk.ID)
+			case rep.Outcome == queue.Full:
+				full.Add(1)
+			default:
+				t.Errorf("enqueue: %+v", rep)
+			}
+		}()
+	}
+	ready.Wait()
+	before := hook.Count()
+	close(start)
+	wg.Wait()
+	close(ids)
+	calls := hook.Count() - before
+	if queued.Load() != maxQueue || full.Load() != n-maxQueue {
+		t.Errorf("%d queued and %d refused as full, want %d and %d", queued.Load(), full.Load(), maxQueue, n-maxQueue)
+	}
+	if st, err := r.State(ctx, "jobs", p); err != nil || st.Queued[config.PriorityNormal.Line()] != maxQueue {
+		t.Errorf("state %+v, %v: want %d waiting", st, err, maxQueue)
+	}
+	for id := range ids {
+		if res, err := r.Result(ctx, "jobs", []byte(id)); err != nil || res.State != queue.JobPending {
+			t.Errorf("job %x: %+v, %v; want pending", id, res, err)
+		}
+	}
+	t.Logf("%d concurrent enqueues of one key: %d script calls", n, calls)
+	if calls > n/4 {
+		t.Errorf("%d concurrent enqueues of one key took %d script calls, want at most %d", n, calls, n/4)
+	}
+}

@@ -18,7 +18,7 @@ func TestParseEnqueueManyMalformed(t *testing.T) {
 		"short, none refused":  {[]any{queued}, 2},
 		"refused, then queued": {[]any{full, queued}, 2},
 	} {
-		if _, err := parseEnqueueMany(c.v, c.n); err == nil {
+		if _, err := parseEnqueueMany(c.v, c.n, false); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}
@@ -30,7 +30,7 @@ func TestParseEnqueueManyMalformed(t *testing.T) {
 		"stopped by refusal": {[]any{queued, full}, 3},
 		"last refused":       {[]any{queued, full}, 2},
 	} {
-		if reps, err := parseEnqueueMany(c.v, c.n); err != nil || len(reps) != len(c.v.([]any)) {
+		if reps, err := parseEnqueueMany(c.v, c.n, false); err != nil || len(reps) != len(c.v.([]any)) {
 			t.Errorf("%s: %d replies, %v", name, len(reps), err)
 		}
 	}

@@ -354,9 +354,10 @@ type JobBackend interface {
 	// runAt (µs of server time) later than now, it keeps the job, whose record is scheduled,
 	// to join its line then (Scheduled), and queues nothing now.
 	Enqueue(ctx context.Context, p Params, t *Ticket, raw []byte, job []byte, runAt int64) (AdmitReply, error)
-	// EnqueueMany enqueues jobs of one key, one priority and one deadline (those of the first
-	// ticket) in one atomic step: each as Enqueue would, in order, until one is refused (Full
-	// or WouldExceed), after which none is tried. It returns one reply per job tried.
+	// EnqueueMany enqueues jobs of one key, of one priority, cost and tenant (the first
+	// ticket's; each with its own deadline) in one atomic step: each as Enqueue would, in
+	// order, until one is refused (Full or WouldExceed), after which none is tried. It returns
+	// one reply per job tried.
 	EnqueueMany(ctx context.Context, p Params, jobs []NewJob) ([]AdmitReply, error)
 	// FinishJob ends a run of a durable job granted to the calling node, and reports whether
 	// somebody waits for its result.

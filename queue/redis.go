@@ -19,10 +19,13 @@ import (
 // per-key step is one script on one slot. It never closes the client it was given.
 // Safe for concurrent use.
 type Redis struct {
-	rdb    redis.UniversalClient
-	ks     keyspace
-	admit  admitBatcher
-	params paramCache
+	rdb redis.UniversalClient
+	ks  keyspace
+	// admit and enqueues send concurrent admits, and concurrent enqueues of durable jobs,
+	// together (batch.go).
+	admit    batcher
+	enqueues batcher
+	params   paramCache
 	// cluster is rdb when it is a cluster client; reloaded holds when (Unix ns) its slot map
 	// was last reloaded after a failure. Written and read by every caller of evalPipelined.
 	cluster  *redis.ClusterClient
@@ -71,7 +74,8 @@ var _ Backend = (*Redis)(nil)
 // keys is spread over shards keys.
 func NewRedis(rdb redis.UniversalClient, prefix string, shards int) *Redis {
 	r := &Redis{rdb: rdb, ks: keyspace{prefix: prefix, shards: shards, names: &nameCache{m: map[nameCacheKey]perKeyNames{}}}}
-	r.admit.r = r
+	r.admit = batcher{one: r.admitOne, all: r.admitAll, undo: r.undoAdmit}
+	r.enqueues = batcher{one: r.enqueueOne, all: r.enqueueAll}
 	r.cluster, _ = rdb.(*redis.ClusterClient)
 	r.down = newCircuit(r.cluster != nil)
 	return r
@@ -152,7 +156,7 @@ func (r *Redis) Admit(ctx context.Context, p Params, t *Ticket, raw []byte) (Adm
 		return AdmitReply{}, fmt.Errorf("queue: admit %q: %w", t.Key, errCircuitOpen)
 	}
 	start := time.Now()
-	rep, err := r.admit.do(ctx, p, t, raw)
+	rep, err := r.admit.do(ctx, callArgs{p: p, t: t, raw: raw})
 	r.down.record(t.Key, err, time.Since(start))
 	if err != nil {
 		return AdmitReply{}, fmt.Errorf("queue: admit %q: %w", t.Key, err)
@@ -170,13 +174,14 @@ const undoTimeout = 5 * time.Second
 // cut, may have queued a copy (even one granted since, among the local grants). A cancel
 // changes nothing where there is nothing. Left alone, a queued ticket would wait for nobody,
 // and be granted to nobody.
-func (r *Redis) undoAdmit(p Params, t *Ticket, raw []byte, rep AdmitReply, err error) {
+func (r *Redis) undoAdmit(a callArgs, rep AdmitReply, err error) {
+	p, t := a.p, a.t
 	ctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
 	defer cancel()
 	if err == nil && rep.Outcome == Granted {
 		_, _ = r.runJobs(ctx, lua.Refund, t.Key, p, t.ID, rep.Now, "", 1, t.CostOf())
 	}
-	_, _ = r.Cancel(ctx, p, t, raw)
+	_, _ = r.Cancel(ctx, p, t, a.raw)
 }
 
 func parseAdmit(v any) (AdmitReply, error) {

@@ -17,55 +17,125 @@ func (r *Redis) runJobs(ctx context.Context, s *redis.Script, key string, p Para
 	return r.eval(ctx, s, r.ks.withJobsArgs(key, p.Limit), args(p, extra...)...).Result()
 }
 
+// Enqueue sends concurrent enqueues together (r.enqueues): the jobs of one key alike in all
+// that enqueue_many.lua takes once (enqueueAll) as one script call that tries each in the order
+// they came; a lone one, or one unlike the others, as Enqueue. The job of a caller who stops
+// waiting at its deadline (ErrNoAnswer) may have been queued, as when any reply is lost.
 func (r *Redis) Enqueue(ctx context.Context, p Params, t *Ticket, raw []byte, job []byte, runAt int64) (AdmitReply, error) {
-	extra := []any{raw, t.ID, t.Priority.Line(), t.Deadline, p.Limit.MaxQueue, int(p.Limit.Overflow), 0, job, runAt, t.CostOf()}
-	if t.Tenant != "" {
-		extra = append(extra, t.Tenant, max(1, t.Weight))
-	}
-	v, err := r.runJobs(ctx, lua.Enqueue, t.Key, p, extra...)
+	rep, err := r.enqueues.do(ctx, callArgs{p: p, t: t, raw: raw, job: job, runAt: runAt})
 	if err != nil {
 		return AdmitReply{}, fmt.Errorf("queue: enqueue %q: %w", t.Key, err)
 	}
-	rep, err := parseAdmit(v)
-	if err != nil {
-		return AdmitReply{}, fmt.Errorf("queue: enqueue %q: reply: %w", t.Key, err)
-	}
 	return rep, nil
+}
+
+// enqueueOne sends one enqueue on its own.
+func (r *Redis) enqueueOne(ctx context.Context, a callArgs) (AdmitReply, error) {
+	cmd := r.enqueueCmd(ctx, a)
+	r.evalPipelined(ctx, []*redis.Cmd{cmd})
+	return answerOne(cmd)
+}
+
+// enqueueCmd returns the unsent call of Enqueue for one job.
+func (r *Redis) enqueueCmd(ctx context.Context, a callArgs) *redis.Cmd {
+	t, l := a.t, a.p.Limit
+	extra := []any{a.raw, t.ID, t.Priority.Line(), t.Deadline, l.MaxQueue, int(l.Overflow), 0, a.job, a.runAt, t.CostOf()}
+	if t.Tenant != "" {
+		extra = append(extra, t.Tenant, max(1, t.Weight))
+	}
+	return evalSHA(ctx, lua.Enqueue, r.ks.withJobsArgs(t.Key, l), args(a.p, extra...)...)
+}
+
+// enqueueAll sends the enqueues of batch in one round trip and gives each call its answer:
+// the jobs of one key that enqueue_many.lua may take together (sameShape) as one EnqueueMany
+// call in which a job refused does not stop those after it, every other as Enqueue.
+func (r *Redis) enqueueAll(ctx context.Context, batch []*batchCall) {
+	groups := groupCalls(batch, sameShape)
+	cmds := make([]*redis.Cmd, len(groups))
+	for i, g := range groups {
+		if len(g) == 1 {
+			cmds[i] = r.enqueueCmd(ctx, g[0].callArgs)
+			continue
+		}
+		jobs := make([]NewJob, len(g))
+		for j, c := range g {
+			jobs[j] = NewJob{Ticket: c.t, Raw: c.raw, Record: c.job}
+		}
+		cmds[i] = r.enqueueManyCmd(ctx, g[0].p, jobs, true)
+	}
+	r.evalPipelined(ctx, cmds)
+	for i, g := range groups {
+		if len(g) == 1 {
+			g[0].rep, g[0].err = answerOne(cmds[i])
+			continue
+		}
+		v, err := cmds[i].Result()
+		var reps []AdmitReply
+		if err == nil {
+			if reps, err = parseEnqueueMany(v, len(g), true); err != nil {
+				err = fmt.Errorf("reply: %w", err)
+			}
+		}
+		for j, c := range g {
+			if err != nil {
+				c.err = err
+			} else {
+				c.rep = reps[j]
+			}
+		}
+	}
+}
+
+// sameShape reports whether the jobs of a and b, of one key, may go in one EnqueueMany: alike
+// in what it takes once for all (Params, priority, cost, tenant), and both to join the line
+// now (a scheduled job goes alone).
+func sameShape(a, b *batchCall) bool {
+	return a.p == b.p && a.runAt == 0 && b.runAt == 0 && a.t.Priority == b.t.Priority &&
+		a.t.CostOf() == b.t.CostOf() && a.t.Tenant == b.t.Tenant && a.t.Weight == b.t.Weight
 }
 
 func (r *Redis) EnqueueMany(ctx context.Context, p Params, jobs []NewJob) ([]AdmitReply, error) {
 	if len(jobs) == 0 {
 		return nil, nil
 	}
+	cmd := r.enqueueManyCmd(ctx, p, jobs, false)
+	r.evalPipelined(ctx, []*redis.Cmd{cmd})
+	v, err := cmd.Result()
+	if err != nil {
+		return nil, fmt.Errorf("queue: enqueue %d jobs in %q: %w", len(jobs), jobs[0].Ticket.Key, err)
+	}
+	reps, err := parseEnqueueMany(v, len(jobs), false)
+	if err != nil {
+		return nil, fmt.Errorf("queue: enqueue %d jobs in %q: reply: %w", len(jobs), jobs[0].Ticket.Key, err)
+	}
+	return reps, nil
+}
+
+// enqueueManyCmd returns the unsent call of EnqueueMany for jobs, of one key, whose priority,
+// cost, tenant and run time are the first one's; every: a job refused does not stop those
+// after it.
+func (r *Redis) enqueueManyCmd(ctx context.Context, p Params, jobs []NewJob, every bool) *redis.Cmd {
 	t := jobs[0].Ticket
-	extra := make([]any, 0, 5+3*len(jobs))
-	extra = append(extra, t.Priority.Line(), t.Deadline, p.Limit.MaxQueue, int(p.Limit.Overflow), len(jobs))
+	extra := make([]any, 0, 9+4*len(jobs))
+	extra = append(extra, t.Priority.Line(), p.Limit.MaxQueue, int(p.Limit.Overflow), b2i(every), len(jobs))
 	for _, j := range jobs {
-		extra = append(extra, j.Raw, j.Ticket.ID, j.Record)
+		extra = append(extra, j.Raw, j.Ticket.ID, j.Record, j.Ticket.Deadline)
 	}
 	extra = append(extra, jobs[0].RunAt, t.CostOf())
 	if t.Tenant != "" {
 		extra = append(extra, t.Tenant, max(1, t.Weight))
 	}
-	v, err := r.runJobs(ctx, lua.EnqueueMany, t.Key, p, extra...)
-	if err != nil {
-		return nil, fmt.Errorf("queue: enqueue %d jobs in %q: %w", len(jobs), t.Key, err)
-	}
-	reps, err := parseEnqueueMany(v, len(jobs))
-	if err != nil {
-		return nil, fmt.Errorf("queue: enqueue %d jobs in %q: reply: %w", len(jobs), t.Key, err)
-	}
-	return reps, nil
+	return evalSHA(ctx, lua.EnqueueMany, r.ks.withJobsArgs(t.Key, p.Limit), args(p, extra...)...)
 }
 
-// parseEnqueueMany reads enqueue_many.lua's reply to n jobs: from 1 to n replies, only the
-// last of them a refusal when fewer than n.
-func parseEnqueueMany(v any, n int) ([]AdmitReply, error) {
+// parseEnqueueMany reads enqueue_many.lua's reply to n jobs: one reply per job when every,
+// else from 1 to n replies, only the last of them a refusal when fewer than n.
+func parseEnqueueMany(v any, n int, every bool) ([]AdmitReply, error) {
 	s, err := replySlice(v, 0)
 	if err != nil {
 		return nil, err
 	}
-	if len(s) == 0 || len(s) > n {
+	if len(s) == 0 || len(s) > n || (every && len(s) != n) {
 		return nil, fmt.Errorf("%d replies to %d jobs", len(s), n)
 	}
 	reps := make([]AdmitReply, len(s))
@@ -73,7 +143,7 @@ func parseEnqueueMany(v any, n int) ([]AdmitReply, error) {
 		if reps[i], err = parseAdmit(e); err != nil {
 			return nil, fmt.Errorf("job %d: %w", i, err)
 		}
-		if refused(reps[i]) && i < len(s)-1 {
+		if !every && refused(reps[i]) && i < len(s)-1 {
 			return nil, fmt.Errorf("job %d refused, and the jobs after it tried", i)
 		}
 	}
