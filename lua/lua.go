@@ -80,8 +80,12 @@ var (
 	enqueueMany string
 	//go:embed enqueue_many_end.lua
 	enqueueManyEnd string
+	//go:embed job_finish.lua
+	jobFinish string
 	//go:embed job_done.lua
 	jobDone string
+	//go:embed job_done_many.lua
+	jobDoneMany string
 	//go:embed job_renew.lua
 	jobRenew string
 	//go:embed job_wait.lua
@@ -111,7 +115,8 @@ var (
 	HoldBack    = perKey(holdback)
 	Status      = withJobs(status)
 	Reset       = withJobs(reset)
-	JobDone     = withJobs(jobDone)
+	JobDone     = withJobs(jobFinish + jobDone)
+	JobDoneMany = withJobs(jobFinish + jobDoneMany)
 	JobRenew    = withJobs(jobRenew)
 	JobWait     = withJobs(jobWait)
 	JobCancel   = withJobs(jobCancel)
@@ -124,7 +129,7 @@ var (
 
 // All lists every script, for loading them before they are pipelined.
 var All = []*redis.Script{Admit, AdmitMany, Enqueue, EnqueueMany, Grant, Claim, Cancel, Refund, Check, Settle, Slots, HoldBack, Status, Reset, JobDone,
-	JobRenew,
+	JobDoneMany, JobRenew,
 	JobWait, JobCancel, IndexAdd, IndexRemove, PauseUntil, Handlers, Counters}
 
 func perKey(body string) *redis.Script { return NewScript(limits + pause + line + fair + body) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -52,17 +53,17 @@ func answerOne(cmd *redis.Cmd) (AdmitReply, error) {
 // admitAll sends the admits of batch and gives each call its answer. The admits of one key and
 // Params go as one AdmitMany call, in arrival order; on a single Redis every key's go in that
 // one call, on a cluster one call per key, in one pipeline. A lone admit goes as Admit.
-func (r *Redis) admitAll(ctx context.Context, batch []*batchCall) {
+func (r *Redis) admitAll(ctx context.Context, batch []*admitCall) {
 	if len(batch) == 1 {
 		c := batch[0]
-		c.rep, c.err = r.admitOne(ctx, c.callArgs)
+		c.rep, c.err = r.admitOne(ctx, c.a)
 		return
 	}
-	if slices.ContainsFunc(batch, func(c *batchCall) bool { return c.t.Tenant != "" }) {
+	if slices.ContainsFunc(batch, func(c *admitCall) bool { return c.a.t.Tenant != "" }) {
 		r.admitTenants(ctx, batch)
 		return
 	}
-	groups := groupCalls(batch, func(a, b *batchCall) bool { return a.p == b.p })
+	groups := groupCalls(batch, func(a, b callArgs) bool { return a.p == b.p })
 	if r.cluster == nil && !r.keysApart.Load() {
 		cmd := r.admitManyCmd(ctx, groups)
 		r.evalPipelined(ctx, []*redis.Cmd{cmd})
@@ -77,7 +78,7 @@ func (r *Redis) admitAll(ctx context.Context, batch []*batchCall) {
 	cmds := make([]*redis.Cmd, len(groups))
 	for i, g := range groups {
 		if len(g) == 1 {
-			cmds[i] = r.admitCmd(ctx, g[0].p, g[0].t, g[0].raw)
+			cmds[i] = r.admitCmd(ctx, g[0].a.p, g[0].a.t, g[0].a.raw)
 		} else {
 			cmds[i] = r.admitManyCmd(ctx, groups[i:i+1])
 		}
@@ -94,10 +95,10 @@ func (r *Redis) admitAll(ctx context.Context, batch []*batchCall) {
 
 // admitTenants sends a batch that holds admits of tenants (WithTenant): those as Admit calls of
 // their own, in one pipeline after the others' (AdmitMany does not take tenants).
-func (r *Redis) admitTenants(ctx context.Context, batch []*batchCall) {
-	var plain, own []*batchCall
+func (r *Redis) admitTenants(ctx context.Context, batch []*admitCall) {
+	var plain, own []*admitCall
 	for _, c := range batch {
-		if c.t.Tenant != "" {
+		if c.a.t.Tenant != "" {
 			own = append(own, c)
 		} else {
 			plain = append(plain, c)
@@ -108,7 +109,7 @@ func (r *Redis) admitTenants(ctx context.Context, batch []*batchCall) {
 	}
 	cmds := make([]*redis.Cmd, len(own))
 	for i, c := range own {
-		cmds[i] = r.admitCmd(ctx, c.p, c.t, c.raw)
+		cmds[i] = r.admitCmd(ctx, c.a.p, c.a.t, c.a.raw)
 	}
 	r.evalPipelined(ctx, cmds)
 	for i, c := range own {
@@ -116,40 +117,20 @@ func (r *Redis) admitTenants(ctx context.Context, batch []*batchCall) {
 	}
 }
 
-// groupCalls splits batch into runs of calls that one script call (an AdmitMany entry, an
-// EnqueueMany) may take together: each group holds calls of one key, alike by same, in arrival
-// order, and the groups of one key stand in the order of their calls (a key's calls unlike
-// them in between start a new group), so that every key's tickets are taken in the order
-// they came.
-func groupCalls(batch []*batchCall, same func(a, b *batchCall) bool) [][]*batchCall {
-	groups := make([][]*batchCall, 0, len(batch))
-	last := make(map[string]int, len(batch)) // key → its latest group
-	for _, c := range batch {
-		i, ok := last[c.t.Key]
-		if !ok || !same(groups[i][0], c) {
-			i = len(groups)
-			last[c.t.Key] = i
-			groups = append(groups, nil)
-		}
-		groups[i] = append(groups[i], c)
-	}
-	return groups
-}
-
 // admitManyCmd returns the unsent EVALSHA of AdmitMany for groups, one entry per group, with
 // each distinct Params given once.
-func (r *Redis) admitManyCmd(ctx context.Context, groups [][]*batchCall) *redis.Cmd {
+func (r *Redis) admitManyCmd(ctx context.Context, groups [][]*admitCall) *redis.Cmd {
 	keys := make([][]any, len(groups))
 	sets := make([]int, len(groups)) // the number of each group's Params among the distinct
 	var ps []Params
 	var perSet []int // the number of KEYS of a key of each of ps
 	nkeys, nargs := 0, 1
 	for i, g := range groups {
-		keys[i] = r.ks.perKeyArgs(g[0].t.Key, g[0].p.Limit)
+		keys[i] = r.ks.perKeyArgs(g[0].a.t.Key, g[0].a.p.Limit)
 		nkeys += len(keys[i])
 		nargs += 2 + 5*len(g)
-		if sets[i] = slices.Index(ps, g[0].p) + 1; sets[i] == 0 {
-			ps = append(ps, g[0].p)
+		if sets[i] = slices.Index(ps, g[0].a.p) + 1; sets[i] == 0 {
+			ps = append(ps, g[0].a.p)
 			perSet = append(perSet, len(keys[i]))
 			sets[i] = len(ps)
 			nargs += 10
@@ -168,14 +149,14 @@ func (r *Redis) admitManyCmd(ctx context.Context, groups [][]*batchCall) *redis.
 	for i, g := range groups {
 		a = append(a, sets[i], len(g))
 		for _, c := range g {
-			a = append(a, c.raw, c.t.ID, c.t.Priority.Line(), c.t.Deadline, c.t.CostOf())
+			a = append(a, c.a.raw, c.a.t.ID, c.a.t.Priority.Line(), c.a.t.Deadline, c.a.t.CostOf())
 		}
 	}
 	return redis.NewCmd(ctx, a...)
 }
 
 // answerMany gives the calls of groups their answers from cmd, an AdmitMany over groups.
-func answerMany(cmd *redis.Cmd, groups [][]*batchCall) {
+func answerMany(cmd *redis.Cmd, groups [][]*admitCall) {
 	v, err := cmd.Result()
 	var entries []any
 	if err == nil {
@@ -187,7 +168,7 @@ func answerMany(cmd *redis.Cmd, groups [][]*batchCall) {
 		var reps []AdmitReply
 		kerr := err
 		if kerr == nil {
-			reps, kerr = parseAdmitMany(entries[i], len(g), g[0].p.Limit.Complex(), g[0].p.Limit.Shadow)
+			reps, kerr = parseAdmitMany(entries[i], len(g), g[0].a.p.Limit.Complex(), g[0].a.p.Limit.Shadow)
 		}
 		for j, c := range g {
 			if kerr != nil {
@@ -287,4 +268,24 @@ func parseAdmitEntry(v any, n int, complex, shadow bool) ([]AdmitReply, error) {
 // lie in several slots; nothing ran.
 func isCrossSlot(err error) bool {
 	return err != nil && redis.HasErrorPrefix(err, "CROSSSLOT")
+}
+
+// undoTimeout bounds undoAdmit's call.
+const undoTimeout = 5 * time.Second
+
+// undoAdmit undoes an admit whose answer (rep, err) came after its caller had stopped waiting
+// (ErrNoAnswer): a grant on arrival goes back to the window (counted as admitted and refunded,
+// since no node counted it), and the ticket is cancelled — the answer is that of the last
+// time the Redis client sent the admit, and an earlier sending, whose reply a connection error
+// cut, may have queued a copy (even one granted since, among the local grants). A cancel
+// changes nothing where there is nothing. Left alone, a queued ticket would wait for nobody,
+// and be granted to nobody.
+func (r *Redis) undoAdmit(a callArgs, rep AdmitReply, err error) {
+	p, t := a.p, a.t
+	ctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
+	defer cancel()
+	if err == nil && rep.Outcome == Granted {
+		_, _ = r.runJobs(ctx, lua.Refund, t.Key, p, t.ID, rep.Now, "", 1, t.CostOf())
+	}
+	_, _ = r.Cancel(ctx, p, t, a.raw)
 }

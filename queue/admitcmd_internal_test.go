@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/rateltd/rateltd/config"
 	"github.com/rateltd/rateltd/internal/redistest"
 )
@@ -126,6 +128,20 @@ func indexOf(raws [][]byte, raw []byte) int {
 	return -1
 }
 
+// countedRedis opens a backend on a Redis of open's, its scripts loaded, with a counter of the
+// script calls it sends.
+func countedRedis(t *testing.T, open func(t *testing.T) (redis.UniversalClient, string)) (*Redis, *redistest.CommandCounter) {
+	t.Helper()
+	rdb, prefix := open(t)
+	hook := &redistest.CommandCounter{Names: []string{"evalsha", "eval", "fcall"}}
+	rdb.AddHook(hook)
+	r := NewRedis(rdb, prefix, 4)
+	if err := r.LoadScripts(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return r, hook
+}
+
 // TestAdmitManyAsSequentialAdmits: the tickets of several keys, interleaved, admitted in one
 // AdmitMany call (on a cluster, one per key), get the answers the same tickets get when admitted
 // one by one in the same order, and leave the same lines: grants in arrival order while the
@@ -135,14 +151,8 @@ func TestAdmitManyAsSequentialAdmits(t *testing.T) {
 	for name, open := range topologies {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			rdb, prefix := open(t)
-			hook := &redistest.CommandCounter{Names: []string{"evalsha", "eval", "fcall"}}
-			rdb.AddHook(hook)
-			r := NewRedis(rdb, prefix, 4)
+			r, hook := countedRedis(t, open)
 			ctx := context.Background()
-			if err := r.LoadScripts(ctx); err != nil {
-				t.Fatal(err)
-			}
 			cases := admitCases()
 			one := make([][]AdmitReply, len(cases))
 			raws1 := make([][][]byte, len(cases))
@@ -158,7 +168,7 @@ func TestAdmitManyAsSequentialAdmits(t *testing.T) {
 				}
 			}
 			// The same, every key's tickets in one batch, taking turns.
-			var batch []*batchCall
+			var batch []*admitCall
 			rawsN := make([][][]byte, len(cases))
 			tksN := make([][]*Ticket, len(cases))
 			for i, c := range cases {
@@ -166,7 +176,7 @@ func TestAdmitManyAsSequentialAdmits(t *testing.T) {
 			}
 			for j := range cases[0].prios {
 				for i, c := range cases {
-					batch = append(batch, &batchCall{callArgs: callArgs{p: c.p, t: tksN[i][j], raw: rawsN[i][j]}})
+					batch = append(batch, &admitCall{a: callArgs{p: c.p, t: tksN[i][j], raw: rawsN[i][j]}})
 				}
 			}
 			before := hook.Count()
@@ -271,8 +281,8 @@ func TestAdmitManyKeyFailsAlone(t *testing.T) {
 	}
 	goodT, goodR := caseTickets(t, r, c, "good")
 	badT, badR := caseTickets(t, r, c, "bad")
-	batch := []*batchCall{{callArgs: callArgs{p: c.p, t: goodT[0], raw: goodR[0]}}, {callArgs: callArgs{p: c.p, t: badT[0], raw: badR[0]}},
-		{callArgs: callArgs{p: c.p, t: badT[1], raw: badR[1]}}, {callArgs: callArgs{p: c.p, t: goodT[1], raw: goodR[1]}}}
+	batch := []*admitCall{{a: callArgs{p: c.p, t: goodT[0], raw: goodR[0]}}, {a: callArgs{p: c.p, t: badT[0], raw: badR[0]}},
+		{a: callArgs{p: c.p, t: badT[1], raw: badR[1]}}, {a: callArgs{p: c.p, t: goodT[1], raw: goodR[1]}}}
 	r.admitAll(ctx, batch)
 	for _, i := range []int{0, 3} {
 		if batch[i].err != nil || batch[i].rep.Outcome != Granted {
@@ -327,10 +337,10 @@ func TestAdmitManyCrossSlotFallsBack(t *testing.T) {
 	c := admitCases()[0]
 	c.p.Limit.Max = 1000
 	for round := range 2 {
-		var batch []*batchCall
+		var batch []*admitCall
 		for _, k := range keys {
 			tks, raws := caseTickets(t, r, c, k)
-			batch = append(batch, &batchCall{callArgs: callArgs{p: c.p, t: tks[0], raw: raws[0]}}, &batchCall{callArgs: callArgs{p: c.p, t: tks[1], raw: raws[1]}})
+			batch = append(batch, &admitCall{a: callArgs{p: c.p, t: tks[0], raw: raws[0]}}, &admitCall{a: callArgs{p: c.p, t: tks[1], raw: raws[1]}})
 		}
 		before := hook.Count()
 		r.admitAll(ctx, batch)

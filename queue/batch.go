@@ -10,30 +10,31 @@ import (
 	"github.com/rateltd/rateltd/internal/track"
 )
 
-// batcher sends concurrent calls of one kind together: admits (Redis.admit), whose flight is
-// one script call that admits every key's (admitAll), or enqueues of durable jobs
-// (Redis.enqueues), one script call for each key's (enqueueAll). Up to maxFlights sends fly at
-// once. Whoever arrives while fewer fly leads: it sends every call pending by then, its own
-// included. Whoever arrives when all fly waits; when one lands, the oldest waiter leads the
-// next. No goroutine of its own, and a lone caller waits for nobody: it sends its call alone
-// (one), from its own goroutine. A flight that runs on a goroutine of its own (see
-// farDeadline) is counted in flights, for the Client's shutdown.
-type batcher struct {
+// batcher sends concurrent calls of one kind, with arguments A and answers R, together: admits
+// (Redis.admit), whose flight is one script call that admits every key's (admitAll), enqueues
+// of durable jobs (Redis.enqueues) or ends of their runs (Redis.finishes), one script call for
+// each key's (enqueueAll, finishAll). Up to maxFlights sends fly at once. Whoever arrives while
+// fewer fly leads: it sends every call pending by then, its own included. Whoever arrives when
+// all fly waits; when one lands, the oldest waiter leads the next. No goroutine of its own, and
+// a lone caller waits for nobody: it sends its call alone (one), from its own goroutine. A
+// flight that runs on a goroutine of its own (see farDeadline) is counted in flights, for the
+// Client's shutdown.
+type batcher[A, R any] struct {
 	// one sends a call alone; all sends a batch and gives each call its answer; undo undoes
 	// what a call did whose answer landed after its caller left (nil: nothing to undo).
-	one  func(ctx context.Context, a callArgs) (AdmitReply, error)
-	all  func(ctx context.Context, batch []*batchCall)
-	undo func(a callArgs, rep AdmitReply, err error)
+	one  func(ctx context.Context, a A) (R, error)
+	all  func(ctx context.Context, batch []*batchCall[A, R])
+	undo func(a A, rep R, err error)
 
 	flights track.Count
 
 	mu sync.Mutex
 	// pending and flying are guarded by mu; written by every caller of do.
-	pending []*batchCall
+	pending []*batchCall[A, R]
 	flying  int
 }
 
-// callArgs is what one call sends: an admit's Params, ticket and its encoding, and for a job's
+// callArgs is what an admit sends: its Params, ticket and the ticket encoded, and for a job's
 // enqueue its record and when it joins its line (0: now).
 type callArgs struct {
 	p     Params
@@ -43,12 +44,20 @@ type callArgs struct {
 	runAt int64
 }
 
-// batchCall is one call in the batcher, its arguments kept also to undo it should its answer
+func (a callArgs) key() string { return a.t.Key }
+
+// keyed is the arguments of a call about one key.
+type keyed interface{ key() string }
+
+// admitCall is one admit, or one enqueue, in its batcher.
+type admitCall = batchCall[callArgs, AdmitReply]
+
+// batchCall is one call in a batcher, its arguments kept also to undo it should its answer
 // land after its caller left.
-type batchCall struct {
-	callArgs
+type batchCall[A, R any] struct {
+	a      A
 	ctx    context.Context
-	rep    AdmitReply
+	rep    R
 	err    error
 	done   chan struct{} // closed when rep and err are set
 	lead   chan struct{} // buffered 1: this call is to send the next batch
@@ -83,7 +92,7 @@ const (
 const farDeadline = 10 * time.Second
 
 // do sends one call and waits for its answer, or until ctx's deadline when that is near.
-func (b *batcher) do(ctx context.Context, a callArgs) (AdmitReply, error) {
+func (b *batcher[A, R]) do(ctx context.Context, a A) (R, error) {
 	var timeout <-chan time.Time
 	if d, ok := ctx.Deadline(); ok && time.Until(d) < farDeadline {
 		t := time.NewTimer(time.Until(d))
@@ -101,7 +110,7 @@ func (b *batcher) do(ctx context.Context, a callArgs) (AdmitReply, error) {
 		b.mu.Unlock()
 		return rep, err
 	}
-	c := &batchCall{callArgs: a, ctx: ctx, done: make(chan struct{}), lead: make(chan struct{}, 1)}
+	c := &batchCall[A, R]{a: a, ctx: ctx, done: make(chan struct{}), lead: make(chan struct{}, 1)}
 	// fly runs a flight: inline when nothing bounds the wait, else on its own goroutine.
 	fly := func() {
 		if timeout == nil {
@@ -146,13 +155,14 @@ func (b *batcher) do(ctx context.Context, a callArgs) (AdmitReply, error) {
 				default: // taken above already
 				}
 			}
-			return AdmitReply{}, ErrNoAnswer
+			var none R
+			return none, ErrNoAnswer
 		}
 	}
 }
 
 // answered returns c's answer; a lead handed to c after another flight took it is passed on.
-func (b *batcher) answered(c *batchCall) (AdmitReply, error) {
+func (b *batcher[A, R]) answered(c *batchCall[A, R]) (R, error) {
 	select {
 	case <-c.lead:
 		b.goFly()
@@ -162,7 +172,7 @@ func (b *batcher) answered(c *batchCall) (AdmitReply, error) {
 }
 
 // goFly runs a flight on a goroutine of its own, counted in flights.
-func (b *batcher) goFly() {
+func (b *batcher[A, R]) goFly() {
 	b.flights.Add()
 	go func() {
 		defer b.flights.Leave()
@@ -171,7 +181,7 @@ func (b *batcher) goFly() {
 }
 
 // fly sends the pending calls and hands the lead to the oldest call that came meanwhile.
-func (b *batcher) fly() {
+func (b *batcher[A, R]) fly() {
 	b.mu.Lock()
 	n := min(len(b.pending), maxBatch)
 	batch := b.pending[:n:n]
@@ -187,7 +197,7 @@ func (b *batcher) fly() {
 
 // landed ends a flight: it hands the lead to the oldest pending call that has none, or, when
 // there is none, counts the flight out. Called with mu held.
-func (b *batcher) landed() {
+func (b *batcher[A, R]) landed() {
 	for _, c := range b.pending {
 		if !c.handed { // it stays pending: its own flight takes it
 			c.handed = true
@@ -201,16 +211,36 @@ func (b *batcher) landed() {
 // send runs a batch with the values of its first call's context but none of the callers'
 // cancellation: a call sent for one caller must be answered for all. The Redis client's own
 // timeouts bound it.
-func (b *batcher) send(batch []*batchCall) {
+func (b *batcher[A, R]) send(batch []*batchCall[A, R]) {
 	b.all(context.WithoutCancel(batch[0].ctx), batch)
 	for _, c := range batch {
 		if !c.state.CompareAndSwap(callWaiting, callAnswered) && b.undo != nil {
 			b.flights.Add()
 			go func() {
 				defer b.flights.Leave()
-				b.undo(c.callArgs, c.rep, c.err)
+				b.undo(c.a, c.rep, c.err)
 			}()
 		}
 		close(c.done)
 	}
+}
+
+// groupCalls splits batch into runs of calls that one script call (an AdmitMany entry, an
+// EnqueueMany, a JobDoneMany) may take together: each group holds calls of one key, alike by
+// same, in arrival order, and the groups of one key stand in the order of their calls (a key's
+// calls unlike them in between start a new group), so that every key's tickets are taken in
+// the order they came.
+func groupCalls[A keyed, R any](batch []*batchCall[A, R], same func(a, b A) bool) [][]*batchCall[A, R] {
+	groups := make([][]*batchCall[A, R], 0, len(batch))
+	last := make(map[string]int, len(batch)) // key → its latest group
+	for _, c := range batch {
+		i, ok := last[c.a.key()]
+		if !ok || !same(groups[i][0].a, c.a) {
+			i = len(groups)
+			last[c.a.key()] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], c)
+	}
+	return groups
 }

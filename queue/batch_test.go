@@ -54,15 +54,8 @@ func TestAdmitBatcherSurvivesTimeouts(t *testing.T) {
 // script calls than admits (each flight's admits of the key as one call), and the limit holds:
 // exactly Max granted, the rest queued, every one in the line once.
 func TestConcurrentAdmitsCoalesce(t *testing.T) {
-	srv := redistest.Server(t)
-	rdb := srv.Client(t)
-	hook := &redistest.CommandCounter{Names: []string{"evalsha", "eval", "fcall"}}
-	rdb.AddHook(hook)
-	r := queue.NewRedis(rdb, srv.Prefix(t), 4)
+	r, hook := countedRedis(t)
 	ctx := context.Background()
-	if err := r.LoadScripts(ctx); err != nil {
-		t.Fatal(err)
-	}
 	const n, max = 64, 20
 	p := params(config.Limit{Max: max, Window: 10 * time.Second, MaxQueue: n})
 	var granted, queued atomic.Int64
@@ -104,6 +97,21 @@ func TestConcurrentAdmitsCoalesce(t *testing.T) {
 	if calls > n/4 {
 		t.Errorf("%d concurrent admits of one key took %d script calls, want at most %d", n, calls, n/4)
 	}
+}
+
+// countedRedis opens a backend on a private Redis, its scripts loaded, with a counter of the
+// script calls it sends.
+func countedRedis(t *testing.T) (*queue.Redis, *redistest.CommandCounter) {
+	t.Helper()
+	srv := redistest.Server(t)
+	rdb := srv.Client(t)
+	hook := &redistest.CommandCounter{Names: []string{"evalsha", "eval", "fcall"}}
+	rdb.AddHook(hook)
+	r := queue.NewRedis(rdb, srv.Prefix(t), 4)
+	if err := r.LoadScripts(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return r, hook
 }
 
 // TestLateCoalescedAdmitsUndone: admits sent together, as one script call, whose answer lands
@@ -192,15 +200,8 @@ func TestLateCoalescedAdmitsUndone(t *testing.T) {
 // script calls than jobs, and each job is in its line once, with its record; the line's bound
 // refuses exactly the jobs past it.
 func TestConcurrentEnqueuesCoalesce(t *testing.T) {
-	srv := redistest.Server(t)
-	rdb := srv.Client(t)
-	hook := &redistest.CommandCounter{Names: []string{"evalsha", "eval", "fcall"}}
-	rdb.AddHook(hook)
-	r := queue.NewRedis(rdb, srv.Prefix(t), 4)
+	r, hook := countedRedis(t)
 	ctx := context.Background()
-	if err := r.LoadScripts(ctx); err != nil {
-		t.Fatal(err)
-	}
 	const n, maxQueue = 64, 50
 	p := params(config.Limit{Max: 1000, Window: time.Second, MaxQueue: maxQueue})
 	var queued, full atomic.Int64
@@ -249,5 +250,51 @@ func TestConcurrentEnqueuesCoalesce(t *testing.T) {
 	t.Logf("%d concurrent enqueues of one key: %d script calls", n, calls)
 	if calls > n/4 {
 		t.Errorf("%d concurrent enqueues of one key took %d script calls, want at most %d", n, calls, n/4)
+	}
+}
+
+// TestConcurrentFinishesCoalesce: the ends of 64 runs of one key, sent at once with the
+// deadline a processor gives them, go to Redis as far fewer script calls than runs, and each
+// job ends with its own result.
+func TestConcurrentFinishesCoalesce(t *testing.T) {
+	r, hook := countedRedis(t)
+	ctx := context.Background()
+	const n = 64
+	p := params(config.Limit{Max: 1000, Window: time.Second})
+	for range n {
+		enqueueJob(t, r, p, "jobs", "h", 0)
+	}
+	rep := grantWith(t, r, "jobs", p, queue.GrantArgs{Node: nodeA[:], Batch: n, ClaimTimeout: time.Second, Mine: []string{"h"},
+		Slots: []int{n}, Lease: time.Minute, Hold: time.Second, MaxLost: 1})
+	if len(rep.Jobs) != n {
+		t.Fatalf("%d jobs granted, want %d", len(rep.Jobs), n)
+	}
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, g := range rep.Jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			f, _, err := r.FinishJob(fctx, "jobs", p, queue.RunEnd{ID: g.ID, Run: g.Job.Runs, Outcome: queue.RunDone, Data: g.ID})
+			if err != nil || f != queue.FinishDone {
+				t.Errorf("finish: %v, %v", f, err)
+			}
+		}()
+	}
+	before := hook.Count()
+	close(start)
+	wg.Wait()
+	calls := hook.Count() - before
+	for _, g := range rep.Jobs {
+		if res, err := r.Result(ctx, "jobs", g.ID); err != nil || res.State != queue.JobEnded || string(res.Data) != string(g.ID) {
+			t.Errorf("job %x: %+v, %v; want ended with its own result", g.ID, res, err)
+		}
+	}
+	t.Logf("%d concurrent ends of runs of one key: %d script calls", n, calls)
+	if calls > n/4 {
+		t.Errorf("%d concurrent ends of runs of one key took %d script calls, want at most %d", n, calls, n/4)
 	}
 }

@@ -3,11 +3,11 @@ package queue
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/rateltd/rateltd/config"
-	"github.com/rateltd/rateltd/internal/redistest"
 )
 
 // enqueueCase is a key and the jobs enqueued to it: what enqueueAll must answer as the same
@@ -86,14 +86,8 @@ func TestEnqueueAllAsSequentialEnqueues(t *testing.T) {
 	for name, open := range topologies {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			rdb, prefix := open(t)
-			hook := &redistest.CommandCounter{Names: []string{"evalsha", "eval", "fcall"}}
-			rdb.AddHook(hook)
-			r := NewRedis(rdb, prefix, 4)
+			r, hook := countedRedis(t, open)
 			ctx := context.Background()
-			if err := r.LoadScripts(ctx); err != nil {
-				t.Fatal(err)
-			}
 			cases := enqueueCases()
 			one := make([][]AdmitReply, len(cases))
 			jobs1 := make([][]callArgs, len(cases))
@@ -107,14 +101,14 @@ func TestEnqueueAllAsSequentialEnqueues(t *testing.T) {
 					one[i] = append(one[i], rep)
 				}
 			}
-			var batch []*batchCall
+			var batch []*admitCall
 			jobsN := make([][]callArgs, len(cases))
 			for i, c := range cases {
 				jobsN[i] = enqueueCaseJobs(t, r, c, "many-"+c.name)
 			}
 			for j := range cases[0].prios {
 				for i := range cases {
-					batch = append(batch, &batchCall{callArgs: jobsN[i][j]})
+					batch = append(batch, &admitCall{a: jobsN[i][j]})
 				}
 			}
 			before := hook.Count()
@@ -124,7 +118,7 @@ func TestEnqueueAllAsSequentialEnqueues(t *testing.T) {
 			want := int64(0)
 			for i := range cases {
 				for j := range cases[i].prios {
-					if j == 0 || !sameShape(batch[(j-1)*len(cases)+i], batch[j*len(cases)+i]) {
+					if j == 0 || !sameShape(batch[(j-1)*len(cases)+i].a, batch[j*len(cases)+i].a) {
 						want++
 					}
 				}
@@ -181,4 +175,139 @@ func kept(t *testing.T, r *Redis, key string, p Params, jobs []callArgs) string 
 		}
 	}
 	return fmt.Sprintf("records %v, scheduled %v", recs, sched)
+}
+
+// TestFinishAllAsSequentialFinishes: the ends of runs of several keys, interleaved, sent
+// together as concurrent FinishJob calls are (one JobDoneMany call per key, all in one round
+// trip), get the answers the same ends get when sent one by one in the same order, and leave
+// the same results, retries, dead letters and lines: a result kept (and its waiter woken), a
+// retry, a last failure, a run given back, a stale run, a run cancelled while it ran, and one
+// run's end sent twice (the second finds it ended).
+func TestFinishAllAsSequentialFinishes(t *testing.T) {
+	for name, open := range topologies {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r, hook := countedRedis(t, open)
+			ctx := context.Background()
+			want := []Finish{FinishDone, FinishRetry, FinishDead, FinishRequeued, FinishStale, FinishCancelled, FinishDone, FinishStale}
+			keys := []string{"one", "many-a", "many-b"}
+			ends := make([][]RunEnd, len(keys))
+			for i, key := range keys {
+				ends[i] = runsToEnd(t, r, key)
+			}
+			var got [][]finishReply
+			var seq []finishReply
+			for _, e := range ends[0] {
+				rep, err := r.finishOne(ctx, finishArgs{k: keys[0], p: finishParams, e: e})
+				if err != nil {
+					t.Fatal(err)
+				}
+				seq = append(seq, rep)
+			}
+			var batch []*finishCall
+			for j := range ends[1] {
+				for i := 1; i < len(keys); i++ {
+					batch = append(batch, &finishCall{a: finishArgs{k: keys[i], p: finishParams, e: ends[i][j]}})
+				}
+			}
+			before := hook.Count()
+			r.finishAll(ctx, batch)
+			if calls, want := hook.Count()-before, int64(len(keys)-1); calls != want {
+				t.Errorf("%d ends of runs of %d keys took %d script calls, want %d", len(batch), len(keys)-1, calls, want)
+			}
+			for i := 1; i < len(keys); i++ {
+				var reps []finishReply
+				for j := range ends[i] {
+					c := batch[j*(len(keys)-1)+i-1]
+					if c.err != nil {
+						t.Fatalf("%s: run %d: %v", keys[i], j, c.err)
+					}
+					reps = append(reps, c.rep)
+				}
+				got = append(got, reps)
+			}
+			for j, w := range want {
+				if seq[j].f != w || (seq[j].woken != (j == 0)) {
+					t.Errorf("one by one, run %d: %+v, want %v (woken only for run 0)", j, seq[j], w)
+				}
+				for i, reps := range got {
+					if reps[j] != seq[j] {
+						t.Errorf("%s: run %d: %+v, one by one %+v", keys[i+1], j, reps[j], seq[j])
+					}
+				}
+			}
+			for i, key := range keys {
+				if s0, s := finished(t, r, keys[0], ends[0]), finished(t, r, key, ends[i]); s != s0 {
+					t.Errorf("%s: %s; one by one: %s", key, s, s0)
+				}
+			}
+		})
+	}
+}
+
+var finishParams = Params{Limit: config.Limit{Max: 100, Window: time.Minute}.WithDefaults(), ExtPause: NotPaused, StatsTTL: time.Minute}
+
+// runsToEnd enqueues seven jobs on key and grants them to one node, asks for the first's
+// result (a waiter) and cancels the sixth; it returns the ends of their runs that
+// TestFinishAllAsSequentialFinishes sends: done, failed with a retry left, failed with none,
+// given back, of a run that is not the current one, failed (cancelled), done, and done again.
+func runsToEnd(t *testing.T, r *Redis, key string) []RunEnd {
+	t.Helper()
+	ctx := context.Background()
+	c := enqueueCase{admitCase: admitCase{prios: make([]config.Priority, 7), p: finishParams}}
+	jobs := enqueueCaseJobs(t, r, c, key)
+	for i, a := range jobs {
+		if i == 1 { // a retry left
+			j, err := decodeJob(a.job)
+			if err != nil {
+				t.Fatal(err)
+			}
+			j.MaxRetries = 1
+			if jobs[i].job, err = j.Encode(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if rep, err := r.enqueueOne(ctx, jobs[i]); err != nil || rep.Outcome != Queued {
+			t.Fatalf("enqueue %d: %+v, %v", i, rep, err)
+		}
+	}
+	reps, errs := r.Grant(ctx, []string{key}, []Params{finishParams}, GrantArgs{Node: jobs[0].t.Owner, Batch: 10,
+		ClaimTimeout: time.Second, Mine: []string{"h"}, Slots: []int{10}, Lease: time.Minute, Hold: time.Second, MaxLost: 1})
+	if errs[0] != nil || len(reps[0].Jobs) != len(jobs) {
+		t.Fatalf("grant: %+v, %v; want %d jobs", reps[0], errs[0], len(jobs))
+	}
+	if _, err := r.Result(ctx, key, jobs[0].t.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.CancelJob(ctx, key, finishParams, jobs[5].t.ID); err != nil {
+		t.Fatal(err)
+	}
+	end := func(i int, o JobOutcome) RunEnd {
+		return RunEnd{ID: jobs[i].t.ID, Run: 1, Outcome: o, Data: []byte{byte(i)}, Backoff: time.Minute}
+	}
+	stale := end(4, RunDone)
+	stale.Run = 2
+	return []RunEnd{end(0, RunDone), end(1, RunFailed), end(2, RunFailed), end(3, RunGivenBack), stale,
+		end(5, RunFailed), end(6, RunDone), end(6, RunDone)}
+}
+
+// finished describes what the ends of runs left on key: each job's result, the line, the dead
+// letters and the counters.
+func finished(t *testing.T, r *Redis, key string, ends []RunEnd) string {
+	t.Helper()
+	ctx := context.Background()
+	var b strings.Builder
+	for i, e := range ends {
+		res, err := r.Result(ctx, key, e.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "job %d: %+v; ", i, res)
+	}
+	st, err := r.State(ctx, key, finishParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(&b, "waiting %v, jobs %d, dead letters %d, counters %v", st.Queued, st.Jobs, st.DeadLetters, st.Counters)
+	return b.String()
 }

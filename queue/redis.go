@@ -21,10 +21,11 @@ import (
 type Redis struct {
 	rdb redis.UniversalClient
 	ks  keyspace
-	// admit and enqueues send concurrent admits, and concurrent enqueues of durable jobs,
-	// together (batch.go).
-	admit    batcher
-	enqueues batcher
+	// admit, enqueues and finishes send concurrent admits, enqueues of durable jobs and ends
+	// of their runs together (batch.go).
+	admit    batcher[callArgs, AdmitReply]
+	enqueues batcher[callArgs, AdmitReply]
+	finishes batcher[finishArgs, finishReply]
 	params   paramCache
 	// cluster is rdb when it is a cluster client; reloaded holds when (Unix ns) its slot map
 	// was last reloaded after a failure. Written and read by every caller of evalPipelined.
@@ -74,8 +75,9 @@ var _ Backend = (*Redis)(nil)
 // keys is spread over shards keys.
 func NewRedis(rdb redis.UniversalClient, prefix string, shards int) *Redis {
 	r := &Redis{rdb: rdb, ks: keyspace{prefix: prefix, shards: shards, names: &nameCache{m: map[nameCacheKey]perKeyNames{}}}}
-	r.admit = batcher{one: r.admitOne, all: r.admitAll, undo: r.undoAdmit}
-	r.enqueues = batcher{one: r.enqueueOne, all: r.enqueueAll}
+	r.admit = batcher[callArgs, AdmitReply]{one: r.admitOne, all: r.admitAll, undo: r.undoAdmit}
+	r.enqueues = batcher[callArgs, AdmitReply]{one: r.enqueueOne, all: r.enqueueAll}
+	r.finishes = batcher[finishArgs, finishReply]{one: r.finishOne, all: r.finishAll}
 	r.cluster, _ = rdb.(*redis.ClusterClient)
 	r.down = newCircuit(r.cluster != nil)
 	return r
@@ -162,26 +164,6 @@ func (r *Redis) Admit(ctx context.Context, p Params, t *Ticket, raw []byte) (Adm
 		return AdmitReply{}, fmt.Errorf("queue: admit %q: %w", t.Key, err)
 	}
 	return rep, nil
-}
-
-// undoTimeout bounds undoAdmit's call.
-const undoTimeout = 5 * time.Second
-
-// undoAdmit undoes an admit whose answer (rep, err) came after its caller had stopped waiting
-// (ErrNoAnswer): a grant on arrival goes back to the window (counted as admitted and refunded,
-// since no node counted it), and the ticket is cancelled — the answer is that of the last
-// time the Redis client sent the admit, and an earlier sending, whose reply a connection error
-// cut, may have queued a copy (even one granted since, among the local grants). A cancel
-// changes nothing where there is nothing. Left alone, a queued ticket would wait for nobody,
-// and be granted to nobody.
-func (r *Redis) undoAdmit(a callArgs, rep AdmitReply, err error) {
-	p, t := a.p, a.t
-	ctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
-	defer cancel()
-	if err == nil && rep.Outcome == Granted {
-		_, _ = r.runJobs(ctx, lua.Refund, t.Key, p, t.ID, rep.Now, "", 1, t.CostOf())
-	}
-	_, _ = r.Cancel(ctx, p, t, a.raw)
 }
 
 func parseAdmit(v any) (AdmitReply, error) {

@@ -276,7 +276,8 @@ func coalesce(in <-chan *redis.Message, out chan<- Event) {
 func (r *Redis) Idle(ctx context.Context) int {
 	r.admit.flights.Wait(ctx)
 	r.enqueues.flights.Wait(ctx)
-	return r.admit.flights.Running() + r.enqueues.flights.Running()
+	r.finishes.flights.Wait(ctx)
+	return r.admit.flights.Running() + r.enqueues.flights.Running() + r.finishes.flights.Running()
 }
 
 func encodeEvent(ev Event) string { return string(ev.Kind) + ev.Key }

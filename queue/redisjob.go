@@ -49,19 +49,19 @@ func (r *Redis) enqueueCmd(ctx context.Context, a callArgs) *redis.Cmd {
 // enqueueAll sends the enqueues of batch in one round trip and gives each call its answer:
 // the jobs of one key that enqueue_many.lua may take together (sameShape) as one EnqueueMany
 // call in which a job refused does not stop those after it, every other as Enqueue.
-func (r *Redis) enqueueAll(ctx context.Context, batch []*batchCall) {
+func (r *Redis) enqueueAll(ctx context.Context, batch []*admitCall) {
 	groups := groupCalls(batch, sameShape)
 	cmds := make([]*redis.Cmd, len(groups))
 	for i, g := range groups {
 		if len(g) == 1 {
-			cmds[i] = r.enqueueCmd(ctx, g[0].callArgs)
+			cmds[i] = r.enqueueCmd(ctx, g[0].a)
 			continue
 		}
 		jobs := make([]NewJob, len(g))
 		for j, c := range g {
-			jobs[j] = NewJob{Ticket: c.t, Raw: c.raw, Record: c.job}
+			jobs[j] = NewJob{Ticket: c.a.t, Raw: c.a.raw, Record: c.a.job}
 		}
-		cmds[i] = r.enqueueManyCmd(ctx, g[0].p, jobs, true)
+		cmds[i] = r.enqueueManyCmd(ctx, g[0].a.p, jobs, true)
 	}
 	r.evalPipelined(ctx, cmds)
 	for i, g := range groups {
@@ -89,7 +89,7 @@ func (r *Redis) enqueueAll(ctx context.Context, batch []*batchCall) {
 // sameShape reports whether the jobs of a and b, of one key, may go in one EnqueueMany: alike
 // in what it takes once for all (Params, priority, cost, tenant), and both to join the line
 // now (a scheduled job goes alone).
-func sameShape(a, b *batchCall) bool {
+func sameShape(a, b callArgs) bool {
 	return a.p == b.p && a.runAt == 0 && b.runAt == 0 && a.t.Priority == b.t.Priority &&
 		a.t.CostOf() == b.t.CostOf() && a.t.Tenant == b.t.Tenant && a.t.Weight == b.t.Weight
 }
@@ -153,20 +153,114 @@ func parseEnqueueMany(v any, n int, every bool) ([]AdmitReply, error) {
 	return reps, nil
 }
 
+// FinishJob sends the ends of concurrent runs together (r.finishes): each key's as one
+// JobDoneMany call, a lone one as JobDone, all in one round trip. A caller who stops waiting at
+// its deadline (ErrNoAnswer) may have had its run ended, as when any reply is lost.
 func (r *Redis) FinishJob(ctx context.Context, key string, p Params, e RunEnd) (Finish, bool, error) {
-	v, err := r.runJobs(ctx, lua.JobDone, key, p, e.ID, e.Run, int(e.Outcome), e.Data, e.Backoff.Microseconds())
+	rep, err := r.finishes.do(ctx, finishArgs{k: key, p: p, e: e})
 	if err != nil {
 		return 0, false, fmt.Errorf("queue: finish job of %q: %w", key, err)
 	}
+	return rep.f, rep.woken, nil
+}
+
+// finishArgs is what the end of a run sends; finishReply, its answer.
+type finishArgs struct {
+	k string
+	p Params
+	e RunEnd
+}
+
+type finishReply struct {
+	f     Finish
+	woken bool
+}
+
+func (a finishArgs) key() string { return a.k }
+
+// finishCall is the end of a run in its batcher.
+type finishCall = batchCall[finishArgs, finishReply]
+
+// finishOne sends the end of one run on its own.
+func (r *Redis) finishOne(ctx context.Context, a finishArgs) (finishReply, error) {
+	cmd := r.finishCmd(ctx, a.k, a.p, lua.JobDone, a.e)
+	r.evalPipelined(ctx, []*redis.Cmd{cmd})
+	v, err := cmd.Result()
+	if err != nil {
+		return finishReply{}, err
+	}
+	return parseFinish(v)
+}
+
+// finishCmd returns the unsent call of s, JobDone for one run's end or JobDoneMany for several
+// (of key, with p).
+func (r *Redis) finishCmd(ctx context.Context, key string, p Params, s *redis.Script, ends ...RunEnd) *redis.Cmd {
+	extra := make([]any, 0, 1+5*len(ends))
+	if s == lua.JobDoneMany {
+		extra = append(extra, len(ends))
+	}
+	for _, e := range ends {
+		extra = append(extra, e.ID, e.Run, int(e.Outcome), e.Data, e.Backoff.Microseconds())
+	}
+	return evalSHA(ctx, s, r.ks.withJobsArgs(key, p.Limit), args(p, extra...)...)
+}
+
+// finishAll sends the ends of the runs of batch in one round trip, each key's as one
+// JobDoneMany call (a lone one as JobDone), and gives each call its answer.
+func (r *Redis) finishAll(ctx context.Context, batch []*finishCall) {
+	groups := groupCalls(batch, func(a, b finishArgs) bool { return a.p == b.p })
+	cmds := make([]*redis.Cmd, len(groups))
+	for i, g := range groups {
+		if len(g) == 1 {
+			cmds[i] = r.finishCmd(ctx, g[0].a.k, g[0].a.p, lua.JobDone, g[0].a.e)
+			continue
+		}
+		ends := make([]RunEnd, len(g))
+		for j, c := range g {
+			ends[j] = c.a.e
+		}
+		cmds[i] = r.finishCmd(ctx, g[0].a.k, g[0].a.p, lua.JobDoneMany, ends...)
+	}
+	r.evalPipelined(ctx, cmds)
+	for i, g := range groups {
+		v, err := cmds[i].Result()
+		if len(g) == 1 {
+			if err == nil {
+				g[0].rep, err = parseFinish(v)
+			}
+			g[0].err = err
+			continue
+		}
+		var s []any
+		if err == nil {
+			s, err = replySlice(v, len(g))
+		}
+		for j, c := range g {
+			if err != nil {
+				c.err = err
+				continue
+			}
+			if c.rep, c.err = parseFinish(s[j]); c.err != nil {
+				c.err = fmt.Errorf("run %d of %d: %w", j, len(g), c.err)
+			}
+		}
+	}
+}
+
+// parseFinish reads job_done.lua's reply.
+func parseFinish(v any) (finishReply, error) {
 	s, err := replySlice(v, 2)
 	var n []int64
 	if err == nil {
 		n, err = replyInts(s)
 	}
-	if err != nil {
-		return 0, false, fmt.Errorf("queue: finish job of %q: reply: %w", key, err)
+	if err == nil && (n[0] < int64(FinishStale) || n[0] > int64(FinishCancelled)) {
+		err = fmt.Errorf("unknown code %d", n[0])
 	}
-	return Finish(n[0]), n[1] == 1, nil
+	if err != nil {
+		return finishReply{}, fmt.Errorf("reply: %w", err)
+	}
+	return finishReply{f: Finish(n[0]), woken: n[1] == 1}, nil
 }
 
 func (r *Redis) RenewLease(ctx context.Context, key string, p Params, id []byte, run int, lease time.Duration) (Renewal, error) {
