@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,10 +30,11 @@ var instructionsFlag = flag.Bool("instructions", false, "TestInstructions: count
 // script (EVALSHA) and as a function (FCALL), and of each peer's call, under valgrind's
 // callgrind: a count that does not move with the load of the machine, unlike Redis's CPU time
 // (the same binary and calls give the same count within 1 %); with them, the calls behind a
-// grant from the line and two floors of a call shaped as admit's (stepCases). Each case starts its own
-// redis-server under callgrind, makes its calls from this process (no background traffic),
-// and counts the instructions of 1,200 calls less those of 200, divided by 1,000. Needs
-// valgrind; about half a minute:
+// grant from the line, a durable job's way from enqueue to the end of its run (one and sixteen
+// at a time, per job) and two floors of a call shaped as admit's (stepCases). Each case starts
+// its own redis-server under callgrind, makes its calls from this process (no background
+// traffic), and counts the instructions of 1,200 calls less those of 200, divided by 1,000.
+// Needs valgrind; about two minutes:
 //
 //	cd bench && go test -run '^TestInstructions$' -count=1 -instructions
 //
@@ -79,6 +81,7 @@ func TestInstructions(t *testing.T) {
 type instructionCase struct {
 	group, name string
 	peer        bool
+	per         int // what one call counts for (0: one); the count is per unit
 	setup       func(ctx context.Context, rdb *redis.Client) error
 	call        func(ctx context.Context, rdb *redis.Client, i int) error
 }
@@ -163,7 +166,8 @@ func fcallOf(s *redis.Script, ks []string, argv func(int) []any) func(context.Co
 }
 
 // stepCases are the calls behind a grant from the line — the admit that queues the request
-// and the grant step that grants it — and two floors of any call shaped as admit's: a
+// and the grant step that grants it —, a durable job's run (jobRun), and two floors of any
+// call shaped as admit's: a
 // function that returns at once, and one that makes the fast path's six Redis calls and
 // nothing else.
 func stepCases() []instructionCase {
@@ -199,11 +203,83 @@ func stepCases() []instructionCase {
 				return rdb.FCall(ctx, grantName, instrJobKeys, 0, 50_000_000, 1_000_000, 0, 60_000, 0, owner[:], 100,
 					5_000_000, 1_000_000, 30_000_000, 0, 3, 0).Err()
 			}},
+		jobRun(1), jobRun(16),
 		bare("returns_at_once", "return 1"),
 		bare("six_calls", "local t = redis.call('TIME'); redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t[1]); "+
 			"local n = redis.call('ZCARD', KEYS[1]); redis.call('EXISTS', KEYS[7], KEYS[2], KEYS[3], KEYS[4], KEYS[5]); "+
 			"redis.call('ZADD', KEYS[1], t[1], ARGV[8]); redis.call('PEXPIRE', KEYS[1], 60000); return {1, t[1], n, 0, 0, '', 0, 1}"),
 	}
+}
+
+// jobRun is a durable job's way through Redis, n jobs at a time: n enqueued (enqueue, or
+// enqueue_many as concurrent Enqueue calls go), granted to this node by one grant step, and
+// their runs ended (job_done, or job_done_many as concurrent ends go). Counted per job.
+func jobRun(n int) instructionCase {
+	node := uuid.New()
+	enqueue, _, _ := lua.Function(lua.Enqueue.Hash())
+	enqueueMany, _, _ := lua.Function(lua.EnqueueMany.Hash())
+	grant, _, _ := lua.Function(lua.Grant.Hash())
+	done, _, _ := lua.Function(lua.JobDone.Hash())
+	doneMany, _, _ := lua.Function(lua.JobDoneMany.Hash())
+	limit := []any{0, 50_000_000, 1_000_000, 0, 60_000, 0}
+	name := "rateltd enqueue, grant, job_done"
+	if n > 1 {
+		name = "rateltd enqueue_many, grant, job_done_many"
+	}
+	return instructionCase{group: fmt.Sprintf("durable job run, %d at a time", n), name: name, per: n,
+		setup: func(ctx context.Context, rdb *redis.Client) error {
+			return errors.Join(loadScript(lua.Enqueue)(ctx, rdb), loadScript(lua.EnqueueMany)(ctx, rdb),
+				loadScript(lua.Grant)(ctx, rdb), loadScript(lua.JobDone)(ctx, rdb), loadScript(lua.JobDoneMany)(ctx, rdb))
+		},
+		call: func(ctx context.Context, rdb *redis.Client, _ int) error {
+			now := time.Now().UnixMicro()
+			rec, err := (&queue.Job{Key: "k", Handler: "echo", Payload: make([]byte, payloadSize), Priority: 1,
+				Wait: 600_000_000, Owner: node[:], ResultTTL: 60_000, Enqueued: now}).Encode()
+			if err != nil {
+				return err
+			}
+			ids := make([][]byte, n)
+			many := append(slices.Clone(limit), 1, 10_000_000, 0, 1, n)
+			for i := range ids {
+				id := uuid.New()
+				ids[i] = id[:]
+				raw, err := (&queue.Ticket{ID: id[:], Key: "k", Priority: 1, Enqueued: now, Deadline: now + 600_000_000,
+					Owner: node[:], Handler: "echo"}).Encode()
+				if err != nil {
+					return err
+				}
+				if n == 1 {
+					a := append(slices.Clone(limit), raw, id[:], 1, now+600_000_000, 10_000_000, 0, 0, rec, 0, 1)
+					if err := rdb.FCall(ctx, enqueue, instrJobKeys, a...).Err(); err != nil {
+						return err
+					}
+				}
+				many = append(many, raw, id[:], rec, now+600_000_000)
+			}
+			if n > 1 {
+				if err := rdb.FCall(ctx, enqueueMany, instrJobKeys, append(many, 0, 1)...).Err(); err != nil {
+					return err
+				}
+			}
+			// ARGV: the limit (1-6), this node, batch, claim timeout, hold, lease, free workers, leases
+			// lost, no dead node, the handler run here.
+			g := append(slices.Clone(limit), node[:], n, 5_000_000, 1_000_000, 30_000_000, n, 3, 0, "+echo")
+			v, err := rdb.FCall(ctx, grant, instrJobKeys, g...).Slice()
+			if err != nil {
+				return err
+			}
+			if jobs, _ := v[5].([]any); len(jobs) != 2*n {
+				return fmt.Errorf("grant step granted %d jobs, want %d", len(jobs)/2, n)
+			}
+			if n == 1 {
+				return rdb.FCall(ctx, done, instrJobKeys, append(slices.Clone(limit), ids[0], 1, 1, "ok", 0)...).Err()
+			}
+			ends := append(slices.Clone(limit), n)
+			for _, id := range ids {
+				ends = append(ends, id, 1, 1, "ok", 0)
+			}
+			return rdb.FCall(ctx, doneMany, instrJobKeys, ends...).Err()
+		}}
 }
 
 // countInstructions runs c on a fresh redis-server under callgrind and returns the server's
@@ -258,7 +334,7 @@ func countInstructions(t *testing.T, c instructionCase, few, many int) float64 {
 		return dumped(t, dir)
 	}
 	a, b := counted(few), counted(many)
-	return (b - a) / float64(many-few)
+	return (b - a) / float64(many-few) / float64(max(1, c.per))
 }
 
 // control runs callgrind_control with flag (-z zero the counts, -d dump them) on pid.

@@ -172,10 +172,10 @@ local function grant_job(line, i, raw, t)
   end
   take(line, i, raw, t, true)
   j[J_RUNS], j[J_STATE], j[J_HOLDER] = j[J_RUNS] + 1, JOB_RUNNING, NODE
-  redis.call('ZADD', LEASE, I(now + LEASE_US), id)
-  extend_ttl(LEASE, LEASE_US + 60000000)
+  local rec = cmsgpack.pack(j)
+  redis.call('HSET', JOBS, id, rec) -- its lease, and the TTLs, by charge_window for all
   jobs[#jobs + 1] = id
-  jobs[#jobs + 1] = job_put(id, j, LEASE_US)
+  jobs[#jobs + 1] = rec
   slots = slots - 1
   take_grant(id, cost_of(t))
 end
@@ -295,12 +295,23 @@ local function pick_grants()
   end
 end
 
--- charge_window records the grants in the window and keeps the grant sets for their claims.
--- Twin: grantRun.chargeWindow.
+-- charge_window records the grants in the window, keeps the grant sets for their claims, and
+-- puts the jobs granted under their lease (one ZADD, the TTLs once). Twin:
+-- grantRun.chargeWindow.
 local function charge_window()
   if n == 0 then return end
   lim_record(now, ids, costs)
   count('granted', n)
+  if #jobs > 0 then
+    local at = I(now + LEASE_US)
+    for first = 1, #jobs, 2000 do -- a ZADD per 1,000 jobs: unpack's bound
+      local args = {}
+      for k = first, math.min(#jobs, first + 1999), 2 do args[#args + 1] = at; args[#args + 1] = jobs[k] end
+      redis.call('ZADD', LEASE, unpack(args))
+    end
+    extend_ttl(LEASE, LEASE_US + 60000000)
+    extend_ttl(JOBS, LEASE_US + 60000000)
+  end
   if #owners > 0 then redis.call('PEXPIRE', GRANTED, ms(2 * CLAIM)) end
   if #mine_t > 0 then
     -- This node's own grants join its local grants in one ZADD (one per 1,000: unpack's bound;
@@ -356,5 +367,4 @@ open = SHADOW and p == NOT_PAUSED
 if open then free = BATCH end
 pick_grants()
 charge_window()
-local next = next_visit(p)
-return {p ~= NOT_PAUSED and 1 or 0, now, next, mine_t, owners, jobs, busy and 1 or 0, woken}
+return {p ~= NOT_PAUSED and 1 or 0, now, next_visit(p), mine_t, owners, jobs, busy and 1 or 0, woken}

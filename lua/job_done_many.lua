@@ -6,9 +6,10 @@
 --       retry (as job_done.lua's ARGV 7-11)
 -- Reply: job_done.lua's {code, woken} for each run, in order.
 local now = now_us()
-local replies = {}
+local replies, done = {}, {n = 0, ttl = 0}
 for i = 8, 7 + 5 * tonumber(ARGV[7]), 5 do
   replies[#replies + 1] = job_finish(now, ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3],
-    tonumber(ARGV[i + 4]))
+    tonumber(ARGV[i + 4]), done)
 end
+done_upkeep(now, done)
 return replies

@@ -53,11 +53,8 @@ local function job_put(id, j, us)
   return raw
 end
 
--- Ends job id with a result; reports whether somebody waits for it (to be woken).
-local function job_end(now, id, j, status, data)
-  local ttl = j[J_RESULT_TTL] * 1000
-  redis.call('HSET', RES, id, cmsgpack.pack({status, data}))
-  redis.call('ZADD', REXP, I(now + ttl), id)
+-- Drops up to 100 results whose time is up, and keeps the results ttl µs at least.
+local function results_upkeep(now, ttl)
   local old = redis.call('ZRANGEBYSCORE', REXP, '-inf', I(now), 'LIMIT', 0, 100)
   if #old > 0 then
     redis.call('HDEL', RES, unpack(old))
@@ -65,6 +62,16 @@ local function job_end(now, id, j, status, data)
   end
   extend_ttl(RES, ttl)
   extend_ttl(REXP, ttl)
+end
+
+-- Ends job id with a result; reports whether somebody waits for it (to be woken). With done
+-- (a table), the results' upkeep is left to whoever ends several jobs: done.ttl becomes the
+-- longest time a result is kept (µs).
+local function job_end(now, id, j, status, data, done)
+  local ttl = j[J_RESULT_TTL] * 1000
+  redis.call('HSET', RES, id, cmsgpack.pack({status, data}))
+  redis.call('ZADD', REXP, I(now + ttl), id)
+  if done then done.ttl = math.max(done.ttl, ttl) else results_upkeep(now, ttl) end
   redis.call('HDEL', JOBS, id)
   redis.call('ZREM', LEASE, id)
   redis.call('ZREM', SCHED, id)

@@ -153,3 +153,40 @@ func TestJobKeepsTraceContext(t *testing.T) {
 		}
 	})
 }
+
+// TestGrantStepLeasesEveryJob: one grant step that grants more jobs than one ZADD takes puts
+// every one of them under its lease, and when the leases lapse the steps take back each job
+// (up to 100 a step) and grant it again, as its second run.
+func TestGrantStepLeasesEveryJob(t *testing.T) {
+	eachBackend(t, func(t *testing.T, be queue.Backend) {
+		const n = 1200
+		ctx := context.Background()
+		p := params(config.Limit{Max: 10_000, Window: time.Second, MaxQueue: n})
+		for range n {
+			enqueueJob(t, be, p, "many", "h", 0)
+		}
+		args := queue.GrantArgs{Node: nodeA[:], Batch: 2 * n, ClaimTimeout: time.Second, Mine: []string{"h"},
+			Slots: []int{2 * n}, Lease: 50 * time.Millisecond, Hold: time.Second, MaxLost: 3}
+		if rep := grantWith(t, be, "many", p, args); len(rep.Jobs) != n {
+			t.Fatalf("%d jobs granted, want %d", len(rep.Jobs), n)
+		}
+		if st, err := be.State(ctx, "many", p); err != nil || st.Leased != n {
+			t.Fatalf("%+v, %v: want %d jobs leased", st, err, n)
+		}
+		time.Sleep(100 * time.Millisecond) // every lease lapses
+		args.Lease = time.Minute
+		again := 0
+		for range n/100 + 1 {
+			for _, g := range grantWith(t, be, "many", p, args).Jobs {
+				if g.Job.Runs != 2 {
+					t.Fatalf("job %x granted again as run %d, want 2", g.ID, g.Job.Runs)
+				}
+				again++
+			}
+		}
+		st, err := be.State(ctx, "many", p)
+		if err != nil || st.Counters[queue.CountReclaimed] != n || again != n {
+			t.Fatalf("%+v, %v: %d jobs granted again; want every one of %d taken back and granted again", st, err, again, n)
+		}
+	})
+}
