@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,70 +47,6 @@ func TestAdmitBatcherSurvivesTimeouts(t *testing.T) {
 			t.Fatalf("round %d: an admit after the timeouts: %+v, %v", round, rep, err)
 		}
 	}
-}
-
-// TestConcurrentAdmitsCoalesce: 64 concurrent admits of one key go to Redis as far fewer
-// script calls than admits (each flight's admits of the key as one call), and the limit holds:
-// exactly Max granted, the rest queued, every one in the line once.
-func TestConcurrentAdmitsCoalesce(t *testing.T) {
-	r, hook := countedRedis(t)
-	ctx := context.Background()
-	const n, max = 64, 20
-	p := params(config.Limit{Max: max, Window: 10 * time.Second, MaxQueue: n})
-	var granted, queued atomic.Int64
-	start := make(chan struct{})
-	var wg, ready sync.WaitGroup
-	for range n {
-		wg.Add(1)
-		ready.Add(1)
-		go func() {
-			defer wg.Done()
-			tk, raw := ticket(t, r, "hot", nodeA, config.PriorityNormal)
-			ready.Done()
-			<-start
-			rep, err := r.Admit(ctx, p, tk, raw)
-			switch {
-			case err != nil:
-				t.Error(err)
-			case rep.Outcome == queue.Granted:
-				granted.Add(1)
-			case rep.Outcome == queue.Queued:
-				queued.Add(1)
-			default:
-				t.Errorf("admit: %+v", rep)
-			}
-		}()
-	}
-	ready.Wait() // every goroutine has its ticket and waits at start
-	before := hook.Count()
-	close(start)
-	wg.Wait()
-	calls := hook.Count() - before
-	if granted.Load() != max || queued.Load() != n-max {
-		t.Errorf("%d granted and %d queued, want %d and %d", granted.Load(), queued.Load(), max, n-max)
-	}
-	if st, err := r.State(ctx, "hot", p); err != nil || st.Queued[config.PriorityNormal.Line()] != n-max {
-		t.Errorf("state %+v, %v: want %d waiting", st, err, n-max)
-	}
-	t.Logf("%d concurrent admits of one key: %d script calls", n, calls)
-	if calls > n/4 {
-		t.Errorf("%d concurrent admits of one key took %d script calls, want at most %d", n, calls, n/4)
-	}
-}
-
-// countedRedis opens a backend on a private Redis, its scripts loaded, with a counter of the
-// script calls it sends.
-func countedRedis(t *testing.T) (*queue.Redis, *redistest.CommandCounter) {
-	t.Helper()
-	srv := redistest.Server(t)
-	rdb := srv.Client(t)
-	hook := &redistest.CommandCounter{Names: []string{"evalsha", "eval", "fcall"}}
-	rdb.AddHook(hook)
-	r := queue.NewRedis(rdb, srv.Prefix(t), 4)
-	if err := r.LoadScripts(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return r, hook
 }
 
 // TestLateCoalescedAdmitsUndone: admits sent together, as one script call, whose answer lands
@@ -193,108 +128,5 @@ func TestLateCoalescedAdmitsUndone(t *testing.T) {
 			t.Fatalf("state %+v; want only the first admit's grant left, nothing queued, 2 grants refunded", st)
 		}
 		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// TestConcurrentEnqueuesCoalesce: 64 concurrent enqueues of one key go to Redis as far fewer
-// script calls than jobs, and each job is in its line once, with its record; the line's bound
-// refuses exactly the jobs past it.
-func TestConcurrentEnqueuesCoalesce(t *testing.T) {
-	r, hook := countedRedis(t)
-	ctx := context.Background()
-	const n, maxQueue = 64, 50
-	p := params(config.Limit{Max: 1000, Window: time.Second, MaxQueue: maxQueue})
-	var queued, full atomic.Int64
-	ids := make(chan string, n)
-	start := make(chan struct{})
-	var wg, ready sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		ready.Add(1)
-		go func() {
-			defer wg.Done()
-			tk, raw, rec := newJob(t, r, "jobs", "h", []byte{byte(i)}, 0)
-			ready.Done()
-			<-start
-			rep, err := r.Enqueue(ctx, p, tk, raw, rec, 0)
-			switch {
-			case err != nil:
-				t.Error(err)
-			case rep.Outcome == queue.Queued:
-				queued.Add(1)
-				ids <- string(tk.ID)
-			case rep.Outcome == queue.Full:
-				full.Add(1)
-			default:
-				t.Errorf("enqueue: %+v", rep)
-			}
-		}()
-	}
-	ready.Wait()
-	before := hook.Count()
-	close(start)
-	wg.Wait()
-	close(ids)
-	calls := hook.Count() - before
-	if queued.Load() != maxQueue || full.Load() != n-maxQueue {
-		t.Errorf("%d queued and %d refused as full, want %d and %d", queued.Load(), full.Load(), maxQueue, n-maxQueue)
-	}
-	if st, err := r.State(ctx, "jobs", p); err != nil || st.Queued[config.PriorityNormal.Line()] != maxQueue {
-		t.Errorf("state %+v, %v: want %d waiting", st, err, maxQueue)
-	}
-	for id := range ids {
-		if res, err := r.Result(ctx, "jobs", []byte(id)); err != nil || res.State != queue.JobPending {
-			t.Errorf("job %x: %+v, %v; want pending", id, res, err)
-		}
-	}
-	t.Logf("%d concurrent enqueues of one key: %d script calls", n, calls)
-	if calls > n/4 {
-		t.Errorf("%d concurrent enqueues of one key took %d script calls, want at most %d", n, calls, n/4)
-	}
-}
-
-// TestConcurrentFinishesCoalesce: the ends of 64 runs of one key, sent at once with the
-// deadline a processor gives them, go to Redis as far fewer script calls than runs, and each
-// job ends with its own result.
-func TestConcurrentFinishesCoalesce(t *testing.T) {
-	r, hook := countedRedis(t)
-	ctx := context.Background()
-	const n = 64
-	p := params(config.Limit{Max: 1000, Window: time.Second})
-	for range n {
-		enqueueJob(t, r, p, "jobs", "h", 0)
-	}
-	rep := grantWith(t, r, "jobs", p, queue.GrantArgs{Node: nodeA[:], Batch: n, ClaimTimeout: time.Second, Mine: []string{"h"},
-		Slots: []int{n}, Lease: time.Minute, Hold: time.Second, MaxLost: 1})
-	if len(rep.Jobs) != n {
-		t.Fatalf("%d jobs granted, want %d", len(rep.Jobs), n)
-	}
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, g := range rep.Jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			f, _, err := r.FinishJob(fctx, "jobs", p, queue.RunEnd{ID: g.ID, Run: g.Job.Runs, Outcome: queue.RunDone, Data: g.ID})
-			if err != nil || f != queue.FinishDone {
-				t.Errorf("finish: %v, %v", f, err)
-			}
-		}()
-	}
-	before := hook.Count()
-	close(start)
-	wg.Wait()
-	calls := hook.Count() - before
-	for _, g := range rep.Jobs {
-		if res, err := r.Result(ctx, "jobs", g.ID); err != nil || res.State != queue.JobEnded || string(res.Data) != string(g.ID) {
-			t.Errorf("job %x: %+v, %v; want ended with its own result", g.ID, res, err)
-		}
-	}
-	t.Logf("%d concurrent ends of runs of one key: %d script calls", n, calls)
-	if calls > n/4 {
-		t.Errorf("%d concurrent ends of runs of one key took %d script calls, want at most %d", n, calls, n/4)
 	}
 }

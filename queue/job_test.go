@@ -14,31 +14,23 @@ import (
 // enqueueJob puts a job of handler h on key, waiting up to a minute, with maxRetries.
 func enqueueJob(t *testing.T, be queue.Backend, p queue.Params, key, h string, maxRetries int) *queue.Ticket {
 	t.Helper()
-	tk, raw, rec := newJob(t, be, key, h, []byte("payload\x00\xff"), maxRetries)
-	rep, err := be.Enqueue(context.Background(), p, tk, raw, rec, 0)
-	if err != nil || rep.Outcome != queue.Queued {
-		t.Fatalf("Enqueue: %+v, %v", rep, err)
-	}
-	return tk
-}
-
-// newJob makes a job of handler h on key with payload and maxRetries, waiting up to a minute:
-// its ticket, the ticket encoded and its record encoded.
-func newJob(t *testing.T, be queue.Backend, key, h string, payload []byte, maxRetries int) (*queue.Ticket, []byte, []byte) {
-	t.Helper()
 	tk, _ := ticket(t, be, key, nodeA, config.PriorityNormal)
 	tk.Handler = h
 	raw, err := tk.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	j := &queue.Job{Key: key, Handler: h, Payload: payload, Priority: tk.Priority, MaxRetries: maxRetries,
+	j := &queue.Job{Key: key, Handler: h, Payload: []byte("payload\x00\xff"), Priority: tk.Priority, MaxRetries: maxRetries,
 		Wait: tk.Deadline - tk.Enqueued, Owner: nodeA[:], ResultTTL: 60_000, Enqueued: tk.Enqueued}
 	rec, err := j.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tk, raw, rec
+	rep, err := be.Enqueue(context.Background(), p, tk, raw, rec, 0)
+	if err != nil || rep.Outcome != queue.Queued {
+		t.Fatalf("Enqueue: %+v, %v", rep, err)
+	}
+	return tk
 }
 
 // grantJobs runs one grant step for key as node, which runs handlers mine, with slots workers

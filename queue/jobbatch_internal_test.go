@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/rateltd/rateltd/config"
+	"github.com/rateltd/rateltd/internal/redistest"
 )
 
 // enqueueCase is a key and the jobs enqueued to it: what enqueueAll must answer as the same
@@ -310,4 +312,163 @@ func finished(t *testing.T, r *Redis, key string, ends []RunEnd) string {
 	}
 	fmt.Fprintf(&b, "waiting %v, jobs %d, dead letters %d, counters %v", st.Queued, st.Jobs, st.DeadLetters, st.Counters)
 	return b.String()
+}
+
+// together runs calls, each on a goroutine of its own, while b has a flight in the air, and
+// lands that flight once every call waits for the next: they then go in one flight, which must
+// be one script call (counted by hook).
+func together[A, R any](t *testing.T, b *batcher[A, R], hook *redistest.CommandCounter, calls []func()) {
+	t.Helper()
+	before := hook.Count()
+	b.mu.Lock()
+	b.flying++ // a flight in the air: whoever comes waits
+	b.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, c := range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c()
+		}()
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		b.mu.Lock()
+		waiting := len(b.pending)
+		b.mu.Unlock()
+		if waiting == len(calls) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d calls wait for the flight after 10s", waiting, len(calls))
+		}
+	}
+	b.mu.Lock()
+	b.landed() // hands the lead to the oldest call: it sends them all
+	b.mu.Unlock()
+	wg.Wait()
+	if got := hook.Count() - before; got != 1 {
+		t.Errorf("%d calls that waited for one flight took %d script calls, want 1", len(calls), got)
+	}
+}
+
+// TestConcurrentAdmitsCoalesce: 64 admits of one key that come while a flight is in the air go
+// to Redis in one script call when it lands, through Admit as callers send them, and the limit
+// holds: exactly Max granted, the rest queued, every one in the line once.
+func TestConcurrentAdmitsCoalesce(t *testing.T) {
+	r, hook := countedRedis(t, topologies["redis"])
+	ctx := context.Background()
+	const n, max = 64, 20
+	c := admitCase{prios: make([]config.Priority, n),
+		p: Params{Limit: config.Limit{Max: max, Window: 10 * time.Second, MaxQueue: n}.WithDefaults(), ExtPause: NotPaused, StatsTTL: time.Minute}}
+	tks, raws := caseTickets(t, r, c, "hot")
+	reps := make([]AdmitReply, n)
+	calls := make([]func(), n)
+	for i, tk := range tks {
+		calls[i] = func() {
+			var err error
+			if reps[i], err = r.Admit(ctx, c.p, tk, raws[i]); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	together(t, &r.admit, hook, calls)
+	var granted, queued int
+	for i, rep := range reps {
+		switch rep.Outcome {
+		case Granted:
+			granted++
+		case Queued:
+			queued++
+		default:
+			t.Errorf("admit %d: %+v", i, rep)
+		}
+	}
+	if granted != max || queued != n-max {
+		t.Errorf("%d granted and %d queued, want %d and %d", granted, queued, max, n-max)
+	}
+	if st, err := r.State(ctx, "hot", c.p); err != nil || st.Queued[config.PriorityNormal.Line()] != n-max {
+		t.Errorf("state %+v, %v: want %d waiting", st, err, n-max)
+	}
+}
+
+// TestConcurrentEnqueuesCoalesce: 64 enqueues of one key that come while a flight is in the
+// air go to Redis in one script call when it lands, through Enqueue as callers send them; each
+// job is in its line once, with its record, and the line's bound refuses exactly the jobs past
+// it.
+func TestConcurrentEnqueuesCoalesce(t *testing.T) {
+	r, hook := countedRedis(t, topologies["redis"])
+	ctx := context.Background()
+	const n, maxQueue = 64, 50
+	c := enqueueCase{admitCase: admitCase{prios: make([]config.Priority, n),
+		p: Params{Limit: config.Limit{Max: 1000, Window: time.Second, MaxQueue: maxQueue}.WithDefaults(), ExtPause: NotPaused, StatsTTL: time.Minute}}}
+	jobs := enqueueCaseJobs(t, r, c, "jobs")
+	reps := make([]AdmitReply, n)
+	calls := make([]func(), n)
+	for i, a := range jobs {
+		calls[i] = func() {
+			var err error
+			if reps[i], err = r.Enqueue(ctx, a.p, a.t, a.raw, a.job, 0); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	together(t, &r.enqueues, hook, calls)
+	var queued, full int
+	for i, rep := range reps {
+		switch rep.Outcome {
+		case Queued:
+			queued++
+			if res, err := r.Result(ctx, "jobs", jobs[i].t.ID); err != nil || res.State != JobPending {
+				t.Errorf("job %d: %+v, %v; want pending", i, res, err)
+			}
+		case Full:
+			full++
+		default:
+			t.Errorf("job %d: %+v", i, rep)
+		}
+	}
+	if queued != maxQueue || full != n-maxQueue {
+		t.Errorf("%d queued and %d refused as full, want %d and %d", queued, full, maxQueue, n-maxQueue)
+	}
+	if st, err := r.State(ctx, "jobs", c.p); err != nil || st.Queued[config.PriorityNormal.Line()] != maxQueue {
+		t.Errorf("state %+v, %v: want %d waiting", st, err, maxQueue)
+	}
+}
+
+// TestConcurrentFinishesCoalesce: the ends of 64 runs of one key that come, with the deadline a
+// processor gives them, while a flight is in the air go to Redis in one script call when it
+// lands, through FinishJob; each job ends with its own result.
+func TestConcurrentFinishesCoalesce(t *testing.T) {
+	r, hook := countedRedis(t, topologies["redis"])
+	ctx := context.Background()
+	const n = 64
+	c := enqueueCase{admitCase: admitCase{prios: make([]config.Priority, n), p: finishParams}}
+	jobs := enqueueCaseJobs(t, r, c, "jobs")
+	for i, a := range jobs {
+		if rep, err := r.enqueueOne(ctx, a); err != nil || rep.Outcome != Queued {
+			t.Fatalf("enqueue %d: %+v, %v", i, rep, err)
+		}
+	}
+	g, errs := r.Grant(ctx, []string{"jobs"}, []Params{finishParams}, GrantArgs{Node: jobs[0].t.Owner, Batch: n,
+		ClaimTimeout: time.Second, Mine: []string{"h"}, Slots: []int{n}, Lease: time.Minute, Hold: time.Second, MaxLost: 1})
+	if errs[0] != nil || len(g[0].Jobs) != n {
+		t.Fatalf("grant: %+v, %v; want %d jobs", g[0], errs[0], n)
+	}
+	calls := make([]func(), n)
+	for i, j := range g[0].Jobs {
+		calls[i] = func() {
+			fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			f, _, err := r.FinishJob(fctx, "jobs", finishParams, RunEnd{ID: j.ID, Run: j.Job.Runs, Outcome: RunDone, Data: j.ID})
+			if err != nil || f != FinishDone {
+				t.Errorf("finish: %v, %v", f, err)
+			}
+		}
+	}
+	together(t, &r.finishes, hook, calls)
+	for _, j := range g[0].Jobs {
+		if res, err := r.Result(ctx, "jobs", j.ID); err != nil || res.State != JobEnded || string(res.Data) != string(j.ID) {
+			t.Errorf("job %x: %+v, %v; want ended with its own result", j.ID, res, err)
+		}
+	}
 }
