@@ -47,9 +47,6 @@ func TestChaosStopped(t *testing.T) {
 			t.Fatal(err)
 		}
 		stopped := time.Now()
-		victim.mu.Lock()
-		cutAt := len(victim.lines) // lines before this were said before the stop
-		victim.mu.Unlock()
 		continued := false
 		cont := func() {
 			if !continued {
@@ -73,16 +70,27 @@ func TestChaosStopped(t *testing.T) {
 		served := time.Since(stopped)
 		// Hold it stopped 4s in all, so that its heartbeat lapsed whatever the jobs took.
 		time.Sleep(time.Until(stopped.Add(4 * time.Second))) // the fault's length
-		cont()
+		// A line stamped after this was said after the victim woke.
 		woke := time.Now()
+		cont()
 		// Its cut-off handlers end 300ms after they started; give them a second of CPU.
 		eventually(t, 10*time.Second, "the victim's cut-off handlers ended", func() bool {
 			return victim.said("end") >= victim.said("start")
 		})
 		time.Sleep(500 * time.Millisecond) // room for a FinishJob the fence must refuse
 
+		// Lines are told apart by their stamps, not by when this process read them: a line said
+		// just before the stop may still be in the pipe then.
+		var before, after []string
 		victim.mu.Lock()
-		before, after := victim.lines[:cutAt], append([]string(nil), victim.lines[cutAt:]...)
+		for _, l := range victim.lines {
+			f := strings.Fields(l)
+			if at, err := strconv.ParseInt(f[len(f)-1], 10, 64); err == nil && at >= woke.UnixNano() {
+				after = append(after, l)
+			} else {
+				before = append(before, l)
+			}
+		}
 		victim.mu.Unlock()
 		cut := countPrefix(before, "start") - countPrefix(before, "end")
 		for i, id := range ids {
@@ -93,7 +101,7 @@ func TestChaosStopped(t *testing.T) {
 		}
 		for _, l := range after {
 			if p, ok := strings.CutPrefix(l, "start "); ok {
-				t.Errorf("the woken victim started job %s, which the others had run", p)
+				t.Errorf("the woken victim started job %s, which the others had run", strings.Fields(p)[0])
 			}
 		}
 		st := status(t, c, "jobs")

@@ -82,9 +82,9 @@ func TestWorkerProcess(t *testing.T) {
 	wg.Wait()
 }
 
-// jobWorker runs durable jobs of handler "work" until it is killed: each prints "start <payload>",
-// sleeps 300ms, prints "end <payload>" and returns the payload with "-done" and
-// RATELTD_WORKER_TAG appended.
+// jobWorker runs durable jobs of handler "work" until it is killed: each prints "start <payload>
+// <unix ns>", sleeps 300ms, prints "end <payload> <unix ns>" and returns the payload with
+// "-done" and RATELTD_WORKER_TAG appended.
 func jobWorker() {
 	rdb := workerRedis()
 	c, err := New(Config{Redis: rdb, Prefix: os.Getenv("RATELTD_WORKER_PREFIX"), PollInterval: 100 * time.Millisecond,
@@ -100,13 +100,13 @@ func jobWorker() {
 		fmt.Println(s)
 	}
 	if err := c.Handle("work", func(ctx context.Context, p []byte) ([]byte, error) {
-		say("start " + string(p))
+		say(fmt.Sprintf("start %s %d", p, time.Now().UnixNano()))
 		select {
 		case <-time.After(300 * time.Millisecond):
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		say("end " + string(p))
+		say(fmt.Sprintf("end %s %d", p, time.Now().UnixNano()))
 		return append(p, "-done"+os.Getenv("RATELTD_WORKER_TAG")...), nil
 	}); err != nil {
 		fmt.Println("error", err)
@@ -466,7 +466,7 @@ func TestDurableJobsSurviveKill(t *testing.T) {
 			w.mu.Lock()
 			for _, l := range w.lines {
 				if p, ok := strings.CutPrefix(l, "end "); ok {
-					ran[p]++
+					ran[strings.Fields(p)[0]]++
 				}
 			}
 			w.mu.Unlock()
