@@ -4,12 +4,27 @@
 -- ticket in its entry of a line served in fair shares, '' in any other). TENANT ('' none) and
 -- WEIGHT are the ticket's tenant and its weight (see fair.lua).
 
+-- ENQ_BATCH is what line_admit may keep from one job to the next of one enqueue_many call (set
+-- by enqueue_many_end.lua; nil elsewhere): the pause in force (p), the lines' lengths (lens),
+-- and the jobs queued, counted once at the end (queued).
+local ENQ_BATCH = nil
+
 local function line_admit()
-local p = paused(now)
+local b = ENQ_BATCH
+local p = b and b.p
+if not p then
+  p = paused(now)
+  if b then b.p = p end
+end
 -- The lines' lengths, read once: nothing below changes a line before the ticket joins, but
--- the drop of a head up to PRIO, which the count ahead allows for.
-local lens = {[0] = redis.call('LLEN', KEYS[2]), redis.call('LLEN', KEYS[3]), redis.call('LLEN', KEYS[4]),
-  redis.call('LLEN', KEYS[5])}
+-- the drop of a head up to PRIO, which the count ahead allows for. Kept up to date below for
+-- the next job of an enqueue_many call.
+local lens = b and b.lens
+if not lens then
+  lens = {[0] = redis.call('LLEN', KEYS[2]), redis.call('LLEN', KEYS[3]), redis.call('LLEN', KEYS[4]),
+    redis.call('LLEN', KEYS[5])}
+  if b then b.lens = lens end
+end
 local len = lens[0] + lens[1] + lens[2] + lens[3]
 local tenant = nil
 if TENANT ~= '' then tenant = TENANT end
@@ -56,7 +71,10 @@ end
 
 local evicted = ''
 if len >= MAXQ then
-  if drop then evicted = redis.call('LPOP', KEYS[2 + drop]) end
+  if drop then
+    evicted = redis.call('LPOP', KEYS[2 + drop])
+    if evicted then lens[drop] = lens[drop] - 1 end
+  end
   if evicted == '' then
     count('rejected')
     return {3, now, free, earliest, len, '', lim_reset_after(now), lim_which()}
@@ -74,7 +92,13 @@ if len >= MAXQ then
 end
 
 local suffix = line_push(PRIO, RAW, tenant, WEIGHT, COST, HEAD, place, DEADLINE - now, drop == PRIO)
-count('queued')
+-- A fair line's entry may take the ticket without growing: its lengths are read again.
+if place[1] then
+  if b then b.lens = nil end
+else
+  lens[PRIO] = lens[PRIO] + 1
+end
+if b then b.queued = b.queued + 1 else count('queued') end
 -- In place of the reset after (not read when queued): what follows the ticket in its entry of
 -- a fair line ('' in any other), for a cancel to find it by.
 return {2, now, free, earliest, len, evicted, suffix, lim_which()}

@@ -21,7 +21,11 @@ local function enqueue_job(rec, run_at)
   local reply = line_admit()
   if reply[1] == 2 then
     redis.call('HSET', JOBS, ID, rec)
-    extend_ttl(JOBS, DEADLINE - now + 60000000)
+    if ENQ_BATCH then
+      ENQ_BATCH.ttl = math.max(ENQ_BATCH.ttl, DEADLINE - now + 60000000)
+    else
+      extend_ttl(JOBS, DEADLINE - now + 60000000)
+    end
   end
   return reply
 end

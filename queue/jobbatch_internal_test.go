@@ -20,6 +20,9 @@ type enqueueCase struct {
 	// now (scheduled).
 	tenants []string
 	later   map[int]bool
+	// requests are admitted to the key before its jobs: the first Max granted, the others
+	// queued.
+	requests int
 }
 
 func enqueueCases() []enqueueCase {
@@ -45,6 +48,11 @@ func enqueueCases() []enqueueCase {
 		add("costs", units, near).costs = []int64{4, 4, 1, 2, 4, 4, 1, 4, 4, 2}
 		add("tenants", lim, near).tenants = []string{"a", "b", "a", "a", "b", "", "b", "a", "a", "b"}
 		add("scheduled", lim, near).later = map[int]bool{2: true, 3: true, 7: true}
+		// Jobs evict the oldest requests of a full line, then are refused once only jobs wait.
+		drop := full
+		drop.Overflow = config.DropOldest
+		add("drop", drop, nil).requests = 6
+		add("paused", lim, nil).p.ExtPause = PausedForever
 	}
 	return cases
 }
@@ -94,6 +102,7 @@ func TestEnqueueAllAsSequentialEnqueues(t *testing.T) {
 			one := make([][]AdmitReply, len(cases))
 			jobs1 := make([][]callArgs, len(cases))
 			for i, c := range cases {
+				admitRequests(t, r, c, "one-"+c.name)
 				jobs1[i] = enqueueCaseJobs(t, r, c, "one-"+c.name)
 				for j, a := range jobs1[i] {
 					rep, err := r.enqueueOne(ctx, a)
@@ -106,6 +115,7 @@ func TestEnqueueAllAsSequentialEnqueues(t *testing.T) {
 			var batch []*admitCall
 			jobsN := make([][]callArgs, len(cases))
 			for i, c := range cases {
+				admitRequests(t, r, c, "many-"+c.name)
 				jobsN[i] = enqueueCaseJobs(t, r, c, "many-"+c.name)
 			}
 			for j := range cases[0].prios {
@@ -144,7 +154,7 @@ func TestEnqueueAllAsSequentialEnqueues(t *testing.T) {
 					}
 					compareAdmit(t, fmt.Sprintf("%s: job %d", c.name, j), one[i][j], raws1, call.rep, rawsN)
 				}
-				if refusals == 0 || refusals == len(c.prios) {
+				if c.p.ExtPause == NotPaused && (refusals == 0 || refusals == len(c.prios)) {
 					t.Errorf("%s: %d of %d jobs refused; the case means some refused and some not", c.name, refusals, len(c.prios))
 				}
 				seq, many := lines(t, r, "one-"+c.name, raws1), lines(t, r, "many-"+c.name, rawsN)
@@ -159,7 +169,19 @@ func TestEnqueueAllAsSequentialEnqueues(t *testing.T) {
 	}
 }
 
-// kept says which of jobs of key have a record, and which are scheduled, by index.
+// admitRequests admits c's requests to key.
+func admitRequests(t *testing.T, r *Redis, c enqueueCase, key string) {
+	t.Helper()
+	tks, raws := caseTickets(t, r, admitCase{prios: make([]config.Priority, c.requests)}, key)
+	for i, tk := range tks {
+		if _, err := r.admitOne(context.Background(), callArgs{p: c.p, t: tk, raw: raws[i]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// kept says which of jobs of key have a record, and which are scheduled, by index, and what
+// the key's counters hold.
 func kept(t *testing.T, r *Redis, key string, p Params, jobs []callArgs) string {
 	t.Helper()
 	names := r.ks.withJobs(key, p.Limit)
@@ -176,7 +198,11 @@ func kept(t *testing.T, r *Redis, key string, p Params, jobs []callArgs) string 
 			sched = append(sched, i)
 		}
 	}
-	return fmt.Sprintf("records %v, scheduled %v", recs, sched)
+	st, err := r.State(context.Background(), key, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("records %v, scheduled %v, counters %v", recs, sched, st.Counters)
 }
 
 // TestFinishAllAsSequentialFinishes: the ends of runs of several keys, interleaved, sent
