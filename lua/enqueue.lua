@@ -1,7 +1,7 @@
 -- enqueue.lua: puts a durable job in its key's line and stores its record. A job is never
 -- granted here, even under the limit: it goes to a node that runs its handler, which the
 -- processors find in the line. The script is limits.lua, pause.lua, this file, line.lua,
--- jobs.lua, admit.lua and enqueue_end.lua.
+-- fair.lua, jobs.lua, admit.lua and enqueue_end.lua.
 -- KEYS: see limits.lua and jobs.lua. ARGV 1-6: see limits.lua.
 -- ARGV: 7-13 as admit_fast.lua's (13 is 0)  14 the job's record (see jobs.lua)  15 µs at which
 --       the job is to join its line (0: now; its record's state is then scheduled)  16 its cost

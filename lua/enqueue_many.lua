@@ -3,7 +3,7 @@
 -- until one is refused (the line full, or its deadline out of reach), and those after it are
 -- not tried. EVERY serves enqueues that callers sent each on its own and that the client sent
 -- together (queue.Redis.Enqueue). The script is limits.lua, pause.lua, this file, line.lua,
--- jobs.lua, admit.lua, enqueue_end.lua and enqueue_many_end.lua.
+-- fair.lua, jobs.lua, admit.lua, enqueue_end.lua and enqueue_many_end.lua.
 -- KEYS: see limits.lua and jobs.lua. ARGV 1-6: see limits.lua.
 -- ARGV: 7 priority line  8 max queue  9 overflow  10 every (1: a job refused does not stop those
 --       after it)  11 n, the number of jobs; then n times: the job's raw ticket, its id, its
