@@ -29,7 +29,16 @@ func TestAdmissionDecisionIsCheck(t *testing.T) {
 				tk, raw := ticket(t, be, key, nodeA, config.PriorityNormal)
 				want := queue.Granted
 				if i == 3 {
-					want = queue.WouldExceed // the next start is an hour away, past the ticket's minute
+					// The next start is 20 minutes away or more, and the fixed window's at its
+					// hour's end: the ticket may wait a minute at most, and never up to that end.
+					want = queue.WouldExceed
+					hour := time.Hour.Microseconds()
+					end := (tk.Enqueued/hour + 1) * hour
+					tk.Deadline = tk.Enqueued + min(time.Minute.Microseconds(), (end-tk.Enqueued)/2)
+					var err error
+					if raw, err = tk.Encode(); err != nil {
+						t.Fatal(err)
+					}
 				}
 				d, ok := admit(t, be, p, tk, raw, want).Decision(p.Limit)
 				c, err := be.Check(ctx, key, p, 1)
