@@ -75,22 +75,32 @@ func (r *Redis) admitAll(ctx context.Context, batch []*admitCall) {
 		// running anything: from now on, one call per key.
 		r.keysApart.Store(true)
 	}
-	cmds := make([]*redis.Cmd, len(groups))
-	for i, g := range groups {
-		if len(g) == 1 {
-			cmds[i] = r.admitCmd(ctx, g[0].a.p, g[0].a.t, g[0].a.raw)
-		} else {
-			cmds[i] = r.admitManyCmd(ctx, groups[i:i+1])
-		}
+	sendGroups(ctx, r, groups, func(g []*admitCall) *redis.Cmd { return r.admitGroupCmd(ctx, g) }, admitAnswers)
+}
+
+// admitGroupCmd returns the unsent call for one group of admits of a key: Admit for a lone
+// one, else AdmitMany.
+func (r *Redis) admitGroupCmd(ctx context.Context, g []*admitCall) *redis.Cmd {
+	if len(g) == 1 {
+		return r.admitCmd(ctx, g[0].a.p, g[0].a.t, g[0].a.raw)
 	}
-	r.evalPipelined(ctx, cmds)
-	for i, g := range groups {
-		if len(g) == 1 {
-			g[0].rep, g[0].err = answerOne(cmds[i])
-		} else {
-			answerMany(cmds[i], groups[i:i+1])
+	return r.admitManyCmd(ctx, [][]*admitCall{g})
+}
+
+// admitAnswers reads the reply of admitGroupCmd's call for g.
+func admitAnswers(g []*admitCall, v any) ([]AdmitReply, error) {
+	if len(g) == 1 {
+		rep, err := parseAdmit(v)
+		if err != nil {
+			return nil, fmt.Errorf("reply: %w", err)
 		}
+		return []AdmitReply{rep}, nil
 	}
+	entries, err := replySlice(v, 1)
+	if err != nil {
+		return nil, fmt.Errorf("reply: %w", err)
+	}
+	return parseAdmitMany(entries[0], len(g), g[0].a.p.Limit.Complex(), g[0].a.p.Limit.Shadow)
 }
 
 // admitTenants sends a batch that holds admits of tenants (WithTenant): those as Admit calls of
@@ -107,14 +117,11 @@ func (r *Redis) admitTenants(ctx context.Context, batch []*admitCall) {
 	if len(plain) > 0 {
 		r.admitAll(ctx, plain)
 	}
-	cmds := make([]*redis.Cmd, len(own))
+	alone := make([][]*admitCall, len(own))
 	for i, c := range own {
-		cmds[i] = r.admitCmd(ctx, c.a.p, c.a.t, c.a.raw)
+		alone[i] = []*admitCall{c}
 	}
-	r.evalPipelined(ctx, cmds)
-	for i, c := range own {
-		c.rep, c.err = answerOne(cmds[i])
-	}
+	sendGroups(ctx, r, alone, func(g []*admitCall) *redis.Cmd { return r.admitGroupCmd(ctx, g) }, admitAnswers)
 }
 
 // admitManyCmd returns the unsent EVALSHA of AdmitMany for groups, one entry per group, with

@@ -436,8 +436,9 @@ type Backend interface {
 	// Listen delivers the events for node (its own and broadcast ones) until stop is called.
 	// Events may be lost; the channel is closed after stop.
 	Listen(node []byte) (events <-chan Event, stop func())
-	// Idle waits until no goroutine the backend started for a call (the flight of an admit or
-	// an enqueue, which may outlive its caller) runs, or until ctx ends; it returns how many still run.
+	// Idle waits until no goroutine the backend started for a call (a flight of admits,
+	// enqueues or ends of runs, which may outlive its callers) runs, or until ctx ends; it
+	// returns how many still run.
 	Idle(ctx context.Context) int
 }
 

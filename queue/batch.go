@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/rateltd/rateltd/internal/track"
 )
 
@@ -243,4 +245,30 @@ func groupCalls[A keyed, R any](batch []*batchCall[A, R], same func(a, b A) bool
 		groups[i] = append(groups[i], c)
 	}
 	return groups
+}
+
+// sendGroups sends one script call per group of calls (cmd makes a group's) in one round trip
+// and gives each call its answer: answers reads a group's reply into one answer per call, in
+// order; an error, of the call or of its reply, is the answer of every call of the group.
+func sendGroups[A, R any](ctx context.Context, r *Redis, groups [][]*batchCall[A, R],
+	cmd func(g []*batchCall[A, R]) *redis.Cmd, answers func(g []*batchCall[A, R], v any) ([]R, error)) {
+	cmds := make([]*redis.Cmd, len(groups))
+	for i, g := range groups {
+		cmds[i] = cmd(g)
+	}
+	r.evalPipelined(ctx, cmds)
+	for i, g := range groups {
+		v, err := cmds[i].Result()
+		var reps []R
+		if err == nil {
+			reps, err = answers(g, v)
+		}
+		for j, c := range g {
+			if err != nil {
+				c.err = err
+			} else {
+				c.rep = reps[j]
+			}
+		}
+	}
 }

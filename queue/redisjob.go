@@ -50,40 +50,25 @@ func (r *Redis) enqueueCmd(ctx context.Context, a callArgs) *redis.Cmd {
 // the jobs of one key that enqueue_many.lua may take together (sameShape) as one EnqueueMany
 // call in which a job refused does not stop those after it, every other as Enqueue.
 func (r *Redis) enqueueAll(ctx context.Context, batch []*admitCall) {
-	groups := groupCalls(batch, sameShape)
-	cmds := make([]*redis.Cmd, len(groups))
-	for i, g := range groups {
+	sendGroups(ctx, r, groupCalls(batch, sameShape), func(g []*admitCall) *redis.Cmd {
 		if len(g) == 1 {
-			cmds[i] = r.enqueueCmd(ctx, g[0].a)
-			continue
+			return r.enqueueCmd(ctx, g[0].a)
 		}
 		jobs := make([]NewJob, len(g))
 		for j, c := range g {
 			jobs[j] = NewJob{Ticket: c.a.t, Raw: c.a.raw, Record: c.a.job}
 		}
-		cmds[i] = r.enqueueManyCmd(ctx, g[0].a.p, jobs, true)
-	}
-	r.evalPipelined(ctx, cmds)
-	for i, g := range groups {
+		return r.enqueueManyCmd(ctx, g[0].a.p, jobs, true)
+	}, func(g []*admitCall, v any) ([]AdmitReply, error) {
 		if len(g) == 1 {
-			g[0].rep, g[0].err = answerOne(cmds[i])
-			continue
+			return admitAnswers(g, v)
 		}
-		v, err := cmds[i].Result()
-		var reps []AdmitReply
-		if err == nil {
-			if reps, err = parseEnqueueMany(v, len(g), true); err != nil {
-				err = fmt.Errorf("reply: %w", err)
-			}
+		reps, err := parseEnqueueMany(v, len(g), true)
+		if err != nil {
+			return nil, fmt.Errorf("reply: %w", err)
 		}
-		for j, c := range g {
-			if err != nil {
-				c.err = err
-			} else {
-				c.rep = reps[j]
-			}
-		}
-	}
+		return reps, nil
+	})
 }
 
 // sameShape reports whether the jobs of a and b, of one key, may go in one EnqueueMany: alike
@@ -183,7 +168,7 @@ type finishCall = batchCall[finishArgs, finishReply]
 
 // finishOne sends the end of one run on its own.
 func (r *Redis) finishOne(ctx context.Context, a finishArgs) (finishReply, error) {
-	cmd := r.finishCmd(ctx, a.k, a.p, lua.JobDone, a.e)
+	cmd := r.finishCmd(ctx, a.k, a.p, a.e)
 	r.evalPipelined(ctx, []*redis.Cmd{cmd})
 	v, err := cmd.Result()
 	if err != nil {
@@ -192,12 +177,12 @@ func (r *Redis) finishOne(ctx context.Context, a finishArgs) (finishReply, error
 	return parseFinish(v)
 }
 
-// finishCmd returns the unsent call of s, JobDone for one run's end or JobDoneMany for several
-// (of key, with p).
-func (r *Redis) finishCmd(ctx context.Context, key string, p Params, s *redis.Script, ends ...RunEnd) *redis.Cmd {
-	extra := make([]any, 0, 1+5*len(ends))
-	if s == lua.JobDoneMany {
-		extra = append(extra, len(ends))
+// finishCmd returns the unsent call that ends the runs ends of key (with p): JobDone for one,
+// JobDoneMany for several.
+func (r *Redis) finishCmd(ctx context.Context, key string, p Params, ends ...RunEnd) *redis.Cmd {
+	s, extra := lua.JobDone, make([]any, 0, 1+5*len(ends))
+	if len(ends) > 1 {
+		s, extra = lua.JobDoneMany, append(extra, len(ends))
 	}
 	for _, e := range ends {
 		extra = append(extra, e.ID, e.Run, int(e.Outcome), e.Data, e.Backoff.Microseconds())
@@ -208,43 +193,29 @@ func (r *Redis) finishCmd(ctx context.Context, key string, p Params, s *redis.Sc
 // finishAll sends the ends of the runs of batch in one round trip, each key's as one
 // JobDoneMany call (a lone one as JobDone), and gives each call its answer.
 func (r *Redis) finishAll(ctx context.Context, batch []*finishCall) {
-	groups := groupCalls(batch, func(a, b finishArgs) bool { return a.p == b.p })
-	cmds := make([]*redis.Cmd, len(groups))
-	for i, g := range groups {
-		if len(g) == 1 {
-			cmds[i] = r.finishCmd(ctx, g[0].a.k, g[0].a.p, lua.JobDone, g[0].a.e)
-			continue
-		}
+	sendGroups(ctx, r, groupCalls(batch, func(a, b finishArgs) bool { return a.p == b.p }), func(g []*finishCall) *redis.Cmd {
 		ends := make([]RunEnd, len(g))
 		for j, c := range g {
 			ends[j] = c.a.e
 		}
-		cmds[i] = r.finishCmd(ctx, g[0].a.k, g[0].a.p, lua.JobDoneMany, ends...)
-	}
-	r.evalPipelined(ctx, cmds)
-	for i, g := range groups {
-		v, err := cmds[i].Result()
+		return r.finishCmd(ctx, g[0].a.k, g[0].a.p, ends...)
+	}, func(g []*finishCall, v any) ([]finishReply, error) {
 		if len(g) == 1 {
-			if err == nil {
-				g[0].rep, err = parseFinish(v)
-			}
-			g[0].err = err
-			continue
+			rep, err := parseFinish(v)
+			return []finishReply{rep}, err
 		}
-		var s []any
-		if err == nil {
-			s, err = replySlice(v, len(g))
+		s, err := replySlice(v, len(g))
+		if err != nil {
+			return nil, fmt.Errorf("reply: %w", err)
 		}
-		for j, c := range g {
-			if err != nil {
-				c.err = err
-				continue
-			}
-			if c.rep, c.err = parseFinish(s[j]); c.err != nil {
-				c.err = fmt.Errorf("run %d of %d: %w", j, len(g), c.err)
+		reps := make([]finishReply, len(g))
+		for j := range g {
+			if reps[j], err = parseFinish(s[j]); err != nil {
+				return nil, fmt.Errorf("run %d of %d: %w", j, len(g), err)
 			}
 		}
-	}
+		return reps, nil
+	})
 }
 
 // parseFinish reads job_done.lua's reply.
