@@ -26,11 +26,13 @@ local HOLD, LEASE_US, MAX_LOST = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumbe
 local MAX_DROPS, MAX_SKIPS, MAX_REFUNDS, MAX_RECLAIMS = 1000, 1000, 1000, 100
 
 local dead, mine, others = {}, {}, {}
-local ndead = tonumber(ARGV[14])
-for i = 15, 14 + ndead do dead[ARGV[i]] = true end
-for i = 15 + ndead, #ARGV do
-  local h = ARGV[i]
-  if string.sub(h, 1, 1) == '+' then mine[string.sub(h, 2)] = true else others[string.sub(h, 2)] = true end
+do -- ndead in a block of its own: not one of the script's 200 locals
+  local ndead = tonumber(ARGV[14])
+  for i = 15, 14 + ndead do dead[ARGV[i]] = true end
+  for i = 15 + ndead, #ARGV do
+    local h = ARGV[i]
+    if string.sub(h, 1, 1) == '+' then mine[string.sub(h, 2)] = true else others[string.sub(h, 2)] = true end
+  end
 end
 
 local now = now_us()
@@ -59,7 +61,7 @@ local function refund_stale()
   redis.call('ZREMRANGEBYSCORE', LOCAL, '-inf', I(now - 2 * CLAIM))
   if not sets then return end
   local stale
-  if ndead > 0 then
+  if next(dead) then -- a node is dead
     stale = redis.call('ZRANGE', GRANTED, 0, MAX_REFUNDS - 1, 'WITHSCORES')
   else
     stale = redis.call('ZRANGEBYSCORE', GRANTED, '-inf', I(now - CLAIM), 'WITHSCORES', 'LIMIT', 0, MAX_REFUNDS)
@@ -295,6 +297,24 @@ local function pick_grants()
   end
 end
 
+-- zadd_every adds list[1], list[1 + step], ... to key at score, in one ZADD per 1,000 members
+-- (unpack's bound); a lone member without the argument table, which costs a step granting one
+-- ~2 %.
+local function zadd_every(key, score, list, step)
+  if #list == 1 then
+    redis.call('ZADD', key, score, list[1])
+    return
+  end
+  for first = 1, #list, 1000 * step do
+    local args = {}
+    for k = first, math.min(#list, first + 1000 * step - 1), step do
+      args[#args + 1] = score
+      args[#args + 1] = list[k]
+    end
+    redis.call('ZADD', key, unpack(args))
+  end
+end
+
 -- charge_window records the grants in the window, keeps the grant sets for their claims, and
 -- puts the jobs granted under their lease (one ZADD, the TTLs once). Twin:
 -- grantRun.chargeWindow.
@@ -303,29 +323,14 @@ local function charge_window()
   lim_record(now, ids, costs)
   count('granted', n)
   if #jobs > 0 then
-    local at = I(now + LEASE_US)
-    for first = 1, #jobs, 2000 do -- a ZADD per 1,000 jobs: unpack's bound
-      local args = {}
-      for k = first, math.min(#jobs, first + 1999), 2 do args[#args + 1] = at; args[#args + 1] = jobs[k] end
-      redis.call('ZADD', LEASE, unpack(args))
-    end
+    zadd_every(LEASE, I(now + LEASE_US), jobs, 2) -- jobs holds id, record, id, record, ...
     extend_ttl(LEASE, LEASE_US + 60000000)
     extend_ttl(JOBS, LEASE_US + 60000000)
   end
   if #owners > 0 then redis.call('PEXPIRE', GRANTED, ms(2 * CLAIM)) end
   if #mine_t > 0 then
-    -- This node's own grants join its local grants in one ZADD (one per 1,000: unpack's bound;
-    -- a lone grant without the argument table, which costs a step granting one ~2 %).
-    local at = I(now)
-    if #mine_t == 1 then
-      redis.call('ZADD', LOCAL, at, mine_t[1])
-    else
-      for first = 1, #mine_t, 1000 do
-        local args = {}
-        for j = first, math.min(#mine_t, first + 999) do args[#args + 1] = at; args[#args + 1] = mine_t[j] end
-        redis.call('ZADD', LOCAL, unpack(args))
-      end
-    end
+    -- This node's own grants join its local grants.
+    zadd_every(LOCAL, I(now), mine_t, 1)
     redis.call('PEXPIRE', LOCAL, ms(2 * CLAIM))
   end
 end
