@@ -6,8 +6,23 @@
 
 -- ENQ_BATCH is what line_admit may keep from one job to the next of one enqueue_many call (set
 -- by enqueue_many_end.lua; nil elsewhere): the pause in force (p), the lines' lengths (lens),
--- and the jobs queued, counted once at the end (queued).
+-- whether the line was found not fair (unfair, see fair.lua), the jobs queued, counted once
+-- at the end (queued), and the tickets that join the tail of a line served first come first
+-- served (tail[q]), pushed together by enq_push with the line's TTL extended once to the
+-- latest of their deadlines (tail_ttl[q], µs from now). Whatever reads a line's entries comes
+-- after enq_push.
 local ENQ_BATCH = nil
+
+local function enq_push(b)
+  for q = 0, 3 do
+    local raws = b.tail[q]
+    if raws then
+      for i = 1, #raws, 1000 do redis.call('RPUSH', KEYS[2 + q], unpack(raws, i, math.min(i + 999, #raws))) end
+      extend_ttl(KEYS[2 + q], b.tail_ttl[q])
+      b.tail[q], b.tail_ttl[q] = nil, nil
+    end
+  end
+end
 
 local function line_admit()
 local b = ENQ_BATCH
@@ -28,7 +43,21 @@ end
 local len = lens[0] + lens[1] + lens[2] + lens[3]
 local tenant = nil
 if TENANT ~= '' then tenant = TENANT end
-local place = fair_place(PRIO, tenant, HEAD, lens[PRIO])
+-- Whether the line is fair, for a batch of no tenant: a line found not fair stays so through
+-- it (only a tenant's ticket makes a line fair), so that is read once. A tenant's batch holds
+-- no tail back: each of its tickets joins in fair shares.
+local flag = nil
+if b and not tenant then
+  if b.unfair then
+    flag = false
+  elseif lens[PRIO] > 0 then
+    flag = redis.call('HEXISTS', FAIR, 'v' .. PRIO) == 1
+    b.unfair = not flag
+  end
+end
+-- The fair shares, the costs ahead and a full line's drop read the line's entries.
+if b and (flag or HAS_UNITS or (len >= MAXQ and OVERFLOW == 1)) then enq_push(b) end
+local place = fair_place(PRIO, tenant, HEAD, lens[PRIO], flag)
 
 -- Under DropOldest, a full line gives up the oldest request of the lowest priority up to PRIO
 -- (the ticket at the head of its line); durable jobs are never dropped.
@@ -91,7 +120,18 @@ if len >= MAXQ then
   end
 end
 
-local suffix = line_push(PRIO, RAW, tenant, WEIGHT, COST, HEAD, place, DEADLINE - now, drop == PRIO)
+local suffix = ''
+if b and not place[1] and not HEAD then
+  local tail = b.tail[PRIO]
+  if not tail then
+    tail = {}
+    b.tail[PRIO], b.tail_ttl[PRIO] = tail, 0
+  end
+  tail[#tail + 1] = RAW
+  b.tail_ttl[PRIO] = math.max(b.tail_ttl[PRIO], DEADLINE - now)
+else
+  suffix = line_push(PRIO, RAW, tenant, WEIGHT, COST, HEAD, place, DEADLINE - now, drop == PRIO)
+end
 -- A fair line's entry may take the ticket without growing: its lengths are read again.
 if place[1] then
   if b then b.lens = nil end

@@ -5,11 +5,20 @@
 -- scheduled) in the scheduled set, not the line, until the grant step moves it there (reply
 -- code 6; the line's length in place of the earliest start).
 local function enqueue_job(rec, run_at)
-  local kept = redis.call('ZSCORE', REXP, ID)
-  if redis.call('HEXISTS', JOBS, ID) == 1 or (kept and tonumber(kept) > now) then
-    return {5, now, 0, 0, 0, '', 0}
+  local b = ENQ_BATCH
+  if b then
+    if b.seen[ID] then return {5, now, 0, 0, 0, '', 0} end
+  else
+    local kept = redis.call('ZSCORE', REXP, ID)
+    if redis.call('HEXISTS', JOBS, ID) == 1 or (kept and tonumber(kept) > now) then
+      return {5, now, 0, 0, 0, '', 0}
+    end
   end
   if run_at > now then
+    if b then
+      b.seen[ID] = true
+      enq_push(b) -- before line_len reads the lines
+    end
     redis.call('HSET', JOBS, ID, rec)
     redis.call('ZADD', SCHED, I(run_at), ID)
     local keep = run_at - now + DEADLINE - now + 60000000
@@ -20,10 +29,13 @@ local function enqueue_job(rec, run_at)
   end
   local reply = line_admit()
   if reply[1] == 2 then
-    redis.call('HSET', JOBS, ID, rec)
-    if ENQ_BATCH then
-      ENQ_BATCH.ttl = math.max(ENQ_BATCH.ttl, DEADLINE - now + 60000000)
+    if b then
+      b.seen[ID] = true
+      b.records[#b.records + 1] = ID
+      b.records[#b.records + 1] = rec
+      b.ttl = math.max(b.ttl, DEADLINE - now + 60000000)
     else
+      redis.call('HSET', JOBS, ID, rec)
       extend_ttl(JOBS, DEADLINE - now + 60000000)
     end
   end

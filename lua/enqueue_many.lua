@@ -10,8 +10,12 @@
 --       record (see jobs.lua) and its deadline µs; then µs at which the jobs are to join the
 --       line (0: now; their records' state is then scheduled), their cost (each ticket's),
 --       their tenant ('' or absent: none; see fair.lua) and its weight
--- Reply: one reply of enqueue.lua's per job tried, in order (code 6 for a scheduled one); unless
--- every, the last is a refusal (code 3 or 4) when fewer than n.
+-- Reply: the time now µs, what the limit may admit now and which rate that is of (the
+-- remaining and which of admit's reply, the same for every job), then two elements per job
+-- tried, in order: for a job queued with nothing evicted and nothing after its ticket in its
+-- entry, the earliest start µs and the line's length before it; for any other, its reply as
+-- enqueue.lua's (code 6 for a scheduled one) and 0. Unless every, the last job is a refusal
+-- (code 3 or 4) when fewer than n.
 local PRIO, DEADLINE = tonumber(ARGV[7]), nil
 local MAXQ, OVERFLOW, HEAD = tonumber(ARGV[8]), tonumber(ARGV[9]), false
 local EVERY, RAW, ID = ARGV[10] == '1', nil, nil

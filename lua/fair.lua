@@ -213,10 +213,15 @@ end
 -- Where a ticket of tenant (nil: none) would join line q: see fair.place. A ticket of no tenant
 -- in a line served first come first served does not need the helpers.
 -- {fair, tag, position, the line is fair already, its length, start}; fair is false for a line
--- served first come first served (tag nil). n: the line's length, when the caller has read it.
-local function fair_place(q, tenant, head, n)
+-- served first come first served (tag nil). n: the line's length, when the caller has read it;
+-- flag: whether the line's state has its round, when the caller knows it.
+local function fair_place(q, tenant, head, n, flag)
   n = n or redis.call('LLEN', KEYS[2 + q])
-  local on = n > 0 and redis.call('HEXISTS', FAIR, 'v' .. q) == 1
+  local on = false
+  if n > 0 then
+    if flag == nil then flag = redis.call('HEXISTS', FAIR, 'v' .. q) == 1 end
+    on = flag
+  end
   if not on and not tenant then
     if head then return {false, nil, 0, false, n} end
     return {false, nil, n, false, n}

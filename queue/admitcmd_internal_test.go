@@ -259,7 +259,8 @@ func compareAdmit(t *testing.T, what string, want AdmitReply, wantRaws [][]byte,
 	t.Helper()
 	near := func(a, b int64) bool { return max(a-b, b-a) <= 5*time.Second.Microseconds() }
 	if got.Outcome != want.Outcome || got.Remaining != want.Remaining || got.LineBefore != want.LineBefore ||
-		indexOf(gotRaws, got.Evicted) != indexOf(wantRaws, want.Evicted) ||
+		indexOf(gotRaws, got.Evicted) != indexOf(wantRaws, want.Evicted) || (got.Evicted == nil) != (want.Evicted == nil) ||
+		string(got.LineSuffix) != string(want.LineSuffix) ||
 		(got.Earliest == PausedForever) != (want.Earliest == PausedForever) || !near(got.ResetAfter, want.ResetAfter) ||
 		got.Shadow != want.Shadow || (got.ShadowWait > 0) != (want.ShadowWait > 0) {
 		t.Errorf("%s: %+v, one by one %+v", what, got, want)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/rateltd/rateltd/config"
 	"github.com/rateltd/rateltd/internal/redistest"
 )
@@ -23,6 +25,14 @@ type enqueueCase struct {
 	// requests are admitted to the key before its jobs: the first Max granted, the others
 	// queued.
 	requests int
+	// sameID gives job i the id of job sameID[i], an earlier one of the case; waiting and
+	// kept mark the jobs whose id is, before the case's jobs, of a job waiting in the line
+	// (the job itself, enqueued once before) or of a result kept (as a run's end leaves it).
+	sameID        map[int]int
+	waiting, kept map[int]bool
+	// unfair marks a line whose state still says it is fair though it is empty, as a fair
+	// line's state is left when its entries lapse.
+	unfair bool
 }
 
 func enqueueCases() []enqueueCase {
@@ -53,6 +63,18 @@ func enqueueCases() []enqueueCase {
 		drop.Overflow = config.DropOldest
 		add("drop", drop, nil).requests = 6
 		add("paused", lim, nil).p.ExtPause = PausedForever
+		// Runs of ten jobs alike, one script call each: the cost units of the jobs of the call
+		// ahead refuse jobs 2 and 5 (two of cost 5 fill the ten units of a minute).
+		alike := []config.Priority{n, n, n, n, n, n, n, n, n, n}
+		costly := add("costs-alike", units, map[int]bool{2: true, 5: true})
+		costly.prios, costly.costs = alike, []int64{5, 5, 5, 5, 5, 5, 5, 5, 5, 5}
+		named := add("named", lim, map[int]bool{8: true})
+		named.prios, named.sameID = alike, map[int]int{1: 0, 4: 2, 9: 3}
+		named.waiting, named.kept = map[int]bool{3: true}, map[int]bool{6: true}
+		lapsed := add("lapsed-fair", lim, map[int]bool{8: true})
+		lapsed.prios, lapsed.unfair = alike, true
+		shared := add("tenant-alike", lim, map[int]bool{8: true})
+		shared.prios, shared.tenants = alike, []string{"a", "a", "a", "a", "a", "a", "a", "a", "a", "a"}
 	}
 	return cases
 }
@@ -82,6 +104,33 @@ func enqueueCaseJobs(t *testing.T, r *Redis, c enqueueCase, key string) []callAr
 			t.Fatal(err)
 		}
 		out[i].p, out[i].t = c.p, tk
+	}
+	for i, j := range c.sameID {
+		out[i].t.ID = out[j].t.ID
+		var err error
+		if out[i].raw, err = out[i].t.Encode(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	names := r.ks.withJobs(key, c.p.Limit)
+	for i := range c.waiting {
+		if rep, err := r.enqueueOne(ctx, out[i]); err != nil || rep.Outcome != Queued {
+			t.Fatalf("job %d enqueued before: %+v, %v", i, rep, err)
+		}
+	}
+	for i := range c.kept {
+		// The result expiry set: the result kept an hour.
+		expiry := redis.Z{Score: float64(out[i].t.Enqueued + time.Hour.Microseconds()), Member: string(out[i].t.ID)}
+		if err := r.rdb.ZAdd(ctx, names[kJobs+3], expiry).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.unfair {
+		q := c.prios[0].Line()
+		if err := r.rdb.HSet(ctx, names[kFair], fmt.Sprintf("v%d", q), 0).Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return out
 }
@@ -161,6 +210,9 @@ func TestEnqueueAllAsSequentialEnqueues(t *testing.T) {
 				if fmt.Sprint(seq) != fmt.Sprint(many) {
 					t.Errorf("%s: lines (job indexes by priority) %v, one by one %v", c.name, many, seq)
 				}
+				if l1, lN := lineTTLs(t, r, "one-"+c.name), lineTTLs(t, r, "many-"+c.name); !sameTTLs(l1, lN) {
+					t.Errorf("%s: the lines live %v, one by one %v", c.name, lN, l1)
+				}
 				if s1, sN := kept(t, r, "one-"+c.name, c.p, jobs1[i]), kept(t, r, "many-"+c.name, c.p, jobsN[i]); s1 != sN {
 					t.Errorf("%s: records and schedule %s, one by one %s", c.name, sN, s1)
 				}
@@ -178,6 +230,33 @@ func admitRequests(t *testing.T, r *Redis, c enqueueCase, key string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// lineTTLs returns the time to live of each of key's lines (-2 for a line that is not there,
+// -1 for one with no TTL).
+func lineTTLs(t *testing.T, r *Redis, key string) [config.NumPriorities]time.Duration {
+	t.Helper()
+	var out [config.NumPriorities]time.Duration
+	names := r.ks.perKey(key, config.Limit{})
+	for q := range out {
+		d, err := r.rdb.PTTL(context.Background(), names[1+q]).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[q] = d
+	}
+	return out
+}
+
+// sameTTLs reports whether a and b, lineTTLs' of two keys filled a moment apart, agree: the
+// same lines there, each with a TTL, within 5 seconds of each other.
+func sameTTLs(a, b [config.NumPriorities]time.Duration) bool {
+	for q := range a {
+		if (a[q] < 0 || b[q] < 0) && a[q] != b[q] || max(a[q]-b[q], b[q]-a[q]) > 5*time.Second {
+			return false
+		}
+	}
+	return true
 }
 
 // kept says which of jobs of key have a record, and which are scheduled, by index, and what

@@ -5,6 +5,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -114,26 +115,46 @@ func (r *Redis) enqueueManyCmd(ctx context.Context, p Params, jobs []NewJob, eve
 }
 
 // parseEnqueueMany reads enqueue_many.lua's reply to n jobs: one reply per job when every,
-// else from 1 to n replies, only the last of them a refusal when fewer than n.
+// else from 1 to n replies, only the last of them a refusal when fewer than n. A job queued
+// plainly comes as its earliest start and the line's length before it, on the time, remaining
+// and rate that open the reply; any other as admit's reply.
 func parseEnqueueMany(v any, n int, every bool) ([]AdmitReply, error) {
-	s, err := replySlice(v, 0)
+	s, err := replySlice(v, 3)
 	if err != nil {
 		return nil, err
 	}
-	if len(s) == 0 || len(s) > n || (every && len(s) != n) {
-		return nil, fmt.Errorf("%d replies to %d jobs", len(s), n)
-	}
-	reps := make([]AdmitReply, len(s))
-	for i, e := range s {
-		if reps[i], err = parseAdmit(e); err != nil {
-			return nil, fmt.Errorf("job %d: %w", i, err)
+	var head [3]int64
+	for i := range head {
+		if head[i], err = replyInt(s[i]); err != nil {
+			return nil, fmt.Errorf("element %d: %w", i, err)
 		}
-		if !every && refused(reps[i]) && i < len(s)-1 {
+	}
+	s = s[3:]
+	tried := len(s) / 2
+	if len(s)%2 != 0 || tried == 0 || tried > n || (every && tried != n) {
+		return nil, fmt.Errorf("%d elements for %d jobs", len(s), n)
+	}
+	reps := make([]AdmitReply, tried)
+	for i := range reps {
+		if full, ok := s[2*i].([]any); ok {
+			if reps[i], err = parseAdmit(full); err != nil {
+				return nil, fmt.Errorf("job %d: %w", i, err)
+			}
+		} else {
+			earliest, err1 := replyInt(s[2*i])
+			before, err2 := replyInt(s[2*i+1])
+			if err := errors.Join(err1, err2); err != nil {
+				return nil, fmt.Errorf("job %d: %w", i, err)
+			}
+			reps[i] = AdmitReply{Outcome: Queued, Now: head[0], Remaining: int(head[1]), Earliest: earliest,
+				LineBefore: int(before), Which: int(head[2])}
+		}
+		if !every && refused(reps[i]) && i < tried-1 {
 			return nil, fmt.Errorf("job %d refused, and the jobs after it tried", i)
 		}
 	}
-	if len(s) < n && !refused(reps[len(s)-1]) {
-		return nil, fmt.Errorf("%d of %d jobs tried, none refused", len(s), n)
+	if tried < n && !refused(reps[tried-1]) {
+		return nil, fmt.Errorf("%d of %d jobs tried, none refused", tried, n)
 	}
 	return reps, nil
 }
