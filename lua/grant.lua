@@ -145,14 +145,27 @@ local function fits(t)
   return false
 end
 
--- The priority of the line being walked.
-local walking = 3
+-- The line being walked: its priority (q), and how many entries taken from its head are still
+-- in it (popped: taken out together by walk.pop, before anything else reads or changes it).
+-- One table, not three locals: the script's main function may hold no more than 200.
+local walk = {q = 3, popped = 0}
+
+function walk.pop(line)
+  if walk.popped > 0 then redis.call('LPOP', line, walk.popped) end
+  walk.popped = 0
+end
 
 -- Takes the entry raw at position i of line out: ticket t (nil when corrupt), granted or not.
+-- A readable ticket of no tenant at the head stays in the line until walk.pop.
 local function take(line, i, raw, t, granted)
+  lens[walk.q] = lens[walk.q] - 1
+  if i == 0 and t and not t.TAG then
+    walk.popped = walk.popped + 1
+    return
+  end
+  walk.pop(line)
   if i == 0 then redis.call('LPOP', line) else redis.call('LREM', line, 1, raw) end
-  lens[walking] = lens[walking] - 1
-  line_left(walking, t, granted)
+  line_left(walk.q, t, granted)
 end
 
 -- drop takes the entry at position i of line, ticket t, out unserved, counted as reason; a
@@ -174,10 +187,9 @@ local function grant_job(line, i, raw, t)
   end
   take(line, i, raw, t, true)
   j[J_RUNS], j[J_STATE], j[J_HOLDER] = j[J_RUNS] + 1, JOB_RUNNING, NODE
-  local rec = cmsgpack.pack(j)
-  redis.call('HSET', JOBS, id, rec) -- its lease, and the TTLs, by charge_window for all
+  -- Stored, leased and the TTLs extended by charge_window, for all the step's jobs at once.
   jobs[#jobs + 1] = id
-  jobs[#jobs + 1] = rec
+  jobs[#jobs + 1] = cmsgpack.pack(j)
   slots = slots - 1
   take_grant(id, cost_of(t))
 end
@@ -281,11 +293,11 @@ local function pick_grants()
   for q = 0, 3 do lens[q] = redis.call('LLEN', KEYS[2 + q]) end
   for q = 5, 2, -1 do
     local line = KEYS[q]
-    walking = q - 2
+    walk.q = q - 2
     local i = 0
-    while i and drops < MAX_DROPS and lens[walking] > 0 do
+    while i and drops < MAX_DROPS and lens[walk.q] > 0 do
       local want = math.min(64, math.max(1, math.min(free, BATCH - n))) + 2
-      local chunk = redis.call('LRANGE', line, i, i + want - 1)
+      local chunk = redis.call('LRANGE', line, i + walk.popped, i + walk.popped + want - 1)
       if #chunk == 0 then break end
       for _, raw in ipairs(chunk) do
         i = visit_ticket(line, i, raw)
@@ -293,6 +305,7 @@ local function pick_grants()
       end
       if #chunk < want then break end
     end
+    walk.pop(line)
     if halt then break end
   end
 end
@@ -323,7 +336,9 @@ local function charge_window()
   lim_record(now, ids, costs)
   count('granted', n)
   if #jobs > 0 then
-    zadd_every(LEASE, I(now + LEASE_US), jobs, 2) -- jobs holds id, record, id, record, ...
+    -- jobs holds id, record, id, record, ...
+    for k = 1, #jobs, 1000 do redis.call('HSET', JOBS, unpack(jobs, k, math.min(#jobs, k + 999))) end
+    zadd_every(LEASE, I(now + LEASE_US), jobs, 2)
     extend_ttl(LEASE, LEASE_US + 60000000)
     extend_ttl(JOBS, LEASE_US + 60000000)
   end

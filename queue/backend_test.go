@@ -452,6 +452,28 @@ func TestDuplicateTicketGrantedOnce(t *testing.T) {
 		if st, err := be.State(ctx, "r", p); err != nil || st.Counters[queue.CountGranted] != 1 || st.Counters[queue.CountDuplicate] != 1 {
 			t.Fatalf("granted %d, duplicates %d (%v); want 1, 1", st.Counters[queue.CountGranted], st.Counters[queue.CountDuplicate], err)
 		}
+
+		// A copy behind a job that keeps its place (no live node runs its handler): the copy
+		// leaves from the middle of the line, the job stays.
+		if err := be.PauseKey(ctx, "s", queue.PausedForever); err != nil {
+			t.Fatal(err)
+		}
+		ts, rawS := ticket(t, be, "s", nodeA, config.PriorityNormal)
+		admit(t, be, p, ts, rawS, queue.Queued)
+		enqueueJob(t, be, p, "s", "nobody", 0)
+		admit(t, be, p, ts, rawS, queue.Queued)
+		if err := be.ResumeKey(ctx, "s"); err != nil {
+			t.Fatal(err)
+		}
+		if rep := grant(t, be, "s", p, nodeA); len(rep.Local) != 1 || len(rep.Jobs) != 0 {
+			t.Fatalf("grant: %+v; want the request once and no job", rep)
+		}
+		if st, err := be.State(ctx, "s", p); err != nil || st.Queued != [4]int{0, 1, 0, 0} || st.Counters[queue.CountDuplicate] != 1 {
+			t.Fatalf("queued %v, duplicates %d (%v); want the job alone in line, 1", st.Queued, st.Counters[queue.CountDuplicate], err)
+		}
+		if rep := grantJobs(t, be, p, "s", nodeA, []string{"nobody"}, 1, time.Minute); len(rep.Jobs) != 1 || len(rep.Local) != 0 {
+			t.Fatalf("grant by a node that runs the job's handler: %+v; want the job", rep)
+		}
 	})
 }
 
