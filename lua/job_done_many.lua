@@ -6,10 +6,17 @@
 --       retry (as job_done.lua's ARGV 7-11)
 -- Reply: job_done.lua's {code, woken} for each run, in order.
 local now = now_us()
-local replies, done = {}, {n = 0, ttl = 0}
-for i = 8, 7 + 5 * tonumber(ARGV[7]), 5 do
+local last = 7 + 5 * tonumber(ARGV[7])
+local ids = {}
+for i = 8, last, 5 do ids[#ids + 1] = ARGV[i] end
+local replies, done = {}, done_new(ids)
+for i = 8, last, 5 do
   replies[#replies + 1] = job_finish(now, ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3],
     tonumber(ARGV[i + 4]), done)
 end
-done_upkeep(now, done)
+-- The runs done learn who waits for their results now (job_finish's reply said 0).
+local woken = done_upkeep(now, done)
+for k, r in ipairs(replies) do
+  if r[1] == 1 and woken[ids[k]] then r[2] = 1 end
+end
 return replies

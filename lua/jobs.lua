@@ -34,8 +34,10 @@ local RESULT_DONE, RESULT_FAILED, RESULT_EXPIRED, RESULT_EVICTED, RESULT_CANCELL
 -- Whether record j is of a run in progress: running, or running and cancelled.
 local function job_runs(j) return j[J_STATE] == JOB_RUNNING or j[J_STATE] == JOB_CANCELLING end
 
-local function job_get(id)
-  local raw = redis.call('HGET', JOBS, id)
+-- The record of job id, nil when it has none or an unreadable one; raw: its bytes when the
+-- caller read them (false: it has none).
+local function job_get(id, raw)
+  if raw == nil then raw = redis.call('HGET', JOBS, id) end
   if not raw then return nil end
   local ok, j = pcall(cmsgpack.unpack, raw)
   if not ok or type(j) ~= 'table' or type(j[J_HANDLER]) ~= 'string' or type(j[J_RUNS]) ~= 'number'
@@ -65,13 +67,23 @@ local function results_upkeep(now, ttl)
 end
 
 -- Ends job id with a result; reports whether somebody waits for it (to be woken). With done
--- (a table), the results' upkeep is left to whoever ends several jobs: done.ttl becomes the
--- longest time a result is kept (µs).
+-- (a table, see job_finish.lua), the end is left to whoever ends several jobs, for all of them
+-- at once: done.ended gets id, done.res its result, done.exp its expiry, done.ttl becomes the
+-- longest time a result is kept (µs); it reports nil then (who waits is known at the end).
 local function job_end(now, id, j, status, data, done)
   local ttl = j[J_RESULT_TTL] * 1000
+  if done then
+    done.ttl = math.max(done.ttl, ttl)
+    done.ended[#done.ended + 1] = id
+    done.gone[id] = true
+    local res, exp = done.res, done.exp
+    res[#res + 1], res[#res + 2] = id, cmsgpack.pack({status, data})
+    exp[#exp + 1], exp[#exp + 2] = I(now + ttl), id
+    return nil
+  end
   redis.call('HSET', RES, id, cmsgpack.pack({status, data}))
   redis.call('ZADD', REXP, I(now + ttl), id)
-  if done then done.ttl = math.max(done.ttl, ttl) else results_upkeep(now, ttl) end
+  results_upkeep(now, ttl)
   redis.call('HDEL', JOBS, id)
   redis.call('ZREM', LEASE, id)
   redis.call('ZREM', SCHED, id)

@@ -288,15 +288,17 @@ func kept(t *testing.T, r *Redis, key string, p Params, jobs []callArgs) string 
 // together as concurrent FinishJob calls are (one JobDoneMany call per key, all in one round
 // trip), get the answers the same ends get when sent one by one in the same order, and leave
 // the same results, retries, dead letters and lines: a result kept (and its waiter woken), a
-// retry, a last failure, a run given back, a stale run, a run cancelled while it ran, and one
-// run's end sent twice (the second finds it ended).
+// retry, a last failure, a run given back, a stale run, a run cancelled while it ran, one
+// run's end sent twice (the second finds it ended), and a run that failed, to be retried, sent
+// again as done (it finds the job waiting for its retry).
 func TestFinishAllAsSequentialFinishes(t *testing.T) {
 	for name, open := range topologies {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			r, hook := countedRedis(t, open)
 			ctx := context.Background()
-			want := []Finish{FinishDone, FinishRetry, FinishDead, FinishRequeued, FinishStale, FinishCancelled, FinishDone, FinishStale}
+			want := []Finish{FinishDone, FinishRetry, FinishDead, FinishRequeued, FinishStale, FinishCancelled, FinishDone, FinishStale,
+				FinishStale}
 			keys := []string{"one", "many-a", "many-b"}
 			ends := make([][]RunEnd, len(keys))
 			for i, key := range keys {
@@ -357,7 +359,8 @@ var finishParams = Params{Limit: config.Limit{Max: 100, Window: time.Minute}.Wit
 // runsToEnd enqueues seven jobs on key and grants them to one node, asks for the first's
 // result (a waiter) and cancels the sixth; it returns the ends of their runs that
 // TestFinishAllAsSequentialFinishes sends: done, failed with a retry left, failed with none,
-// given back, of a run that is not the current one, failed (cancelled), done, and done again.
+// given back, of a run that is not the current one, failed (cancelled), done, done again, and
+// the second's again, done.
 func runsToEnd(t *testing.T, r *Redis, key string) []RunEnd {
 	t.Helper()
 	ctx := context.Background()
@@ -395,7 +398,7 @@ func runsToEnd(t *testing.T, r *Redis, key string) []RunEnd {
 	stale := end(4, RunDone)
 	stale.Run = 2
 	return []RunEnd{end(0, RunDone), end(1, RunFailed), end(2, RunFailed), end(3, RunGivenBack), stale,
-		end(5, RunFailed), end(6, RunDone), end(6, RunDone)}
+		end(5, RunFailed), end(6, RunDone), end(6, RunDone), end(1, RunDone)}
 }
 
 // finished describes what the ends of runs left on key: each job's result, the line, the dead
@@ -404,12 +407,19 @@ func finished(t *testing.T, r *Redis, key string, ends []RunEnd) string {
 	t.Helper()
 	ctx := context.Background()
 	var b strings.Builder
+	names := r.ks.withJobs(key, finishParams.Limit)
 	for i, e := range ends {
 		res, err := r.Result(ctx, key, e.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		fmt.Fprintf(&b, "job %d: %+v; ", i, res)
+		// Leased (or waiting for its retry), and waited for.
+		_, lerr := r.rdb.ZScore(ctx, names[kJobs+1], string(e.ID)).Result()
+		waited, werr := r.rdb.SIsMember(ctx, names[kJobs+4], string(e.ID)).Result()
+		if werr != nil {
+			t.Fatal(werr)
+		}
+		fmt.Fprintf(&b, "job %d: %+v, leased %t, waited for %t; ", i, res, lerr == nil, waited)
 	}
 	st, err := r.State(ctx, key, finishParams)
 	if err != nil {
