@@ -126,8 +126,20 @@ local function join_scheduled()
   end
 end
 
--- The lines' lengths by priority, as pick_grants read them and take changed them since.
-local lens = {}
+-- The lines' lengths by priority, as pick_grants read them and take changed them since; the
+-- priority of the line being walked (walking); and how many entries taken from its head are
+-- still in it (popped), taken out together by pop_taken before anything else reads or changes
+-- the line. One table, not three locals: the script's main function may hold no more than 200.
+local lens = {walking = 3, popped = 0}
+
+local function pop_taken(line)
+  if lens.popped == 1 then
+    redis.call('LPOP', line)
+  elseif lens.popped > 1 then
+    redis.call('LPOP', line, lens.popped)
+  end
+  lens.popped = 0
+end
 
 -- take_grant counts a grant of cost c to id. Twin: grantRun.takeGrant.
 local function take_grant(id, c)
@@ -145,27 +157,17 @@ local function fits(t)
   return false
 end
 
--- The line being walked: its priority (q), and how many entries taken from its head are still
--- in it (popped: taken out together by walk.pop, before anything else reads or changes it).
--- One table, not three locals: the script's main function may hold no more than 200.
-local walk = {q = 3, popped = 0}
-
-function walk.pop(line)
-  if walk.popped > 0 then redis.call('LPOP', line, walk.popped) end
-  walk.popped = 0
-end
-
 -- Takes the entry raw at position i of line out: ticket t (nil when corrupt), granted or not.
--- A readable ticket of no tenant at the head stays in the line until walk.pop.
+-- A readable ticket of no tenant at the head stays in the line until pop_taken (lens.popped).
 local function take(line, i, raw, t, granted)
-  lens[walk.q] = lens[walk.q] - 1
+  lens[lens.walking] = lens[lens.walking] - 1
   if i == 0 and t and not t.TAG then
-    walk.popped = walk.popped + 1
+    lens.popped = lens.popped + 1
     return
   end
-  walk.pop(line)
+  pop_taken(line)
   if i == 0 then redis.call('LPOP', line) else redis.call('LREM', line, 1, raw) end
-  line_left(walk.q, t, granted)
+  line_left(lens.walking, t, granted)
 end
 
 -- drop takes the entry at position i of line, ticket t, out unserved, counted as reason; a
@@ -293,11 +295,11 @@ local function pick_grants()
   for q = 0, 3 do lens[q] = redis.call('LLEN', KEYS[2 + q]) end
   for q = 5, 2, -1 do
     local line = KEYS[q]
-    walk.q = q - 2
+    lens.walking = q - 2
     local i = 0
-    while i and drops < MAX_DROPS and lens[walk.q] > 0 do
+    while i and drops < MAX_DROPS and lens[lens.walking] > 0 do
       local want = math.min(64, math.max(1, math.min(free, BATCH - n))) + 2
-      local chunk = redis.call('LRANGE', line, i + walk.popped, i + walk.popped + want - 1)
+      local chunk = redis.call('LRANGE', line, i + lens.popped, i + lens.popped + want - 1)
       if #chunk == 0 then break end
       for _, raw in ipairs(chunk) do
         i = visit_ticket(line, i, raw)
@@ -305,7 +307,7 @@ local function pick_grants()
       end
       if #chunk < want then break end
     end
-    walk.pop(line)
+    pop_taken(line)
     if halt then break end
   end
 end
