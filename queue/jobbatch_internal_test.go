@@ -436,7 +436,8 @@ func together[A, R any](t *testing.T, b *batcher[A, R], hook *redistest.CommandC
 	t.Helper()
 	before := hook.Count()
 	b.mu.Lock()
-	b.flying++ // a flight in the air: whoever comes waits
+	held := b.maxFlying() - b.flying
+	b.flying += held // every flight in the air: whoever comes waits
 	b.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, c := range calls {
@@ -458,7 +459,8 @@ func together[A, R any](t *testing.T, b *batcher[A, R], hook *redistest.CommandC
 		}
 	}
 	b.mu.Lock()
-	b.landed() // hands the lead to the oldest call: it sends them all
+	b.flying -= held - 1
+	b.landed() // one lands, and hands the lead to the oldest call: it sends them all
 	b.mu.Unlock()
 	wg.Wait()
 	if got := hook.Count() - before; got != 1 {
@@ -548,6 +550,69 @@ func TestConcurrentEnqueuesCoalesce(t *testing.T) {
 	if st, err := r.State(ctx, "jobs", c.p); err != nil || st.Queued[config.PriorityNormal.Line()] != maxQueue {
 		t.Errorf("state %+v, %v: want %d waiting", st, err, maxQueue)
 	}
+}
+
+// TestEnqueuesFlyTwoAtOnce: while one flight of enqueues is in the air, an Enqueue that comes
+// goes at once, in a second flight, and is queued; a third waits for one of them to land.
+func TestEnqueuesFlyTwoAtOnce(t *testing.T) {
+	r, hook := countedRedis(t, topologies["redis"])
+	ctx := context.Background()
+	c := enqueueCase{admitCase: admitCase{prios: make([]config.Priority, 2),
+		p: Params{Limit: config.Limit{Max: 1000, Window: time.Second, MaxQueue: 10}.WithDefaults(), ExtPause: NotPaused, StatsTTL: time.Minute}}}
+	jobs := enqueueCaseJobs(t, r, c, "jobs")
+	b := &r.enqueues
+	b.mu.Lock()
+	b.flying++ // one flight in the air, held
+	b.mu.Unlock()
+	before := hook.Count()
+	first := make(chan struct{})
+	go func() {
+		defer close(first)
+		a := jobs[0]
+		if rep, err := r.Enqueue(ctx, a.p, a.t, a.raw, a.job, 0); err != nil || rep.Outcome != Queued {
+			t.Errorf("enqueue beside a flight in the air: %+v, %v; want queued", rep, err)
+		}
+	}()
+	select {
+	case <-first:
+	case <-time.After(10 * time.Second):
+		b.mu.Lock()
+		b.flying--
+		b.landed() // let it go, so the test ends
+		b.mu.Unlock()
+		<-first
+		t.Fatal("an enqueue beside one flight in the air waited for it to land")
+	}
+	if got := hook.Count() - before; got != 1 {
+		t.Errorf("enqueue beside a flight in the air took %d script calls, want 1", got)
+	}
+	b.mu.Lock()
+	b.flying++ // two held: the next waits
+	b.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a := jobs[1]
+		if rep, err := r.Enqueue(ctx, a.p, a.t, a.raw, a.job, 0); err != nil || rep.Outcome != Queued {
+			t.Errorf("enqueue after two flights: %+v, %v; want queued", rep, err)
+		}
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		b.mu.Lock()
+		waiting := len(b.pending)
+		b.mu.Unlock()
+		if waiting == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("an enqueue with two flights in the air does not wait after 10s")
+		}
+	}
+	b.mu.Lock()
+	b.flying--
+	b.landed() // the other lands: the waiting enqueue leads the next flight
+	b.mu.Unlock()
+	<-done
 }
 
 // TestConcurrentFinishesCoalesce: the ends of 64 runs of one key that come, with the deadline a

@@ -76,7 +76,7 @@ var _ Backend = (*Redis)(nil)
 func NewRedis(rdb redis.UniversalClient, prefix string, shards int) *Redis {
 	r := &Redis{rdb: rdb, ks: keyspace{prefix: prefix, shards: shards, names: &nameCache{m: map[nameCacheKey]perKeyNames{}}}}
 	r.admit = batcher[callArgs, AdmitReply]{one: r.admitOne, all: r.admitAll, undo: r.undoAdmit}
-	r.enqueues = batcher[callArgs, AdmitReply]{one: r.enqueueOne, all: r.enqueueAll}
+	r.enqueues = batcher[callArgs, AdmitReply]{one: r.enqueueOne, all: r.enqueueAll, most: enqueueFlights}
 	r.finishes = batcher[finishArgs, finishReply]{one: r.finishOne, all: r.finishAll}
 	r.cluster, _ = rdb.(*redis.ClusterClient)
 	r.down = newCircuit(r.cluster != nil)
