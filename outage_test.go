@@ -134,18 +134,36 @@ func TestG11FailLocal(t *testing.T) {
 	if span := starts[5].Sub(starts[0]); span < 2*window-50*time.Millisecond {
 		t.Fatalf("six starts over %v: faster than the local limit", span)
 	}
-	// Two requests fill another key's fresh local window at once; then a request that cannot
-	// wait for its next slot, ~500ms away, fails at once.
-	for range 2 {
-		if _, err := c.Request(ctx, "k2", noop, WithTimeout(5*time.Second)); err != nil {
-			t.Fatal(err)
+	// Two requests fill a fresh key's local window; then a request that cannot wait for the
+	// next slot, ~500ms away, fails at once. A request may first spend up to a second on
+	// Redis (when the client's circuit has just closed and it tries Redis again); the window
+	// is then no longer full when the last request comes, so the attempt is repeated on a new
+	// key, up to five times.
+	for attempt := range 5 {
+		key := fmt.Sprintf("full-%d", attempt)
+		var first time.Time
+		for i := range 2 {
+			if _, err := c.Request(ctx, key, func(context.Context) (any, error) {
+				if i == 0 {
+					first = time.Now()
+				}
+				return nil, nil
+			}, WithTimeout(5*time.Second)); err != nil {
+				t.Fatal(err)
+			}
 		}
+		start := time.Now()
+		_, err := c.Request(ctx, key, noop, WithTimeout(50*time.Millisecond))
+		took, age := time.Since(start), start.Sub(first)
+		switch {
+		case errors.Is(err, ErrWouldExceedDeadline) && took <= 40*time.Millisecond:
+			return
+		case err == nil && age < window-100*time.Millisecond:
+			t.Fatalf("a request ran with the local window full (its first start %v before)", age)
+		}
+		t.Logf("attempt %d inconclusive: %v after %v, the window's first start %v before", attempt, err, took, age)
 	}
-	start := time.Now()
-	_, err := c.Request(ctx, "k2", noop, WithTimeout(50*time.Millisecond))
-	if !errors.Is(err, ErrWouldExceedDeadline) || time.Since(start) > 40*time.Millisecond {
-		t.Fatalf("hopeless local request: %v after %v; want ErrWouldExceedDeadline at once", err, time.Since(start))
-	}
+	t.Fatal("no hopeless local request failed at once in five attempts")
 }
 
 // TestG11DurableJobsOutliveAnOutage: durable jobs enqueued before Redis is killed (with its
