@@ -31,8 +31,11 @@ type Sample struct {
 	Commands  float64 `json:"commands_per_op"`          // commands sent, counted by the hook
 	GoCPU     float64 `json:"go_cpu_us_per_op"`         // CPU of the processes that made the requests
 	Allocs    float64 `json:"allocs_per_op"`            // their allocations, all of them
-	P50       float64 `json:"p50_ms,omitempty"`
-	P99       float64 `json:"p99_ms,omitempty"`
+	// Ran is how many durable jobs' handlers ran in the window, per operation: the work a
+	// scenario that enqueues with workers up did besides its enqueues.
+	Ran float64 `json:"handler_runs_per_op,omitempty"`
+	P50 float64 `json:"p50_ms,omitempty"`
+	P99 float64 `json:"p99_ms,omitempty"`
 
 	Part       string `json:"part,omitempty"`       // one of the Part constants; "" for the side-by-side tables
 	Goroutines int    `json:"goroutines,omitempty"` // goroutines making requests, in each process
