@@ -166,6 +166,53 @@ func TestG11FailLocal(t *testing.T) {
 	t.Fatal("no hopeless local request failed at once in five attempts")
 }
 
+// TestG11OutageHoldsUpOneCallerAWindow: with Redis down and its circuit open, callers go
+// straight to the fail mode; when the circuit's window passes, one caller tries Redis (and
+// waits up to a second for it) while the others go on at once, not all of them at that moment.
+func TestG11OutageHoldsUpOneCallerAWindow(t *testing.T) {
+	t.Parallel()
+	c, srv := outageClient(t, FailOpen, 1, Limit{Max: 1000, Window: time.Second})
+	ctx := context.Background()
+	if _, err := c.Request(ctx, "k", noop); err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill()
+	if _, err := c.Request(ctx, "k", noop); err != nil { // meets the outage: the circuit opens
+		t.Fatal(err)
+	}
+	const callers, span = 8, 3500 * time.Millisecond // two windows pass: two trials
+	var slow, ran atomic.Int64
+	var wg sync.WaitGroup
+	end := time.Now().Add(span)
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(end) {
+				start := time.Now()
+				_, err := c.Request(ctx, "k", func(context.Context) (any, error) {
+					ran.Add(1)
+					return nil, nil
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if time.Since(start) > 300*time.Millisecond {
+					slow.Add(1)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	// Two trials, and a third should the machine be slow enough for the span to reach it.
+	if n := slow.Load(); n > 3 || ran.Load() < 100 {
+		t.Fatalf("%d requests held up over %v of an open circuit (%d ran); want at most one a window", n, span, ran.Load())
+	}
+	t.Logf("%d requests held up over %v of an open circuit; %d ran", slow.Load(), span, ran.Load())
+}
+
 // TestG11DurableJobsOutliveAnOutage: durable jobs enqueued before Redis is killed (with its
 // append-only file on) are there when it is back on the same port: the same Clients run them,
 // and a Wait begun before the outage gets its result.

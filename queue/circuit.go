@@ -16,7 +16,8 @@ import (
 const SilentOutage = time.Second
 
 // circuitWindow is how long, after Redis failed an admission, the admissions it would serve
-// fail at once instead of each waiting for Redis to fail them again; then one tries Redis.
+// fail at once instead of each waiting for Redis to fail them again; then one tries Redis
+// while the others go on failing at once for another window.
 const circuitWindow = time.Second
 
 // errCircuitOpen is the error of an admission that did not go to Redis because Redis failed
@@ -47,10 +48,21 @@ func (c *circuit) of(key string) *atomic.Int64 {
 	return &c.until[hashSlot(key)]
 }
 
-// open reports whether an admission of key is to fail at once (errCircuitOpen).
+// open reports whether an admission of key is to fail at once (errCircuitOpen). Once the
+// window has passed, the first admission to ask takes the trial: it goes to Redis, and the
+// window starts again for the others, so that a Redis still out holds up one caller per
+// window (for as long as SilentOutage), not every caller of that moment.
 func (c *circuit) open(key string) bool {
-	until := c.of(key).Load()
-	return until != 0 && time.Now().UnixNano() < until
+	w := c.of(key)
+	until := w.Load()
+	if until == 0 {
+		return false
+	}
+	now := time.Now().UnixNano()
+	if now < until {
+		return true
+	}
+	return !w.CompareAndSwap(until, now+int64(circuitWindow))
 }
 
 // record notes how an admission of key ended after waiting for waited: an outage, or no

@@ -35,8 +35,9 @@ func TestCRC16MatchesRedis(t *testing.T) {
 }
 
 // TestCircuitPerSlot: on a cluster, an outage opens the circuit of the failed key's slot only
-// (every key of that slot); off a cluster, of every key. An answer closes it; a short silence
-// or a pool with no free connection changes nothing.
+// (every key of that slot); off a cluster, of every key. Once its window has passed, one
+// admission tries Redis while the others still fail at once. An answer closes it; a short
+// silence or a pool with no free connection changes nothing.
 func TestCircuitPerSlot(t *testing.T) {
 	refused := syscall.ECONNREFUSED
 	c := newCircuit(true)
@@ -59,6 +60,19 @@ func TestCircuitPerSlot(t *testing.T) {
 	c.record("a", redis.ErrPoolTimeout, 0)
 	if !c.open("a") {
 		t.Fatal("a short silence or a busy pool closed the circuit")
+	}
+	// The window passes: one admission of the slot takes the trial, the others still fail at
+	// once; the trial meets Redis still out and the window starts again.
+	c.of("a").Store(time.Now().Add(-time.Millisecond).UnixNano())
+	if c.open(same) {
+		t.Fatal("no trial once the window had passed")
+	}
+	if !c.open("a") || !c.open(same) {
+		t.Fatal("a second admission went to Redis while the trial was under way")
+	}
+	c.record(same, refused, SilentOutage)
+	if !c.open("a") {
+		t.Fatal("a failed trial closed the circuit")
 	}
 	c.record(same, nil, 0)
 	if c.open("a") {
