@@ -133,19 +133,83 @@ func (j *Job) EncodeMsgpack(enc *msgpack.Encoder) error {
 	return nil
 }
 
-// DecodeMsgpack reads what EncodeMsgpack (or jobs.lua) wrote.
+// DecodeMsgpack reads what EncodeMsgpack (or jobs.lua) wrote; fields past the last it knows
+// (a later version's) are skipped. Field by field, without field readers: every grant step
+// decodes each job it grants.
 func (j *Job) DecodeMsgpack(dec *msgpack.Decoder) error {
-	var prio, retries, failures, runs, lost, state int64
-	var payload, holder, owner string
-	fields := []func(*msgpack.Decoder) error{str(&j.Key), str(&j.Handler), str(&payload), num(&prio), num(&retries), num(&failures),
-		num(&runs), num(&lost), num(&j.Wait), num(&state), str(&holder), str(&owner), num(&j.ResultTTL), num(&j.Enqueued)}
-	fields = append(fields, num(&j.Cost), str(&j.TraceParent), str(&j.TraceState), str(&j.Tenant), num(&j.Weight))
-	if err := decodeLaterFields(dec, jobFields, fields...); err != nil {
+	n, err := dec.DecodeArrayLen()
+	if err != nil {
 		return err
 	}
-	j.Payload, j.Holder, j.Owner = []byte(payload), []byte(holder), []byte(owner)
-	j.Priority, j.MaxRetries, j.Failures, j.Runs, j.Lost, j.State = config.PriorityOfLine(int(prio)), int(retries), int(failures), int(runs), int(lost), int(state)
+	if n < jobFields {
+		return fmt.Errorf("array of %d, want at least %d", n, jobFields)
+	}
+	for i := range n {
+		switch i {
+		case 0:
+			j.Key, err = dec.DecodeString()
+		case 1:
+			j.Handler, err = dec.DecodeString()
+		case 2:
+			j.Payload, err = decodeBytes(dec)
+		case 3:
+			var line int
+			err = decodeInt(dec, &line)
+			j.Priority = config.PriorityOfLine(line)
+		case 4:
+			err = decodeInt(dec, &j.MaxRetries)
+		case 5:
+			err = decodeInt(dec, &j.Failures)
+		case 6:
+			err = decodeInt(dec, &j.Runs)
+		case 7:
+			err = decodeInt(dec, &j.Lost)
+		case 8:
+			err = decodeInt(dec, &j.Wait)
+		case 9:
+			err = decodeInt(dec, &j.State)
+		case 10:
+			j.Holder, err = decodeBytes(dec)
+		case 11:
+			j.Owner, err = decodeBytes(dec)
+		case 12:
+			err = decodeInt(dec, &j.ResultTTL)
+		case 13:
+			err = decodeInt(dec, &j.Enqueued)
+		case 14:
+			err = decodeInt(dec, &j.Cost)
+		case 15:
+			j.TraceParent, err = dec.DecodeString()
+		case 16:
+			j.TraceState, err = dec.DecodeString()
+		case 17:
+			j.Tenant, err = dec.DecodeString()
+		case 18:
+			err = decodeInt(dec, &j.Weight)
+		default:
+			err = dec.Skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// decodeInt reads a msgpack integer into dst.
+func decodeInt[T ~int | ~int64](dec *msgpack.Decoder, dst *T) error {
+	v, err := dec.DecodeInt64()
+	*dst = T(v)
+	return err
+}
+
+// decodeBytes reads a msgpack str or bin (nil as empty) into a new, non-nil slice.
+func decodeBytes(dec *msgpack.Decoder) ([]byte, error) {
+	b, err := dec.DecodeBytes()
+	if b == nil && err == nil {
+		b = []byte{}
+	}
+	return b, err
 }
 
 // decodeFields reads a msgpack array of exactly one element per field reader.
@@ -165,29 +229,6 @@ func decodeSomeFields(dec *msgpack.Decoder, need int, fields ...func(*msgpack.De
 	}
 	for _, f := range fields[:n] {
 		if err := f(dec); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// decodeLaterFields is decodeSomeFields for a record that later versions may lengthen: the
-// elements past the last field reader are skipped.
-func decodeLaterFields(dec *msgpack.Decoder, need int, fields ...func(*msgpack.Decoder) error) error {
-	n, err := dec.DecodeArrayLen()
-	if err != nil {
-		return err
-	}
-	if n < need {
-		return fmt.Errorf("array of %d, want at least %d", n, need)
-	}
-	for i := range n {
-		if i < len(fields) {
-			err = fields[i](dec)
-		} else {
-			err = dec.Skip()
-		}
-		if err != nil {
 			return err
 		}
 	}
