@@ -84,7 +84,8 @@ func TestWorkerProcess(t *testing.T) {
 
 // jobWorker runs durable jobs of handler "work" until it is killed: each prints "start <payload>
 // <unix ns>", sleeps 300ms, prints "end <payload> <unix ns>" and returns the payload with
-// "-done" and RATELTD_WORKER_TAG appended.
+// "-done" and RATELTD_WORKER_TAG appended; a run whose ctx ends first (its lease lost) prints
+// "end <payload> cancelled <unix ns>" and returns ctx's error.
 func jobWorker() {
 	rdb := workerRedis()
 	c, err := New(Config{Redis: rdb, Prefix: os.Getenv("RATELTD_WORKER_PREFIX"), PollInterval: 100 * time.Millisecond,
@@ -104,6 +105,7 @@ func jobWorker() {
 		select {
 		case <-time.After(300 * time.Millisecond):
 		case <-ctx.Done():
+			say(fmt.Sprintf("end %s cancelled %d", p, time.Now().UnixNano()))
 			return nil, ctx.Err()
 		}
 		say(fmt.Sprintf("end %s %d", p, time.Now().UnixNano()))
