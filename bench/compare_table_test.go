@@ -90,10 +90,12 @@ func writeTable(w io.Writer, group string, scs []scenario, peers []string, has c
 			if has.memory {
 				row = append(row, strconv.Itoa(ss[0].Waiting), medianOf(ss, "%.0f", func(s sample) float64 { return s.BytesPerWaiting }))
 			}
-			if ran := median(pick(ss, func(s sample) float64 { return s.Ran })); ran > 0 {
-				row = append(row, fmt.Sprintf("%.2f", ran))
-			} else if has.ran {
-				row = append(row, "")
+			if has.ran {
+				cell := "" // blank for a scenario that ran no handlers
+				if ran := median(pick(ss, func(s sample) float64 { return s.Ran })); ran > 0 {
+					cell = fmt.Sprintf("%.2f", ran)
+				}
+				row = append(row, cell)
 			}
 			row = append(row, medianOf(ss, "%.1f", func(s sample) float64 { return s.RedisCPU }),
 				medianOf(ss, "%.1f", func(s sample) float64 { return s.RedisCmd }),
