@@ -231,13 +231,15 @@ func (n *Node) grantArgs(keys []string) queue.GrantArgs {
 	return g
 }
 
-// granted handles the jobs and job ends of one key's grant reply.
-func (n *Node) granted(ctx context.Context, key string, p queue.Params, rep queue.GrantReply) {
+// granted handles the jobs and job ends of one key's grant reply. It reports whether the
+// reply granted jobs: the key must then stay in the index while their leases last, in case this
+// node dies (see indexLeases).
+func (n *Node) granted(ctx context.Context, key string, p queue.Params, rep queue.GrantReply) bool {
 	for _, id := range rep.Woken {
 		n.announce(ctx, JobID(key, id))
 	}
 	if len(rep.Jobs) == 0 && !rep.Busy {
-		return
+		return false
 	}
 	n.mu.Lock()
 	n.jobs.jobKeys[key] = time.Now()
@@ -254,9 +256,42 @@ func (n *Node) granted(ctx context.Context, key string, p queue.Params, rep queu
 		go n.runJob(key, p, j, rep.Now)
 	}
 	n.mu.Unlock()
-	if len(rep.Jobs) > 0 {
-		// The key must stay in the index while its jobs hold leases, in case this node dies.
-		n.keepActive(ctx, key, rep.Now, rep.Now+n.cfg.LeaseTimeout.Microseconds())
+	return len(rep.Jobs) > 0
+}
+
+// indexLeases keeps in the index of active keys, for at least a lease from now (server µs), the
+// keys a grant step has just granted jobs of, in one round trip. A key this node activated
+// lately enough is skipped: each activation covers two leases, so that a busy key costs one
+// every lease rather than one every step. The index entry is what lets other nodes find the
+// leased jobs once the leases lapse, should this node die; a grant step never drops a key
+// with leased jobs from the index.
+func (n *Node) indexLeases(ctx context.Context, keys []string, now int64) {
+	lease := n.cfg.LeaseTimeout.Microseconds()
+	var acts []queue.Activation
+	for _, k := range keys {
+		if n.indexed[k] >= now+lease {
+			continue
+		}
+		acts = append(acts, queue.Activation{Key: k, At: now, Until: now + 2*lease})
+	}
+	if len(acts) == 0 {
+		return
+	}
+	if err := n.be.Activate(ctx, acts); err != nil {
+		n.log.Error("rateltd: activate", err, "keys", len(acts))
+		return // the next grant step of these keys tries again
+	}
+	for _, a := range acts {
+		n.indexed[a.Key] = a.Until
+	}
+}
+
+// forgetIndexed drops what indexed holds about activations past at now (server µs).
+func (n *Node) forgetIndexed(now int64) {
+	for k, until := range n.indexed {
+		if until < now {
+			delete(n.indexed, k)
+		}
 	}
 }
 

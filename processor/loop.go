@@ -187,6 +187,7 @@ func (n *Node) poll(ctx context.Context, keys map[string]*keyState, horizon time
 	clear(n.claimAgain)
 	n.mu.Unlock()
 	clear(n.announced)
+	n.forgetIndexed(n.ServerTime(time.Now()))
 	n.claimWhereAny(ctx, waited)
 	_ = n.flushCounts(ctx) // logged
 }
@@ -309,6 +310,8 @@ func (n *Node) grant(ctx context.Context, keys map[string]*keyState, chunk []str
 	reps, errs := n.be.Grant(ctx, chunk, ps, n.grantArgs(chunk))
 	var emptied []string // keys whose line the step emptied, to leave the index
 	var before []int64
+	var leased []string // keys the step granted jobs of, to stay in the index
+	var leasedAt int64
 	for i, k := range chunk {
 		ks := keys[k]
 		if errs[i] != nil {
@@ -323,7 +326,10 @@ func (n *Node) grant(ctx context.Context, keys map[string]*keyState, chunk []str
 		}
 		rep := reps[i]
 		n.observe(rep.Now)
-		n.granted(ctx, k, ps[i], rep)
+		if n.granted(ctx, k, ps[i], rep) {
+			leased = append(leased, k)
+			leasedAt = max(leasedAt, rep.Now)
+		}
 		for _, raw := range rep.Local {
 			n.deliverLocal(ctx, k, ps[i], raw, rep.Now)
 		}
@@ -344,6 +350,7 @@ func (n *Node) grant(ctx context.Context, keys map[string]*keyState, chunk []str
 			ks.next = n.LocalTime(rep.Next)
 		}
 	}
+	n.indexLeases(ctx, leased, leasedAt)
 	if len(emptied) > 0 {
 		if err := n.be.Deactivate(ctx, emptied, before); err != nil {
 			n.log.Error("rateltd: processor: deactivate", err, "keys", len(emptied))

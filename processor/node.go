@@ -67,6 +67,11 @@ type Node struct {
 	// had back: it skips them, the key being scheduled already. Only the loop goroutine touches
 	// it; every poll empties it (an echo lost with a connection is not waited for).
 	announced map[string]int
+	// indexed holds per key with leased jobs until when (server µs) this node's last
+	// activation keeps the key in the index of active keys: a grant step re-activates a key only
+	// when that falls short of a lease from now. Only the loop goroutine touches it; every poll
+	// drops the entries past.
+	indexed map[string]int64
 	// all asks the loop to grant every key it knows (the runtime configuration changed).
 	// Written by event handling, drained by the loop. Guarded by mu.
 	all bool
@@ -146,6 +151,7 @@ func New(ctx context.Context, be queue.Backend, cfg Options) (*Node, error) {
 		claimAgain: map[string]struct{}{},
 		dueAt:      map[string]time.Time{},
 		announced:  map[string]int{},
+		indexed:    map[string]int64{},
 		counts:     map[string]map[string]int64{},
 		unsent:     map[string]queue.CountBatch{},
 		owners:     map[string]time.Time{},
