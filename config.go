@@ -64,7 +64,9 @@ type Config struct {
 	ExpectedNodes int
 
 	// Workers is how many durable jobs this node runs at once; it takes a job from a line
-	// only when a worker is free. Defaults to 16.
+	// only when a worker is free. A worker is free once its handler has returned, while the
+	// run's end is still being recorded (on a key with a concurrency cap, once it is recorded).
+	// Defaults to 16.
 	Workers int
 	// LeaseTimeout is how long a running durable job stays its node's without word from it.
 	// The node renews the lease every third of it while the handler runs; when the node dies,

@@ -21,15 +21,11 @@ import (
 // was granted at grantedAt (µs of server time): the handler may settle its cost.
 func (n *Node) runJob(key string, p queue.Params, g queue.GrantedJob, grantedAt int64) {
 	defer n.runners.Leave()
+	freed := false
 	defer func() {
-		n.mu.Lock()
-		n.jobs.busy--
-		for k := range n.jobs.starved {
-			n.pending[k] = struct{}{}
+		if !freed {
+			n.freeWorker()
 		}
-		clear(n.jobs.starved)
-		n.poke()
-		n.mu.Unlock()
 	}()
 	n.mu.Lock()
 	h := n.jobs.handlers[g.Job.Handler]
@@ -68,6 +64,12 @@ func (n *Node) runJob(key string, p queue.Params, g queue.GrantedJob, grantedAt 
 	ran := time.Since(began)
 	cancel()
 	<-renewed
+	if p.Limit.Concurrency == 0 {
+		// The worker takes its next job while this run's end is recorded: the two round trips
+		// overlap. A capped key's slot is freed only by the end, so there the worker waits.
+		n.freeWorker()
+		freed = true
+	}
 	if !held {
 		n.observeJob(started, jobRun(key, g, queue.FinishStale, ran, err))
 		return // another node runs the job, or will when the lease lapses
@@ -84,6 +86,19 @@ func (n *Node) runJob(key string, p queue.Params, g queue.GrantedJob, grantedAt 
 	default:
 	}
 	n.observeJob(started, jobRun(key, g, n.finish(key, p, n.runEnd(key, g, stopping, out, err)), ran, err))
+}
+
+// freeWorker frees the worker of a run that has ended and asks the loop to grant the keys whose
+// jobs waited for one.
+func (n *Node) freeWorker() {
+	n.mu.Lock()
+	n.jobs.busy--
+	for k := range n.jobs.starved {
+		n.pending[k] = struct{}{}
+	}
+	clear(n.jobs.starved)
+	n.poke()
+	n.mu.Unlock()
 }
 
 // leaseHeld reports whether the node may start the handler of g, granted at grantedAt (µs of
