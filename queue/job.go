@@ -91,46 +91,51 @@ func (j *Job) storedFields() int {
 	return jobFields
 }
 
-// EncodeMsgpack writes j as jobs.lua reads it: bytes as str (Lua's msgpack knows no bin).
+// EncodeMsgpack writes j as jobs.lua reads it (see Encode).
 func (j *Job) EncodeMsgpack(enc *msgpack.Encoder) error {
-	enc.UseCompactInts(true)
+	_, err := enc.Writer().Write(j.appendRecord(nil))
+	return err
+}
+
+// appendRecord appends j's record to b: a msgpack array of its stored fields, bytes as str
+// (Lua's msgpack knows no bin), each integer in its smallest form. Written by hand rather than
+// by the msgpack library, in one allocation: every Enqueue encodes a record.
+func (j *Job) appendRecord(b []byte) []byte {
 	n := j.storedFields()
-	if err := enc.EncodeArrayLen(n); err != nil {
-		return err
+	if b == nil {
+		b = make([]byte, 0, 16+len(j.Key)+len(j.Handler)+len(j.Payload)+len(j.Holder)+len(j.Owner)+
+			len(j.TraceParent)+len(j.TraceState)+len(j.Tenant)+12*9)
 	}
-	for _, err := range []error{
-		enc.EncodeString(j.Key), enc.EncodeString(j.Handler), enc.EncodeString(string(j.Payload)),
-		enc.EncodeInt(int64(j.Priority.Line())), enc.EncodeInt(int64(j.MaxRetries)), enc.EncodeInt(int64(j.Failures)),
-		enc.EncodeInt(int64(j.Runs)), enc.EncodeInt(int64(j.Lost)), enc.EncodeInt(j.Wait), enc.EncodeInt(int64(j.State)),
-		enc.EncodeString(string(j.Holder)), enc.EncodeString(string(j.Owner)), enc.EncodeInt(j.ResultTTL),
-		enc.EncodeInt(j.Enqueued),
-	} {
-		if err != nil {
-			return err
-		}
+	if n < 16 {
+		b = append(b, 0x90|byte(n)) // fixarray
+	} else {
+		b = append(b, 0xdc, 0, byte(n)) // array 16: up to 19 fields
 	}
+	b = appendStr(b, j.Key)
+	b = appendStr(b, j.Handler)
+	b = appendStr(b, j.Payload)
+	for _, v := range [...]int64{int64(j.Priority.Line()), int64(j.MaxRetries), int64(j.Failures), int64(j.Runs),
+		int64(j.Lost), j.Wait, int64(j.State)} {
+		b = appendInt(b, v)
+	}
+	b = appendStr(b, j.Holder)
+	b = appendStr(b, j.Owner)
+	b = appendInt(b, j.ResultTTL)
+	b = appendInt(b, j.Enqueued)
 	if n > jobFields {
-		if err := enc.EncodeInt(max(1, j.Cost)); err != nil {
-			return err
-		}
+		b = appendInt(b, max(1, j.Cost))
 	}
 	if n > jobFields+1 {
-		if err := enc.EncodeString(j.TraceParent); err != nil {
-			return err
-		}
+		b = appendStr(b, j.TraceParent)
 	}
 	if n > jobFields+2 {
-		if err := enc.EncodeString(j.TraceState); err != nil {
-			return err
-		}
+		b = appendStr(b, j.TraceState)
 	}
 	if n > jobFields+3 {
-		if err := enc.EncodeString(j.Tenant); err != nil {
-			return err
-		}
-		return enc.EncodeInt(max(1, j.Weight))
+		b = appendStr(b, j.Tenant)
+		b = appendInt(b, max(1, j.Weight))
 	}
-	return nil
+	return b
 }
 
 // DecodeMsgpack reads what EncodeMsgpack (or jobs.lua) wrote; fields past the last it knows
@@ -263,11 +268,7 @@ func decodeJob(b []byte) (*Job, error) {
 
 // Encode returns the msgpack encoding of j.
 func (j *Job) Encode() ([]byte, error) {
-	b, err := msgpack.Marshal(j)
-	if err != nil {
-		return nil, fmt.Errorf("queue: encode job: %w", err)
-	}
-	return b, nil
+	return j.appendRecord(nil), nil
 }
 
 // GrantedJob is a durable job granted to the calling node: its id and its record, whose Runs

@@ -117,3 +117,71 @@ func BenchmarkDecodeJob(b *testing.B) {
 		}
 	}
 }
+
+// TestJobRecordAsMsgpackWrites: Encode writes a record byte for byte as the msgpack library
+// writes its fields with compact integers (what jobs.lua and every earlier version read), for
+// records with and without the optional fields, strings of every length class and integers
+// of every width, negative ones too; msgpack.Marshal of a Job writes the same bytes.
+func TestJobRecordAsMsgpackWrites(t *testing.T) {
+	reference := func(j *Job) []byte {
+		var buf bytes.Buffer
+		enc := msgpack.NewEncoder(&buf)
+		enc.UseCompactInts(true)
+		n := j.storedFields()
+		errs := []error{enc.EncodeArrayLen(n), enc.EncodeString(j.Key), enc.EncodeString(j.Handler), enc.EncodeString(string(j.Payload)),
+			enc.EncodeInt(int64(j.Priority.Line())), enc.EncodeInt(int64(j.MaxRetries)), enc.EncodeInt(int64(j.Failures)),
+			enc.EncodeInt(int64(j.Runs)), enc.EncodeInt(int64(j.Lost)), enc.EncodeInt(j.Wait), enc.EncodeInt(int64(j.State)),
+			enc.EncodeString(string(j.Holder)), enc.EncodeString(string(j.Owner)), enc.EncodeInt(j.ResultTTL),
+			enc.EncodeInt(j.Enqueued)}
+		if n > jobFields {
+			errs = append(errs, enc.EncodeInt(max(1, j.Cost)))
+		}
+		if n > jobFields+1 {
+			errs = append(errs, enc.EncodeString(j.TraceParent))
+		}
+		if n > jobFields+2 {
+			errs = append(errs, enc.EncodeString(j.TraceState))
+		}
+		if n > jobFields+3 {
+			errs = append(errs, enc.EncodeString(j.Tenant), enc.EncodeInt(max(1, j.Weight)))
+		}
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	var jobs []Job
+	for _, size := range []int{0, 31, 32, 255, 256, 65535, 65536} {
+		for _, v := range []int64{0, 127, 128, 255, 256, 65535, 65536, 1<<32 - 1, 1 << 32, -1, -32, -33, -128, -129, -32768, -32769, -1 << 31, -1<<31 - 1} {
+			jobs = append(jobs, Job{Key: string(bytes.Repeat([]byte{'k'}, size%300)), Handler: "h", Payload: bytes.Repeat([]byte{0xff}, size),
+				Priority: config.PriorityLow, MaxRetries: int(v), Failures: int(v), Runs: int(v), Lost: int(v), Wait: v,
+				Holder: bytes.Repeat([]byte{1}, 16), Owner: bytes.Repeat([]byte{2}, 16), ResultTTL: v, Enqueued: v})
+		}
+	}
+	full := jobs[len(jobs)-1]
+	full.Cost, full.TraceParent, full.TraceState, full.Tenant, full.Weight = 7, "00-4bf92f35-01", "k=v", "tenant", 70000
+	jobs = append(jobs, full, Job{Key: "k", Cost: 3}, Job{Key: "k", TraceParent: "tp"}, Job{Key: "k", TraceState: "ts"},
+		Job{Key: "k", Tenant: "t"})
+	for _, j := range jobs {
+		want := reference(&j)
+		got, err := j.Encode()
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("record of %d fields, payload %d bytes, ints %d: % x, %v; msgpack writes % x",
+				j.storedFields(), len(j.Payload), j.Wait, got[:min(len(got), 48)], err, want[:min(len(want), 48)])
+		}
+		if m, err := msgpack.Marshal(&j); err != nil || !bytes.Equal(m, want) {
+			t.Fatalf("msgpack.Marshal of a record: % x, %v; want Encode's bytes", m[:min(len(m), 48)], err)
+		}
+	}
+}
+
+func BenchmarkEncodeJob(b *testing.B) {
+	j := Job{Key: "jobs", Handler: "echo", Payload: make([]byte, 100), Priority: config.PriorityNormal, Wait: 600_000_000,
+		Owner: bytes.Repeat([]byte{2}, 16), ResultTTL: 86_400_000, Enqueued: 1_700_000_000_000_000}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := j.Encode(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -167,12 +167,12 @@ func (t *Ticket) Encode() ([]byte, error) {
 	}
 	b := make([]byte, 0, 1+4*5+4*9+len(t.ID)+len(t.Key)+len(t.Owner)+len(t.Handler))
 	b = append(b, 0x90|byte(n)) // fixarray
-	b = appendStr(b, string(t.ID))
+	b = appendStr(b, t.ID)
 	b = appendStr(b, t.Key)
 	b = appendInt(b, int64(t.Priority.Line()))
 	b = appendInt(b, t.Enqueued)
 	b = appendInt(b, t.Deadline)
-	b = appendStr(b, string(t.Owner))
+	b = appendStr(b, t.Owner)
 	if t.Handler != "" {
 		b = appendStr(b, t.Handler)
 	} else if n > ticketFields {
@@ -185,7 +185,7 @@ func (t *Ticket) Encode() ([]byte, error) {
 }
 
 // appendStr appends s as a msgpack str in its smallest form.
-func appendStr(b []byte, s string) []byte {
+func appendStr[S ~string | ~[]byte](b []byte, s S) []byte {
 	switch l := len(s); {
 	case l < 32:
 		b = append(b, 0xa0|byte(l))
