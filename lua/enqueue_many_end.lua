@@ -17,6 +17,53 @@ for from = 1, #ids, 1000 do
     if held[j] or (kept[j] and tonumber(kept[j]) > now) then ENQ_BATCH.seen[ids[from + j - 1]] = true end
   end
 end
+-- A plain batch, the usual one (to join the line now, of cost 1, no tenant, on a key that is
+-- not paused, whose rates count no units, whose line is served first come first served and has
+-- room for every job), is queued here, each job as enqueue_job would queue it and answered as
+-- below, without enqueue_job's per-job generality. The earliest start is worked out for each
+-- job only when the last one's is not now. Any other batch takes the general way after it.
+local function enq_plain()
+  if run_at ~= 0 or TENANT ~= '' or COST ~= 1 or SHADOW or HAS_UNITS or MAXQ < 0 then return false end
+  if paused(now) ~= NOT_PAUSED then return false end
+  local lens = {[0] = redis.call('LLEN', KEYS[2]), redis.call('LLEN', KEYS[3]), redis.call('LLEN', KEYS[4]),
+    redis.call('LLEN', KEYS[5])}
+  local len = lens[0] + lens[1] + lens[2] + lens[3]
+  -- A line with its fair flag set is served in fair shares once it holds a ticket (fair.lua).
+  if len + #ids > MAXQ or redis.call('HEXISTS', FAIR, 'v' .. PRIO) == 1 then return false end
+  local ahead = len -- a job's place: behind every waiting ticket of its priority and above
+  for q = 0, PRIO - 1 do ahead = ahead - lens[q] end
+  local all_now = lim_slot(now, ahead + #ids, nil, 1) <= now
+  local seen, raws, recs, queued, ttl = ENQ_BATCH.seen, {}, {}, 0, 0
+  for i = 12, JOBS_END, 4 do
+    local id, deadline, n = ARGV[i + 1], tonumber(ARGV[i + 3]), #replies
+    if seen[id] then
+      replies[n + 1], replies[n + 2] = {5, now, 0, 0, 0, '', 0}, 0
+    else
+      local earliest = all_now and now or lim_slot(now, ahead + 1, nil, 1)
+      if earliest > deadline then
+        count('rejected')
+        replies[n + 1], replies[n + 2] = {4, now, free, earliest, len, '', lim_reset_after(now), which}, 0
+        if not EVERY then break end
+      else
+        seen[id] = true
+        raws[#raws + 1] = ARGV[i]
+        recs[#recs + 1], recs[#recs + 2] = id, ARGV[i + 2]
+        replies[n + 1], replies[n + 2] = earliest, len
+        ahead, len, queued, ttl = ahead + 1, len + 1, queued + 1, math.max(ttl, deadline - now)
+      end
+    end
+  end
+  if queued > 0 then
+    local line = KEYS[2 + PRIO]
+    for i = 1, #raws, 1000 do redis.call('RPUSH', line, unpack(raws, i, math.min(i + 999, #raws))) end
+    extend_ttl(line, ttl)
+    for i = 1, #recs, 1000 do redis.call('HSET', JOBS, unpack(recs, i, math.min(i + 999, #recs))) end
+    extend_ttl(JOBS, ttl + 60000000)
+    count('queued', queued)
+  end
+  return true
+end
+if enq_plain() then return replies end
 for i = 12, JOBS_END, 4 do
   RAW, ID, DEADLINE = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 3])
   -- A µs apart, so that the jobs join their line in the order given.

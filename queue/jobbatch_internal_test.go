@@ -652,3 +652,46 @@ func TestConcurrentFinishesCoalesce(t *testing.T) {
 		}
 	}
 }
+
+// TestEnqueueManyStopsAtTheFirstRefusal: an EnqueueMany of jobs alike (one priority, cost 1, no
+// tenant: the batch script's plain way) whose fifth job cannot wait the minute a slot takes
+// once three are ahead of it answers the four jobs queued and the refusal, and tries no job
+// after it: two of them could wait (their deadline is an hour away), and none is queued; the
+// refusal is counted once.
+func TestEnqueueManyStopsAtTheFirstRefusal(t *testing.T) {
+	for name, open := range topologies {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r, _ := countedRedis(t, open)
+			ctx := context.Background()
+			for _, alg := range []config.Algorithm{config.SlidingWindow, config.FixedWindow, config.TokenBucket} {
+				lim := config.Limit{Algorithm: alg, Max: 3, Window: time.Minute, Burst: 3, MaxQueue: 20}.WithDefaults()
+				n := config.PriorityNormal
+				c := enqueueCase{admitCase: admitCase{name: fmt.Sprintf("stop-%d", alg), near: map[int]bool{4: true},
+					prios: []config.Priority{n, n, n, n, n, n, n}, p: Params{Limit: lim, ExtPause: NotPaused, StatsTTL: time.Minute}}}
+				args := enqueueCaseJobs(t, r, c, c.name)
+				jobs := make([]NewJob, len(args))
+				raws := make([][]byte, len(args))
+				for i, a := range args {
+					jobs[i], raws[i] = NewJob{Ticket: a.t, Raw: a.raw, Record: a.job}, a.raw
+				}
+				reps, err := r.EnqueueMany(ctx, c.p, jobs)
+				if err != nil || len(reps) != 5 || reps[4].Outcome != WouldExceed {
+					t.Fatalf("%s: %d replies, %v; want four queued and a refusal (%+v)", c.name, len(reps), err, reps)
+				}
+				for i, rep := range reps[:4] {
+					if rep.Outcome != Queued || rep.LineBefore != i {
+						t.Fatalf("%s: job %d: %+v; want queued behind %d", c.name, i, rep, i)
+					}
+				}
+				if got := lines(t, r, c.name, raws); fmt.Sprint(got) != "[[] [0 1 2 3] [] []]" {
+					t.Fatalf("%s: lines (job indexes by priority) %v; want the first four in the normal line", c.name, got)
+				}
+				st, err := r.State(ctx, c.name, c.p)
+				if err != nil || st.Counters["rejected"] != 1 || st.Counters["queued"] != 4 {
+					t.Fatalf("%s: counters %v, %v; want 4 queued and 1 rejected", c.name, st.Counters, err)
+				}
+			}
+		})
+	}
+}
