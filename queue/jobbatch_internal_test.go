@@ -654,10 +654,10 @@ func TestConcurrentFinishesCoalesce(t *testing.T) {
 }
 
 // TestEnqueueManyStopsAtTheFirstRefusal: an EnqueueMany of jobs alike (one priority, cost 1, no
-// tenant: the batch script's plain way) whose fifth job cannot wait the minute a slot takes
-// once three are ahead of it answers the four jobs queued and the refusal, and tries no job
-// after it: two of them could wait (their deadline is an hour away), and none is queued; the
-// refusal is counted once.
+// tenant: the batch script's plain way) whose fifth job may wait only a millisecond, while
+// three ahead of it fill the limit's three slots, answers the four jobs queued and the refusal,
+// and tries no job after it: two of them could wait (their deadline is an hour away), and none
+// is queued; the refusal is counted once.
 func TestEnqueueManyStopsAtTheFirstRefusal(t *testing.T) {
 	for name, open := range topologies {
 		t.Run(name, func(t *testing.T) {
@@ -667,9 +667,15 @@ func TestEnqueueManyStopsAtTheFirstRefusal(t *testing.T) {
 			for _, alg := range []config.Algorithm{config.SlidingWindow, config.FixedWindow, config.TokenBucket} {
 				lim := config.Limit{Algorithm: alg, Max: 3, Window: time.Minute, Burst: 3, MaxQueue: 20}.WithDefaults()
 				n := config.PriorityNormal
-				c := enqueueCase{admitCase: admitCase{name: fmt.Sprintf("stop-%d", alg), near: map[int]bool{4: true},
+				c := enqueueCase{admitCase: admitCase{name: fmt.Sprintf("stop-%d", alg),
 					prios: []config.Priority{n, n, n, n, n, n, n}, p: Params{Limit: lim, ExtPause: NotPaused, StatsTTL: time.Minute}}}
 				args := enqueueCaseJobs(t, r, c, c.name)
+				// A millisecond: no slot comes so soon, not even a fixed window's next one.
+				args[4].t.Deadline = args[4].t.Enqueued + time.Millisecond.Microseconds()
+				var err error
+				if args[4].raw, err = args[4].t.Encode(); err != nil {
+					t.Fatal(err)
+				}
 				jobs := make([]NewJob, len(args))
 				raws := make([][]byte, len(args))
 				for i, a := range args {
