@@ -147,6 +147,7 @@ func TestEnqueueAllAsSequentialEnqueues(t *testing.T) {
 			t.Parallel()
 			r, hook := countedRedis(t, open)
 			ctx := context.Background()
+			clearOfMinuteEnd(t, r)
 			cases := enqueueCases()
 			one := make([][]AdmitReply, len(cases))
 			jobs1 := make([][]callArgs, len(cases))
