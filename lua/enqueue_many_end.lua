@@ -19,9 +19,10 @@ for from = 1, #ids, 1000 do
 end
 -- A plain batch, the usual one (to join the line now, of cost 1, no tenant, on a key that is
 -- not paused, whose rates count no units, whose line is served first come first served and has
--- room for every job), is queued here, each job as enqueue_job would queue it and answered as
--- below, without enqueue_job's per-job generality. The earliest start is worked out for each
--- job only when the last one's is not now. Any other batch takes the general way after it.
+-- room for every job), is decided here, each job as enqueue_job would decide it and answered as
+-- below, without enqueue_job's per-job generality; its writes are ENQ_BATCH's, made after. The
+-- earliest start is worked out for each job only when the last one's is not now. Any other
+-- batch takes the general way. Reports whether the batch was plain.
 local function enq_plain()
   if run_at ~= 0 or TENANT ~= '' or COST ~= 1 or SHADOW or HAS_UNITS or MAXQ < 0 then return false end
   if paused(now) ~= NOT_PAUSED then return false end
@@ -33,10 +34,10 @@ local function enq_plain()
   local ahead = len -- a job's place: behind every waiting ticket of its priority and above
   for q = 0, PRIO - 1 do ahead = ahead - lens[q] end
   local all_now = lim_slot(now, ahead + #ids, nil, 1) <= now
-  local seen, raws, recs, queued, ttl = ENQ_BATCH.seen, {}, {}, 0, 0
+  local b, tail, tail_ttl = ENQ_BATCH, {}, 0
   for i = 12, JOBS_END, 4 do
     local id, deadline, n = ARGV[i + 1], tonumber(ARGV[i + 3]), #replies
-    if seen[id] then
+    if b.seen[id] then
       replies[n + 1], replies[n + 2] = {5, now, 0, 0, 0, '', 0}, 0
     else
       local earliest = all_now and now or lim_slot(now, ahead + 1, nil, 1)
@@ -45,36 +46,32 @@ local function enq_plain()
         replies[n + 1], replies[n + 2] = {4, now, free, earliest, len, '', lim_reset_after(now), which}, 0
         if not EVERY then break end
       else
-        seen[id] = true
-        raws[#raws + 1] = ARGV[i]
-        recs[#recs + 1], recs[#recs + 2] = id, ARGV[i + 2]
+        b.seen[id] = true
+        tail[#tail + 1] = ARGV[i]
+        b.records[#b.records + 1], b.records[#b.records + 2] = id, ARGV[i + 2]
         replies[n + 1], replies[n + 2] = earliest, len
-        ahead, len, queued, ttl = ahead + 1, len + 1, queued + 1, math.max(ttl, deadline - now)
+        ahead, len, b.queued = ahead + 1, len + 1, b.queued + 1
+        tail_ttl = math.max(tail_ttl, deadline - now)
+        b.ttl = math.max(b.ttl, deadline - now + 60000000)
       end
     end
   end
-  if queued > 0 then
-    local line = KEYS[2 + PRIO]
-    for i = 1, #raws, 1000 do redis.call('RPUSH', line, unpack(raws, i, math.min(i + 999, #raws))) end
-    extend_ttl(line, ttl)
-    for i = 1, #recs, 1000 do redis.call('HSET', JOBS, unpack(recs, i, math.min(i + 999, #recs))) end
-    extend_ttl(JOBS, ttl + 60000000)
-    count('queued', queued)
-  end
+  if #tail > 0 then b.tail[PRIO], b.tail_ttl[PRIO] = tail, tail_ttl end
   return true
 end
-if enq_plain() then return replies end
-for i = 12, JOBS_END, 4 do
-  RAW, ID, DEADLINE = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 3])
-  -- A µs apart, so that the jobs join their line in the order given.
-  local reply = enqueue_job(ARGV[i + 2], run_at > 0 and run_at + (i - 12) / 4 or 0)
-  local n = #replies
-  if reply[1] == 2 and reply[6] == '' and reply[7] == '' and reply[3] == free and reply[8] == which then
-    replies[n + 1], replies[n + 2] = reply[4], reply[5]
-  else
-    replies[n + 1], replies[n + 2] = reply, 0
+if not enq_plain() then
+  for i = 12, JOBS_END, 4 do
+    RAW, ID, DEADLINE = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 3])
+    -- A µs apart, so that the jobs join their line in the order given.
+    local reply = enqueue_job(ARGV[i + 2], run_at > 0 and run_at + (i - 12) / 4 or 0)
+    local n = #replies
+    if reply[1] == 2 and reply[6] == '' and reply[7] == '' and reply[3] == free and reply[8] == which then
+      replies[n + 1], replies[n + 2] = reply[4], reply[5]
+    else
+      replies[n + 1], replies[n + 2] = reply, 0
+    end
+    if not EVERY and (reply[1] == 3 or reply[1] == 4) then break end
   end
-  if not EVERY and (reply[1] == 3 or reply[1] == 4) then break end
 end
 enq_push(ENQ_BATCH)
 local recs = ENQ_BATCH.records
