@@ -21,12 +21,10 @@ import (
 // was granted at grantedAt (µs of server time): the handler may settle its cost.
 func (n *Node) runJob(key string, p queue.Params, g queue.GrantedJob, grantedAt int64) {
 	defer n.runners.Leave()
-	freed := false
-	defer func() {
-		if !freed {
-			n.freeWorker()
-		}
-	}()
+	capped := p.Limit.Concurrency > 0
+	if capped {
+		defer n.freeWorker() // once the run's end has freed the key's slot (see below)
+	}
 	n.mu.Lock()
 	h := n.jobs.handlers[g.Job.Handler]
 	stopping := n.closed
@@ -54,7 +52,7 @@ func (n *Node) runJob(key string, p queue.Params, g queue.GrantedJob, grantedAt 
 	var err error
 	grant := Grant{At: grantedAt, Queued: true, Cost: max(1, g.Job.Cost), Limit: p.Limit}
 	copy(grant.ID[:], g.ID)
-	if p.Limit.Concurrency > 0 && n.Hold(key, grant.ID) {
+	if capped && n.Hold(key, grant.ID) {
 		defer n.Release(key, grant.ID)
 	}
 	held := stopping || n.leaseHeld(ctx, key, p, g, grantedAt)
@@ -64,11 +62,10 @@ func (n *Node) runJob(key string, p queue.Params, g queue.GrantedJob, grantedAt 
 	ran := time.Since(began)
 	cancel()
 	<-renewed
-	if p.Limit.Concurrency == 0 {
+	if !capped {
 		// The worker takes its next job while this run's end is recorded: the two round trips
 		// overlap. A capped key's slot is freed only by the end, so there the worker waits.
 		n.freeWorker()
-		freed = true
 	}
 	if !held {
 		n.observeJob(started, jobRun(key, g, queue.FinishStale, ran, err))

@@ -93,19 +93,17 @@ func (j *Job) storedFields() int {
 
 // EncodeMsgpack writes j as jobs.lua reads it (see Encode).
 func (j *Job) EncodeMsgpack(enc *msgpack.Encoder) error {
-	_, err := enc.Writer().Write(j.appendRecord(nil))
+	_, err := enc.Writer().Write(j.record())
 	return err
 }
 
-// appendRecord appends j's record to b: a msgpack array of its stored fields, bytes as str
-// (Lua's msgpack knows no bin), each integer in its smallest form. Written by hand rather than
-// by the msgpack library, in one allocation: every Enqueue encodes a record.
-func (j *Job) appendRecord(b []byte) []byte {
+// record is j's record: a msgpack array of its stored fields, bytes as str (Lua's msgpack
+// knows no bin), each integer in its smallest form. Written by hand rather than by the msgpack
+// library, in one allocation: every Enqueue encodes a record.
+func (j *Job) record() []byte {
 	n := j.storedFields()
-	if b == nil {
-		b = make([]byte, 0, 16+len(j.Key)+len(j.Handler)+len(j.Payload)+len(j.Holder)+len(j.Owner)+
-			len(j.TraceParent)+len(j.TraceState)+len(j.Tenant)+12*9)
-	}
+	b := make([]byte, 0, 16+len(j.Key)+len(j.Handler)+len(j.Payload)+len(j.Holder)+len(j.Owner)+
+		len(j.TraceParent)+len(j.TraceState)+len(j.Tenant)+12*9)
 	if n < 16 {
 		b = append(b, 0x90|byte(n)) // fixarray
 	} else {
@@ -268,7 +266,7 @@ func decodeJob(b []byte) (*Job, error) {
 
 // Encode returns the msgpack encoding of j.
 func (j *Job) Encode() ([]byte, error) {
-	return j.appendRecord(nil), nil
+	return j.record(), nil
 }
 
 // GrantedJob is a durable job granted to the calling node: its id and its record, whose Runs
