@@ -96,6 +96,8 @@ var (
 	handlers string
 	//go:embed counters.lua
 	counters string
+	//go:embed broadcast.lua
+	broadcast string
 )
 
 // The scripts. The per-key ones take the KEYS and first six ARGV that limits.lua describes;
@@ -125,12 +127,13 @@ var (
 	IndexRemove = NewScript(indexRemove)
 	Handlers    = NewScript(handlers)
 	Counters    = NewScript(counters)
+	Broadcast   = NewScript(broadcast)
 )
 
 // All lists every script, for loading them before they are pipelined.
 var All = []*redis.Script{Admit, AdmitMany, Enqueue, EnqueueMany, Grant, Claim, Cancel, Refund, Check, Settle, Slots, HoldBack, Status, Reset, JobDone,
 	JobDoneMany, JobRenew,
-	JobWait, JobCancel, IndexAdd, IndexRemove, PauseUntil, Handlers, Counters}
+	JobWait, JobCancel, IndexAdd, IndexRemove, PauseUntil, Handlers, Counters, Broadcast}
 
 func perKey(body string) *redis.Script { return NewScript(limits + pause + line + fair + body) }
 

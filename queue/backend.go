@@ -403,8 +403,10 @@ type Backend interface {
 	// Deactivate removes each of keys from the index unless it was activated at or after its
 	// before (µs, before[i] for keys[i]), in one round trip; it returns the errors joined.
 	Deactivate(ctx context.Context, keys []string, before []int64) error
-	// ActiveKeys lists the keys in the index.
+	// ActiveKeys lists the keys in the index; ActiveKeysAt also when each was last activated
+	// (µs, at[i] for keys[i]).
 	ActiveKeys(ctx context.Context) ([]string, error)
+	ActiveKeysAt(ctx context.Context) (keys []string, at []int64, err error)
 	// ListKeys pages through every key that has any state (window, line, pause, counters),
 	// for admin listings: about count keys after cursor ("" to start), and the cursor of the
 	// next page ("" at the end). Each key comes once in a listing whose keys' state stays
@@ -436,6 +438,11 @@ type Backend interface {
 	// Listen delivers the events for node (its own and broadcast ones) until stop is called.
 	// Events may be lost; the channel is closed after stop.
 	Listen(node []byte) (events <-chan Event, stop func())
+	// Missed reports whether a listener of this backend may have lost, since the last call, a
+	// wake-up that can make a key due earlier than its schedule (EventRecheck, EventRuntime):
+	// one it found missing, or one sent before the previous call that has not reached it yet.
+	// An error counts as a loss. The poll looks at every key again only then.
+	Missed(ctx context.Context) (bool, error)
 	// Idle waits until no goroutine the backend started for a call (a flight of admits,
 	// enqueues or ends of runs, which may outlive its callers) runs, or until ctx ends; it
 	// returns how many still run.

@@ -260,6 +260,9 @@ func (k keyspace) runtime() string { return k.prefix + ":config" }
 
 func (k keyspace) events() string { return k.prefix + ":events" }
 
+// wakes is the count of numbered wake-ups sent on events (wakes.go).
+func (k keyspace) wakes() string { return k.prefix + ":wakes" }
+
 func (k keyspace) node(id []byte) string { return k.prefix + ":node:" + hex.EncodeToString(id) }
 
 // heartbeat is the key whose presence says that a node is alive.

@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"encoding/hex"
 	"maps"
 	"slices"
 	"sync"
@@ -25,8 +24,11 @@ type Memory struct {
 	indexExp  int64            // the index lapses as a whole at this time (0: empty)
 	runtime   Runtime
 	listeners map[string]map[*memListener]struct{} // by node id (hex)
-	beats     map[string]int64                     // node id -> heartbeat lasts until µs
-	handlers  map[string]int64                     // job handler -> some node runs it until µs
+	// dropped is set when a listener had no room for a wake-up that may make a key due
+	// earlier (see numbered); Missed reports and clears it.
+	dropped   bool
+	beats     map[string]int64 // node id -> heartbeat lasts until µs
+	handlers  map[string]int64 // job handler -> some node runs it until µs
 	lastSweep int64
 }
 
@@ -350,15 +352,21 @@ func (m *Memory) Deactivate(_ context.Context, keys []string, before []int64) er
 	return nil
 }
 
-func (m *Memory) ActiveKeys(context.Context) ([]string, error) {
+func (m *Memory) ActiveKeys(ctx context.Context) ([]string, error) {
+	keys, _, err := m.ActiveKeysAt(ctx)
+	return keys, err
+}
+
+func (m *Memory) ActiveKeysAt(context.Context) ([]string, []int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.key("", m.now(), false)
 	keys := make([]string, 0, len(m.index))
-	for k := range m.index {
-		keys = append(keys, k)
+	at := make([]int64, 0, len(m.index))
+	for k, a := range m.index {
+		keys, at = append(keys, k), append(at, a)
 	}
-	return keys, nil
+	return keys, at, nil
 }
 
 func (m *Memory) ListKeys(_ context.Context, cursor string, count int) ([]string, string, error) {
@@ -429,60 +437,5 @@ func (m *Memory) SetRuntimePause(ctx context.Context, name string, until int64) 
 	return m.Broadcast(ctx, Event{Kind: EventRuntime, Key: name})
 }
 
-// memListener is one Listen call's channel.
-type memListener struct{ ch chan Event }
-
-func (m *Memory) Broadcast(_ context.Context, ev Event) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, ls := range m.listeners {
-		for l := range ls {
-			l.send(ev)
-		}
-	}
-	return nil
-}
-
-func (m *Memory) Notify(_ context.Context, node []byte, ev Event) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for l := range m.listeners[hex.EncodeToString(node)] {
-		l.send(ev)
-	}
-	return nil
-}
-
-// send delivers ev unless a wake-up is already pending; events are only hints.
-func (l *memListener) send(ev Event) {
-	select {
-	case l.ch <- ev:
-	default:
-	}
-}
-
 // Idle returns 0 at once: the in-process backend starts no goroutine for a call.
 func (m *Memory) Idle(context.Context) int { return 0 }
-
-func (m *Memory) Listen(node []byte) (<-chan Event, func()) {
-	id := hex.EncodeToString(node)
-	l := &memListener{ch: make(chan Event, 256)}
-	m.mu.Lock()
-	if m.listeners[id] == nil {
-		m.listeners[id] = map[*memListener]struct{}{}
-	}
-	m.listeners[id][l] = struct{}{}
-	m.mu.Unlock()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			m.mu.Lock()
-			delete(m.listeners[id], l)
-			if len(m.listeners[id]) == 0 {
-				delete(m.listeners, id)
-			}
-			m.mu.Unlock()
-			close(l.ch)
-		})
-	}
-	return l.ch, stop
-}

@@ -41,6 +41,8 @@ type Redis struct {
 	// the libraries Redis lost.
 	functions atomic.Bool
 	reloading sync.Mutex
+	// wakes is what the listeners heard of the numbered wake-ups (wakes.go).
+	wakes wakeWatch
 }
 
 // paramCache keeps the script arguments of recently used Params boxed, the six that every

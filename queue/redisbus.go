@@ -98,19 +98,28 @@ func (r *Redis) evalJoined(ctx context.Context, what string, cmds []*redis.Cmd, 
 }
 
 func (r *Redis) ActiveKeys(ctx context.Context) ([]string, error) {
-	cmds := make([]*redis.StringSliceCmd, r.ks.shards)
+	keys, _, err := r.ActiveKeysAt(ctx)
+	return keys, err
+}
+
+func (r *Redis) ActiveKeysAt(ctx context.Context) ([]string, []int64, error) {
+	cmds := make([]*redis.ZSliceCmd, r.ks.shards)
 	pipe := r.rdb.Pipeline()
 	for i := range cmds {
-		cmds[i] = pipe.ZRange(ctx, r.ks.shard(i), 0, -1)
+		cmds[i] = pipe.ZRangeWithScores(ctx, r.ks.shard(i), 0, -1)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("queue: active keys: %w", err)
+		return nil, nil, fmt.Errorf("queue: active keys: %w", err)
 	}
 	var keys []string
+	var at []int64
 	for _, c := range cmds {
-		keys = append(keys, c.Val()...)
+		for _, z := range c.Val() {
+			key, _ := z.Member.(string)
+			keys, at = append(keys, key), append(at, int64(z.Score))
+		}
 	}
-	return keys, nil
+	return keys, at, nil
 }
 
 // Runtime configuration fields: "limit:<key>" and "pause:<group or *>".
@@ -212,6 +221,9 @@ func (r *Redis) SetRuntimePause(ctx context.Context, name string, until int64) e
 }
 
 func (r *Redis) Broadcast(ctx context.Context, ev Event) error {
+	if numbered(ev.Kind) {
+		return r.broadcastNumbered(ctx, ev)
+	}
 	if err := r.rdb.Publish(ctx, r.ks.events(), encodeEvent(ev)).Err(); err != nil {
 		return fmt.Errorf("queue: broadcast: %w", err)
 	}
@@ -227,26 +239,30 @@ func (r *Redis) Notify(ctx context.Context, node []byte, ev Event) error {
 
 // Listen keeps the events not yet read in a queue without duplicates rather than a bounded
 // buffer: a burst of wake-ups for many keys (a grant step's, a resume's) is delivered whole,
-// each key once, so that none of those keys waits for the next poll.
+// each key once, so that none of those keys waits for the next poll. The numbers of numbered
+// wake-ups it hears go to Missed.
 func (r *Redis) Listen(node []byte) (<-chan Event, func()) {
+	h := &heard{}
+	r.wakes.add(h)
 	ps := r.rdb.Subscribe(context.Background(), r.ks.events(), r.ks.node(node))
 	out := make(chan Event)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		defer close(out)
-		coalesce(ps.Channel(), out)
+		coalesce(ps.Channel(), out, h)
 	}()
 	stop := func() {
 		_ = ps.Close()
 		<-done
+		r.wakes.remove(h)
 	}
 	return out, stop
 }
 
 // coalesce forwards the events of in to out, in order of arrival, until in is closed; an event
-// that already waits to be read is not queued again.
-func coalesce(in <-chan *redis.Message, out chan<- Event) {
+// that already waits to be read is not queued again. The numbers of numbered ones go to h.
+func coalesce(in <-chan *redis.Message, out chan<- Event, h *heard) {
 	var queued []Event
 	waiting := map[Event]struct{}{}
 	for {
@@ -260,7 +276,10 @@ func coalesce(in <-chan *redis.Message, out chan<- Event) {
 			if !ok {
 				return
 			}
-			ev, ok := decodeEvent(m.Payload)
+			ev, num, ok := decodeMessage(m.Payload)
+			if num > 0 {
+				h.hear(num)
+			}
 			if _, dup := waiting[ev]; ok && !dup {
 				waiting[ev] = struct{}{}
 				queued = append(queued, ev)
