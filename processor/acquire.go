@@ -294,9 +294,12 @@ func refusal(key string, rep queue.AdmitReply) error {
 // queued follows an admit that queued a ticket due by until (server µs): it tells the owner
 // of a ticket evicted to make room, and has the loop grant the key — when the line was empty,
 // at the ticket's earliest start, after putting the key in the index and waking every node
-// (all in its next step, with the other lines opened meanwhile); else at once, for the node
-// to learn when it may grant the key next. A claim is not needed: another node's grant of the
-// ticket comes with a wake-up (EventClaim), and the poll claims where one may have been lost.
+// (all in its next step, with the other lines opened meanwhile); when it joined others, at
+// once unless the loop has a time for the key already that the ticket cannot beat (the
+// tickets ahead keep the key due then: a newcomer does not make it due sooner); else at once,
+// for the node to learn when it may grant the key next. A claim is not needed: another node's
+// grant of the ticket comes with a wake-up (EventClaim), and the poll claims where one may
+// have been lost.
 func (n *Node) queued(ctx context.Context, key string, rep queue.AdmitReply, until int64) {
 	if rep.Evicted != nil {
 		n.evicted(ctx, key, rep.Evicted)
@@ -305,9 +308,15 @@ func (n *Node) queued(ctx context.Context, key string, rep queue.AdmitReply, unt
 	if rep.LineBefore == 0 {
 		n.opened = append(n.opened, queue.Activation{Key: key, At: rep.Now, Until: until, Wake: true})
 	}
-	if rep.LineBefore == 0 && rep.Earliest > 0 {
+	switch {
+	case rep.LineBefore == 0 && rep.Earliest > 0:
 		n.dueAt[key] = n.LocalTime(rep.Earliest)
-	} else {
+	case rep.LineBefore > 0 && rep.Earliest > rep.Now:
+		at := n.LocalTime(rep.Earliest)
+		if prev, ok := n.joined[key]; !ok || at.Before(prev) {
+			n.joined[key] = at
+		}
+	default:
 		n.pending[key] = struct{}{}
 	}
 	n.mu.Unlock()
@@ -395,72 +404,6 @@ func (c deadlineContext) Deadline() (time.Time, bool) { return c.deadline, true 
 func (deadlineContext) Done() <-chan struct{} { return nil }
 
 func (deadlineContext) Err() error { return nil }
-
-// giveUpWait is how long a caller that gave up waits for its ticket to be taken out of the
-// line (or its grant given back): long enough for a Redis that answers, short enough that a
-// Redis that does not cannot hold the caller.
-const giveUpWait = 250 * time.Millisecond
-
-// giveUp takes w's ticket out of the line, or gives back the grant it got, on a goroutine of
-// the node's (counted in bg, for the shutdown), waiting for it at most giveUpWait.
-func (n *Node) giveUp(ctx context.Context, w *waiter, grant *delivery) {
-	done := make(chan struct{})
-	n.bg.Add()
-	go func() {
-		defer n.bg.Leave()
-		defer close(done)
-		if grant != nil {
-			n.refund(ctx, w, *grant)
-		} else {
-			n.cancel(ctx, w)
-		}
-	}()
-	t := time.NewTimer(giveUpWait)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-	}
-}
-
-// cancel takes w's ticket out of the line, or gives back its grant.
-func (n *Node) cancel(ctx context.Context, w *waiter) {
-	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backendTimeout)
-	defer cancel()
-	if _, err := n.be.Cancel(bctx, w.p, w.cancelTicket(), w.raw); err != nil {
-		n.log.Error("rateltd: cancel; to be tried again", err, "key", w.t.Key)
-		n.cancelLater(w)
-	}
-}
-
-// cancelLater takes w's ticket out of the line at the next polls, until that holds (a cancel
-// changes nothing when it ran already).
-func (n *Node) cancelLater(w *waiter) {
-	n.later(w.t.Key, n.holdsUntil(w.t.Deadline), func(ctx context.Context) error {
-		_, err := n.be.Cancel(ctx, w.p, w.cancelTicket(), w.raw)
-		return err
-	})
-}
-
-// refund gives back the grant d that w's caller will not run.
-func (n *Node) refund(ctx context.Context, w *waiter, d delivery) {
-	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backendTimeout)
-	defer cancel()
-	if d.local {
-		n.giveBackLocal(bctx, w.t.Key, w.p, w.t.ID, d.grantedAt, w.raw, w.t.CostOf())
-	} else if err := n.be.Refund(bctx, w.t.Key, w.p, w.t.ID, d.grantedAt, nil, w.t.CostOf()); err != nil {
-		n.log.Error("rateltd: refund", err, "key", w.t.Key)
-	}
-	n.wakeKey(bctx, w.t.Key)
-}
-
-// wakeKey tells every node that key may grant again (after a refund).
-func (n *Node) wakeKey(ctx context.Context, key string) {
-	n.Recheck(key)
-	if err := n.be.Broadcast(ctx, queue.Event{Kind: queue.EventRecheck, Key: key}); err != nil {
-		n.log.Error("rateltd: broadcast", err, "key", key)
-	}
-}
 
 // evicted tells the owner of a ticket dropped from the line (DropOldest) at once.
 func (n *Node) evicted(ctx context.Context, key string, raw []byte) {

@@ -1,9 +1,7 @@
 package processor
 
 import (
-	"cmp"
 	"context"
-	"slices"
 	"time"
 
 	"github.com/rateltd/rateltd/queue"
@@ -13,6 +11,10 @@ import (
 type keyState struct {
 	// next is when to grant the key again, local time; zero means "when woken or polled".
 	next time.Time
+	// stepped is the server time (µs) of the key's last grant step.
+	stepped int64
+	// held: the key is paused with no end; every poll looks at it (next is after the poll).
+	held bool
 }
 
 // maxPipeline bounds how many keys one backend round trip grants.
@@ -136,79 +138,6 @@ func (n *Node) handle(ev queue.Event) {
 	}
 }
 
-// poll is the safety net: it reloads the runtime configuration, makes due every key of the
-// index and every key this node waits on that is not to be granted before the next poll (at
-// horizon) anyway, claims for every key this node waits on where a claim could find anything,
-// and writes pending counts. So each key with a line is looked at once a poll interval at
-// least, whatever wake-ups were lost, and the poll's work grows with the keys it could serve,
-// not with all keys.
-func (n *Node) poll(ctx context.Context, keys map[string]*keyState, horizon time.Time) {
-	if err := n.RefreshRuntime(ctx); err != nil {
-		n.log.Error("rateltd: processor: load runtime config", err)
-	}
-	n.checkLiveness(ctx)
-	n.renewSlots(ctx)
-	n.retryGiveBacks(ctx)
-	n.advertiseHandlers(ctx)
-	active, err := n.be.ActiveKeys(ctx)
-	if err != nil {
-		n.log.Error("rateltd: processor: read active keys", err)
-	}
-	unscheduled := func(k string) bool {
-		ks := keys[k]
-		return ks == nil || ks.next.IsZero() || ks.next.After(horizon)
-	}
-	n.mu.Lock()
-	for _, k := range active {
-		if unscheduled(k) {
-			n.pending[k] = struct{}{}
-		}
-	}
-	for k := range keys {
-		if unscheduled(k) {
-			n.pending[k] = struct{}{}
-		}
-	}
-	var waited []string
-	for k, byID := range n.waiters {
-		if len(byID) == 0 {
-			delete(n.waiters, k)
-			continue
-		}
-		// A node grants every key it waits on, whether or not the index still lists it.
-		if unscheduled(k) {
-			n.pending[k] = struct{}{}
-		}
-		waited = append(waited, k)
-	}
-	for k := range n.claimAgain {
-		n.claims[k] = struct{}{}
-	}
-	clear(n.claimAgain)
-	n.mu.Unlock()
-	clear(n.announced)
-	n.forgetIndexed(n.ServerTime(time.Now()))
-	n.claimWhereAny(ctx, waited)
-	_ = n.flushCounts(ctx) // logged
-}
-
-// claimWhereAny asks the next step to claim for those of keys where other nodes' grants or
-// evictions wait (all of them when the backend cannot tell): a lost wake-up of another node's
-// (EventClaim) costs a poll interval at most.
-func (n *Node) claimWhereAny(ctx context.Context, keys []string) {
-	found, err := n.be.Claimable(ctx, keys)
-	if err != nil {
-		n.log.Error("rateltd: processor: look for grants to claim", err)
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for i, k := range keys {
-		if err != nil || found[i] {
-			n.claims[k] = struct{}{}
-		}
-	}
-}
-
 // step announces the lines opened since the last step, grants every due key and claims for
 // every key that asked.
 func (n *Node) step(ctx context.Context, keys map[string]*keyState) {
@@ -225,6 +154,15 @@ func (n *Node) step(ctx context.Context, keys map[string]*keyState) {
 		}
 	}
 	clear(n.dueAt)
+	for k, at := range n.joined {
+		switch ks := keys[k]; {
+		case ks == nil:
+			keys[k] = &keyState{}
+		case !ks.next.IsZero() && at.Before(ks.next):
+			ks.next = time.Time{}
+		}
+	}
+	clear(n.joined)
 	for k := range n.pending {
 		if keys[k] == nil {
 			keys[k] = &keyState{}
@@ -274,7 +212,6 @@ func (n *Node) announceOpened(ctx context.Context, opened []queue.Activation) {
 	}
 }
 
-// grant runs the grant step for keys in one round trip and delivers what it granted.
 // deliverLocal hands a grant made at grantedAt to this node's waiter of raw. A grant nobody
 // waits for any more goes back to the window. So does the grant of a ticket the script took
 // but Go cannot read (the script reads fewer of its fields): it is counted as corrupt and
@@ -302,6 +239,7 @@ func (n *Node) deliverLocal(ctx context.Context, key string, p queue.Params, raw
 	n.giveBackLocal(ctx, key, p, id, grantedAt, raw, cost)
 }
 
+// grant runs the grant step for keys in one round trip and delivers what it granted.
 func (n *Node) grant(ctx context.Context, keys map[string]*keyState, chunk []string) {
 	ps := make([]queue.Params, len(chunk))
 	for i, k := range chunk {
@@ -325,6 +263,7 @@ func (n *Node) grant(ctx context.Context, keys map[string]*keyState, chunk []str
 			continue
 		}
 		rep := reps[i]
+		ks.stepped, ks.held = rep.Now, false
 		n.observe(rep.Now)
 		if n.granted(ctx, k, ps[i], rep) {
 			leased = append(leased, k)
@@ -344,7 +283,8 @@ func (n *Node) grant(ctx context.Context, keys map[string]*keyState, chunk []str
 			delete(keys, k)
 			emptied, before = append(emptied, k), append(before, rep.Now)
 		case rep.Next == queue.PausedForever:
-			ks.next = time.Now().Add(n.cfg.PollInterval) // paused with no end: a wake-up or the poll
+			// Paused with no end: a wake-up or the poll, whichever comes first.
+			ks.next, ks.held = time.Now().Add(2*n.cfg.PollInterval), true
 
 		default:
 			ks.next = n.LocalTime(rep.Next)
@@ -396,6 +336,12 @@ func (n *Node) claim(ctx context.Context, keys []string) {
 		for j, w := range waiting[i] {
 			switch res.Status[j] {
 			case queue.Claimed:
+				// The key's schedule may have come from this grant's claim deadline: the
+				// next step looks at the key again.
+				n.mu.Lock()
+				n.pending[key] = struct{}{}
+				n.mu.Unlock()
+				n.poke()
 				if !n.deliver(key, w.t.ID, delivery{kind: deliverGrant, grantedAt: res.At[j], local: true}) {
 					n.giveBackLocal(ctx, key, p, w.t.ID, res.At[j], w.raw, w.t.CostOf()) // claimed grants wait among the local ones
 				}
@@ -404,87 +350,4 @@ func (n *Node) claim(ctx context.Context, keys []string) {
 			}
 		}
 	}
-}
-
-// FlushCounts writes key's counts gathered since the last flush now, so that a Status read
-// next includes this node's own.
-func (n *Node) FlushCounts(ctx context.Context, key string) error {
-	return n.flush(ctx, []string{key})
-}
-
-// flushCounts writes the outcome counts gathered since the last flush, of every key.
-func (n *Node) flushCounts(ctx context.Context) error {
-	n.mu.Lock()
-	keys := make([]string, 0, len(n.counts)+len(n.unsent))
-	for k := range n.counts {
-		keys = append(keys, k)
-	}
-	for k := range n.unsent {
-		if n.counts[k] == nil {
-			keys = append(keys, k)
-		}
-	}
-	n.mu.Unlock()
-	return n.flush(ctx, keys)
-}
-
-// maxCountCalls bounds the keys whose counts one round trip writes.
-const maxCountCalls = 1024
-
-// flush writes the counts of keys, maxCountCalls keys a round trip: first a key's batch whose
-// sending failed before, sent again as it was (the backend adds a batch once, so a batch that
-// was added although its reply was lost is not added twice), then what was counted since, as a
-// new batch. A batch that fails stays for the next flush; counts gathered meanwhile wait beside
-// it, so a key has at most one unsent batch whatever the outage's length. Flushes do not
-// overlap (flushMu).
-func (n *Node) flush(ctx context.Context, keys []string) error {
-	n.flushMu.Lock()
-	defer n.flushMu.Unlock()
-	var first error
-	for range 2 { // an unsent batch, then the counts since
-		calls := n.countCalls(keys)
-		if len(calls) == 0 {
-			break
-		}
-		written := make([]string, 0, len(calls)) // the keys whose counts since are sent next
-		for chunk := range slices.Chunk(calls, maxCountCalls) {
-			errs := n.be.AddCounters(ctx, chunk)
-			n.mu.Lock()
-			for i, err := range errs {
-				if err != nil {
-					n.log.Error("rateltd: processor: write counters; kept to send again", err, "key", chunk[i].Key)
-					first = cmp.Or(first, err)
-					continue
-				}
-				delete(n.unsent, chunk[i].Key)
-				written = append(written, chunk[i].Key)
-			}
-			n.mu.Unlock()
-		}
-		keys = written
-	}
-	return first
-}
-
-// countCalls returns the batch to send of each of keys that has one: its unsent batch, or a new
-// batch of what was counted (kept as unsent until written).
-func (n *Node) countCalls(keys []string) []queue.CountCall {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	calls := make([]queue.CountCall, 0, len(keys))
-	for _, key := range keys {
-		b, ok := n.unsent[key]
-		if !ok {
-			c := n.counts[key]
-			if c == nil {
-				continue
-			}
-			delete(n.counts, key)
-			n.countSeq++
-			b = queue.CountBatch{Node: n.id, Seq: n.countSeq, Deltas: c}
-			n.unsent[key] = b
-		}
-		calls = append(calls, queue.CountCall{Key: key, P: n.paramsLocked(key), Batch: b})
-	}
-	return calls
 }

@@ -3,7 +3,9 @@ package processor
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -157,5 +159,248 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("not within 10s: %s", what)
 		}
+	}
+}
+
+// missing reports to the node's poll that a wake-up was lost when told to (lose), as the Redis
+// backend does when a number of its wake-ups is missing; it counts the grant steps per key.
+type missing struct {
+	*grantCounter
+	lose atomic.Bool
+}
+
+func (m *missing) Missed(ctx context.Context) (bool, error) {
+	if m.lose.Swap(false) {
+		return true, nil
+	}
+	return m.grantCounter.Missed(ctx)
+}
+
+// TestPollLeavesFarKeysAlone: a key whose next slot comes after the next poll is not looked at
+// by every poll (with 10,000 such keys that was 10,000 grant steps a poll, granting nothing),
+// only when a wake-up may have been lost: a slot freed behind the node's back (a refund whose
+// wake-up did not come) goes to the waiting request within a few polls of the loss showing.
+func TestPollLeavesFarKeysAlone(t *testing.T) {
+	be := &missing{grantCounter: &grantCounter{Backend: queue.NewMemory(), steps: map[string]int{}}}
+	o := testOptions()
+	o.PollInterval = 20 * time.Millisecond
+	o.Default = config.Limit{Max: 1, Window: time.Hour, MaxQueue: 10, QueueTimeout: time.Hour}
+	n, err := New(context.Background(), be, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(context.Background())
+	ctx := context.Background()
+	first, err := n.Acquire(ctx, Request{Key: "far", Priority: config.PriorityNormal})
+	if err != nil || first.Queued {
+		t.Fatalf("first request: %+v, %v; want granted at once", first, err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := n.Acquire(ctx, Request{Key: "far", Priority: config.PriorityNormal})
+		got <- err
+	}()
+	// The second waits in line for a slot an hour away.
+	waitUntil(t, "the second request in line", func() bool {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return len(n.waiters["far"]) == 1
+	})
+	time.Sleep(5 * o.PollInterval) // its admit's reply handled
+	before := be.count("far")
+	time.Sleep(25 * o.PollInterval)
+	if steps := be.count("far") - before; steps > 0 {
+		t.Fatalf("%d grant steps on a key due in an hour over 25 polls, want 0", steps)
+	}
+
+	// A slot frees without a word to the node; it learns nothing until a loss shows.
+	if err := be.Refund(ctx, "far", n.Params("far"), first.ID[:], first.At, nil, 1); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * o.PollInterval)
+	select {
+	case err := <-got:
+		t.Fatalf("granted (%v) with no wake-up and no loss reported", err)
+	default:
+	}
+	be.lose.Store(true)
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the freed slot not granted within 10s of a lost wake-up showing")
+	}
+}
+
+// deaf is a backend whose node hears no event of the kinds in lost: those wake-ups are lost.
+type deaf struct {
+	queue.Backend
+	lost string
+}
+
+func (d deaf) Listen(node []byte) (<-chan queue.Event, func()) {
+	in, stop := d.Backend.Listen(node)
+	out := make(chan queue.Event)
+	done := make(chan struct{})
+	go func() {
+		defer close(out)
+		for ev := range in {
+			if strings.IndexByte(d.lost, ev.Kind) >= 0 {
+				continue
+			}
+			select {
+			case out <- ev:
+			case <-done:
+				return
+			}
+		}
+	}()
+	return out, func() {
+		close(done)
+		stop()
+	}
+}
+
+// TestLineOpenedBehindTheNodesBack: a node that has a key scheduled for much later (a job due in
+// an hour) takes up a line that another node opened there since its last look at its next poll,
+// though the wake-up was lost: the index says when the line opened.
+func TestLineOpenedBehindTheNodesBack(t *testing.T) {
+	mem := queue.NewMemory()
+	ctx := context.Background()
+	o := testOptions()
+	o.PollInterval = 20 * time.Millisecond
+	runner, err := New(ctx, deaf{Backend: mem, lost: string(queue.EventQueued)}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer runner.Close(ctx)
+	started := make(chan string, 2)
+	if err := runner.Handle("h", func(_ context.Context, p []byte) ([]byte, error) {
+		started <- string(p)
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runner.Enqueue(ctx, Job{Key: "k", Handler: "h", Payload: []byte("later"), RunAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * o.PollInterval) // the runner has looked at the key: due in an hour
+	producer, err := New(ctx, mem, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close(ctx)
+	if _, err := producer.Enqueue(ctx, Job{Key: "k", Handler: "h", Payload: []byte("now")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-started:
+		if got != "now" {
+			t.Fatalf("ran %q, want the job enqueued now", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a job whose line opened while its wake-up was lost did not start within 10s")
+	}
+}
+
+// TestJoiningALine: a request that joins a line behind others, on a key this node has a time
+// for that the request cannot beat, runs no grant step (each such request ran one, which found
+// the window full); one that may start sooner (a higher priority, with room in the window for
+// its cost but not for the head's) is granted at once.
+func TestJoiningALine(t *testing.T) {
+	be := &grantCounter{Backend: queue.NewMemory(), steps: map[string]int{}}
+	o := testOptions()
+	o.PollInterval = time.Hour // keep the poll's visits out of the count
+	o.Default = config.Limit{Max: 10, Window: time.Hour, Units: true, MaxQueue: 10, QueueTimeout: 24 * time.Hour}
+	n, err := New(context.Background(), be, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(context.Background())
+	ctx := context.Background()
+	if g, err := n.Acquire(ctx, Request{Key: "k", Priority: config.PriorityNormal, Cost: 5}); err != nil || g.Queued {
+		t.Fatalf("first request: %+v, %v; want granted at once", g, err)
+	}
+	waiting := func(want int) {
+		t.Helper()
+		waitUntil(t, fmt.Sprintf("%d requests waiting", want), func() bool {
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			return len(n.waiters["k"]) == want
+		})
+	}
+	for range 2 { // the first opens the line, the second joins it; neither fits before an hour
+		go func() { _, _ = n.Acquire(ctx, Request{Key: "k", Priority: config.PriorityNormal, Cost: 10}) }()
+	}
+	waiting(2)
+	n.Recheck("probe") // a step asked for after the admits runs no earlier than theirs would
+	waitUntil(t, "the probe's step", func() bool { return be.count("probe") > 0 })
+	before := be.count("k")
+	for range 5 {
+		go func() { _, _ = n.Acquire(ctx, Request{Key: "k", Priority: config.PriorityNormal, Cost: 10}) }()
+	}
+	waiting(7)
+	n.Recheck("probe")
+	waitUntil(t, "the probe's second step", func() bool { return be.count("probe") > 1 })
+	if got := be.count("k") - before; got != 0 {
+		t.Errorf("5 requests joining a line due in an hour ran %d grant steps, want 0", got)
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := n.Acquire(ctx, Request{Key: "k", Priority: config.PriorityCritical, Cost: 5})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a request that fits now, ahead of the line, not granted within 10s")
+	}
+}
+
+// TestRuntimeChangeWithoutWakeup: a node learns of a pause lifted (a change of the runtime
+// configuration) at its next poll, though the wake-up was lost: the key it had scheduled for
+// the pause's end, an hour away, is granted then.
+func TestRuntimeChangeWithoutWakeup(t *testing.T) {
+	mem := queue.NewMemory()
+	ctx := context.Background()
+	o := testOptions()
+	o.PollInterval = 20 * time.Millisecond
+	o.Default = config.Limit{Max: 100, Window: time.Second, MaxQueue: 10, QueueTimeout: 24 * time.Hour}
+	n, err := New(ctx, deaf{Backend: mem, lost: string(queue.EventRuntime)}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(ctx)
+	if err := mem.SetRuntimePause(ctx, "*", n.ServerTime(time.Now().Add(time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the pause in force", func() bool { return n.Params("k").ExtPause != queue.NotPaused })
+	done := make(chan error, 1)
+	go func() {
+		_, err := n.Acquire(ctx, Request{Key: "k", Priority: config.PriorityNormal})
+		done <- err
+	}()
+	waitUntil(t, "the request waiting", func() bool {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return len(n.waiters["k"]) == 1
+	})
+	time.Sleep(5 * o.PollInterval) // scheduled for the pause's end
+	if err := mem.SetRuntimePause(ctx, "*", queue.NotPaused); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("not granted within 10s of the pause lifted")
 	}
 }

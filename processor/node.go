@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,6 +64,10 @@ type Node struct {
 	// sooner). Guarded by mu.
 	opened []queue.Activation
 	dueAt  map[string]time.Time
+	// joined are keys whose lines tickets of this node joined behind others, with the
+	// earliest start of the last: the loop grants such a key at once only when it has no time
+	// for it yet or the ticket may start sooner than that time. Guarded by mu.
+	joined map[string]time.Time
 	// announced counts per key the wake-ups (EventQueued) the loop sent whose echo it has not
 	// had back: it skips them, the key being scheduled already. Only the loop goroutine touches
 	// it; every poll empties it (an echo lost with a connection is not waited for).
@@ -150,6 +155,7 @@ func New(ctx context.Context, be queue.Backend, cfg Options) (*Node, error) {
 		claims:     map[string]struct{}{},
 		claimAgain: map[string]struct{}{},
 		dueAt:      map[string]time.Time{},
+		joined:     map[string]time.Time{},
 		announced:  map[string]int{},
 		indexed:    map[string]int64{},
 		counts:     map[string]map[string]int64{},
@@ -256,6 +262,10 @@ func (n *Node) setRuntime(rt queue.Runtime, seq uint64) {
 		n.mu.Unlock()
 		return // a load that began before the one in place: what it read may be older
 	}
+	if n.runtimeLoad > 0 && !sameRuntime(n.runtime, rt) {
+		// A pause or limit changed: every key is due, whether or not its wake-up came.
+		n.all = true
+	}
 	n.runtime, n.runtimeLoad = rt, seq
 	var fresh []string
 	for f, err := range rt.Bad {
@@ -285,6 +295,11 @@ func (n *Node) setRuntime(rt queue.Runtime, seq uint64) {
 	}
 	n.log.Error("rateltd: processor: unreadable runtime config; a limit keeps its configured value, a pause holds until Resume",
 		errors.Join(errs...), "fields", fresh)
+}
+
+// sameRuntime reports whether a and b hold the same limits, pauses and factors.
+func sameRuntime(a, b queue.Runtime) bool {
+	return maps.Equal(a.Limits, b.Limits) && maps.Equal(a.Pauses, b.Pauses) && maps.Equal(a.Factors, b.Factors)
 }
 
 // Recheck asks the loop to grant and claim for key at its next step.

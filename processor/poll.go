@@ -1,0 +1,178 @@
+package processor
+
+// The poll: the loop's safety net, once a poll interval, and the outcome counts it writes.
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"time"
+
+	"github.com/rateltd/rateltd/queue"
+)
+
+// poll is the safety net: it reloads the runtime configuration, makes due every key of the
+// index and every key this node waits on that it has no time to grant next for, claims for
+// every key this node waits on where a claim could find anything, and writes pending counts.
+// A key it has a time for after the next poll (at horizon) is made due too when something may
+// have made it due earlier without the node knowing: a line opened since its last step (the
+// index says when it was last activated), or a lost wake-up of a recheck or a change of the
+// runtime configuration (Backend.Missed). So a lost wake-up costs two poll intervals at most,
+// and the poll's work grows with the keys it could serve, not with all keys, nor with the keys
+// that wait for a slot further away than the next poll.
+func (n *Node) poll(ctx context.Context, keys map[string]*keyState, horizon time.Time) {
+	if err := n.RefreshRuntime(ctx); err != nil {
+		n.log.Error("rateltd: processor: load runtime config", err)
+	}
+	n.checkLiveness(ctx)
+	n.renewSlots(ctx)
+	n.retryGiveBacks(ctx)
+	n.advertiseHandlers(ctx)
+	missed, err := n.be.Missed(ctx)
+	if err != nil {
+		n.log.Error("rateltd: processor: read the count of wake-ups", err)
+		missed = true
+	}
+	active, at, err := n.be.ActiveKeysAt(ctx)
+	if err != nil {
+		n.log.Error("rateltd: processor: read active keys", err)
+	}
+	// unscheduled: whether to look at key k, last activated at activated (µs; 0 unknown).
+	unscheduled := func(k string, activated int64) bool {
+		ks := keys[k]
+		return ks == nil || ks.next.IsZero() || ks.held ||
+			ks.next.After(horizon) && (missed || activated > ks.stepped)
+	}
+	n.mu.Lock()
+	for i, k := range active {
+		if unscheduled(k, at[i]) {
+			n.pending[k] = struct{}{}
+		}
+	}
+	for k := range keys {
+		if unscheduled(k, 0) {
+			n.pending[k] = struct{}{}
+		}
+	}
+	var waited []string
+	for k, byID := range n.waiters {
+		if len(byID) == 0 {
+			delete(n.waiters, k)
+			continue
+		}
+		// A node grants every key it waits on, whether or not the index still lists it.
+		if unscheduled(k, 0) {
+			n.pending[k] = struct{}{}
+		}
+		waited = append(waited, k)
+	}
+	for k := range n.claimAgain {
+		n.claims[k] = struct{}{}
+	}
+	clear(n.claimAgain)
+	n.mu.Unlock()
+	clear(n.announced)
+	n.forgetIndexed(n.ServerTime(time.Now()))
+	n.claimWhereAny(ctx, waited)
+	_ = n.flushCounts(ctx) // logged
+}
+
+// claimWhereAny asks the next step to claim for those of keys where other nodes' grants or
+// evictions wait (all of them when the backend cannot tell): a lost wake-up of another node's
+// (EventClaim) costs a poll interval at most.
+func (n *Node) claimWhereAny(ctx context.Context, keys []string) {
+	found, err := n.be.Claimable(ctx, keys)
+	if err != nil {
+		n.log.Error("rateltd: processor: look for grants to claim", err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for i, k := range keys {
+		if err != nil || found[i] {
+			n.claims[k] = struct{}{}
+		}
+	}
+}
+
+// FlushCounts writes key's counts gathered since the last flush now, so that a Status read
+// next includes this node's own.
+func (n *Node) FlushCounts(ctx context.Context, key string) error {
+	return n.flush(ctx, []string{key})
+}
+
+// flushCounts writes the outcome counts gathered since the last flush, of every key.
+func (n *Node) flushCounts(ctx context.Context) error {
+	n.mu.Lock()
+	keys := make([]string, 0, len(n.counts)+len(n.unsent))
+	for k := range n.counts {
+		keys = append(keys, k)
+	}
+	for k := range n.unsent {
+		if n.counts[k] == nil {
+			keys = append(keys, k)
+		}
+	}
+	n.mu.Unlock()
+	return n.flush(ctx, keys)
+}
+
+// maxCountCalls bounds the keys whose counts one round trip writes.
+const maxCountCalls = 1024
+
+// flush writes the counts of keys, maxCountCalls keys a round trip: first a key's batch whose
+// sending failed before, sent again as it was (the backend adds a batch once, so a batch that
+// was added although its reply was lost is not added twice), then what was counted since, as a
+// new batch. A batch that fails stays for the next flush; counts gathered meanwhile wait beside
+// it, so a key has at most one unsent batch whatever the outage's length. Flushes do not
+// overlap (flushMu).
+func (n *Node) flush(ctx context.Context, keys []string) error {
+	n.flushMu.Lock()
+	defer n.flushMu.Unlock()
+	var first error
+	for range 2 { // an unsent batch, then the counts since
+		calls := n.countCalls(keys)
+		if len(calls) == 0 {
+			break
+		}
+		written := make([]string, 0, len(calls)) // the keys whose counts since are sent next
+		for chunk := range slices.Chunk(calls, maxCountCalls) {
+			errs := n.be.AddCounters(ctx, chunk)
+			n.mu.Lock()
+			for i, err := range errs {
+				if err != nil {
+					n.log.Error("rateltd: processor: write counters; kept to send again", err, "key", chunk[i].Key)
+					first = cmp.Or(first, err)
+					continue
+				}
+				delete(n.unsent, chunk[i].Key)
+				written = append(written, chunk[i].Key)
+			}
+			n.mu.Unlock()
+		}
+		keys = written
+	}
+	return first
+}
+
+// countCalls returns the batch to send of each of keys that has one: its unsent batch, or a new
+// batch of what was counted (kept as unsent until written).
+func (n *Node) countCalls(keys []string) []queue.CountCall {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	calls := make([]queue.CountCall, 0, len(keys))
+	for _, key := range keys {
+		b, ok := n.unsent[key]
+		if !ok {
+			c := n.counts[key]
+			if c == nil {
+				continue
+			}
+			delete(n.counts, key)
+			n.countSeq++
+			b = queue.CountBatch{Node: n.id, Seq: n.countSeq, Deltas: c}
+			n.unsent[key] = b
+		}
+		calls = append(calls, queue.CountCall{Key: key, P: n.paramsLocked(key), Batch: b})
+	}
+	return calls
+}
