@@ -31,9 +31,10 @@ type Node struct {
 	cfg Options
 	log *logLimiter
 
-	// offset is server time minus local time, µs. Written by every backend reply that carries
-	// server time, read whenever a local time is turned into server time.
-	offset atomic.Int64
+	// offset is server time minus local time, µs: the largest of the readings of the last
+	// offsetMemory (observe), taken at offsetAt (local µs). Written by every backend reply
+	// that carries server time, read whenever a local time is turned into server time.
+	offset, offsetAt atomic.Int64
 
 	mu sync.Mutex
 	// waiters holds this node's waiting requests by key and ticket id. Written by Acquire
@@ -214,9 +215,28 @@ func (n *Node) start(ctx context.Context) (err error) {
 // ID is the node's id, 16 bytes.
 func (n *Node) ID() []byte { return n.id }
 
-// observe records a server time just received, keeping the clock offset current.
+// offsetMemory is how long the best reading of the clock offset stands against later, worse
+// ones: a clock stepped back is followed within it.
+const offsetMemory = time.Second
+
+// observe records a server time just received, keeping the clock offset current. A reading
+// (server time less local time at its arrival) falls short of the offset by the time the reply
+// took to arrive and be read, which under load is milliseconds: each is a bound from below, and
+// the offset is the largest of the last offsetMemory's. Taking the last reading instead set
+// every slot's grant step late by the latency of whichever reply came last.
 func (n *Node) observe(serverNow int64) {
-	n.offset.Store(serverNow - time.Now().UnixMicro())
+	now := time.Now().UnixMicro()
+	reading := serverNow - now
+	for {
+		cur := n.offset.Load()
+		if reading <= cur && now-n.offsetAt.Load() < offsetMemory.Microseconds() {
+			return
+		}
+		if n.offset.CompareAndSwap(cur, reading) {
+			n.offsetAt.Store(now)
+			return
+		}
+	}
 }
 
 // ServerTime turns a local time into server µs.

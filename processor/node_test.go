@@ -215,3 +215,32 @@ func TestCountsFlushedTogether(t *testing.T) {
 		}
 	}
 }
+
+// TestClockOffsetKeepsTheBestReading: a reply that took long to arrive reads the server's clock
+// as further behind the local one than it is; the node keeps the best reading of the last
+// offsetMemory, so that slots are not granted late by the latency of whichever reply came
+// last, and follows a clock stepped back once that reading has aged.
+func TestClockOffsetKeepsTheBestReading(t *testing.T) {
+	o := testOptions()
+	o.PollInterval = time.Hour // no reply of the node's own meanwhile
+	n, err := New(context.Background(), queue.NewMemory(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(context.Background())
+	base := n.offset.Load()
+	n.observe(time.Now().UnixMicro() + base - 5000) // a reply 5ms late
+	if got := n.offset.Load(); got != base {
+		t.Fatalf("a late reading moved the offset by %dµs", got-base)
+	}
+	n.observe(time.Now().UnixMicro() + base + 3000) // a better reading
+	// The reading is taken a little after the clock is read here: up to 1ms less.
+	if got := n.offset.Load() - base; got < 2000 || got > 3000 {
+		t.Fatalf("a better reading moved the offset by %dµs, want about 3000", got)
+	}
+	time.Sleep(offsetMemory + 10*time.Millisecond)
+	n.observe(time.Now().UnixMicro() + base - 7000) // the clock stepped back 7ms
+	if got := n.offset.Load() - base; got > -7000 || got < -8000 {
+		t.Fatalf("after %v, the offset moved by %dµs, want about -7000", offsetMemory, got)
+	}
+}
