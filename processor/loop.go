@@ -54,7 +54,9 @@ func (n *Node) loop(events <-chan queue.Event, stopListen func(), ready chan<- s
 		now := time.Now()
 		if !now.Before(nextPoll) {
 			nextPoll = now.Add(n.cfg.PollInterval)
-			n.poll(ctx, keys, nextPoll)
+			if swept := n.poll(ctx, keys, nextPoll); ready != nil && swept != nil {
+				<-swept // the first pass, a whole poll, is done before New returns
+			}
 		} else if n.advertising() {
 			n.advertiseHandlers(ctx)
 		}

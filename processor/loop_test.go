@@ -404,3 +404,50 @@ func TestRuntimeChangeWithoutWakeup(t *testing.T) {
 		t.Fatal("not granted within 10s of the pause lifted")
 	}
 }
+
+// slowLookup is a backend whose lookups for grants to claim (the poll's) take a second once
+// armed, as 10,000 keys' take tens of milliseconds; started tells of each slow one.
+type slowLookup struct {
+	queue.Backend
+	armed   atomic.Bool
+	started chan struct{}
+}
+
+func (s *slowLookup) Claimable(ctx context.Context, keys []string) ([]bool, error) {
+	if s.armed.Load() {
+		select {
+		case s.started <- struct{}{}:
+		default:
+		}
+		time.Sleep(time.Second)
+	}
+	return s.Backend.Claimable(ctx, keys)
+}
+
+// TestPollDoesNotHoldTheLoop: while a poll's lookup for grants to claim runs, the loop grants
+// the keys that come due: a request waiting for a slot 100ms away starts within 500ms, not
+// after the lookup's second.
+func TestPollDoesNotHoldTheLoop(t *testing.T) {
+	be := &slowLookup{Backend: queue.NewMemory(), started: make(chan struct{}, 1)}
+	o := testOptions()
+	o.PollInterval = 50 * time.Millisecond
+	o.Default = config.Limit{Max: 1, Window: 100 * time.Millisecond, MaxQueue: 10, QueueTimeout: time.Minute}
+	n, err := New(context.Background(), be, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(context.Background())
+	ctx := context.Background()
+	if g, err := n.Acquire(ctx, Request{Key: "k", Priority: config.PriorityNormal}); err != nil || g.Queued {
+		t.Fatalf("first request: %+v, %v; want granted at once", g, err)
+	}
+	be.armed.Store(true)
+	<-be.started // a poll's lookup under way
+	start := time.Now()
+	if g, err := n.Acquire(ctx, Request{Key: "k", Priority: config.PriorityNormal}); err != nil || !g.Queued {
+		t.Fatalf("second request: %+v, %v; want granted from the line", g, err)
+	}
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Fatalf("a request due in 100ms waited %v while a poll's lookup ran", took)
+	}
+}

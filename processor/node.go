@@ -87,8 +87,10 @@ type Node struct {
 	counts   map[string]map[string]int64
 	unsent   map[string]queue.CountBatch
 	countSeq int64
-	// flushMu keeps flushes of counts from overlapping (the loop's and Status's).
+	// flushMu keeps flushes of counts from overlapping (the poll's and Status's).
 	flushMu sync.Mutex
+	// sweeping is set while a poll's sweep runs (loop.go).
+	sweeping atomic.Bool
 	// beat is when the last heartbeat that went through was sent; rejoinAgain, when to put
 	// this node's waiting requests back in line once more after it rejoined. Written and read
 	// by the loop (beat also by start, before it runs).
@@ -128,7 +130,8 @@ type Node struct {
 
 	// The node's goroutines, counted for its shutdown (each count is safe for concurrent use):
 	// runners are the goroutines of runJob (a handler and the recording of how its run ended),
-	// renewers those of renew, bg those of giveUp and Stop's taking tickets out of the line.
+	// renewers those of renew, bg those of giveUp, Stop's taking tickets out of the line and
+	// the poll's sweep.
 	runners, renewers, bg track.Count
 	// quiet counts the backend calls and Observer calls under way for handlers that returned
 	// (and for lease renewals); Seal closes it, so that nothing a handler does after the

@@ -20,7 +20,7 @@ import (
 // runtime configuration (Backend.Missed). So a lost wake-up costs two poll intervals at most,
 // and the poll's work grows with the keys it could serve, not with all keys, nor with the keys
 // that wait for a slot further away than the next poll.
-func (n *Node) poll(ctx context.Context, keys map[string]*keyState, horizon time.Time) {
+func (n *Node) poll(ctx context.Context, keys map[string]*keyState, horizon time.Time) (swept <-chan struct{}) {
 	if err := n.RefreshRuntime(ctx); err != nil {
 		n.log.Error("rateltd: processor: load runtime config", err)
 	}
@@ -73,8 +73,32 @@ func (n *Node) poll(ctx context.Context, keys map[string]*keyState, horizon time
 	n.mu.Unlock()
 	clear(n.announced)
 	n.forgetIndexed(n.ServerTime(time.Now()))
-	n.claimWhereAny(ctx, waited)
-	_ = n.flushCounts(ctx) // logged
+	return n.sweep(waited)
+}
+
+// sweep looks for grants to claim where keys may hold some and writes the outcome counts, on a
+// goroutine of its own, counted in bg: with many keys these take the longest of a poll (10,000
+// keys: tens of milliseconds), and slots freeing meanwhile are not to wait for them. The claims
+// it finds wake the loop. One sweep at a time: a poll that finds one still running leaves its
+// own to the next poll. The channel returned is closed when the sweep is done (nil: none
+// started).
+func (n *Node) sweep(keys []string) <-chan struct{} {
+	if !n.sweeping.CompareAndSwap(false, true) {
+		return nil
+	}
+	done := make(chan struct{})
+	n.bg.Add()
+	go func() {
+		defer n.bg.Leave()
+		defer close(done)
+		defer n.sweeping.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.PollInterval+backendTimeout)
+		defer cancel()
+		n.claimWhereAny(ctx, keys)
+		n.poke()
+		_ = n.flushCounts(ctx) // logged
+	}()
+	return done
 }
 
 // claimWhereAny asks the next step to claim for those of keys where other nodes' grants or
