@@ -7,16 +7,6 @@ import (
 	"github.com/rateltd/rateltd/queue"
 )
 
-// keyState is the loop's schedule for one key with a line. Only the loop goroutine touches it.
-type keyState struct {
-	// next is when to grant the key again, local time; zero means "when woken or polled".
-	next time.Time
-	// stepped is the server time (µs) of the key's last grant step.
-	stepped int64
-	// held: the key is paused with no end; every poll looks at it (next is after the poll).
-	held bool
-}
-
 // maxPipeline bounds how many keys one backend round trip grants.
 const maxPipeline = 128
 
@@ -25,7 +15,7 @@ const maxPipeline = 128
 func (n *Node) loop(events <-chan queue.Event, stopListen func(), ready chan<- struct{}) {
 	defer close(n.done)
 	defer stopListen()
-	keys := map[string]*keyState{}
+	keys := newSchedule()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	var nextPoll time.Time
@@ -64,10 +54,8 @@ func (n *Node) loop(events <-chan queue.Event, stopListen func(), ready chan<- s
 		cancel()
 
 		wakeAt := nextPoll
-		for _, ks := range keys {
-			if !ks.next.IsZero() && ks.next.Before(wakeAt) {
-				wakeAt = ks.next
-			}
+		if at, ok := keys.earliest(); ok && at.Before(wakeAt) {
+			wakeAt = at
 		}
 		timer.Reset(max(time.Until(wakeAt), 0))
 		if ready != nil {
@@ -142,34 +130,31 @@ func (n *Node) handle(ev queue.Event) {
 
 // step announces the lines opened since the last step, grants every due key and claims for
 // every key that asked.
-func (n *Node) step(ctx context.Context, keys map[string]*keyState) {
+func (n *Node) step(ctx context.Context, keys *schedule) {
 	n.mu.Lock()
 	opened := n.opened
 	n.opened = nil
 	all := n.all
 	n.all = false
 	for k, at := range n.dueAt {
-		if ks := keys[k]; ks == nil {
-			keys[k] = &keyState{next: at}
+		if ks := keys.get(k); ks == nil {
+			keys.set(keys.ensure(k), at)
 		} else if !ks.next.IsZero() && at.Before(ks.next) {
-			ks.next = at
+			keys.set(ks, at)
 		}
 	}
 	clear(n.dueAt)
 	for k, at := range n.joined {
-		switch ks := keys[k]; {
+		switch ks := keys.get(k); {
 		case ks == nil:
-			keys[k] = &keyState{}
+			keys.ensure(k)
 		case !ks.next.IsZero() && at.Before(ks.next):
-			ks.next = time.Time{}
+			keys.set(ks, time.Time{})
 		}
 	}
 	clear(n.joined)
 	for k := range n.pending {
-		if keys[k] == nil {
-			keys[k] = &keyState{}
-		}
-		keys[k].next = time.Time{}
+		keys.set(keys.ensure(k), time.Time{})
 	}
 	clear(n.pending)
 	claims := make([]string, 0, len(n.claims))
@@ -180,13 +165,7 @@ func (n *Node) step(ctx context.Context, keys map[string]*keyState) {
 	n.mu.Unlock()
 	n.announceOpened(ctx, opened)
 
-	now := time.Now()
-	var due []string
-	for k, ks := range keys {
-		if all || ks.next.IsZero() || !ks.next.After(now) {
-			due = append(due, k)
-		}
-	}
+	due := keys.due(time.Now(), all)
 	for len(due) > 0 {
 		chunk := due[:min(len(due), maxPipeline)]
 		due = due[len(chunk):]
@@ -242,7 +221,7 @@ func (n *Node) deliverLocal(ctx context.Context, key string, p queue.Params, raw
 }
 
 // grant runs the grant step for keys in one round trip and delivers what it granted.
-func (n *Node) grant(ctx context.Context, keys map[string]*keyState, chunk []string) {
+func (n *Node) grant(ctx context.Context, keys *schedule, chunk []string) {
 	ps := make([]queue.Params, len(chunk))
 	for i, k := range chunk {
 		ps[i] = n.Params(k)
@@ -253,10 +232,10 @@ func (n *Node) grant(ctx context.Context, keys map[string]*keyState, chunk []str
 	var leased []string // keys the step granted jobs of, to stay in the index
 	var leasedAt int64
 	for i, k := range chunk {
-		ks := keys[k]
+		ks := keys.get(k)
 		if errs[i] != nil {
 			n.log.Error("rateltd: processor: grant", errs[i], "key", k)
-			ks.next = time.Now().Add(n.cfg.PollInterval)
+			keys.set(ks, time.Now().Add(n.cfg.PollInterval))
 			// The step may have run and its reply been lost: the grants it made for this
 			// node's tickets wait among the key's local grants, to be claimed.
 			n.mu.Lock()
@@ -282,14 +261,15 @@ func (n *Node) grant(ctx context.Context, keys map[string]*keyState, chunk []str
 		}
 		switch {
 		case rep.Next == 0:
-			delete(keys, k)
+			keys.drop(k)
 			emptied, before = append(emptied, k), append(before, rep.Now)
 		case rep.Next == queue.PausedForever:
 			// Paused with no end: a wake-up or the poll, whichever comes first.
-			ks.next, ks.held = time.Now().Add(2*n.cfg.PollInterval), true
+			ks.held = true
+			keys.set(ks, time.Now().Add(2*n.cfg.PollInterval))
 
 		default:
-			ks.next = n.LocalTime(rep.Next)
+			keys.set(ks, n.LocalTime(rep.Next))
 		}
 	}
 	n.indexLeases(ctx, leased, leasedAt)

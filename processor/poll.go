@@ -20,7 +20,7 @@ import (
 // runtime configuration (Backend.Missed). So a lost wake-up costs two poll intervals at most,
 // and the poll's work grows with the keys it could serve, not with all keys, nor with the keys
 // that wait for a slot further away than the next poll.
-func (n *Node) poll(ctx context.Context, keys map[string]*keyState, horizon time.Time) (swept <-chan struct{}) {
+func (n *Node) poll(ctx context.Context, keys *schedule, horizon time.Time) (swept <-chan struct{}) {
 	if err := n.RefreshRuntime(ctx); err != nil {
 		n.log.Error("rateltd: processor: load runtime config", err)
 	}
@@ -39,7 +39,7 @@ func (n *Node) poll(ctx context.Context, keys map[string]*keyState, horizon time
 	}
 	// unscheduled: whether to look at key k, last activated at activated (µs; 0 unknown).
 	unscheduled := func(k string, activated int64) bool {
-		ks := keys[k]
+		ks := keys.get(k)
 		return ks == nil || ks.next.IsZero() || ks.held ||
 			ks.next.After(horizon) && (missed || activated > ks.stepped)
 	}
@@ -49,7 +49,7 @@ func (n *Node) poll(ctx context.Context, keys map[string]*keyState, horizon time
 			n.pending[k] = struct{}{}
 		}
 	}
-	for k := range keys {
+	for k := range keys.byKey {
 		if unscheduled(k, 0) {
 			n.pending[k] = struct{}{}
 		}
