@@ -175,8 +175,11 @@ func settledMemory(t testing.TB, probe *redis.Client, d time.Duration) int64 {
 
 func slotScenario(cfg compareConfig) scenario {
 	name := fmt.Sprintf("%s at their limit, 1 per %v each, 2 callers each", keysName(cfg.slotKeys), cfg.slotWindow)
+	if cfg.slotPhases {
+		name += ", phases spread"
+	}
 	sc := scenario{group: "slot → start", name: name, unit: "grants/s", runs: cfg.scaleRuns, part: result.PartSlot, keys: cfg.slotKeys}
-	sc.sides = []side{{name: "rateltd", run: func(t testing.TB, e *env) sample { return runSlot(t, e, cfg.slotKeys, cfg.slotWindow) }}}
+	sc.sides = []side{{name: "rateltd", run: func(t testing.TB, e *env) sample { return runSlot(t, e, cfg.slotKeys, cfg.slotWindow, cfg.slotPhases) }}}
 	return sc
 }
 
@@ -192,8 +195,10 @@ type slotGrant struct {
 // one node in a loop, so that at every slot one of them waits in line. After two windows of
 // warm-up it measures three windows (at least the run's window): the grants per second the
 // node makes, and the delay from each slot freeing (the key's previous grant plus the window)
-// to the start of the request it went to, p50 and p99.
-func runSlot(t testing.TB, e *env, keys int, window time.Duration) sample {
+// to the start of the request it went to, p50 and p99. All callers start at once, so that the
+// keys' slots recur together, a burst each window; with phases, the callers of key i start
+// i/keys of a window late, so that the slots are spread evenly over the window.
+func runSlot(t testing.TB, e *env, keys int, window time.Duration, phases bool) sample {
 	t.Helper()
 	_, node := redisNode(t, e, config.Limit{Max: 1, Window: window, MaxQueue: 100, QueueTimeout: time.Minute}, config.DefaultPollInterval)
 	defer node.Close(context.Background())
@@ -208,6 +213,9 @@ func runSlot(t testing.TB, e *env, keys int, window time.Duration) sample {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if phases {
+				time.Sleep(time.Duration(i/2) * window / time.Duration(keys))
+			}
 			for ctx.Err() == nil {
 				g, err := node.Acquire(ctx, processor.Request{Key: names[i/2], Priority: config.PriorityNormal, Timeout: time.Minute})
 				if err != nil {
