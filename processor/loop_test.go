@@ -195,17 +195,8 @@ func TestPollLeavesFarKeysAlone(t *testing.T) {
 	if err != nil || first.Queued {
 		t.Fatalf("first request: %+v, %v; want granted at once", first, err)
 	}
-	got := make(chan error, 1)
-	go func() {
-		_, err := n.Acquire(ctx, Request{Key: "far", Priority: config.PriorityNormal})
-		got <- err
-	}()
-	// The second waits in line for a slot an hour away.
-	waitUntil(t, "the second request in line", func() bool {
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		return len(n.waiters["far"]) == 1
-	})
+	got := acquireAsync(n, Request{Key: "far", Priority: config.PriorityNormal})
+	waitWaiting(t, n, "far", 1)    // in line for a slot an hour away
 	time.Sleep(5 * o.PollInterval) // its admit's reply handled
 	before := be.count("far")
 	time.Sleep(25 * o.PollInterval)
@@ -224,14 +215,7 @@ func TestPollLeavesFarKeysAlone(t *testing.T) {
 	default:
 	}
 	be.lose.Store(true)
-	select {
-	case err := <-got:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the freed slot not granted within 10s of a lost wake-up showing")
-	}
+	wantGranted(t, got, "the freed slot, once a lost wake-up showed")
 }
 
 // deaf is a backend whose node hears no event of the kinds in lost: those wake-ups are lost.
@@ -323,44 +307,25 @@ func TestJoiningALine(t *testing.T) {
 	if g, err := n.Acquire(ctx, Request{Key: "k", Priority: config.PriorityNormal, Cost: 5}); err != nil || g.Queued {
 		t.Fatalf("first request: %+v, %v; want granted at once", g, err)
 	}
-	waiting := func(want int) {
-		t.Helper()
-		waitUntil(t, fmt.Sprintf("%d requests waiting", want), func() bool {
-			n.mu.Lock()
-			defer n.mu.Unlock()
-			return len(n.waiters["k"]) == want
-		})
-	}
 	for range 2 { // the first opens the line, the second joins it; neither fits before an hour
-		go func() { _, _ = n.Acquire(ctx, Request{Key: "k", Priority: config.PriorityNormal, Cost: 10}) }()
+		acquireAsync(n, Request{Key: "k", Priority: config.PriorityNormal, Cost: 10})
 	}
-	waiting(2)
+	waitWaiting(t, n, "k", 2)
 	n.Recheck("probe") // a step asked for after the admits runs no earlier than theirs would
 	waitUntil(t, "the probe's step", func() bool { return be.count("probe") > 0 })
 	before := be.count("k")
 	for range 5 {
-		go func() { _, _ = n.Acquire(ctx, Request{Key: "k", Priority: config.PriorityNormal, Cost: 10}) }()
+		acquireAsync(n, Request{Key: "k", Priority: config.PriorityNormal, Cost: 10})
 	}
-	waiting(7)
+	waitWaiting(t, n, "k", 7)
 	n.Recheck("probe")
 	waitUntil(t, "the probe's second step", func() bool { return be.count("probe") > 1 })
 	if got := be.count("k") - before; got != 0 {
 		t.Errorf("5 requests joining a line due in an hour ran %d grant steps, want 0", got)
 	}
 
-	done := make(chan error, 1)
-	go func() {
-		_, err := n.Acquire(ctx, Request{Key: "k", Priority: config.PriorityCritical, Cost: 5})
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a request that fits now, ahead of the line, not granted within 10s")
-	}
+	wantGranted(t, acquireAsync(n, Request{Key: "k", Priority: config.PriorityCritical, Cost: 5}),
+		"a request that fits now, ahead of the line,")
 }
 
 // TestRuntimeChangeWithoutWakeup: a node learns of a pause lifted (a change of the runtime
@@ -381,28 +346,13 @@ func TestRuntimeChangeWithoutWakeup(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, "the pause in force", func() bool { return n.Params("k").ExtPause != queue.NotPaused })
-	done := make(chan error, 1)
-	go func() {
-		_, err := n.Acquire(ctx, Request{Key: "k", Priority: config.PriorityNormal})
-		done <- err
-	}()
-	waitUntil(t, "the request waiting", func() bool {
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		return len(n.waiters["k"]) == 1
-	})
+	done := acquireAsync(n, Request{Key: "k", Priority: config.PriorityNormal})
+	waitWaiting(t, n, "k", 1)
 	time.Sleep(5 * o.PollInterval) // scheduled for the pause's end
 	if err := mem.SetRuntimePause(ctx, "*", queue.NotPaused); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("not granted within 10s of the pause lifted")
-	}
+	wantGranted(t, done, "the request, the pause lifted,")
 }
 
 // slowLookup is a backend whose lookups for grants to claim (the poll's) take a second once
@@ -449,5 +399,38 @@ func TestPollDoesNotHoldTheLoop(t *testing.T) {
 	}
 	if took := time.Since(start); took > 500*time.Millisecond {
 		t.Fatalf("a request due in 100ms waited %v while a poll's lookup ran", took)
+	}
+}
+
+// acquireAsync runs n.Acquire(req) on a goroutine; its error comes on the channel.
+func acquireAsync(n *Node, req Request) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := n.Acquire(context.Background(), req)
+		done <- err
+	}()
+	return done
+}
+
+// waitWaiting waits until want requests of n wait on key.
+func waitWaiting(t *testing.T, n *Node, key string, want int) {
+	t.Helper()
+	waitUntil(t, fmt.Sprintf("%d requests waiting on %q", want, key), func() bool {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return len(n.waiters[key]) == want
+	})
+}
+
+// wantGranted fails unless the request whose error comes on done was granted within 10s.
+func wantGranted(t *testing.T, done <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s not granted within 10s", what)
 	}
 }

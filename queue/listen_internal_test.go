@@ -20,13 +20,7 @@ func TestListenKeepsBurst(t *testing.T) {
 	events, stop := r.Listen(node)
 	defer stop()
 	ctx := context.Background()
-	// The subscription is live once an event sent after it arrives.
-	if err := r.Notify(ctx, node, Event{Kind: EventClaim, Key: "warm"}); err != nil {
-		t.Fatal(err)
-	}
-	if got := <-events; got.Key != "warm" {
-		t.Fatalf("got %+v, want the warm-up event", got)
-	}
+	waitLive(t, r, node, events)
 	// PUBLISH answers once the message is on the subscriber's connection: the whole burst is
 	// sent before anything here reads it.
 	const burst = 2000

@@ -28,10 +28,7 @@ func TestMissedWakeups(t *testing.T) {
 	events, stop := r.Listen(node)
 	defer stop()
 	ctx := context.Background()
-	// The subscription is live once an event sent after it arrives.
-	if err := r.Notify(ctx, node, Event{Kind: EventClaim, Key: "warm"}); err != nil {
-		t.Fatal(err)
-	}
+	waitLive(t, r, node, events)
 	receive := func(want Event) {
 		t.Helper()
 		select {
@@ -43,16 +40,9 @@ func TestMissedWakeups(t *testing.T) {
 			t.Fatalf("%+v not received within 10s", want)
 		}
 	}
-	receive(Event{Kind: EventClaim, Key: "warm"})
 	missed := func(want bool, when string) {
 		t.Helper()
-		got, err := r.Missed(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got != want {
-			t.Fatalf("%s: Missed %v, want %v", when, got, want)
-		}
+		wantMissed(t, r, want, when)
 	}
 	broadcast := func(ev Event) {
 		t.Helper()
@@ -165,32 +155,10 @@ func TestMissedWakeupsLostOnTheWire(t *testing.T) {
 			return Event{}, false
 		}
 	}
-	// The subscription is live once an event sent after it arrives.
-	for try := 0; ; try++ {
-		if err := sender.Notify(ctx, node, Event{Kind: EventClaim, Key: "warm"}); err != nil {
-			t.Fatal(err)
-		}
-		if ev, ok := next(100 * time.Millisecond); ok && ev.Key == "warm" {
-			break
-		}
-		if try == 100 {
-			t.Fatal("the subscription not live within 10s")
-		}
-	}
-	for {
-		if _, ok := next(100 * time.Millisecond); !ok {
-			break // the warm-ups sent twice, drained
-		}
-	}
+	waitLive(t, sender, node, events)
 	missed := func(want bool, when string) {
 		t.Helper()
-		got, err := listener.Missed(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got != want {
-			t.Fatalf("%s: Missed %v, want %v", when, got, want)
-		}
+		wantMissed(t, listener, want, when)
 	}
 	missed(true, "first look")
 	missed(false, "nothing sent")
@@ -230,4 +198,44 @@ func TestMissedWakeupsLostOnTheWire(t *testing.T) {
 	missed(false, "the lost one may still be on its way")
 	missed(true, "the lost one not heard a poll later")
 	missed(false, "reported once")
+}
+
+// wantMissed fails unless r.Missed reports want; when says at which point.
+func wantMissed(t *testing.T, r *Redis, want bool, when string) {
+	t.Helper()
+	got, err := r.Missed(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Fatalf("%s: Missed %v, want %v", when, got, want)
+	}
+}
+
+// waitLive waits until the subscription behind events is live: an event sent after it arrives.
+// It sends warm-ups to node by sender until one arrives, then drains those that follow.
+func waitLive(t *testing.T, sender *Redis, node []byte, events <-chan Event) {
+	t.Helper()
+	for try := 0; ; try++ {
+		if err := sender.Notify(context.Background(), node, Event{Kind: EventClaim, Key: "warm"}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case ev := <-events:
+			if ev.Key != "warm" {
+				t.Fatalf("received %+v before the subscription was live", ev)
+			}
+			for {
+				select {
+				case <-events: // a warm-up sent twice
+				case <-time.After(100 * time.Millisecond):
+					return
+				}
+			}
+		case <-time.After(100 * time.Millisecond):
+		}
+		if try == 100 {
+			t.Fatal("the subscription not live within 10s")
+		}
+	}
 }
