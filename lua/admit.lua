@@ -24,6 +24,14 @@ local function enq_push(b)
   end
 end
 
+-- refused counts a refusal and returns its reply: code 3 (the line is full, or the key never
+-- queues) or 4 (the ticket could not start by its deadline), with its earliest start and the
+-- line's length.
+local function refused(code, earliest, len)
+  count('rejected')
+  return {code, now, free, earliest, len, '', lim_reset_after(now), lim_which()}
+end
+
 local function line_admit()
 local b = ENQ_BATCH
 local p = b and b.p
@@ -90,12 +98,10 @@ if SHADOW then earliest = now end -- the limit holds nothing back (shadow.lua); 
 if p == PAUSED_FOREVER then earliest = PAUSED_FOREVER elseif p ~= NOT_PAUSED then earliest = math.max(earliest, p) end
 
 if MAXQ == -1 or (tenant and MAXQT > 0 and tenant_waiting(tenant) >= MAXQT) then
-  count('rejected')
-  return {3, now, free, earliest, len, '', lim_reset_after(now), lim_which()}
+  return refused(3, earliest, len)
 end
 if earliest ~= PAUSED_FOREVER and earliest > DEADLINE then
-  count('rejected')
-  return {4, now, free, earliest, len, '', lim_reset_after(now), lim_which()}
+  return refused(4, earliest, len)
 end
 
 local evicted = ''
@@ -105,8 +111,7 @@ if len >= MAXQ then
     if evicted then lens[drop] = lens[drop] - 1 end
   end
   if evicted == '' then
-    count('rejected')
-    return {3, now, free, earliest, len, '', lim_reset_after(now), lim_which()}
+    return refused(3, earliest, len)
   end
   local t = decode(evicted)
   if t then

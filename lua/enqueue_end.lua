@@ -4,14 +4,19 @@
 -- job to run at RUN_AT (µs), later than now, is kept with its record (whose state says
 -- scheduled) in the scheduled set, not the line, until the grant step moves it there (reply
 -- code 6; the line's length in place of the earliest start).
+
+-- duplicate is the reply to a job whose id is taken (code 5): nothing written.
+local function duplicate() return {5, now, 0, 0, 0, '', 0} end
+
+-- enqueue_job: see above.
 local function enqueue_job(rec, run_at)
   local b = ENQ_BATCH
   if b then
-    if b.seen[ID] then return {5, now, 0, 0, 0, '', 0} end
+    if b.seen[ID] then return duplicate() end
   else
     local kept = redis.call('ZSCORE', REXP, ID)
     if redis.call('HEXISTS', JOBS, ID) == 1 or (kept and tonumber(kept) > now) then
-      return {5, now, 0, 0, 0, '', 0}
+      return duplicate()
     end
   end
   if run_at > now then

@@ -38,12 +38,11 @@ local function enq_plain()
   for i = 12, JOBS_END, 4 do
     local id, deadline, n = ARGV[i + 1], tonumber(ARGV[i + 3]), #replies
     if b.seen[id] then
-      replies[n + 1], replies[n + 2] = {5, now, 0, 0, 0, '', 0}, 0
+      replies[n + 1], replies[n + 2] = duplicate(), 0
     else
       local earliest = all_now and now or lim_slot(now, ahead + 1, nil, 1)
       if earliest > deadline then
-        count('rejected')
-        replies[n + 1], replies[n + 2] = {4, now, free, earliest, len, '', lim_reset_after(now), which}, 0
+        replies[n + 1], replies[n + 2] = refused(4, earliest, len), 0
         if not EVERY then break end
       else
         b.seen[id] = true
