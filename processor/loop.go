@@ -174,7 +174,7 @@ func (n *Node) step(ctx context.Context, keys *schedule) {
 	for len(claims) > 0 {
 		chunk := claims[:min(len(claims), maxPipeline)]
 		claims = claims[len(chunk):]
-		n.claim(ctx, chunk)
+		n.claim(ctx, keys, chunk)
 	}
 }
 
@@ -267,7 +267,6 @@ func (n *Node) grant(ctx context.Context, keys *schedule, chunk []string) {
 			// Paused with no end: a wake-up or the poll, whichever comes first.
 			ks.held = true
 			keys.set(ks, time.Now().Add(2*n.cfg.PollInterval))
-
 		default:
 			keys.set(ks, n.LocalTime(rep.Next))
 		}
@@ -280,8 +279,9 @@ func (n *Node) grant(ctx context.Context, keys *schedule, chunk []string) {
 	}
 }
 
-// claim takes the grants other nodes made for this node's waiters of keys, in one round trip.
-func (n *Node) claim(ctx context.Context, keys []string) {
+// claim takes the grants other nodes made for this node's waiters of keys, in one round trip;
+// a key it claimed from is due again in sched.
+func (n *Node) claim(ctx context.Context, sched *schedule, keys []string) {
 	calls := make([]queue.ClaimCall, 0, len(keys))
 	var waiting [][]*waiter // waiting[i]: the waiters of calls[i], in the order of its tickets
 	n.mu.Lock()
@@ -318,12 +318,9 @@ func (n *Node) claim(ctx context.Context, keys []string) {
 		for j, w := range waiting[i] {
 			switch res.Status[j] {
 			case queue.Claimed:
-				// The key's schedule may have come from this grant's claim deadline: the
-				// next step looks at the key again.
-				n.mu.Lock()
-				n.pending[key] = struct{}{}
-				n.mu.Unlock()
-				n.poke()
+				// The key's time may have been this grant's claim deadline: the loop's next
+				// pass looks at the key again.
+				sched.set(sched.ensure(key), time.Time{})
 				if !n.deliver(key, w.t.ID, delivery{kind: deliverGrant, grantedAt: res.At[j], local: true}) {
 					n.giveBackLocal(ctx, key, p, w.t.ID, res.At[j], w.raw, w.t.CostOf()) // claimed grants wait among the local ones
 				}

@@ -163,17 +163,31 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 }
 
 // missing reports to the node's poll that a wake-up was lost when told to (lose), as the Redis
-// backend does when a number of its wake-ups is missing; it counts the grant steps per key.
+// backend does when a number of its wake-ups is missing; it counts the grant steps per key, and
+// the polls (each asks Missed once).
 type missing struct {
 	*grantCounter
-	lose atomic.Bool
+	lose  atomic.Bool
+	polls atomic.Int64
+}
+
+func newMissing(be queue.Backend) *missing {
+	return &missing{grantCounter: &grantCounter{Backend: be, steps: map[string]int{}}}
 }
 
 func (m *missing) Missed(ctx context.Context) (bool, error) {
+	m.polls.Add(1)
 	if m.lose.Swap(false) {
 		return true, nil
 	}
 	return m.grantCounter.Missed(ctx)
+}
+
+// waitPolls waits until k more polls have begun.
+func (m *missing) waitPolls(t *testing.T, k int64) {
+	t.Helper()
+	from := m.polls.Load()
+	waitUntil(t, fmt.Sprintf("%d polls", k), func() bool { return m.polls.Load() >= from+k })
 }
 
 // TestPollLeavesFarKeysAlone: a key whose next slot comes after the next poll is not looked at
@@ -181,7 +195,7 @@ func (m *missing) Missed(ctx context.Context) (bool, error) {
 // only when a wake-up may have been lost: a slot freed behind the node's back (a refund whose
 // wake-up did not come) goes to the waiting request within a few polls of the loss showing.
 func TestPollLeavesFarKeysAlone(t *testing.T) {
-	be := &missing{grantCounter: &grantCounter{Backend: queue.NewMemory(), steps: map[string]int{}}}
+	be := newMissing(queue.NewMemory())
 	o := testOptions()
 	o.PollInterval = 20 * time.Millisecond
 	o.Default = config.Limit{Max: 1, Window: time.Hour, MaxQueue: 10, QueueTimeout: time.Hour}
@@ -196,10 +210,10 @@ func TestPollLeavesFarKeysAlone(t *testing.T) {
 		t.Fatalf("first request: %+v, %v; want granted at once", first, err)
 	}
 	got := acquireAsync(n, Request{Key: "far", Priority: config.PriorityNormal})
-	waitWaiting(t, n, "far", 1)    // in line for a slot an hour away
-	time.Sleep(5 * o.PollInterval) // its admit's reply handled
+	waitWaiting(t, n, "far", 1) // in line for a slot an hour away
+	be.waitPolls(t, 2)          // its admit's reply handled
 	before := be.count("far")
-	time.Sleep(25 * o.PollInterval)
+	be.waitPolls(t, 25)
 	if steps := be.count("far") - before; steps > 0 {
 		t.Fatalf("%d grant steps on a key due in an hour over 25 polls, want 0", steps)
 	}
@@ -208,7 +222,7 @@ func TestPollLeavesFarKeysAlone(t *testing.T) {
 	if err := be.Refund(ctx, "far", n.Params("far"), first.ID[:], first.At, nil, 1); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(10 * o.PollInterval)
+	be.waitPolls(t, 10)
 	select {
 	case err := <-got:
 		t.Fatalf("granted (%v) with no wake-up and no loss reported", err)
@@ -255,7 +269,8 @@ func TestLineOpenedBehindTheNodesBack(t *testing.T) {
 	ctx := context.Background()
 	o := testOptions()
 	o.PollInterval = 20 * time.Millisecond
-	runner, err := New(ctx, deaf{Backend: mem, lost: string(queue.EventQueued)}, o)
+	be := newMissing(deaf{Backend: mem, lost: string(queue.EventQueued)})
+	runner, err := New(ctx, be, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +285,7 @@ func TestLineOpenedBehindTheNodesBack(t *testing.T) {
 	if _, err := runner.Enqueue(ctx, Job{Key: "k", Handler: "h", Payload: []byte("later"), RunAt: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(5 * o.PollInterval) // the runner has looked at the key: due in an hour
+	waitUntil(t, "the runner's look at the key (due in an hour)", func() bool { return be.count("k") > 0 })
 	producer, err := New(ctx, mem, o)
 	if err != nil {
 		t.Fatal(err)
@@ -337,7 +352,8 @@ func TestRuntimeChangeWithoutWakeup(t *testing.T) {
 	o := testOptions()
 	o.PollInterval = 20 * time.Millisecond
 	o.Default = config.Limit{Max: 100, Window: time.Second, MaxQueue: 10, QueueTimeout: 24 * time.Hour}
-	n, err := New(ctx, deaf{Backend: mem, lost: string(queue.EventRuntime)}, o)
+	be := newMissing(deaf{Backend: mem, lost: string(queue.EventRuntime)})
+	n, err := New(ctx, be, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +364,7 @@ func TestRuntimeChangeWithoutWakeup(t *testing.T) {
 	waitUntil(t, "the pause in force", func() bool { return n.Params("k").ExtPause != queue.NotPaused })
 	done := acquireAsync(n, Request{Key: "k", Priority: config.PriorityNormal})
 	waitWaiting(t, n, "k", 1)
-	time.Sleep(5 * o.PollInterval) // scheduled for the pause's end
+	be.waitPolls(t, 2) // scheduled for the pause's end
 	if err := mem.SetRuntimePause(ctx, "*", queue.NotPaused); err != nil {
 		t.Fatal(err)
 	}

@@ -89,7 +89,7 @@ type Node struct {
 	countSeq int64
 	// flushMu keeps flushes of counts from overlapping (the poll's and Status's).
 	flushMu sync.Mutex
-	// sweeping is set while a poll's sweep runs (loop.go).
+	// sweeping is set while a poll's sweep runs (poll.go).
 	sweeping atomic.Bool
 	// beat is when the last heartbeat that went through was sent; rejoinAgain, when to put
 	// this node's waiting requests back in line once more after it rejoined. Written and read

@@ -64,11 +64,13 @@ func (h *heard) check(before, count int64) bool {
 	return lost
 }
 
-// wakeWatch is the Redis backend's listeners and the count as Missed last read it.
+// wakeWatch is the Redis backend's listeners and the count as Missed last read it (once
+// looked).
 type wakeWatch struct {
 	mu        sync.Mutex
-	listeners map[*heard]struct{} // guarded by mu
-	before    int64               // guarded by mu; -1 until read once
+	listeners map[*heard]struct{} // guarded by mu, as are the two below
+	looked    bool
+	before    int64
 }
 
 func (w *wakeWatch) add(h *heard) {
@@ -76,7 +78,6 @@ func (w *wakeWatch) add(h *heard) {
 	defer w.mu.Unlock()
 	if w.listeners == nil {
 		w.listeners = map[*heard]struct{}{}
-		w.before = -1
 	}
 	w.listeners[h] = struct{}{}
 }
@@ -103,13 +104,13 @@ func (r *Redis) Missed(ctx context.Context) (bool, error) {
 	if count < before {
 		before = 0 // the count started again: every listener hears a skip in any case
 	}
-	lost := w.before < 0
+	lost := !w.looked
 	for h := range w.listeners {
 		if h.check(before, count) {
 			lost = true
 		}
 	}
-	w.before = count
+	w.looked, w.before = true, count
 	return lost, nil
 }
 
