@@ -158,89 +158,97 @@ func countedRedis(t *testing.T, open func(t *testing.T) (redis.UniversalClient, 
 	return r, hook
 }
 
+// onEachTopology runs test on each topology (named name), in parallel, with a Redis backend
+// whose script calls hook counts.
+func onEachTopology(t *testing.T, test func(t *testing.T, name string, r *Redis, hook *redistest.CommandCounter)) {
+	for name, open := range topologies {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r, hook := countedRedis(t, open)
+			test(t, name, r, hook)
+		})
+	}
+}
+
 // TestAdmitManyAsSequentialAdmits: the tickets of several keys, interleaved, admitted in one
 // AdmitMany call (on a cluster, one per key), get the answers the same tickets get when admitted
 // one by one in the same order, and leave the same lines: grants in arrival order while the
 // limit allows, then queued by priority and arrival, refused when full, evictions, a paused key,
 // a key that never queues, a ticket that cannot wait long enough, retries at the head.
 func TestAdmitManyAsSequentialAdmits(t *testing.T) {
-	for name, open := range topologies {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			r, hook := countedRedis(t, open)
-			ctx := context.Background()
-			clearOfMinuteEnd(t, r)
-			cases := admitCases()
-			one := make([][]AdmitReply, len(cases))
-			raws1 := make([][][]byte, len(cases))
+	onEachTopology(t, func(t *testing.T, name string, r *Redis, hook *redistest.CommandCounter) {
+		ctx := context.Background()
+		clearOfMinuteEnd(t, r)
+		cases := admitCases()
+		one := make([][]AdmitReply, len(cases))
+		raws1 := make([][][]byte, len(cases))
+		for i, c := range cases {
+			tks, raws := caseTickets(t, r, c, "one-"+c.name)
+			raws1[i] = raws
+			for j, tk := range tks {
+				rep, err := r.admitOne(ctx, callArgs{p: c.p, t: tk, raw: raws[j]})
+				if err != nil {
+					t.Fatalf("%s: ticket %d: %v", c.name, j, err)
+				}
+				one[i] = append(one[i], rep)
+			}
+		}
+		// The same, every key's tickets in one batch, taking turns.
+		var batch []*admitCall
+		rawsN := make([][][]byte, len(cases))
+		tksN := make([][]*Ticket, len(cases))
+		for i, c := range cases {
+			tksN[i], rawsN[i] = caseTickets(t, r, c, "many-"+c.name)
+		}
+		for j := range cases[0].prios {
 			for i, c := range cases {
-				tks, raws := caseTickets(t, r, c, "one-"+c.name)
-				raws1[i] = raws
-				for j, tk := range tks {
-					rep, err := r.admitOne(ctx, callArgs{p: c.p, t: tk, raw: raws[j]})
-					if err != nil {
-						t.Fatalf("%s: ticket %d: %v", c.name, j, err)
-					}
-					one[i] = append(one[i], rep)
+				batch = append(batch, &admitCall{a: callArgs{p: c.p, t: tksN[i][j], raw: rawsN[i][j]}})
+			}
+		}
+		before := hook.Count()
+		r.admitAll(ctx, batch)
+		calls := hook.Count() - before
+		if want := int64(1); name == "redis" && calls != want {
+			t.Errorf("%d admits of %d keys took %d script calls, want %d", len(batch), len(cases), calls, want)
+		}
+		if want := int64(len(cases)); name == "cluster" && calls != want {
+			t.Errorf("%d admits of %d keys took %d script calls, want %d (one per key)", len(batch), len(cases), calls, want)
+		}
+		for i, c := range cases {
+			for j := range c.prios {
+				call := batch[j*len(cases)+i]
+				if call.err != nil {
+					t.Fatalf("%s: ticket %d: %v", c.name, j, call.err)
 				}
+				compareAdmit(t, fmt.Sprintf("%s: ticket %d", c.name, j), one[i][j], raws1[i], call.rep, rawsN[i])
 			}
-			// The same, every key's tickets in one batch, taking turns.
-			var batch []*admitCall
-			rawsN := make([][][]byte, len(cases))
-			tksN := make([][]*Ticket, len(cases))
-			for i, c := range cases {
-				tksN[i], rawsN[i] = caseTickets(t, r, c, "many-"+c.name)
-			}
-			for j := range cases[0].prios {
-				for i, c := range cases {
-					batch = append(batch, &admitCall{a: callArgs{p: c.p, t: tksN[i][j], raw: rawsN[i][j]}})
-				}
-			}
-			before := hook.Count()
-			r.admitAll(ctx, batch)
-			calls := hook.Count() - before
-			if want := int64(1); name == "redis" && calls != want {
-				t.Errorf("%d admits of %d keys took %d script calls, want %d", len(batch), len(cases), calls, want)
-			}
-			if want := int64(len(cases)); name == "cluster" && calls != want {
-				t.Errorf("%d admits of %d keys took %d script calls, want %d (one per key)", len(batch), len(cases), calls, want)
-			}
-			for i, c := range cases {
-				for j := range c.prios {
-					call := batch[j*len(cases)+i]
-					if call.err != nil {
-						t.Fatalf("%s: ticket %d: %v", c.name, j, call.err)
-					}
-					compareAdmit(t, fmt.Sprintf("%s: ticket %d", c.name, j), one[i][j], raws1[i], call.rep, rawsN[i])
-				}
-				if c.p.Limit.Algorithm == config.SlidingWindow {
-					// The sliding log holds the ids of exactly the tickets told they were granted.
-					var ids []string
-					for j, tk := range tksN[i] {
-						if batch[j*len(cases)+i].rep.Outcome == Granted {
-							ids = append(ids, string(tk.ID))
-						}
-					}
-					w, err := r.rdb.ZRange(ctx, r.ks.perKey("many-"+c.name, config.Limit{})[kWindow], 0, -1).Result()
-					if err != nil {
-						t.Fatal(err)
-					}
-					slices.Sort(ids)
-					slices.Sort(w)
-					if !slices.Equal(ids, w) {
-						t.Errorf("%s: the window holds %q, want the granted tickets' ids %q", c.name, w, ids)
+			if c.p.Limit.Algorithm == config.SlidingWindow {
+				// The sliding log holds the ids of exactly the tickets told they were granted.
+				var ids []string
+				for j, tk := range tksN[i] {
+					if batch[j*len(cases)+i].rep.Outcome == Granted {
+						ids = append(ids, string(tk.ID))
 					}
 				}
-				if c.p.Limit.Shadow {
-					compareShadow(t, r, c)
+				w, err := r.rdb.ZRange(ctx, r.ks.perKey("many-"+c.name, config.Limit{})[kWindow], 0, -1).Result()
+				if err != nil {
+					t.Fatal(err)
 				}
-				seq, many := lines(t, r, "one-"+c.name, raws1[i]), lines(t, r, "many-"+c.name, rawsN[i])
-				if fmt.Sprint(seq) != fmt.Sprint(many) {
-					t.Errorf("%s: lines (ticket indexes by priority) %v, one by one %v", c.name, many, seq)
+				slices.Sort(ids)
+				slices.Sort(w)
+				if !slices.Equal(ids, w) {
+					t.Errorf("%s: the window holds %q, want the granted tickets' ids %q", c.name, w, ids)
 				}
 			}
-		})
-	}
+			if c.p.Limit.Shadow {
+				compareShadow(t, r, c)
+			}
+			seq, many := lines(t, r, "one-"+c.name, raws1[i]), lines(t, r, "many-"+c.name, rawsN[i])
+			if fmt.Sprint(seq) != fmt.Sprint(many) {
+				t.Errorf("%s: lines (ticket indexes by priority) %v, one by one %v", c.name, many, seq)
+			}
+		}
+	})
 }
 
 // compareShadow checks that the shadow counters of c's keys admitted one by one and in one

@@ -142,84 +142,80 @@ func enqueueCaseJobs(t *testing.T, r *Redis, c enqueueCase, key string) []callAr
 // a job refused (its deadline out of reach, the line full) stops none after it, each job
 // waits until its own deadline, priorities, costs, tenants and scheduled jobs in between.
 func TestEnqueueAllAsSequentialEnqueues(t *testing.T) {
-	for name, open := range topologies {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			r, hook := countedRedis(t, open)
-			ctx := context.Background()
-			clearOfMinuteEnd(t, r)
-			cases := enqueueCases()
-			one := make([][]AdmitReply, len(cases))
-			jobs1 := make([][]callArgs, len(cases))
-			for i, c := range cases {
-				admitRequests(t, r, c, "one-"+c.name)
-				jobs1[i] = enqueueCaseJobs(t, r, c, "one-"+c.name)
-				for j, a := range jobs1[i] {
-					rep, err := r.enqueueOne(ctx, a)
-					if err != nil {
-						t.Fatalf("%s: job %d: %v", c.name, j, err)
-					}
-					one[i] = append(one[i], rep)
+	onEachTopology(t, func(t *testing.T, _ string, r *Redis, hook *redistest.CommandCounter) {
+		ctx := context.Background()
+		clearOfMinuteEnd(t, r)
+		cases := enqueueCases()
+		one := make([][]AdmitReply, len(cases))
+		jobs1 := make([][]callArgs, len(cases))
+		for i, c := range cases {
+			admitRequests(t, r, c, "one-"+c.name)
+			jobs1[i] = enqueueCaseJobs(t, r, c, "one-"+c.name)
+			for j, a := range jobs1[i] {
+				rep, err := r.enqueueOne(ctx, a)
+				if err != nil {
+					t.Fatalf("%s: job %d: %v", c.name, j, err)
 				}
+				one[i] = append(one[i], rep)
 			}
-			var batch []*admitCall
-			jobsN := make([][]callArgs, len(cases))
-			for i, c := range cases {
-				admitRequests(t, r, c, "many-"+c.name)
-				jobsN[i] = enqueueCaseJobs(t, r, c, "many-"+c.name)
-			}
-			for j := range cases[0].prios {
-				for i := range cases {
-					batch = append(batch, &admitCall{a: jobsN[i][j]})
-				}
-			}
-			before := hook.Count()
-			r.enqueueAll(ctx, batch)
-			// One call for each run of jobs of a key alike (priority, cost, tenant, now):
-			// with the interleaving above, the runs of each case's jobs.
-			want := int64(0)
+		}
+		var batch []*admitCall
+		jobsN := make([][]callArgs, len(cases))
+		for i, c := range cases {
+			admitRequests(t, r, c, "many-"+c.name)
+			jobsN[i] = enqueueCaseJobs(t, r, c, "many-"+c.name)
+		}
+		for j := range cases[0].prios {
 			for i := range cases {
-				for j := range cases[i].prios {
-					if j == 0 || !sameShape(batch[(j-1)*len(cases)+i].a, batch[j*len(cases)+i].a) {
-						want++
-					}
+				batch = append(batch, &admitCall{a: jobsN[i][j]})
+			}
+		}
+		before := hook.Count()
+		r.enqueueAll(ctx, batch)
+		// One call for each run of jobs of a key alike (priority, cost, tenant, now):
+		// with the interleaving above, the runs of each case's jobs.
+		want := int64(0)
+		for i := range cases {
+			for j := range cases[i].prios {
+				if j == 0 || !sameShape(batch[(j-1)*len(cases)+i].a, batch[j*len(cases)+i].a) {
+					want++
 				}
 			}
-			if calls := hook.Count() - before; calls != want {
-				t.Errorf("%d enqueues took %d script calls, want %d", len(batch), calls, want)
+		}
+		if calls := hook.Count() - before; calls != want {
+			t.Errorf("%d enqueues took %d script calls, want %d", len(batch), calls, want)
+		}
+		for i, c := range cases {
+			var raws1, rawsN [][]byte
+			for j := range c.prios {
+				raws1, rawsN = append(raws1, jobs1[i][j].raw), append(rawsN, jobsN[i][j].raw)
 			}
-			for i, c := range cases {
-				var raws1, rawsN [][]byte
-				for j := range c.prios {
-					raws1, rawsN = append(raws1, jobs1[i][j].raw), append(rawsN, jobsN[i][j].raw)
+			refusals := 0
+			for j := range c.prios {
+				call := batch[j*len(cases)+i]
+				if call.err != nil {
+					t.Fatalf("%s: job %d: %v", c.name, j, call.err)
 				}
-				refusals := 0
-				for j := range c.prios {
-					call := batch[j*len(cases)+i]
-					if call.err != nil {
-						t.Fatalf("%s: job %d: %v", c.name, j, call.err)
-					}
-					if refused(call.rep) {
-						refusals++
-					}
-					compareAdmit(t, fmt.Sprintf("%s: job %d", c.name, j), one[i][j], raws1, call.rep, rawsN)
+				if refused(call.rep) {
+					refusals++
 				}
-				if c.p.ExtPause == NotPaused && (refusals == 0 || refusals == len(c.prios)) {
-					t.Errorf("%s: %d of %d jobs refused; the case means some refused and some not", c.name, refusals, len(c.prios))
-				}
-				seq, many := lines(t, r, "one-"+c.name, raws1), lines(t, r, "many-"+c.name, rawsN)
-				if fmt.Sprint(seq) != fmt.Sprint(many) {
-					t.Errorf("%s: lines (job indexes by priority) %v, one by one %v", c.name, many, seq)
-				}
-				if l1, lN := lineTTLs(t, r, "one-"+c.name), lineTTLs(t, r, "many-"+c.name); !sameTTLs(l1, lN) {
-					t.Errorf("%s: the lines live %v, one by one %v", c.name, lN, l1)
-				}
-				if s1, sN := kept(t, r, "one-"+c.name, c.p, jobs1[i]), kept(t, r, "many-"+c.name, c.p, jobsN[i]); s1 != sN {
-					t.Errorf("%s: records and schedule %s, one by one %s", c.name, sN, s1)
-				}
+				compareAdmit(t, fmt.Sprintf("%s: job %d", c.name, j), one[i][j], raws1, call.rep, rawsN)
 			}
-		})
-	}
+			if c.p.ExtPause == NotPaused && (refusals == 0 || refusals == len(c.prios)) {
+				t.Errorf("%s: %d of %d jobs refused; the case means some refused and some not", c.name, refusals, len(c.prios))
+			}
+			seq, many := lines(t, r, "one-"+c.name, raws1), lines(t, r, "many-"+c.name, rawsN)
+			if fmt.Sprint(seq) != fmt.Sprint(many) {
+				t.Errorf("%s: lines (job indexes by priority) %v, one by one %v", c.name, many, seq)
+			}
+			if l1, lN := lineTTLs(t, r, "one-"+c.name), lineTTLs(t, r, "many-"+c.name); !sameTTLs(l1, lN) {
+				t.Errorf("%s: the lines live %v, one by one %v", c.name, lN, l1)
+			}
+			if s1, sN := kept(t, r, "one-"+c.name, c.p, jobs1[i]), kept(t, r, "many-"+c.name, c.p, jobsN[i]); s1 != sN {
+				t.Errorf("%s: records and schedule %s, one by one %s", c.name, sN, s1)
+			}
+		}
+	})
 }
 
 // admitRequests admits c's requests to key.
@@ -293,66 +289,62 @@ func kept(t *testing.T, r *Redis, key string, p Params, jobs []callArgs) string 
 // run's end sent twice (the second finds it ended), and a run that failed, to be retried, sent
 // again as done (it finds the job waiting for its retry).
 func TestFinishAllAsSequentialFinishes(t *testing.T) {
-	for name, open := range topologies {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			r, hook := countedRedis(t, open)
-			ctx := context.Background()
-			want := []Finish{FinishDone, FinishRetry, FinishDead, FinishRequeued, FinishStale, FinishCancelled, FinishDone, FinishStale,
-				FinishStale}
-			keys := []string{"one", "many-a", "many-b"}
-			ends := make([][]RunEnd, len(keys))
-			for i, key := range keys {
-				ends[i] = runsToEnd(t, r, key)
+	onEachTopology(t, func(t *testing.T, _ string, r *Redis, hook *redistest.CommandCounter) {
+		ctx := context.Background()
+		want := []Finish{FinishDone, FinishRetry, FinishDead, FinishRequeued, FinishStale, FinishCancelled, FinishDone, FinishStale,
+			FinishStale}
+		keys := []string{"one", "many-a", "many-b"}
+		ends := make([][]RunEnd, len(keys))
+		for i, key := range keys {
+			ends[i] = runsToEnd(t, r, key)
+		}
+		var got [][]finishReply
+		var seq []finishReply
+		for _, e := range ends[0] {
+			rep, err := r.finishOne(ctx, finishArgs{k: keys[0], p: finishParams, e: e})
+			if err != nil {
+				t.Fatal(err)
 			}
-			var got [][]finishReply
-			var seq []finishReply
-			for _, e := range ends[0] {
-				rep, err := r.finishOne(ctx, finishArgs{k: keys[0], p: finishParams, e: e})
-				if err != nil {
-					t.Fatal(err)
-				}
-				seq = append(seq, rep)
-			}
-			var batch []*finishCall
-			for j := range ends[1] {
-				for i := 1; i < len(keys); i++ {
-					batch = append(batch, &finishCall{a: finishArgs{k: keys[i], p: finishParams, e: ends[i][j]}})
-				}
-			}
-			before := hook.Count()
-			r.finishAll(ctx, batch)
-			if calls, want := hook.Count()-before, int64(len(keys)-1); calls != want {
-				t.Errorf("%d ends of runs of %d keys took %d script calls, want %d", len(batch), len(keys)-1, calls, want)
-			}
+			seq = append(seq, rep)
+		}
+		var batch []*finishCall
+		for j := range ends[1] {
 			for i := 1; i < len(keys); i++ {
-				var reps []finishReply
-				for j := range ends[i] {
-					c := batch[j*(len(keys)-1)+i-1]
-					if c.err != nil {
-						t.Fatalf("%s: run %d: %v", keys[i], j, c.err)
-					}
-					reps = append(reps, c.rep)
-				}
-				got = append(got, reps)
+				batch = append(batch, &finishCall{a: finishArgs{k: keys[i], p: finishParams, e: ends[i][j]}})
 			}
-			for j, w := range want {
-				if seq[j].f != w || (seq[j].woken != (j == 0)) {
-					t.Errorf("one by one, run %d: %+v, want %v (woken only for run 0)", j, seq[j], w)
+		}
+		before := hook.Count()
+		r.finishAll(ctx, batch)
+		if calls, want := hook.Count()-before, int64(len(keys)-1); calls != want {
+			t.Errorf("%d ends of runs of %d keys took %d script calls, want %d", len(batch), len(keys)-1, calls, want)
+		}
+		for i := 1; i < len(keys); i++ {
+			var reps []finishReply
+			for j := range ends[i] {
+				c := batch[j*(len(keys)-1)+i-1]
+				if c.err != nil {
+					t.Fatalf("%s: run %d: %v", keys[i], j, c.err)
 				}
-				for i, reps := range got {
-					if reps[j] != seq[j] {
-						t.Errorf("%s: run %d: %+v, one by one %+v", keys[i+1], j, reps[j], seq[j])
-					}
+				reps = append(reps, c.rep)
+			}
+			got = append(got, reps)
+		}
+		for j, w := range want {
+			if seq[j].f != w || (seq[j].woken != (j == 0)) {
+				t.Errorf("one by one, run %d: %+v, want %v (woken only for run 0)", j, seq[j], w)
+			}
+			for i, reps := range got {
+				if reps[j] != seq[j] {
+					t.Errorf("%s: run %d: %+v, one by one %+v", keys[i+1], j, reps[j], seq[j])
 				}
 			}
-			for i, key := range keys {
-				if s0, s := finished(t, r, keys[0], ends[0]), finished(t, r, key, ends[i]); s != s0 {
-					t.Errorf("%s: %s; one by one: %s", key, s, s0)
-				}
+		}
+		for i, key := range keys {
+			if s0, s := finished(t, r, keys[0], ends[0]), finished(t, r, key, ends[i]); s != s0 {
+				t.Errorf("%s: %s; one by one: %s", key, s, s0)
 			}
-		})
-	}
+		}
+	})
 }
 
 var finishParams = Params{Limit: config.Limit{Max: 100, Window: time.Minute}.WithDefaults(), ExtPause: NotPaused, StatsTTL: time.Minute}
@@ -660,45 +652,41 @@ func TestConcurrentFinishesCoalesce(t *testing.T) {
 // and tries no job after it: two of them could wait (their deadline is an hour away), and none
 // is queued; the refusal is counted once.
 func TestEnqueueManyStopsAtTheFirstRefusal(t *testing.T) {
-	for name, open := range topologies {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			r, _ := countedRedis(t, open)
-			ctx := context.Background()
-			for _, alg := range []config.Algorithm{config.SlidingWindow, config.FixedWindow, config.TokenBucket} {
-				lim := config.Limit{Algorithm: alg, Max: 3, Window: time.Minute, Burst: 3, MaxQueue: 20}.WithDefaults()
-				n := config.PriorityNormal
-				c := enqueueCase{admitCase: admitCase{name: fmt.Sprintf("stop-%d", alg),
-					prios: []config.Priority{n, n, n, n, n, n, n}, p: Params{Limit: lim, ExtPause: NotPaused, StatsTTL: time.Minute}}}
-				args := enqueueCaseJobs(t, r, c, c.name)
-				// A millisecond: no slot comes so soon, not even a fixed window's next one.
-				args[4].t.Deadline = args[4].t.Enqueued + time.Millisecond.Microseconds()
-				var err error
-				if args[4].raw, err = args[4].t.Encode(); err != nil {
-					t.Fatal(err)
-				}
-				jobs := make([]NewJob, len(args))
-				raws := make([][]byte, len(args))
-				for i, a := range args {
-					jobs[i], raws[i] = NewJob{Ticket: a.t, Raw: a.raw, Record: a.job}, a.raw
-				}
-				reps, err := r.EnqueueMany(ctx, c.p, jobs)
-				if err != nil || len(reps) != 5 || reps[4].Outcome != WouldExceed {
-					t.Fatalf("%s: %d replies, %v; want four queued and a refusal (%+v)", c.name, len(reps), err, reps)
-				}
-				for i, rep := range reps[:4] {
-					if rep.Outcome != Queued || rep.LineBefore != i {
-						t.Fatalf("%s: job %d: %+v; want queued behind %d", c.name, i, rep, i)
-					}
-				}
-				if got := lines(t, r, c.name, raws); fmt.Sprint(got) != "[[] [0 1 2 3] [] []]" {
-					t.Fatalf("%s: lines (job indexes by priority) %v; want the first four in the normal line", c.name, got)
-				}
-				st, err := r.State(ctx, c.name, c.p)
-				if err != nil || st.Counters["rejected"] != 1 || st.Counters["queued"] != 4 {
-					t.Fatalf("%s: counters %v, %v; want 4 queued and 1 rejected", c.name, st.Counters, err)
+	onEachTopology(t, func(t *testing.T, _ string, r *Redis, _ *redistest.CommandCounter) {
+		ctx := context.Background()
+		for _, alg := range []config.Algorithm{config.SlidingWindow, config.FixedWindow, config.TokenBucket} {
+			lim := config.Limit{Algorithm: alg, Max: 3, Window: time.Minute, Burst: 3, MaxQueue: 20}.WithDefaults()
+			n := config.PriorityNormal
+			c := enqueueCase{admitCase: admitCase{name: fmt.Sprintf("stop-%d", alg),
+				prios: []config.Priority{n, n, n, n, n, n, n}, p: Params{Limit: lim, ExtPause: NotPaused, StatsTTL: time.Minute}}}
+			args := enqueueCaseJobs(t, r, c, c.name)
+			// A millisecond: no slot comes so soon, not even a fixed window's next one.
+			args[4].t.Deadline = args[4].t.Enqueued + time.Millisecond.Microseconds()
+			var err error
+			if args[4].raw, err = args[4].t.Encode(); err != nil {
+				t.Fatal(err)
+			}
+			jobs := make([]NewJob, len(args))
+			raws := make([][]byte, len(args))
+			for i, a := range args {
+				jobs[i], raws[i] = NewJob{Ticket: a.t, Raw: a.raw, Record: a.job}, a.raw
+			}
+			reps, err := r.EnqueueMany(ctx, c.p, jobs)
+			if err != nil || len(reps) != 5 || reps[4].Outcome != WouldExceed {
+				t.Fatalf("%s: %d replies, %v; want four queued and a refusal (%+v)", c.name, len(reps), err, reps)
+			}
+			for i, rep := range reps[:4] {
+				if rep.Outcome != Queued || rep.LineBefore != i {
+					t.Fatalf("%s: job %d: %+v; want queued behind %d", c.name, i, rep, i)
 				}
 			}
-		})
-	}
+			if got := lines(t, r, c.name, raws); fmt.Sprint(got) != "[[] [0 1 2 3] [] []]" {
+				t.Fatalf("%s: lines (job indexes by priority) %v; want the first four in the normal line", c.name, got)
+			}
+			st, err := r.State(ctx, c.name, c.p)
+			if err != nil || st.Counters["rejected"] != 1 || st.Counters["queued"] != 4 {
+				t.Fatalf("%s: counters %v, %v; want 4 queued and 1 rejected", c.name, st.Counters, err)
+			}
+		}
+	})
 }

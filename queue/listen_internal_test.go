@@ -17,10 +17,8 @@ func TestListenKeepsBurst(t *testing.T) {
 	rdb := srv.Client(t)
 	r := NewRedis(rdb, srv.Prefix(t), config.DefaultIndexShards)
 	node := []byte("0123456789abcdef")
-	events, stop := r.Listen(node)
-	defer stop()
+	events := liveListener(t, r, r, node)
 	ctx := context.Background()
-	waitLive(t, r, node, events)
 	// PUBLISH answers once the message is on the subscriber's connection: the whole burst is
 	// sent before anything here reads it.
 	const burst = 2000

@@ -25,10 +25,8 @@ func TestMissedWakeups(t *testing.T) {
 		t.Fatal(err)
 	}
 	node := []byte("0123456789abcdef")
-	events, stop := r.Listen(node)
-	defer stop()
+	events := liveListener(t, r, r, node)
 	ctx := context.Background()
-	waitLive(t, r, node, events)
 	receive := func(want Event) {
 		t.Helper()
 		select {
@@ -145,8 +143,7 @@ func TestMissedWakeupsLostOnTheWire(t *testing.T) {
 	defer lrdb.Close()
 	listener := NewRedis(lrdb, prefix, config.DefaultIndexShards)
 	node := []byte("0123456789abcdef")
-	events, stop := listener.Listen(node)
-	defer stop()
+	events := liveListener(t, listener, sender, node)
 	next := func(within time.Duration) (Event, bool) {
 		select {
 		case ev := <-events:
@@ -155,7 +152,6 @@ func TestMissedWakeupsLostOnTheWire(t *testing.T) {
 			return Event{}, false
 		}
 	}
-	waitLive(t, sender, node, events)
 	missed := func(want bool, when string) {
 		t.Helper()
 		wantMissed(t, listener, want, when)
@@ -212,10 +208,13 @@ func wantMissed(t *testing.T, r *Redis, want bool, when string) {
 	}
 }
 
-// waitLive waits until the subscription behind events is live: an event sent after it arrives.
-// It sends warm-ups to node by sender until one arrives, then drains those that follow.
-func waitLive(t *testing.T, sender *Redis, node []byte, events <-chan Event) {
+// liveListener returns the events of listener.Listen(node) once the subscription is live: an
+// event sent after it arrives. It sends warm-ups to node by sender until one arrives, then
+// drains those that follow. The listener stops when the test ends.
+func liveListener(t *testing.T, listener, sender *Redis, node []byte) <-chan Event {
 	t.Helper()
+	events, stop := listener.Listen(node)
+	t.Cleanup(stop)
 	for try := 0; ; try++ {
 		if err := sender.Notify(context.Background(), node, Event{Kind: EventClaim, Key: "warm"}); err != nil {
 			t.Fatal(err)
@@ -229,7 +228,7 @@ func waitLive(t *testing.T, sender *Redis, node []byte, events <-chan Event) {
 				select {
 				case <-events: // a warm-up sent twice
 				case <-time.After(100 * time.Millisecond):
-					return
+					return events
 				}
 			}
 		case <-time.After(100 * time.Millisecond):
