@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -82,4 +83,152 @@ func sorted(s []string) []string {
 	s = slices.Clone(s)
 	slices.Sort(s)
 	return s
+}
+
+// indexReadings is a backend that records every reading of the index of active keys: its
+// since, the backend's time it returned and the keys it found.
+type indexReadings struct {
+	queue.Backend
+	mu    sync.Mutex
+	since []int64
+	now   []int64
+	found []map[string]bool
+}
+
+func (r *indexReadings) ActiveKeysSince(ctx context.Context, since int64) ([]string, []int64, int64, error) {
+	keys, at, now, err := r.Backend.ActiveKeysSince(ctx, since)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	found := map[string]bool{}
+	for _, k := range keys {
+		found[k] = true
+	}
+	r.since, r.now, r.found = append(r.since, since), append(r.now, now), append(r.found, found)
+	return keys, at, now, err
+}
+
+func (r *indexReadings) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.since)
+}
+
+// finder returns the since of the first reading that found key, and whether one did.
+func (r *indexReadings) finder(key string) (int64, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, f := range r.found {
+		if f[key] {
+			return r.since[i], true
+		}
+	}
+	return 0, false
+}
+
+// TestIndexReadSinceTheLastReading: the poll reads every entry of the index at the first poll,
+// at every fullIndexEvery-th and at a poll that may have lost a wake-up; the others read the
+// keys activated since the last reading's time less the lag an activation may land late by.
+func TestIndexReadSinceTheLastReading(t *testing.T) {
+	m := newMissing(queue.NewMemory())
+	be := &indexReadings{Backend: m}
+	o := testOptions()
+	o.PollInterval = 20 * time.Millisecond
+	n, err := New(context.Background(), be, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(context.Background())
+	waitUntil(t, "two rounds of full readings", func() bool { return be.count() > 2*fullIndexEvery })
+	lag := max(indexLag, 2*o.PollInterval).Microseconds()
+	be.mu.Lock()
+	for i, since := range be.since[:2*fullIndexEvery+1] {
+		want := int64(0)
+		if i%fullIndexEvery != 0 {
+			want = be.now[i-1] - lag
+		}
+		if since != want {
+			be.mu.Unlock()
+			t.Fatalf("reading %d read since %d, want %d", i, since, want)
+		}
+	}
+	lost := len(be.since)
+	be.mu.Unlock()
+	m.lose.Store(true)
+	waitUntil(t, "the readings of two polls after the loss", func() bool { return be.count() >= lost+2 })
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	full := 0
+	for i := lost; i < lost+2; i++ {
+		if be.since[i] == 0 && i%fullIndexEvery != 0 {
+			full++
+		}
+	}
+	if full != 1 {
+		t.Fatalf("%d full readings in the two polls after a lost wake-up, want 1: %v", full, be.since[lost:lost+2])
+	}
+}
+
+// backdated is a backend whose activations carry a time d µs earlier than they were made with:
+// activations that land late (the node's loop held up, or its round trip slow).
+type backdated struct {
+	queue.Backend
+	d int64
+}
+
+func (b backdated) Activate(ctx context.Context, acts []queue.Activation) error {
+	acts = slices.Clone(acts)
+	for i := range acts {
+		acts[i].At -= b.d
+	}
+	return b.Backend.Activate(ctx, acts)
+}
+
+// TestLateActivations: a line opened behind a node's back (its wake-up lost) whose activation
+// landed later than its time by less than the lag is found by the next reading of the keys
+// activated since the last; one that landed later still, by the next full reading. Either
+// way its job runs.
+func TestLateActivations(t *testing.T) {
+	mem := queue.NewMemory()
+	ctx := context.Background()
+	o := testOptions()
+	o.PollInterval = 20 * time.Millisecond
+	be := &indexReadings{Backend: deaf{Backend: mem, lost: string(queue.EventQueued)}}
+	runner, err := New(ctx, be, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer runner.Close(ctx)
+	started := make(chan string, 2)
+	if err := runner.Handle("h", func(_ context.Context, p []byte) ([]byte, error) {
+		started <- string(p)
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	lag := max(indexLag, 2*o.PollInterval).Microseconds()
+	for _, c := range []struct {
+		key  string
+		late int64
+		full bool
+	}{{"within", lag / 2, false}, {"beyond", 2 * lag, true}} {
+		producer, err := New(ctx, backdated{Backend: mem, d: c.late}, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := producer.Enqueue(ctx, Job{Key: c.key, Handler: "h", Payload: []byte(c.key)}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-started:
+			if got != c.key {
+				t.Fatalf("ran %q, want %q", got, c.key)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: a job whose line opened while its wake-up was lost, its activation %d µs late, did not start within 10s", c.key, c.late)
+		}
+		if since, ok := be.finder(c.key); !ok || (since == 0) != c.full {
+			t.Fatalf("%s: found by a reading since %d (found: %v), want a full reading: %v", c.key, since, ok, c.full)
+		}
+		_ = producer.Close(ctx)
+	}
 }

@@ -78,6 +78,11 @@ type Node struct {
 	// when that falls short of a lease from now. Only the loop goroutine touches it; every poll
 	// drops the entries past.
 	indexed map[string]int64
+	// indexRead is the backend's time (µs) of the poll's last reading of the index of active
+	// keys, 0 before the first; indexReads counts the readings (poll.go). Only the loop
+	// goroutine touches them.
+	indexRead  int64
+	indexReads int
 	// all asks the loop to grant every key it knows (the runtime configuration changed).
 	// Written by event handling, drained by the loop. Guarded by mu.
 	all bool

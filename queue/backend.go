@@ -403,10 +403,12 @@ type Backend interface {
 	// Deactivate removes each of keys from the index unless it was activated at or after its
 	// before (µs, before[i] for keys[i]), in one round trip; it returns the errors joined.
 	Deactivate(ctx context.Context, keys []string, before []int64) error
-	// ActiveKeys lists the keys in the index; ActiveKeysAt also when each was last activated
-	// (µs, at[i] for keys[i]).
+	// ActiveKeys lists the keys in the index. ActiveKeysSince lists those last activated after
+	// since (µs; every key for 0) with when each was (at[i] for keys[i]), and the backend's
+	// time (µs) taken before it read them: an activation recorded after the reading is
+	// recorded after now.
 	ActiveKeys(ctx context.Context) ([]string, error)
-	ActiveKeysAt(ctx context.Context) (keys []string, at []int64, err error)
+	ActiveKeysSince(ctx context.Context, since int64) (keys []string, at []int64, now int64, err error)
 	// ListKeys pages through every key that has any state (window, line, pause, counters),
 	// for admin listings: about count keys after cursor ("" to start), and the cursor of the
 	// next page ("" at the end). Each key comes once in a listing whose keys' state stays

@@ -353,20 +353,23 @@ func (m *Memory) Deactivate(_ context.Context, keys []string, before []int64) er
 }
 
 func (m *Memory) ActiveKeys(ctx context.Context) ([]string, error) {
-	keys, _, err := m.ActiveKeysAt(ctx)
+	keys, _, _, err := m.ActiveKeysSince(ctx, 0)
 	return keys, err
 }
 
-func (m *Memory) ActiveKeysAt(context.Context) ([]string, []int64, error) {
+func (m *Memory) ActiveKeysSince(_ context.Context, since int64) ([]string, []int64, int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.key("", m.now(), false)
-	keys := make([]string, 0, len(m.index))
-	at := make([]int64, 0, len(m.index))
+	now := m.now()
+	m.key("", now, false)
+	var keys []string
+	var at []int64
 	for k, a := range m.index {
-		keys, at = append(keys, k), append(at, a)
+		if a > since {
+			keys, at = append(keys, k), append(at, a)
+		}
 	}
-	return keys, at, nil
+	return keys, at, now, nil
 }
 
 func (m *Memory) ListKeys(_ context.Context, cursor string, count int) ([]string, string, error) {

@@ -98,18 +98,23 @@ func (r *Redis) evalJoined(ctx context.Context, what string, cmds []*redis.Cmd, 
 }
 
 func (r *Redis) ActiveKeys(ctx context.Context) ([]string, error) {
-	keys, _, err := r.ActiveKeysAt(ctx)
+	keys, _, _, err := r.ActiveKeysSince(ctx, 0)
 	return keys, err
 }
 
-func (r *Redis) ActiveKeysAt(ctx context.Context) ([]string, []int64, error) {
+func (r *Redis) ActiveKeysSince(ctx context.Context, since int64) ([]string, []int64, int64, error) {
+	from := "-inf"
+	if since != 0 {
+		from = "(" + strconv.FormatInt(since, 10)
+	}
 	cmds := make([]*redis.ZSliceCmd, r.ks.shards)
 	pipe := r.rdb.Pipeline()
+	now := pipe.Time(ctx) // first: what is added after the reads is added after now
 	for i := range cmds {
-		cmds[i] = pipe.ZRangeWithScores(ctx, r.ks.shard(i), 0, -1)
+		cmds[i] = pipe.ZRangeByScoreWithScores(ctx, r.ks.shard(i), &redis.ZRangeBy{Min: from, Max: "+inf"})
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, nil, fmt.Errorf("queue: active keys: %w", err)
+		return nil, nil, 0, fmt.Errorf("queue: active keys: %w", err)
 	}
 	var keys []string
 	var at []int64
@@ -119,7 +124,7 @@ func (r *Redis) ActiveKeysAt(ctx context.Context) ([]string, []int64, error) {
 			keys, at = append(keys, key), append(at, int64(z.Score))
 		}
 	}
-	return keys, at, nil
+	return keys, at, now.Val().UnixMicro(), nil
 }
 
 // Runtime configuration fields: "limit:<key>" and "pause:<group or *>".
