@@ -179,7 +179,9 @@ func slotScenario(cfg compareConfig) scenario {
 		name += ", phases spread"
 	}
 	sc := scenario{group: "slot → start", name: name, unit: "grants/s", runs: cfg.scaleRuns, part: result.PartSlot, keys: cfg.slotKeys}
-	sc.sides = []side{{name: "rateltd", run: func(t testing.TB, e *env) sample { return runSlot(t, e, cfg.slotKeys, cfg.slotWindow, cfg.slotPhases) }}}
+	sc.sides = []side{{name: "rateltd", run: func(t testing.TB, e *env) sample {
+		return runSlot(t, e, cfg.slotKeys, cfg.slotWindow, cfg.slotPhases, cfg.slotWarm)
+	}}}
 	return sc
 }
 
@@ -192,13 +194,13 @@ type slotGrant struct {
 }
 
 // runSlot keeps keys keys at a limit of 1 per window, two callers on each taking grants from
-// one node in a loop, so that at every slot one of them waits in line. After two windows of
+// one node in a loop, so that at every slot one of them waits in line. After warm windows of
 // warm-up it measures three windows (at least the run's window): the grants per second the
 // node makes, and the delay from each slot freeing (the key's previous grant plus the window)
 // to the start of the request it went to, p50 and p99. All callers start at once, so that the
 // keys' slots recur together, a burst each window; with phases, the callers of key i start
 // i/keys of a window late, so that the slots are spread evenly over the window.
-func runSlot(t testing.TB, e *env, keys int, window time.Duration, phases bool) sample {
+func runSlot(t testing.TB, e *env, keys int, window time.Duration, phases bool, warm int) sample {
 	t.Helper()
 	_, node := redisNode(t, e, config.Limit{Max: 1, Window: window, MaxQueue: 100, QueueTimeout: time.Minute}, config.DefaultPollInterval)
 	defer node.Close(context.Background())
@@ -229,7 +231,7 @@ func runSlot(t testing.TB, e *env, keys int, window time.Duration, phases bool) 
 			}
 		}()
 	}
-	time.Sleep(2 * window)
+	time.Sleep(time.Duration(warm) * window)
 	var from, to int64
 	s := e.measure(t, func() (int64, []time.Duration) {
 		n0 := total.Load()

@@ -46,7 +46,8 @@ func TestCompare(t *testing.T) {
 		}
 		cfg = compareConfig{runs: *compareRuns, warm: *compareWarm, window: *compareWindow, backlog: *compareBacklog,
 			scaleKeys: keys, waiting: *compareWaiting, scaleRuns: *compareScaleRuns, settle: 2 * time.Second,
-			slotKeys: *compareSlotKeys, slotWindow: *compareSlotWindow, slotPhases: *compareSlotPhases}
+			slotKeys: *compareSlotKeys, slotWindow: *compareSlotWindow, slotPhases: *compareSlotPhases,
+			slotWarm: *compareSlotWarm}
 	}
 	parts := strings.Split(*compareParts, ",")
 	srv := redistest.Server(t)
@@ -98,6 +99,7 @@ var (
 	compareScaleRuns  = flag.Int("compare.scale.runs", 1, "TestCompare: runs of each drain (part scale) and of slot → start (part slot)")
 	compareSlotKeys   = flag.Int("compare.slot.keys", 10_000, "TestCompare: keys at their limit in slot → start (part slot)")
 	compareSlotWindow = flag.Duration("compare.slot.window", time.Second, "TestCompare: each key's limit in slot → start is one per this")
+	compareSlotWarm   = flag.Int("compare.slot.warmup", 2, "TestCompare: windows of warm-up before slot → start measures (part slot)")
 	compareSlotPhases = flag.Bool("compare.slot.phases", false, "TestCompare: in slot → start, each key's callers start at a phase of their own across the window, rather than all at once")
 )
 
@@ -159,13 +161,14 @@ type compareConfig struct {
 	slotKeys   int           // keys at their limit in slot → start
 	slotWindow time.Duration // their limit: one per slotWindow each
 	slotPhases bool          // each key's callers start at a phase of their own
+	slotWarm   int           // windows of warm-up before slot → start measures
 }
 
 func (c compareConfig) jobWindow() time.Duration { return 2 * c.window }
 
 var smokeConfig = compareConfig{runs: 1, warm: 10 * time.Millisecond, window: 20 * time.Millisecond, backlog: 20,
 	scaleKeys: []int{1, 10}, waiting: 20, scaleRuns: 1, slotKeys: 10, slotWindow: 20 * time.Millisecond,
-	slotPhases: true}
+	slotPhases: true, slotWarm: 2}
 
 // scenario is one row group of a table: the same load on each side.
 type scenario struct {
