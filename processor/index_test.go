@@ -193,18 +193,7 @@ func TestLateActivations(t *testing.T) {
 	o := testOptions()
 	o.PollInterval = 20 * time.Millisecond
 	be := &indexReadings{Backend: deaf{Backend: mem, lost: string(queue.EventQueued)}}
-	runner, err := New(ctx, be, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer runner.Close(ctx)
-	started := make(chan string, 2)
-	if err := runner.Handle("h", func(_ context.Context, p []byte) ([]byte, error) {
-		started <- string(p)
-		return nil, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	_, started := runnerOf(t, be, o)
 	lag := max(indexLag, 2*o.PollInterval).Microseconds()
 	for _, c := range []struct {
 		key  string

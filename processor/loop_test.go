@@ -270,18 +270,7 @@ func TestLineOpenedBehindTheNodesBack(t *testing.T) {
 	o := testOptions()
 	o.PollInterval = 20 * time.Millisecond
 	be := newMissing(deaf{Backend: mem, lost: string(queue.EventQueued)})
-	runner, err := New(ctx, be, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer runner.Close(ctx)
-	started := make(chan string, 2)
-	if err := runner.Handle("h", func(_ context.Context, p []byte) ([]byte, error) {
-		started <- string(p)
-		return nil, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	runner, started := runnerOf(t, be, o)
 	if _, err := runner.Enqueue(ctx, Job{Key: "k", Handler: "h", Payload: []byte("later"), RunAt: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
@@ -302,6 +291,25 @@ func TestLineOpenedBehindTheNodesBack(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a job whose line opened while its wake-up was lost did not start within 10s")
 	}
+}
+
+// runnerOf starts a node on be with o whose handler "h" sends the payload of each job it runs
+// on the channel returned; the node is closed when the test ends.
+func runnerOf(t *testing.T, be queue.Backend, o Options) (*Node, <-chan string) {
+	t.Helper()
+	runner, err := New(context.Background(), be, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = runner.Close(context.Background()) })
+	started := make(chan string, 2)
+	if err := runner.Handle("h", func(_ context.Context, p []byte) ([]byte, error) {
+		started <- string(p)
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return runner, started
 }
 
 // TestJoiningALine: a request that joins a line behind others, on a key this node has a time
