@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -220,4 +221,70 @@ func TestLateActivations(t *testing.T) {
 		}
 		_ = producer.Close(ctx)
 	}
+}
+
+// rewound is a backend whose clock runs back µs behind the one it wraps once back is set: the
+// times it reads the index at, and those it records activations with (a failover to a server
+// whose clock is behind).
+type rewound struct {
+	queue.Backend
+	back *atomic.Int64
+}
+
+func (r rewound) Activate(ctx context.Context, acts []queue.Activation) error {
+	return backdated{Backend: r.Backend, d: r.back.Load()}.Activate(ctx, acts)
+}
+
+func (r rewound) ActiveKeysSince(ctx context.Context, since int64) ([]string, []int64, int64, error) {
+	keys, at, now, err := r.Backend.ActiveKeysSince(ctx, since)
+	return keys, at, now - r.back.Load(), err
+}
+
+// TestIndexClockGoneBack: when the backend's clock goes back (a failover to a server whose
+// clock is behind), the entries activated since carry times before the reading's since; the
+// reading after, since its own time less the lag, finds them: a poll later, not at the next full
+// reading.
+func TestIndexClockGoneBack(t *testing.T) {
+	mem := queue.NewMemory()
+	ctx := context.Background()
+	o := testOptions()
+	o.PollInterval = 20 * time.Millisecond
+	minute := time.Minute.Microseconds()
+	runnerBack, producerBack := &atomic.Int64{}, &atomic.Int64{}
+	producerBack.Store(minute)
+	be := &indexReadings{Backend: rewound{Backend: deaf{Backend: mem, lost: string(queue.EventQueued)}, back: runnerBack}}
+	_, started := runnerOf(t, be, o)
+	// Just after a periodic full reading, a line opens with a time a minute back: the runner's
+	// partial readings do not find it.
+	waitUntil(t, "a periodic full reading", func() bool { return be.count() > fullIndexEvery })
+	producer, err := New(ctx, rewound{Backend: mem, back: producerBack}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close(ctx)
+	if _, err := producer.Enqueue(ctx, Job{Key: "k", Handler: "h", Payload: []byte("k")}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the line's activation", func() bool {
+		keys, err := mem.ActiveKeys(ctx)
+		return err == nil && slices.Contains(keys, "k")
+	})
+	// Then the runner's clock goes back by the minute too.
+	runnerBack.Store(minute)
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a job whose line opened after the clock went back did not start within 10s")
+	}
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	for i, f := range be.found {
+		if f["k"] {
+			if be.since[i] == 0 {
+				t.Fatalf("found by reading %d, a full one; want a partial one after the clock went back", i)
+			}
+			return
+		}
+	}
+	t.Fatal("no reading found the key")
 }

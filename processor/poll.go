@@ -84,7 +84,9 @@ func (n *Node) poll(ctx context.Context, keys *schedule, horizon time.Time) (swe
 // node whose request opened the line, in its loop's next step, and carries the time the line
 // opened, so it may land a little after that time. With many long-lived lines the index holds
 // many keys, but few of them were activated lately: 10,000 keys' entries took 13–14 ms of the
-// loop's time at every poll, during which due keys waited.
+// loop's time at every poll, during which due keys waited. A backend clock gone back (a
+// failover to a server whose clock is behind) costs a poll: the reading after takes its since
+// from the clock as it then reads.
 const (
 	fullIndexEvery = 30
 	indexLag       = backendTimeout
