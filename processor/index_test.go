@@ -140,7 +140,7 @@ func TestIndexReadSinceTheLastReading(t *testing.T) {
 	}
 	defer n.Close(context.Background())
 	waitUntil(t, "two rounds of full readings", func() bool { return be.count() > 2*fullIndexEvery })
-	lag := max(indexLag, 2*o.PollInterval).Microseconds()
+	lag := indexLag(o.PollInterval).Microseconds()
 	be.mu.Lock()
 	for i, since := range be.since[:2*fullIndexEvery+1] {
 		want := int64(0)
@@ -195,7 +195,7 @@ func TestLateActivations(t *testing.T) {
 	o.PollInterval = 20 * time.Millisecond
 	be := &indexReadings{Backend: deaf{Backend: mem, lost: string(queue.EventQueued)}}
 	_, started := runnerOf(t, be, o)
-	lag := max(indexLag, 2*o.PollInterval).Microseconds()
+	lag := indexLag(o.PollInterval).Microseconds()
 	for _, c := range []struct {
 		key  string
 		late int64

@@ -87,17 +87,18 @@ func (n *Node) poll(ctx context.Context, keys *schedule, horizon time.Time) (swe
 // loop's time at every poll, during which due keys waited. A backend clock gone back (a
 // failover to a server whose clock is behind) costs a poll: the reading after takes its since
 // from the clock as it then reads.
-const (
-	fullIndexEvery = 30
-	indexLag       = backendTimeout
-)
+const fullIndexEvery = 30
+
+// indexLag is how late after its time an activation may land and still be found by the next
+// partial reading, with the poll at interval poll: the backend's timeout, or two polls if longer.
+func indexLag(poll time.Duration) time.Duration { return max(backendTimeout, 2*poll) }
 
 // readIndex reads the entries of the index that the poll is to look at (above), with when
 // each key was last activated.
 func (n *Node) readIndex(ctx context.Context, missed bool) ([]string, []int64, error) {
 	var since int64
 	if !missed && n.indexRead != 0 && n.indexReads%fullIndexEvery != 0 {
-		since = n.indexRead - max(indexLag, 2*n.cfg.PollInterval).Microseconds()
+		since = n.indexRead - indexLag(n.cfg.PollInterval).Microseconds()
 	}
 	keys, at, now, err := n.be.ActiveKeysSince(ctx, since)
 	if err != nil {
