@@ -179,9 +179,7 @@ func slotScenario(cfg compareConfig) scenario {
 		name += ", phases spread"
 	}
 	sc := scenario{group: "slot → start", name: name, unit: "grants/s", runs: cfg.scaleRuns, part: result.PartSlot, keys: cfg.slotKeys}
-	sc.sides = []side{{name: "rateltd", run: func(t testing.TB, e *env) sample {
-		return runSlot(t, e, cfg.slotKeys, cfg.slotWindow, cfg.slotPhases, cfg.slotWarm)
-	}}}
+	sc.sides = []side{{name: "rateltd", run: func(t testing.TB, e *env) sample { return runSlot(t, e, cfg) }}}
 	return sc
 }
 
@@ -193,15 +191,17 @@ type slotGrant struct {
 	queued      bool
 }
 
-// runSlot keeps keys keys at a limit of 1 per window, two callers on each taking grants from
-// one node in a loop, so that at every slot one of them waits in line. After warm windows of
-// warm-up it measures three windows (at least the run's window): the grants per second the
-// node makes, and the delay from each slot freeing (the key's previous grant plus the window)
-// to the start of the request it went to, p50 and p99. All callers start at once, so that the
-// keys' slots recur together, a burst each window; with phases, the callers of key i start
-// i/keys of a window late, so that the slots are spread evenly over the window.
-func runSlot(t testing.TB, e *env, keys int, window time.Duration, phases bool, warm int) sample {
+// runSlot keeps cfg.slotKeys keys at a limit of 1 per cfg.slotWindow, two callers on each
+// taking grants from one node in a loop, so that at every slot one of them waits in line.
+// After cfg.slotWarm windows of warm-up it measures three windows (at least the run's window):
+// the grants per second the node makes, and the delay from each slot freeing (the key's
+// previous grant plus the window) to the start of the request it went to, p50 and p99. All
+// callers start at once, so that the keys' slots recur together, a burst each window; with
+// cfg.slotPhases, the callers of key i start i/keys of a window late, so that the slots are
+// spread evenly over the window.
+func runSlot(t testing.TB, e *env, cfg compareConfig) sample {
 	t.Helper()
+	keys, window := cfg.slotKeys, cfg.slotWindow
 	_, node := redisNode(t, e, config.Limit{Max: 1, Window: window, MaxQueue: 100, QueueTimeout: time.Minute}, config.DefaultPollInterval)
 	defer node.Close(context.Background())
 	ctx, stop := context.WithCancel(context.Background())
@@ -215,7 +215,7 @@ func runSlot(t testing.TB, e *env, keys int, window time.Duration, phases bool, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if phases {
+			if cfg.slotPhases {
 				time.Sleep(time.Duration(i/2) * window / time.Duration(keys))
 			}
 			for ctx.Err() == nil {
@@ -231,7 +231,7 @@ func runSlot(t testing.TB, e *env, keys int, window time.Duration, phases bool, 
 			}
 		}()
 	}
-	time.Sleep(time.Duration(warm) * window)
+	time.Sleep(time.Duration(cfg.slotWarm) * window)
 	var from, to int64
 	s := e.measure(t, func() (int64, []time.Duration) {
 		n0 := total.Load()
