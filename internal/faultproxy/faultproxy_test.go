@@ -133,8 +133,9 @@ func TestBlackholeBoth(t *testing.T) {
 	if err := c.Ping(ctx).Err(); !errors.Is(err, context.DeadlineExceeded) && !isTimeout(err) {
 		t.Fatalf("PING into a blackhole: %v; want a timeout", err)
 	}
-	if p.Open() != 0 && p.Open() != 1 {
-		t.Fatalf("%d connections open", p.Open())
+	// The client may drop its timed-out connection at any moment: read the count once.
+	if open := p.Open(); open != 0 && open != 1 {
+		t.Fatalf("%d connections open; want 0 or 1", open)
 	}
 	p.Heal()
 	rtt(t, c)
