@@ -203,12 +203,66 @@ func stepCases() []instructionCase {
 				return rdb.FCall(ctx, grantName, instrJobKeys, 0, 50_000_000, 1_000_000, 0, 60_000, 0, owner[:], 100,
 					5_000_000, 1_000_000, 30_000_000, 0, 3, 0).Err()
 			}},
+		atLimit(),
 		jobRun(1), jobRun(16),
 		bare("returns_at_once", "return 1"),
 		bare("six_calls", "local t = redis.call('TIME'); redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t[1]); "+
 			"local n = redis.call('ZCARD', KEYS[1]); redis.call('EXISTS', KEYS[7], KEYS[2], KEYS[3], KEYS[4], KEYS[5]); "+
 			"redis.call('ZADD', KEYS[1], t[1], ARGV[8]); redis.call('PEXPIRE', KEYS[1], 60000); return {1, t[1], n, 0, 0, '', 0, 1}"),
 	}
+}
+
+// atLimit is a grant from the line of a key at its limit, as slot → start's keys (part slot of
+// TestCompare) are: two requests wait; the grant step grants the first, which fills the window,
+// and works out when the second may go; the caller's next request is admitted and queued
+// behind a full window. The window is emptied first (a DEL, ~3k), standing in for the time that
+// frees it, so that every call takes the same path.
+func atLimit() instructionCase {
+	node := uuid.New()
+	admit, _, _ := lua.Function(lua.Admit.Hash())
+	grant, _, _ := lua.Function(lua.Grant.Hash())
+	limit := []any{0, 1, 3_600_000_000, 0, 60_000, 0} // a sliding log, one an hour
+	const day = 86_400_000_000                        // the requests' deadline, µs from now: beyond their slots
+	queue1 := func(ctx context.Context, rdb *redis.Client) error {
+		id := uuid.New()
+		now := time.Now().UnixMicro()
+		raw, err := (&queue.Ticket{ID: id[:], Key: "k", Priority: 1, Enqueued: now, Deadline: now + day, Owner: node[:]}).Encode()
+		if err != nil {
+			return err
+		}
+		// ARGV 7-13: the ticket, its id, priority, deadline, max queue, overflow, head.
+		v, err := rdb.FCall(ctx, admit, instrKeys, append(slices.Clone(limit), raw, id[:], 1, now+day, 1000, 0, 0)...).Slice()
+		if err != nil {
+			return err
+		}
+		if code, _ := v[0].(int64); code != 2 {
+			return fmt.Errorf("admit: code %d, want 2 (queued)", code)
+		}
+		return nil
+	}
+	return instructionCase{group: "grant of a key at its limit", name: "rateltd grant step and the next request's queued admit, functions",
+		setup: func(ctx context.Context, rdb *redis.Client) error {
+			err := errors.Join(loadScript(lua.Admit)(ctx, rdb), loadScript(lua.Grant)(ctx, rdb),
+				rdb.ZAdd(ctx, instrKeys[0], redis.Z{Score: float64(time.Now().UnixMicro()), Member: "full"}).Err())
+			return errors.Join(err, queue1(ctx, rdb), queue1(ctx, rdb))
+		},
+		call: func(ctx context.Context, rdb *redis.Client, _ int) error {
+			if err := rdb.Del(ctx, instrKeys[0]).Err(); err != nil {
+				return err
+			}
+			// ARGV: the limit (1-6), this node, batch, claim timeout, hold, lease, free workers, leases lost, no dead node.
+			v, err := rdb.FCall(ctx, grant, instrJobKeys, append(slices.Clone(limit), node[:], 100, 5_000_000, 1_000_000, 30_000_000, 0, 3, 0)...).Slice()
+			if err != nil {
+				return err
+			}
+			if mine, _ := v[3].([]any); len(mine) != 1 {
+				return fmt.Errorf("grant step granted %d, want 1", len(mine))
+			}
+			if now, next := v[1].(int64), v[2].(int64); next-now < 3_000_000_000 {
+				return fmt.Errorf("grant step: next visit %d µs on, want an hour", next-now)
+			}
+			return queue1(ctx, rdb)
+		}}
 }
 
 // jobRun is a durable job's way through Redis, n jobs at a time: n enqueued (enqueue, or
