@@ -50,8 +50,10 @@ local RUN, CFREE = nil, 0
 local SHADOW, MAXQT = false, 0 -- kept between calls
 
 -- Each window as lim_free last read it (fixed window: start and count; GCRA: tat), so that
--- lim_record need not read it again. Scripts write the windows only through the lim_
--- functions, which drop it; bind forgets it.
+-- lim_record need not read it again; a sliding log of a rate counting requests, as lim_free
+-- last trimmed it (the edge and the live entries, the grants lim_record added since counted
+-- in), so that rate_slot need not count it again. Scripts write the windows only through the
+-- lim_ functions, which drop it but for lim_record on a sliding log; bind forgets it.
 local seen, seen_s, seen_n = {}, {}, {} -- kept between calls
 
 -- Points the helpers at the key whose names are in KEYS and whose limit is in ARGV. Every script
@@ -153,7 +155,8 @@ local function log_used(i, edge, trim)
   if not R_UNITS[i] then
     if trim then
       redis.call('ZREMRANGEBYSCORE', W, '-inf', I(edge))
-      return redis.call('ZCARD', W)
+      seen[i], seen_s[i], seen_n[i] = true, edge, redis.call('ZCARD', W)
+      return seen_n[i]
     end
     return redis.call('ZCOUNT', W, '(' .. I(edge), '+inf')
   end
@@ -306,15 +309,17 @@ local function rate_record(i, now, ids, costs)
   local total = 0
   for j = 1, #ids do total = total + charge(i, costs and costs[j] or 1) end
   if ALG == 0 then
+    local added
     if #ids == 1 then -- the fast path's: without the argument table and unpack
-      redis.call('ZADD', W, I(now), member(i, ids[1], costs and costs[1] or 1))
+      added = redis.call('ZADD', W, I(now), member(i, ids[1], costs and costs[1] or 1))
     else
       local args = {}
       for j, id in ipairs(ids) do args[2 * j - 1] = I(now); args[2 * j] = member(i, id, costs and costs[j] or 1) end
-      redis.call('ZADD', W, unpack(args))
+      added = redis.call('ZADD', W, unpack(args))
     end
     if R_UNITS[i] then log_add(i, total) end
     redis.call('PEXPIRE', W, ms(WIN))
+    if seen[i] then seen_n[i] = seen_n[i] + added end -- an id already there (a request sent again) only moves
     return WIN -- the newest entry is now's
   elseif ALG == 1 then
     local start = now - (now % WIN)
@@ -343,7 +348,7 @@ local function lim_record(now, ids, costs)
   for i = 1, NR do
     local r = rate_record(i, now, ids, costs)
     if i == t then reset = r end
-    seen[i] = false
+    if ALG ~= 0 then seen[i] = false end -- a sliding log's count is kept by rate_record
   end
   if CONC > 0 then
     local args = {}
@@ -451,8 +456,11 @@ local function rate_slot(i, now, k)
   local W, MAX, WIN, free = R_KEY[i], R_MAX[i], R_WIN[i], FREE[i]
   if k <= free then return now end
   if ALG == 0 then
-    local stale = redis.call('ZCOUNT', W, '-inf', I(now - WIN))
-    local c = redis.call('ZCARD', W) - stale
+    local stale, c = 0, seen_n[i]
+    if not (seen[i] and seen_s[i] == now - WIN) then -- not trimmed at now in this call
+      stale = redis.call('ZCOUNT', W, '-inf', I(now - WIN))
+      c = redis.call('ZCARD', W) - stale
+    end
     if c <= 0 then return now + WIN * math.floor((k - 1) / MAX) end
     if R_UNITS[i] then
       -- The oldest live entries, in chunks, until they free enough.

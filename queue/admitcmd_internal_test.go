@@ -384,3 +384,42 @@ func TestAdmitManyCrossSlotFallsBack(t *testing.T) {
 		}
 	}
 }
+
+// TestAdmitManyTicketSentAgain: a ticket the sliding log holds already, admitted again in an
+// AdmitMany call (the Redis client sends an admit again when a connection error cut its reply),
+// is granted without a second entry in the log, and the slots told to the tickets queued behind
+// it in the same call count the log's entries as they are: the first a window after it, the
+// second two windows after (were the entry counted twice, the second would be read from an entry
+// that is not there, and fail).
+func TestAdmitManyTicketSentAgain(t *testing.T) {
+	onEachTopology(t, func(t *testing.T, _ string, r *Redis, _ *redistest.CommandCounter) {
+		ctx := context.Background()
+		n := config.PriorityNormal
+		c := admitCase{prios: []config.Priority{n, n, n},
+			p: Params{Limit: config.Limit{Max: 2, Window: time.Minute, MaxQueue: 4}.WithDefaults(), ExtPause: NotPaused, StatsTTL: time.Minute}}
+		tks, raws := caseTickets(t, r, c, "again")
+		if rep, err := r.admitOne(ctx, callArgs{p: c.p, t: tks[0], raw: raws[0]}); err != nil || rep.Outcome != Granted {
+			t.Fatalf("first admit: %+v, %v; want granted", rep, err)
+		}
+		batch := make([]*admitCall, len(tks))
+		for i := range tks {
+			batch[i] = &admitCall{a: callArgs{p: c.p, t: tks[i], raw: raws[i]}}
+		}
+		r.admitAll(ctx, batch)
+		for i, want := range []Outcome{Granted, Queued, Queued} {
+			if call := batch[i]; call.err != nil || call.rep.Outcome != want {
+				t.Fatalf("ticket %d: %+v, %v; want outcome %v", i, call.rep, call.err, want)
+			}
+		}
+		w, err := r.rdb.ZRangeWithScores(ctx, r.ks.perKey("again", config.Limit{})[kWindow], 0, -1).Result()
+		if err != nil || len(w) != 1 || w[0].Member != string(tks[0].ID) {
+			t.Fatalf("the window holds %v (%v), want the first ticket once", w, err)
+		}
+		at, window := int64(w[0].Score), time.Minute.Microseconds()
+		for i, want := range []int64{at + window, at + 2*window} {
+			if got := batch[1+i].rep.Earliest; got != want {
+				t.Errorf("queued ticket %d: earliest slot %d, want %d", i+1, got, want)
+			}
+		}
+	})
+}
