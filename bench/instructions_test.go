@@ -29,7 +29,8 @@ var instructionsFlag = flag.Bool("instructions", false, "TestInstructions: count
 // TestInstructions counts the instructions redis-server runs for one call of each script, as a
 // script (EVALSHA) and as a function (FCALL), and of each peer's call, under valgrind's
 // callgrind: a count that does not move with the load of the machine, unlike Redis's CPU time
-// (the same binary and calls give the same count within 1 %); with them, the calls behind a
+// (the same binary and calls give the same count within 1 %); with them, a ticket's share of
+// coalesced admits (admit_many) of one key and of several, the calls behind a
 // grant from the line, a durable job's way from enqueue to the end of its run (one and sixteen
 // at a time, per job) and two floors of a call shaped as admit's (stepCases). Each case starts
 // its own redis-server under callgrind, makes its calls from this process (no background
@@ -135,6 +136,7 @@ func instructionCases() []instructionCase {
 			}},
 		{group: "request granted at once", name: "rateltd admit, script", setup: load(lua.Admit), call: evalsha(lua.Admit, keys, admit)},
 		{group: "request granted at once", name: "rateltd admit, function", setup: load(lua.Admit), call: fcall(lua.Admit, keys, admit)},
+		admitMany(1, 8), admitMany(8, 1),
 		{group: "durable job enqueued", name: "asynq Enqueue", peer: true,
 			setup: func(_ context.Context, rdb *redis.Client) error {
 				client = asynq.NewClientFromRedisClient(rdb)
@@ -147,6 +149,45 @@ func instructionCases() []instructionCase {
 		{group: "durable job enqueued", name: "rateltd enqueue, script", setup: load(lua.Enqueue), call: evalsha(lua.Enqueue, jobKeys, enqueue)},
 		{group: "durable job enqueued", name: "rateltd enqueue, function", setup: load(lua.Enqueue), call: fcall(lua.Enqueue, jobKeys, enqueue)},
 	}
+}
+
+// admitMany is one admit_many call (as concurrent requests send them) of n tickets on each of
+// keys keys, every one granted at once; the keys walk over 1,000, as the bench's requests over
+// many keys do. Counted per ticket.
+func admitMany(keys, n int) instructionCase {
+	name, _, _ := lua.Function(lua.AdmitMany.Hash())
+	what := fmt.Sprintf("rateltd admit_many, one key, %d tickets, a ticket", n)
+	if keys > 1 {
+		what = fmt.Sprintf("rateltd admit_many, %d keys of %d ticket each, a ticket", keys, n)
+	}
+	return instructionCase{group: "request granted at once", name: what, per: keys * n, setup: loadScript(lua.AdmitMany),
+		call: func(ctx context.Context, rdb *redis.Client, i int) error {
+			// ARGV: one set of settings (the limit, max queue, overflow, head, KEYS a key), then
+			// per key its set, n and n tickets (raw, id, priority, deadline, cost).
+			args := []any{1, 0, 50_000_000, 1_000_000, 0, 60_000, 0, 1000, 0, 0, len(instrKeys)}
+			ks := make([]string, 0, keys*len(instrKeys))
+			deadline := time.Now().UnixMicro() + 30_000_000
+			for k := range keys {
+				tag := "{k" + strconv.Itoa((i*keys+k)%1000) + "}"
+				for _, s := range instrKeys {
+					ks = append(ks, strings.Replace(s, "{k}", tag, 1))
+				}
+				args = append(args, 1, n)
+				for j := range n {
+					args = append(args, strings.Repeat("t", 70), fmt.Sprintf("id%07d%07d", i, k*n+j), 1, deadline, 1)
+				}
+			}
+			v, err := rdb.FCall(ctx, name, ks, args...).Slice()
+			if err != nil {
+				return err
+			}
+			for _, e := range v {
+				if r, _ := e.([]any); len(r) < 2 || r[1] != int64(n) {
+					return fmt.Errorf("admit_many: a key's reply %v; want all %d granted", e, n)
+				}
+			}
+			return nil
+		}}
 }
 
 // loadScript loads s as a script and as a function library.
