@@ -101,7 +101,7 @@ func runEnqueue(t testing.TB, e *env, sys jobSystem, workers bool) sample {
 	var ranIn int64
 	s := e.measure(t, func() (int64, []time.Duration) {
 		before := runs.Load()
-		n, lat, err := drive(16, e.cfg.jobWindow(), 1, enq)
+		n, lat, err := drive(16, e.cfg.window, 1, enq)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -184,7 +184,7 @@ func runStart(t testing.TB, e *env, sys jobSystem) sample {
 	}
 	return e.measure(t, func() (int64, []time.Duration) {
 		from := time.Now()
-		time.Sleep(e.cfg.jobWindow())
+		time.Sleep(e.cfg.window)
 		jobs, err := l.end()
 		if err != nil {
 			t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rateltd/rateltd/bench/internal/result"
+	"github.com/rateltd/rateltd/config"
 	"github.com/rateltd/rateltd/internal/redistest"
 )
 
@@ -65,8 +66,8 @@ func TestCompare(t *testing.T) {
 	load := loadAverage()
 	samples := compare(t, srv, probe, cfg, scs, out)
 	var table strings.Builder
-	fmt.Fprintf(&table, "%s; %d runs each, alternating (drains and slot → start: %d); %v windows (jobs: %v), backlog %d; load average %s at the start, %s at the end\n\n",
-		environment(t, probe), cfg.runs, cfg.scaleRuns, cfg.window, cfg.jobWindow(), cfg.backlog, load, loadAverage())
+	fmt.Fprintf(&table, "%s; %d runs each, alternating (drains and slot → start: %d); %v windows, backlog %d; load average %s at the start, %s at the end\n\n",
+		environment(t, probe), cfg.runs, cfg.scaleRuns, cfg.window, cfg.backlog, load, loadAverage())
 	writeTables(&table, scs, samples)
 	if out == nil {
 		t.Log("\n" + table.String())
@@ -88,7 +89,7 @@ var (
 	compareFlag    = flag.Bool("compare", false, "TestCompare: measure rateltd against its peers (else a brief check that it runs)")
 	compareRuns    = flag.Int("compare.runs", 5, "TestCompare: alternating runs of each side of each scenario")
 	compareWarm    = flag.Duration("compare.warm", 150*time.Millisecond, "TestCompare: warm-up before each measured window")
-	compareWindow  = flag.Duration("compare.window", 500*time.Millisecond, "TestCompare: measured window of a fast-path run; job runs take twice this")
+	compareWindow  = flag.Duration("compare.window", config.DefaultPollInterval, "TestCompare: measured window of a fast-path run and of a job run (default: the processor's poll interval, so that each window holds one of its writes of the outcome counts, as a steady state does)")
 	compareBacklog = flag.Int("compare.backlog", 4000, "TestCompare: jobs waiting when the workers of the processing scenario start")
 	compareOnly    = flag.String("compare.only", "", "TestCompare: only the scenarios whose \"group / name\" contains this")
 	compareJSON    = flag.String("compare.json", "", "TestCompare: write every run's figures to this file, as JSON")
@@ -164,9 +165,7 @@ type compareConfig struct {
 	slotWarm   int           // windows of warm-up before slot → start measures
 }
 
-func (c compareConfig) jobWindow() time.Duration { return 2 * c.window }
-
-var smokeConfig = compareConfig{runs: 1, warm: 10 * time.Millisecond, window: 20 * time.Millisecond, backlog: 20,
+var smokeConfig = compareConfig{runs: 1, warm: 10 * time.Millisecond, window: 40 * time.Millisecond, backlog: 20,
 	scaleKeys: []int{1, 10}, waiting: 20, scaleRuns: 1, slotKeys: 10, slotWindow: 20 * time.Millisecond,
 	slotPhases: true, slotWarm: 2}
 
