@@ -49,12 +49,12 @@ local RUN, CFREE = nil, 0
 -- waiting (0: no bound; see fair.lua).
 local SHADOW, MAXQT = false, 0 -- kept between calls
 
--- Each window as lim_free last read it (fixed window: start and count; GCRA: tat), so that
--- lim_record need not read it again; a sliding log of a rate counting requests, as lim_free
--- last trimmed it (the edge and the live entries, the grants lim_record added since counted
--- in), so that rate_slot need not count it again. Scripts write the windows only through the
--- lim_ functions, which drop it but for lim_record on a sliding log; bind forgets it.
-local seen, seen_s, seen_n = {}, {}, {} -- kept between calls
+-- Each window as lim_free last read it (fixed window: start, count and length; GCRA: tat), so
+-- that lim_record need not read it again; a sliding log of a rate counting requests, as
+-- lim_free last trimmed it (the edge and the live entries, the grants lim_record added since
+-- counted in), so that rate_slot need not count it again. Scripts write the windows only
+-- through the lim_ functions, which drop it but for lim_record on a sliding log; bind forgets it.
+local seen, seen_s, seen_n, seen_w = {}, {}, {}, {} -- kept between calls
 
 -- Points the helpers at the key whose names are in KEYS and whose limit is in ARGV. Every script
 -- runs it once, here; admit_many.lua again for each further key it admits to, with KEYS and ARGV
@@ -176,8 +176,8 @@ local function rate_free(i, now, trim)
   if ALG == 0 then
     used = log_used(i, now - WIN, trim)
   elseif ALG == 1 then
-    local v = redis.call('HMGET', W, 's', 'n')
-    seen[i], seen_s[i], seen_n[i] = true, tonumber(v[1]), tonumber(v[2])
+    local v = redis.call('HMGET', W, 's', 'n', 'w')
+    seen[i], seen_s[i], seen_n[i], seen_w[i] = true, tonumber(v[1]), tonumber(v[2]), tonumber(v[3])
     if seen_s[i] == now - (now % WIN) then used = seen_n[i] or 0 else used = 0 end
   else
     seen[i], seen_s[i] = true, tonumber(redis.call('GET', W)) or 0
@@ -322,13 +322,21 @@ local function rate_record(i, now, ids, costs)
     if seen[i] then seen_n[i] = seen_n[i] + added end -- an id already there (a request sent again) only moves
     return WIN -- the newest entry is now's
   elseif ALG == 1 then
+    -- A fixed window's hash lives until the window's end: its TTL is set when the window begins
+    -- and when its length changes (a limit changed at run time, with the same start), and
+    -- stays through the grants between (HINCRBY and HSET keep it).
     local start = now - (now % WIN)
-    local s = seen_s[i]
-    if not seen[i] then s = tonumber(redis.call('HGET', W, 's')) end
+    local s, w = seen_s[i], seen_w[i]
+    if not seen[i] then
+      local v = redis.call('HMGET', W, 's', 'w')
+      s, w = tonumber(v[1]), tonumber(v[2])
+    end
     if s == start then
       redis.call('HINCRBY', W, 'n', total)
+      if w == WIN then return start + WIN - now end
+      redis.call('HSET', W, 'w', I(WIN))
     else
-      redis.call('HSET', W, 's', I(start), 'n', total)
+      redis.call('HSET', W, 's', I(start), 'n', total, 'w', I(WIN))
     end
     redis.call('PEXPIRE', W, ms(start + WIN - now))
     return start + WIN - now
@@ -409,8 +417,9 @@ local function lim_hold(i, now, d, reset)
     local start = now - (now % WIN)
     if tonumber(redis.call('HGET', W, 's')) == start then
       redis.call('HINCRBY', W, 'n', d)
+      redis.call('HSET', W, 'w', I(WIN))
     else
-      redis.call('HSET', W, 's', I(start), 'n', d)
+      redis.call('HSET', W, 's', I(start), 'n', d, 'w', I(WIN))
     end
     redis.call('PEXPIRE', W, ms(start + WIN - now))
   else
