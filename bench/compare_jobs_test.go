@@ -42,9 +42,11 @@ const payloadSize = 100
 
 // jobScenarios: enqueue with and without workers up, processing a backlog, and enqueue to
 // handler start. asynq, at its defaults, looks at an empty queue again only after 0.5-1.5s
-// (TaskCheckInterval 1s), which decides its figure when producers wait for their job to start:
-// there it is also measured looking every 5-15ms.
+// (TaskCheckInterval 1s), which decides its figure when producers wait for their job to start,
+// and leaves its workers mostly asleep while producers enqueue: there it is also measured
+// looking every 5-15ms.
 func jobScenarios() []scenario {
+	checked := append(slices.Clip(jobSides), jobSide{name: "asynq, 10ms check", peer: true, open: openAsynq(10 * time.Millisecond)})
 	type shape struct {
 		name  string
 		run   func(t testing.TB, e *env, sys jobSystem) sample
@@ -52,10 +54,9 @@ func jobScenarios() []scenario {
 	}
 	shapes := []shape{
 		{"enqueue, 16 producers, no worker", func(t testing.TB, e *env, sys jobSystem) sample { return runEnqueue(t, e, sys, false) }, jobSides},
-		{"enqueue, 16 producers, 16 workers up", func(t testing.TB, e *env, sys jobSystem) sample { return runEnqueue(t, e, sys, true) }, jobSides},
+		{"enqueue, 16 producers, 16 workers up", func(t testing.TB, e *env, sys jobSystem) sample { return runEnqueue(t, e, sys, true) }, checked},
 		{"processing a backlog, 16 workers", runProcessing, jobSides},
-		{"enqueue → handler start, 64 producers, 16 workers", runStart,
-			append(slices.Clip(jobSides), jobSide{name: "asynq, 10ms check", peer: true, open: openAsynq(10 * time.Millisecond)})},
+		{"enqueue → handler start, 64 producers, 16 workers", runStart, checked},
 	}
 	var scs []scenario
 	for _, sh := range shapes {
