@@ -42,9 +42,9 @@ const payloadSize = 100
 
 // jobScenarios: enqueue with and without workers up, processing a backlog, and enqueue to
 // handler start. asynq, at its defaults, looks at an empty queue again only after 0.5-1.5s
-// (TaskCheckInterval 1s), which decides its figure when producers wait for their job to start,
-// and leaves its workers mostly asleep while producers enqueue: there it is also measured
-// looking every 5-15ms.
+// (TaskCheckInterval 1s), which decides its figure when producers wait for their job to start:
+// there, and where its workers run while producers enqueue, it is also measured looking every
+// 5-15ms.
 func jobScenarios() []scenario {
 	checked := append(slices.Clip(jobSides), jobSide{name: "asynq, 10ms check", peer: true, open: openAsynq(10 * time.Millisecond)})
 	type shape struct {
