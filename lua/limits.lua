@@ -49,12 +49,14 @@ local RUN, CFREE = nil, 0
 -- waiting (0: no bound; see fair.lua).
 local SHADOW, MAXQT = false, 0 -- kept between calls
 
--- Each window as lim_free last read it (fixed window: start, count and length; GCRA: tat), so
--- that lim_record need not read it again; a sliding log of a rate counting requests, as
--- lim_free last trimmed it (the edge and the live entries, the grants lim_record added since
--- counted in), so that rate_slot need not count it again. Scripts write the windows only
--- through the lim_ functions, which drop it but for lim_record on a sliding log; bind forgets it.
-local seen, seen_s, seen_n, seen_w = {}, {}, {}, {} -- kept between calls
+-- Each window as lim_free last read it (fixed window: start, count and length, the length in
+-- seen.w, not a local of its own: the largest library is near Lua's 200 locals a function;
+-- GCRA: tat), so that lim_record need not read it again; a sliding log of a rate counting
+-- requests, as lim_free last trimmed it (the edge and the live entries, the grants lim_record
+-- added since counted in), so that rate_slot need not count it again. Scripts write the windows
+-- only through the lim_ functions, which drop it but for lim_record on a sliding log; bind
+-- forgets it.
+local seen, seen_s, seen_n = {w = {}}, {}, {} -- kept between calls
 
 -- Points the helpers at the key whose names are in KEYS and whose limit is in ARGV. Every script
 -- runs it once, here; admit_many.lua again for each further key it admits to, with KEYS and ARGV
@@ -177,7 +179,7 @@ local function rate_free(i, now, trim)
     used = log_used(i, now - WIN, trim)
   elseif ALG == 1 then
     local v = redis.call('HMGET', W, 's', 'n', 'w')
-    seen[i], seen_s[i], seen_n[i], seen_w[i] = true, tonumber(v[1]), tonumber(v[2]), tonumber(v[3])
+    seen[i], seen_s[i], seen_n[i], seen.w[i] = true, tonumber(v[1]), tonumber(v[2]), tonumber(v[3])
     if seen_s[i] == now - (now % WIN) then used = seen_n[i] or 0 else used = 0 end
   else
     seen[i], seen_s[i] = true, tonumber(redis.call('GET', W)) or 0
@@ -326,7 +328,7 @@ local function rate_record(i, now, ids, costs)
     -- and when its length changes (a limit changed at run time, with the same start), and
     -- stays through the grants between (HINCRBY and HSET keep it).
     local start = now - (now % WIN)
-    local s, w = seen_s[i], seen_w[i]
+    local s, w = seen_s[i], seen.w[i]
     if not seen[i] then
       local v = redis.call('HMGET', W, 's', 'w')
       s, w = tonumber(v[1]), tonumber(v[2])
