@@ -26,23 +26,32 @@ local function admit_key(at, n)
   free = lim_free(now, true)
   if SHADOW and not shadow_paused(now) then return shadow_key(at, n) end
   local g, reset, step, told = 0, 0, 0, {}
+  local tell = complex() -- each grant's remaining and reset after are told
   if free > 0 and quiet(now) then
     local ids, costs = {}, {}
-    for i = 1, n do
-      local c = tonumber(ALL_ARGV[at + 5 * i])
-      if not lim_fits(c) then break end
-      lim_take(c)
-      g = g + 1
-      ids[g], costs[g] = ALL_ARGV[at + 5 * i - 3], c
-      told[2 * g - 1], told[2 * g] = lim_remaining(), lim_reset_taken(now)
+    if not tell then
+      -- One rate, counting requests, and no cap: each grant takes 1 of free whatever its
+      -- cost, so the first min(n, free) go, as the loop below would grant them.
+      g = math.min(n, free)
+      for i = 1, g do ids[i] = ALL_ARGV[at + 5 * i - 3] end
+      FREE[1], TAKEN[1], costs = FREE[1] - g, TAKEN[1] + g, nil
+    else
+      for i = 1, n do
+        local c = tonumber(ALL_ARGV[at + 5 * i])
+        if not lim_fits(c) then break end
+        lim_take(c)
+        g = g + 1
+        ids[g], costs[g] = ALL_ARGV[at + 5 * i - 3], c
+        told[2 * g - 1], told[2 * g] = lim_remaining(), lim_reset_taken(now)
+      end
     end
     if g > 0 then
       reset = lim_record(now, ids, costs) -- 'admitted' is counted by the nodes, as after admit_fast.lua
-      if ALG == 2 and not complex() then step = R_EMIT[1] end -- GCRA: each grant before the last freed EMIT sooner
+      if ALG == 2 and not tell then step = R_EMIT[1] end -- GCRA: each grant before the last freed EMIT sooner
     end
   end
   local out = {now, g, free, reset, step, lim_which()}
-  if complex() then
+  if tell then
     for i = 1, 2 * g do out[6 + i] = told[i] end
   end
   free = lim_least()

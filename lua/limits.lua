@@ -316,7 +316,8 @@ local function rate_record(i, now, ids, costs)
       added = redis.call('ZADD', W, I(now), member(i, ids[1], costs and costs[1] or 1))
     else
       local args = {}
-      for j, id in ipairs(ids) do args[2 * j - 1] = I(now); args[2 * j] = member(i, id, costs and costs[j] or 1) end
+      local at = I(now)
+      for j, id in ipairs(ids) do args[2 * j - 1] = at; args[2 * j] = member(i, id, costs and costs[j] or 1) end
       added = redis.call('ZADD', W, unpack(args))
     end
     if R_UNITS[i] then log_add(i, total) end
@@ -362,7 +363,8 @@ local function lim_record(now, ids, costs)
   end
   if CONC > 0 then
     local args = {}
-    for j, id in ipairs(ids) do args[2 * j - 1] = I(now + SLOT_US); args[2 * j] = id end
+    local lapse = I(now + SLOT_US)
+    for j, id in ipairs(ids) do args[2 * j - 1] = lapse; args[2 * j] = id end
     redis.call('ZADD', RUN, unpack(args))
     redis.call('PEXPIRE', RUN, ms(SLOT_US))
   end
