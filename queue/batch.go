@@ -16,10 +16,12 @@ import (
 // (Redis.admit), whose flight is one script call that admits every key's (admitAll), enqueues
 // of durable jobs (Redis.enqueues) or ends of their runs (Redis.finishes), one script call for
 // each key's (enqueueAll, finishAll). Up to maxFlights sends fly at once (enqueueFlights for
-// the enqueues). Whoever arrives while fewer fly leads: it sends every call pending by then,
-// its own included. Whoever arrives when all fly waits; when one lands, the oldest waiter
-// leads the next. No goroutine of its own, and a lone caller waits for nobody: it sends its
-// call alone (one), from its own goroutine. A flight that runs on a goroutine of its own (see
+// the enqueues, admitFlights for the admits once admitCrowd calls wait). Whoever arrives while
+// fewer fly leads: it sends every call pending by then, its own included. Whoever arrives when
+// all fly waits; when one lands, the oldest waiter leads the next (unless too few wait for a
+// flight beyond the first: then another flight in the air takes them). No goroutine of its
+// own, and a lone caller waits for nobody: it sends its call alone (one), from its own
+// goroutine. A flight that runs on a goroutine of its own (see
 // farDeadline) is counted in flights, for the Client's shutdown.
 type batcher[A, R any] struct {
 	// one sends a call alone; all sends a batch and gives each call its answer; undo undoes
@@ -27,8 +29,10 @@ type batcher[A, R any] struct {
 	one  func(ctx context.Context, a A) (R, error)
 	all  func(ctx context.Context, batch []*batchCall[A, R])
 	undo func(a A, rep R, err error)
-	// most is how many flights may be in the air at once; 0: maxFlights.
-	most int
+	// most is how many flights may be in the air at once; 0: maxFlights. crowd: a flight
+	// beyond the first takes off only when at least this many calls wait (0: whenever).
+	most  int
+	crowd int
 
 	flights track.Count
 
@@ -85,6 +89,15 @@ const (
 // with admits on one key at 16 and 128 goroutines: about 1.2 to 2 times the throughput of four
 // flights; over 1,000 keys, no worse).
 //
+// The admits put a second flight in the air only when a crowd waits (admitFlights once
+// admitCrowd calls wait): with 128 callers, Redis then works on one flight while this process
+// hands out the other's answers; with 16, never that many wait and the flights stay as big as
+// with one in the air (two flights whatever the crowd split them: at 16 goroutines on one key,
+// 0.20 script calls a request against 0.12 and more Redis CPU a request, no faster). Measured
+// with admits at 128 goroutines, two pairs of runs against one flight, alternating
+// (TestCompare's fast path, docs/performance.md): about 1.2 times the throughput, on one key
+// and over 1,000 keys; at 16 goroutines the same as one flight.
+//
 // The enqueues fly two at once (enqueueFlights): an enqueue_many call costs Redis more per job
 // than an admit's share of admit_many, so a producer waits longer for the flight before its
 // own, and with two in the air Redis works on one while the other's replies are read and its
@@ -95,6 +108,8 @@ const (
 const (
 	maxBatch       = 256
 	maxFlights     = 1
+	admitFlights   = 2
+	admitCrowd     = 32
 	enqueueFlights = 2
 )
 
@@ -113,7 +128,7 @@ func (b *batcher[A, R]) do(ctx context.Context, a A) (R, error) {
 		timeout = t.C
 	}
 	b.mu.Lock()
-	if timeout == nil && len(b.pending) == 0 && b.flying < b.maxFlying() {
+	if timeout == nil && len(b.pending) == 0 && b.mayFly(0) {
 		// Alone: the call goes at once, from here, with nothing to hand over.
 		b.flying++
 		b.mu.Unlock()
@@ -133,7 +148,7 @@ func (b *batcher[A, R]) do(ctx context.Context, a A) (R, error) {
 		}
 	}
 	b.pending = append(b.pending, c)
-	leader := b.flying < b.maxFlying()
+	leader := b.mayFly(len(b.pending))
 	if leader {
 		b.flying++
 	}
@@ -182,6 +197,12 @@ func (b *batcher[A, R]) maxFlying() int {
 	return maxFlights
 }
 
+// mayFly says whether another flight may take off while waiting calls wait. Called with mu
+// held.
+func (b *batcher[A, R]) mayFly(waiting int) bool {
+	return b.flying == 0 || b.flying < b.maxFlying() && waiting >= b.crowd
+}
+
 // answered returns c's answer; a lead handed to c after another flight took it is passed on.
 func (b *batcher[A, R]) answered(c *batchCall[A, R]) (R, error) {
 	select {
@@ -219,6 +240,11 @@ func (b *batcher[A, R]) fly() {
 // landed ends a flight: it hands the lead to the oldest pending call that has none, or, when
 // there is none, counts the flight out. Called with mu held.
 func (b *batcher[A, R]) landed() {
+	if b.flying > 1 && len(b.pending) < b.crowd {
+		// Too few wait for a flight of their own: another flight in the air takes them.
+		b.flying--
+		return
+	}
 	for _, c := range b.pending {
 		if !c.handed { // it stays pending: its own flight takes it
 			c.handed = true

@@ -1,0 +1,149 @@
+package queue
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+// heldFlights is a batcher's one and all that hold every flight in the air until the test
+// lets one land, and record the calls each flight took.
+type heldFlights struct {
+	land    chan struct{} // a receive lands one flight
+	mu      sync.Mutex
+	flights [][]int // each flight's calls, in take-off order
+}
+
+func (h *heldFlights) took(calls []int) {
+	h.mu.Lock()
+	h.flights = append(h.flights, calls)
+	h.mu.Unlock()
+}
+
+func (h *heldFlights) taken() [][]int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([][]int(nil), h.flights...)
+}
+
+func (h *heldFlights) batcher(most, crowd int) *batcher[int, int] {
+	return &batcher[int, int]{
+		most: most, crowd: crowd,
+		one: func(_ context.Context, a int) (int, error) {
+			h.took([]int{a})
+			<-h.land
+			return a, nil
+		},
+		all: func(_ context.Context, batch []*batchCall[int, int]) {
+			calls := make([]int, len(batch))
+			for i, c := range batch {
+				calls[i] = c.a
+			}
+			h.took(calls)
+			<-h.land
+			for _, c := range batch {
+				c.rep = c.a
+			}
+		},
+	}
+}
+
+// waitFor polls cond (with b.mu held) until it holds, for up to 10 s.
+func waitFor[A, R any](t *testing.T, b *batcher[A, R], what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		b.mu.Lock()
+		ok := cond()
+		b.mu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10s: not %s", what)
+		}
+	}
+}
+
+// TestSecondFlightWaitsForACrowd: with a flight in the air, the calls that come wait for it
+// until a crowd waits, and the call that makes the crowd takes off with all of them; a flight
+// that lands while another flies and fewer than a crowd wait leaves them to the other flight,
+// whose landing sends them. Every call gets its own answer.
+func TestSecondFlightWaitsForACrowd(t *testing.T) {
+	const crowd = 4
+	h := &heldFlights{land: make(chan struct{})}
+	b := h.batcher(2, crowd)
+	answers := make(chan [2]int, 16)
+	call := func(a int) {
+		go func() {
+			rep, err := b.do(context.Background(), a)
+			if err != nil {
+				t.Errorf("call %d: %v", a, err)
+			}
+			answers <- [2]int{a, rep}
+		}()
+	}
+	flightsTaken := func(n int) func() bool { return func() bool { return len(h.taken()) == n } }
+
+	call(0) // alone: flies at once
+	waitFor(t, b, "the first call in the air", flightsTaken(1))
+	for a := 1; a < crowd; a++ {
+		call(a)
+	}
+	waitFor(t, b, "three calls waiting", func() bool { return len(b.pending) == crowd-1 })
+	time.Sleep(20 * time.Millisecond) // room for a wrong take-off to show
+	b.mu.Lock()
+	if b.flying != 1 || len(h.taken()) != 1 {
+		t.Fatalf("%d flights in the air, %v taken, with %d calls waiting: want one, fewer than a crowd wait",
+			b.flying, h.taken(), crowd-1)
+	}
+	b.mu.Unlock()
+
+	call(crowd) // the crowd: a second flight takes the four waiting
+	waitFor(t, b, "a second flight in the air", flightsTaken(2))
+	if got := h.taken()[1]; len(got) != crowd {
+		t.Fatalf("the second flight took %v, want the %d calls waiting", got, crowd)
+	}
+
+	call(10)
+	waitFor(t, b, "a call waiting", func() bool { return len(b.pending) == 1 })
+	call(11)
+	waitFor(t, b, "two calls waiting", func() bool { return len(b.pending) == 2 })
+	h.land <- struct{}{} // one of the two flights lands; two wait, fewer than a crowd
+	waitFor(t, b, "one flight left in the air", func() bool { return b.flying == 1 })
+	time.Sleep(20 * time.Millisecond)
+	if n := len(h.taken()); n != 2 {
+		t.Fatalf("%d flights taken after a landing with 2 calls waiting, want 2: they wait for the other flight", n)
+	}
+	h.land <- struct{}{} // the other lands and hands the lead: the two go together
+	waitFor(t, b, "a third flight in the air", flightsTaken(3))
+	if got := h.taken()[2]; len(got) != 2 || got[0] != 10 || got[1] != 11 {
+		t.Fatalf("the third flight took %v, want [10 11]", got)
+	}
+	h.land <- struct{}{}
+	waitFor(t, b, "no flight in the air", func() bool { return b.flying == 0 && len(b.pending) == 0 })
+	for range crowd + 3 {
+		if got := <-answers; got[0] != got[1] {
+			t.Errorf("call %d answered %d", got[0], got[1])
+		}
+	}
+}
+
+// TestNoCrowdFliesAsBefore: a batcher with no crowd (0) puts a second flight in the air for a
+// single call, as many flights as it allows.
+func TestNoCrowdFliesAsBefore(t *testing.T) {
+	h := &heldFlights{land: make(chan struct{})}
+	b := h.batcher(2, 0)
+	done := make(chan struct{}, 2)
+	for a := range 2 {
+		go func() {
+			b.do(context.Background(), a)
+			done <- struct{}{}
+		}()
+	}
+	waitFor(t, b, "two flights in the air", func() bool { return b.flying == 2 && len(h.taken()) == 2 })
+	h.land <- struct{}{}
+	h.land <- struct{}{}
+	<-done
+	<-done
+}
