@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -90,14 +91,15 @@ func TestSecondFlightWaitsForACrowd(t *testing.T) {
 	for a := 1; a < crowd; a++ {
 		call(a)
 	}
-	waitFor(t, b, "three calls waiting", func() bool { return len(b.pending) == crowd-1 })
-	time.Sleep(20 * time.Millisecond) // room for a wrong take-off to show
+	// A call decides whether it leads under mu, as it joins pending: a second flight is
+	// counted in flying before the calls it takes leave pending.
+	waitFor(t, b, "three calls waiting", func() bool { return len(b.pending) == crowd-1 || b.flying > 1 })
 	b.mu.Lock()
-	if b.flying != 1 || len(h.taken()) != 1 {
-		t.Fatalf("%d flights in the air, %v taken, with %d calls waiting: want one, fewer than a crowd wait",
-			b.flying, h.taken(), crowd-1)
-	}
+	flying := b.flying
 	b.mu.Unlock()
+	if flying != 1 {
+		t.Fatalf("%d flights in the air with %d calls waiting: want one, fewer than a crowd wait", flying, crowd-1)
+	}
 
 	call(crowd) // the crowd: a second flight takes the four waiting
 	waitFor(t, b, "a second flight in the air", flightsTaken(2))
@@ -110,10 +112,17 @@ func TestSecondFlightWaitsForACrowd(t *testing.T) {
 	call(11)
 	waitFor(t, b, "two calls waiting", func() bool { return len(b.pending) == 2 })
 	h.land <- struct{}{} // one of the two flights lands; two wait, fewer than a crowd
-	waitFor(t, b, "one flight left in the air", func() bool { return b.flying == 1 })
-	time.Sleep(20 * time.Millisecond)
-	if n := len(h.taken()); n != 2 {
-		t.Fatalf("%d flights taken after a landing with 2 calls waiting, want 2: they wait for the other flight", n)
+	// The landing, once counted, either left one flight in the air or handed a call the lead.
+	handed := func() bool {
+		return slices.ContainsFunc(b.pending, func(c *batchCall[int, int]) bool { return c.handed })
+	}
+	waitFor(t, b, "the landing counted", func() bool { return b.flying == 1 || handed() || len(h.taken()) > 2 })
+	b.mu.Lock()
+	flying, lead := b.flying, handed()
+	b.mu.Unlock()
+	if n := len(h.taken()); flying != 1 || lead || n != 2 {
+		t.Fatalf("after a landing with 2 calls waiting: %d flights in the air, a lead handed %v, %d flights taken; "+
+			"want the other flight to take them", flying, lead, n)
 	}
 	h.land <- struct{}{} // the other lands and hands the lead: the two go together
 	waitFor(t, b, "a third flight in the air", flightsTaken(3))
