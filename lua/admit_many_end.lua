@@ -65,23 +65,44 @@ local function admit_key(at, n)
   return out
 end
 
+-- Keys of one limit format the same numbers (now, the window's edge, its length): from the
+-- second key of a call on, I formats each once, keeping the forms in a table of the call's own.
+local forms = nil
+local function format_once(x)
+  local s = forms and forms[x]
+  if not s then
+    s = string.format('%d', x)
+    if forms and x == x then forms[x] = s end -- x == x: not NaN, which no table takes as a key
+  end
+  return s
+end
+I = format_once
+
 now = now_us()
 -- The settings, each given once for every key that has them.
 local sets = {}
 for s = 1, tonumber(ALL_ARGV[1]) do sets[s] = {unpack(ALL_ARGV, 10 * s - 8, 10 * s + 1)} end
 local replies = {}
 local k, a = 0, 1 + 10 * #sets -- KEYS and ARGV taken so far
+-- The set of settings the numbers in nk, MAXQ, OVERFLOW and HEAD were read from (a tonumber
+-- of a string is two strtod: keys in a row of one set read them once).
+local set, nk = 0, 0
 while a < #ALL_ARGV do
-  ARGV = sets[tonumber(ALL_ARGV[a + 1])]
-  local nk = tonumber(ARGV[10])
+  local s = 1 -- with one set of settings (the usual case), every key's is the first
+  if #sets > 1 then s = tonumber(ALL_ARGV[a + 1]) end
+  ARGV = sets[s]
+  if s ~= set then
+    set, nk = s, tonumber(ARGV[10])
+    MAXQ, OVERFLOW, HEAD = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9] == '1'
+  end
   KEYS = {unpack(ALL_KEYS, k + 1, k + nk)}
   bind()
-  MAXQ, OVERFLOW, HEAD = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9] == '1'
   local n = tonumber(ALL_ARGV[a + 2])
   -- A key that fails (a window of the wrong type, say) fails its own tickets only.
   local ok, r = pcall(admit_key, a + 2, n)
   if not ok then r = {err = type(r) == 'table' and r.err or tostring(r)} end
   replies[#replies + 1] = r
   k, a = k + nk, a + 2 + 5 * n
+  forms = forms or {}
 end
 return replies

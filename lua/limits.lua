@@ -103,6 +103,7 @@ local function bind()
 end
 bind()
 
+-- admit_many.lua puts format_once in its place, which formats each number once a call.
 local function I(x) return string.format('%d', x) end
 
 local function now_us()
