@@ -25,17 +25,18 @@ end
 local function admit_key(at, n)
   free = lim_free(now, true)
   if SHADOW and not shadow_paused(now) then return shadow_key(at, n) end
-  local g, reset, step, told = 0, 0, 0, {}
+  local g, reset, step, told = 0, 0, 0, nil
   local tell = complex() -- each grant's remaining and reset after are told
   if free > 0 and quiet(now) then
-    local ids, costs = {}, {}
+    local ids, costs = {}, nil
     if not tell then
       -- One rate, counting requests, and no cap: each grant takes 1 of free whatever its
       -- cost, so the first min(n, free) go, as the loop below would grant them.
       g = math.min(n, free)
       for i = 1, g do ids[i] = ALL_ARGV[at + 5 * i - 3] end
-      FREE[1], TAKEN[1], costs = FREE[1] - g, TAKEN[1] + g, nil
+      FREE[1], TAKEN[1] = FREE[1] - g, TAKEN[1] + g
     else
+      costs, told = {}, {}
       for i = 1, n do
         local c = tonumber(ALL_ARGV[at + 5 * i])
         if not lim_fits(c) then break end
