@@ -13,7 +13,11 @@
 --   queue  8 overflow  9 head (see admit_fast.lua)  10 how many KEYS a key of these settings
 --   has; then for each key, key after key: the number of its set (1..m), n, its tickets, then n
 --   times: raw ticket, ticket id, priority, deadline µs, cost (see admit_fast.lua). Keys of one
---   limit share a set: most keys, at scale.
+--   limit share a set: most keys, at scale. A key sent lean, -n in place of n, only grants: its
+--   KEYS are the first seven of limits.lua's eleven (to paused) and those after the eleven,
+--   its tickets two arguments each, ticket id and cost, and those it does not grant are not
+--   admitted at all (no line is read or written for them: their sender admits them again, in
+--   full). Not for a shadow limit, whose grants count in stats.
 -- Reply: one entry per key: {now µs, g, free, reset, step, which rate, then for a limit of
 --   several rates, of units, a concurrency cap or a shadow limit, the remaining and reset
 --   after µs of each of the g granted, then for a shadow key not paused (all n granted) what
@@ -21,8 +25,9 @@
 --   then for each ticket after the first g: code, remaining, earliest µs, line length before,
 --   evicted raw or '', reset after µs} (see admit_fast.lua), where the first g tickets were
 --   granted, the i-th of them (of a limit of one rate counting requests) with free - i
---   remaining and reset - (g - i) * step µs until the window is free again; or an error reply
---   (the key's tickets' answer: the other keys' stand).
+--   remaining and reset - (g - i) * step µs until the window is free again; for a key sent
+--   lean, nothing after the granted's; or an error reply (the key's tickets' answer: the other
+--   keys' stand).
 
 -- The helpers read KEYS and ARGV: these locals hold one key's part of each at a time, the
 -- first key's to begin with.

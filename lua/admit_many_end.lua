@@ -21,8 +21,13 @@ local function shadow_key(at, n)
   return out
 end
 
--- Admits the key bound of n tickets whose arguments follow ALL_ARGV[at]; returns the key's reply.
-local function admit_key(at, n)
+-- Admits the key bound of n tickets whose arguments follow ALL_ARGV[at], five each, or, sent
+-- lean, grants what it may of them, two each (see the header); returns the key's reply.
+local function admit_key(at, n, lean)
+  if lean and SHADOW then error('a shadow limit sent lean') end
+  -- Ticket i's id is at at + w * i - idp, its cost at at + w * i.
+  local w, idp = 5, 3
+  if lean then w, idp = 2, 1 end
   free = lim_free(now, true)
   if SHADOW and not shadow_paused(now) then return shadow_key(at, n) end
   local g, reset, step, told = 0, 0, 0, nil
@@ -33,16 +38,16 @@ local function admit_key(at, n)
       -- One rate, counting requests, and no cap: each grant takes 1 of free whatever its
       -- cost, so the first min(n, free) go, as the loop below would grant them.
       g = math.min(n, free)
-      for i = 1, g do ids[i] = ALL_ARGV[at + 5 * i - 3] end
+      for i = 1, g do ids[i] = ALL_ARGV[at + w * i - idp] end
       FREE[1], TAKEN[1] = FREE[1] - g, TAKEN[1] + g
     else
       costs, told = {}, {}
       for i = 1, n do
-        local c = tonumber(ALL_ARGV[at + 5 * i])
+        local c = tonumber(ALL_ARGV[at + w * i])
         if not lim_fits(c) then break end
         lim_take(c)
         g = g + 1
-        ids[g], costs[g] = ALL_ARGV[at + 5 * i - 3], c
+        ids[g], costs[g] = ALL_ARGV[at + w * i - idp], c
         told[2 * g - 1], told[2 * g] = lim_remaining(), lim_reset_taken(now)
       end
     end
@@ -55,6 +60,7 @@ local function admit_key(at, n)
   if tell then
     for i = 1, 2 * g do out[6 + i] = told[i] end
   end
+  if lean then return out end
   free = lim_least()
   for i = g + 1, n do
     local a = at + 5 * (i - 1)
@@ -96,14 +102,18 @@ while a < #ALL_ARGV do
     set, nk = s, tonumber(ARGV[10])
     MAXQ, OVERFLOW, HEAD = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9] == '1'
   end
-  KEYS = {unpack(ALL_KEYS, k + 1, k + nk)}
+  local n, kn, w = tonumber(ALL_ARGV[a + 2]), nk, 5
+  local lean = n < 0 -- sent lean: four KEYS fewer, two arguments a ticket (see the header)
+  if lean then n, kn, w = -n, nk - 4, 2 end
+  KEYS = {unpack(ALL_KEYS, k + 1, k + kn)}
   bind()
-  local n = tonumber(ALL_ARGV[a + 2])
+  -- A lean key has no stats, dead letters, evictions or fair state: a use of one fails the key.
+  if lean then STATS, DLQ, EVICTED, FAIR = nil, nil, nil, nil end
   -- A key that fails (a window of the wrong type, say) fails its own tickets only.
-  local ok, r = pcall(admit_key, a + 2, n)
+  local ok, r = pcall(admit_key, a + 2, n, lean)
   if not ok then r = {err = type(r) == 'table' and r.err or tostring(r)} end
   replies[#replies + 1] = r
-  k, a = k + nk, a + 2 + 5 * n
+  k, a = k + kn, a + 2 + w * n
   forms = forms or {}
 end
 return replies

@@ -53,7 +53,15 @@ func answerOne(cmd *redis.Cmd) (AdmitReply, error) {
 // admitAll sends the admits of batch and gives each call its answer. The admits of one key and
 // Params go as one AdmitMany call, in arrival order; on a single Redis every key's go in that
 // one call, on a cluster one call per key, in one pipeline. A lone admit goes as Admit.
-func (r *Redis) admitAll(ctx context.Context, batch []*admitCall) {
+func (r *Redis) admitAll(ctx context.Context, batch []*admitCall) { r.admitBatch(ctx, batch, false) }
+
+// admitSolo is admitAll for a batch whose flight is the only one in the air until it lands
+// (the batcher's solo): on a single Redis, the keys that are not busy go lean (leanGroups), and
+// the tickets they do not grant go again in full, before any later admit of this process.
+func (r *Redis) admitSolo(ctx context.Context, batch []*admitCall) { r.admitBatch(ctx, batch, true) }
+
+// admitBatch is admitAll, with the lean way when mayLean.
+func (r *Redis) admitBatch(ctx context.Context, batch []*admitCall, mayLean bool) {
 	if len(batch) == 1 {
 		c := batch[0]
 		c.rep, c.err = r.admitOne(ctx, c.a)
@@ -65,10 +73,17 @@ func (r *Redis) admitAll(ctx context.Context, batch []*admitCall) {
 	}
 	groups := groupCalls(batch, func(a, b callArgs) bool { return a.p == b.p })
 	if r.cluster == nil && !r.keysApart.Load() {
-		cmd := r.admitManyCmd(ctx, groups)
+		var names []perKeyNames
+		var lean []bool
+		if mayLean {
+			names, lean = r.leanGroups(groups)
+		}
+		cmd := r.admitManyCmd(ctx, groups, names, lean)
 		r.evalPipelined(ctx, []*redis.Cmd{cmd})
 		if !isCrossSlot(cmd.Err()) {
-			answerMany(cmd, groups)
+			if again, againNames := answerMany(cmd, groups, names, lean); len(again) > 0 {
+				r.admitAgain(ctx, again, againNames)
+			}
 			return
 		}
 		// A server in cluster mode behind a plain client refused keys of several slots before
@@ -78,13 +93,50 @@ func (r *Redis) admitAll(ctx context.Context, batch []*admitCall) {
 	sendGroups(ctx, r, groups, func(g []*admitCall) *redis.Cmd { return r.admitGroupCmd(ctx, g) }, admitAnswers)
 }
 
+// leanGroups returns the names of each group's key and which groups go lean: those of a key
+// that is not busy (its last admit met no line, pause or full window), whose limit is not a
+// shadow limit and that has no other group in the batch (a later group of the key, granted
+// while an earlier one's tickets wait to go again, would pass them). A lean key's call
+// carries four names and three arguments a ticket fewer, and only grants (see
+// admit_many.lua); the tickets it does not grant go again in full, in a second call.
+func (r *Redis) leanGroups(groups [][]*admitCall) ([]perKeyNames, []bool) {
+	var groupsOf map[string]int // of each key, how many groups
+	if len(groups) > 1 {
+		groupsOf = make(map[string]int, len(groups))
+		for _, g := range groups {
+			groupsOf[g[0].a.t.Key]++
+		}
+	}
+	names := make([]perKeyNames, len(groups))
+	lean := make([]bool, len(groups))
+	for i, g := range groups {
+		l := g[0].a.p.Limit
+		names[i] = r.ks.cached(cacheKey(g[0].a.t.Key, l, false))
+		lean[i] = !l.Shadow && !names[i].busy.Load() && (groupsOf == nil || groupsOf[g[0].a.t.Key] == 1)
+	}
+	return names, lean
+}
+
+// admitAgain admits in full the calls that a lean AdmitMany did not grant (again: the rest of
+// each lean group, in order; names, each one's key's), in one call.
+func (r *Redis) admitAgain(ctx context.Context, again [][]*admitCall, names []perKeyNames) {
+	if len(again) == 1 && len(again[0]) == 1 {
+		c := again[0][0]
+		c.rep, c.err = r.admitOne(ctx, c.a)
+		return
+	}
+	cmd := r.admitManyCmd(ctx, again, names, nil)
+	r.evalPipelined(ctx, []*redis.Cmd{cmd})
+	answerMany(cmd, again, names, nil)
+}
+
 // admitGroupCmd returns the unsent call for one group of admits of a key: Admit for a lone
 // one, else AdmitMany.
 func (r *Redis) admitGroupCmd(ctx context.Context, g []*admitCall) *redis.Cmd {
 	if len(g) == 1 {
 		return r.admitCmd(ctx, g[0].a.p, g[0].a.t, g[0].a.raw)
 	}
-	return r.admitManyCmd(ctx, [][]*admitCall{g})
+	return r.admitManyCmd(ctx, [][]*admitCall{g}, nil, nil)
 }
 
 // admitAnswers reads the reply of admitGroupCmd's call for g.
@@ -100,7 +152,7 @@ func admitAnswers(g []*admitCall, v any) ([]AdmitReply, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reply: %w", err)
 	}
-	return parseAdmitMany(entries[0], len(g), g[0].a.p.Limit.Complex(), g[0].a.p.Limit.Shadow)
+	return parseAdmitMany(entries[0], len(g), g[0].a.p.Limit.Complex(), g[0].a.p.Limit.Shadow, false)
 }
 
 // admitTenants sends a batch that holds admits of tenants (WithTenant): those as Admit calls of
@@ -125,20 +177,31 @@ func (r *Redis) admitTenants(ctx context.Context, batch []*admitCall) {
 }
 
 // admitManyCmd returns the unsent EVALSHA of AdmitMany for groups, one entry per group, with
-// each distinct Params given once.
-func (r *Redis) admitManyCmd(ctx context.Context, groups [][]*admitCall) *redis.Cmd {
+// each distinct Params given once; names, when not nil, are each group's key's, and the groups
+// with lean set go lean (see leanGroups).
+func (r *Redis) admitManyCmd(ctx context.Context, groups [][]*admitCall, names []perKeyNames, lean []bool) *redis.Cmd {
 	keys := make([][]any, len(groups))
 	sets := make([]int, len(groups)) // the number of each group's Params among the distinct
 	var ps []Params
-	var perSet []int // the number of KEYS of a key of each of ps
+	var perSet []int // the number of KEYS of a key of each of ps, in full
 	nkeys, nargs := 0, 1
 	for i, g := range groups {
-		keys[i] = r.ks.perKeyArgs(g[0].a.t.Key, g[0].a.p.Limit)
-		nkeys += len(keys[i])
+		var full []any
+		if names != nil {
+			full = names[i].args
+		} else {
+			full = r.ks.perKeyArgs(g[0].a.t.Key, g[0].a.p.Limit)
+		}
+		keys[i] = full
 		nargs += 2 + 5*len(g)
+		if lean != nil && lean[i] {
+			keys[i] = names[i].lean
+			nargs -= 3 * len(g)
+		}
+		nkeys += len(keys[i])
 		if sets[i] = slices.Index(ps, g[0].a.p) + 1; sets[i] == 0 {
 			ps = append(ps, g[0].a.p)
-			perSet = append(perSet, len(keys[i]))
+			perSet = append(perSet, len(full))
 			sets[i] = len(ps)
 			nargs += 10
 		}
@@ -154,6 +217,13 @@ func (r *Redis) admitManyCmd(ctx context.Context, groups [][]*admitCall) *redis.
 		a = append(a, perSet[i])
 	}
 	for i, g := range groups {
+		if lean != nil && lean[i] {
+			a = append(a, sets[i], -len(g))
+			for _, c := range g {
+				a = append(a, c.a.t.ID, c.a.t.CostOf())
+			}
+			continue
+		}
 		a = append(a, sets[i], len(g))
 		for _, c := range g {
 			a = append(a, c.a.raw, c.a.t.ID, c.a.t.Priority.Line(), c.a.t.Deadline, c.a.t.CostOf())
@@ -162,8 +232,13 @@ func (r *Redis) admitManyCmd(ctx context.Context, groups [][]*admitCall) *redis.
 	return redis.NewCmd(ctx, a...)
 }
 
-// answerMany gives the calls of groups their answers from cmd, an AdmitMany over groups.
-func answerMany(cmd *redis.Cmd, groups [][]*admitCall) {
+// answerMany gives the calls of groups their answers from cmd, an AdmitMany over groups sent
+// with names and lean as admitManyCmd took them, and returns the calls that a lean group did
+// not grant, to be admitted again in full (the rest of each such group, in order), with their
+// keys' names. It keeps
+// each key's busy flag: set when a lean group leaves calls to admit again or a group's calls
+// are not all granted, cleared when a group's calls all are.
+func answerMany(cmd *redis.Cmd, groups [][]*admitCall, names []perKeyNames, lean []bool) (again [][]*admitCall, againNames []perKeyNames) {
 	v, err := cmd.Result()
 	var entries []any
 	if err == nil {
@@ -174,26 +249,37 @@ func answerMany(cmd *redis.Cmd, groups [][]*admitCall) {
 	for i, g := range groups {
 		var reps []AdmitReply
 		kerr := err
+		isLean := lean != nil && lean[i]
 		if kerr == nil {
-			reps, kerr = parseAdmitMany(entries[i], len(g), g[0].a.p.Limit.Complex(), g[0].a.p.Limit.Shadow)
+			reps, kerr = parseAdmitMany(entries[i], len(g), g[0].a.p.Limit.Complex(), g[0].a.p.Limit.Shadow, isLean)
+		}
+		if kerr == nil && names != nil {
+			names[i].busy.Store(len(reps) < len(g) || slices.ContainsFunc(reps, func(r AdmitReply) bool { return r.Outcome != Granted }))
 		}
 		for j, c := range g {
-			if kerr != nil {
+			switch {
+			case kerr != nil:
 				c.err = kerr
-			} else {
+			case j < len(reps):
 				c.rep = reps[j]
 			}
 		}
+		if kerr == nil && len(reps) < len(g) {
+			again = append(again, g[len(reps):])
+			againNames = append(againNames, names[i])
+		}
 	}
+	return again, againNames
 }
 
 // parseAdmitMany turns one key's entry of AdmitMany's reply into the replies of its n tickets,
 // or into the error the key's part of the script met (its tickets' answer, not the others').
-func parseAdmitMany(v any, n int, complex, shadow bool) ([]AdmitReply, error) {
+// A key sent lean answers only the tickets it granted, the first len(reps).
+func parseAdmitMany(v any, n int, complex, shadow, lean bool) ([]AdmitReply, error) {
 	if err, ok := v.(error); ok {
 		return nil, err
 	}
-	reps, err := parseAdmitEntry(v, n, complex, shadow)
+	reps, err := parseAdmitEntry(v, n, complex, shadow, lean)
 	if err != nil {
 		return nil, fmt.Errorf("reply: %w", err)
 	}
@@ -203,7 +289,7 @@ func parseAdmitMany(v any, n int, complex, shadow bool) ([]AdmitReply, error) {
 // parseAdmitEntry reads one key's entry of AdmitMany's reply for n tickets; complex: of a limit
 // of more than one rate counting requests, whose grants' remaining come one by one; shadow: of
 // a shadow limit, which grants past what the window had free.
-func parseAdmitEntry(v any, n int, complex, shadow bool) ([]AdmitReply, error) {
+func parseAdmitEntry(v any, n int, complex, shadow, lean bool) ([]AdmitReply, error) {
 	s, err := replySlice(v, 6)
 	if err != nil {
 		return nil, err
@@ -221,10 +307,14 @@ func parseAdmitEntry(v any, n int, complex, shadow bool) ([]AdmitReply, error) {
 	if shadow && granted > 0 {
 		told += 2 * granted
 	}
-	if granted < 0 || granted > n || (granted > free && !shadow) || len(s) != told+6*(n-granted) {
+	answered := n // the tickets the entry answers
+	if lean {
+		answered = granted
+	}
+	if granted < 0 || granted > n || (granted > free && !shadow) || len(s) != told+6*(answered-granted) {
 		return nil, fmt.Errorf("%d elements with %d of %d tickets granted", len(s), granted, n)
 	}
-	reps := make([]AdmitReply, n)
+	reps := make([]AdmitReply, answered)
 	for i := range granted {
 		reps[i] = AdmitReply{Outcome: Granted, Now: now, Remaining: free - 1 - i,
 			ResetAfter: reset - int64(granted-1-i)*step, Which: which}
@@ -243,7 +333,7 @@ func parseAdmitEntry(v any, n int, complex, shadow bool) ([]AdmitReply, error) {
 			reps[i].Shadow, reps[i].ShadowWait = ShadowVerdict(m[0]), m[1]
 		}
 	}
-	for i := granted; i < n; i++ {
+	for i := granted; i < answered; i++ {
 		e := s[told+6*(i-granted):]
 		m, err := replyInts(e[:4])
 		if err != nil {

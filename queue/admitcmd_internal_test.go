@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -175,7 +176,15 @@ func onEachTopology(t *testing.T, test func(t *testing.T, name string, r *Redis,
 // one by one in the same order, and leave the same lines: grants in arrival order while the
 // limit allows, then queued by priority and arrival, refused when full, evictions, a paused key,
 // a key that never queues, a ticket that cannot wait long enough, retries at the head.
+// The batch goes as admitAll sends it, and as admitSolo does (a flight alone in the air): on a
+// single Redis its keys go lean first, and the tickets they do not grant go again in full.
 func TestAdmitManyAsSequentialAdmits(t *testing.T) {
+	for _, way := range []string{"all", "solo"} {
+		t.Run(way, func(t *testing.T) { admitManyAsSequential(t, way == "solo") })
+	}
+}
+
+func admitManyAsSequential(t *testing.T, solo bool) {
 	onEachTopology(t, func(t *testing.T, name string, r *Redis, hook *redistest.CommandCounter) {
 		ctx := context.Background()
 		clearOfMinuteEnd(t, r)
@@ -206,9 +215,17 @@ func TestAdmitManyAsSequentialAdmits(t *testing.T) {
 			}
 		}
 		before := hook.Count()
-		r.admitAll(ctx, batch)
+		if solo {
+			r.admitSolo(ctx, batch)
+		} else {
+			r.admitAll(ctx, batch)
+		}
 		calls := hook.Count() - before
-		if want := int64(1); name == "redis" && calls != want {
+		want := int64(1)
+		if solo {
+			want = 2 // the lean call, then one for every ticket a lean key did not grant
+		}
+		if name == "redis" && calls != want {
 			t.Errorf("%d admits of %d keys took %d script calls, want %d", len(batch), len(cases), calls, want)
 		}
 		if want := int64(len(cases)); name == "cluster" && calls != want {
@@ -334,7 +351,7 @@ func TestParseAdmitManyMalformed(t *testing.T) {
 		[]any{int64(1), int64(1), int64(5), int64(0), int64(0), int64(2), int64(0), int64(0), int64(0), int64(7), int64(0)},
 		[]any{int64(1), int64(1), int64(5), int64(0), int64(0), int64(2), int64(0), int64(0), int64(0), "", "x"},
 	} {
-		if reps, err := parseAdmitMany(v, 2, false, false); err == nil {
+		if reps, err := parseAdmitMany(v, 2, false, false, false); err == nil {
 			t.Errorf("parseAdmitMany(%v) = %+v, want an error", v, reps)
 		}
 	}
@@ -422,4 +439,98 @@ func TestAdmitManyTicketSentAgain(t *testing.T) {
 			}
 		}
 	})
+}
+
+// keysHook records the KEYS count of each script call a client sends.
+type keysHook struct {
+	mu   sync.Mutex
+	keys []int64
+}
+
+func (h *keysHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *keysHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.record(cmd); return next(ctx, cmd) }
+}
+func (h *keysHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			h.record(cmd)
+		}
+		return next(ctx, cmds)
+	}
+}
+func (h *keysHook) record(cmd redis.Cmder) {
+	if a := cmd.Args(); len(a) > 2 && slices.Contains([]string{"evalsha", "fcall"}, cmd.Name()) {
+		if n, ok := a[2].(int); ok {
+			h.mu.Lock()
+			h.keys = append(h.keys, int64(n))
+			h.mu.Unlock()
+		}
+	}
+}
+
+// took returns the KEYS counts recorded since the last call.
+func (h *keysHook) took() []int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	k := h.keys
+	h.keys = nil
+	return k
+}
+
+// TestLeanAdmitsWhileNotBusy: a key goes lean (seven KEYS) to a batch's admit until its admit
+// meets its limit: then the tickets the lean call did not grant go again in full (eleven), in
+// order, and the key stays busy — its next batches go in full, one call — until a batch of its
+// is all granted.
+func TestLeanAdmitsWhileNotBusy(t *testing.T) {
+	rdb, prefix := topologies["redis"](t)
+	hook := &keysHook{}
+	rdb.AddHook(hook)
+	r := NewRedis(rdb, prefix, 4)
+	ctx := context.Background()
+	if err := r.LoadScripts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n := config.PriorityNormal
+	c := admitCase{prios: []config.Priority{n, n, n}, p: Params{Limit: config.Limit{Max: 3, Window: time.Minute, MaxQueue: 10}.WithDefaults(),
+		ExtPause: NotPaused, StatsTTL: time.Minute}}
+	busy := r.ks.cached(cacheKey("lean", c.p.Limit, false)).busy
+	round := func(what string, want []Outcome, keys ...int64) [][]byte {
+		t.Helper()
+		tks, raws := caseTickets(t, r, c, "lean")
+		batch := make([]*admitCall, len(want))
+		for i := range batch {
+			batch[i] = &admitCall{a: callArgs{p: c.p, t: tks[i], raw: raws[i]}}
+		}
+		r.admitSolo(ctx, batch)
+		for i, w := range want {
+			if call := batch[i]; call.err != nil || call.rep.Outcome != w {
+				t.Fatalf("%s: ticket %d: %+v, %v; want outcome %v", what, i, call.rep, call.err, w)
+			}
+		}
+		if got := hook.took(); !slices.Equal(got, keys) {
+			t.Fatalf("%s: script calls of %v KEYS, want %v", what, got, keys)
+		}
+		return raws
+	}
+	round("under the limit", []Outcome{Granted, Granted}, 7)
+	if busy.Load() {
+		t.Fatal("busy after a batch all granted")
+	}
+	round("at the limit", []Outcome{Granted, Queued, Queued}, 7, 11)
+	if !busy.Load() {
+		t.Fatal("not busy after a batch that queued")
+	}
+	round("busy", []Outcome{Queued, Queued}, 11)
+	// The line and the window gone, a batch of the busy key goes in full, all granted, and the
+	// key's next goes lean again.
+	if err := r.rdb.Del(ctx, r.ks.perKey("lean", c.p.Limit)...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	round("busy, all granted", []Outcome{Granted, Granted}, 11)
+	raws := round("lean again", []Outcome{Granted, Queued, Queued}, 7, 11)
+	// The tickets the lean call did not grant went to the line in the order they came.
+	if got := lines(t, r, "lean", raws)[n.Line()]; !slices.Equal(got, []int{1, 2}) {
+		t.Fatalf("the line holds tickets %v, want [1 2]", got)
+	}
 }

@@ -33,13 +33,20 @@ type batcher[A, R any] struct {
 	// beyond the first takes off only when at least this many calls wait (0: whenever).
 	most  int
 	crowd int
+	// solo, when set, sends in place of all a batch of fewer than crowd calls whose flight is
+	// the only one in the air, and no other flight takes off until it lands: a flight alone
+	// in the air, of the calls that came before it (the admits' lean way, which may need a
+	// second call before answering, relies on it to keep a key's calls in order).
+	solo func(ctx context.Context, batch []*batchCall[A, R])
 
 	flights track.Count
 
 	mu sync.Mutex
-	// pending and flying are guarded by mu; written by every caller of do.
-	pending []*batchCall[A, R]
-	flying  int
+	// pending, flying and soloFlying (a flight sent by solo is in the air) are guarded by mu;
+	// written by every caller of do.
+	pending    []*batchCall[A, R]
+	flying     int
+	soloFlying bool
 }
 
 // callArgs is what an admit sends: its Params, ticket and the ticket encoded, and for a job's
@@ -200,7 +207,7 @@ func (b *batcher[A, R]) maxFlying() int {
 // mayFly says whether another flight may take off while waiting calls wait. Called with mu
 // held.
 func (b *batcher[A, R]) mayFly(waiting int) bool {
-	return b.flying == 0 || b.flying < b.maxFlying() && waiting >= b.crowd
+	return b.flying == 0 || !b.soloFlying && b.flying < b.maxFlying() && waiting >= b.crowd
 }
 
 // answered returns c's answer; a lead handed to c after another flight took it is passed on.
@@ -228,12 +235,17 @@ func (b *batcher[A, R]) fly() {
 	n := min(len(b.pending), maxBatch)
 	batch := b.pending[:n:n]
 	b.pending = b.pending[n:]
+	solo := b.solo != nil && n > 0 && n < b.crowd && b.flying == 1
+	b.soloFlying = solo
 	b.mu.Unlock()
 	if n > 0 { // another leader may have taken every pending call, this one's too
-		b.send(batch)
+		b.send(batch, solo)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if solo {
+		b.soloFlying = false
+	}
 	b.landed()
 }
 
@@ -255,11 +267,15 @@ func (b *batcher[A, R]) landed() {
 	b.flying--
 }
 
-// send runs a batch with the values of its first call's context but none of the callers'
-// cancellation: a call sent for one caller must be answered for all. The Redis client's own
-// timeouts bound it.
-func (b *batcher[A, R]) send(batch []*batchCall[A, R]) {
-	b.all(context.WithoutCancel(batch[0].ctx), batch)
+// send runs a batch, by solo or by all, with the values of its first call's context but none
+// of the callers' cancellation: a call sent for one caller must be answered for all. The
+// Redis client's own timeouts bound it.
+func (b *batcher[A, R]) send(batch []*batchCall[A, R], solo bool) {
+	if solo {
+		b.solo(context.WithoutCancel(batch[0].ctx), batch)
+	} else {
+		b.all(context.WithoutCancel(batch[0].ctx), batch)
+	}
 	for _, c := range batch {
 		if !c.state.CompareAndSwap(callWaiting, callAnswered) && b.undo != nil {
 			b.flights.Add()

@@ -156,3 +156,85 @@ func TestNoCrowdFliesAsBefore(t *testing.T) {
 	<-done
 	<-done
 }
+
+// TestSoloFlightFliesAlone: a flight of fewer than a crowd that takes off alone goes by solo,
+// and while it flies no other flight takes off, whatever waits; once it lands, a crowd's
+// flight goes by all and a second flight may join it as before.
+func TestSoloFlightFliesAlone(t *testing.T) {
+	const crowd = 4
+	h := &heldFlights{land: make(chan struct{})}
+	b := h.batcher(2, crowd)
+	var soloMu sync.Mutex
+	var solos [][]int // the flights that went by solo
+	all := b.all
+	b.solo = func(ctx context.Context, batch []*batchCall[int, int]) {
+		calls := make([]int, len(batch))
+		for i, c := range batch {
+			calls[i] = c.a
+		}
+		soloMu.Lock()
+		solos = append(solos, calls)
+		soloMu.Unlock()
+		all(ctx, batch)
+	}
+	soloTaken := func() [][]int {
+		soloMu.Lock()
+		defer soloMu.Unlock()
+		return append([][]int(nil), solos...)
+	}
+	answers := make(chan [2]int, 32)
+	call := func(a int) {
+		go func() {
+			rep, err := b.do(context.Background(), a)
+			if err != nil {
+				t.Errorf("call %d: %v", a, err)
+			}
+			answers <- [2]int{a, rep}
+		}()
+	}
+	flightsTaken := func(n int) func() bool { return func() bool { return len(h.taken()) == n } }
+	pending := func(n int) func() bool { return func() bool { return len(b.pending) == n } }
+
+	call(0) // alone: flies at once, by one
+	waitFor(t, b, "the first call in the air", flightsTaken(1))
+	call(1)
+	waitFor(t, b, "a call waiting", pending(1))
+	call(2)
+	waitFor(t, b, "two calls waiting", pending(2))
+	h.land <- struct{}{} // the lead goes to call 1: a flight of two, alone in the air
+	waitFor(t, b, "a second flight in the air", flightsTaken(2))
+	if got := soloTaken(); len(got) != 1 || !slices.Equal(got[0], []int{1, 2}) {
+		t.Fatalf("flights by solo %v, want [[1 2]]", got)
+	}
+	// A crowd and more wait: no flight joins the solo one.
+	for a := 3; a < 3+crowd+1; a++ {
+		call(a)
+		waitFor(t, b, "the calls waiting", pending(a-2))
+	}
+	b.mu.Lock()
+	flying := b.flying
+	b.mu.Unlock()
+	if n := len(h.taken()); flying != 1 || n != 2 {
+		t.Fatalf("%d flights in the air, %d taken, with a crowd waiting behind a solo flight: want 1 and 2", flying, n)
+	}
+	h.land <- struct{}{} // the solo flight lands: the crowd goes by all
+	waitFor(t, b, "a third flight in the air", flightsTaken(3))
+	if got := h.taken()[2]; len(got) != crowd+1 {
+		t.Fatalf("the third flight took %v, want the %d calls waiting", got, crowd+1)
+	}
+	for a := 10; a < 10+crowd; a++ { // a crowd again: a second flight joins the crowd's
+		call(a)
+	}
+	waitFor(t, b, "a fourth flight in the air", flightsTaken(4))
+	if got := soloTaken(); len(got) != 1 {
+		t.Fatalf("flights by solo %v, want only the first", got)
+	}
+	h.land <- struct{}{}
+	h.land <- struct{}{}
+	waitFor(t, b, "no flight in the air", func() bool { return b.flying == 0 && len(b.pending) == 0 })
+	for range 3 + crowd + 1 + crowd {
+		if got := <-answers; got[0] != got[1] {
+			t.Errorf("call %d answered %d", got[0], got[1])
+		}
+	}
+}

@@ -3,9 +3,11 @@ package queue
 import (
 	"encoding/hex"
 	"hash/fnv"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rateltd/rateltd/config"
 )
@@ -67,10 +69,15 @@ func cacheKey(key string, l config.Limit, jobs bool) nameCacheKey {
 	return nameCacheKey{key, l.Algorithm, l.NumRates(), l.Concurrency > 0, jobs}
 }
 
-// perKeyNames are a key's script KEYS, as strings and as command arguments.
+// perKeyNames are a key's script KEYS, as strings and as command arguments; lean, the KEYS of
+// the key sent lean to AdmitMany (all but stats, dlq, evicted and fair: see admit_many.lua);
+// busy, whether the key's last admit met a line, a pause or its limit (see Redis.admitAll),
+// shared by every copy.
 type perKeyNames struct {
 	names []string
 	args  []any
+	lean  []any
+	busy  *atomic.Bool
 }
 
 const nameCacheSize = 4096
@@ -147,7 +154,15 @@ func newPerKeyNames(names []string) perKeyNames {
 	for i, s := range names {
 		args[i] = s
 	}
-	return perKeyNames{names: names, args: args}
+	lean := slices.Concat(args[:kStats], args[kPerKey:])
+	return perKeyNames{names: names, args: args, lean: lean, busy: new(atomic.Bool)}
+}
+
+// leanArgs returns the KEYS of key under limit l sent lean to AdmitMany, and its busy flag
+// (see perKeyNames).
+func (k keyspace) leanArgs(key string, l config.Limit) ([]any, *atomic.Bool) {
+	n := k.cached(cacheKey(key, l, false))
+	return n.lean, n.busy
 }
 
 // base begins every per-key name of key.
@@ -188,6 +203,7 @@ const (
 	kDLQ     = 8
 	kEvicted = 9
 	kFair    = 10
+	kPerKey  = 11 // how many names every per-key script has
 	kJobs    = 11 // of withJobs' result
 	kSched   = 17 // of withJobs' result
 )
