@@ -158,13 +158,6 @@ func newPerKeyNames(names []string) perKeyNames {
 	return perKeyNames{names: names, args: args, lean: lean, busy: new(atomic.Bool)}
 }
 
-// leanArgs returns the KEYS of key under limit l sent lean to AdmitMany, and its busy flag
-// (see perKeyNames).
-func (k keyspace) leanArgs(key string, l config.Limit) ([]any, *atomic.Bool) {
-	n := k.cached(cacheKey(key, l, false))
-	return n.lean, n.busy
-}
-
 // base begins every per-key name of key.
 func (k keyspace) base(key string) string { return k.prefix + ":{" + key + "}:" }
 
