@@ -112,19 +112,6 @@ type scriptHook struct {
 	n  int
 }
 
-func (h *scriptHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *scriptHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { h.note(cmd); return next(ctx, cmd) }
-}
-func (h *scriptHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, c := range cmds {
-			h.note(c)
-		}
-		return next(ctx, cmds)
-	}
-}
-
 func (h *scriptHook) note(cmd redis.Cmder) {
 	a := cmd.Args()
 	src, _ := lua.Source(h.s.Hash())
@@ -148,8 +135,8 @@ func TestEnqueueManyOneRoundTrip(t *testing.T) {
 	srv := redistest.Server(t)
 	rdb, prefix := srv.Client(t), srv.Prefix(t)
 	many, one := &scriptHook{s: lua.EnqueueMany}, &scriptHook{s: lua.Enqueue}
-	rdb.AddHook(many)
-	rdb.AddHook(one)
+	rdb.AddHook(redistest.EachCommand(many.note))
+	rdb.AddHook(redistest.EachCommand(one.note))
 	cfg := jobConfig()
 	cfg.Redis, cfg.Prefix = rdb, prefix
 	c, err := New(cfg)

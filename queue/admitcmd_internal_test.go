@@ -441,24 +441,13 @@ func TestAdmitManyTicketSentAgain(t *testing.T) {
 	})
 }
 
-// keysHook records the KEYS count of each script call a client sends.
+// keysHook records the KEYS count of each script call a client sends (its record, added as
+// redistest.EachCommand).
 type keysHook struct {
 	mu   sync.Mutex
 	keys []int64
 }
 
-func (h *keysHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *keysHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { h.record(cmd); return next(ctx, cmd) }
-}
-func (h *keysHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, cmd := range cmds {
-			h.record(cmd)
-		}
-		return next(ctx, cmds)
-	}
-}
 func (h *keysHook) record(cmd redis.Cmder) {
 	if a := cmd.Args(); len(a) > 2 && slices.Contains([]string{"evalsha", "fcall"}, cmd.Name()) {
 		if n, ok := a[2].(int); ok {
@@ -485,7 +474,7 @@ func (h *keysHook) took() []int64 {
 func TestLeanAdmitsWhileNotBusy(t *testing.T) {
 	rdb, prefix := topologies["redis"](t)
 	hook := &keysHook{}
-	rdb.AddHook(hook)
+	rdb.AddHook(redistest.EachCommand(hook.record))
 	r := NewRedis(rdb, prefix, 4)
 	ctx := context.Background()
 	if err := r.LoadScripts(ctx); err != nil {

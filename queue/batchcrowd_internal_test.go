@@ -50,6 +50,20 @@ func (h *heldFlights) batcher(most, crowd int) *batcher[int, int] {
 	}
 }
 
+// caller returns a function that makes call a of b on a goroutine of its own, and sends a and
+// its answer on answers.
+func caller(t *testing.T, b *batcher[int, int], answers chan<- [2]int) func(a int) {
+	return func(a int) {
+		go func() {
+			rep, err := b.do(context.Background(), a)
+			if err != nil {
+				t.Errorf("call %d: %v", a, err)
+			}
+			answers <- [2]int{a, rep}
+		}()
+	}
+}
+
 // waitFor polls cond (with b.mu held) until it holds, for up to 10 s.
 func waitFor[A, R any](t *testing.T, b *batcher[A, R], what string, cond func() bool) {
 	t.Helper()
@@ -75,15 +89,7 @@ func TestSecondFlightWaitsForACrowd(t *testing.T) {
 	h := &heldFlights{land: make(chan struct{})}
 	b := h.batcher(2, crowd)
 	answers := make(chan [2]int, 16)
-	call := func(a int) {
-		go func() {
-			rep, err := b.do(context.Background(), a)
-			if err != nil {
-				t.Errorf("call %d: %v", a, err)
-			}
-			answers <- [2]int{a, rep}
-		}()
-	}
+	call := caller(t, b, answers)
 	flightsTaken := func(n int) func() bool { return func() bool { return len(h.taken()) == n } }
 
 	call(0) // alone: flies at once
@@ -183,15 +189,7 @@ func TestSoloFlightFliesAlone(t *testing.T) {
 		return append([][]int(nil), solos...)
 	}
 	answers := make(chan [2]int, 32)
-	call := func(a int) {
-		go func() {
-			rep, err := b.do(context.Background(), a)
-			if err != nil {
-				t.Errorf("call %d: %v", a, err)
-			}
-			answers <- [2]int{a, rep}
-		}()
-	}
+	call := caller(t, b, answers)
 	flightsTaken := func(n int) func() bool { return func() bool { return len(h.taken()) == n } }
 	pending := func(n int) func() bool { return func() bool { return len(b.pending) == n } }
 

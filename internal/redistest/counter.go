@@ -25,13 +25,27 @@ func (h *CommandCounter) Count() int64 { return h.n.Load() }
 func (h *CommandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h *CommandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { h.count(cmd); return next(ctx, cmd) }
+	return EachCommand(h.count).ProcessHook(next)
 }
 
 func (h *CommandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return EachCommand(h.count).ProcessPipelineHook(next)
+}
+
+// EachCommand is a go-redis hook that shows each command a client sends, each command of a
+// pipeline apart, to the function, before sending it.
+type EachCommand func(cmd redis.Cmder)
+
+func (f EachCommand) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (f EachCommand) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { f(cmd); return next(ctx, cmd) }
+}
+
+func (f EachCommand) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		for _, cmd := range cmds {
-			h.count(cmd)
+			f(cmd)
 		}
 		return next(ctx, cmds)
 	}
