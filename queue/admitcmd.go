@@ -235,9 +235,9 @@ func (r *Redis) admitManyCmd(ctx context.Context, groups [][]*admitCall, names [
 // answerMany gives the calls of groups their answers from cmd, an AdmitMany over groups sent
 // with names and lean as admitManyCmd took them, and returns the calls that a lean group did
 // not grant, to be admitted again in full (the rest of each such group, in order), with their
-// keys' names. It keeps
-// each key's busy flag: set when a lean group leaves calls to admit again or a group's calls
-// are not all granted, cleared when a group's calls all are.
+// keys' names. With names, it keeps each key's busy flag: set when a group's calls are not all
+// granted (a lean group's left to admit again, or a full group's queued or refused), cleared
+// when they all are.
 func answerMany(cmd *redis.Cmd, groups [][]*admitCall, names []perKeyNames, lean []bool) (again [][]*admitCall, againNames []perKeyNames) {
 	v, err := cmd.Result()
 	var entries []any
