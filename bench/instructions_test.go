@@ -103,6 +103,12 @@ func instrAdmit(i int) []any {
 		time.Now().UnixMicro() + 30_000_000, 1000, 0, 0}
 }
 
+// instrAdmitLean is the i-th admit's ARGV sent lean (a lone admit of a key that is not busy):
+// the limit's six, the ticket's id and cost.
+func instrAdmitLean(i int) []any {
+	return []any{0, 50_000_000, 1_000_000, 0, 60_000, 0, fmt.Sprintf("id%014d", i), 1}
+}
+
 func instructionCases() []instructionCase {
 	keys, jobKeys, admit := instrKeys, instrJobKeys, instrAdmit
 	// A durable job of 100 bytes, queued (no worker).
@@ -136,6 +142,14 @@ func instructionCases() []instructionCase {
 			}},
 		{group: "request granted at once", name: "rateltd admit, script", setup: load(lua.Admit), call: evalsha(lua.Admit, keys, admit)},
 		{group: "request granted at once", name: "rateltd admit, function", setup: load(lua.Admit), call: fcall(lua.Admit, keys, admit)},
+		{group: "request granted at once", name: "rateltd admit, function, lean", setup: load(lua.Admit),
+			call: func(ctx context.Context, rdb *redis.Client, i int) error {
+				name, _, _ := lua.Function(lua.Admit.Hash())
+				if v, err := rdb.FCall(ctx, name, keys[:7], instrAdmitLean(i)...).Slice(); err != nil || v[0] != int64(1) {
+					return fmt.Errorf("lean admit: %v, %v; want granted", v, err)
+				}
+				return nil
+			}},
 		admitMany(1, 8, false), admitMany(8, 1, false), admitMany(1, 8, true), admitMany(8, 1, true),
 		{group: "durable job enqueued", name: "asynq Enqueue", peer: true,
 			setup: func(_ context.Context, rdb *redis.Client) error {

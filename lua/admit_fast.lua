@@ -18,12 +18,22 @@
 --   the one remaining and reset after are of (1-based; 0: none, the concurrency cap's).
 --   A grant on a shadow key adds what the limit would have done (shadow.lua's SHADOW_*) and
 --   the would-be wait, µs.
+-- Sent lean (queue's lone admit of a key whose last admit met no line, pause or full window):
+--   KEYS the first seven of limits.lua's eleven (to paused) and those after the eleven; ARGV
+--   1-6, then 7 ticket id, 8 cost. It only grants: reply {1, now µs, remaining, reset after
+--   µs, which rate}, or {0} with nothing written when it does not grant (its sender admits
+--   the ticket again in full). Not for a shadow limit, whose grants count in stats.
 -- The arguments only the line reads are read once the fast path has not granted (each
 -- tonumber of a string costs as much as a small Redis command).
 local RAW, ID, PRIO, DEADLINE = ARGV[7], ARGV[8], nil, nil
 local MAXQ, OVERFLOW, HEAD = nil, nil, nil
 local COST = tonumber(ARGV[14]) or 1
 local TENANT, WEIGHT = ARGV[15] or '', tonumber(ARGV[16]) or 1
+if #ARGV == 8 then -- sent lean: no raw ticket (RAW nil), and no stats, dead letters, evictions or fair state
+  if SHADOW then error('a shadow limit sent lean') end
+  RAW, ID, COST = nil, ARGV[7], tonumber(ARGV[8])
+  STATS, DLQ, EVICTED, FAIR = nil, nil, nil, nil
+end
 
 local now = now_us()
 local free = lim_free(now, true)
@@ -34,7 +44,9 @@ end
 if lim_fits(COST) and quiet(now) then
   lim_take(COST)
   local reset = lim_record(now, {ID}, COST ~= 1 and {COST} or nil) -- 'admitted' is counted by the node, keeping this path short
+  if not RAW then return {1, now, lim_remaining(), reset, lim_which()} end
   return {1, now, lim_remaining(), 0, 0, '', reset, lim_which()}
 end
+if not RAW then return {0} end
 PRIO, DEADLINE = tonumber(ARGV[9]), tonumber(ARGV[10])
 MAXQ, OVERFLOW, HEAD = tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[13] == '1'

@@ -19,6 +19,63 @@ func (r *Redis) admitOne(ctx context.Context, a callArgs) (AdmitReply, error) {
 	return answerOne(cmd)
 }
 
+// admitLone sends one admit whose flight is alone in the air until it lands (the batcher's lone
+// call, or a solo flight of one): lean when its key is not busy and its limit is not a shadow
+// limit (four names and five arguments fewer, and it only grants: see admit_fast.lua), and, when
+// that did not grant it, again in full. It keeps the key's busy flag as answerMany does.
+func (r *Redis) admitLone(ctx context.Context, a callArgs) (AdmitReply, error) {
+	names := r.ks.cached(cacheKey(a.t.Key, a.p.Limit, false))
+	if !a.p.Limit.Shadow && !names.busy.Load() {
+		cmd := r.admitLeanCmd(ctx, a, names)
+		r.evalPipelined(ctx, []*redis.Cmd{cmd})
+		if rep, granted, err := answerLean(cmd); err != nil || granted {
+			return rep, err
+		}
+	}
+	rep, err := r.admitOne(ctx, a)
+	if err == nil {
+		names.busy.Store(rep.Outcome != Granted)
+	}
+	return rep, err
+}
+
+// admitLeanCmd returns the unsent EVALSHA of Admit for one ticket sent lean: its key's lean
+// names, the limit's six arguments, the ticket's id and cost.
+func (r *Redis) admitLeanCmd(ctx context.Context, a callArgs, names perKeyNames) *redis.Cmd {
+	lim := r.params.args(a.p)
+	args := make([]any, 0, 3+len(names.lean)+8)
+	args = append(args, "evalsha", shaArg(lua.Admit), len(names.lean))
+	args = append(args, names.lean...)
+	args = append(args, lim[:6]...)
+	args = append(args, a.t.ID, a.t.CostOf())
+	return redis.NewCmd(ctx, args...)
+}
+
+// answerLean reads the reply of a lean Admit: the grant's reply, or granted false when it did
+// not grant (and wrote nothing).
+func answerLean(cmd *redis.Cmd) (rep AdmitReply, granted bool, err error) {
+	v, err := cmd.Result()
+	if err != nil {
+		return AdmitReply{}, false, err
+	}
+	s, err := replySlice(v, 1)
+	if err != nil {
+		return AdmitReply{}, false, fmt.Errorf("reply: %w", err)
+	}
+	if code, err := replyInt(s[0]); err != nil || code != 0 && (code != int64(Granted) || len(s) < 5) {
+		return AdmitReply{}, false, fmt.Errorf("reply: a lean admit's %v", v)
+	} else if code == 0 {
+		return AdmitReply{}, false, nil
+	}
+	var n [4]int64
+	for i := range n {
+		if n[i], err = replyInt(s[i+1]); err != nil {
+			return AdmitReply{}, false, fmt.Errorf("reply: element %d: %w", i+1, err)
+		}
+	}
+	return AdmitReply{Outcome: Granted, Now: n[0], Remaining: int(n[1]), ResetAfter: n[2], Which: int(n[3])}, true, nil
+}
+
 // admitCmd returns the unsent EVALSHA of Admit for one ticket, built from the key names and
 // limit arguments boxed once per key (evalSHA would box them again on every call).
 func (r *Redis) admitCmd(ctx context.Context, p Params, t *Ticket, raw []byte) *redis.Cmd {
@@ -64,7 +121,11 @@ func (r *Redis) admitSolo(ctx context.Context, batch []*admitCall) { r.admitBatc
 func (r *Redis) admitBatch(ctx context.Context, batch []*admitCall, mayLean bool) {
 	if len(batch) == 1 {
 		c := batch[0]
-		c.rep, c.err = r.admitOne(ctx, c.a)
+		if mayLean {
+			c.rep, c.err = r.admitLone(ctx, c.a)
+		} else {
+			c.rep, c.err = r.admitOne(ctx, c.a)
+		}
 		return
 	}
 	if slices.ContainsFunc(batch, func(c *admitCall) bool { return c.a.t.Tenant != "" }) {

@@ -523,3 +523,97 @@ func TestLeanAdmitsWhileNotBusy(t *testing.T) {
 		t.Fatalf("the line holds tickets %v, want [1 2]", got)
 	}
 }
+
+// TestLoneAdmitGoesLean: a lone admit (Redis.Admit with nobody else calling) of a key that is
+// not busy goes lean (seven KEYS) and answers as the full admit does; one the lean call does not
+// grant — the limit reached, a pause, a cost more than is left — goes again in full (eleven),
+// the lean call having written nothing, and the key stays busy, its admits in full, until one
+// is granted; a shadow limit's admit always goes in full.
+func TestLoneAdmitGoesLean(t *testing.T) {
+	rdb, prefix := topologies["redis"](t)
+	hook := &keysHook{}
+	rdb.AddHook(redistest.EachCommand(hook.record))
+	r := NewRedis(rdb, prefix, 4)
+	ctx := context.Background()
+	if err := r.LoadScripts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n := config.PriorityNormal
+	limit := config.Limit{Max: 3, Window: time.Minute, MaxQueue: 10}.WithDefaults()
+	params := func(l config.Limit) Params { return Params{Limit: l, ExtPause: NotPaused, StatsTTL: time.Minute} }
+	// admit admits one ticket of key, of cost (0: 1), alone, and checks its outcome and the
+	// KEYS counts of the script calls it made.
+	admit := func(what, key string, p Params, cost int64, want Outcome, keys ...int64) (AdmitReply, []byte) {
+		t.Helper()
+		c := admitCase{prios: []config.Priority{n}, p: p}
+		if cost > 0 {
+			c.costs = []int64{cost}
+		}
+		tks, raws := caseTickets(t, r, c, key)
+		rep, err := r.Admit(ctx, p, tks[0], raws[0])
+		if err != nil || rep.Outcome != want {
+			t.Fatalf("%s: %+v, %v; want outcome %v", what, rep, err, want)
+		}
+		if got := hook.took(); !slices.Equal(got, keys) {
+			t.Fatalf("%s: script calls of %v KEYS, want %v", what, got, keys)
+		}
+		return rep, raws[0]
+	}
+	p := params(limit)
+	busy := r.ks.cached(cacheKey("lone", limit, false)).busy
+	window := r.ks.perKey("lone", limit)[kWindow]
+
+	// A lean grant answers what the full admit answers: compared with an admit of a busy key
+	// (sent in full) at the same point of its window.
+	for i := range 2 {
+		lean, _ := admit("under the limit", "lone", p, 0, Granted, 7)
+		r.ks.cached(cacheKey("full", limit, false)).busy.Store(true) // a grant clears it
+		full, _ := admit("in full", "full", p, 0, Granted, 11)
+		if lean.Remaining != 2-i || lean.Remaining != full.Remaining || lean.ResetAfter != full.ResetAfter ||
+			lean.Which != full.Which || lean.Now == 0 {
+			t.Fatalf("grant %d: lean %+v, in full %+v", i, lean, full)
+		}
+	}
+	admit("the last the limit allows", "lone", p, 0, Granted, 7)
+	if busy.Load() {
+		t.Fatal("busy after a grant")
+	}
+	_, first := admit("at the limit", "lone", p, 0, Queued, 7, 11)
+	if got := rdb.ZCard(ctx, window).Val(); got != 3 {
+		t.Fatalf("the window holds %d grants after the lean call that did not grant, want 3", got)
+	}
+	if !busy.Load() {
+		t.Fatal("not busy after an admit that queued")
+	}
+	_, second := admit("busy", "lone", p, 0, Queued, 11)
+	if got := lines(t, r, "lone", [][]byte{first, second})[n.Line()]; !slices.Equal(got, []int{0, 1}) {
+		t.Fatalf("the line holds tickets %v, want [0 1]", got)
+	}
+	// The line and the window gone, the busy key's admit goes in full, and its next lean again.
+	if err := rdb.Del(ctx, r.ks.perKey("lone", limit)...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	admit("busy, granted", "lone", p, 0, Granted, 11)
+	admit("lean again", "lone", p, 0, Granted, 7)
+
+	// A pause: the lean call does not grant, the full one queues.
+	if err := rdb.Set(ctx, r.ks.perKey("paused", limit)[kPaused], PausedForever, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	admit("paused", "paused", p, 0, Queued, 7, 11)
+	if got := rdb.Exists(ctx, r.ks.perKey("paused", limit)[kWindow]).Val(); got != 0 {
+		t.Fatal("a paused key's window was written")
+	}
+
+	// Costs on a rate of units: a lean grant takes its cost; a cost more than is left goes in
+	// full and is queued.
+	units := params(config.Limit{Max: 10, Window: time.Minute, Units: true, MaxQueue: 10}.WithDefaults())
+	if rep, _ := admit("cost 4", "units", units, 4, Granted, 7); rep.Remaining != 6 {
+		t.Fatalf("cost 4: %d remaining, want 6", rep.Remaining)
+	}
+	admit("cost 7 of 6 left", "units", units, 7, Queued, 7, 11)
+
+	// A shadow limit's admit goes in full, its stats counted.
+	shadow := params(config.Limit{Max: 3, Window: time.Minute, Shadow: true}.WithDefaults())
+	admit("shadow", "shadow", shadow, 0, Granted, 11)
+}

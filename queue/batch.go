@@ -24,7 +24,8 @@ import (
 // goroutine. A flight that runs on a goroutine of its own (see
 // farDeadline) is counted in flights, for the Client's shutdown.
 type batcher[A, R any] struct {
-	// one sends a call alone; all sends a batch and gives each call its answer; undo undoes
+	// one sends a call alone (with solo set, no other flight takes off until it lands); all
+	// sends a batch and gives each call its answer; undo undoes
 	// what a call did whose answer landed after its caller left (nil: nothing to undo).
 	one  func(ctx context.Context, a A) (R, error)
 	all  func(ctx context.Context, batch []*batchCall[A, R])
@@ -136,11 +137,14 @@ func (b *batcher[A, R]) do(ctx context.Context, a A) (R, error) {
 	}
 	b.mu.Lock()
 	if timeout == nil && len(b.pending) == 0 && b.mayFly(0) {
-		// Alone: the call goes at once, from here, with nothing to hand over.
+		// Alone: the call goes at once, from here, with nothing to hand over; with solo set,
+		// as a solo flight (one may rely on it as solo does).
 		b.flying++
+		b.soloFlying = b.solo != nil
 		b.mu.Unlock()
 		rep, err := b.one(context.WithoutCancel(ctx), a)
 		b.mu.Lock()
+		b.soloFlying = false
 		b.landed()
 		b.mu.Unlock()
 		return rep, err

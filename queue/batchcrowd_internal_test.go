@@ -237,3 +237,52 @@ func TestSoloFlightFliesAlone(t *testing.T) {
 		}
 	}
 }
+
+// TestLoneCallFliesAlone: with solo set (the admits' batcher), a call that goes alone flies as
+// a solo flight: no flight joins it, whatever waits, and the calls that came meanwhile go
+// together once it lands. Without solo, a crowd's flight joins it as before.
+func TestLoneCallFliesAlone(t *testing.T) {
+	const crowd = 4
+	for _, withSolo := range []bool{true, false} {
+		h := &heldFlights{land: make(chan struct{})}
+		b := h.batcher(2, crowd)
+		if withSolo {
+			b.solo = b.all
+		}
+		answers := make(chan [2]int, 16)
+		call := caller(t, b, answers)
+		call(0) // alone: flies at once, by one
+		waitFor(t, b, "the lone call in the air", func() bool { return len(h.taken()) == 1 })
+		for a := 1; a <= crowd+1; a++ {
+			call(a)
+		}
+		if withSolo {
+			waitFor(t, b, "a crowd waiting", func() bool { return len(b.pending) == crowd+1 || len(h.taken()) > 1 })
+			if n := len(h.taken()); n != 1 {
+				t.Fatalf("with solo: %d flights taken with a crowd waiting behind a lone call, want 1", n)
+			}
+			h.land <- struct{}{} // the lone call lands: the crowd goes in one flight
+		}
+		waitFor(t, b, "a second flight in the air", func() bool { return len(h.taken()) == 2 })
+		got := h.taken()[1]
+		if withSolo && len(got) != crowd+1 || len(got) < crowd {
+			t.Fatalf("solo %v: the second flight took %v, want the calls waiting (%d, or with solo %d)", withSolo, got, crowd, crowd+1)
+		}
+		stop := make(chan struct{})
+		go func() { // lands every flight from now on
+			for {
+				select {
+				case h.land <- struct{}{}:
+				case <-stop:
+					return
+				}
+			}
+		}()
+		for range crowd + 2 {
+			if got := <-answers; got[0] != got[1] {
+				t.Errorf("call %d answered %d", got[0], got[1])
+			}
+		}
+		close(stop)
+	}
+}

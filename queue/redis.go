@@ -77,7 +77,7 @@ var _ Backend = (*Redis)(nil)
 // keys is spread over shards keys.
 func NewRedis(rdb redis.UniversalClient, prefix string, shards int) *Redis {
 	r := &Redis{rdb: rdb, ks: keyspace{prefix: prefix, shards: shards, names: &nameCache{m: map[nameCacheKey]perKeyNames{}}}}
-	r.admit = batcher[callArgs, AdmitReply]{one: r.admitOne, all: r.admitAll, solo: r.admitSolo, undo: r.undoAdmit,
+	r.admit = batcher[callArgs, AdmitReply]{one: r.admitLone, all: r.admitAll, solo: r.admitSolo, undo: r.undoAdmit,
 		most: admitFlights, crowd: admitCrowd}
 	r.enqueues = batcher[callArgs, AdmitReply]{one: r.enqueueOne, all: r.enqueueAll, most: enqueueFlights}
 	r.finishes = batcher[finishArgs, finishReply]{one: r.finishOne, all: r.finishAll}
