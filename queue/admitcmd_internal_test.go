@@ -467,19 +467,26 @@ func (h *keysHook) took() []int64 {
 	return k
 }
 
+// keysCounted returns a Redis backend, its scripts loaded, on a server of its own, with a hook
+// that records the KEYS count of each script call.
+func keysCounted(t *testing.T) (*Redis, *keysHook) {
+	rdb, prefix := topologies["redis"](t)
+	hook := &keysHook{}
+	rdb.AddHook(redistest.EachCommand(hook.record))
+	r := NewRedis(rdb, prefix, 4)
+	if err := r.LoadScripts(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return r, hook
+}
+
 // TestLeanAdmitsWhileNotBusy: a key goes lean (seven KEYS) to a batch's admit until its admit
 // meets its limit: then the tickets the lean call did not grant go again in full (eleven), in
 // order, and the key stays busy — its next batches go in full, one call — until a batch of its
 // is all granted.
 func TestLeanAdmitsWhileNotBusy(t *testing.T) {
-	rdb, prefix := topologies["redis"](t)
-	hook := &keysHook{}
-	rdb.AddHook(redistest.EachCommand(hook.record))
-	r := NewRedis(rdb, prefix, 4)
+	r, hook := keysCounted(t)
 	ctx := context.Background()
-	if err := r.LoadScripts(ctx); err != nil {
-		t.Fatal(err)
-	}
 	n := config.PriorityNormal
 	c := admitCase{prios: []config.Priority{n, n, n}, p: Params{Limit: config.Limit{Max: 3, Window: time.Minute, MaxQueue: 10}.WithDefaults(),
 		ExtPause: NotPaused, StatsTTL: time.Minute}}
@@ -530,14 +537,8 @@ func TestLeanAdmitsWhileNotBusy(t *testing.T) {
 // the lean call having written nothing, and the key stays busy, its admits in full, until one
 // is granted; a shadow limit's admit always goes in full.
 func TestLoneAdmitGoesLean(t *testing.T) {
-	rdb, prefix := topologies["redis"](t)
-	hook := &keysHook{}
-	rdb.AddHook(redistest.EachCommand(hook.record))
-	r := NewRedis(rdb, prefix, 4)
-	ctx := context.Background()
-	if err := r.LoadScripts(ctx); err != nil {
-		t.Fatal(err)
-	}
+	r, hook := keysCounted(t)
+	rdb, ctx := r.rdb, context.Background()
 	n := config.PriorityNormal
 	limit := config.Limit{Max: 3, Window: time.Minute, MaxQueue: 10}.WithDefaults()
 	params := func(l config.Limit) Params { return Params{Limit: l, ExtPause: NotPaused, StatsTTL: time.Minute} }
