@@ -20,24 +20,44 @@ func (r *Redis) admitOne(ctx context.Context, a callArgs) (AdmitReply, error) {
 }
 
 // admitLone sends one admit whose flight is alone in the air until it lands (the batcher's lone
-// call, or a solo flight of one): lean when its key is not busy and its limit is not a shadow
-// limit (four names and five arguments fewer, and it only grants: see admit_fast.lua), and, when
-// that did not grant it, again in full. It keeps the key's busy flag as answerMany does.
+// call, or a solo flight of one): lean when its key is not busy, its limit is not a shadow
+// limit and the ticket may wait in line (four names and five arguments fewer, and it only
+// grants: see admit_fast.lua), and, when that did not grant it, again in full. A ticket that
+// may not wait goes in full at once: not granted, it is refused, in one command (the
+// middleware's answer at once). It keeps the key's busy flag as answerMany does.
 func (r *Redis) admitLone(ctx context.Context, a callArgs) (AdmitReply, error) {
 	names := r.ks.cached(cacheKey(a.t.Key, a.p.Limit, false))
-	if !a.p.Limit.Shadow && !names.busy.Load() {
+	if !a.p.Limit.Shadow && !names.busy.Load() && mayWait(a) {
 		cmd := r.admitLeanCmd(ctx, a, names)
 		r.evalPipelined(ctx, []*redis.Cmd{cmd})
-		if rep, granted, err := answerLean(cmd); err != nil || granted {
+		rep, granted, err := answerLean(cmd)
+		if err != nil || granted {
+			if granted {
+				names.busy.Store(spent(rep))
+			}
 			return rep, err
 		}
 	}
 	rep, err := r.admitOne(ctx, a)
 	if err == nil {
-		names.busy.Store(rep.Outcome != Granted)
+		names.busy.Store(rep.Outcome != Granted || spent(rep))
 	}
 	return rep, err
 }
+
+// leanMinWait: a ticket whose deadline is nearer than this after it came may not wait in line
+// (a request that takes only a grant at once, as the middleware's with no Wait).
+const leanMinWait = time.Millisecond
+
+// mayWait says whether a's ticket may wait in line: its limit queues and its deadline is not
+// within leanMinWait.
+func mayWait(a callArgs) bool {
+	return a.p.Limit.MaxQueue >= 0 && a.t.Deadline-a.t.Enqueued >= leanMinWait.Microseconds()
+}
+
+// spent says whether a grant's reply leaves its key's window nothing more to admit now: the
+// key's next admit would not be granted, and goes in full (busy).
+func spent(rep AdmitReply) bool { return rep.Outcome == Granted && rep.Remaining <= 0 }
 
 // admitLeanCmd returns the unsent EVALSHA of Admit for one ticket sent lean: its key's lean
 // names, the limit's six arguments, the ticket's id and cost.
@@ -155,9 +175,11 @@ func (r *Redis) admitBatch(ctx context.Context, batch []*admitCall, mayLean bool
 }
 
 // leanGroups returns the names of each group's key and which groups go lean: those of a key
-// that is not busy (its last admit met no line, pause or full window), whose limit is not a
-// shadow limit and that has no other group in the batch (a later group of the key, granted
-// while an earlier one's tickets wait to go again, would pass them). A lean key's call
+// that is not busy (its last admit met no line, pause or full window, and left the window
+// something to admit), whose limit is not a shadow limit, whose tickets may all wait in line
+// (mayWait: one that may not is refused in the full call's one command) and that has no other
+// group in the batch (a later group of the key, granted while an earlier one's tickets wait to
+// go again, would pass them). A lean key's call
 // carries four names and three arguments a ticket fewer, and only grants (see
 // admit_many.lua); the tickets it does not grant go again in full, in a second call.
 func (r *Redis) leanGroups(groups [][]*admitCall) ([]perKeyNames, []bool) {
@@ -173,7 +195,8 @@ func (r *Redis) leanGroups(groups [][]*admitCall) ([]perKeyNames, []bool) {
 	for i, g := range groups {
 		l := g[0].a.p.Limit
 		names[i] = r.ks.cached(cacheKey(g[0].a.t.Key, l, false))
-		lean[i] = !l.Shadow && !names[i].busy.Load() && (groupsOf == nil || groupsOf[g[0].a.t.Key] == 1)
+		lean[i] = !l.Shadow && !names[i].busy.Load() && (groupsOf == nil || groupsOf[g[0].a.t.Key] == 1) &&
+			!slices.ContainsFunc(g, func(c *admitCall) bool { return !mayWait(c.a) })
 	}
 	return names, lean
 }
@@ -297,8 +320,8 @@ func (r *Redis) admitManyCmd(ctx context.Context, groups [][]*admitCall, names [
 // with names and lean as admitManyCmd took them, and returns the calls that a lean group did
 // not grant, to be admitted again in full (the rest of each such group, in order), with their
 // keys' names. With names, it keeps each key's busy flag: set when a group's calls are not all
-// granted (a lean group's left to admit again, or a full group's queued or refused), cleared
-// when they all are.
+// granted (a lean group's left to admit again, or a full group's queued or refused) or the last
+// grant left the window nothing (spent), cleared otherwise.
 func answerMany(cmd *redis.Cmd, groups [][]*admitCall, names []perKeyNames, lean []bool) (again [][]*admitCall, againNames []perKeyNames) {
 	v, err := cmd.Result()
 	var entries []any
@@ -315,7 +338,8 @@ func answerMany(cmd *redis.Cmd, groups [][]*admitCall, names []perKeyNames, lean
 			reps, kerr = parseAdmitMany(entries[i], len(g), g[0].a.p.Limit.Complex(), g[0].a.p.Limit.Shadow, isLean)
 		}
 		if kerr == nil && names != nil {
-			names[i].busy.Store(len(reps) < len(g) || slices.ContainsFunc(reps, func(r AdmitReply) bool { return r.Outcome != Granted }))
+			names[i].busy.Store(len(reps) < len(g) || slices.ContainsFunc(reps, func(r AdmitReply) bool { return r.Outcome != Granted }) ||
+				spent(reps[len(reps)-1]))
 		}
 		for j, c := range g {
 			switch {

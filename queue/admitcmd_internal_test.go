@@ -483,7 +483,8 @@ func keysCounted(t *testing.T) (*Redis, *keysHook) {
 // TestLeanAdmitsWhileNotBusy: a key goes lean (seven KEYS) to a batch's admit until its admit
 // meets its limit: then the tickets the lean call did not grant go again in full (eleven), in
 // order, and the key stays busy — its next batches go in full, one call — until a batch of its
-// is all granted.
+// is all granted with something left; a batch whose grants take the window's last leaves it
+// busy too. A batch with a ticket that may not wait goes in full.
 func TestLeanAdmitsWhileNotBusy(t *testing.T) {
 	r, hook := keysCounted(t)
 	ctx := context.Background()
@@ -491,9 +492,17 @@ func TestLeanAdmitsWhileNotBusy(t *testing.T) {
 	c := admitCase{prios: []config.Priority{n, n, n}, p: Params{Limit: config.Limit{Max: 3, Window: time.Minute, MaxQueue: 10}.WithDefaults(),
 		ExtPause: NotPaused, StatsTTL: time.Minute}}
 	busy := r.ks.cached(cacheKey("lean", c.p.Limit, false)).busy
+	nowait := -1 // a ticket of round's whose deadline is at once, that may not wait (-1: none)
 	round := func(what string, want []Outcome, keys ...int64) [][]byte {
 		t.Helper()
 		tks, raws := caseTickets(t, r, c, "lean")
+		if nowait >= 0 {
+			tks[nowait].Deadline = tks[nowait].Enqueued + 1
+			var err error
+			if raws[nowait], err = tks[nowait].Encode(); err != nil {
+				t.Fatal(err)
+			}
+		}
 		batch := make([]*admitCall, len(want))
 		for i := range batch {
 			batch[i] = &admitCall{a: callArgs{p: c.p, t: tks[i], raw: raws[i]}}
@@ -529,36 +538,68 @@ func TestLeanAdmitsWhileNotBusy(t *testing.T) {
 	if got := lines(t, r, "lean", raws)[n.Line()]; !slices.Equal(got, []int{1, 2}) {
 		t.Fatalf("the line holds tickets %v, want [1 2]", got)
 	}
+	// A batch with a ticket that may not wait goes in full: refused in that one call.
+	if err := r.rdb.Del(ctx, r.ks.perKey("lean", c.p.Limit)...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	round("busy, all granted", []Outcome{Granted, Granted}, 11)
+	nowait = 1
+	round("one may not wait", []Outcome{Granted, WouldExceed}, 11)
+	nowait = -1
+	// A batch whose grants take the window's last leaves the key busy.
+	if err := r.rdb.Del(ctx, r.ks.perKey("lean", c.p.Limit)...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	round("busy, all granted", []Outcome{Granted}, 11)
+	round("the window's last", []Outcome{Granted, Granted}, 7)
+	if !busy.Load() {
+		t.Fatal("not busy after a batch that took the window's last")
+	}
+	round("spent", []Outcome{Queued, Queued}, 11)
 }
 
 // TestLoneAdmitGoesLean: a lone admit (Redis.Admit with nobody else calling) of a key that is
 // not busy goes lean (seven KEYS) and answers as the full admit does; one the lean call does not
-// grant — the limit reached, a pause, a cost more than is left — goes again in full (eleven),
-// the lean call having written nothing, and the key stays busy, its admits in full, until one
-// is granted; a shadow limit's admit always goes in full.
+// grant — the window taken by another process, a pause, a cost more than is left — goes again
+// in full (eleven), the lean call having written nothing, and the key stays busy, its admits in
+// full, until one is granted with something left; so does a key whose grant took the window's
+// last. A ticket that may not wait in line (its deadline at once, or a limit that never queues)
+// and a shadow limit's go in full: a refusal at once is one command.
 func TestLoneAdmitGoesLean(t *testing.T) {
 	r, hook := keysCounted(t)
 	rdb, ctx := r.rdb, context.Background()
+	other := NewRedis(rdb, r.ks.prefix, 4) // another process: names and busy flags of its own
 	n := config.PriorityNormal
 	limit := config.Limit{Max: 3, Window: time.Minute, MaxQueue: 10}.WithDefaults()
 	params := func(l config.Limit) Params { return Params{Limit: l, ExtPause: NotPaused, StatsTTL: time.Minute} }
-	// admit admits one ticket of key, of cost (0: 1), alone, and checks its outcome and the
-	// KEYS counts of the script calls it made.
-	admit := func(what, key string, p Params, cost int64, want Outcome, keys ...int64) (AdmitReply, []byte) {
+	// admit admits one ticket of key, of cost (0: 1) and wait (0: an hour), alone, by b, and
+	// checks its outcome and the KEYS counts of the script calls it made.
+	admitBy := func(b *Redis, what, key string, p Params, cost int64, wait time.Duration, want Outcome, keys ...int64) (AdmitReply, []byte) {
 		t.Helper()
 		c := admitCase{prios: []config.Priority{n}, p: p}
 		if cost > 0 {
 			c.costs = []int64{cost}
 		}
 		tks, raws := caseTickets(t, r, c, key)
-		rep, err := r.Admit(ctx, p, tks[0], raws[0])
+		if wait > 0 {
+			tks[0].Deadline = tks[0].Enqueued + wait.Microseconds()
+			var err error
+			if raws[0], err = tks[0].Encode(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rep, err := b.Admit(ctx, p, tks[0], raws[0])
 		if err != nil || rep.Outcome != want {
 			t.Fatalf("%s: %+v, %v; want outcome %v", what, rep, err, want)
 		}
-		if got := hook.took(); !slices.Equal(got, keys) {
+		if got := hook.took(); b == r && !slices.Equal(got, keys) {
 			t.Fatalf("%s: script calls of %v KEYS, want %v", what, got, keys)
 		}
 		return rep, raws[0]
+	}
+	admit := func(what, key string, p Params, cost int64, want Outcome, keys ...int64) (AdmitReply, []byte) {
+		t.Helper()
+		return admitBy(r, what, key, p, cost, 0, want, keys...)
 	}
 	p := params(limit)
 	busy := r.ks.cached(cacheKey("lone", limit, false)).busy
@@ -575,17 +616,14 @@ func TestLoneAdmitGoesLean(t *testing.T) {
 			t.Fatalf("grant %d: lean %+v, in full %+v", i, lean, full)
 		}
 	}
-	admit("the last the limit allows", "lone", p, 0, Granted, 7)
 	if busy.Load() {
-		t.Fatal("busy after a grant")
+		t.Fatal("busy after a grant that left something")
 	}
-	_, first := admit("at the limit", "lone", p, 0, Queued, 7, 11)
-	if got := rdb.ZCard(ctx, window).Val(); got != 3 {
-		t.Fatalf("the window holds %d grants after the lean call that did not grant, want 3", got)
-	}
+	admit("the last the limit allows", "lone", p, 0, Granted, 7)
 	if !busy.Load() {
-		t.Fatal("not busy after an admit that queued")
+		t.Fatal("not busy after a grant that took the window's last")
 	}
+	_, first := admit("at the limit", "lone", p, 0, Queued, 11)
 	_, second := admit("busy", "lone", p, 0, Queued, 11)
 	if got := lines(t, r, "lone", [][]byte{first, second})[n.Line()]; !slices.Equal(got, []int{0, 1}) {
 		t.Fatalf("the line holds tickets %v, want [0 1]", got)
@@ -596,6 +634,25 @@ func TestLoneAdmitGoesLean(t *testing.T) {
 	}
 	admit("busy, granted", "lone", p, 0, Granted, 11)
 	admit("lean again", "lone", p, 0, Granted, 7)
+	// Another process takes the window's last: the lean call does not grant, writes nothing, and
+	// the full one queues.
+	admitBy(other, "another process", "lone", p, 0, 0, Granted)
+	admit("taken by another", "lone", p, 0, Queued, 7, 11)
+	if got := rdb.ZCard(ctx, window).Val(); got != 3 {
+		t.Fatalf("the window holds %d grants after the lean call that did not grant, want 3", got)
+	}
+	if !busy.Load() {
+		t.Fatal("not busy after an admit that queued")
+	}
+
+	// A ticket that may not wait goes in full: granted, or refused in one command.
+	for range 3 {
+		admitBy(other, "another process", "nowait", p, 0, 0, Granted)
+	}
+	admitBy(r, "may not wait, at the limit", "nowait", p, 0, time.Microsecond, WouldExceed, 11)
+	admitBy(r, "may not wait, free", "nowait free", p, 0, time.Microsecond, Granted, 11)
+	never := params(config.Limit{Max: 3, Window: time.Minute, MaxQueue: -1}.WithDefaults())
+	admit("a limit that never queues", "never", never, 0, Granted, 11)
 
 	// A pause: the lean call does not grant, the full one queues.
 	if err := rdb.Set(ctx, r.ks.perKey("paused", limit)[kPaused], PausedForever, 0).Err(); err != nil {
