@@ -55,7 +55,8 @@ local SHADOW, MAXQT = false, 0 -- kept between calls
 -- requests, as lim_free last trimmed it (the edge and the live entries, the grants lim_record
 -- added since counted in), so that rate_slot need not count it again. Scripts write the windows
 -- only through the lim_ functions, which drop it but for lim_record on a sliding log; bind
--- forgets it.
+-- forgets it. seen.mw and seen.mt: the window length a sliding log's PEXPIRE last had, and its
+-- argument (ms, formatted), so that a run of calls of one length formats it once.
 local seen, seen_s, seen_n = {w = {}}, {}, {} -- kept between calls
 
 -- Points the helpers at the key whose names are in KEYS and whose limit is in ARGV. Every script
@@ -322,7 +323,8 @@ local function rate_record(i, now, ids, costs)
       added = redis.call('ZADD', W, unpack(args))
     end
     if R_UNITS[i] then log_add(i, total) end
-    redis.call('PEXPIRE', W, ms(WIN))
+    if seen.mw ~= WIN then seen.mw, seen.mt = WIN, ms(WIN) end
+    redis.call('PEXPIRE', W, seen.mt)
     if seen[i] then seen_n[i] = seen_n[i] + added end -- an id already there (a request sent again) only moves
     return WIN -- the newest entry is now's
   elseif ALG == 1 then

@@ -90,3 +90,54 @@ func TestFixedWindowLivesToItsEnd(t *testing.T) {
 		return
 	}
 }
+
+// TestSlidingLogLivesItsWindow: a sliding log's TTL is its window's length from its newest
+// grant, whatever window the calls before had — lone admits one after another on keys of
+// three lengths (a key's changed at run time among them), and one call admitting keys of two.
+func TestSlidingLogLivesItsWindow(t *testing.T) {
+	srv := redistest.Server(t)
+	r := NewRedis(srv.Client(t), srv.Prefix(t), 4)
+	ctx := context.Background()
+	if err := r.LoadScripts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sliding := func(window time.Duration) Params {
+		return Params{Limit: config.Limit{Max: 100, Window: window}.WithDefaults(), StatsTTL: time.Minute}
+	}
+	// ttlIs checks the TTL of key's log under p: its window, less what PEXPIRE's own clock
+	// reading after the script's TIME took (a second is far more than it can be).
+	ttlIs := func(what, key string, p Params) {
+		t.Helper()
+		got := r.rdb.PTTL(ctx, r.ks.perKey(key, p.Limit)[kWindow]).Val()
+		if got > p.Limit.Window || got < p.Limit.Window-time.Second {
+			t.Fatalf("%s: %s's log has a TTL of %v, want %v", what, key, got, p.Limit.Window)
+		}
+	}
+	ten, minute, two := sliding(10*time.Second), sliding(time.Minute), sliding(2*time.Second)
+	for _, c := range []struct {
+		what, key string
+		p         Params
+	}{{"10 s", "a", ten}, {"a minute", "b", minute}, {"10 s again", "a", ten}, {"a changed to 2 s", "a", two}, {"a minute again", "b", minute}} {
+		admitOnce(t, r, c.p, c.key)
+		ttlIs(c.what, c.key, c.p)
+	}
+	// One call admitting keys of two lengths, several tickets each, twice in a row.
+	for range 2 {
+		var batch []*admitCall
+		for _, k := range []struct {
+			key string
+			p   Params
+		}{{"c", ten}, {"d", minute}, {"c", ten}, {"d", minute}} {
+			tks, raws := caseTickets(t, r, admitCase{prios: []config.Priority{config.PriorityNormal}}, k.key)
+			batch = append(batch, &admitCall{a: callArgs{p: k.p, t: tks[0], raw: raws[0]}})
+		}
+		r.admitAll(ctx, batch)
+		for i, c := range batch {
+			if c.err != nil || c.rep.Outcome != Granted {
+				t.Fatalf("batch ticket %d: %+v, %v; want granted", i, c.rep, c.err)
+			}
+		}
+		ttlIs("one call", "c", ten)
+		ttlIs("one call", "d", minute)
+	}
+}
