@@ -18,7 +18,7 @@
 --   the one remaining and reset after are of (1-based; 0: none, the concurrency cap's).
 --   A grant on a shadow key adds what the limit would have done (shadow.lua's SHADOW_*) and
 --   the would-be wait, µs.
--- Sent lean (queue's lone admit of a key whose last admit met no line, pause or full window):
+-- Sent lean (a lone admit that may: queue's admitLone and mayLean):
 --   KEYS the first seven of limits.lua's eleven (to paused) and those after the eleven; ARGV
 --   1-6, then 7 ticket id, 8 cost. It only grants: reply {1, now µs, remaining, reset after
 --   µs, which rate}, or {0} with nothing written when it does not grant (its sender admits

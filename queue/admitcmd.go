@@ -20,29 +20,42 @@ func (r *Redis) admitOne(ctx context.Context, a callArgs) (AdmitReply, error) {
 }
 
 // admitLone sends one admit whose flight is alone in the air until it lands (the batcher's lone
-// call, or a solo flight of one): lean when its key is not busy, its limit is not a shadow
-// limit and the ticket may wait in line (four names and five arguments fewer, and it only
-// grants: see admit_fast.lua), and, when that did not grant it, again in full. A ticket that
-// may not wait goes in full at once: not granted, it is refused, in one command (the
-// middleware's answer at once). It keeps the key's busy flag as answerMany does.
+// call, or a solo flight of one): lean when it may (mayLean; four names and five arguments
+// fewer, and it only grants: see admit_fast.lua), and, when that did not grant it, again in
+// full. A ticket that may not wait goes in full at once: not granted, it is refused, in one
+// command (the middleware's answer at once). It keeps the key's busy flag (keepBusy).
 func (r *Redis) admitLone(ctx context.Context, a callArgs) (AdmitReply, error) {
 	names := r.ks.cached(cacheKey(a.t.Key, a.p.Limit, false))
-	if !a.p.Limit.Shadow && !names.busy.Load() && mayWait(a) {
+	if names.mayLean(a) {
 		cmd := r.admitLeanCmd(ctx, a, names)
 		r.evalPipelined(ctx, []*redis.Cmd{cmd})
 		rep, granted, err := answerLean(cmd)
+		if granted {
+			names.keepBusy([]AdmitReply{rep}, 1)
+		}
 		if err != nil || granted {
-			if granted {
-				names.busy.Store(spent(rep))
-			}
 			return rep, err
 		}
 	}
 	rep, err := r.admitOne(ctx, a)
 	if err == nil {
-		names.busy.Store(rep.Outcome != Granted || spent(rep))
+		names.keepBusy([]AdmitReply{rep}, 1)
 	}
 	return rep, err
+}
+
+// mayLean says whether a's ticket may go lean to its key of names n: the key is not busy, its
+// limit is not a shadow limit (whose grants count in stats) and the ticket may wait in line.
+func (n perKeyNames) mayLean(a callArgs) bool {
+	return !a.p.Limit.Shadow && !n.busy.Load() && mayWait(a)
+}
+
+// keepBusy sets the busy flag of the key of names n from the replies to the first len(reps) of
+// its count tickets sent together: busy when not all were granted (some left to admit again,
+// queued or refused) or the last grant left the window nothing (spent), else not.
+func (n perKeyNames) keepBusy(reps []AdmitReply, count int) {
+	n.busy.Store(len(reps) < count || slices.ContainsFunc(reps, func(r AdmitReply) bool { return r.Outcome != Granted }) ||
+		spent(reps[len(reps)-1]))
 }
 
 // leanMinWait: a ticket whose deadline is nearer than this after it came may not wait in line
@@ -174,12 +187,10 @@ func (r *Redis) admitBatch(ctx context.Context, batch []*admitCall, mayLean bool
 	sendGroups(ctx, r, groups, func(g []*admitCall) *redis.Cmd { return r.admitGroupCmd(ctx, g) }, admitAnswers)
 }
 
-// leanGroups returns the names of each group's key and which groups go lean: those of a key
-// that is not busy (its last admit met no line, pause or full window, and left the window
-// something to admit), whose limit is not a shadow limit, whose tickets may all wait in line
-// (mayWait: one that may not is refused in the full call's one command) and that has no other
-// group in the batch (a later group of the key, granted while an earlier one's tickets wait to
-// go again, would pass them). A lean key's call
+// leanGroups returns the names of each group's key and which groups go lean: those whose
+// tickets all may (mayLean: a ticket that may not wait is refused in the full call's one
+// command) and whose key has no other group in the batch (a later group of the key, granted
+// while an earlier one's tickets wait to go again, would pass them). A lean key's call
 // carries four names and three arguments a ticket fewer, and only grants (see
 // admit_many.lua); the tickets it does not grant go again in full, in a second call.
 func (r *Redis) leanGroups(groups [][]*admitCall) ([]perKeyNames, []bool) {
@@ -193,10 +204,9 @@ func (r *Redis) leanGroups(groups [][]*admitCall) ([]perKeyNames, []bool) {
 	names := make([]perKeyNames, len(groups))
 	lean := make([]bool, len(groups))
 	for i, g := range groups {
-		l := g[0].a.p.Limit
-		names[i] = r.ks.cached(cacheKey(g[0].a.t.Key, l, false))
-		lean[i] = !l.Shadow && !names[i].busy.Load() && (groupsOf == nil || groupsOf[g[0].a.t.Key] == 1) &&
-			!slices.ContainsFunc(g, func(c *admitCall) bool { return !mayWait(c.a) })
+		names[i] = r.ks.cached(cacheKey(g[0].a.t.Key, g[0].a.p.Limit, false))
+		lean[i] = (groupsOf == nil || groupsOf[g[0].a.t.Key] == 1) &&
+			!slices.ContainsFunc(g, func(c *admitCall) bool { return !names[i].mayLean(c.a) })
 	}
 	return names, lean
 }
@@ -319,9 +329,7 @@ func (r *Redis) admitManyCmd(ctx context.Context, groups [][]*admitCall, names [
 // answerMany gives the calls of groups their answers from cmd, an AdmitMany over groups sent
 // with names and lean as admitManyCmd took them, and returns the calls that a lean group did
 // not grant, to be admitted again in full (the rest of each such group, in order), with their
-// keys' names. With names, it keeps each key's busy flag: set when a group's calls are not all
-// granted (a lean group's left to admit again, or a full group's queued or refused) or the last
-// grant left the window nothing (spent), cleared otherwise.
+// keys' names. With names, it keeps each key's busy flag (keepBusy).
 func answerMany(cmd *redis.Cmd, groups [][]*admitCall, names []perKeyNames, lean []bool) (again [][]*admitCall, againNames []perKeyNames) {
 	v, err := cmd.Result()
 	var entries []any
@@ -338,8 +346,7 @@ func answerMany(cmd *redis.Cmd, groups [][]*admitCall, names []perKeyNames, lean
 			reps, kerr = parseAdmitMany(entries[i], len(g), g[0].a.p.Limit.Complex(), g[0].a.p.Limit.Shadow, isLean)
 		}
 		if kerr == nil && names != nil {
-			names[i].busy.Store(len(reps) < len(g) || slices.ContainsFunc(reps, func(r AdmitReply) bool { return r.Outcome != Granted }) ||
-				spent(reps[len(reps)-1]))
+			names[i].keepBusy(reps, len(g))
 		}
 		for j, c := range g {
 			switch {

@@ -312,12 +312,8 @@ func compareAdmit(t *testing.T, what string, want AdmitReply, wantRaws [][]byte,
 // TestAdmitManyKeyFailsAlone: a key whose part of an AdmitMany call fails (its window has the
 // wrong type) fails its own tickets with the script's error; the other keys' are answered.
 func TestAdmitManyKeyFailsAlone(t *testing.T) {
-	srv := redistest.Server(t)
-	r := NewRedis(srv.Client(t), srv.Prefix(t), 4)
+	r := loadedRedis(t)
 	ctx := context.Background()
-	if err := r.LoadScripts(ctx); err != nil {
-		t.Fatal(err)
-	}
 	c := admitCases()[0]
 	if err := r.rdb.Set(ctx, r.ks.perKey("bad", c.p.Limit)[kWindow], "x", time.Minute).Err(); err != nil {
 		t.Fatal(err)
@@ -467,16 +463,23 @@ func (h *keysHook) took() []int64 {
 	return k
 }
 
-// keysCounted returns a Redis backend, its scripts loaded, on a server of its own, with a hook
-// that records the KEYS count of each script call.
-func keysCounted(t *testing.T) (*Redis, *keysHook) {
-	rdb, prefix := topologies["redis"](t)
-	hook := &keysHook{}
-	rdb.AddHook(redistest.EachCommand(hook.record))
-	r := NewRedis(rdb, prefix, 4)
+// loadedRedis returns a Redis backend on a server of its own, its scripts loaded.
+func loadedRedis(t *testing.T) *Redis {
+	t.Helper()
+	srv := redistest.Server(t)
+	r := NewRedis(srv.Client(t), srv.Prefix(t), 4)
 	if err := r.LoadScripts(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	return r
+}
+
+// keysCounted returns loadedRedis's backend with a hook that records the KEYS count of each
+// script call.
+func keysCounted(t *testing.T) (*Redis, *keysHook) {
+	r := loadedRedis(t)
+	hook := &keysHook{}
+	r.rdb.AddHook(redistest.EachCommand(hook.record))
 	return r, hook
 }
 

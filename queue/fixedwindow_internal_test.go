@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/rateltd/rateltd/config"
-	"github.com/rateltd/rateltd/internal/redistest"
 )
 
 // fixedParams is a fixed window of max per window.
@@ -34,12 +33,8 @@ func admitOnce(t *testing.T, r *Redis, p Params, key string) AdmitReply {
 // then 2 s, both begun on the same even second), until the longer window's end: the count
 // made under the shorter one is still there after the shorter one's end, and still counted.
 func TestFixedWindowLivesToItsEnd(t *testing.T) {
-	srv := redistest.Server(t)
-	r := NewRedis(srv.Client(t), srv.Prefix(t), 4)
+	r := loadedRedis(t)
 	ctx := context.Background()
-	if err := r.LoadScripts(ctx); err != nil {
-		t.Fatal(err)
-	}
 	const sec = int64(time.Second / time.Microsecond)
 
 	p := fixedParams(100, 10*time.Second)
@@ -95,12 +90,8 @@ func TestFixedWindowLivesToItsEnd(t *testing.T) {
 // grant, whatever window the calls before had — lone admits one after another on keys of
 // three lengths (a key's changed at run time among them), and one call admitting keys of two.
 func TestSlidingLogLivesItsWindow(t *testing.T) {
-	srv := redistest.Server(t)
-	r := NewRedis(srv.Client(t), srv.Prefix(t), 4)
+	r := loadedRedis(t)
 	ctx := context.Background()
-	if err := r.LoadScripts(ctx); err != nil {
-		t.Fatal(err)
-	}
 	sliding := func(window time.Duration) Params {
 		return Params{Limit: config.Limit{Max: 100, Window: window}.WithDefaults(), StatsTTL: time.Minute}
 	}

@@ -70,9 +70,10 @@ func cacheKey(key string, l config.Limit, jobs bool) nameCacheKey {
 }
 
 // perKeyNames are a key's script KEYS, as strings and as command arguments; lean, the KEYS of
-// the key sent lean to AdmitMany (all but stats, dlq, evicted and fair: see admit_many.lua);
-// busy, whether the key's last admit sent with its names met a line, a pause or its limit
-// (kept by answerMany, read by leanGroups), shared by every copy.
+// the key sent lean to Admit or AdmitMany (all but stats, dlq, evicted and fair: see
+// admit_fast.lua, admit_many.lua); busy, whether the key's last admit sent with its names met a
+// line, a pause or its limit, or took the window's last (kept by keepBusy, read by mayLean),
+// shared by every copy.
 type perKeyNames struct {
 	names []string
 	args  []any
