@@ -14,7 +14,12 @@ import (
 // admitOne sends one admit on its own: the Admit script, whose fast path returns before the
 // line's helpers are even defined.
 func (r *Redis) admitOne(ctx context.Context, a callArgs) (AdmitReply, error) {
-	cmd := r.admitCmd(ctx, a.p, a.t, a.raw)
+	return r.admitWith(ctx, a, r.ks.perKeyArgs(a.t.Key, a.p.Limit))
+}
+
+// admitWith is admitOne with the key's names at hand (perKeyNames.args).
+func (r *Redis) admitWith(ctx context.Context, a callArgs, keys []any) (AdmitReply, error) {
+	cmd := r.admitCmd(ctx, a.p, a.t, a.raw, keys)
 	r.evalPipelined(ctx, []*redis.Cmd{cmd})
 	return answerOne(cmd)
 }
@@ -37,7 +42,7 @@ func (r *Redis) admitLone(ctx context.Context, a callArgs) (AdmitReply, error) {
 			return rep, err
 		}
 	}
-	rep, err := r.admitOne(ctx, a)
+	rep, err := r.admitWith(ctx, a, names.args)
 	if err == nil {
 		names.keepBusy([]AdmitReply{rep}, 1)
 	}
@@ -75,13 +80,16 @@ func spent(rep AdmitReply) bool { return rep.Outcome == Granted && rep.Remaining
 // admitLeanCmd returns the unsent EVALSHA of Admit for one ticket sent lean: its key's lean
 // names, the limit's six arguments, the ticket's id and cost.
 func (r *Redis) admitLeanCmd(ctx context.Context, a callArgs, names perKeyNames) *redis.Cmd {
-	lim := r.params.args(a.p)
-	args := make([]any, 0, 3+len(names.lean)+8)
-	args = append(args, "evalsha", shaArg(lua.Admit), len(names.lean))
-	args = append(args, names.lean...)
-	args = append(args, lim[:6]...)
-	args = append(args, a.t.ID, a.t.CostOf())
-	return redis.NewCmd(ctx, args...)
+	return redis.NewCmd(ctx, append(admitArgs(names.lean, r.params.args(a.p), 2), a.t.ID, a.t.CostOf())...)
+}
+
+// admitArgs begins the arguments of an EVALSHA of Admit: the key's names keys and the limit's
+// six arguments (the first six of lim, Params' arguments), with room for more after them.
+func admitArgs(keys, lim []any, more int) []any {
+	a := make([]any, 0, 3+len(keys)+6+more)
+	a = append(a, "evalsha", shaArg(lua.Admit), len(keys))
+	a = append(a, keys...)
+	return append(a, lim[:6]...)
 }
 
 // answerLean reads the reply of a lean Admit: the grant's reply, or granted false when it did
@@ -109,15 +117,12 @@ func answerLean(cmd *redis.Cmd) (rep AdmitReply, granted bool, err error) {
 	return AdmitReply{Outcome: Granted, Now: n[0], Remaining: int(n[1]), ResetAfter: n[2], Which: int(n[3])}, true, nil
 }
 
-// admitCmd returns the unsent EVALSHA of Admit for one ticket, built from the key names and
-// limit arguments boxed once per key (evalSHA would box them again on every call).
-func (r *Redis) admitCmd(ctx context.Context, p Params, t *Ticket, raw []byte) *redis.Cmd {
-	keys := r.ks.perKeyArgs(t.Key, p.Limit)
+// admitCmd returns the unsent EVALSHA of Admit for one ticket to the key whose names are keys,
+// built from the key names and limit arguments boxed once per key (evalSHA would box them
+// again on every call).
+func (r *Redis) admitCmd(ctx context.Context, p Params, t *Ticket, raw []byte, keys []any) *redis.Cmd {
 	lim := r.params.args(p)
-	a := make([]any, 0, 3+len(keys)+13)
-	a = append(a, "evalsha", shaArg(lua.Admit), len(keys))
-	a = append(a, keys...)
-	a = append(a, lim[:6]...)
+	a := admitArgs(keys, lim, 10)
 	a = append(a, raw, t.ID, t.Priority.Line(), t.Deadline, lim[6], lim[7], lim[8])
 	if c := t.CostOf(); c != 1 || t.Tenant != "" {
 		a = append(a, c)
@@ -216,7 +221,7 @@ func (r *Redis) leanGroups(groups [][]*admitCall) ([]perKeyNames, []bool) {
 func (r *Redis) admitAgain(ctx context.Context, again [][]*admitCall, names []perKeyNames) {
 	if len(again) == 1 && len(again[0]) == 1 {
 		c := again[0][0]
-		c.rep, c.err = r.admitOne(ctx, c.a)
+		c.rep, c.err = r.admitWith(ctx, c.a, names[0].args)
 		return
 	}
 	cmd := r.admitManyCmd(ctx, again, names, nil)
@@ -228,7 +233,7 @@ func (r *Redis) admitAgain(ctx context.Context, again [][]*admitCall, names []pe
 // one, else AdmitMany.
 func (r *Redis) admitGroupCmd(ctx context.Context, g []*admitCall) *redis.Cmd {
 	if len(g) == 1 {
-		return r.admitCmd(ctx, g[0].a.p, g[0].a.t, g[0].a.raw)
+		return r.admitCmd(ctx, g[0].a.p, g[0].a.t, g[0].a.raw, r.ks.perKeyArgs(g[0].a.t.Key, g[0].a.p.Limit))
 	}
 	return r.admitManyCmd(ctx, [][]*admitCall{g}, nil, nil)
 }
