@@ -16,8 +16,9 @@ func (n *Node) loop(events <-chan queue.Event, stopListen func(), ready chan<- s
 	defer close(n.done)
 	defer stopListen()
 	keys := newSchedule()
-	timer := time.NewTimer(0)
-	defer timer.Stop()
+	wake := newWakeTimer()
+	defer wake.stop()
+	wake.set(time.Now())
 	var nextPoll time.Time
 	for {
 		select {
@@ -33,7 +34,7 @@ func (n *Node) loop(events <-chan queue.Event, stopListen func(), ready chan<- s
 				events = nil
 			}
 		case <-n.wake:
-		case <-timer.C:
+		case <-wake.C:
 		}
 		select {
 		case <-n.stop: // Stop came with another event: grant nothing more
@@ -57,7 +58,7 @@ func (n *Node) loop(events <-chan queue.Event, stopListen func(), ready chan<- s
 		if at, ok := keys.earliest(); ok && at.Before(wakeAt) {
 			wakeAt = at
 		}
-		timer.Reset(max(time.Until(wakeAt), 0))
+		wake.set(wakeAt)
 		if ready != nil {
 			close(ready)
 			ready = nil

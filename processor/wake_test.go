@@ -1,0 +1,124 @@
+package processor
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestWakeTimerNeverEarly: each time set, whether under 1 ms ahead (the fine sleep alone),
+// whole milliseconds and a part, or passed, wakes the loop once, at or after it.
+func TestWakeTimerNeverEarly(t *testing.T) {
+	w := newWakeTimer()
+	defer w.stop()
+	for _, ahead := range []time.Duration{0, -time.Millisecond, 50 * time.Microsecond, 300 * time.Microsecond,
+		999 * time.Microsecond, time.Millisecond, 1500 * time.Microsecond, 3200 * time.Microsecond} {
+		for range 20 {
+			at := time.Now().Add(ahead)
+			w.set(at)
+			select {
+			case <-w.C:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("set %v ahead: no wake-up", ahead)
+			}
+			if now := time.Now(); now.Before(at) {
+				t.Fatalf("set %v ahead: woke %v early", ahead, at.Sub(now))
+			}
+		}
+	}
+	select {
+	case <-w.C:
+		t.Fatal("a wake-up more than the times set")
+	case <-time.After(20 * time.Millisecond):
+	}
+}
+
+// TestWakeTimerReplaces: a time set replaces the one before, earlier or later, and a wake-up
+// for the one before that the loop has not taken is dropped.
+func TestWakeTimerReplaces(t *testing.T) {
+	w := newWakeTimer()
+	defer w.stop()
+
+	w.set(time.Now().Add(time.Hour))
+	near := time.Now().Add(2 * time.Millisecond)
+	w.set(near)
+	select {
+	case <-w.C:
+		if time.Now().Before(near) {
+			t.Fatal("woke before the nearer time")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the nearer time set second did not wake")
+	}
+
+	w.set(time.Now().Add(300 * time.Millisecond))
+	w.set(time.Now().Add(time.Hour))
+	select {
+	case <-w.C:
+		t.Fatal("woke at a time replaced by a later one")
+	case <-time.After(600 * time.Millisecond):
+	}
+
+	w.set(time.Now()) // due at once: its wake-up waits, not taken
+	deadline := time.Now().Add(10 * time.Second)
+	for len(w.C) == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	w.set(time.Now().Add(time.Hour))
+	select {
+	case <-w.C:
+		t.Fatal("a wake-up not taken outlived the time that replaced it")
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+// TestWakeTimerStops: stop ends the goroutine while it waits for a time far ahead.
+func TestWakeTimerStops(t *testing.T) {
+	w := newWakeTimer()
+	w.set(time.Now().Add(time.Hour))
+	stopped := make(chan struct{})
+	go func() { w.stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("stop did not end the goroutine")
+	}
+}
+
+// BenchmarkWakeLate reports how late a wake-up comes after its time, the median over b.N
+// wake-ups each set 300 µs ahead: the loop's wakeTimer against a time.Timer, the way the loop
+// waited before (on Linux the runtime rounds an idle wait to whole milliseconds).
+//
+//	go test -run '^$' -bench WakeLate ./processor
+func BenchmarkWakeLate(b *testing.B) {
+	const ahead = 300 * time.Microsecond
+	report := func(b *testing.B, late []time.Duration) {
+		slices.Sort(late)
+		b.ReportMetric(float64(late[len(late)/2].Microseconds()), "late-µs-p50")
+		b.ReportMetric(float64(late[len(late)*9/10].Microseconds()), "late-µs-p90")
+	}
+	b.Run("wakeTimer", func(b *testing.B) {
+		w := newWakeTimer()
+		defer w.stop()
+		late := make([]time.Duration, 0, b.N)
+		for b.Loop() {
+			at := time.Now().Add(ahead)
+			w.set(at)
+			<-w.C
+			late = append(late, time.Since(at))
+		}
+		report(b, late)
+	})
+	b.Run("time.Timer", func(b *testing.B) {
+		tm := time.NewTimer(time.Hour)
+		defer tm.Stop()
+		late := make([]time.Duration, 0, b.N)
+		for b.Loop() {
+			at := time.Now().Add(ahead)
+			tm.Reset(ahead)
+			<-tm.C
+			late = append(late, time.Since(at))
+		}
+		report(b, late)
+	})
+}
