@@ -10,15 +10,16 @@ import (
 // maxPipeline bounds how many keys one backend round trip grants.
 const maxPipeline = 128
 
-// loop is the node's processor goroutine. It sleeps until the next slot of any key frees, a
-// wake-up arrives or the poll interval passes, then grants every due key in batches.
+// loop is the node's processor goroutine. It sleeps until the next slot of any key frees (its
+// alarm, a wakeTimer: on time to ~0.1 ms), a wake-up arrives or the poll interval passes, then
+// grants every due key in batches.
 func (n *Node) loop(events <-chan queue.Event, stopListen func(), ready chan<- struct{}) {
 	defer close(n.done)
 	defer stopListen()
 	keys := newSchedule()
-	wake := newWakeTimer()
-	defer wake.stop()
-	wake.set(time.Now())
+	alarm := newWakeTimer()
+	defer alarm.stop()
+	alarm.set(time.Now())
 	var nextPoll time.Time
 	for {
 		select {
@@ -34,7 +35,7 @@ func (n *Node) loop(events <-chan queue.Event, stopListen func(), ready chan<- s
 				events = nil
 			}
 		case <-n.wake:
-		case <-wake.C:
+		case <-alarm.C:
 		}
 		select {
 		case <-n.stop: // Stop came with another event: grant nothing more
@@ -58,7 +59,7 @@ func (n *Node) loop(events <-chan queue.Event, stopListen func(), ready chan<- s
 		if at, ok := keys.earliest(); ok && at.Before(wakeAt) {
 			wakeAt = at
 		}
-		wake.set(wakeAt)
+		alarm.set(wakeAt)
 		if ready != nil {
 			close(ready)
 			ready = nil
