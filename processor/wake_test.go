@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -16,21 +17,13 @@ func TestWakeTimerNeverEarly(t *testing.T) {
 		for range 20 {
 			at := time.Now().Add(ahead)
 			w.set(at)
-			select {
-			case <-w.C:
-			case <-time.After(10 * time.Second):
-				t.Fatalf("set %v ahead: no wake-up", ahead)
-			}
+			awaitWake(t, w, fmt.Sprintf("set %v ahead", ahead))
 			if now := time.Now(); now.Before(at) {
 				t.Fatalf("set %v ahead: woke %v early", ahead, at.Sub(now))
 			}
 		}
 	}
-	select {
-	case <-w.C:
-		t.Fatal("a wake-up more than the times set")
-	case <-time.After(20 * time.Millisecond):
-	}
+	noWake(t, w, 20*time.Millisecond, "a wake-up more than the times set")
 }
 
 // TestWakeTimerReplaces: a time set replaces the one before, earlier or later, and a wake-up
@@ -42,22 +35,14 @@ func TestWakeTimerReplaces(t *testing.T) {
 	w.set(time.Now().Add(time.Hour))
 	near := time.Now().Add(2 * time.Millisecond)
 	w.set(near)
-	select {
-	case <-w.C:
-		if time.Now().Before(near) {
-			t.Fatal("woke before the nearer time")
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the nearer time set second did not wake")
+	awaitWake(t, w, "the nearer time set second")
+	if time.Now().Before(near) {
+		t.Fatal("woke before the nearer time")
 	}
 
 	w.set(time.Now().Add(300 * time.Millisecond))
 	w.set(time.Now().Add(time.Hour))
-	select {
-	case <-w.C:
-		t.Fatal("woke at a time replaced by a later one")
-	case <-time.After(600 * time.Millisecond):
-	}
+	noWake(t, w, 600*time.Millisecond, "woke at a time replaced by a later one")
 
 	w.set(time.Now()) // due at once: its wake-up waits, not taken
 	deadline := time.Now().Add(10 * time.Second)
@@ -65,10 +50,26 @@ func TestWakeTimerReplaces(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	w.set(time.Now().Add(time.Hour))
+	noWake(t, w, 50*time.Millisecond, "a wake-up not taken outlived the time that replaced it")
+}
+
+// awaitWake fails t unless w wakes within 10 s.
+func awaitWake(t *testing.T, w *wakeTimer, what string) {
+	t.Helper()
 	select {
 	case <-w.C:
-		t.Fatal("a wake-up not taken outlived the time that replaced it")
-	case <-time.After(50 * time.Millisecond):
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: no wake-up", what)
+	}
+}
+
+// noWake fails t with why if w wakes within d.
+func noWake(t *testing.T, w *wakeTimer, d time.Duration, why string) {
+	t.Helper()
+	select {
+	case <-w.C:
+		t.Fatal(why)
+	case <-time.After(d):
 	}
 }
 
@@ -92,7 +93,14 @@ func TestWakeTimerStops(t *testing.T) {
 //	go test -run '^$' -bench WakeLate ./processor
 func BenchmarkWakeLate(b *testing.B) {
 	const ahead = 300 * time.Microsecond
-	report := func(b *testing.B, late []time.Duration) {
+	// measure reports how late wait(at) returns after at, a time ahead from now.
+	measure := func(b *testing.B, wait func(at time.Time)) {
+		late := make([]time.Duration, 0, b.N)
+		for b.Loop() {
+			at := time.Now().Add(ahead)
+			wait(at)
+			late = append(late, time.Since(at))
+		}
 		slices.Sort(late)
 		b.ReportMetric(float64(late[len(late)/2].Microseconds()), "late-µs-p50")
 		b.ReportMetric(float64(late[len(late)*9/10].Microseconds()), "late-µs-p90")
@@ -100,25 +108,11 @@ func BenchmarkWakeLate(b *testing.B) {
 	b.Run("wakeTimer", func(b *testing.B) {
 		w := newWakeTimer()
 		defer w.stop()
-		late := make([]time.Duration, 0, b.N)
-		for b.Loop() {
-			at := time.Now().Add(ahead)
-			w.set(at)
-			<-w.C
-			late = append(late, time.Since(at))
-		}
-		report(b, late)
+		measure(b, func(at time.Time) { w.set(at); <-w.C })
 	})
 	b.Run("time.Timer", func(b *testing.B) {
 		tm := time.NewTimer(time.Hour)
 		defer tm.Stop()
-		late := make([]time.Duration, 0, b.N)
-		for b.Loop() {
-			at := time.Now().Add(ahead)
-			tm.Reset(ahead)
-			<-tm.C
-			late = append(late, time.Since(at))
-		}
-		report(b, late)
+		measure(b, func(at time.Time) { tm.Reset(time.Until(at)); <-tm.C })
 	})
 }
