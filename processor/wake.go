@@ -29,8 +29,12 @@ func newWakeTimer() *wakeTimer {
 	return w
 }
 
-// set makes C receive at t (at once when t has passed), in place of the time set before.
+// set makes C receive at t (at once when t has passed), in place of the time set before. The
+// wait is measured from now on the monotonic clock, as a time.Timer's: a key's time comes from
+// server time and has no monotonic reading, and a step of the wall clock while the goroutine
+// waits must not stretch its wait.
 func (w *wakeTimer) set(t time.Time) {
+	t = time.Now().Add(time.Until(t))
 	select {
 	case <-w.C: // a wake-up for an earlier time, not yet taken: t replaces it
 	default:

@@ -3,6 +3,7 @@ package processor
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -70,6 +71,22 @@ func noWake(t *testing.T, w *wakeTimer, d time.Duration, why string) {
 	case <-w.C:
 		t.Fatal(why)
 	case <-time.After(d):
+	}
+}
+
+// TestWakeTimerWaitsOnTheMonotonicClock: a time without a monotonic reading (a key's, from
+// server time) reaches the goroutine as one with it, so that a step of the wall clock does not
+// move the wake-up. White-box: the goroutine is not started, its channel read here.
+func TestWakeTimerWaitsOnTheMonotonicClock(t *testing.T) {
+	w := &wakeTimer{C: make(chan struct{}, 1), next: make(chan time.Time, 1)}
+	wall := time.Now().Add(time.Second).Round(0) // Round(0) strips the monotonic reading
+	w.set(wall)
+	got := <-w.next
+	if !strings.Contains(got.String(), " m=") {
+		t.Fatalf("the goroutine waits for %v: no monotonic reading", got)
+	}
+	if d := got.Sub(wall); d < -time.Millisecond || d > time.Millisecond {
+		t.Fatalf("the goroutine waits for %v, %v from the time set", got, d)
 	}
 }
 
