@@ -7,9 +7,9 @@ import "time"
 // Go runtime sleeps in epoll_wait, whose timeout is whole milliseconds (a wait under 1 ms is
 // rounded up to 1 ms, a longer one truncated and its remainder then waited as 1 ms), so a timer
 // fires up to ~1 ms after its time: 1.05 ms late at 50 µs, 0.9 ms at 7.3 ms, measured on a
-// 2-core machine. A key's slot waited that long for its grant step (slot → start p50 ~0.6 ms on
-// one key, docs/performance.md). Here a timer waits the whole milliseconds, which the runtime
-// keeps, and a sleep of the operating system's (sleepFine) the rest, under 1 ms.
+// 2-core machine. A key's slot waited that long for its grant step (docs/performance.md,
+// "Waking on time"). Here a timer waits the whole milliseconds, which the runtime keeps, and a
+// sleep of the operating system's (sleepFine) the rest, under 1 ms.
 //
 // One goroutine of its own waits, so that the loop's select still takes events meanwhile. set
 // and C belong to the loop goroutine; stop ends the goroutine and waits for it.
