@@ -50,6 +50,9 @@ func TestWakeTimerReplaces(t *testing.T) {
 	for len(w.C) == 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
+	if len(w.C) == 0 {
+		t.Fatal("a time due at once did not wake")
+	}
 	w.set(time.Now().Add(time.Hour))
 	noWake(t, w, 50*time.Millisecond, "a wake-up not taken outlived the time that replaced it")
 }
