@@ -224,6 +224,9 @@ func (c *Client) WaitingKeys(ctx context.Context) ([]string, error) {
 // — for admin listings: about count keys after cursor ("" to start) and the cursor of the next
 // page ("" after the last). Each key comes once in a listing, unless its state is created or
 // removed during it (then it may be missed or come twice: on Redis the listing is a SCAN).
+// A key's counters are such state: a node writes them at its polls, so a key first used less
+// than a poll interval ago gains them later; each page first writes this Client's own, so that
+// its reads of the keys listed (Status, which writes them too) create none meanwhile.
 // On a Redis Cluster the pages go through each master in turn; a failover during the listing
 // scans the new master from its start, so keys may come again. On Redis, a cursor that ListKeys
 // did not return fails with ErrInvalidConfig.
@@ -231,6 +234,7 @@ func (c *Client) ListKeys(ctx context.Context, cursor string, count int) ([]stri
 	if c.isClosed() {
 		return nil, "", ErrClosed
 	}
+	_ = c.node.FlushAllCounts(ctx) // logged; a key whose counters cannot be written holds up no listing
 	keys, next, err := c.be.ListKeys(ctx, cursor, count)
 	if err != nil {
 		return nil, "", unavailable(ctx, err)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -203,20 +204,26 @@ func TestAcquire(t *testing.T) {
 	})
 }
 
-// TestListAndProbes: the paged key list (each key once, also on a cluster), /healthz, /readyz
-// and /metrics.
+// TestListAndProbes: the paged key list (each key once, also on a cluster, though reading a
+// listed key's status writes its counters, its first structure in a listing), /healthz,
+// /readyz and /metrics.
 func TestListAndProbes(t *testing.T) {
+	const keys = 60 // with their counters, more structures than one SCAN batch (about 100)
 	eachBackend(t, func(t *testing.T, backend string) {
-		ts, c := server(t, backend, rateltd.Config{}, httpapi.Options{})
+		// No poll writes the keys' counters before the listing.
+		ts, c := server(t, backend, rateltd.Config{PollInterval: time.Minute}, httpapi.Options{})
 		ctx := context.Background()
-		for _, k := range []string{"a", "b", "c"} {
-			c.Request(ctx, "list:"+k, func(context.Context) (any, error) { return nil, nil })
+		want := map[string]int{}
+		for i := range keys {
+			k := fmt.Sprintf("list:%02d", i)
+			want[k] = 1
+			c.Request(ctx, k, func(context.Context) (any, error) { return nil, nil })
 		}
 		seen := map[string]int{}
 		cursor := ""
 		for range 100_000 { // until the last page
 			var page httpapi.KeysPage
-			a := call(t, ts, "GET", "/v1/keys?limit=2&cursor="+url.QueryEscape(cursor), "", "")
+			a := call(t, ts, "GET", "/v1/keys?limit=5&cursor="+url.QueryEscape(cursor), "", "")
 			if a.code != 200 || json.Unmarshal([]byte(a.raw), &page) != nil {
 				t.Fatalf("list: %d %s", a.code, a.raw)
 			}
@@ -227,8 +234,8 @@ func TestListAndProbes(t *testing.T) {
 				break
 			}
 		}
-		if len(seen) != 3 || seen["list:a"] != 1 || seen["list:b"] != 1 || seen["list:c"] != 1 {
-			t.Fatalf("listed %v; want list:a, list:b and list:c once each", seen)
+		if !maps.Equal(seen, want) {
+			t.Fatalf("listed %v; want list:00 to list:%02d once each", seen, keys-1)
 		}
 		if a := call(t, ts, "GET", "/v1/keys?cursor=x.y", "", ""); backend != "memory" && a.code != 400 {
 			t.Fatalf("a bad cursor: %d %s; want 400", a.code, a.raw)
@@ -239,7 +246,7 @@ func TestListAndProbes(t *testing.T) {
 		if a := call(t, ts, "GET", "/readyz", "", ""); a.code != 200 {
 			t.Fatalf("readyz: %d", a.code)
 		}
-		if a := call(t, ts, "GET", "/metrics", "", ""); a.code != 200 || !strings.Contains(a.raw, `rateltd_admitted_total{group="list"} 3`) {
+		if a := call(t, ts, "GET", "/metrics", "", ""); a.code != 200 || !strings.Contains(a.raw, fmt.Sprintf(`rateltd_admitted_total{group="list"} %d`, keys)) {
 			t.Fatalf("metrics: %d %s", a.code, a.raw[:min(300, len(a.raw))])
 		}
 	}, "cluster")

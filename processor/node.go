@@ -481,7 +481,7 @@ func (n *Node) Left() Left {
 // Finish writes the node's pending counts and removes its heartbeat, so that other nodes
 // take it for gone at once; within ctx. Call it last.
 func (n *Node) Finish(ctx context.Context) {
-	_ = n.flushCounts(ctx) // logged
+	_ = n.FlushAllCounts(ctx) // logged
 	if err := n.be.Forget(ctx, n.id); err != nil {
 		n.log.Error("rateltd: processor: forget heartbeat", err)
 	}

@@ -186,11 +186,11 @@ func TestCountsFlushedTogether(t *testing.T) {
 			n.count(fmt.Sprintf("k%d", i), queue.CountSucceeded)
 		}
 	}
-	if err := n.flushCounts(ctx); !errors.Is(err, errInjected) {
+	if err := n.FlushAllCounts(ctx); !errors.Is(err, errInjected) {
 		t.Fatalf("flush: %v; want the lost reply's error", err)
 	}
 	n.count("k7", queue.CountSucceeded) // counted while k7's batch waits to be sent again
-	if err := n.flushCounts(ctx); err != nil {
+	if err := n.FlushAllCounts(ctx); err != nil {
 		t.Fatal(err)
 	}
 	be.mu.Lock()

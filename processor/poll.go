@@ -129,7 +129,7 @@ func (n *Node) sweep(keys []string) <-chan struct{} {
 		defer cancel()
 		n.claimWhereAny(ctx, keys)
 		n.poke()
-		_ = n.flushCounts(ctx) // logged
+		_ = n.FlushAllCounts(ctx) // logged
 	}()
 	return done
 }
@@ -157,8 +157,8 @@ func (n *Node) FlushCounts(ctx context.Context, key string) error {
 	return n.flush(ctx, []string{key})
 }
 
-// flushCounts writes the outcome counts gathered since the last flush, of every key.
-func (n *Node) flushCounts(ctx context.Context) error {
+// FlushAllCounts writes the outcome counts gathered since the last flush, of every key.
+func (n *Node) FlushAllCounts(ctx context.Context) error {
 	n.mu.Lock()
 	keys := make([]string, 0, len(n.counts)+len(n.unsent))
 	for k := range n.counts {
