@@ -234,6 +234,11 @@ func (c *Client) ListKeys(ctx context.Context, cursor string, count int) ([]stri
 	if c.isClosed() {
 		return nil, "", ErrClosed
 	}
+	// Redis answers first, so that a listing during an outage fails as soon as it would
+	// without the counts (whose round trips would each wait for the same failure).
+	if _, err := c.be.Time(ctx); err != nil {
+		return nil, "", unavailable(ctx, err)
+	}
 	_ = c.node.FlushAllCounts(ctx) // logged; a key whose counters cannot be written holds up no listing
 	keys, next, err := c.be.ListKeys(ctx, cursor, count)
 	if err != nil {

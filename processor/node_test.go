@@ -145,19 +145,31 @@ func TestEnqueueWithoutHandlerGrantsNothing(t *testing.T) {
 }
 
 // countWriter records AddCounters' calls; the keys in lose have their next batch applied and
-// its reply lost (an error after the write), as a connection cut after Redis ran it.
+// its reply lost (an error after the write), as a connection cut after Redis ran it; while
+// down, every call fails and writes nothing, as with Redis unreachable.
 type countWriter struct {
 	queue.Backend
 	mu    sync.Mutex
 	calls []int // the keys of each call
 	lose  map[string]bool
+	down  bool
 }
 
 func (w *countWriter) AddCounters(ctx context.Context, calls []queue.CountCall) []error {
+	w.mu.Lock()
+	down := w.down
+	w.calls = append(w.calls, len(calls))
+	w.mu.Unlock()
+	if down {
+		errs := make([]error, len(calls))
+		for i := range errs {
+			errs[i] = errInjected
+		}
+		return errs
+	}
 	errs := w.Backend.AddCounters(ctx, calls)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.calls = append(w.calls, len(calls))
 	for i, c := range calls {
 		if w.lose[c.Key] {
 			delete(w.lose, c.Key)
@@ -203,6 +215,58 @@ func TestCountsFlushedTogether(t *testing.T) {
 	for i := range keys {
 		want := int64(1 + i%3)
 		if i == 7 {
+			want++
+		}
+		key := fmt.Sprintf("k%d", i)
+		st, err := be.State(ctx, key, n.Params(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.Counters[queue.CountSucceeded]; got != want {
+			t.Fatalf("%s: succeeded %d; want %d", key, got, want)
+		}
+	}
+}
+
+// TestCountsWaitOutAnOutage: a flush that finds Redis unreachable stops at its first round
+// trip, which failed for every key, rather than waiting for the same failure once per
+// maxCountCalls keys; every key keeps its counts, written once when Redis is back.
+func TestCountsWaitOutAnOutage(t *testing.T) {
+	be := &countWriter{Backend: queue.NewMemory(), down: true}
+	o := testOptions()
+	o.PollInterval = time.Hour // the loop's own flush stays out of the way
+	n, err := New(context.Background(), be, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(context.Background())
+	ctx := context.Background()
+	const keys = 2*maxCountCalls + 10
+	for i := range keys {
+		n.count(fmt.Sprintf("k%d", i), queue.CountSucceeded)
+	}
+	for range 2 {
+		if err := n.FlushAllCounts(ctx); !errors.Is(err, errInjected) {
+			t.Fatalf("flush with Redis down: %v; want its error", err)
+		}
+	}
+	n.count("k0", queue.CountSucceeded) // counted during the outage
+	be.mu.Lock()
+	be.down = false
+	be.mu.Unlock()
+	if err := n.FlushAllCounts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	be.mu.Lock()
+	calls := slices.Clone(be.calls)
+	be.mu.Unlock()
+	// One round trip for each flush while down; then every key's batch, and k0's count since.
+	if want := []int{maxCountCalls, maxCountCalls, maxCountCalls, maxCountCalls, 10, 1}; !slices.Equal(calls, want) {
+		t.Errorf("AddCounters took %v keys a call; want %v", calls, want)
+	}
+	for i := range keys {
+		want := int64(1)
+		if i == 0 {
 			want++
 		}
 		key := fmt.Sprintf("k%d", i)

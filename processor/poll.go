@@ -180,7 +180,9 @@ const maxCountCalls = 1024
 // sending failed before, sent again as it was (the backend adds a batch once, so a batch that
 // was added although its reply was lost is not added twice), then what was counted since, as a
 // new batch. A batch that fails stays for the next flush; counts gathered meanwhile wait beside
-// it, so a key has at most one unsent batch whatever the outage's length. Flushes do not
+// it, so a key has at most one unsent batch whatever the outage's length. A round trip that
+// fails for every key (Redis unreachable) ends the flush: the keys after it keep their batches
+// for the next, rather than each round trip waiting for the same failure. Flushes do not
 // overlap (flushMu).
 func (n *Node) flush(ctx context.Context, keys []string) error {
 	n.flushMu.Lock()
@@ -192,8 +194,13 @@ func (n *Node) flush(ctx context.Context, keys []string) error {
 			break
 		}
 		written := make([]string, 0, len(calls)) // the keys whose counts since are sent next
-		for chunk := range slices.Chunk(calls, maxCountCalls) {
+		for i := 0; i < len(calls); i += maxCountCalls {
+			chunk := calls[i:min(i+maxCountCalls, len(calls))]
 			errs := n.be.AddCounters(ctx, chunk)
+			if !slices.Contains(errs, nil) {
+				n.log.Error("rateltd: processor: write counters; kept to send again", errs[0], "keys", len(calls)-i)
+				return cmp.Or(first, errs[0])
+			}
 			n.mu.Lock()
 			for i, err := range errs {
 				if err != nil {
