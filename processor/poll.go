@@ -194,11 +194,11 @@ func (n *Node) flush(ctx context.Context, keys []string) error {
 			break
 		}
 		written := make([]string, 0, len(calls)) // the keys whose counts since are sent next
-		for i := 0; i < len(calls); i += maxCountCalls {
-			chunk := calls[i:min(i+maxCountCalls, len(calls))]
+		for from := 0; from < len(calls); from += maxCountCalls {
+			chunk := calls[from:min(from+maxCountCalls, len(calls))]
 			errs := n.be.AddCounters(ctx, chunk)
 			if !slices.Contains(errs, nil) {
-				n.log.Error("rateltd: processor: write counters; kept to send again", errs[0], "keys", len(calls)-i)
+				n.log.Error("rateltd: processor: write counters; kept to send again", errs[0], "keys", len(calls)-from)
 				return cmp.Or(first, errs[0])
 			}
 			n.mu.Lock()
