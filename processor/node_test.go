@@ -179,25 +179,55 @@ func (w *countWriter) AddCounters(ctx context.Context, calls []queue.CountCall) 
 	return errs
 }
 
-// TestCountsFlushedTogether: the counts of many keys are written maxCountCalls keys a round
-// trip, not a round trip per key; a key whose batch's reply was lost keeps it, sends it again
-// as it was with its later counts beside it, and is counted once.
-func TestCountsFlushedTogether(t *testing.T) {
-	be := &countWriter{Backend: queue.NewMemory(), lose: map[string]bool{"k7": true}}
+// countNode starts a node on be whose loop writes no counts of its own, and counts
+// 2*maxCountCalls+10 keys, k0 on, succeeded(i) times each.
+func countNode(t *testing.T, be *countWriter, succeeded func(i int) int) (*Node, int) {
+	t.Helper()
 	o := testOptions()
 	o.PollInterval = time.Hour // the loop's own flush stays out of the way
 	n, err := New(context.Background(), be, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer n.Close(context.Background())
-	ctx := context.Background()
+	t.Cleanup(func() { n.Close(context.Background()) })
 	const keys = 2*maxCountCalls + 10
 	for i := range keys {
-		for range 1 + i%3 {
+		for range succeeded(i) {
 			n.count(fmt.Sprintf("k%d", i), queue.CountSucceeded)
 		}
 	}
+	return n, keys
+}
+
+// checkCounts fails the test unless AddCounters took calls keys a call, and unless each of the
+// keys k0 on was written as succeeded want(i) times.
+func checkCounts(t *testing.T, be *countWriter, n *Node, calls []int, keys int, want func(i int) int) {
+	t.Helper()
+	be.mu.Lock()
+	got := slices.Clone(be.calls)
+	be.mu.Unlock()
+	if !slices.Equal(got, calls) {
+		t.Errorf("AddCounters took %v keys a call; want %v", got, calls)
+	}
+	for i := range keys {
+		key := fmt.Sprintf("k%d", i)
+		st, err := be.State(context.Background(), key, n.Params(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.Counters[queue.CountSucceeded]; got != int64(want(i)) {
+			t.Fatalf("%s: succeeded %d; want %d", key, got, want(i))
+		}
+	}
+}
+
+// TestCountsFlushedTogether: the counts of many keys are written maxCountCalls keys a round
+// trip, not a round trip per key; a key whose batch's reply was lost keeps it, sends it again
+// as it was with its later counts beside it, and is counted once.
+func TestCountsFlushedTogether(t *testing.T) {
+	be := &countWriter{Backend: queue.NewMemory(), lose: map[string]bool{"k7": true}}
+	n, keys := countNode(t, be, func(i int) int { return 1 + i%3 })
+	ctx := context.Background()
 	if err := n.FlushAllCounts(ctx); !errors.Is(err, errInjected) {
 		t.Fatalf("flush: %v; want the lost reply's error", err)
 	}
@@ -205,27 +235,13 @@ func TestCountsFlushedTogether(t *testing.T) {
 	if err := n.FlushAllCounts(ctx); err != nil {
 		t.Fatal(err)
 	}
-	be.mu.Lock()
-	calls := slices.Clone(be.calls)
-	be.mu.Unlock()
 	// Three round trips for every key's first batch, then k7's batch again and its count since.
-	if want := []int{maxCountCalls, maxCountCalls, 10, 1, 1}; !slices.Equal(calls, want) {
-		t.Errorf("AddCounters took %v keys a call; want %v", calls, want)
-	}
-	for i := range keys {
-		want := int64(1 + i%3)
+	checkCounts(t, be, n, []int{maxCountCalls, maxCountCalls, 10, 1, 1}, keys, func(i int) int {
 		if i == 7 {
-			want++
+			return 2 + i%3
 		}
-		key := fmt.Sprintf("k%d", i)
-		st, err := be.State(ctx, key, n.Params(key))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := st.Counters[queue.CountSucceeded]; got != want {
-			t.Fatalf("%s: succeeded %d; want %d", key, got, want)
-		}
-	}
+		return 1 + i%3
+	})
 }
 
 // TestCountsWaitOutAnOutage: a flush that finds Redis unreachable stops at its first round
@@ -233,18 +249,8 @@ func TestCountsFlushedTogether(t *testing.T) {
 // maxCountCalls keys; every key keeps its counts, written once when Redis is back.
 func TestCountsWaitOutAnOutage(t *testing.T) {
 	be := &countWriter{Backend: queue.NewMemory(), down: true}
-	o := testOptions()
-	o.PollInterval = time.Hour // the loop's own flush stays out of the way
-	n, err := New(context.Background(), be, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close(context.Background())
+	n, keys := countNode(t, be, func(int) int { return 1 })
 	ctx := context.Background()
-	const keys = 2*maxCountCalls + 10
-	for i := range keys {
-		n.count(fmt.Sprintf("k%d", i), queue.CountSucceeded)
-	}
 	for range 2 {
 		if err := n.FlushAllCounts(ctx); !errors.Is(err, errInjected) {
 			t.Fatalf("flush with Redis down: %v; want its error", err)
@@ -257,27 +263,13 @@ func TestCountsWaitOutAnOutage(t *testing.T) {
 	if err := n.FlushAllCounts(ctx); err != nil {
 		t.Fatal(err)
 	}
-	be.mu.Lock()
-	calls := slices.Clone(be.calls)
-	be.mu.Unlock()
 	// One round trip for each flush while down; then every key's batch, and k0's count since.
-	if want := []int{maxCountCalls, maxCountCalls, maxCountCalls, maxCountCalls, 10, 1}; !slices.Equal(calls, want) {
-		t.Errorf("AddCounters took %v keys a call; want %v", calls, want)
-	}
-	for i := range keys {
-		want := int64(1)
+	checkCounts(t, be, n, []int{maxCountCalls, maxCountCalls, maxCountCalls, maxCountCalls, 10, 1}, keys, func(i int) int {
 		if i == 0 {
-			want++
+			return 2
 		}
-		key := fmt.Sprintf("k%d", i)
-		st, err := be.State(ctx, key, n.Params(key))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := st.Counters[queue.CountSucceeded]; got != want {
-			t.Fatalf("%s: succeeded %d; want %d", key, got, want)
-		}
-	}
+		return 1
+	})
 }
 
 // TestClockOffsetKeepsTheBestReading: a reply that took long to arrive reads the server's clock
